@@ -1,0 +1,87 @@
+package natsjs
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// ConnConfig says how to reach NATS: an embedded server (in process, no TCP
+// hop) or a URL, with the authentication options nats.go supports.
+type ConnConfig struct {
+	Embedded *server.Server
+	URL      string
+
+	User, Password, Token string
+	CredsFile             string // NATS decentralised-auth credentials
+	TLSCA                 string // CA bundle to verify the server
+	TLSCert, TLSKey       string // client certificate
+	Logger                *slog.Logger
+}
+
+// Connect opens a NATS connection named name that reconnects for ever; it
+// returns an error that never includes a password or token.
+func Connect(cfg ConnConfig, name string) (*nats.Conn, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("NATS disconnected", "conn", name, "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "conn", name, "url", c.ConnectedUrlRedacted()) }),
+	}
+	switch {
+	case cfg.User != "":
+		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
+	case cfg.Token != "":
+		opts = append(opts, nats.Token(cfg.Token))
+	}
+	if cfg.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+	if cfg.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.TLSCA))
+	}
+	if cfg.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(cfg.TLSCert, cfg.TLSKey))
+	}
+	url := cfg.URL
+	if cfg.Embedded != nil {
+		opts = append(opts, nats.InProcessServer(cfg.Embedded))
+		url = cfg.Embedded.ClientURL()
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS (%s): %w", redactURL(url), err)
+	}
+	return nc, nil
+}
+
+// ServerVersion returns the version the connected server reports.
+func ServerVersion(nc *nats.Conn) string { return nc.ConnectedServerVersion() }
+
+// redactURL hides any user:password@ part of a NATS URL.
+func redactURL(u string) string {
+	for i := 0; i < len(u); i++ {
+		if u[i] == '@' {
+			for j := i; j >= 0; j-- {
+				if j+2 < len(u) && u[j:j+3] == "://" {
+					return u[:j+3] + "REDACTED" + u[i:]
+				}
+			}
+			return "REDACTED" + u[i:]
+		}
+	}
+	return u
+}

@@ -1,0 +1,284 @@
+package natsjs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Metadata keys the Subscriber sets on every Watermill message, besides the
+// NATS headers of the message (copied verbatim, first value of each).
+const (
+	MetaStream    = "nats_stream"
+	MetaSequence  = "nats_sequence"
+	MetaSubject   = "nats_subject"
+	MetaMsgID     = "nats_msg_id"
+	MetaDelivered = "nats_delivered"
+	MetaTimestamp = "nats_timestamp" // when the stream stored it, RFC 3339 with nanoseconds
+)
+
+// SubscriberConfig configures a Subscriber.
+type SubscriberConfig struct {
+	Stream string
+	// Consumer maps a topic (subject) to the durable consumer that serves it.
+	Consumer func(topic string) string
+	// InFlight is how many messages of one topic may be handled at once per
+	// process.
+	InFlight int
+	// AckWait is the consumer's ack wait; the Subscriber reports progress
+	// every AckWait/3 while a handler runs so a slow handler keeps its message.
+	AckWait time.Duration
+	// NakDelay returns how long JetStream waits before redelivering a
+	// message whose handler failed, given how often it was delivered.
+	NakDelay func(delivered uint64) time.Duration
+	// CloseTimeout bounds how long Close waits for handlers still running;
+	// their messages are left unacked and JetStream redelivers them.
+	CloseTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+func (c *SubscriberConfig) setDefaults() {
+	if c.InFlight <= 0 {
+		c.InFlight = 2
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.NakDelay == nil {
+		c.NakDelay = DefaultNakDelay
+	}
+	if c.CloseTimeout <= 0 {
+		c.CloseTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports a missing stream or consumer mapping.
+func (c SubscriberConfig) Validate() error {
+	if c.Stream == "" || c.Consumer == nil {
+		return errors.New("natsjs: SubscriberConfig needs Stream and Consumer")
+	}
+	return nil
+}
+
+// DefaultNakDelay backs off redeliveries of failing messages: 5 s, 10 s, 20 s
+// ... up to 2 minutes. Messages are never terminated.
+func DefaultNakDelay(delivered uint64) time.Duration {
+	d := 5 * time.Second
+	for i := uint64(1); i < delivered && d < 2*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 2*time.Minute)
+}
+
+// Subscriber is a Watermill subscriber over JetStream pull consumers that the
+// service created beforehand (it only binds; it never creates or deletes
+// consumers, so Close cannot lose a durable's position). A message is acked
+// only after the router acks it, naked with a delay when the handler fails,
+// and left alone (for redelivery after the ack wait) when the process stops
+// first. It is safe for concurrent use.
+type Subscriber struct {
+	js  jetstream.JetStream
+	cfg SubscriberConfig
+
+	mu      sync.Mutex
+	closed  bool
+	closing chan struct{}
+	wg      sync.WaitGroup
+	iters   []jetstream.MessagesContext
+}
+
+var _ message.Subscriber = (*Subscriber)(nil)
+
+// NewSubscriber returns a Subscriber on js, or an error for a bad config.
+func NewSubscriber(js jetstream.JetStream, cfg SubscriberConfig) (*Subscriber, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Subscriber{js: js, cfg: cfg, closing: make(chan struct{})}, nil
+}
+
+// Subscribe starts pulling topic's messages from its durable consumer. The
+// channel is closed when ctx ends or the Subscriber closes. It fails when the
+// consumer does not exist.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("natsjs: subscriber closed")
+	}
+	name := s.cfg.Consumer(topic)
+	cons, err := s.js.Consumer(ctx, s.cfg.Stream, name)
+	if err != nil {
+		return nil, fmt.Errorf("bind consumer %s on stream %s for %s: %w", name, s.cfg.Stream, topic, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.InFlight))
+	if err != nil {
+		return nil, fmt.Errorf("pull from consumer %s: %w", name, err)
+	}
+	s.iters = append(s.iters, it)
+
+	out := make(chan *message.Message)
+	var workers sync.WaitGroup
+	for range s.cfg.InFlight {
+		workers.Add(1)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer workers.Done()
+			s.work(ctx, topic, it, out)
+		}()
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-s.closing:
+		}
+		it.Stop()
+	}()
+	go func() {
+		workers.Wait()
+		close(out)
+	}()
+	return out, nil
+}
+
+// work hands messages one at a time to the router and settles each.
+func (s *Subscriber) work(ctx context.Context, topic string, it jetstream.MessagesContext, out chan<- *message.Message) {
+	for {
+		jm, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			s.cfg.Logger.Warn("pull failed; retrying", "topic", topic, "err", err)
+			select {
+			case <-time.After(time.Second):
+				continue
+			case <-s.closing:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+		s.handle(ctx, topic, jm, out)
+	}
+}
+
+func (s *Subscriber) handle(ctx context.Context, topic string, jm jetstream.Msg, out chan<- *message.Message) {
+	msg, delivered := toWatermill(jm)
+	// In-flight work finishes during a graceful stop: the message context
+	// is not cancelled by shutdown, only bounded by the handler deadline.
+	msgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	msg.SetContext(msgCtx)
+
+	select {
+	case out <- msg:
+	case <-s.closing:
+		return // never handed over: JetStream redelivers it after the ack wait
+	case <-ctx.Done():
+		return
+	}
+
+	progress := time.NewTicker(max(s.cfg.AckWait/3, 100*time.Millisecond))
+	defer progress.Stop()
+	var deadline <-chan time.Time
+	for {
+		select {
+		case <-msg.Acked():
+			if err := jm.Ack(); err != nil {
+				// The row is committed; a lost ack means one redelivery that
+				// the unique event id turns into a counted duplicate.
+				s.cfg.Logger.Warn("ack failed; message will be redelivered", "topic", topic, "id", msg.UUID, "err", err)
+			}
+			return
+		case <-msg.Nacked():
+			if err := jm.NakWithDelay(s.cfg.NakDelay(delivered)); err != nil {
+				s.cfg.Logger.Warn("nak failed; message will be redelivered after the ack wait", "topic", topic, "id", msg.UUID, "err", err)
+			}
+			return
+		case <-progress.C:
+			_ = jm.InProgress()
+		case <-s.closing:
+			if deadline == nil {
+				deadline = time.After(s.cfg.CloseTimeout)
+			}
+		case <-deadline:
+			s.cfg.Logger.Warn("handler still running at shutdown; leaving message for redelivery", "topic", topic, "id", msg.UUID)
+			return
+		}
+	}
+}
+
+// toWatermill converts a JetStream message. The UUID is the publisher's
+// Nats-Msg-Id if it set one, else "<stream>:<sequence>": both are stable
+// across redeliveries.
+func toWatermill(jm jetstream.Msg) (*message.Message, uint64) {
+	md := make(message.Metadata, len(jm.Headers())+6)
+	for k, v := range jm.Headers() {
+		if len(v) > 0 && !strings.HasPrefix(k, "Nats-") {
+			md.Set(k, v[0])
+		}
+	}
+	md.Set(MetaSubject, jm.Subject())
+	var delivered uint64 = 1
+	id := jm.Headers().Get(nats.MsgIdHdr)
+	if meta, err := jm.Metadata(); err == nil {
+		md.Set(MetaStream, meta.Stream)
+		md.Set(MetaSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
+		md.Set(MetaDelivered, strconv.FormatUint(meta.NumDelivered, 10))
+		md.Set(MetaTimestamp, meta.Timestamp.UTC().Format(time.RFC3339Nano))
+		delivered = meta.NumDelivered
+		if id == "" {
+			id = meta.Stream + ":" + strconv.FormatUint(meta.Sequence.Stream, 10)
+		}
+	}
+	if v := jm.Headers().Get(nats.MsgIdHdr); v != "" {
+		md.Set(MetaMsgID, v)
+	}
+	// Headers a fired schedule carries; kept for handlers that key on them.
+	for _, h := range []string{"Nats-Scheduler", "Nats-Schedule-Next"} {
+		if v := jm.Headers().Get(h); v != "" {
+			md.Set(h, v)
+		}
+	}
+	return message.NewMessage(id, jm.Data()), delivered
+}
+
+// Close stops pulling, waits up to CloseTimeout for messages already handed
+// to handlers to settle, and returns. It does not close the NATS connection.
+func (s *Subscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.closing)
+	for _, it := range s.iters {
+		it.Stop()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(s.cfg.CloseTimeout + time.Second):
+		return errors.New("natsjs: subscriber close timed out")
+	}
+}

@@ -1,0 +1,251 @@
+// Package config loads auditq's settings from AUDITQ_* environment
+// variables. It is the only package that reads them; everything else takes
+// its settings as arguments.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of auditq serve and the client commands.
+type Config struct {
+	DatabaseURL    string
+	DatabaseConns  int
+	NATSURL        string // empty: start the embedded server
+	NATSListen     string // embedded server's client address
+	NATSMaxPayload int32
+	NATSUser       string
+	NATSPassword   string
+	NATSToken      string
+	NATSCredsFile  string
+	NATSTLSCA      string
+	NATSTLSCert    string
+	NATSTLSKey     string
+	DataDir        string
+	HTTPAddr       string
+	LogLevel       string
+	LogFormat      string // json, text, or auto (json unless stderr is a terminal)
+
+	Concurrency     int           // messages handled at once per job subject
+	Attempts        int           // tries of a transient failure before redelivery
+	RetryBackoff    time.Duration // wait before the second try; doubles after
+	HandlerTimeout  time.Duration
+	AckWait         time.Duration
+	MaxAckPending   int
+	DuplicateWindow time.Duration
+	ShutdownTimeout time.Duration
+	BulkMaxEvents   int
+	FutureSkew      time.Duration
+	PoisonMaxMsgs   int64
+	PoisonMaxBytes  int64
+	ResultsMaxMsgs  int64
+}
+
+// Var documents one environment variable: its name, default and meaning.
+// Vars is the single table README and --help are checked against.
+type Var struct {
+	Name, Default, Help string
+}
+
+// Vars lists every variable Load reads, in the order --help prints them.
+var Vars = []Var{
+	{"AUDITQ_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/auditq?sslmode=disable", "PostgreSQL connection URL; the database is created if missing and allowed"},
+	{"AUDITQ_DATABASE_MAX_CONNS", "8", "maximum open database connections"},
+	{"AUDITQ_NATS_URL", "", "external NATS server URL(s), comma-separated; empty starts the embedded server"},
+	{"AUDITQ_NATS_LISTEN", "127.0.0.1:4223", "embedded server: address NATS clients connect to"},
+	{"AUDITQ_NATS_MAX_PAYLOAD", "8388608", "embedded server: largest message in bytes"},
+	{"AUDITQ_NATS_AUTH_USER", "", "user name: required by the embedded server, sent to an external one"},
+	{"AUDITQ_NATS_AUTH_PASSWORD", "", "password for AUDITQ_NATS_AUTH_USER"},
+	{"AUDITQ_NATS_AUTH_TOKEN", "", "token: required by the embedded server, sent to an external one"},
+	{"AUDITQ_NATS_CREDS", "", "external NATS: credentials file (JWT and NKey seed)"},
+	{"AUDITQ_NATS_TLS_CA", "", "external NATS: CA certificate file to verify the server"},
+	{"AUDITQ_NATS_TLS_CERT", "", "external NATS: client certificate file"},
+	{"AUDITQ_NATS_TLS_KEY", "", "external NATS: client key file"},
+	{"AUDITQ_DATA_DIR", "./data", "embedded server: JetStream storage lives under DIR/jetstream"},
+	{"AUDITQ_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz, /readyz and /metrics; \"off\" disables"},
+	{"AUDITQ_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"AUDITQ_LOG_FORMAT", "auto", "json, text, or auto (json unless stderr is a terminal)"},
+	{"AUDITQ_CONCURRENCY", "2", "messages handled at once per job subject and process (the seed ran 2)"},
+	{"AUDITQ_RETRY_ATTEMPTS", "3", "attempts of a transient failure before the message goes back to JetStream for later redelivery"},
+	{"AUDITQ_RETRY_BACKOFF", "2s", "wait before the second attempt; doubles for each further one"},
+	{"AUDITQ_HANDLER_TIMEOUT", "10s", "deadline of one attempt"},
+	{"AUDITQ_ACK_WAIT", "30s", "JetStream ack wait of the job consumers"},
+	{"AUDITQ_MAX_ACK_PENDING", "1000", "unacknowledged messages per job consumer, all instances together"},
+	{"AUDITQ_DUPLICATE_WINDOW", "2m", "how long stream AUDIT remembers Nats-Msg-Id values to drop re-publishes"},
+	{"AUDITQ_SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for in-flight messages"},
+	{"AUDITQ_BULK_MAX_EVENTS", "1000", "most events in one audit.bulk message"},
+	{"AUDITQ_MAX_FUTURE_SKEW", "1h", "how far after receipt an event timestamp may lie"},
+	{"AUDITQ_POISON_MAX_MSGS", "100000", "messages kept in AUDIT_POISON (at least 100)"},
+	{"AUDITQ_POISON_MAX_BYTES", "1073741824", "bytes kept in AUDIT_POISON"},
+	{"AUDITQ_RESULTS_MAX_MSGS", "50", "messages kept in AUDIT_RESULTS"},
+}
+
+// Load reads the configuration through getenv (os.Getenv in production) and
+// validates it. The error lists every problem, one per line, and never
+// includes a secret's value.
+func Load(getenv func(string) string) (Config, error) {
+	p := parser{getenv: getenv}
+	c := Config{
+		DatabaseURL:     p.str("AUDITQ_DATABASE_URL"),
+		DatabaseConns:   p.int("AUDITQ_DATABASE_MAX_CONNS"),
+		NATSURL:         p.str("AUDITQ_NATS_URL"),
+		NATSListen:      p.str("AUDITQ_NATS_LISTEN"),
+		NATSMaxPayload:  int32(p.int("AUDITQ_NATS_MAX_PAYLOAD")),
+		NATSUser:        p.str("AUDITQ_NATS_AUTH_USER"),
+		NATSPassword:    p.str("AUDITQ_NATS_AUTH_PASSWORD"),
+		NATSToken:       p.str("AUDITQ_NATS_AUTH_TOKEN"),
+		NATSCredsFile:   p.str("AUDITQ_NATS_CREDS"),
+		NATSTLSCA:       p.str("AUDITQ_NATS_TLS_CA"),
+		NATSTLSCert:     p.str("AUDITQ_NATS_TLS_CERT"),
+		NATSTLSKey:      p.str("AUDITQ_NATS_TLS_KEY"),
+		DataDir:         p.str("AUDITQ_DATA_DIR"),
+		HTTPAddr:        p.str("AUDITQ_HTTP_ADDR"),
+		LogLevel:        p.str("AUDITQ_LOG_LEVEL"),
+		LogFormat:       p.str("AUDITQ_LOG_FORMAT"),
+		Concurrency:     p.int("AUDITQ_CONCURRENCY"),
+		Attempts:        p.int("AUDITQ_RETRY_ATTEMPTS"),
+		RetryBackoff:    p.dur("AUDITQ_RETRY_BACKOFF"),
+		HandlerTimeout:  p.dur("AUDITQ_HANDLER_TIMEOUT"),
+		AckWait:         p.dur("AUDITQ_ACK_WAIT"),
+		MaxAckPending:   p.int("AUDITQ_MAX_ACK_PENDING"),
+		DuplicateWindow: p.dur("AUDITQ_DUPLICATE_WINDOW"),
+		ShutdownTimeout: p.dur("AUDITQ_SHUTDOWN_TIMEOUT"),
+		BulkMaxEvents:   p.int("AUDITQ_BULK_MAX_EVENTS"),
+		FutureSkew:      p.dur("AUDITQ_MAX_FUTURE_SKEW"),
+		PoisonMaxMsgs:   int64(p.int("AUDITQ_POISON_MAX_MSGS")),
+		PoisonMaxBytes:  int64(p.int("AUDITQ_POISON_MAX_BYTES")),
+		ResultsMaxMsgs:  int64(p.int("AUDITQ_RESULTS_MAX_MSGS")),
+	}
+	errs := append(p.errs, c.Validate())
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return c, nil
+}
+
+// Validate checks ranges and combinations; it returns every problem found.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.DatabaseURL == "" {
+		bad("AUDITQ_DATABASE_URL: must not be empty")
+	}
+	if c.DatabaseConns < 1 {
+		bad("AUDITQ_DATABASE_MAX_CONNS: must be at least 1")
+	}
+	if c.NATSURL == "" {
+		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+			bad("AUDITQ_NATS_LISTEN: must be host:port, got %q", c.NATSListen)
+		}
+		if c.DataDir == "" {
+			bad("AUDITQ_DATA_DIR: must not be empty when the embedded server is used")
+		}
+	}
+	if c.NATSMaxPayload < 1024 || c.NATSMaxPayload > 64<<20 {
+		bad("AUDITQ_NATS_MAX_PAYLOAD: must be between 1024 and 67108864")
+	}
+	if c.NATSUser != "" && c.NATSToken != "" {
+		bad("AUDITQ_NATS_AUTH_USER and AUDITQ_NATS_AUTH_TOKEN: set one, not both")
+	}
+	if (c.NATSUser == "") != (c.NATSPassword == "") {
+		bad("AUDITQ_NATS_AUTH_USER and AUDITQ_NATS_AUTH_PASSWORD: set both or neither")
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		bad("AUDITQ_NATS_TLS_CERT and AUDITQ_NATS_TLS_KEY: set both or neither")
+	}
+	if c.HTTPAddr != "off" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			bad("AUDITQ_HTTP_ADDR: must be host:port or \"off\", got %q", c.HTTPAddr)
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("AUDITQ_LOG_LEVEL: must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "json", "text", "auto":
+	default:
+		bad("AUDITQ_LOG_FORMAT: must be json, text or auto, got %q", c.LogFormat)
+	}
+	if c.Concurrency < 1 || c.Concurrency > 10000 {
+		bad("AUDITQ_CONCURRENCY: must be between 1 and 10000")
+	}
+	if c.Attempts < 1 || c.Attempts > 20 {
+		bad("AUDITQ_RETRY_ATTEMPTS: must be between 1 and 20")
+	}
+	if c.RetryBackoff < 0 {
+		bad("AUDITQ_RETRY_BACKOFF: must not be negative")
+	}
+	if c.HandlerTimeout <= 0 {
+		bad("AUDITQ_HANDLER_TIMEOUT: must be positive")
+	}
+	if c.AckWait < time.Second {
+		bad("AUDITQ_ACK_WAIT: must be at least 1s")
+	}
+	if c.MaxAckPending < c.Concurrency {
+		bad("AUDITQ_MAX_ACK_PENDING: must be at least AUDITQ_CONCURRENCY (%d)", c.Concurrency)
+	}
+	if c.DuplicateWindow < time.Second {
+		bad("AUDITQ_DUPLICATE_WINDOW: must be at least 1s")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("AUDITQ_SHUTDOWN_TIMEOUT: must be positive")
+	}
+	if c.BulkMaxEvents < 1 || c.BulkMaxEvents > 100000 {
+		bad("AUDITQ_BULK_MAX_EVENTS: must be between 1 and 100000")
+	}
+	if c.FutureSkew < 0 {
+		bad("AUDITQ_MAX_FUTURE_SKEW: must not be negative")
+	}
+	if c.PoisonMaxMsgs < 100 {
+		bad("AUDITQ_POISON_MAX_MSGS: must be at least 100 (the last 100 failed jobs are always kept)")
+	}
+	if c.PoisonMaxBytes < 1<<20 {
+		bad("AUDITQ_POISON_MAX_BYTES: must be at least 1048576")
+	}
+	if c.ResultsMaxMsgs < 1 {
+		bad("AUDITQ_RESULTS_MAX_MSGS: must be at least 1")
+	}
+	return errors.Join(errs...)
+}
+
+type parser struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (p *parser) str(name string) string {
+	if v := strings.TrimSpace(p.getenv(name)); v != "" {
+		return v
+	}
+	for _, v := range Vars {
+		if v.Name == name {
+			return v.Default
+		}
+	}
+	panic("config: undocumented variable " + name)
+}
+
+func (p *parser) int(name string) int {
+	s := p.str(name)
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Errorf("%s: must be an integer, got %q", name, s))
+	}
+	return n
+}
+
+func (p *parser) dur(name string) time.Duration {
+	s := p.str(name)
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Errorf("%s: must be a duration such as 2s or 5m, got %q", name, s))
+	}
+	return d
+}

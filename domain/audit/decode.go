@@ -1,0 +1,421 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// DecodeEvent parses and validates one event as published on audit.log: a
+// JSON object with camelCase fields. It returns a *ValidationError naming the
+// first field that breaks a rule.
+func DecodeEvent(data []byte, r Receipt) (Event, error) {
+	return decodeEvent("", data, r)
+}
+
+// Rejection is one event of a bulk message that failed validation.
+type Rejection struct {
+	Index int             `json:"index"`
+	Error string          `json:"error"`
+	Raw   json.RawMessage `json:"-"` // the event as sent, for the poison stream
+}
+
+// DecodeBulk parses an audit.bulk message, {"events":[...]}, with at most
+// maxEvents events. Each valid event is returned with its index in the
+// message; each invalid one becomes a Rejection and does not affect the
+// others. The error is a *ValidationError when the envelope itself is
+// unusable (not an object, no events array, too many events).
+func DecodeBulk(data []byte, maxEvents int, r Receipt) (events []Event, rejected []Rejection, err error) {
+	var list json.RawMessage
+	err = decodeObject("", data, func(key string, raw json.RawMessage) error {
+		if key != "events" {
+			return Invalid(key, "unknown field")
+		}
+		list = raw
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if list == nil || isNull(list) {
+		return nil, nil, Invalid("events", "is required: an array of events")
+	}
+	if list[0] != '[' {
+		return nil, nil, Invalid("events", "must be an array of events, got %s", kindOf(list))
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(list, &items); err != nil {
+		return nil, nil, Invalid("events", "is not a valid JSON array: %v", err)
+	}
+	if len(items) == 0 {
+		return nil, nil, Invalid("events", "must hold at least one event")
+	}
+	if len(items) > maxEvents {
+		return nil, nil, Invalid("events", "holds %d events, more than the limit of %d", len(items), maxEvents)
+	}
+	base := r.FallbackID
+	for i, item := range items {
+		ri := r
+		ri.FallbackID = base + ":" + strconv.Itoa(i)
+		ev, err := decodeEvent(fmt.Sprintf("events[%d].", i), item, ri)
+		if err != nil {
+			rejected = append(rejected, Rejection{Index: i, Error: err.Error(), Raw: item})
+			continue
+		}
+		events = append(events, ev)
+	}
+	return events, rejected, nil
+}
+
+// decodeEvent decodes one event object; prefix is prepended to field names
+// in errors ("events[3]." inside a bulk message).
+func decodeEvent(prefix string, data []byte, r Receipt) (Event, error) {
+	ev := Event{Success: true, ReceivedAt: Normalize(r.ReceivedAt)}
+	var hasTimestamp bool
+	err := decodeObject(strings.TrimSuffix(prefix, "."), data, func(key string, raw json.RawMessage) error {
+		f := prefix + key
+		var err error
+		switch key {
+		case "id":
+			ev.ID, err = text(f, raw, MaxIDLen, textSingleLine)
+		case "userId":
+			ev.UserID, err = identifier(f, raw)
+		case "action":
+			ev.Action, err = text(f, raw, MaxNameLen, textSingleLine)
+		case "resourceType":
+			ev.ResourceType, err = text(f, raw, MaxNameLen, textSingleLine)
+		case "resourceId":
+			ev.ResourceID, err = identifier(f, raw)
+		case "details":
+			ev.Details, err = details(f, raw)
+		case "ipAddress":
+			var s string
+			if s, err = text(f, raw, 64, textSingleLine); err == nil && s != "" {
+				var ok bool
+				if ev.IPAddress, ok = parseIP(s); !ok {
+					err = Invalid(f, "must be an IPv4 or IPv6 address without zone, got %q", s)
+				}
+			}
+		case "userAgent":
+			ev.UserAgent, err = text(f, raw, MaxUserAgentLen, textSingleLine)
+		case "sessionId":
+			ev.SessionID, err = text(f, raw, MaxIDLen, textSingleLine)
+		case "requestId":
+			ev.RequestID, err = text(f, raw, MaxIDLen, textSingleLine)
+		case "success":
+			switch string(raw) {
+			case "true":
+				ev.Success = true
+			case "false":
+				ev.Success = false
+			default:
+				err = Invalid(f, "must be true or false, got %s", kindOf(raw))
+			}
+		case "errorMessage":
+			ev.ErrorMessage, err = text(f, raw, MaxErrorMessageLen, textMultiLine)
+		case "timestamp":
+			hasTimestamp = !isNull(raw)
+			if hasTimestamp {
+				ev.OccurredAt, err = timestamp(f, raw, ev.ReceivedAt, r.skew())
+			}
+		default:
+			err = Invalid(f, "unknown field")
+		}
+		return err
+	})
+	if err != nil {
+		return Event{}, err
+	}
+	for _, req := range []struct{ name, val string }{
+		{"action", ev.Action}, {"resourceType", ev.ResourceType}, {"resourceId", ev.ResourceID},
+	} {
+		if req.val == "" {
+			return Event{}, Invalid(prefix+req.name, "is required: a non-empty string")
+		}
+	}
+	if !hasTimestamp {
+		ev.OccurredAt = ev.ReceivedAt
+	}
+	if ev.ID == "" {
+		if r.FallbackID == "" {
+			return Event{}, Invalid(prefix+"id", "is required when the message carries no Nats-Msg-Id")
+		}
+		if utf8.RuneCountInString(r.FallbackID) > MaxIDLen {
+			return Event{}, Invalid(prefix+"id", "is absent and the message id is longer than %d characters", MaxIDLen)
+		}
+		ev.ID = r.FallbackID
+	}
+	return ev, nil
+}
+
+// decodeObject walks the members of one JSON object, calling fn with each key
+// and raw value. It rejects non-objects, duplicate keys and trailing data.
+func decodeObject(path string, data []byte, fn func(key string, raw json.RawMessage) error) error {
+	where := path
+	if where == "" {
+		where = "(message)"
+	}
+	if !utf8.Valid(data) {
+		return invalidUTF8(path, data)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return Invalid(where, "must be a JSON object: %v", syntaxMessage(err))
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return Invalid(where, "must be a JSON object, got %s", tokenKind(tok))
+	}
+	seen := make(map[string]struct{}, 16)
+	prefix := path
+	if prefix != "" {
+		prefix += "."
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return Invalid(where, "is not valid JSON: %v", syntaxMessage(err))
+		}
+		key, _ := tok.(string)
+		if _, dup := seen[key]; dup {
+			return Invalid(prefix+key, "appears more than once")
+		}
+		seen[key] = struct{}{}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return Invalid(prefix+key, "is not valid JSON: %v", syntaxMessage(err))
+		}
+		if err := fn(key, raw); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return Invalid(where, "is not valid JSON: %v", syntaxMessage(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Invalid(where, "has data after the JSON object")
+	}
+	return nil
+}
+
+// invalidUTF8 names the first top-level field whose bytes are not UTF-8.
+func invalidUTF8(path string, data []byte) error {
+	where := path
+	if where == "" {
+		where = "(message)"
+	}
+	// Best effort to name the field: find the last key before the bad byte.
+	bad := 0
+	for bad < len(data) {
+		r, size := utf8.DecodeRune(data[bad:])
+		if r == utf8.RuneError && size <= 1 {
+			break
+		}
+		bad += size
+	}
+	head := data[:bad]
+	if i := bytes.LastIndex(head, []byte(`":`)); i > 0 {
+		if j := bytes.LastIndexByte(head[:i], '"'); j >= 0 {
+			key := string(head[j+1 : i])
+			if path != "" {
+				key = path + "." + key
+			}
+			return Invalid(key, "is not valid UTF-8 (byte offset %d)", bad)
+		}
+	}
+	return Invalid(where, "is not valid UTF-8 (byte offset %d)", bad)
+}
+
+type textKind int
+
+const (
+	textSingleLine textKind = iota // no control characters at all
+	textMultiLine                  // tabs and line breaks allowed
+)
+
+// text decodes an optional string field: absent or null gives "", and so
+// does the empty string (documented: empty optional fields are stored NULL).
+func text(field string, raw json.RawMessage, maxLen int, kind textKind) (string, error) {
+	if isNull(raw) {
+		return "", nil
+	}
+	if raw[0] != '"' {
+		return "", Invalid(field, "must be a string, got %s", kindOf(raw))
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", Invalid(field, "is not a valid JSON string: %v", err)
+	}
+	return s, checkText(field, s, maxLen, kind)
+}
+
+func checkText(field, s string, maxLen int, kind textKind) error {
+	if n := utf8.RuneCountInString(s); n > maxLen {
+		return Invalid(field, "is %d characters long, more than the limit of %d", n, maxLen)
+	}
+	for i, c := range s {
+		switch {
+		case c == 0:
+			return Invalid(field, "must not contain NUL characters (at character offset %d)", i)
+		case c < 0x20 || c == 0x7f:
+			if kind == textMultiLine && (c == '\n' || c == '\r' || c == '\t') {
+				continue
+			}
+			return Invalid(field, "must not contain control characters (U+%04X at byte offset %d)", c, i)
+		}
+	}
+	return nil
+}
+
+// identifier decodes userId or resourceId: a string, or a JSON integer
+// (kept as its decimal text) since many systems number their users and
+// resources. resourceId 0 is a valid id.
+func identifier(field string, raw json.RawMessage) (string, error) {
+	if len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')) {
+		s := string(raw)
+		if strings.ContainsAny(s, ".eE") {
+			return "", Invalid(field, "must be a string or an integer, got the number %s", s)
+		}
+		if len(s) > 40 {
+			return "", Invalid(field, "must be a string or an integer of at most 40 digits")
+		}
+		return s, nil
+	}
+	return text(field, raw, MaxIDLen, textSingleLine)
+}
+
+func timestamp(field string, raw json.RawMessage, received time.Time, skew time.Duration) (time.Time, error) {
+	if raw[0] != '"' {
+		return time.Time{}, Invalid(field, "must be an RFC 3339 string such as \"2026-11-24T13:45:00Z\", got %s", kindOf(raw))
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return time.Time{}, Invalid(field, "is not a valid JSON string: %v", err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, Invalid(field, "must be an RFC 3339 time such as \"2026-11-24T13:45:00Z\", got %q", truncate(s, 64))
+	}
+	t = Normalize(t)
+	if t.Before(Earliest) {
+		return time.Time{}, Invalid(field, "is before 1970-01-01T00:00:00Z")
+	}
+	if t.After(received.Add(skew)) {
+		return time.Time{}, Invalid(field, "is more than %s after the time it was received (%s)", skew, received.Format(time.RFC3339))
+	}
+	return t, nil
+}
+
+// details accepts a JSON object (or null, meaning none) within the size and
+// depth limits, free of NUL characters, which Postgres jsonb rejects.
+func details(field string, raw json.RawMessage) (json.RawMessage, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	if raw[0] != '{' {
+		return nil, Invalid(field, "must be a JSON object, got %s", kindOf(raw))
+	}
+	if len(raw) > MaxDetailsBytes {
+		return nil, Invalid(field, "is %d bytes, more than the limit of %d", len(raw), MaxDetailsBytes)
+	}
+	if err := scanDetails(field, raw); err != nil {
+		return nil, err
+	}
+	out := make(json.RawMessage, len(raw))
+	copy(out, raw)
+	return out, nil
+}
+
+// scanDetails checks nesting depth and looks for \u0000 escapes. raw is
+// known to be valid JSON.
+func scanDetails(field string, raw []byte) error {
+	depth, inString := 0, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if inString {
+			switch c {
+			case '\\':
+				if raw[i+1] == 'u' && string(raw[i+2:i+6]) == "0000" {
+					return Invalid(field, "must not contain NUL characters (\\u0000 at byte offset %d)", i)
+				}
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			if depth > MaxDetailsDepth {
+				return Invalid(field, "is nested more than %d levels deep", MaxDetailsDepth)
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+func isNull(raw []byte) bool { return string(raw) == "null" }
+
+// kindOf names the JSON type of a raw value for error messages.
+func kindOf(raw []byte) string {
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+func tokenKind(tok json.Token) string {
+	switch t := tok.(type) {
+	case json.Delim:
+		if t == '[' {
+			return "an array"
+		}
+		return "'" + t.String() + "'"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+func syntaxMessage(err error) string {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "unexpected end of input"
+	}
+	return err.Error()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,83 @@
+package audit
+
+import (
+	"encoding/json"
+	"net/netip"
+	"time"
+)
+
+// Limits on event fields. They are part of the public contract (README,
+// "Event fields") and chosen so that one event always fits in one row
+// without surprises: Postgres would accept longer text, but an audit trail
+// that grows without bound is a denial-of-service vector.
+const (
+	MaxIDLen           = 256       // id, userId, resourceId, sessionId, requestId (characters)
+	MaxNameLen         = 256       // action, resourceType (characters)
+	MaxUserAgentLen    = 1024      // userAgent (characters)
+	MaxErrorMessageLen = 4096      // errorMessage (characters)
+	MaxDetailsBytes    = 64 << 10  // details, as sent (bytes of JSON)
+	MaxDetailsDepth    = 32        // nesting of objects and arrays inside details
+	DefaultFutureSkew  = time.Hour // how far after receipt an event's timestamp may lie
+)
+
+// Earliest is the oldest event time accepted: nothing audited happened before
+// the Unix epoch, and negative times are always client bugs.
+var Earliest = time.Unix(0, 0).UTC()
+
+// Event is one audited action: who (UserID, empty for the system) did what
+// (Action) to which resource (ResourceType, ResourceID), from where, whether
+// it worked, and when it happened (OccurredAt) and was received (ReceivedAt).
+// A value that came out of DecodeEvent satisfies every rule in this package.
+type Event struct {
+	ID           string
+	UserID       string
+	Action       string
+	ResourceType string
+	ResourceID   string
+	Details      json.RawMessage // a JSON object, or nil
+	IPAddress    string          // canonical form of a parsed IP, or ""
+	UserAgent    string
+	SessionID    string
+	RequestID    string
+	Success      bool
+	ErrorMessage string
+	OccurredAt   time.Time // UTC, microsecond precision
+	ReceivedAt   time.Time // UTC, microsecond precision
+}
+
+// IsSystem reports whether the event has no user: a system action.
+func (e Event) IsSystem() bool { return e.UserID == "" }
+
+// Receipt says how an event reached the service: when, and which id to give
+// it if the publisher supplied none. FallbackID must be stable across
+// redeliveries of the same message (e.g. its Nats-Msg-Id, else stream and
+// sequence) so that a redelivery never adds a second row.
+type Receipt struct {
+	ReceivedAt time.Time
+	FallbackID string
+	// FutureSkew is how far after ReceivedAt a timestamp may lie; zero means
+	// DefaultFutureSkew.
+	FutureSkew time.Duration
+}
+
+func (r Receipt) skew() time.Duration {
+	if r.FutureSkew > 0 {
+		return r.FutureSkew
+	}
+	return DefaultFutureSkew
+}
+
+// Precision is the resolution of stored times (Postgres timestamptz).
+const Precision = time.Microsecond
+
+// Normalize returns t in UTC at storage precision.
+func Normalize(t time.Time) time.Time { return t.UTC().Truncate(Precision) }
+
+// parseIP returns the canonical text of an IP address without a zone.
+func parseIP(s string) (string, bool) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return "", false
+	}
+	return a.String(), true
+}

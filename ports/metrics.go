@@ -1,0 +1,85 @@
+package ports
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/auditq/auditq/domain/audit"
+)
+
+// Metrics are the Prometheus metrics the ports record. Names are a public
+// contract (README, "Metrics").
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	ingested   *prometheus.CounterVec
+	duplicates *prometheus.CounterVec
+	rejected   *prometheus.CounterVec
+	poisoned   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	batchSize  *prometheus.HistogramVec
+	pending    *prometheus.GaugeVec
+}
+
+// NewMetrics registers auditq's metrics and the Go and process collectors
+// on a new registry.
+func NewMetrics() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		ingested: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditq_events_ingested_total", Help: "Events newly stored in audit_logs.",
+		}, []string{"handler"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditq_events_duplicate_total", Help: "Events whose id was already stored (redeliveries, re-publishes); they change nothing.",
+		}, []string{"handler"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditq_events_rejected_total", Help: "Events that failed validation and went to the poison stream.",
+		}, []string{"handler"}),
+		poisoned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditq_messages_poisoned_total", Help: "Messages published to the poison stream.",
+		}, []string{"handler"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "auditq_handler_duration_seconds", Help: "Time to handle one message, retries included.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"handler", "outcome"}),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "auditq_write_batch_events", Help: "Events per database write.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
+		}, []string{"handler"}),
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "auditq_consumer_pending_messages", Help: "Messages waiting in a job consumer, delivered-but-unacked included: the ingest lag.",
+		}, []string{"subject"}),
+	}
+	reg.MustRegister(m.ingested, m.duplicates, m.rejected, m.poisoned, m.latency, m.batchSize, m.pending,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *Metrics) recorded(handler string, n int, r audit.WriteResult) {
+	m.ingested.WithLabelValues(handler).Add(float64(r.Inserted))
+	m.duplicates.WithLabelValues(handler).Add(float64(r.Duplicates))
+	m.batchSize.WithLabelValues(handler).Observe(float64(n))
+}
+
+func (m *Metrics) rejectedEvents(handler string, n int) {
+	m.rejected.WithLabelValues(handler).Add(float64(n))
+}
+
+func (m *Metrics) poisonedMessage(handler string) { m.poisoned.WithLabelValues(handler).Inc() }
+
+func (m *Metrics) handled(handler string, d time.Duration, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	m.latency.WithLabelValues(handler, outcome).Observe(d.Seconds())
+}
+
+// SetPending records the backlog of each job subject.
+func (m *Metrics) SetPending(pending map[string]uint64) {
+	for subj, n := range pending {
+		m.pending.WithLabelValues(subj).Set(float64(n))
+	}
+}

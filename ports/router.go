@@ -1,0 +1,196 @@
+package ports
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/auditq/auditq/app"
+	"github.com/auditq/auditq/app/command"
+	"github.com/auditq/auditq/domain/audit"
+)
+
+// RouterConfig configures the job router.
+type RouterConfig struct {
+	// Subscriber delivers job messages; Poison receives the ones that can
+	// never succeed.
+	Subscriber message.Subscriber
+	Poison     message.Publisher
+
+	// Attempts is how often a transient failure is tried before the message
+	// is handed back to JetStream for a later redelivery (the seed: 3).
+	Attempts int
+	// Backoff is the wait before the second attempt; it doubles after.
+	Backoff time.Duration
+	// HandlerTimeout bounds one attempt.
+	HandlerTimeout time.Duration
+	// CloseTimeout bounds how long Close waits for running handlers.
+	CloseTimeout time.Duration
+
+	BulkMaxEvents int
+	FutureSkew    time.Duration
+
+	Metrics *Metrics
+	Logger  *slog.Logger
+}
+
+// Validate reports every missing or out-of-range setting at once.
+func (c RouterConfig) Validate() error {
+	var errs []error
+	if c.Subscriber == nil || c.Poison == nil {
+		errs = append(errs, errors.New("router: Subscriber and Poison are required"))
+	}
+	if c.Attempts < 1 {
+		errs = append(errs, errors.New("router: Attempts must be at least 1"))
+	}
+	if c.HandlerTimeout <= 0 || c.BulkMaxEvents < 1 {
+		errs = append(errs, errors.New("router: HandlerTimeout and BulkMaxEvents must be positive"))
+	}
+	if c.Metrics == nil || c.Logger == nil {
+		errs = append(errs, errors.New("router: Metrics and Logger are required"))
+	}
+	return errors.Join(errs...)
+}
+
+// NewRouter returns a Watermill router with one handler per job subject.
+// Each handler runs inside, from the outside in: metrics, the poison queue
+// (permanent failures only, published to audit.poison.<job> and acked),
+// retry with exponential backoff (transient failures only), and panic
+// recovery (a panic is a permanent failure of that message). A transient
+// failure that outlasts its attempts is nacked: JetStream redelivers it
+// later, it is never dropped.
+func NewRouter(cfg RouterConfig, application app.Application) (*message.Router, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, watermill.NewSlogLogger(cfg.Logger.With("component", "router")))
+	if err != nil {
+		return nil, err
+	}
+	h := handlers{app: application, cfg: cfg}
+	jobs := []struct {
+		name, subject, poison string
+		fn                    message.NoPublishHandlerFunc
+	}{
+		{handlerLog, SubjectLog, PoisonPrefix + "log", h.log},
+		{handlerBulk, SubjectBulk, PoisonPrefix + "bulk", h.bulk},
+	}
+	for _, j := range jobs {
+		handler := r.AddConsumerHandler(j.name, j.subject, cfg.Subscriber, j.fn)
+		poison, err := middleware.PoisonQueueWithFilter(cfg.Poison, j.poison, audit.IsPermanent)
+		if err != nil {
+			return nil, err
+		}
+		handler.AddMiddleware(
+			observe(j.name, cfg.Metrics, cfg.Logger),
+			poison,
+			middleware.Retry{
+				MaxRetries:          cfg.Attempts - 1,
+				InitialInterval:     cfg.Backoff,
+				MaxInterval:         cfg.Backoff * 8,
+				Multiplier:          2,
+				RandomizationFactor: 0.1,
+				ShouldRetry:         func(p middleware.RetryParams) bool { return !audit.IsPermanent(p.Err) },
+				Logger:              watermill.NewSlogLogger(cfg.Logger.With("component", "retry", "handler", j.name)),
+			}.Middleware,
+			panicIsPermanent(cfg.Logger),
+			middleware.Recoverer,
+		)
+	}
+	return r, nil
+}
+
+// observe records latency and poisoning per handler and logs the outcome.
+func observe(name string, m *Metrics, log *slog.Logger) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			start := time.Now()
+			out, err := h(msg)
+			m.handled(name, time.Since(start), err)
+			if reason := msg.Metadata.Get(middleware.ReasonForPoisonedKey); reason != "" && err == nil {
+				m.poisonedMessage(name)
+				log.Warn("message poisoned", "handler", name, "id", msg.UUID, "reason", reason)
+			} else if err != nil {
+				log.Warn("message failed; JetStream will redeliver it", "handler", name, "id", msg.UUID, "err", err)
+			}
+			return out, err
+		}
+	}
+}
+
+// panicIsPermanent turns a recovered panic into a short permanent error (the
+// stack goes to the log, not into the poison headers).
+func panicIsPermanent(log *slog.Logger) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			out, err := h(msg)
+			var p middleware.RecoveredPanicError
+			if errors.As(err, &p) {
+				log.Error("handler panicked", "id", msg.UUID, "panic", fmt.Sprint(p.V), "stack", p.Stacktrace)
+				return out, fmt.Errorf("%w: handler panicked: %v", audit.ErrPermanent, p.V)
+			}
+			return out, err
+		}
+	}
+}
+
+type handlers struct {
+	app app.Application
+	cfg RouterConfig
+}
+
+// receipt describes how msg reached us. The received time is the time the
+// stream stored the message, so every redelivery yields the same row.
+func (h handlers) receipt(msg *message.Message) audit.Receipt {
+	received := time.Now()
+	if ts, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get("nats_timestamp")); err == nil {
+		received = ts
+	}
+	return audit.Receipt{ReceivedAt: received, FallbackID: msg.UUID, FutureSkew: h.cfg.FutureSkew}
+}
+
+func (h handlers) ctx(msg *message.Message) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(msg.Context(), h.cfg.HandlerTimeout)
+}
+
+// log handles audit.log: one event.
+func (h handlers) log(msg *message.Message) error {
+	ev, err := audit.DecodeEvent(msg.Payload, h.receipt(msg))
+	if err != nil {
+		h.cfg.Metrics.rejectedEvents(handlerLog, 1)
+		return err
+	}
+	ctx, cancel := h.ctx(msg)
+	defer cancel()
+	res, err := h.app.Commands.RecordEvents.Handle(ctx, []audit.Event{ev})
+	if err != nil {
+		return err
+	}
+	h.cfg.Metrics.recorded(handlerLog, 1, res)
+	return nil
+}
+
+// bulk handles audit.bulk: {"events": [...]}.
+func (h handlers) bulk(msg *message.Message) error {
+	events, rejected, err := audit.DecodeBulk(msg.Payload, h.cfg.BulkMaxEvents, h.receipt(msg))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.ctx(msg)
+	defer cancel()
+	res, err := h.app.Commands.RecordBulk.Handle(ctx, command.Bulk{
+		ID: msg.UUID, Total: len(events) + len(rejected), Events: events, Rejected: rejected,
+	})
+	if err != nil {
+		return err
+	}
+	h.cfg.Metrics.recorded(handlerBulk, len(events), audit.WriteResult{Inserted: res.Inserted, Duplicates: res.Duplicates})
+	h.cfg.Metrics.rejectedEvents(handlerBulk, len(rejected))
+	return nil
+}
