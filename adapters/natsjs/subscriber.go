@@ -236,6 +236,11 @@ func toWatermill(jm jetstream.Msg) (*message.Message, uint64) {
 	md.Set(MetaSubject, jm.Subject())
 	var delivered uint64 = 1
 	id := jm.Headers().Get(nats.MsgIdHdr)
+	if jm.Headers().Get("Nats-Scheduler") != "" {
+		// A fired schedule copies the schedule message's headers on every
+		// firing: a copied id would repeat, the stream sequence does not.
+		id = ""
+	}
 	if meta, err := jm.Metadata(); err == nil {
 		md.Set(MetaStream, meta.Stream)
 		md.Set(MetaSequence, strconv.FormatUint(meta.Sequence.Stream, 10))

@@ -74,6 +74,11 @@ func (r *Repository) Write(ctx context.Context, events []audit.Event) (audit.Wri
 	if len(events) == 0 {
 		return audit.WriteResult{}, nil
 	}
+	for i, e := range events {
+		if err := e.CheckNoNUL(); err != nil {
+			return audit.WriteResult{}, fmt.Errorf("event %d (%s): %w", i, e.ID, err)
+		}
+	}
 	var res audit.WriteResult
 	err := r.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		res = audit.WriteResult{}

@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -80,4 +81,26 @@ func parseIP(s string) (string, bool) {
 		return "", false
 	}
 	return a.String(), true
+}
+
+// CheckNoNUL returns a permanent error naming the first field holding a NUL
+// character, which PostgreSQL text and jsonb cannot store. DecodeEvent
+// already guarantees this; writers check again for events built in code.
+func (e Event) CheckNoNUL() error {
+	for _, f := range []struct{ name, val string }{
+		{"id", e.ID}, {"userId", e.UserID}, {"action", e.Action}, {"resourceType", e.ResourceType},
+		{"resourceId", e.ResourceID}, {"ipAddress", e.IPAddress}, {"userAgent", e.UserAgent},
+		{"sessionId", e.SessionID}, {"requestId", e.RequestID}, {"errorMessage", e.ErrorMessage},
+		{"details", string(e.Details)},
+	} {
+		if strings.IndexByte(f.val, 0) >= 0 {
+			return Invalid(f.name, "must not contain NUL characters")
+		}
+	}
+	if e.Details != nil {
+		if err := scanDetails("details", e.Details); err != nil {
+			return err
+		}
+	}
+	return nil
 }
