@@ -146,6 +146,7 @@ type service struct {
 	conns    []*nats.Conn
 	db       *bun.DB
 	router   *message.Router
+	batcher  *postgres.Batcher
 	sub      *natsjs.Subscriber
 	pub      message.Publisher
 	http     *http.Server
@@ -236,14 +237,19 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (s *service
 	}
 
 	repo := postgres.NewRepository(s.db)
+	metrics := ports.NewMetrics()
+	s.batcher = postgres.NewBatcher(repo, postgres.BatcherConfig{
+		MaxEvents: cfg.BatchMaxEvents, MaxDelay: cfg.BatchMaxDelay, Flushers: cfg.BatchFlushers,
+		FlushTimeout: cfg.HandlerTimeout,
+		Observe:      func(n int) { metrics.ObserveBatch("group-commit", n) },
+	})
 	reporter := natsjs.NewReporter(s.pub, ports.PoisonPrefix+"bulk", ports.SubjectBulkResults)
 	application := app.Application{
 		Commands: app.Commands{
-			RecordEvents: command.NewRecordEventsHandler(repo),
+			RecordEvents: command.NewRecordEventsHandler(s.batcher),
 			RecordBulk:   command.NewRecordBulkHandler(repo, reporter),
 		},
 	}
-	metrics := ports.NewMetrics()
 	s.router, err = ports.NewRouter(ports.RouterConfig{
 		Subscriber:     s.sub,
 		Poison:         s.pub,
@@ -362,6 +368,9 @@ func (s *service) closeAll() {
 	}
 	if s.sub != nil {
 		_ = s.sub.Close()
+	}
+	if s.batcher != nil {
+		_ = s.batcher.Close()
 	}
 	if s.pub != nil {
 		_ = s.pub.Close()

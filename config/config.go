@@ -31,6 +31,9 @@ type Config struct {
 	LogLevel       string
 	LogFormat      string // json, text, or auto (json unless stderr is a terminal)
 
+	BatchMaxEvents  int           // group commit: flush at this many events
+	BatchMaxDelay   time.Duration // group commit: or this long after the first
+	BatchFlushers   int           // group commit: batches written at once
 	Concurrency     int           // messages handled at once per job subject
 	Attempts        int           // tries of a transient failure before redelivery
 	RetryBackoff    time.Duration // wait before the second try; doubles after
@@ -70,6 +73,9 @@ var Vars = []Var{
 	{"AUDITQ_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz, /readyz and /metrics; \"off\" disables"},
 	{"AUDITQ_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"AUDITQ_LOG_FORMAT", "auto", "json, text, or auto (json unless stderr is a terminal)"},
+	{"AUDITQ_BATCH_MAX_EVENTS", "1000", "group commit of audit.log events: flush a batch at this many events"},
+	{"AUDITQ_BATCH_MAX_DELAY", "5ms", "group commit: or this long after its first event, whichever comes first"},
+	{"AUDITQ_BATCH_FLUSHERS", "2", "group commit: batches written to the database at once"},
 	{"AUDITQ_CONCURRENCY", "2", "messages handled at once per job subject and process (the seed ran 2)"},
 	{"AUDITQ_RETRY_ATTEMPTS", "3", "attempts of a transient failure before the message goes back to JetStream for later redelivery"},
 	{"AUDITQ_RETRY_BACKOFF", "2s", "wait before the second attempt; doubles for each further one"},
@@ -107,6 +113,9 @@ func Load(getenv func(string) string) (Config, error) {
 		HTTPAddr:        p.str("AUDITQ_HTTP_ADDR"),
 		LogLevel:        p.str("AUDITQ_LOG_LEVEL"),
 		LogFormat:       p.str("AUDITQ_LOG_FORMAT"),
+		BatchMaxEvents:  p.int("AUDITQ_BATCH_MAX_EVENTS"),
+		BatchMaxDelay:   p.dur("AUDITQ_BATCH_MAX_DELAY"),
+		BatchFlushers:   p.int("AUDITQ_BATCH_FLUSHERS"),
 		Concurrency:     p.int("AUDITQ_CONCURRENCY"),
 		Attempts:        p.int("AUDITQ_RETRY_ATTEMPTS"),
 		RetryBackoff:    p.dur("AUDITQ_RETRY_BACKOFF"),
@@ -172,6 +181,18 @@ func (c Config) Validate() error {
 	case "json", "text", "auto":
 	default:
 		bad("AUDITQ_LOG_FORMAT: must be json, text or auto, got %q", c.LogFormat)
+	}
+	if c.BatchMaxEvents < 1 || c.BatchMaxEvents > 100000 {
+		bad("AUDITQ_BATCH_MAX_EVENTS: must be between 1 and 100000")
+	}
+	if c.BatchMaxDelay <= 0 || c.BatchMaxDelay > time.Second {
+		bad("AUDITQ_BATCH_MAX_DELAY: must be positive and at most 1s")
+	}
+	if c.BatchFlushers < 1 || c.BatchFlushers > 64 {
+		bad("AUDITQ_BATCH_FLUSHERS: must be between 1 and 64")
+	}
+	if c.BatchFlushers >= c.DatabaseConns {
+		bad("AUDITQ_BATCH_FLUSHERS: must be below AUDITQ_DATABASE_MAX_CONNS (%d), leaving connections for bulk jobs and reads", c.DatabaseConns)
 	}
 	if c.Concurrency < 1 || c.Concurrency > 10000 {
 		bad("AUDITQ_CONCURRENCY: must be between 1 and 10000")

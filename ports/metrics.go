@@ -45,9 +45,9 @@ func NewMetrics() *Metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"handler", "outcome"}),
 		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "auditq_write_batch_events", Help: "Events per database write.",
+			Name: "auditq_write_batch_events", Help: "Events per database transaction: group commits of audit.log events, and bulk jobs.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
-		}, []string{"handler"}),
+		}, []string{"writer"}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "auditq_consumer_pending_messages", Help: "Messages waiting in a job consumer, delivered-but-unacked included: the ingest lag.",
 		}, []string{"subject"}),
@@ -57,10 +57,15 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-func (m *Metrics) recorded(handler string, n int, r audit.WriteResult) {
+func (m *Metrics) recorded(handler string, r audit.WriteResult) {
 	m.ingested.WithLabelValues(handler).Add(float64(r.Inserted))
 	m.duplicates.WithLabelValues(handler).Add(float64(r.Duplicates))
-	m.batchSize.WithLabelValues(handler).Observe(float64(n))
+}
+
+// ObserveBatch records the size of one database transaction of writer
+// ("group-commit" or "bulk").
+func (m *Metrics) ObserveBatch(writer string, events int) {
+	m.batchSize.WithLabelValues(writer).Observe(float64(events))
 }
 
 func (m *Metrics) rejectedEvents(handler string, n int) {

@@ -172,7 +172,7 @@ func (h handlers) log(msg *message.Message) error {
 	if err != nil {
 		return err
 	}
-	h.cfg.Metrics.recorded(handlerLog, 1, res)
+	h.cfg.Metrics.recorded(handlerLog, res)
 	return nil
 }
 
@@ -190,7 +190,8 @@ func (h handlers) bulk(msg *message.Message) error {
 	if err != nil {
 		return err
 	}
-	h.cfg.Metrics.recorded(handlerBulk, len(events), audit.WriteResult{Inserted: res.Inserted, Duplicates: res.Duplicates})
+	h.cfg.Metrics.recorded(handlerBulk, audit.WriteResult{Inserted: res.Inserted, Duplicates: res.Duplicates})
+	h.cfg.Metrics.ObserveBatch("bulk", len(events))
 	h.cfg.Metrics.rejectedEvents(handlerBulk, len(rejected))
 	return nil
 }

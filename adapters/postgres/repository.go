@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 
 	"github.com/auditq/auditq/domain/audit"
@@ -43,16 +47,6 @@ type eventRow struct {
 	ReceivedAt   time.Time       `bun:"received_at,notnull"`
 }
 
-func toRow(e audit.Event) eventRow {
-	return eventRow{
-		ID: e.ID, UserID: e.UserID, Action: e.Action, ResourceType: e.ResourceType,
-		ResourceID: e.ResourceID, Details: e.Details, IPAddress: e.IPAddress,
-		UserAgent: e.UserAgent, SessionID: e.SessionID, RequestID: e.RequestID,
-		Success: e.Success, ErrorMessage: e.ErrorMessage,
-		OccurredAt: e.OccurredAt, ReceivedAt: e.ReceivedAt,
-	}
-}
-
 func (r eventRow) toEvent() audit.Event {
 	return audit.Event{
 		ID: r.ID, UserID: r.UserID, Action: r.Action, ResourceType: r.ResourceType,
@@ -63,50 +57,153 @@ func (r eventRow) toEvent() audit.Event {
 	}
 }
 
-// maxRowsPerStatement keeps a multi-row INSERT under Postgres' limits
-// whatever the configured bulk size.
-const maxRowsPerStatement = 1000
-
-// Write inserts events in one transaction; ids already stored are skipped and
-// counted as duplicates. Errors caused by the row content (SQLSTATE classes
-// 22 and 23) wrap audit.ErrPermanent; all others are transient.
+// Write stores events in one transaction, without duplicates: ids already
+// stored (or repeated within events) are skipped and counted as
+// duplicates. It first COPYs straight into audit_logs, the cheapest path;
+// when an id collides it rolls back and goes through a staging table with
+// INSERT ... ON CONFLICT DO NOTHING. Errors caused by row content (SQLSTATE
+// classes 22 and 23) wrap audit.ErrPermanent; all others are transient.
 func (r *Repository) Write(ctx context.Context, events []audit.Event) (audit.WriteResult, error) {
+	ins, err := r.WriteReturning(ctx, events)
+	if err != nil {
+		return audit.WriteResult{}, err
+	}
+	return audit.WriteResult{Inserted: len(ins), Duplicates: len(events) - len(ins)}, nil
+}
+
+// WriteReturning is Write, returning the indexes (into events) of the events
+// that were newly stored, in order.
+func (r *Repository) WriteReturning(ctx context.Context, events []audit.Event) ([]int, error) {
 	if len(events) == 0 {
-		return audit.WriteResult{}, nil
+		return nil, nil
 	}
 	for i, e := range events {
 		if err := e.CheckNoNUL(); err != nil {
-			return audit.WriteResult{}, fmt.Errorf("event %d (%s): %w", i, e.ID, err)
+			return nil, fmt.Errorf("event %d (%s): %w", i, e.ID, err)
 		}
 	}
-	var res audit.WriteResult
-	err := r.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		res = audit.WriteResult{}
-		for start := 0; start < len(events); start += maxRowsPerStatement {
-			chunk := events[start:min(start+maxRowsPerStatement, len(events))]
-			rows := make([]eventRow, len(chunk))
-			for i, e := range chunk {
-				rows[i] = toRow(e)
-			}
-			// Returning("NULL"): without it Bun scans the shorter RETURNING set
-			// back into rows and misaligns them (stack-facts.md).
-			out, err := tx.NewInsert().Model(&rows).On("CONFLICT (id) DO NOTHING").Returning("NULL").Exec(ctx)
-			if err != nil {
-				return err
-			}
-			n, err := out.RowsAffected()
-			if err != nil {
-				return err
-			}
-			res.Inserted += int(n)
-			res.Duplicates += len(chunk) - int(n)
+	rows, err := copyRows(events)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := r.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("insert %d events: %w", len(events), err)
+	}
+	defer conn.Close()
+	var inserted []int
+	err = conn.Raw(func(dc any) error {
+		pc := dc.(*stdlib.Conn).Conn()
+		var err error
+		inserted, err = copyDirect(ctx, pc, rows)
+		if isUniqueViolation(err) {
+			inserted, err = copyStaged(ctx, pc, events, rows)
 		}
-		return nil
+		return err
 	})
 	if err != nil {
-		return audit.WriteResult{}, classify(fmt.Errorf("insert %d events: %w", len(events), err))
+		return nil, classify(fmt.Errorf("insert %d events: %w", len(events), err))
 	}
-	return res, nil
+	return inserted, nil
+}
+
+var copyColumns = []string{"id", "user_id", "action", "resource_type", "resource_id", "details", "ip_address",
+	"user_agent", "session_id", "request_id", "success", "error_message", "occurred_at", "received_at"}
+
+// copyRows converts events into COPY rows; empty optional strings are NULL.
+func copyRows(events []audit.Event) ([][]any, error) {
+	rows := make([][]any, len(events))
+	for i, e := range events {
+		var ip any
+		if e.IPAddress != "" {
+			a, err := netip.ParseAddr(e.IPAddress)
+			if err != nil {
+				return nil, fmt.Errorf("event %d (%s): %w", i, e.ID, audit.Invalid("ipAddress", "must be an IP address"))
+			}
+			ip = a
+		}
+		var details any
+		if e.Details != nil {
+			details = string(e.Details)
+		}
+		rows[i] = []any{e.ID, null(e.UserID), e.Action, e.ResourceType, e.ResourceID, details, ip,
+			null(e.UserAgent), null(e.SessionID), null(e.RequestID), e.Success, null(e.ErrorMessage),
+			e.OccurredAt, e.ReceivedAt}
+	}
+	return rows, nil
+}
+
+func null(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// copyDirect COPYs rows into audit_logs in one transaction; every row is
+// new if it succeeds.
+func copyDirect(ctx context.Context, c *pgx.Conn, rows [][]any) ([]int, error) {
+	err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_logs"}, copyColumns, pgx.CopyFromRows(rows))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	all := make([]int, len(rows))
+	for i := range all {
+		all[i] = i
+	}
+	return all, nil
+}
+
+// copyStaged COPYs rows into a per-session staging table and moves the new
+// ones into audit_logs, returning which were new.
+func copyStaged(ctx context.Context, c *pgx.Conn, events []audit.Event, rows [][]any) ([]int, error) {
+	var ids []string
+	err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS audit_logs_staging
+			(LIKE audit_logs INCLUDING DEFAULTS, ord int) ON COMMIT DELETE ROWS`); err != nil {
+			return err
+		}
+		staged := make([][]any, len(rows))
+		for i, r := range rows {
+			staged[i] = append(r[:len(r):len(r)], i)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_logs_staging"}, append(copyColumns[:len(copyColumns):len(copyColumns)], "ord"), pgx.CopyFromRows(staged)); err != nil {
+			return err
+		}
+		cols := strings.Join(copyColumns, ", ")
+		// DISTINCT ON keeps the first of ids repeated within the batch.
+		res, err := tx.Query(ctx, `INSERT INTO audit_logs (`+cols+`)
+			SELECT `+cols+` FROM (SELECT DISTINCT ON (id) * FROM audit_logs_staging ORDER BY id, ord) s ORDER BY ord
+			ON CONFLICT (id) DO NOTHING RETURNING id`)
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(res, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	isNew := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		isNew[id] = true
+	}
+	var inserted []int
+	for i, e := range events {
+		if isNew[e.ID] {
+			inserted = append(inserted, i)
+			delete(isNew, e.ID) // a repeated id counts once
+		}
+	}
+	return inserted, nil
+}
+
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
 // Get returns the event with id, or audit.ErrNotFound.

@@ -1,0 +1,208 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/auditq/auditq/domain/audit"
+)
+
+// BatchWriter is what a Batcher flushes into: Repository.WriteReturning.
+type BatchWriter interface {
+	WriteReturning(ctx context.Context, events []audit.Event) ([]int, error)
+}
+
+// BatcherConfig configures group commit.
+type BatcherConfig struct {
+	// MaxEvents flushes a batch once it holds this many events.
+	MaxEvents int
+	// MaxDelay flushes a batch this long after its first event arrived.
+	MaxDelay time.Duration
+	// Flushers is how many batches may be written at once.
+	Flushers int
+	// FlushTimeout bounds one flush.
+	FlushTimeout time.Duration
+	// Observe, if set, is called with the size of every flushed batch.
+	Observe func(events int)
+}
+
+func (c *BatcherConfig) setDefaults() {
+	if c.MaxEvents <= 0 {
+		c.MaxEvents = 1000
+	}
+	if c.MaxDelay <= 0 {
+		c.MaxDelay = 5 * time.Millisecond
+	}
+	if c.Flushers <= 0 {
+		c.Flushers = 2
+	}
+	if c.FlushTimeout <= 0 {
+		c.FlushTimeout = 30 * time.Second
+	}
+}
+
+// Batcher is an audit.Writer that commits the events of concurrent Write
+// calls together (group commit): a batch is flushed at MaxEvents events or
+// MaxDelay after its first, whichever comes first, in one COPY and one
+// transaction. Each Write returns only after its own events are committed,
+// so a message is acked only after its row is. A failed flush fails exactly
+// the writes in it; when the failure is permanent (a row the database
+// refuses), the writes are retried one by one so only the culprit fails.
+type Batcher struct {
+	w    BatchWriter
+	cfg  BatcherConfig
+	in   chan *pending
+	out  chan []*pending
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+type pending struct {
+	events []audit.Event
+	res    audit.WriteResult
+	err    error
+	done   chan struct{}
+}
+
+var _ audit.Writer = (*Batcher)(nil)
+
+// NewBatcher starts a Batcher over w; Close stops it.
+func NewBatcher(w BatchWriter, cfg BatcherConfig) *Batcher {
+	cfg.setDefaults()
+	b := &Batcher{w: w, cfg: cfg, in: make(chan *pending), out: make(chan []*pending), stop: make(chan struct{})}
+	b.wg.Add(1 + cfg.Flushers)
+	go b.collect()
+	for range cfg.Flushers {
+		go b.flusher()
+	}
+	return b
+}
+
+// ErrBatcherClosed is returned by Write after Close.
+var ErrBatcherClosed = errors.New("batcher closed")
+
+// Write queues events for the next batch and waits until that batch is
+// committed or failed, or ctx ends (the events may still be committed
+// then; a redelivery finds them as duplicates).
+func (b *Batcher) Write(ctx context.Context, events []audit.Event) (audit.WriteResult, error) {
+	if len(events) == 0 {
+		return audit.WriteResult{}, nil
+	}
+	p := &pending{events: events, done: make(chan struct{})}
+	select {
+	case b.in <- p:
+	case <-ctx.Done():
+		return audit.WriteResult{}, ctx.Err()
+	case <-b.stop:
+		return audit.WriteResult{}, ErrBatcherClosed
+	}
+	select {
+	case <-p.done:
+		return p.res, p.err
+	case <-ctx.Done():
+		return audit.WriteResult{}, ctx.Err()
+	}
+}
+
+// collect groups incoming writes into batches.
+func (b *Batcher) collect() {
+	defer b.wg.Done()
+	defer close(b.out)
+	var (
+		batch []*pending
+		size  int
+		timer = time.NewTimer(time.Hour)
+	)
+	timer.Stop()
+	flush := func() bool {
+		if len(batch) == 0 {
+			return true
+		}
+		select {
+		case b.out <- batch:
+		case <-b.stop:
+			b.fail(batch, ErrBatcherClosed)
+		}
+		batch, size = nil, 0
+		timer.Stop()
+		return true
+	}
+	for {
+		select {
+		case p := <-b.in:
+			if len(batch) == 0 {
+				timer.Reset(b.cfg.MaxDelay)
+			}
+			batch = append(batch, p)
+			size += len(p.events)
+			if size >= b.cfg.MaxEvents {
+				flush()
+			}
+		case <-timer.C:
+			flush()
+		case <-b.stop:
+			flush()
+			return
+		}
+	}
+}
+
+func (b *Batcher) flusher() {
+	defer b.wg.Done()
+	for batch := range b.out {
+		b.flush(batch)
+	}
+}
+
+func (b *Batcher) flush(batch []*pending) {
+	var events []audit.Event
+	for _, p := range batch {
+		events = append(events, p.events...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.FlushTimeout)
+	defer cancel()
+	inserted, err := b.w.WriteReturning(ctx, events)
+	if b.cfg.Observe != nil && err == nil {
+		b.cfg.Observe(len(events))
+	}
+	if err != nil {
+		if audit.IsPermanent(err) && len(batch) > 1 {
+			for _, p := range batch {
+				b.flush([]*pending{p})
+			}
+			return
+		}
+		b.fail(batch, err)
+		return
+	}
+	// Hand each write its own counts: inserted indexes are in order.
+	next, start := 0, 0
+	for _, p := range batch {
+		end := start + len(p.events)
+		n := 0
+		for next < len(inserted) && inserted[next] < end {
+			n++
+			next++
+		}
+		p.res = audit.WriteResult{Inserted: n, Duplicates: len(p.events) - n}
+		start = end
+		close(p.done)
+	}
+}
+
+func (b *Batcher) fail(batch []*pending, err error) {
+	for _, p := range batch {
+		p.err = err
+		close(p.done)
+	}
+}
+
+// Close flushes what is queued, waits for running flushes and stops.
+func (b *Batcher) Close() error {
+	b.once.Do(func() { close(b.stop) })
+	b.wg.Wait()
+	return nil
+}
