@@ -49,9 +49,14 @@ func DecodeBulk(data []byte, maxEvents int, r Receipt) (events []Event, rejected
 	if list[0] != '[' {
 		return nil, nil, Invalid("events", "must be an array of events, got %s", kindOf(list))
 	}
+	// decodeObject returned nil, so the whole message is valid JSON.
 	var items []json.RawMessage
-	if err := json.Unmarshal(list, &items); err != nil {
-		return nil, nil, Invalid("events", "is not a valid JSON array: %v", err)
+	for i := skipSpace(list, 1); list[i] != ']'; {
+		end := skipValue(list, i)
+		items = append(items, list[i:end:end])
+		if i = skipSpace(list, end); list[i] == ',' {
+			i = skipSpace(list, i+1)
+		}
 	}
 	if len(items) == 0 {
 		return nil, nil, Invalid("events", "must hold at least one event")
@@ -79,7 +84,10 @@ func decodeEvent(prefix string, data []byte, r Receipt) (Event, error) {
 	ev := Event{Success: true, ReceivedAt: Normalize(r.ReceivedAt)}
 	var hasTimestamp bool
 	err := decodeObject(strings.TrimSuffix(prefix, "."), data, func(key string, raw json.RawMessage) error {
-		f := prefix + key
+		f := key
+		if prefix != "" {
+			f = prefix + key
+		}
 		var err error
 		switch key {
 		case "id":
@@ -156,52 +164,164 @@ func decodeEvent(prefix string, data []byte, r Receipt) (Event, error) {
 
 // decodeObject walks the members of one JSON object, calling fn with each key
 // and raw value. It rejects non-objects, duplicate keys and trailing data.
+// Well-formed input takes a fast, allocation-light scan; anything else goes
+// through encoding/json's decoder, whose errors say where the input broke.
 func decodeObject(path string, data []byte, fn func(key string, raw json.RawMessage) error) error {
-	where := path
-	if where == "" {
-		where = "(message)"
-	}
 	if !utf8.Valid(data) {
 		return invalidUTF8(path, data)
 	}
+	if json.Valid(data) {
+		return scanObject(path, data, fn)
+	}
+	return decodeObjectSlow(path, data, fn)
+}
+
+func where(path string) string {
+	if path == "" {
+		return "(message)"
+	}
+	return path
+}
+
+func member(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// scanObject walks an object already known to be valid JSON.
+func scanObject(path string, data []byte, fn func(key string, raw json.RawMessage) error) error {
+	i := skipSpace(data, 0)
+	if data[i] != '{' {
+		return Invalid(where(path), "must be a JSON object, got %s", kindOf(data[i:]))
+	}
+	var seenBuf [16]string
+	seen := seenBuf[:0]
+	i = skipSpace(data, i+1)
+	for data[i] != '}' {
+		end := skipString(data, i)
+		key := unquote(data[i:end])
+		for _, k := range seen {
+			if k == key {
+				return Invalid(member(path, key), "appears more than once")
+			}
+		}
+		seen = append(seen, key)
+		i = skipSpace(data, end)
+		i = skipSpace(data, i+1) // the colon
+		end = skipValue(data, i)
+		if err := fn(key, data[i:end:end]); err != nil {
+			return err
+		}
+		i = skipSpace(data, end)
+		if data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
+	}
+	return nil
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at data[i].
+func skipString(data []byte, i int) int {
+	for i++; ; i++ {
+		switch data[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+}
+
+// skipValue returns the index after the value starting at data[i].
+func skipValue(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return skipString(data, i)
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch data[i] {
+			case '"':
+				i = skipString(data, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	default:
+		for i < len(data) {
+			switch data[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
+
+// unquote decodes a valid JSON string literal; the common case without
+// escapes costs one allocation.
+func unquote(raw []byte) string {
+	body := raw[1 : len(raw)-1]
+	if bytes.IndexByte(body, '\\') < 0 {
+		return string(body)
+	}
+	var s string
+	_ = json.Unmarshal(raw, &s)
+	return s
+}
+
+// decodeObjectSlow is decodeObject for input that is not valid JSON: it
+// walks with encoding/json to report where and why.
+func decodeObjectSlow(path string, data []byte, fn func(key string, raw json.RawMessage) error) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	tok, err := dec.Token()
 	if err != nil {
-		return Invalid(where, "must be a JSON object: %v", syntaxMessage(err))
+		return Invalid(where(path), "must be a JSON object: %v", syntaxMessage(err))
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return Invalid(where, "must be a JSON object, got %s", tokenKind(tok))
+		return Invalid(where(path), "must be a JSON object, got %s", tokenKind(tok))
 	}
 	seen := make(map[string]struct{}, 16)
-	prefix := path
-	if prefix != "" {
-		prefix += "."
-	}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return Invalid(where, "is not valid JSON: %v", syntaxMessage(err))
+			return Invalid(where(path), "is not valid JSON: %v", syntaxMessage(err))
 		}
 		key, _ := tok.(string)
 		if _, dup := seen[key]; dup {
-			return Invalid(prefix+key, "appears more than once")
+			return Invalid(member(path, key), "appears more than once")
 		}
 		seen[key] = struct{}{}
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return Invalid(prefix+key, "is not valid JSON: %v", syntaxMessage(err))
+			return Invalid(member(path, key), "is not valid JSON: %v", syntaxMessage(err))
 		}
 		if err := fn(key, raw); err != nil {
 			return err
 		}
 	}
 	if _, err := dec.Token(); err != nil {
-		return Invalid(where, "is not valid JSON: %v", syntaxMessage(err))
+		return Invalid(where(path), "is not valid JSON: %v", syntaxMessage(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return Invalid(where, "has data after the JSON object")
+		return Invalid(where(path), "has data after the JSON object")
 	}
-	return nil
+	return Invalid(where(path), "is not valid JSON")
 }
 
 // invalidUTF8 names the first top-level field whose bytes are not UTF-8.
@@ -248,10 +368,7 @@ func text(field string, raw json.RawMessage, maxLen int, kind textKind) (string,
 	if raw[0] != '"' {
 		return "", Invalid(field, "must be a string, got %s", kindOf(raw))
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", Invalid(field, "is not a valid JSON string: %v", err)
-	}
+	s := unquote(raw)
 	return s, checkText(field, s, maxLen, kind)
 }
 
@@ -294,10 +411,7 @@ func timestamp(field string, raw json.RawMessage, received time.Time, skew time.
 	if raw[0] != '"' {
 		return time.Time{}, Invalid(field, "must be an RFC 3339 string such as \"2026-11-24T13:45:00Z\", got %s", kindOf(raw))
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return time.Time{}, Invalid(field, "is not a valid JSON string: %v", err)
-	}
+	s := unquote(raw)
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, Invalid(field, "must be an RFC 3339 time such as \"2026-11-24T13:45:00Z\", got %q", truncate(s, 64))

@@ -1,0 +1,393 @@
+// Package bench is auditq's end-to-end benchmark ("auditq bench"): it starts
+// "auditq serve" as a child process on an embedded NATS and a scratch
+// database, publishes events the way other services would, waits until
+// every row is committed and reports throughput, latency, memory and disk,
+// against the system we replaced (the seed design) and a plain pipeline
+// without any framework, measured in the same run.
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+)
+
+// Options are the benchmark's flags.
+type Options struct {
+	AdminURL     string // server on which the scratch database is created
+	Events       int    // events per throughput run
+	BaseEvents   int    // events for the seed-design baseline (it is slow)
+	Prefill      int    // rows in the table before measuring
+	Concurrency  int    // AUDITQ_CONCURRENCY of the measured service
+	LatencyRate  int    // offered events/s for the latency run
+	LatencyFor   time.Duration
+	SkipBaseline bool
+	SkipPlain    bool
+	Keep         bool // keep the scratch database
+	Binary       string
+}
+
+// Run parses args, runs the benchmark and prints a table and a JSON line.
+func Run(ctx context.Context, binary string, args []string, out io.Writer) error {
+	o := Options{Binary: binary}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&o.AdminURL, "admin-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server for the scratch database")
+	fs.IntVar(&o.Events, "events", 200000, "events per throughput run")
+	fs.IntVar(&o.BaseEvents, "baseline-events", 20000, "events for the seed-design baseline run")
+	fs.IntVar(&o.Prefill, "prefill", 0, "rows COPYed into the table before measuring (e.g. 10000000)")
+	fs.IntVar(&o.Concurrency, "concurrency", 2048, "AUDITQ_CONCURRENCY of the measured service")
+	fs.IntVar(&o.LatencyRate, "latency-rate", 10000, "offered events/s in the latency run")
+	fs.DurationVar(&o.LatencyFor, "latency-for", 10*time.Second, "length of the latency run")
+	fs.BoolVar(&o.SkipBaseline, "skip-baseline", false, "do not measure the seed-design baseline")
+	fs.BoolVar(&o.SkipPlain, "skip-plain", false, "do not measure the plain no-framework pipeline")
+	fs.BoolVar(&o.Keep, "keep", false, "keep the scratch database")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	r, err := run(ctx, o, out)
+	if err != nil {
+		return err
+	}
+	r.print(out)
+	return nil
+}
+
+// Result is one benchmark run; its JSON form is the last line printed.
+type Result struct {
+	Prefill        int                `json:"prefill"`
+	Events         int                `json:"events"`
+	Concurrency    int                `json:"concurrency"`
+	SinglePerSec   float64            `json:"single_events_per_sec"`
+	BulkPerSec     float64            `json:"bulk_events_per_sec"`
+	BaselinePerSec float64            `json:"seed_baseline_events_per_sec,omitempty"`
+	PlainPerSec    float64            `json:"plain_pipeline_events_per_sec,omitempty"`
+	LatencyOffered int                `json:"latency_offered_per_sec"`
+	LatencyP50Ms   float64            `json:"latency_p50_ms"`
+	LatencyP99Ms   float64            `json:"latency_p99_ms"`
+	LatencyMaxMs   float64            `json:"latency_max_ms"`
+	PeakRSSMB      float64            `json:"peak_rss_mb"`
+	BytesPerEvent  float64            `json:"bytes_per_event"`
+	VsBaseline     float64            `json:"ratio_vs_seed_baseline,omitempty"`
+	VsPlain        float64            `json:"ratio_vs_plain_pipeline,omitempty"`
+	ReportsMs      map[string]float64 `json:"report_p99_ms,omitempty"`
+}
+
+func (r Result) print(out io.Writer) {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "measure\tvalue\n")
+	fmt.Fprintf(tw, "table rows before (prefill)\t%d\n", r.Prefill)
+	fmt.Fprintf(tw, "audit.log singles, events/s\t%.0f\n", r.SinglePerSec)
+	fmt.Fprintf(tw, "audit.bulk (1,000 per message), events/s\t%.0f\n", r.BulkPerSec)
+	if r.BaselinePerSec > 0 {
+		fmt.Fprintf(tw, "seed-design baseline, events/s\t%.0f\n", r.BaselinePerSec)
+		fmt.Fprintf(tw, "singles vs seed baseline\t%.1fx\n", r.VsBaseline)
+	}
+	if r.PlainPerSec > 0 {
+		fmt.Fprintf(tw, "plain no-framework pipeline, events/s\t%.0f\n", r.PlainPerSec)
+		fmt.Fprintf(tw, "singles vs plain pipeline\t%.2fx\n", r.VsPlain)
+	}
+	fmt.Fprintf(tw, "latency publish->committed at %d/s: p50 / p99 / max\t%.1f / %.1f / %.1f ms\n", r.LatencyOffered, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs)
+	fmt.Fprintf(tw, "peak RSS of auditq serve\t%.0f MB\n", r.PeakRSSMB)
+	fmt.Fprintf(tw, "disk per stored event (indexes included)\t%.0f bytes\n", r.BytesPerEvent)
+	names := make([]string, 0, len(r.ReportsMs))
+	for n := range r.ReportsMs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(tw, "report %s, p99 of 20\t%.1f ms\n", n, r.ReportsMs[n])
+	}
+	tw.Flush()
+	line, _ := json.Marshal(r)
+	fmt.Fprintln(out, string(line))
+}
+
+func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
+	res := Result{Prefill: o.Prefill, Events: o.Events, Concurrency: o.Concurrency}
+	dbURL, drop, err := scratchDatabase(ctx, o.AdminURL)
+	if err != nil {
+		return res, err
+	}
+	if !o.Keep {
+		defer drop()
+	}
+	dataDir, err := os.MkdirTemp("", "auditq-bench-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dataDir)
+
+	fast := map[string]string{
+		"AUDITQ_CONCURRENCY":     strconv.Itoa(o.Concurrency),
+		"AUDITQ_MAX_ACK_PENDING": strconv.Itoa(max(o.Concurrency*2, 1000)),
+	}
+	svc, err := startService(ctx, o.Binary, dbURL, filepath.Join(dataDir, "fast"), fast)
+	if err != nil {
+		return res, err
+	}
+	defer svc.stop()
+	if o.Prefill > 0 {
+		fmt.Fprintf(out, "prefilling %d rows...\n", o.Prefill)
+		if err := prefill(ctx, dbURL, o.Prefill); err != nil {
+			return res, err
+		}
+	}
+	pub, err := newPublisher(svc.natsURL)
+	if err != nil {
+		return res, err
+	}
+	defer pub.close()
+
+	fmt.Fprintf(out, "audit.log: %d events...\n", o.Events)
+	if res.SinglePerSec, err = pub.throughput(ctx, "audit.log", o.Events, 1, "s"); err != nil {
+		return res, err
+	}
+	fmt.Fprintf(out, "audit.bulk: %d events...\n", o.Events)
+	if res.BulkPerSec, err = pub.throughput(ctx, "audit.bulk", o.Events, 1000, "b"); err != nil {
+		return res, err
+	}
+	fmt.Fprintf(out, "latency at %d/s for %s...\n", o.LatencyRate, o.LatencyFor)
+	res.LatencyOffered = o.LatencyRate
+	lat, err := pub.latency(ctx, o.LatencyRate, o.LatencyFor)
+	if err != nil {
+		return res, err
+	}
+	res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs = percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 1)
+	res.ReportsMs = timeReports(ctx, pub.nc)
+	res.PeakRSSMB = svc.peakRSSMB()
+	if res.BytesPerEvent, err = bytesPerEvent(ctx, dbURL); err != nil {
+		return res, err
+	}
+	pub.close()
+	svc.stop()
+
+	if !o.SkipBaseline {
+		fmt.Fprintf(out, "seed-design baseline (concurrency 2, one transaction per event): %d events...\n", o.BaseEvents)
+		seed := map[string]string{"AUDITQ_CONCURRENCY": "2", "AUDITQ_BATCH_MAX_EVENTS": "1"}
+		base, err := startService(ctx, o.Binary, dbURL, filepath.Join(dataDir, "seed"), seed)
+		if err != nil {
+			return res, err
+		}
+		bp, err := newPublisher(base.natsURL)
+		if err != nil {
+			base.stop()
+			return res, err
+		}
+		res.BaselinePerSec, err = bp.throughput(ctx, "audit.log", o.BaseEvents, 1, "base")
+		bp.close()
+		base.stop()
+		if err != nil {
+			return res, err
+		}
+		res.VsBaseline = res.SinglePerSec / res.BaselinePerSec
+	}
+	if !o.SkipPlain {
+		fmt.Fprintf(out, "plain no-framework pipeline: %d events...\n", o.Events)
+		if res.PlainPerSec, err = plainPipeline(ctx, dbURL, filepath.Join(dataDir, "plain"), o.Events, o.Prefill); err != nil {
+			return res, err
+		}
+		res.VsPlain = res.SinglePerSec / res.PlainPerSec
+	}
+	return res, nil
+}
+
+// scratchDatabase creates an empty database and returns its URL and a
+// function that drops it.
+func scratchDatabase(ctx context.Context, admin string) (string, func(), error) {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := "auditq_bench_" + hex.EncodeToString(b[:])
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return "", nil, fmt.Errorf("connect to %s: %w", admin, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", nil, err
+	}
+	u, err := url.Parse(admin)
+	if err != nil {
+		return "", nil, err
+	}
+	u.Path = "/" + name
+	drop := func() {
+		c, err := pgx.Connect(context.Background(), admin)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	}
+	return u.String(), drop, nil
+}
+
+type child struct {
+	cmd     *exec.Cmd
+	natsURL string
+	http    string
+	done    chan struct{}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startService starts "auditq serve" and waits for /readyz.
+func startService(ctx context.Context, binary, dbURL, dataDir string, extra map[string]string) (*child, error) {
+	np, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	hp, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	c := &child{natsURL: fmt.Sprintf("nats://127.0.0.1:%d", np), http: fmt.Sprintf("127.0.0.1:%d", hp), done: make(chan struct{})}
+	c.cmd = exec.Command(binary, "serve")
+	env := append(os.Environ(),
+		"AUDITQ_DATABASE_URL="+dbURL, "AUDITQ_DATA_DIR="+dataDir,
+		fmt.Sprintf("AUDITQ_NATS_LISTEN=127.0.0.1:%d", np), "AUDITQ_HTTP_ADDR="+c.http,
+		"AUDITQ_LOG_LEVEL=warn", "AUDITQ_LOG_FORMAT=text")
+	for k, v := range extra {
+		env = append(env, k+"="+v)
+	}
+	c.cmd.Env = env
+	c.cmd.Stderr = os.Stderr
+	if err := c.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { _ = c.cmd.Wait(); close(c.done) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-c.done:
+			return nil, errors.New("auditq serve exited during start-up")
+		case <-ctx.Done():
+			c.stop()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		resp, err := http.Get("http://" + c.http + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return c, nil
+			}
+		}
+	}
+	c.stop()
+	return nil, errors.New("auditq serve did not become ready within 60s")
+}
+
+func (c *child) stop() {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(60 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+// peakRSSMB reads the child's high-water resident set size.
+func (c *child) peakRSSMB() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func bytesPerEvent(ctx context.Context, dbURL string) (float64, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	var size, rows int64
+	if err := conn.QueryRow(ctx, "SELECT pg_total_relation_size('audit_logs'), (SELECT count(*) FROM audit_logs)").Scan(&size, &rows); err != nil {
+		return 0, err
+	}
+	if rows == 0 {
+		return 0, nil
+	}
+	return float64(size) / float64(rows), nil
+}
+
+func percentile(d []time.Duration, p float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	i := int(p*float64(len(d))) - 1
+	i = min(max(i, 0), len(d)-1)
+	return float64(d[i]) / float64(time.Millisecond)
+}
+
+// timeReports times the report endpoints if the service offers them: p99
+// of 20 runs each, in milliseconds.
+func timeReports(ctx context.Context, nc *nats.Conn) map[string]float64 {
+	now := time.Now().UTC()
+	reqs := map[string]string{
+		"daily":         `{"reportType":"daily"}`,
+		"weekly":        `{"reportType":"weekly"}`,
+		"monthly":       `{"reportType":"monthly"}`,
+		"custom-90-day": fmt.Sprintf(`{"reportType":"custom","startDate":%q,"endDate":%q}`, now.AddDate(0, 0, -90).Format(time.RFC3339), now.Format(time.RFC3339)),
+	}
+	out := map[string]float64{}
+	for name, body := range reqs {
+		var ds []time.Duration
+		for range 20 {
+			start := time.Now()
+			msg, err := nc.RequestWithContext(ctx, "audit.report", []byte(body))
+			if err != nil || msg.Header.Get("Nats-Service-Error-Code") != "" {
+				break
+			}
+			ds = append(ds, time.Since(start))
+		}
+		if len(ds) == 20 {
+			out[name] = percentile(ds, 0.99)
+		}
+	}
+	return out
+}

@@ -1,0 +1,192 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+var prefillColumns = []string{"id", "user_id", "action", "resource_type", "resource_id", "details", "ip_address",
+	"user_agent", "session_id", "request_id", "success", "error_message", "occurred_at", "received_at"}
+
+// prefill COPYs n synthetic rows, spread over the last 365 days, into
+// audit_logs, then ANALYZEs it.
+func prefill(ctx context.Context, dbURL string, n int) error {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	now := time.Now().UTC()
+	span := int64(365 * 24 * time.Hour)
+	details := `{"field":"settings.name","old":"alpha","new":"beta"}`
+	ip := netip.MustParseAddr("198.51.100.7")
+	i := 0
+	src := pgx.CopyFromFunc(func() ([]any, error) {
+		if i == n {
+			return nil, nil
+		}
+		i++
+		at := now.Add(-time.Duration((int64(i) * 7919 * int64(time.Second)) % span))
+		var user any = "user-" + strconv.Itoa(i%1000)
+		if i%50 == 0 {
+			user = nil
+		}
+		return []any{"pre-" + strconv.Itoa(i), user, actions[i%len(actions)], resourceTypes[i%len(resourceTypes)],
+			"res-" + strconv.Itoa(i%5000), details, ip, "Mozilla/5.0", "sess", "req-" + strconv.Itoa(i), i%17 != 0, nil, at, at}, nil
+	})
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"audit_logs"}, prefillColumns, src); err != nil {
+		return fmt.Errorf("prefill: %w", err)
+	}
+	_, err = conn.Exec(ctx, "ANALYZE audit_logs")
+	return err
+}
+
+// plainEvent is the plain pipeline's decoding target: encoding/json, no
+// validation beyond types.
+type plainEvent struct {
+	ID           string          `json:"id"`
+	UserID       *string         `json:"userId"`
+	Action       string          `json:"action"`
+	ResourceType string          `json:"resourceType"`
+	ResourceID   string          `json:"resourceId"`
+	Details      json.RawMessage `json:"details"`
+	IPAddress    *string         `json:"ipAddress"`
+	UserAgent    *string         `json:"userAgent"`
+	SessionID    *string         `json:"sessionId"`
+	RequestID    *string         `json:"requestId"`
+	Success      *bool           `json:"success"`
+	ErrorMessage *string         `json:"errorMessage"`
+	Timestamp    *time.Time      `json:"timestamp"`
+}
+
+// plainPipeline measures the no-framework design the issue describes: pull
+// fetch of 1,000-message batches, encoding/json decoding, COPY into a
+// staging table, INSERT ... ON CONFLICT DO NOTHING into a table with five
+// indexes, one explicit ack per message after the commit. It runs on its
+// own in-process nats-server and its own table, prefilled like audit_logs.
+func plainPipeline(ctx context.Context, dbURL, dir string, n, prefilled int) (float64, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true})
+	if err != nil {
+		return 0, err
+	}
+	srv.Start()
+	defer srv.Shutdown()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		return 0, errors.New("plain pipeline: nats-server did not start")
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
+	if err != nil {
+		return 0, err
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "PLAIN", Subjects: []string{"plain.log"}, Retention: jetstream.WorkQueuePolicy}); err != nil {
+		return 0, err
+	}
+	cons, err := js.CreateConsumer(ctx, "PLAIN", jetstream.ConsumerConfig{Durable: "plain", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 10000})
+	if err != nil {
+		return 0, err
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{
+		`CREATE TABLE plain_logs (LIKE audit_logs INCLUDING DEFAULTS, PRIMARY KEY (id))`,
+		`CREATE INDEX ON plain_logs (occurred_at)`,
+		`CREATE INDEX ON plain_logs (user_id)`,
+		`CREATE INDEX ON plain_logs (action)`,
+		`CREATE INDEX ON plain_logs (resource_type, resource_id)`,
+		`INSERT INTO plain_logs SELECT * FROM audit_logs WHERE id LIKE 'pre-%'`,
+		`ANALYZE plain_logs`,
+		`CREATE TEMP TABLE plain_staging (LIKE plain_logs INCLUDING DEFAULTS)`,
+	} {
+		if prefilled == 0 && q[0] == 'I' {
+			continue
+		}
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return 0, fmt.Errorf("plain pipeline: %s: %w", q, err)
+		}
+	}
+
+	msgs := messages("plain.log", n, 1, fmt.Sprintf("plain-%d-", time.Now().UnixNano()))
+	start := time.Now()
+	go func() {
+		for _, m := range msgs {
+			if _, err := js.PublishMsgAsync(m, stall); err != nil {
+				return
+			}
+		}
+	}()
+	done := 0
+	for done < n {
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return 0, err
+		}
+		var got []jetstream.Msg
+		var rows [][]any
+		for m := range batch.Messages() {
+			var e plainEvent
+			if err := json.Unmarshal(m.Data(), &e); err != nil {
+				return 0, err
+			}
+			var ip any
+			if e.IPAddress != nil {
+				ip = netip.MustParseAddr(*e.IPAddress)
+			}
+			success := e.Success == nil || *e.Success
+			at := time.Now()
+			if e.Timestamp != nil {
+				at = *e.Timestamp
+			}
+			rows = append(rows, []any{e.ID, e.UserID, e.Action, e.ResourceType, e.ResourceID, string(e.Details), ip,
+				e.UserAgent, e.SessionID, e.RequestID, success, e.ErrorMessage, at, time.Now()})
+			got = append(got, m)
+		}
+		if batch.Error() != nil && !errors.Is(batch.Error(), nats.ErrTimeout) {
+			return 0, batch.Error()
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"plain_staging"}, prefillColumns, pgx.CopyFromRows(rows)); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO plain_logs SELECT * FROM plain_staging ON CONFLICT (id) DO NOTHING`); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `TRUNCATE plain_staging`)
+			return err
+		})
+		if err != nil {
+			return 0, err
+		}
+		for _, m := range got {
+			if err := m.Ack(); err != nil {
+				return 0, err
+			}
+		}
+		done += len(got)
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}

@@ -1,0 +1,215 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+type publisher struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+}
+
+func newPublisher(natsURL string) (*publisher, error) {
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return &publisher{nc: nc, js: js}, nil
+}
+
+func (p *publisher) close() {
+	if p.nc != nil {
+		p.nc.Close()
+	}
+}
+
+// eventJSON returns a realistic event of about 400 bytes.
+func eventJSON(id string, i int, at time.Time) []byte {
+	return fmt.Appendf(nil, `{"id":%q,"userId":"user-%d","action":"%s","resourceType":"%s","resourceId":"res-%d",`+
+		`"details":{"field":"settings.name","old":"alpha","new":"beta","reason":"benchmark"},"ipAddress":"203.0.113.%d",`+
+		`"userAgent":"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36","sessionId":"sess-%d","requestId":"req-%d",`+
+		`"success":%t,"timestamp":%q}`,
+		id, i%1000, actions[i%len(actions)], resourceTypes[i%len(resourceTypes)], i%5000, i%250, i%20000, i,
+		i%17 != 0, at.UTC().Format(time.RFC3339Nano))
+}
+
+var (
+	actions       = []string{"user.login", "user.logout", "guild.update", "guild.create", "settings.change", "role.assign", "message.delete", "admin.access"}
+	resourceTypes = []string{"user", "guild", "settings", "role", "message"}
+)
+
+// messages builds n events on subject, one per message for audit.log or
+// perMsg per message for audit.bulk.
+func messages(subject string, n, perMsg int, prefix string) []*nats.Msg {
+	now := time.Now()
+	var out []*nats.Msg
+	for start := 0; start < n; start += perMsg {
+		m := nats.NewMsg(subject)
+		if perMsg == 1 {
+			id := prefix + strconv.Itoa(start)
+			m.Data = eventJSON(id, start, now)
+			m.Header.Set(nats.MsgIdHdr, id)
+		} else {
+			var b strings.Builder
+			b.WriteString(`{"events":[`)
+			for i := start; i < min(start+perMsg, n); i++ {
+				if i > start {
+					b.WriteByte(',')
+				}
+				b.Write(eventJSON(prefix+strconv.Itoa(i), i, now))
+			}
+			b.WriteString(`]}`)
+			m.Data = []byte(b.String())
+			m.Header.Set(nats.MsgIdHdr, prefix+"-bulk-"+strconv.Itoa(start))
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// throughput publishes n events and returns events/s from the first
+// publish until the service reports every one of them committed.
+func (p *publisher) throughput(ctx context.Context, subject string, n, perMsg int, prefix string) (float64, error) {
+	msgs := messages(subject, n, perMsg, fmt.Sprintf("%s-%d-", prefix, time.Now().UnixNano()))
+	cons, err := p.js.Consumer(ctx, "AUDIT", "auditq-"+strings.TrimPrefix(subject, "audit."))
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	for _, m := range msgs {
+		if _, err := p.js.PublishMsgAsync(m, stall); err != nil {
+			return 0, err
+		}
+	}
+	select {
+	case <-p.js.PublishAsyncComplete():
+	case <-time.After(5 * time.Minute):
+		return 0, errors.New("publishes not acknowledged within 5 minutes")
+	}
+	for {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream >= info.Delivered.Stream {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// latency offers rate events/s for d and returns, per event, the time from
+// its publish until the consumer's ack floor passed it (a message is acked
+// only after its row is committed), sampled every 2 ms while publishing.
+func (p *publisher) latency(ctx context.Context, rate int, d time.Duration) ([]time.Duration, error) {
+	cons, err := p.js.Consumer(ctx, "AUDIT", "auditq-log")
+	if err != nil {
+		return nil, err
+	}
+	type sample struct {
+		at    time.Time
+		floor uint64
+	}
+	var samples []sample
+	stop := make(chan struct{})
+	sampled := make(chan error, 1)
+	go func() {
+		for {
+			info, err := cons.Info(ctx)
+			if err != nil {
+				sampled <- err
+				return
+			}
+			samples = append(samples, sample{time.Now(), info.AckFloor.Stream})
+			select {
+			case <-stop:
+				sampled <- nil
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	n := int(float64(rate) * d.Seconds())
+	msgs := messages("audit.log", n, 1, fmt.Sprintf("lat-%d-", time.Now().UnixNano()))
+	futures := make([]jetstream.PubAckFuture, n)
+	times := make([]time.Time, n)
+	start := time.Now()
+	const tick = 10 * time.Millisecond
+	perTick := max(rate*int(tick)/int(time.Second), 1)
+	for i := 0; i < n; i += perTick {
+		if wait := time.Until(start.Add(time.Duration(i/perTick) * tick)); wait > 0 {
+			time.Sleep(wait)
+		}
+		for j := i; j < min(i+perTick, n); j++ {
+			times[j] = time.Now()
+			if futures[j], err = p.js.PublishMsgAsync(msgs[j], stall); err != nil {
+				close(stop)
+				return nil, err
+			}
+		}
+	}
+	seqs := make([]uint64, n)
+	for i, f := range futures {
+		select {
+		case a := <-f.Ok():
+			seqs[i] = a.Sequence
+		case err := <-f.Err():
+			close(stop)
+			return nil, err
+		}
+	}
+	last := seqs[n-1]
+	for {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			close(stop)
+			return nil, err
+		}
+		if info.AckFloor.Stream >= last {
+			break
+		}
+		if time.Since(start) > d+2*time.Minute {
+			close(stop)
+			return nil, errors.New("latency run did not drain within 2 minutes")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	if err := <-sampled; err != nil {
+		return nil, err
+	}
+	out := make([]time.Duration, 0, n)
+	k := 0
+	for i := range n {
+		for k < len(samples) && (samples[k].floor < seqs[i] || samples[k].at.Before(times[i])) {
+			k++
+		}
+		if k == len(samples) {
+			return nil, fmt.Errorf("event %d was never seen committed", i)
+		}
+		out = append(out, samples[k].at.Sub(times[i]))
+	}
+	return out, nil
+}
+
+// stall lets a publisher wait for room among its outstanding publishes
+// instead of failing: the benchmark offers load as fast as the broker takes it.
+var stall = jetstream.WithStallWait(time.Minute)
