@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	_ "time/tzdata" // report time zones work where the system has no zoneinfo (e.g. scratch containers)
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -28,9 +29,11 @@ import (
 	"github.com/auditq/auditq/adapters/postgres"
 	"github.com/auditq/auditq/app"
 	"github.com/auditq/auditq/app/command"
+	"github.com/auditq/auditq/app/query"
 	"github.com/auditq/auditq/config"
 	"github.com/auditq/auditq/migrations"
 	"github.com/auditq/auditq/ports"
+	"github.com/auditq/auditq/ports/bench"
 	"github.com/auditq/auditq/ports/cli"
 )
 
@@ -39,9 +42,19 @@ const usage = `auditq records audit events from NATS JetStream into PostgreSQL, 
 Usage:
   auditq serve               run the service (embedded NATS unless AUDITQ_NATS_URL is set)
   auditq publish [flags]     publish a test event, or a JSON file of events, and wait for the acks
+  auditq cleanup [flags]     run a retention cleanup now and wait for its result, e.g.
+                             auditq cleanup --retention-days 90 --exclude security.breach,admin.access [--dry-run]
+  auditq schedule show       print the installed JetStream schedules and their next firing
+  auditq bench [flags]       end-to-end benchmark on a scratch database (see "auditq bench -h")
+  auditq report [flags]      ask the running service for a compliance report, e.g.
+                             auditq report --type weekly [--date 2026-11-24] [--tz Europe/Berlin] [--json]
+  auditq query [flags]       search the audit trail, newest first, e.g.
+                             auditq query --action 'guild.*' --user u1 --limit 50 [--json]
+  auditq verify [flags]      check the stored trail for tampering, e.g.
+                             auditq verify [--checkpoints-from nats] | auditq verify --event EVENT_ID
   auditq help                show this help and the configuration variables
 
-Run "auditq publish -h" for its flags. Configuration comes from the environment:
+Run "auditq publish -h" or "auditq cleanup -h" for their flags. Configuration comes from the environment:
 `
 
 func main() {
@@ -76,6 +89,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, cfg, newLogger(cfg, stderr))
 	case "publish":
 		return cli.Publish(ctx, connector(cfg), args, stdout)
+	case "bench":
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		return bench.Run(ctx, exe, args, stdout)
+	case "cleanup":
+		return cli.Cleanup(ctx, connector(cfg), args, stdout)
+	case "report":
+		return cli.Report(ctx, connector(cfg), args, stdout)
+	case "query":
+		return cli.Query(ctx, connector(cfg), args, stdout)
+	case "schedule":
+		return cli.ScheduleCmd(ctx, scheduleLister(cfg), args, stdout)
+	case "verify":
+		return verifyCmd(ctx, cfg, args, stdout)
 	default:
 		printHelp(stderr)
 		return fmt.Errorf("unknown command %q", cmd)
@@ -147,6 +176,7 @@ type service struct {
 	db       *bun.DB
 	router   *message.Router
 	batcher  *postgres.Batcher
+	requests *ports.Requests
 	sub      *natsjs.Subscriber
 	pub      message.Publisher
 	http     *http.Server
@@ -154,13 +184,24 @@ type service struct {
 	natsURL  string
 	done     chan struct{}
 	cancel   context.CancelFunc
+
+	// checkpoints writes the signed tamper-evidence checkpoints and
+	// stopChaining stops linking committed batches into the chain (nil: off).
+	checkpoints  *ports.Checkpoints
+	stopChaining func()
+
+	// stopRoller stops rolling up report hours (nil: not started).
+	stopRoller func()
 }
 
 // start opens the database (migrating it), NATS (embedded unless a URL is
 // configured), the streams and consumers, the router and the HTTP server. It
 // returns once the router is running.
-func start(ctx context.Context, cfg config.Config, log *slog.Logger) (s *service, err error) {
-	s = &service{log: log, done: make(chan struct{})}
+func start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *service, err error) {
+	// s is not the named result: "return nil, err" would set that to nil
+	// before the deferred clean-up ran, which then panicked on every
+	// failed start (found by TestSecretsNeverInLogsOrReplies).
+	s := &service{log: log, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.closeAll()
@@ -201,6 +242,9 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (s *service
 	if err != nil {
 		return nil, err
 	}
+	if err := checkScheduleServer(cfg, subConn.ConnectedServerVersion()); err != nil {
+		return nil, err
+	}
 	js, err := jetstream.New(subConn)
 	if err != nil {
 		return nil, err
@@ -215,8 +259,16 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (s *service
 		DuplicateWindow: cfg.DuplicateWindow,
 		AckWait:         cfg.AckWait,
 		MaxAckPending:   cfg.MaxAckPending,
+
+		AllowMsgSchedules: cfg.SchedulesEnabled(),
+	}
+	if cfg.TamperEvidence {
+		topo.CheckpointSubject = ports.SubjectCheckpoints
 	}
 	if err := natsjs.Ensure(ctx, js, topo); err != nil {
+		return nil, err
+	}
+	if err := installSchedules(ctx, js, cfg, log); err != nil {
 		return nil, err
 	}
 
@@ -236,7 +288,11 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (s *service
 		return nil, err
 	}
 
-	repo := postgres.NewRepository(s.db)
+	te, err := setupEvidence(cfg, s.db, js, log)
+	if err != nil {
+		return nil, err
+	}
+	repo := postgres.NewRepository(s.db).WithSealer(te.sealer)
 	metrics := ports.NewMetrics()
 	s.batcher = postgres.NewBatcher(repo, postgres.BatcherConfig{
 		MaxEvents: cfg.BatchMaxEvents, MaxDelay: cfg.BatchMaxDelay, Flushers: cfg.BatchFlushers,
@@ -244,18 +300,43 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (s *service
 		Observe:      func(n int) { metrics.ObserveBatch("group-commit", n) },
 	})
 	reporter := natsjs.NewReporter(s.pub, ports.PoisonPrefix+"bulk", ports.SubjectBulkResults)
+	policy, err := retentionPolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
 	application := app.Application{
 		Commands: app.Commands{
 			RecordEvents: command.NewRecordEventsHandler(s.batcher),
 			RecordBulk:   command.NewRecordBulkHandler(repo, reporter),
+			RunCleanup: command.NewRunCleanupHandler(te.retention(postgres.NewRetention(s.db, 0, 0)), repo, repo,
+				natsjs.NewCleanupReporter(s.pub, ports.SubjectCleanupResults), policy),
 		},
 	}
+	// Reports and search. Each read is recorded through RecordEvents like
+	// any other event, unless AUDITQ_AUDIT_READS=false.
+	var readRecorder query.EventRecorder
+	if cfg.AuditReads {
+		readRecorder = application.Commands.RecordEvents
+	}
+	reads := query.NewReadAuditor(readRecorder, nil)
+	application.Queries = app.Queries{
+		Report:      query.NewReportHandler(repo, repo, reads, cfg.ReportMaxDays, nil),
+		GetReport:   query.NewGetReportHandler(repo, reads),
+		ListReports: query.NewListReportsHandler(repo, reads),
+		Search:      query.NewSearchHandler(repo, reads),
+		GetEvent:    query.NewGetEventHandler(repo, reads),
+	}
+	application.Queries.EventProof = query.NewEventProofHandler(te.proofs(), reads)
+	application.Queries.PublicKey = query.NewPublicKeyHandler(te.publicKey())
+	application.Commands.GenerateReport = command.NewGenerateReportHandler(application.Queries.Report,
+		natsjs.NewReportResults(s.pub, ports.SubjectReportResults))
 	s.router, err = ports.NewRouter(ports.RouterConfig{
 		Subscriber:     s.sub,
 		Poison:         s.pub,
 		Attempts:       cfg.Attempts,
 		Backoff:        cfg.RetryBackoff,
 		HandlerTimeout: cfg.HandlerTimeout,
+		CleanupTimeout: cfg.CleanupTimeout,
 		CloseTimeout:   cfg.ShutdownTimeout,
 		BulkMaxEvents:  cfg.BulkMaxEvents,
 		FutureSkew:     cfg.FutureSkew,
@@ -279,6 +360,19 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (s *service
 		return nil, errors.New("router stopped during start-up")
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+
+	// Request-reply endpoints (micro service "auditq") on their own
+	// connection, once the router runs.
+	reqConn, err := s.connect(conn, "auditq-requests")
+	if err != nil {
+		return nil, err
+	}
+	s.requests, err = ports.NewRequests(reqConn, ports.RequestsConfig{
+		Timeout: cfg.RequestTimeout, StopTimeout: cfg.ShutdownTimeout, Logger: log.With("component", "requests"),
+	}, application)
+	if err != nil {
+		return nil, err
 	}
 
 	if cfg.HTTPAddr != "off" {
@@ -312,7 +406,16 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (s *service
 			}
 		}()
 	}
-	log.Info("auditq running", "nats", s.natsURL, "http", s.httpAddr, "concurrency", cfg.Concurrency,
+	if te.writer != nil {
+		s.stopChaining = te.sealer.StartChaining(time.Second, log.With("component", "chainer"))
+		s.checkpoints = ports.StartCheckpoints(te.writer, cfg.CheckpointInterval, log.With("component", "checkpoints"))
+	}
+	// Report rollups: every AUDITQ_ROLLUP_INTERVAL, recompute the hours
+	// changed since their last roll (see postgres.Roller).
+	s.stopRoller = postgres.NewRoller(s.db, postgres.DefaultRollupLag, 0).Start(cfg.RollupInterval, log.With("component", "rollups"))
+	// The redacted URL: a configured one may hold user:password@ (it did
+	// reach this log line, found by TestSecretsNeverInLogsOrReplies).
+	log.Info("auditq running", "nats", subConn.ConnectedUrlRedacted(), "http", s.httpAddr, "concurrency", cfg.Concurrency,
 		"subjects", strings.Join(topo.JobSubjects, ","))
 	return s, nil
 }
@@ -343,11 +446,23 @@ func (s *service) connect(cfg natsjs.ConnConfig, name string) (*nats.Conn, error
 // unacked for redelivery), then closes everything in reverse order.
 func (s *service) Close() error {
 	var errs []error
+	if s.requests != nil {
+		if err := s.requests.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("requests: %w", err))
+		}
+	}
 	if s.router != nil {
 		if err := s.router.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("router: %w", err))
 		}
 		<-s.done
+	}
+	if s.checkpoints != nil {
+		if s.batcher != nil {
+			_ = s.batcher.Close() // the last writes commit before the shutdown checkpoint
+		}
+		s.stopChaining()
+		s.checkpoints.Stop() // chains what is left, then signs
 	}
 	s.closeAll()
 	if len(errs) > 0 {
@@ -358,6 +473,9 @@ func (s *service) Close() error {
 }
 
 func (s *service) closeAll() {
+	if s.requests != nil {
+		_ = s.requests.Stop()
+	}
 	if s.cancel != nil {
 		s.cancel()
 	}
@@ -381,6 +499,9 @@ func (s *service) closeAll() {
 	if s.embedded != nil {
 		s.embedded.Shutdown()
 		s.embedded.WaitForShutdown()
+	}
+	if s.stopRoller != nil {
+		s.stopRoller()
 	}
 	if s.db != nil {
 		_ = s.db.Close()

@@ -2,7 +2,10 @@
 // into commands (writes) and queries (reads). It depends only on domain.
 package app
 
-import "github.com/auditq/auditq/app/command"
+import (
+	"github.com/auditq/auditq/app/command"
+	"github.com/auditq/auditq/app/query"
+)
 
 // Application is everything the driving ports may call.
 type Application struct {
@@ -14,7 +17,24 @@ type Application struct {
 type Commands struct {
 	RecordEvents command.RecordEventsHandler
 	RecordBulk   command.RecordBulkHandler
+	RunCleanup   command.RunCleanupHandler
+
+	// GenerateReport runs an audit.report.generate job.
+	GenerateReport command.GenerateReportHandler
 }
 
-// Queries are the read-only use cases.
-type Queries struct{}
+// Queries are the read use cases. Each records the read itself as an
+// audit event when read auditing is on (the stored reports aside, they
+// change nothing else).
+type Queries struct {
+	Report      query.ReportHandler
+	GetReport   query.GetReportHandler
+	ListReports query.ListReportsHandler
+	Search      query.SearchHandler
+	GetEvent    query.GetEventHandler
+
+	// EventProof and PublicKey serve tamper evidence (audit.event.proof,
+	// audit.pubkey).
+	EventProof query.EventProofHandler
+	PublicKey  query.PublicKeyHandler
+}

@@ -47,6 +47,28 @@ type Config struct {
 	PoisonMaxMsgs   int64
 	PoisonMaxBytes  int64
 	ResultsMaxMsgs  int64
+
+	// Retention cleanup (audit.cleanup) and the JetStream schedules.
+	RetentionDays    int           // the scheduled cleanup keeps this many days
+	RetentionMinDays int           // no cleanup may cut newer than this many days
+	HoldUsers        []string      // legal hold: user ids never deleted
+	HoldResources    []string      // legal hold: "type:id" resources never deleted
+	CleanupCron      string        // schedule of the cleanup, or "off"
+	CleanupTimeZone  string        // IANA zone of CleanupCron
+	CleanupExclude   []string      // actions the scheduled cleanup keeps
+	CleanupTimeout   time.Duration // deadline of one cleanup attempt
+	ReportCron       string        // schedule of the daily report (UTC), or "off"
+
+	// Reports and search (NATS request-reply).
+	RequestTimeout time.Duration // deadline of one request
+	ReportMaxDays  int           // longest custom report period
+	RollupInterval time.Duration // how often stale report rollup hours are rolled
+	AuditReads     bool          // record each report and search as an audit event
+
+	// Tamper evidence (docs/tamper-evidence.md).
+	TamperEvidence     bool          // seal every write into the hash chain
+	SigningKeyFile     string        // Ed25519 key of checkpoints; "" = DataDir/signing-key.pem
+	CheckpointInterval time.Duration // how often a signed checkpoint is written
 }
 
 // Var documents one environment variable: its name, default and meaning.
@@ -74,7 +96,7 @@ var Vars = []Var{
 	{"AUDITQ_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"AUDITQ_LOG_FORMAT", "auto", "json, text, or auto (json unless stderr is a terminal)"},
 	{"AUDITQ_BATCH_MAX_EVENTS", "1000", "group commit of audit.log events: flush a batch at this many events"},
-	{"AUDITQ_BATCH_MAX_DELAY", "5ms", "group commit: or this long after its first event, whichever comes first"},
+	{"AUDITQ_BATCH_MAX_DELAY", "0s", "group commit: hold a batch this long for more events even when the database is free (0: commit as soon as a flusher is free)"},
 	{"AUDITQ_BATCH_FLUSHERS", "2", "group commit: batches written to the database at once"},
 	{"AUDITQ_CONCURRENCY", "2", "messages handled at once per job subject and process (the seed ran 2)"},
 	{"AUDITQ_RETRY_ATTEMPTS", "3", "attempts of a transient failure before the message goes back to JetStream for later redelivery"},
@@ -89,6 +111,22 @@ var Vars = []Var{
 	{"AUDITQ_POISON_MAX_MSGS", "100000", "messages kept in AUDIT_POISON (at least 100)"},
 	{"AUDITQ_POISON_MAX_BYTES", "1073741824", "bytes kept in AUDIT_POISON"},
 	{"AUDITQ_RESULTS_MAX_MSGS", "50", "messages kept in AUDIT_RESULTS"},
+	{"AUDITQ_RETENTION_DAYS", "365", "the scheduled cleanup deletes events older than this many days"},
+	{"AUDITQ_RETENTION_MIN_DAYS", "30", "no cleanup may delete events newer than this many days (a guard rail)"},
+	{"AUDITQ_RETENTION_HOLD_USERS", "", "legal hold: comma-separated user ids whose events are never deleted"},
+	{"AUDITQ_RETENTION_HOLD_RESOURCES", "", "legal hold: comma-separated type:id resources (e.g. document:42) whose events are never deleted"},
+	{"AUDITQ_CLEANUP_CRON", "0 0 3 * * *", "when the cleanup runs: six-field cron \"sec min hour dom mon dow\", @every <duration>, @daily..., or \"off\" (removes the schedule)"},
+	{"AUDITQ_CLEANUP_TIMEZONE", "UTC", "IANA time zone of AUDITQ_CLEANUP_CRON"},
+	{"AUDITQ_CLEANUP_EXCLUDE_ACTIONS", "", "comma-separated actions the scheduled cleanup never deletes"},
+	{"AUDITQ_CLEANUP_TIMEOUT", "30m", "deadline of one cleanup attempt"},
+	{"AUDITQ_REPORT_CRON", "0 15 0 * * *", "when the daily report is generated (UTC), same syntax; \"off\" removes the schedule"},
+	{"AUDITQ_REQUEST_TIMEOUT", "10s", "deadline of one report or search request (audit.report, audit.query, ...)"},
+	{"AUDITQ_REPORT_MAX_DAYS", "366", "longest period of a custom report, in days"},
+	{"AUDITQ_ROLLUP_INTERVAL", "1m", "how often the hourly report rollups of changed hours are recomputed (reports are exact either way; rolled hours make them fast)"},
+	{"AUDITQ_AUDIT_READS", "true", "record each report and search as an audit event (action audit.report / audit.query): true or false"},
+	{"AUDITQ_TAMPER_EVIDENCE", "on", "seal every write into a hash chain and write signed checkpoints (docs/tamper-evidence.md): on or off"},
+	{"AUDITQ_SIGNING_KEY_FILE", "", "Ed25519 key (PKCS#8 PEM) signing the checkpoints; created (mode 0600) if missing; empty: AUDITQ_DATA_DIR/signing-key.pem"},
+	{"AUDITQ_CHECKPOINT_INTERVAL", "1h", "how often a signed checkpoint is written, also when no events arrived"},
 }
 
 // Load reads the configuration through getenv (os.Getenv in production) and
@@ -129,6 +167,25 @@ func Load(getenv func(string) string) (Config, error) {
 		PoisonMaxMsgs:   int64(p.int("AUDITQ_POISON_MAX_MSGS")),
 		PoisonMaxBytes:  int64(p.int("AUDITQ_POISON_MAX_BYTES")),
 		ResultsMaxMsgs:  int64(p.int("AUDITQ_RESULTS_MAX_MSGS")),
+
+		RetentionDays:    p.int("AUDITQ_RETENTION_DAYS"),
+		RetentionMinDays: p.int("AUDITQ_RETENTION_MIN_DAYS"),
+		HoldUsers:        p.list("AUDITQ_RETENTION_HOLD_USERS"),
+		HoldResources:    p.list("AUDITQ_RETENTION_HOLD_RESOURCES"),
+		CleanupCron:      p.str("AUDITQ_CLEANUP_CRON"),
+		CleanupTimeZone:  p.str("AUDITQ_CLEANUP_TIMEZONE"),
+		CleanupExclude:   p.list("AUDITQ_CLEANUP_EXCLUDE_ACTIONS"),
+		CleanupTimeout:   p.dur("AUDITQ_CLEANUP_TIMEOUT"),
+		ReportCron:       p.str("AUDITQ_REPORT_CRON"),
+
+		RequestTimeout: p.dur("AUDITQ_REQUEST_TIMEOUT"),
+		ReportMaxDays:  p.int("AUDITQ_REPORT_MAX_DAYS"),
+		RollupInterval: p.dur("AUDITQ_ROLLUP_INTERVAL"),
+		AuditReads:     p.boolean("AUDITQ_AUDIT_READS"),
+
+		TamperEvidence:     p.onOff("AUDITQ_TAMPER_EVIDENCE"),
+		SigningKeyFile:     p.str("AUDITQ_SIGNING_KEY_FILE"),
+		CheckpointInterval: p.dur("AUDITQ_CHECKPOINT_INTERVAL"),
 	}
 	errs := append(p.errs, c.Validate())
 	if err := errors.Join(errs...); err != nil {
@@ -185,8 +242,8 @@ func (c Config) Validate() error {
 	if c.BatchMaxEvents < 1 || c.BatchMaxEvents > 100000 {
 		bad("AUDITQ_BATCH_MAX_EVENTS: must be between 1 and 100000")
 	}
-	if c.BatchMaxDelay <= 0 || c.BatchMaxDelay > time.Second {
-		bad("AUDITQ_BATCH_MAX_DELAY: must be positive and at most 1s")
+	if c.BatchMaxDelay < 0 || c.BatchMaxDelay > time.Second {
+		bad("AUDITQ_BATCH_MAX_DELAY: must be between 0s and 1s")
 	}
 	if c.BatchFlushers < 1 || c.BatchFlushers > 64 {
 		bad("AUDITQ_BATCH_FLUSHERS: must be between 1 and 64")
@@ -233,6 +290,9 @@ func (c Config) Validate() error {
 	if c.ResultsMaxMsgs < 1 {
 		bad("AUDITQ_RESULTS_MAX_MSGS: must be at least 1")
 	}
+	errs = append(errs, c.validateRetention()...)
+	errs = append(errs, c.validateReads()...)
+	errs = append(errs, c.validateEvidence()...)
 	return errors.Join(errs...)
 }
 

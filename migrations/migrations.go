@@ -26,6 +26,13 @@ func Up(ctx context.Context, db *bun.DB) error {
 	if err := ms.Discover(files); err != nil {
 		return fmt.Errorf("discover migrations: %w", err)
 	}
+	// A least-privilege role (docs/writer-role.sql) may not create tables,
+	// not even "IF NOT EXISTS" ones that exist: when every migration is
+	// applied already, Up only reads. (Found by the writer-role test: the
+	// service could not start as such a role.)
+	if upToDate(ctx, db, ms) {
+		return nil
+	}
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
@@ -47,4 +54,27 @@ func Up(ctx context.Context, db *bun.DB) error {
 		return fmt.Errorf("migrations: %w", err)
 	}
 	return nil
+}
+
+// upToDate reports whether every migration in ms is recorded as applied; it
+// only reads, and says false on any doubt (the migrator then decides).
+func upToDate(ctx context.Context, db *bun.DB, ms *migrate.Migrations) bool {
+	var exists bool
+	if err := db.QueryRowContext(ctx, "SELECT to_regclass('auditq_migrations') IS NOT NULL").Scan(&exists); err != nil || !exists {
+		return false
+	}
+	var names []string
+	if err := db.NewSelect().Table("auditq_migrations").Column("name").Scan(ctx, &names); err != nil {
+		return false
+	}
+	applied := make(map[string]bool, len(names))
+	for _, n := range names {
+		applied[n] = true
+	}
+	for _, m := range ms.Sorted() {
+		if !applied[m.Name] {
+			return false
+		}
+	}
+	return true
 }

@@ -30,6 +30,10 @@ type RouterConfig struct {
 	Backoff time.Duration
 	// HandlerTimeout bounds one attempt.
 	HandlerTimeout time.Duration
+	// CleanupTimeout bounds one attempt of a cleanup job, which may run for
+	// many minutes (the subscriber reports progress meanwhile, so JetStream
+	// does not redeliver it); zero means HandlerTimeout.
+	CleanupTimeout time.Duration
 	// CloseTimeout bounds how long Close waits for running handlers.
 	CloseTimeout time.Duration
 
@@ -80,6 +84,8 @@ func NewRouter(cfg RouterConfig, application app.Application) (*message.Router, 
 	}{
 		{handlerLog, SubjectLog, PoisonPrefix + "log", h.log},
 		{handlerBulk, SubjectBulk, PoisonPrefix + "bulk", h.bulk},
+		{handlerCleanup, SubjectCleanup, PoisonPrefix + "cleanup", h.cleanup},
+		{handlerReportGenerate, SubjectReportGenerate, PoisonPrefix + "report", h.reportGenerate},
 	}
 	for _, j := range jobs {
 		handler := r.AddConsumerHandler(j.name, j.subject, cfg.Subscriber, j.fn)

@@ -14,16 +14,36 @@ const (
 
 	ResultSubjects     = "audit.results.>"
 	SubjectBulkResults = "audit.results.bulk"
+
+	// SubjectCleanup is the retention job: {"retentionDays"|"beforeDate",
+	// "excludeActions"?, "dryRun"?}, run by hand or fired by a schedule.
+	SubjectCleanup        = "audit.cleanup"
+	SubjectCleanupResults = "audit.results.cleanup"
+
+	// Schedules: JetStream message schedules stored in stream AUDIT, one
+	// per subject audit.schedule.<name> (e.g. audit.schedule.cleanup). No
+	// consumer matches them, so work-queue retention never removes them.
+	SchedulePrefix   = "audit.schedule."
+	ScheduleSubjects = "audit.schedule.>"
+
+	// SubjectReportGenerate is the report job: the body of an audit.report
+	// request (a schedule sends {"reportType":"daily"}). The stored report
+	// is published to SubjectReportResults.
+	SubjectReportGenerate = "audit.report.generate"
+	SubjectReportResults  = "audit.results.report"
 )
 
 // JobSubjects are the subjects of stream AUDIT.
 func JobSubjects() []string {
-	return []string{SubjectLog, SubjectBulk}
+	return []string{SubjectLog, SubjectBulk, SubjectCleanup, ScheduleSubjects, SubjectReportGenerate}
 }
 
 // handler names: the Watermill handler names, also a public contract (they
 // appear in poison headers and metrics).
 const (
-	handlerLog  = "audit.log"
-	handlerBulk = "audit.bulk"
+	handlerLog     = "audit.log"
+	handlerBulk    = "audit.bulk"
+	handlerCleanup = "audit.cleanup"
+
+	handlerReportGenerate = "audit.report.generate"
 )

@@ -40,6 +40,15 @@ func Connect(cfg ConnConfig, name string) (*nats.Conn, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "conn", name, "url", c.ConnectedUrlRedacted()) }),
+		// Asynchronous errors (a slow consumer dropping messages, a
+		// permissions violation) are otherwise silent.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Warn("NATS asynchronous error", "conn", name, "subject", subject, "err", err)
+		}),
 	}
 	switch {
 	case cfg.User != "":

@@ -1,11 +1,95 @@
 package natsjs
 
 import (
+	"strconv"
+
 	"github.com/ThreeDotsLabs/watermill"
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 )
+
+// republishMarshaler is the NATS marshaler with one fix: a message fired by
+// a JetStream schedule carries Nats-Scheduler and Nats-Schedule-Next in its
+// metadata, and JetStream rejects any client publish with those headers
+// (error 10212). Re-publishing such a message (to the poison stream) would
+// then fail for ever, so they travel as nats_scheduler and
+// nats_schedule_next instead.
+//
+// And a second: a copy must fit the broker's message size limit. A poison
+// copy is the original payload plus the poison headers, so an invalid
+// message close to the limit could never be poisoned: the publish failed,
+// the message was redelivered for ever (found by the hostile-input test).
+// A copy that does not fit is cut to fit, and header payload_truncated
+// gives the original size.
+type republishMarshaler struct {
+	wmnats.NATSMarshaler
+	nc *nats.Conn // for its MaxPayload; nil: no limit
+}
+
+// HeaderPayloadTruncated is set on a re-published message whose payload
+// was cut to fit the broker's limit: the payload's original size in bytes.
+const HeaderPayloadTruncated = "payload_truncated"
+
+// maxHeaderValue bounds each header value of a copy that does not fit.
+const maxHeaderValue = 1024
+
+// Marshal returns msg as a NATS message, schedule headers renamed.
+func (m republishMarshaler) Marshal(topic string, msg *message.Message) (*nats.Msg, error) {
+	nm, err := m.NATSMarshaler.Marshal(topic, msg)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range [...][2]string{{HeaderScheduler, "nats_scheduler"}, {HeaderScheduleNext, "nats_schedule_next"}} {
+		if v := nm.Header.Get(h[0]); v != "" {
+			nm.Header.Del(h[0])
+			nm.Header.Set(h[1], v)
+		}
+	}
+	if m.nc != nil {
+		// The publisher adds Nats-Msg-Id (the UUID) after Marshal.
+		fitPayload(nm, m.nc.MaxPayload(), len(nats.MsgIdHdr)+4+len(msg.UUID))
+	}
+	return nm, nil
+}
+
+// fitPayload cuts nm's payload (and, if need be, long header values) so
+// that the message fits in limit bytes, headers included, with reserve
+// bytes to spare for headers added later.
+func fitPayload(nm *nats.Msg, limit int64, reserve int) {
+	margin := 64 + reserve // the payload_truncated header, and the reserve
+	if limit <= 0 || int64(len(nm.Data)+headerSize(nm.Header)+reserve) <= limit {
+		return
+	}
+	if int64(headerSize(nm.Header)+margin) > limit {
+		for k, vs := range nm.Header {
+			for i, v := range vs {
+				if len(v) > maxHeaderValue {
+					vs[i] = v[:maxHeaderValue] + "..."
+				}
+			}
+			nm.Header[k] = vs
+		}
+	}
+	keep := max(limit-int64(headerSize(nm.Header)+margin), 0)
+	nm.Header.Set(HeaderPayloadTruncated, strconv.Itoa(len(nm.Data)))
+	nm.Data = nm.Data[:min(int64(len(nm.Data)), keep)]
+}
+
+// headerSize is the size of h on the wire ("NATS/1.0\r\n", "k: v\r\n"
+// each, "\r\n").
+func headerSize(h nats.Header) int {
+	if len(h) == 0 {
+		return 0
+	}
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
 
 // NewPublisher returns a watermill-nats JetStream publisher on its own
 // connection nc (Close closes nc). It never provisions streams (the service
@@ -13,7 +97,7 @@ import (
 // publish is deduplicated by the stream.
 func NewPublisher(nc *nats.Conn, logger watermill.LoggerAdapter) (message.Publisher, error) {
 	return wmnats.NewPublisherWithNatsConn(nc, wmnats.PublisherPublishConfig{
-		Marshaler: &wmnats.NATSMarshaler{},
+		Marshaler: republishMarshaler{nc: nc},
 		JetStream: wmnats.JetStreamConfig{
 			AutoProvision: false,
 			TrackMsgId:    true,

@@ -260,7 +260,9 @@ func toWatermill(jm jetstream.Msg) (*message.Message, uint64) {
 			md.Set(h, v)
 		}
 	}
-	return message.NewMessage(id, jm.Data()), delivered
+	msg := message.NewMessage(id, jm.Data())
+	msg.Metadata = md
+	return msg, delivered
 }
 
 // Close stops pulling, waits up to CloseTimeout for messages already handed

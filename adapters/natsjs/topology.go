@@ -18,6 +18,9 @@ const (
 	StreamAudit   = "AUDIT"         // job subjects, work-queue retention
 	StreamPoison  = "AUDIT_POISON"  // audit.poison.>
 	StreamResults = "AUDIT_RESULTS" // audit.results.>
+	// StreamCheckpoints keeps every signed tamper-evidence checkpoint
+	// (audit.checkpoints) for ever: limits retention without limits.
+	StreamCheckpoints = "AUDIT_CHECKPOINTS"
 )
 
 // Topology describes the streams and durable consumers the service needs.
@@ -39,6 +42,14 @@ type Topology struct {
 	// instances.
 	MaxAckPending int
 	Replicas      int
+	// AllowMsgSchedules lets stream AUDIT hold JetStream message schedules
+	// (nats-server 2.12+; cron patterns 2.14+). The server never lets it be
+	// switched off again, so once AUDIT has it, Ensure keeps it on.
+	AllowMsgSchedules bool
+	// CheckpointSubject, when set, is the only subject of stream
+	// AUDIT_CHECKPOINTS (tamper evidence): an exact subject, so it can
+	// never capture a request subject.
+	CheckpointSubject string
 }
 
 // ConsumerName is the durable consumer for a job subject: "auditq-" and the
@@ -55,6 +66,12 @@ func ConsumerName(subject string) string {
 // backlog.
 func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	replicas := max(t.Replicas, 1)
+	schedules := t.AllowMsgSchedules
+	if !schedules {
+		if str, err := js.Stream(ctx, StreamAudit); err == nil && str.CachedInfo().Config.AllowMsgSchedules {
+			schedules = true // can never be switched off again
+		}
+	}
 	streams := []jetstream.StreamConfig{
 		{
 			Name:        StreamAudit,
@@ -64,6 +81,13 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 			Storage:     jetstream.FileStorage,
 			Duplicates:  t.DuplicateWindow,
 			Replicas:    replicas,
+			// Schedules live in AUDIT itself (a schedule's target must be in
+			// its stream); they need roll-ups (a new schedule message
+			// replaces the old one). No MaxAge: that would silently end a
+			// schedule. Direct get lets "nats stream view" page a work queue.
+			AllowMsgSchedules: schedules,
+			AllowRollup:       schedules,
+			AllowDirect:       true,
 		},
 		{
 			Name:        StreamPoison,
@@ -87,6 +111,21 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 			Discard:     jetstream.DiscardOld,
 			Replicas:    replicas,
 		},
+	}
+	if t.CheckpointSubject != "" {
+		streams = append(streams, jetstream.StreamConfig{
+			Name:        StreamCheckpoints,
+			Description: "auditq signed tamper-evidence checkpoints, kept indefinitely",
+			Subjects:    []string{t.CheckpointSubject},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Discard:     jetstream.DiscardNew, // never drop an old checkpoint
+			Duplicates:  t.DuplicateWindow,
+			Replicas:    replicas,
+			DenyDelete:  true,
+			DenyPurge:   true,
+			AllowDirect: true,
+		})
 	}
 	for _, sc := range streams {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {

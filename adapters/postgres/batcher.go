@@ -18,7 +18,8 @@ type BatchWriter interface {
 type BatcherConfig struct {
 	// MaxEvents flushes a batch once it holds this many events.
 	MaxEvents int
-	// MaxDelay flushes a batch this long after its first event arrived.
+	// MaxDelay holds a batch this long after its first event for more
+	// events even when a flusher is free; 0 hands it over at once.
 	MaxDelay time.Duration
 	// Flushers is how many batches may be written at once.
 	Flushers int
@@ -32,8 +33,8 @@ func (c *BatcherConfig) setDefaults() {
 	if c.MaxEvents <= 0 {
 		c.MaxEvents = 1000
 	}
-	if c.MaxDelay <= 0 {
-		c.MaxDelay = 5 * time.Millisecond
+	if c.MaxDelay < 0 {
+		c.MaxDelay = 0
 	}
 	if c.Flushers <= 0 {
 		c.Flushers = 2
@@ -44,9 +45,9 @@ func (c *BatcherConfig) setDefaults() {
 }
 
 // Batcher is an audit.Writer that commits the events of concurrent Write
-// calls together (group commit): a batch is flushed at MaxEvents events or
-// MaxDelay after its first, whichever comes first, in one COPY and one
-// transaction. Each Write returns only after its own events are committed,
+// calls together (group commit): a batch is flushed when a flusher is free
+// (and MaxDelay has passed since its first event) or at MaxEvents events,
+// whichever comes first, in one COPY and one transaction. Each Write returns only after its own events are committed,
 // so a message is acked only after its row is. A failed flush fails exactly
 // the writes in it; when the failure is permanent (a row the database
 // refuses), the writes are retried one by one so only the culprit fails.
@@ -107,44 +108,53 @@ func (b *Batcher) Write(ctx context.Context, events []audit.Event) (audit.WriteR
 	}
 }
 
-// collect groups incoming writes into batches.
+// collect groups incoming writes into batches. A batch goes to a flusher
+// as soon as one is free (after MaxDelay, if set) or when it is full; while
+// every flusher is busy, writes keep joining the waiting batch. Under light
+// load each write is committed at once; under heavy load batches grow to
+// MaxEvents on their own (self-clocking group commit).
 func (b *Batcher) collect() {
 	defer b.wg.Done()
 	defer close(b.out)
 	var (
 		batch []*pending
 		size  int
+		ready bool // MaxDelay has passed since the batch's first write
 		timer = time.NewTimer(time.Hour)
 	)
 	timer.Stop()
-	flush := func() bool {
-		if len(batch) == 0 {
-			return true
-		}
-		select {
-		case b.out <- batch:
-		case <-b.stop:
-			b.fail(batch, ErrBatcherClosed)
-		}
-		batch, size = nil, 0
-		timer.Stop()
-		return true
-	}
 	for {
+		var in chan *pending
+		if size < b.cfg.MaxEvents {
+			in = b.in
+		}
+		var out chan []*pending
+		if len(batch) > 0 && (ready || size >= b.cfg.MaxEvents) {
+			out = b.out
+		}
 		select {
-		case p := <-b.in:
+		case p := <-in:
 			if len(batch) == 0 {
-				timer.Reset(b.cfg.MaxDelay)
+				ready = b.cfg.MaxDelay == 0
+				if !ready {
+					timer.Reset(b.cfg.MaxDelay)
+				}
 			}
 			batch = append(batch, p)
 			size += len(p.events)
-			if size >= b.cfg.MaxEvents {
-				flush()
-			}
 		case <-timer.C:
-			flush()
+			ready = true
+		case out <- batch:
+			batch, size, ready = nil, 0, false
+			timer.Stop()
 		case <-b.stop:
-			flush()
+			if len(batch) > 0 {
+				select {
+				case b.out <- batch:
+				case <-time.After(b.cfg.FlushTimeout):
+					b.fail(batch, ErrBatcherClosed)
+				}
+			}
 			return
 		}
 	}

@@ -19,13 +19,20 @@ import (
 
 // Repository stores and reads audit events in the audit_logs table.
 type Repository struct {
-	db *bun.DB
+	db     *bun.DB
+	sealer *Sealer // nil: tamper evidence off
 }
 
 var _ audit.Writer = (*Repository)(nil)
 
 // NewRepository returns a Repository over db, whose schema must be migrated.
 func NewRepository(db *bun.DB) *Repository { return &Repository{db: db} }
+
+// WithSealer returns a Repository over the same database whose writes are
+// sealed by s (tamper evidence, see Sealer); nil turns sealing off.
+func (r *Repository) WithSealer(s *Sealer) *Repository {
+	return &Repository{db: r.db, sealer: s}
+}
 
 // eventRow is the audit_logs row; it never leaves this package.
 type eventRow struct {
@@ -86,6 +93,10 @@ func (r *Repository) WriteReturning(ctx context.Context, events []audit.Event) (
 	if err != nil {
 		return nil, err
 	}
+	var seal *sealJob
+	if r.sealer != nil {
+		seal = r.sealer.begin(events) // hashes while the rows are copied
+	}
 	conn, err := r.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("insert %d events: %w", len(events), err)
@@ -95,9 +106,9 @@ func (r *Repository) WriteReturning(ctx context.Context, events []audit.Event) (
 	err = conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
 		var err error
-		inserted, err = copyDirect(ctx, pc, rows)
+		inserted, err = copyDirect(ctx, pc, events, rows, seal)
 		if isUniqueViolation(err) {
-			inserted, err = copyStaged(ctx, pc, events, rows)
+			inserted, err = copyStaged(ctx, pc, events, rows, seal)
 		}
 		return err
 	})
@@ -109,6 +120,30 @@ func (r *Repository) WriteReturning(ctx context.Context, events []audit.Event) (
 
 var copyColumns = []string{"id", "user_id", "action", "resource_type", "resource_id", "details", "ip_address",
 	"user_agent", "session_id", "request_id", "success", "error_message", "occurred_at", "received_at"}
+
+// sealedColumns are copyColumns plus the seal position (batch id, leaf).
+var sealedColumns = append(copyColumns[:len(copyColumns):len(copyColumns)], "seal_batch", "seal_leaf")
+
+// columns returns the columns a write copies: sealed or not.
+func columns(seal *sealJob) []string {
+	if seal != nil {
+		return sealedColumns
+	}
+	return copyColumns
+}
+
+// withSeal returns rows extended by the seal position: batch id and the
+// row's index as its leaf.
+func withSeal(rows [][]any, seal *sealJob) [][]any {
+	if seal == nil {
+		return rows
+	}
+	out := make([][]any, len(rows))
+	for i, r := range rows {
+		out[i] = append(r[:len(r):len(r)], seal.id, int32(i))
+	}
+	return out
+}
 
 // copyRows converts events into COPY rows; empty optional strings are NULL.
 func copyRows(events []audit.Event) ([][]any, error) {
@@ -140,28 +175,47 @@ func null(s string) any {
 	return s
 }
 
-// copyDirect COPYs rows into audit_logs in one transaction; every row is
-// new if it succeeds.
-func copyDirect(ctx context.Context, c *pgx.Conn, rows [][]any) ([]int, error) {
-	err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_logs"}, copyColumns, pgx.CopyFromRows(rows))
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
+// copyDirect COPYs rows (of events) into audit_logs in one transaction;
+// every row is new if it succeeds. The hours of the rows are marked
+// changed for the report rollups (bumpHours) as the last statement.
+// With seal, the batch record goes with the COMMIT (see sealedTx).
+func copyDirect(ctx context.Context, c *pgx.Conn, events []audit.Event, rows [][]any, seal *sealJob) ([]int, error) {
 	all := make([]int, len(rows))
 	for i := range all {
 		all[i] = i
+	}
+	err := sealedTx(ctx, c, seal, func(tx pgx.Tx) error {
+		if seal != nil {
+			if err := seal.allocate(ctx, tx); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_logs"}, columns(seal), pgx.CopyFromRows(withSeal(rows, seal))); err != nil {
+			return err
+		}
+		if seal != nil {
+			seal.prepare(all)
+		}
+		return bumpHours(ctx, tx, events, all)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return all, nil
 }
 
 // copyStaged COPYs rows into a per-session staging table and moves the new
-// ones into audit_logs, returning which were new.
-func copyStaged(ctx context.Context, c *pgx.Conn, events []audit.Event, rows [][]any) ([]int, error) {
-	var ids []string
-	err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+// ones into audit_logs, returning which were new; it marks their hours
+// changed (bumpHours) as copyDirect does.
+func copyStaged(ctx context.Context, c *pgx.Conn, events []audit.Event, rows [][]any, seal *sealJob) ([]int, error) {
+	var inserted []int
+	err := sealedTx(ctx, c, seal, func(tx pgx.Tx) error {
+		if seal != nil {
+			if err := seal.allocate(ctx, tx); err != nil {
+				return err
+			}
+			rows = withSeal(rows, seal)
+		}
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS audit_logs_staging
 			(LIKE audit_logs INCLUDING DEFAULTS, ord int) ON COMMIT DELETE ROWS`); err != nil {
 			return err
@@ -170,10 +224,10 @@ func copyStaged(ctx context.Context, c *pgx.Conn, events []audit.Event, rows [][
 		for i, r := range rows {
 			staged[i] = append(r[:len(r):len(r)], i)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_logs_staging"}, append(copyColumns[:len(copyColumns):len(copyColumns)], "ord"), pgx.CopyFromRows(staged)); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_logs_staging"}, append(columns(seal)[:len(columns(seal)):len(columns(seal))], "ord"), pgx.CopyFromRows(staged)); err != nil {
 			return err
 		}
-		cols := strings.Join(copyColumns, ", ")
+		cols := strings.Join(columns(seal), ", ")
 		// DISTINCT ON keeps the first of ids repeated within the batch.
 		res, err := tx.Query(ctx, `INSERT INTO audit_logs (`+cols+`)
 			SELECT `+cols+` FROM (SELECT DISTINCT ON (id) * FROM audit_logs_staging ORDER BY id, ord) s ORDER BY ord
@@ -181,22 +235,28 @@ func copyStaged(ctx context.Context, c *pgx.Conn, events []audit.Event, rows [][
 		if err != nil {
 			return err
 		}
-		ids, err = pgx.CollectRows(res, pgx.RowTo[string])
-		return err
+		ids, err := pgx.CollectRows(res, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		isNew := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			isNew[id] = true
+		}
+		inserted = inserted[:0]
+		for i, e := range events {
+			if isNew[e.ID] {
+				inserted = append(inserted, i)
+				delete(isNew, e.ID) // a repeated id counts once
+			}
+		}
+		if seal != nil {
+			seal.prepare(inserted)
+		}
+		return bumpHours(ctx, tx, events, inserted)
 	})
 	if err != nil {
 		return nil, err
-	}
-	isNew := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		isNew[id] = true
-	}
-	var inserted []int
-	for i, e := range events {
-		if isNew[e.ID] {
-			inserted = append(inserted, i)
-			delete(isNew, e.ID) // a repeated id counts once
-		}
 	}
 	return inserted, nil
 }

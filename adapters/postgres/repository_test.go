@@ -16,7 +16,7 @@ import (
 	"github.com/auditq/auditq/migrations"
 )
 
-func newDB(t *testing.T) *bun.DB {
+func newDB(t testing.TB) *bun.DB {
 	t.Helper()
 	ctx := context.Background()
 	db, err := postgres.Open(ctx, pgtest.NewDatabase(t), 4)

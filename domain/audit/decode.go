@@ -154,8 +154,18 @@ func decodeEvent(prefix string, data []byte, r Receipt) (Event, error) {
 		if r.FallbackID == "" {
 			return Event{}, Invalid(prefix+"id", "is required when the message carries no Nats-Msg-Id")
 		}
-		if utf8.RuneCountInString(r.FallbackID) > MaxIDLen {
-			return Event{}, Invalid(prefix+"id", "is absent and the message id is longer than %d characters", MaxIDLen)
+		// The fallback is a header any publisher can set to any bytes: it
+		// must keep the rules of the id field (found by FuzzDecodeEvent: a
+		// Nats-Msg-Id with a control character was stored, one with
+		// invalid UTF-8 failed in the database with a reason naming no
+		// field).
+		if !utf8.ValidString(r.FallbackID) {
+			return Event{}, Invalid(prefix+"id", "is absent and the message id (Nats-Msg-Id) is not valid UTF-8")
+		}
+		if err := checkText(prefix+"id", r.FallbackID, MaxIDLen, textSingleLine); err != nil {
+			var v *ValidationError
+			errors.As(err, &v)
+			return Event{}, Invalid(prefix+"id", "is absent and the message id (Nats-Msg-Id) %s", v.Rule)
 		}
 		ev.ID = r.FallbackID
 	}
@@ -164,16 +174,54 @@ func decodeEvent(prefix string, data []byte, r Receipt) (Event, error) {
 
 // decodeObject walks the members of one JSON object, calling fn with each key
 // and raw value. It rejects non-objects, duplicate keys and trailing data.
-// Well-formed input takes a fast, allocation-light scan; anything else goes
+// Well-formed input takes a fast, allocation-light scan (validJSON, then
+// scanObject); anything else goes
 // through encoding/json's decoder, whose errors say where the input broke.
 func decodeObject(path string, data []byte, fn func(key string, raw json.RawMessage) error) error {
 	if !utf8.Valid(data) {
 		return invalidUTF8(path, data)
 	}
-	if json.Valid(data) {
+	if validJSON(data) {
 		return scanObject(path, data, fn)
 	}
 	return decodeObjectSlow(path, data, fn)
+}
+
+// maxKeyLabel is the most characters of a sender's member name that an
+// error repeats.
+const maxKeyLabel = 64
+
+// keyLabel is how a member name the sender chose appears in field paths
+// (and so in errors, poison headers and logs): as is when it is a short
+// printable name, as every known field is; quoted (Go syntax) and cut to
+// maxKeyLabel characters when it is empty, holds control characters or
+// invalid UTF-8, or is long. Found by FuzzDecodeEvent (an empty key gave
+// the field name "") and the hostile-input table (a 5 MB unknown key was
+// repeated in full in the poison reason header).
+func keyLabel(key string) string {
+	if key != "" && len(key) <= maxKeyLabel && utf8.ValidString(key) {
+		printable := true
+		for _, c := range key {
+			if !strconv.IsPrint(c) {
+				printable = false
+				break
+			}
+		}
+		if printable {
+			return key
+		}
+	}
+	cut, more := key, ""
+	if n := 0; len(key) > maxKeyLabel {
+		for i := range key {
+			if n == maxKeyLabel {
+				cut, more = key[:i], "..."
+				break
+			}
+			n++
+		}
+	}
+	return strconv.Quote(cut) + more
 }
 
 func where(path string) string {
@@ -204,10 +252,11 @@ func scanObject(path string, data []byte, fn func(key string, raw json.RawMessag
 		key := unquote(data[i:end])
 		for _, k := range seen {
 			if k == key {
-				return Invalid(member(path, key), "appears more than once")
+				return Invalid(member(path, keyLabel(key)), "appears more than once")
 			}
 		}
 		seen = append(seen, key)
+		key = keyLabel(key)
 		i = skipSpace(data, end)
 		i = skipSpace(data, i+1) // the colon
 		end = skipValue(data, i)
@@ -304,9 +353,10 @@ func decodeObjectSlow(path string, data []byte, fn func(key string, raw json.Raw
 		}
 		key, _ := tok.(string)
 		if _, dup := seen[key]; dup {
-			return Invalid(member(path, key), "appears more than once")
+			return Invalid(member(path, keyLabel(key)), "appears more than once")
 		}
 		seen[key] = struct{}{}
+		key = keyLabel(key)
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return Invalid(member(path, key), "is not valid JSON: %v", syntaxMessage(err))
@@ -342,7 +392,7 @@ func invalidUTF8(path string, data []byte) error {
 	head := data[:bad]
 	if i := bytes.LastIndex(head, []byte(`":`)); i > 0 {
 		if j := bytes.LastIndexByte(head[:i], '"'); j >= 0 {
-			key := string(head[j+1 : i])
+			key := keyLabel(string(head[j+1 : i]))
 			if path != "" {
 				key = path + "." + key
 			}
@@ -441,9 +491,29 @@ func details(field string, raw json.RawMessage) (json.RawMessage, error) {
 	if err := scanDetails(field, raw); err != nil {
 		return nil, err
 	}
+	if err := checkCanonicalizable(field, raw); err != nil {
+		return nil, err
+	}
 	out := make(json.RawMessage, len(raw))
 	copy(out, raw)
 	return out, nil
+}
+
+// checkCanonicalizable rejects what the tamper-evidence hash could not
+// cover faithfully: a key repeated within one object (jsonb keeps only the
+// last) and a number that an IEEE 754 double cannot hold exactly (jsonb
+// keeps every digit, RFC 8785 hashes the double). See AppendCanonicalJSON.
+func checkCanonicalizable(field string, raw []byte) error {
+	var buf [512]byte
+	_, err := AppendCanonicalJSON(buf[:0], raw)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrInexactNumber):
+		return Invalid(field, "%v (a number must be exactly an IEEE 754 double in its shortest form: at most 17 significant digits, magnitude below 1.8e308; send other numbers as strings)", errors.Unwrap(err))
+	default:
+		return Invalid(field, "%s", strings.TrimPrefix(err.Error(), "canonical JSON at "))
+	}
 }
 
 // scanDetails checks nesting depth and looks for \u0000 escapes. raw is

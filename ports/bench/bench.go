@@ -112,7 +112,7 @@ func (r Result) print(out io.Writer) {
 	}
 	fmt.Fprintf(tw, "latency publish->committed at %d/s: p50 / p99 / max\t%.1f / %.1f / %.1f ms\n", r.LatencyOffered, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs)
 	fmt.Fprintf(tw, "peak RSS of auditq serve\t%.0f MB\n", r.PeakRSSMB)
-	fmt.Fprintf(tw, "disk per stored event (indexes included)\t%.0f bytes\n", r.BytesPerEvent)
+	fmt.Fprintf(tw, "disk per stored event (whole database: rows, indexes, seals, rollups)\t%.0f bytes\n", r.BytesPerEvent)
 	names := make([]string, 0, len(r.ReportsMs))
 	for n := range r.ReportsMs {
 		names = append(names, n)
@@ -345,7 +345,7 @@ func bytesPerEvent(ctx context.Context, dbURL string) (float64, error) {
 	}
 	defer conn.Close(ctx)
 	var size, rows int64
-	if err := conn.QueryRow(ctx, "SELECT pg_total_relation_size('audit_logs'), (SELECT count(*) FROM audit_logs)").Scan(&size, &rows); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT pg_database_size(current_database()), (SELECT count(*) FROM audit_logs)").Scan(&size, &rows); err != nil {
 		return 0, err
 	}
 	if rows == 0 {

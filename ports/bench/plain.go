@@ -20,7 +20,8 @@ var prefillColumns = []string{"id", "user_id", "action", "resource_type", "resou
 	"user_agent", "session_id", "request_id", "success", "error_message", "occurred_at", "received_at"}
 
 // prefill COPYs n synthetic rows, spread over the last 365 days, into
-// audit_logs, then ANALYZEs it.
+// audit_logs, marks their hours changed for the report rollups, then
+// ANALYZEs it.
 func prefill(ctx context.Context, dbURL string, n int) error {
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
@@ -47,6 +48,14 @@ func prefill(ctx context.Context, dbURL string, n int) error {
 	})
 	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"audit_logs"}, prefillColumns, src); err != nil {
 		return fmt.Errorf("prefill: %w", err)
+	}
+	// Rows written around the repository must mark their hours changed,
+	// as every write does, or a report could trust a stale hour rollup;
+	// the service's roller then rolls them up.
+	if _, err := conn.Exec(ctx, `INSERT INTO audit_hours (hour)
+		SELECT DISTINCT date_trunc('hour', occurred_at, 'UTC') FROM audit_logs ORDER BY 1
+		ON CONFLICT (hour) DO UPDATE SET version = audit_hours.version + 1`); err != nil {
+		return fmt.Errorf("prefill: mark hours changed: %w", err)
 	}
 	_, err = conn.Exec(ctx, "ANALYZE audit_logs")
 	return err

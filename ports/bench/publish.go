@@ -177,6 +177,7 @@ func (p *publisher) latency(ctx context.Context, rate int, d time.Duration) ([]t
 		}
 	}
 	last := seqs[n-1]
+	var final sample
 	for {
 		info, err := cons.Info(ctx)
 		if err != nil {
@@ -184,6 +185,7 @@ func (p *publisher) latency(ctx context.Context, rate int, d time.Duration) ([]t
 			return nil, err
 		}
 		if info.AckFloor.Stream >= last {
+			final = sample{time.Now(), info.AckFloor.Stream}
 			break
 		}
 		if time.Since(start) > d+2*time.Minute {
@@ -196,6 +198,8 @@ func (p *publisher) latency(ctx context.Context, rate int, d time.Duration) ([]t
 	if err := <-sampled; err != nil {
 		return nil, err
 	}
+	// The sampler may have stopped before it saw the last commits.
+	samples = append(samples, final)
 	out := make([]time.Duration, 0, n)
 	k := 0
 	for i := range n {

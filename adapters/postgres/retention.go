@@ -1,0 +1,184 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/uptrace/bun"
+
+	"github.com/auditq/auditq/domain/audit"
+)
+
+// DefaultCleanupChunk is how many candidate rows one cleanup statement
+// examines (and at most deletes): small enough that each chunk commits in
+// well under a second and never holds locks that ingest would wait on.
+const DefaultCleanupChunk = 5000
+
+// Retention deletes expired rows of audit_logs in bounded chunks.
+//
+// Each chunk is one statement, committed on its own: it takes the next
+// chunk of rows older than the cutoff in (occurred_at, id) order - a
+// keyset walk of the audit_logs_occurred_at_idx index, so excluded and held
+// rows are stepped over once, not rescanned by every chunk - and deletes
+// those that are neither excluded nor held. Inserts never wait on it (they
+// touch other rows), and a run stopped half-way leaves only whole chunks
+// deleted, so running the same cleanup again finishes the work.
+type Retention struct {
+	db    *bun.DB
+	chunk int
+	pause time.Duration
+	// deletions, when set, records each chunk's deleted seal positions in
+	// the chunk's own transaction (tamper evidence).
+	deletions *DeletionRecorder
+}
+
+var _ audit.RetentionStore = (*Retention)(nil)
+
+// NewRetention returns a Retention over db deleting chunk rows per
+// statement (DefaultCleanupChunk when chunk < 1) and waiting pause between
+// chunks (none when zero) to leave the database to ingest.
+func NewRetention(db *bun.DB, chunk int, pause time.Duration) *Retention {
+	if chunk < 1 {
+		chunk = DefaultCleanupChunk
+	}
+	return &Retention{db: db, chunk: chunk, pause: pause}
+}
+
+// RecordingDeletions returns a Retention that also appends, within each
+// chunk's transaction, a signed record of the sealed rows it deleted (see
+// DeletionRecorder); nil records nothing.
+func (r *Retention) RecordingDeletions(d *DeletionRecorder) *Retention {
+	c := *r
+	c.deletions = d
+	return &c
+}
+
+// keep is the condition, on alias a, of rows a cleanup must never delete:
+// excluded actions ($2), held users ($3), held resources ($4 types, $5 ids
+// pairwise).
+const keep = `(a.action = ANY($2::text[])
+	OR (a.user_id IS NOT NULL AND a.user_id = ANY($3::text[]))
+	OR EXISTS (SELECT 1 FROM unnest($4::text[], $5::text[]) AS h(t, i) WHERE h.t = a.resource_type AND h.i = a.resource_id))`
+
+// chunkSQL deletes the deletable rows among the next $6 rows older than
+// the cutoff ($1) after the keyset cursor ($7, $8; $9 false = from the
+// start) and returns how many it looked at and deleted, and the new cursor.
+// It bumps the hours of the deleted rows in the same statement, so the
+// report rollups of those hours are stale from the moment it commits.
+// SKIP LOCKED: two cleanups running at once (two firings, two instances)
+// share the work instead of waiting on, or deadlocking with, each other.
+const chunkSQL = `WITH batch AS (
+	SELECT id, occurred_at FROM audit_logs
+	WHERE occurred_at < $1 AND ($9 = false OR (occurred_at, id) > ($7::timestamptz, $8::text))
+	ORDER BY occurred_at, id
+	LIMIT $6
+	FOR UPDATE SKIP LOCKED
+), deleted AS (
+	DELETE FROM audit_logs a USING batch b
+	WHERE a.id = b.id AND NOT ` + keep + `
+	RETURNING a.seal_batch, a.seal_leaf, a.occurred_at
+), hours AS (
+	-- The deleted rows' hours change for the report rollups, in this
+	-- transaction and in hour order (as Write bumps them): see bumpHours.
+	INSERT INTO audit_hours (hour)
+	SELECT DISTINCT date_trunc('hour', occurred_at, 'UTC') FROM deleted ORDER BY 1
+	ON CONFLICT (hour) DO UPDATE SET version = audit_hours.version + 1
+), last AS (
+	SELECT occurred_at, id FROM batch ORDER BY occurred_at DESC, id DESC LIMIT 1
+)
+SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM deleted),
+	(SELECT occurred_at FROM last), (SELECT id FROM last),
+	(SELECT array_agg(seal_batch ORDER BY seal_batch, seal_leaf) FROM deleted WHERE seal_batch IS NOT NULL),
+	(SELECT array_agg(seal_leaf ORDER BY seal_batch, seal_leaf) FROM deleted WHERE seal_batch IS NOT NULL)`
+
+const countSQL = `SELECT count(*) FROM audit_logs a WHERE a.occurred_at < $1 AND NOT ` + keep
+
+func args(c audit.Cleanup) []any {
+	types := make([]string, len(c.HoldResources))
+	ids := make([]string, len(c.HoldResources))
+	for i, r := range c.HoldResources {
+		types[i], ids[i] = r.Type, r.ID
+	}
+	return []any{c.Cutoff, nonNil(c.ExcludeActions), nonNil(c.HoldUsers), types, ids}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// DeleteExpired deletes, chunk by chunk, the rows c selects. It returns the
+// rows deleted so far with any error (ctx ending included); chunks already
+// committed stay deleted.
+func (r *Retention) DeleteExpired(ctx context.Context, c audit.Cleanup) (int64, error) {
+	var (
+		total     int64
+		lastAt    time.Time
+		lastID    string
+		hasCursor bool
+	)
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		var (
+			scanned, deleted int64
+			at               sql.NullTime
+			id               sql.NullString
+		)
+		a := append(args(c), r.chunk, lastAt, lastID, hasCursor)
+		if err := r.deleteChunk(ctx, c, a, &scanned, &deleted, &at, &id); err != nil {
+			return total, fmt.Errorf("delete events before %s: %w", c.Cutoff.Format(time.RFC3339), err)
+		}
+		total += deleted
+		if scanned < int64(r.chunk) || !at.Valid {
+			return total, nil
+		}
+		lastAt, lastID, hasCursor = at.Time, id.String, true
+		if r.pause > 0 {
+			select {
+			case <-time.After(r.pause):
+			case <-ctx.Done():
+				return total, ctx.Err()
+			}
+		}
+	}
+}
+
+// deleteChunk runs chunkSQL; with a DeletionRecorder, in a transaction
+// that also records the deleted seal positions.
+func (r *Retention) deleteChunk(ctx context.Context, c audit.Cleanup, a []any, scanned, deleted *int64, at *sql.NullTime, id *sql.NullString) error {
+	if r.deletions == nil {
+		var ignore1, ignore2 any
+		return r.db.DB.QueryRowContext(ctx, chunkSQL, a...).Scan(scanned, deleted, at, id, &ignore1, &ignore2)
+	}
+	tx, err := r.db.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	var batchIDs []int64
+	var leafIdx []int32
+	m := pgtype.NewMap()
+	if err := tx.QueryRowContext(ctx, chunkSQL, a...).Scan(scanned, deleted, at, id, m.SQLScanner(&batchIDs), m.SQLScanner(&leafIdx)); err != nil {
+		return err
+	}
+	if err := r.deletions.Record(ctx, tx, c, batchIDs, leafIdx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// CountExpired returns how many rows DeleteExpired would delete now.
+func (r *Retention) CountExpired(ctx context.Context, c audit.Cleanup) (int64, error) {
+	var n int64
+	if err := r.db.DB.QueryRowContext(ctx, countSQL, args(c)...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count events before %s: %w", c.Cutoff.Format(time.RFC3339), err)
+	}
+	return n, nil
+}

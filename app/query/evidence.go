@@ -1,0 +1,295 @@
+package query
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/auditq/auditq/domain/audit"
+	"github.com/auditq/auditq/domain/evidence"
+)
+
+// ErrTamperEvidenceOff is returned by the evidence queries when the
+// service runs with AUDITQ_TAMPER_EVIDENCE off.
+var ErrTamperEvidenceOff = errors.New("tamper evidence is off (AUDITQ_TAMPER_EVIDENCE)")
+
+// TrailReader reads the stored trail for verification, all from one
+// snapshot.
+type TrailReader interface {
+	Heads(ctx context.Context) (batches, deletions evidence.Head, err error)
+	Batches(ctx context.Context, fn func(evidence.Batch) error) error
+	// PendingBatches lists batches committed but not yet chained.
+	PendingBatches(ctx context.Context, fn func(evidence.Batch) error) error
+	Deletions(ctx context.Context, fn func(evidence.Deletion) error) error
+	Checkpoints(ctx context.Context, fn func(evidence.Checkpoint) error) error
+	// Rows streams every stored row in chunks; fn may keep a chunk.
+	Rows(ctx context.Context, fn func([]evidence.SealedRow) error) error
+}
+
+// CheckpointSource lists checkpoints kept outside the database.
+type CheckpointSource interface {
+	Checkpoints(ctx context.Context, fn func(evidence.Checkpoint) error) error
+}
+
+// VerifyProgress is reported while the rows are checked.
+type VerifyProgress struct {
+	Phase   string // "records", "rows", "done"
+	Rows    int64
+	Elapsed time.Duration
+}
+
+// VerifyOptions configures one verification.
+type VerifyOptions struct {
+	// PublicKey verifies checkpoint and deletion-record signatures; it must
+	// come from a trusted place (the key file, or the operator), never
+	// from the database.
+	PublicKey ed25519.PublicKey
+	// External, if set, also checks the table against these checkpoints
+	// (the JetStream stream AUDIT_CHECKPOINTS).
+	External CheckpointSource
+	// Workers hash rows in parallel; 0 means one per CPU.
+	Workers int
+	// Progress, if set, is called about every ProgressEvery while rows
+	// are checked, and once at the end.
+	Progress      func(VerifyProgress)
+	ProgressEvery time.Duration
+}
+
+// VerifyTrailHandler verifies the whole trail: every row's hash, every
+// batch's Merkle root, the batch chain, the deletion records, and the
+// checkpoints' signatures and chain.
+type VerifyTrailHandler struct {
+	snapshot func(ctx context.Context, fn func(TrailReader) error) error
+}
+
+// NewVerifyTrailHandler returns a VerifyTrailHandler reading through
+// snapshot, which runs fn with a reader over one consistent snapshot.
+func NewVerifyTrailHandler(snapshot func(ctx context.Context, fn func(TrailReader) error) error) VerifyTrailHandler {
+	return VerifyTrailHandler{snapshot: snapshot}
+}
+
+// Handle verifies the trail and returns the report; the error is for
+// failures to read (the database or the stream), not for what the report
+// finds.
+func (h VerifyTrailHandler) Handle(ctx context.Context, opts VerifyOptions) (evidence.Report, error) {
+	if len(opts.PublicKey) != ed25519.PublicKeySize {
+		return evidence.Report{}, errors.New("verify: a trusted Ed25519 public key is required")
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	every := opts.ProgressEvery
+	if every <= 0 {
+		every = 2 * time.Second
+	}
+	start := time.Now()
+	progress := func(phase string, rows int64) {
+		if opts.Progress != nil {
+			opts.Progress(VerifyProgress{Phase: phase, Rows: rows, Elapsed: time.Since(start)})
+		}
+	}
+	a := evidence.NewAuditor(opts.PublicKey)
+	var rep evidence.Report
+	err := h.snapshot(ctx, func(r TrailReader) error {
+		progress("records", 0)
+		if err := r.Batches(ctx, func(b evidence.Batch) error { a.AddBatch(b); return nil }); err != nil {
+			return err
+		}
+		if err := r.PendingBatches(ctx, func(b evidence.Batch) error { a.AddPendingBatch(b); return nil }); err != nil {
+			return err
+		}
+		a.EndBatches()
+		if err := r.Deletions(ctx, func(d evidence.Deletion) error { a.AddDeletion(d); return nil }); err != nil {
+			return err
+		}
+		if err := r.Checkpoints(ctx, func(c evidence.Checkpoint) error { a.AddCheckpoint(c); return nil }); err != nil {
+			return err
+		}
+		if opts.External != nil {
+			if err := opts.External.Checkpoints(ctx, func(c evidence.Checkpoint) error { a.AddExternalCheckpoint(c); return nil }); err != nil {
+				return fmt.Errorf("read external checkpoints: %w", err)
+			}
+		}
+		bh, dh, err := r.Heads(ctx)
+		if err != nil {
+			return err
+		}
+		a.CheckHeads(bh, dh)
+
+		var rows atomic.Int64
+		chunks := make(chan []evidence.SealedRow, workers*2)
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				var hasher evidence.EventHasher
+				for chunk := range chunks {
+					for _, row := range chunk {
+						a.CheckRow(&hasher, row)
+					}
+					rows.Add(int64(len(chunk)))
+				}
+			})
+		}
+		stop := make(chan struct{})
+		var pwg sync.WaitGroup
+		pwg.Go(func() {
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					progress("rows", rows.Load())
+				case <-stop:
+					return
+				}
+			}
+		})
+		err = r.Rows(ctx, func(chunk []evidence.SealedRow) error {
+			select {
+			case chunks <- chunk:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		close(chunks)
+		wg.Wait()
+		close(stop)
+		pwg.Wait()
+		if err != nil {
+			return err
+		}
+		rep = a.Finish()
+		progress("done", rows.Load())
+		return nil
+	})
+	return rep, err
+}
+
+// ProofReader reads what an event's proof is made of.
+type ProofReader interface {
+	// SealedEvent returns the event and its seal position, or
+	// audit.ErrNotFound.
+	SealedEvent(ctx context.Context, id string) (ev audit.Event, batchID int64, leaf int, sealed bool, err error)
+	BatchByID(ctx context.Context, id int64) (evidence.Batch, error)
+	CheckpointCovering(ctx context.Context, batchSeq int64) (*evidence.Checkpoint, error)
+	BatchHashes(ctx context.Context, from, to int64) ([]evidence.Hash, error)
+}
+
+// EventProofRequest is an audit.event.proof request.
+type EventProofRequest struct {
+	ID string `json:"id"`
+}
+
+// EventProofHandler builds the proof that one event is part of the signed
+// trail (see evidence.EventProof).
+type EventProofHandler struct {
+	store ProofReader
+	reads ReadAuditor
+}
+
+// NewEventProofHandler returns an EventProofHandler; a nil store means
+// tamper evidence is off. The read is recorded through reads like any
+// other read of the trail.
+func NewEventProofHandler(store ProofReader, reads ReadAuditor) EventProofHandler {
+	return EventProofHandler{store: store, reads: reads}
+}
+
+// Handle returns the proof of event req.ID. The proof is built from what
+// is stored, without judging it: the client verifies. It returns a
+// *audit.ValidationError for a missing id, an error wrapping
+// audit.ErrNotFound for an unknown event or an unsealed row, and
+// ErrTamperEvidenceOff when sealing is off.
+func (h EventProofHandler) Handle(ctx context.Context, req EventProofRequest, who Requester) (evidence.EventProof, error) {
+	if h.store == nil {
+		return evidence.EventProof{}, ErrTamperEvidenceOff
+	}
+	if req.ID == "" {
+		return evidence.EventProof{}, audit.Invalid("id", "is required: the event id")
+	}
+	proof, err := h.proof(ctx, req.ID)
+	if err := h.reads.record(ctx, read{action: ActionEventProof, endpoint: ActionEventProof, request: req, who: who}, err); err != nil {
+		return evidence.EventProof{}, err
+	}
+	return proof, nil
+}
+
+// ActionEventProof is the action of the event recording an
+// audit.event.proof read.
+const ActionEventProof = "audit.event.proof"
+
+func (h EventProofHandler) proof(ctx context.Context, id string) (evidence.EventProof, error) {
+	ev, batchID, leaf, sealed, err := h.store.SealedEvent(ctx, id)
+	if err != nil {
+		return evidence.EventProof{}, err
+	}
+	if !sealed {
+		return evidence.EventProof{}, fmt.Errorf("event %q is not sealed in any batch: %w", id, audit.ErrNotFound)
+	}
+	b, err := h.store.BatchByID(ctx, batchID)
+	if err != nil {
+		return evidence.EventProof{}, err
+	}
+	if leaf < 0 || leaf >= len(b.Leaves) {
+		return evidence.EventProof{}, fmt.Errorf("event %q claims leaf %d of batch %d, which has %d: %w", id, leaf, b.Seq, len(b.Leaves), audit.ErrNotFound)
+	}
+	canon, err := evidence.AppendCanonicalEvent(nil, ev)
+	if err != nil {
+		canon = fmt.Appendf(nil, "not canonicalisable: %v", err)
+	}
+	p := evidence.EventProof{
+		EventID: id, Canonical: string(canon), LeafHash: b.Leaves[leaf], LeafIndex: leaf,
+		LeafProof: evidence.InclusionProof(b.Leaves, leaf), Batch: b.Info(),
+	}
+	if b.Seq == 0 {
+		return p, nil // not yet chained: no checkpoint can cover it
+	}
+	cp, err := h.store.CheckpointCovering(ctx, b.Seq)
+	if err != nil || cp == nil {
+		return p, err
+	}
+	hs, err := h.store.BatchHashes(ctx, cp.RangeFrom, cp.BatchSeq)
+	if err != nil {
+		return p, err
+	}
+	idx := int(b.Seq - cp.RangeFrom)
+	if idx < 0 || idx >= len(hs) {
+		return p, fmt.Errorf("checkpoint %d does not cover batch %d as stored", cp.Seq, b.Seq)
+	}
+	p.Checkpoint, p.BatchIndex, p.RangeSize, p.BatchProof = cp, idx, len(hs), evidence.InclusionProof(hs, idx)
+	return p, nil
+}
+
+// PublicKey is the answer of audit.pubkey: the key checkpoints and
+// deletion records are signed with.
+type PublicKey struct {
+	Algorithm string `json:"algorithm"` // "Ed25519"
+	PublicKey []byte `json:"publicKey"` // 32 bytes, base64 in JSON
+	KeyID     string `json:"keyId"`
+}
+
+// PublicKeyHandler answers audit.pubkey.
+type PublicKeyHandler struct {
+	key ed25519.PublicKey
+}
+
+// NewPublicKeyHandler returns a PublicKeyHandler for key (nil: tamper
+// evidence off).
+func NewPublicKeyHandler(key ed25519.PublicKey) PublicKeyHandler { return PublicKeyHandler{key: key} }
+
+// PublicKeyRequest is an audit.pubkey request (no fields).
+type PublicKeyRequest struct{}
+
+// Handle returns the public key, or ErrTamperEvidenceOff.
+func (h PublicKeyHandler) Handle(context.Context, PublicKeyRequest, Requester) (PublicKey, error) {
+	if h.key == nil {
+		return PublicKey{}, ErrTamperEvidenceOff
+	}
+	return PublicKey{Algorithm: "Ed25519", PublicKey: h.key, KeyID: evidence.KeyID(h.key)}, nil
+}

@@ -1,0 +1,177 @@
+// Package query holds the read use cases of auditq: reports, searches and
+// lookups of stored events and reports. Reading the audit trail is itself
+// audited (PCI DSS 10.2.1.3): each handler records the read as an event.
+package query
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/auditq/auditq/domain/audit"
+)
+
+// Actions and resource type of the events that record reads.
+const (
+	ActionReport     = "audit.report"
+	ActionQuery      = "audit.query"
+	ReadResourceType = "audit_log"
+)
+
+// EventRecorder stores audit events; command.RecordEventsHandler is one.
+type EventRecorder interface {
+	Handle(ctx context.Context, events []audit.Event) (audit.WriteResult, error)
+}
+
+// Requester is who asked for a read, as far as the transport can tell.
+type Requester struct {
+	// RequestInfo is the Nats-Request-Info header: JSON the NATS server
+	// sets on requests that cross an account boundary (a service import).
+	// Within one account a client could set it itself.
+	RequestInfo string
+	// Claimed is an identity the client supplied itself (header
+	// Auditq-Requester); it is recorded, labelled unverified.
+	Claimed string
+}
+
+// ReadAuditor records reads of the audit trail as audit events. The zero
+// value (or one built with a nil recorder) records nothing.
+type ReadAuditor struct {
+	recorder EventRecorder
+	now      func() time.Time
+}
+
+// NewReadAuditor returns a ReadAuditor writing through r; nil r disables
+// recording. now defaults to time.Now.
+func NewReadAuditor(r EventRecorder, now func() time.Time) ReadAuditor {
+	if now == nil {
+		now = time.Now
+	}
+	return ReadAuditor{recorder: r, now: now}
+}
+
+// read describes one read to record.
+type read struct {
+	action   string // ActionReport or ActionQuery
+	endpoint string // the subject that was asked, e.g. audit.query; the event's resourceId
+	eventID  string // "" = a random id (each request is its own read)
+	request  any    // the request as decoded
+	who      Requester
+	extra    map[string]any // outcome facts, e.g. reportId, returned
+}
+
+// record stores the read as an event: success when readErr is nil, else
+// the kind of failure. A read that succeeded but cannot be recorded fails
+// (an unaudited read is not served); when the read failed already, its own
+// error is returned.
+func (a ReadAuditor) record(ctx context.Context, r read, readErr error) error {
+	if a.recorder == nil {
+		return readErr
+	}
+	details := map[string]any{"endpoint": r.endpoint, "request": r.request}
+	if who := requesterDetails(r.who); who != nil {
+		details["requester"] = who
+	}
+	for k, v := range r.extra {
+		details[k] = v
+	}
+	body, err := json.Marshal(details)
+	if err != nil {
+		return errors.Join(readErr, fmt.Errorf("record read: encode details: %w", err))
+	}
+	if len(body) > audit.MaxDetailsBytes {
+		body, _ = json.Marshal(map[string]any{"endpoint": r.endpoint, "truncated": true})
+	}
+	id := r.eventID
+	if id == "" {
+		id = "read-" + randomHex(16)
+	}
+	now := audit.Normalize(a.now())
+	ev := audit.Event{
+		ID: id, Action: r.action, ResourceType: ReadResourceType, ResourceID: r.endpoint,
+		Details: body, Success: readErr == nil, OccurredAt: now, ReceivedAt: now,
+	}
+	if readErr != nil {
+		ev.ErrorMessage = failureKind(readErr)
+	}
+	if _, err := a.recorder.Handle(ctx, []audit.Event{ev}); err != nil {
+		if readErr != nil {
+			return readErr
+		}
+		return fmt.Errorf("record read %s of %s: %w", id, r.endpoint, err)
+	}
+	return readErr
+}
+
+// failureKind is what the audit trail says about a failed read: never an
+// internal error's text (it may hold SQL).
+func failureKind(err error) string {
+	var v *audit.ValidationError
+	switch {
+	case errors.As(err, &v):
+		return v.Error()
+	case errors.Is(err, audit.ErrNotFound):
+		return "not found"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	default:
+		return "internal error"
+	}
+}
+
+// requesterDetails is the requester as stored in details.requester.
+func requesterDetails(r Requester) map[string]any {
+	out := map[string]any{}
+	if info := strings.TrimSpace(r.RequestInfo); info != "" {
+		out["natsRequestInfo"] = safeJSON(info)
+	}
+	if c := cleanHeader(r.Claimed, audit.MaxIDLen); c != "" {
+		out["unverifiedClaim"] = c
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// safeJSON keeps a header holding a JSON object as JSON when Postgres
+// jsonb will accept it (no NUL escape, at most 4 KiB), else as clean text.
+func safeJSON(s string) any {
+	if len(s) <= 4096 && json.Valid([]byte(s)) && strings.HasPrefix(s, "{") &&
+		!strings.Contains(s, `\u0000`) && !strings.ContainsRune(s, 0) {
+		var buf bytes.Buffer
+		if json.Compact(&buf, []byte(s)) == nil {
+			return json.RawMessage(buf.Bytes())
+		}
+	}
+	return cleanHeader(s, 4096)
+}
+
+// cleanHeader makes a header value safe to store: valid UTF-8, no control
+// characters, at most n runes.
+func cleanHeader(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+	if r := []rune(strings.TrimSpace(s)); len(r) > n {
+		return string(r[:n])
+	}
+	return strings.TrimSpace(s)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

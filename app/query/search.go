@@ -1,0 +1,180 @@
+package query
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/auditq/auditq/domain/audit"
+)
+
+// SearchRequest is the body of audit.query. Empty fields do not filter.
+type SearchRequest struct {
+	UserID       string `json:"userId,omitempty"`
+	Action       string `json:"action,omitempty"` // exact, or a prefix with a trailing "*": "guild.*"
+	ResourceType string `json:"resourceType,omitempty"`
+	ResourceID   string `json:"resourceId,omitempty"`
+	Success      *bool  `json:"success,omitempty"`
+	SessionID    string `json:"sessionId,omitempty"`
+	RequestID    string `json:"requestId,omitempty"`
+	From         string `json:"from,omitempty"`   // RFC 3339, inclusive
+	To           string `json:"to,omitempty"`     // RFC 3339, exclusive
+	Limit        *int   `json:"limit,omitempty"`  // default 100, at most 1000
+	Cursor       string `json:"cursor,omitempty"` // nextCursor of the previous page
+}
+
+// SearchResult is one page of events, newest first. NextCursor is empty on
+// the last page.
+type SearchResult struct {
+	Events     []audit.Event
+	NextCursor string
+}
+
+// SearchHandler searches the audit trail with keyset pagination: a cursor
+// names the last event of a page, so pages neither skip nor repeat events
+// while new ones arrive.
+type SearchHandler struct {
+	searcher audit.Searcher
+	reads    ReadAuditor
+}
+
+// NewSearchHandler returns a SearchHandler over s.
+func NewSearchHandler(s audit.Searcher, reads ReadAuditor) SearchHandler {
+	return SearchHandler{searcher: s, reads: reads}
+}
+
+// Handle runs the search and records the read. The error is a
+// *audit.ValidationError naming the field of a bad request; anything else
+// is transient.
+func (h SearchHandler) Handle(ctx context.Context, req SearchRequest, who Requester) (SearchResult, error) {
+	f, err := req.filter()
+	if err != nil {
+		return SearchResult{}, err
+	}
+	limit := f.Limit
+	f.Limit++ // one more tells whether there is a next page
+	events, err := h.searcher.Search(ctx, f)
+	if err != nil {
+		err = fmt.Errorf("search: %w", err)
+	}
+	out := SearchResult{Events: events}
+	if len(events) > limit {
+		out.Events = events[:limit]
+		last := events[limit-1]
+		out.NextCursor = encodeCursor(searchCursor{T: last.OccurredAt.UTC().Format(time.RFC3339Nano), ID: last.ID})
+	}
+	rec := read{action: ActionQuery, endpoint: "audit.query", request: req, who: who,
+		extra: map[string]any{"returned": len(out.Events)}}
+	if err := h.reads.record(ctx, rec, err); err != nil {
+		return SearchResult{}, err
+	}
+	if out.Events == nil {
+		out.Events = []audit.Event{}
+	}
+	return out, nil
+}
+
+// filter checks the request and turns it into a domain filter.
+func (r SearchRequest) filter() (audit.SearchFilter, error) {
+	f := audit.SearchFilter{
+		UserID: r.UserID, ResourceType: r.ResourceType, ResourceID: r.ResourceID,
+		Success: r.Success, SessionID: r.SessionID, RequestID: r.RequestID,
+		Limit: audit.DefaultSearchLimit,
+	}
+	f.Action, f.ActionPrefix = audit.ParseActionPattern(r.Action)
+	if r.Limit != nil {
+		f.Limit = *r.Limit
+	}
+	var err error
+	if r.From != "" {
+		if f.From, err = audit.ParseInstant("from", r.From); err != nil {
+			return f, err
+		}
+	}
+	if r.To != "" {
+		if f.To, err = audit.ParseInstant("to", r.To); err != nil {
+			return f, err
+		}
+	}
+	if r.Cursor != "" {
+		var c searchCursor
+		bad := audit.Invalid("cursor", "is not a cursor returned by audit.query")
+		if err := decodeCursor(r.Cursor, &c); err != nil || c.ID == "" {
+			return f, bad
+		}
+		t, err := time.Parse(time.RFC3339Nano, c.T)
+		if err != nil {
+			return f, bad
+		}
+		f.After = &audit.Position{OccurredAt: t, ID: c.ID}
+	}
+	return f, f.Validate()
+}
+
+// searchCursor is the position of the last event of a page.
+type searchCursor struct {
+	T  string `json:"t"`
+	ID string `json:"id"`
+}
+
+// encodeCursor makes an opaque cursor: base64url (unpadded) of JSON.
+func encodeCursor(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string, v any) error {
+	if len(s) > 2048 {
+		return fmt.Errorf("cursor too long")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// GetEventRequest is the body of audit.event.get.
+type GetEventRequest struct {
+	ID string `json:"id"`
+}
+
+// GetEventHandler returns one stored event.
+type GetEventHandler struct {
+	events audit.EventGetter
+	reads  ReadAuditor
+}
+
+// NewGetEventHandler returns a GetEventHandler over g.
+func NewGetEventHandler(g audit.EventGetter, reads ReadAuditor) GetEventHandler {
+	return GetEventHandler{events: g, reads: reads}
+}
+
+// Handle returns the event with req.ID: a *audit.ValidationError for a
+// missing or malformed id, an error wrapping audit.ErrNotFound when there
+// is none.
+func (h GetEventHandler) Handle(ctx context.Context, req GetEventRequest, who Requester) (audit.Event, error) {
+	if req.ID == "" {
+		return audit.Event{}, audit.Invalid("id", "is required: an event id")
+	}
+	if err := audit.CheckFilterText("id", req.ID); err != nil {
+		return audit.Event{}, err
+	}
+	ev, err := h.events.Get(ctx, req.ID)
+	if err != nil {
+		err = fmt.Errorf("event %q: %w", req.ID, err)
+	}
+	if err := h.reads.record(ctx, read{action: ActionQuery, endpoint: "audit.event.get", request: req, who: who}, err); err != nil {
+		return audit.Event{}, err
+	}
+	return ev, nil
+}
+
+func truncateRunes(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "..."
+	}
+	return s
+}

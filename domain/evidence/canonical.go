@@ -1,0 +1,131 @@
+package evidence
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/auditq/auditq/domain/audit"
+)
+
+// AppendCanonicalEvent appends the canonical encoding of e: the RFC 8785
+// (JCS) serialisation of a JSON object holding the event's fields under
+// their camelCase names, in JCS key order (action, details, errorMessage,
+// id, ipAddress, occurredAt, receivedAt, requestId, resourceId,
+// resourceType, sessionId, success, userAgent, userId). Absent optional
+// fields (empty strings, nil details) are left out; times are UTC with
+// exactly six fractional digits ("2026-11-24T13:45:00.123000Z"); details
+// is canonicalised with audit.AppendCanonicalJSON; ipAddress is the text of
+// the parsed address (RFC 5952 for IPv6). It returns an error when details
+// is not canonicalisable JSON.
+func AppendCanonicalEvent(dst []byte, e audit.Event) ([]byte, error) {
+	dst = append(dst, `{"action":`...)
+	dst = audit.AppendJCSString(dst, e.Action)
+	if e.Details != nil {
+		dst = append(dst, `,"details":`...)
+		var err error
+		if dst, err = audit.AppendCanonicalJSON(dst, e.Details); err != nil {
+			return dst, fmt.Errorf("details: %w", err)
+		}
+	}
+	dst = optional(dst, `,"errorMessage":`, e.ErrorMessage)
+	dst = append(dst, `,"id":`...)
+	dst = audit.AppendJCSString(dst, e.ID)
+	dst = optional(dst, `,"ipAddress":`, e.IPAddress)
+	dst = append(dst, `,"occurredAt":"`...)
+	dst = AppendTime(dst, e.OccurredAt)
+	dst = append(dst, `","receivedAt":"`...)
+	dst = AppendTime(dst, e.ReceivedAt)
+	dst = append(dst, '"')
+	dst = optional(dst, `,"requestId":`, e.RequestID)
+	dst = append(dst, `,"resourceId":`...)
+	dst = audit.AppendJCSString(dst, e.ResourceID)
+	dst = append(dst, `,"resourceType":`...)
+	dst = audit.AppendJCSString(dst, e.ResourceType)
+	dst = optional(dst, `,"sessionId":`, e.SessionID)
+	if e.Success {
+		dst = append(dst, `,"success":true`...)
+	} else {
+		dst = append(dst, `,"success":false`...)
+	}
+	dst = optional(dst, `,"userAgent":`, e.UserAgent)
+	dst = optional(dst, `,"userId":`, e.UserID)
+	return append(dst, '}'), nil
+}
+
+func optional(dst []byte, key, val string) []byte {
+	if val == "" {
+		return dst
+	}
+	dst = append(dst, key...)
+	return audit.AppendJCSString(dst, val)
+}
+
+// TimeLayout is the canonical text of a time: UTC, microseconds.
+const TimeLayout = "2006-01-02T15:04:05.000000Z"
+
+// AppendTime appends t in UTC as TimeLayout, truncated to microseconds.
+func AppendTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	if y < 0 || y > 9999 {
+		return t.AppendFormat(dst, TimeLayout)
+	}
+	dst = pad(dst, y, 4)
+	dst = append(dst, '-')
+	dst = pad(dst, int(mo), 2)
+	dst = append(dst, '-')
+	dst = pad(dst, d, 2)
+	dst = append(dst, 'T')
+	dst = pad(dst, h, 2)
+	dst = append(dst, ':')
+	dst = pad(dst, mi, 2)
+	dst = append(dst, ':')
+	dst = pad(dst, s, 2)
+	dst = append(dst, '.')
+	dst = pad(dst, t.Nanosecond()/1000, 6)
+	return append(dst, 'Z')
+}
+
+// FormatTime returns t as TimeLayout text.
+func FormatTime(t time.Time) string { return string(AppendTime(nil, t)) }
+
+func pad(dst []byte, v, width int) []byte {
+	var b [20]byte
+	s := strconv.AppendInt(b[:0], int64(v), 10)
+	for i := len(s); i < width; i++ {
+		dst = append(dst, '0')
+	}
+	return append(dst, s...)
+}
+
+// LeafHash returns the Merkle leaf hash of canonical event data:
+// SHA-256(0x00 || data) (RFC 6962).
+func LeafHash(data []byte) Hash {
+	h := sha256.New()
+	h.Write([]byte{0})
+	h.Write(data)
+	var out Hash
+	h.Sum(out[:0])
+	return out
+}
+
+// EventHasher computes leaf hashes of events, reusing one buffer. It is not
+// safe for concurrent use; use one per goroutine.
+type EventHasher struct {
+	buf []byte
+}
+
+// Leaf returns the leaf hash of e and its canonical encoding (valid until
+// the next call). It returns an error when e's details are not
+// canonicalisable.
+func (h *EventHasher) Leaf(e audit.Event) (Hash, []byte, error) {
+	var err error
+	h.buf, err = AppendCanonicalEvent(append(h.buf[:0], 0), e)
+	if err != nil {
+		return Hash{}, nil, err
+	}
+	return sha256.Sum256(h.buf), h.buf[1:], nil
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/uptrace/bun"
+
+	"github.com/auditq/auditq/adapters/keyfile"
+	"github.com/auditq/auditq/adapters/natsjs"
+	"github.com/auditq/auditq/adapters/postgres"
+	"github.com/auditq/auditq/app/command"
+	"github.com/auditq/auditq/app/query"
+	"github.com/auditq/auditq/config"
+	"github.com/auditq/auditq/domain/audit"
+	"github.com/auditq/auditq/domain/evidence"
+	"github.com/auditq/auditq/ports"
+	"github.com/auditq/auditq/ports/cli"
+)
+
+// tamperEvidence is the wiring of tamper evidence; its zero value (all
+// nil) is tamper evidence off.
+type tamperEvidence struct {
+	sealer    *postgres.Sealer
+	signer    *evidence.Signer
+	store     *postgres.EvidenceStore
+	deletions *postgres.DeletionRecorder
+	writer    *command.WriteCheckpointHandler
+}
+
+// setupEvidence loads (or creates) the signing key and wires sealing,
+// deletion records and checkpoints, unless AUDITQ_TAMPER_EVIDENCE is off.
+func setupEvidence(cfg config.Config, db *bun.DB, js jetstream.JetStream, log *slog.Logger) (tamperEvidence, error) {
+	if !cfg.TamperEvidence {
+		log.Warn("tamper evidence is off (AUDITQ_TAMPER_EVIDENCE): writes are not sealed and no checkpoints are written")
+		return tamperEvidence{}, nil
+	}
+	path := cfg.SigningKeyPath()
+	priv, created, err := keyfile.LoadOrCreate(path)
+	if err != nil {
+		return tamperEvidence{}, err
+	}
+	signer := evidence.NewSigner(priv)
+	te := tamperEvidence{
+		sealer: postgres.NewSealer(db, signer),
+		signer: signer,
+		store:  postgres.NewEvidenceStore(db),
+	}
+	te.deletions = postgres.NewDeletionRecorder(te.signer)
+	te.writer = command.NewWriteCheckpointHandler(te.store, natsjs.NewCheckpoints(js, ports.SubjectCheckpoints), te.signer, te.sealer)
+	log.Info("tamper evidence on: checkpoints are signed with this Ed25519 public key",
+		"publicKey", keyfile.EncodePublicKey(te.signer.PublicKey()), "keyId", te.signer.KeyID(), "keyFile", path, "created", created)
+	return te, nil
+}
+
+// retention wraps the retention store: deletions recorded and signed, a
+// checkpoint after each cleanup.
+func (te tamperEvidence) retention(r *postgres.Retention) audit.RetentionStore {
+	if te.signer == nil {
+		return r
+	}
+	return command.NewCheckpointingRetention(r.RecordingDeletions(te.deletions), te.writer)
+}
+
+// proofs returns the proof reader, nil when tamper evidence is off.
+func (te tamperEvidence) proofs() query.ProofReader {
+	if te.store == nil {
+		return nil
+	}
+	return te.store
+}
+
+// publicKey returns the signing key's public half, nil when off.
+func (te tamperEvidence) publicKey() ed25519.PublicKey {
+	if te.signer == nil {
+		return nil
+	}
+	return te.signer.PublicKey()
+}
+
+// verifyCmd runs "auditq verify" against the configured database and NATS.
+func verifyCmd(ctx context.Context, cfg config.Config, args []string, out io.Writer) error {
+	deps := cli.VerifyDeps{
+		Connect: connector(cfg),
+		TrustedKey: func() (ed25519.PublicKey, error) {
+			priv, err := keyfile.Load(cfg.SigningKeyPath())
+			if err != nil {
+				return nil, err
+			}
+			return priv.Public().(ed25519.PublicKey), nil
+		},
+		Trail: func(ctx context.Context, opts query.VerifyOptions) (evidence.Report, error) {
+			db, err := postgres.Open(ctx, cfg.DatabaseURL, 2)
+			if err != nil {
+				return evidence.Report{}, err
+			}
+			defer db.Close()
+			store := postgres.NewEvidenceStore(db)
+			h := query.NewVerifyTrailHandler(func(ctx context.Context, fn func(query.TrailReader) error) error {
+				return store.Snapshot(ctx, func(s *postgres.EvidenceStore) error { return fn(s) })
+			})
+			return h.Handle(ctx, opts)
+		},
+		External: func(context.Context) (query.CheckpointSource, func(), error) {
+			nc, err := connector(cfg)()
+			if err != nil {
+				return nil, nil, err
+			}
+			js, err := jetstream.New(nc)
+			if err != nil {
+				nc.Close()
+				return nil, nil, fmt.Errorf("jetstream: %w", err)
+			}
+			return natsjs.NewCheckpoints(js, ports.SubjectCheckpoints), nc.Close, nil
+		},
+	}
+	return cli.Verify(ctx, deps, args, out)
+}

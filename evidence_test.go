@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/uptrace/bun"
+
+	"github.com/auditq/auditq/adapters/natsjs"
+	"github.com/auditq/auditq/adapters/natsjs/natstest"
+	"github.com/auditq/auditq/app/query"
+	"github.com/auditq/auditq/domain/evidence"
+	"github.com/auditq/auditq/ports"
+)
+
+// runVerify runs "auditq verify args..." as the CLI does and returns its
+// output and error.
+func runVerify(t *testing.T, env map[string]string, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := run(ctx, append([]string{"verify"}, args...), func(k string) string { return env[k] }, &out, io.Discard)
+	return out.String(), err
+}
+
+func checkpointCount(t *testing.T, db *bun.DB, where string) int {
+	t.Helper()
+	n, err := db.NewSelect().Table("audit_checkpoints").Where(where).Count(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(n)
+}
+
+func TestTamperEvidenceEndToEnd(t *testing.T) {
+	// An external NATS server, so that the checkpoints kept in JetStream
+	// outlive the service.
+	srv := natstest.Start(t)
+	env := testEnv(t)
+	env["AUDITQ_NATS_URL"] = srv.ClientURL()
+	env["AUDITQ_CHECKPOINT_INTERVAL"] = "1s"
+	svc := startService(t, env)
+	nc, js := natstest.Connect(t, srv.ClientURL())
+	db := openDB(t, env)
+	ctx := context.Background()
+
+	var msgs []*nats.Msg
+	for i := range 20 {
+		msgs = append(msgs, eventMsg("audit.log", "", eventJSON(fmt.Sprintf("te-%d", i), "user.login")))
+	}
+	msgs = append(msgs, eventMsg("audit.bulk", "bulk-te", `{"events":[`+eventJSON("tb-0", "doc.read")+`,`+eventJSON("tb-1", "doc.read")+`]}`))
+	publishAll(t, js, msgs)
+	eventually(t, 20*time.Second, func() (bool, string) {
+		n := countRows(t, db, "id LIKE 't%'")
+		return n == 22, fmt.Sprintf("%d of 22 rows", n)
+	})
+	// Periodic checkpoints arrive, also with nothing new to sign, and each
+	// is published to AUDIT_CHECKPOINTS.
+	cps := natsjs.NewCheckpoints(js, ports.SubjectCheckpoints)
+	eventually(t, 20*time.Second, func() (bool, string) {
+		periodic := checkpointCount(t, db, "reason = 'periodic' AND batch_seq = (SELECT seq FROM audit_chain_heads WHERE chain = 'batches')")
+		total := checkpointCount(t, db, "true")
+		last, err := cps.LastPublished(ctx)
+		return periodic >= 2 && err == nil && last == int64(total), fmt.Sprintf("%d periodic checkpoints covering every batch, %d stored, newest published %d (%v)", periodic, total, last, err)
+	})
+
+	// One event, checked through audit.event.proof without the table.
+	out, err := runVerify(t, env, "--event", "te-3")
+	if err != nil || !strings.Contains(out, `OK: event "te-3" is part of the signed trail`) {
+		t.Fatalf("verify --event: %v\n%s", err, out)
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE audit_logs SET success = false WHERE id = 'te-4'`); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runVerify(t, env, "--event", "te-4"); err == nil || !strings.Contains(err.Error(), "the event was modified") {
+		t.Fatalf("verify --event of a modified event: %v\n%s", err, out)
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE audit_logs SET success = true WHERE id = 'te-4'`); err != nil {
+		t.Fatal(err)
+	}
+	// audit.pubkey serves the key the checkpoints are signed with.
+	reply, err := nc.Request(ports.SubjectPubKey, nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pk query.PublicKey
+	if err := json.Unmarshal(reply.Data, &pk); err != nil || pk.Algorithm != "Ed25519" || pk.KeyID != evidence.KeyID(pk.PublicKey) {
+		t.Fatalf("audit.pubkey: %s (%v)", reply.Data, err)
+	}
+
+	// Shutdown writes a last checkpoint, stored and published.
+	svc.Close()
+	var last struct {
+		Seq    int64
+		Reason string
+	}
+	if err := db.NewSelect().Table("audit_checkpoints").Column("seq", "reason").Order("seq DESC").Limit(1).Scan(ctx, &last.Seq, &last.Reason); err != nil {
+		t.Fatal(err)
+	}
+	if pub, err := cps.LastPublished(ctx); last.Reason != "shutdown" || err != nil || pub != last.Seq {
+		t.Fatalf("last checkpoint %+v, last published %d (%v): want the shutdown checkpoint, published", last, pub, err)
+	}
+	for _, args := range [][]string{nil, {"--checkpoints-from", "nats"}} {
+		out, err := runVerify(t, env, args...)
+		if err != nil || !strings.Contains(out, "OK: no tampering found") || !strings.Contains(out, "verified 2") {
+			t.Fatalf("verify %v of an untouched trail: %v\n%s", args, err, out)
+		}
+	}
+
+	// Someone with full write access cuts the newest batches cleanly (rows,
+	// batch records, chain head) and deletes the checkpoints that signed
+	// them, which they cannot re-sign. The database alone is consistent
+	// again; the checkpoints kept in JetStream are not.
+	cutTail(t, db, 2)
+	if out, err := runVerify(t, env); err != nil {
+		t.Fatalf("the cut database is expected to be self-consistent: %v\n%s", err, out)
+	}
+	out, err = runVerify(t, env, "--checkpoints-from", "nats")
+	if err == nil || !strings.Contains(out, "FAILED") || !strings.Contains(err.Error(), "(AUDIT_CHECKPOINTS): missing from the database") {
+		t.Fatalf("verify --checkpoints-from nats of a cut database: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "the newest batches were removed") {
+		t.Fatalf("the failures should say the newest batches were removed:\n%s", out)
+	}
+}
+
+// cutTail deletes the newest n batches with their rows, rewinds the chain
+// head, and deletes the checkpoints that covered them: a consistent cut
+// without the key.
+func cutTail(t *testing.T, db *bun.DB, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for _, q := range []string{
+		`DELETE FROM audit_logs WHERE seal_batch IN (SELECT id FROM audit_batches WHERE seq > (SELECT max(seq) FROM audit_batches) - $1)`,
+		`DELETE FROM audit_batches WHERE seq > (SELECT max(seq) FROM audit_batches) - $1`,
+		`UPDATE audit_chain_heads h SET seq = b.seq, hash = b.hash, prev_hash = b.prev_hash
+			FROM audit_batches b WHERE h.chain = 'batches' AND b.seq = (SELECT max(seq) FROM audit_batches) AND $1 > 0`,
+		`DELETE FROM audit_checkpoints WHERE batch_seq > (SELECT max(seq) FROM audit_batches) AND $1 > 0`,
+	} {
+		if _, err := db.DB.ExecContext(ctx, q, n); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package ports
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/auditq/auditq/app/command"
+)
+
+// CheckpointWriter writes one tamper-evidence checkpoint.
+type CheckpointWriter interface {
+	Handle(ctx context.Context, reason string) (command.CheckpointResult, error)
+}
+
+// Checkpoints drives the checkpoint writer: once at start, every interval
+// (also when no event arrived: an unchanged trail is signed again, so a
+// cut tail cannot hide behind silence), and once at Stop.
+type Checkpoints struct {
+	w        CheckpointWriter
+	interval time.Duration
+	log      *slog.Logger
+	stop     chan struct{}
+	done     chan struct{}
+	once     sync.Once
+}
+
+// StartCheckpoints starts writing checkpoints through w every interval.
+func StartCheckpoints(w CheckpointWriter, interval time.Duration, log *slog.Logger) *Checkpoints {
+	c := &Checkpoints{w: w, interval: interval, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+func (c *Checkpoints) run() {
+	defer close(c.done)
+	c.write(command.CheckpointStart)
+	t := time.NewTicker(c.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			c.write(command.CheckpointPeriodic)
+		case <-c.stop:
+			return
+		}
+	}
+}
+
+// write writes one checkpoint and logs the outcome; a failure is logged and
+// made up for by the next one.
+func (c *Checkpoints) write(reason string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := c.w.Handle(ctx, reason)
+	cp := res.Checkpoint
+	if res.Tampered != "" {
+		c.log.Error("tamper evidence: the stored trail contradicts what was committed; the checkpoint signs what this instance knows",
+			"checkpoint", cp.Seq, "problems", res.Tampered)
+	}
+	if err != nil {
+		c.log.Error("checkpoint failed; the next one makes up for it", "reason", reason, "err", err)
+		return
+	}
+	c.log.Info("checkpoint written", "seq", cp.Seq, "reason", reason, "batches", cp.BatchSeq, "deletions", cp.DeletionSeq)
+}
+
+// Stop ends the periodic checkpoints and writes the shutdown checkpoint.
+// Call it after the last write has committed. It is idempotent.
+func (c *Checkpoints) Stop() {
+	c.once.Do(func() {
+		close(c.stop)
+		<-c.done
+		c.write(command.CheckpointShutdown)
+	})
+}
+
+// SubjectCheckpoints is the subject of stream AUDIT_CHECKPOINTS: every
+// signed checkpoint, as JSON. A public contract (docs/tamper-evidence.md).
+const SubjectCheckpoints = "audit.checkpoints"

@@ -1,0 +1,166 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Query implements "auditq query": it searches the audit trail
+// (audit.query), or prints one event with --id (audit.event.get), as a
+// table or, with --json, as the JSON received. A service error is returned
+// as a *ServiceError.
+func Query(ctx context.Context, connect Connector, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("query", flag.ContinueOnError)
+	fs.SetOutput(out)
+	var req struct {
+		UserID       string `json:"userId,omitempty"`
+		Action       string `json:"action,omitempty"`
+		ResourceType string `json:"resourceType,omitempty"`
+		ResourceID   string `json:"resourceId,omitempty"`
+		Success      *bool  `json:"success,omitempty"`
+		SessionID    string `json:"sessionId,omitempty"`
+		RequestID    string `json:"requestId,omitempty"`
+		From         string `json:"from,omitempty"`
+		To           string `json:"to,omitempty"`
+		Limit        *int   `json:"limit,omitempty"`
+		Cursor       string `json:"cursor,omitempty"`
+	}
+	fs.StringVar(&req.UserID, "user", "", "events of this user id")
+	fs.StringVar(&req.Action, "action", "", "this action, or a prefix ending in *, e.g. 'guild.*'")
+	fs.StringVar(&req.ResourceType, "resource-type", "", "events on this resource type")
+	fs.StringVar(&req.ResourceID, "resource-id", "", "events on this resource id")
+	success := fs.String("success", "", "true: only successes; false: only failures")
+	fs.StringVar(&req.SessionID, "session", "", "events of this session id")
+	fs.StringVar(&req.RequestID, "request", "", "events of this request id")
+	fs.StringVar(&req.From, "from", "", "events at or after this time, RFC 3339")
+	fs.StringVar(&req.To, "to", "", "events before this time, RFC 3339")
+	limit := fs.Int("limit", 0, "events per page, 1 to 1000 (default 100)")
+	fs.StringVar(&req.Cursor, "cursor", "", "continue after the page that printed this cursor")
+	id := fs.String("id", "", "print the event with this id instead of searching")
+	asJSON := fs.Bool("json", false, "print the JSON response as received")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the answer")
+	fs.Usage = func() {
+		fmt.Fprintln(out, "Usage: auditq query [--action 'guild.*'] [--user u1] [--resource-type T --resource-id ID] [--success false]")
+		fmt.Fprintln(out, "                    [--from RFC3339] [--to RFC3339] [--limit 50] [--cursor C] [--json]")
+		fmt.Fprintln(out, "       auditq query --id EVENT_ID [--json]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	switch *success {
+	case "":
+	case "true", "false":
+		v := *success == "true"
+		req.Success = &v
+	default:
+		return fmt.Errorf("--success must be true or false, got %q", *success)
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "limit" {
+			req.Limit = limit
+		}
+	})
+
+	subject, body := subjectQuery, any(req)
+	if *id != "" {
+		subject, body = subjectEventGet, map[string]string{"id": *id}
+	}
+	data, err := request(ctx, connect, subject, body, *timeout)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := fmt.Fprintf(out, "%s\n", data)
+		return err
+	}
+	var page struct {
+		Events     []eventView `json:"events"`
+		NextCursor *string     `json:"nextCursor"`
+	}
+	if *id != "" {
+		var ev eventView
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return fmt.Errorf("decode the answer of %s: %w", subject, err)
+		}
+		return printEvent(out, ev)
+	}
+	if err := json.Unmarshal(data, &page); err != nil {
+		return fmt.Errorf("decode the answer of %s: %w", subject, err)
+	}
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tUSER\tACTION\tRESOURCE\tOK\tID")
+	for _, e := range page.Events {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Timestamp.Format(time.RFC3339Nano), cell(e.user()),
+			cell(e.Action), cell(e.ResourceType+"/"+e.ResourceID), yesNo(e.Success), cell(e.ID))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%d events", len(page.Events))
+	if page.NextCursor != nil {
+		fmt.Fprintf(out, "; more with --cursor %s", *page.NextCursor)
+	}
+	fmt.Fprintln(out)
+	return nil
+}
+
+// eventView is an event as audit.query and audit.event.get return it.
+type eventView struct {
+	ID           string          `json:"id"`
+	UserID       *string         `json:"userId"`
+	Action       string          `json:"action"`
+	ResourceType string          `json:"resourceType"`
+	ResourceID   string          `json:"resourceId"`
+	Details      json.RawMessage `json:"details"`
+	IPAddress    string          `json:"ipAddress"`
+	UserAgent    string          `json:"userAgent"`
+	SessionID    string          `json:"sessionId"`
+	RequestID    string          `json:"requestId"`
+	Success      bool            `json:"success"`
+	ErrorMessage string          `json:"errorMessage"`
+	Timestamp    time.Time       `json:"timestamp"`
+	ReceivedAt   time.Time       `json:"receivedAt"`
+}
+
+func (e eventView) user() string {
+	if e.UserID == nil {
+		return "(system)"
+	}
+	return *e.UserID
+}
+
+func printEvent(out io.Writer, e eventView) error {
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	for _, row := range [][2]string{
+		{"id", e.ID}, {"timestamp", e.Timestamp.Format(time.RFC3339Nano)}, {"received", e.ReceivedAt.Format(time.RFC3339Nano)},
+		{"user", e.user()}, {"action", e.Action}, {"resource", e.ResourceType + "/" + e.ResourceID},
+		{"success", yesNo(e.Success)}, {"error", e.ErrorMessage}, {"ip address", e.IPAddress},
+		{"user agent", e.UserAgent}, {"session", e.SessionID}, {"request", e.RequestID}, {"details", string(e.Details)},
+	} {
+		if row[1] != "" {
+			fmt.Fprintf(tw, "%s\t%s\n", row[0], strings.ReplaceAll(row[1], "\n", "\n\t"))
+		}
+	}
+	return tw.Flush()
+}
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "no"
+}

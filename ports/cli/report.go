@@ -1,0 +1,183 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/user"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/auditq/auditq/domain/audit"
+)
+
+// Request subjects of the auditq micro service (ports.SubjectReport and
+// friends; repeated here because ports/cli is a leaf package).
+const (
+	subjectReport    = "audit.report"
+	subjectReportGet = "audit.report.get"
+	subjectQuery     = "audit.query"
+	subjectEventGet  = "audit.event.get"
+)
+
+// ServiceError is an error answer of the auditq request service: its code
+// (400, 404, 500, 503, 504) and message.
+type ServiceError struct {
+	Subject, Code, Message string
+}
+
+// Error says which subject answered which code and message.
+func (e *ServiceError) Error() string {
+	return fmt.Sprintf("%s answered %s: %s", e.Subject, e.Code, e.Message)
+}
+
+// Report implements "auditq report": it asks the running service for a
+// report (audit.report), or for a stored one with --id (audit.report.get),
+// and prints it as tables or, with --json, as the JSON received. A service
+// error is returned as a *ServiceError.
+func Report(ctx context.Context, connect Connector, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.SetOutput(out)
+	typ := fs.String("type", "", "daily, weekly (ISO, Monday first), monthly or custom")
+	date := fs.String("date", "", "a day of the period, YYYY-MM-DD; default: the last complete period")
+	tz := fs.String("tz", "", "IANA time zone of the period, e.g. Europe/Berlin; default UTC")
+	start := fs.String("start", "", "custom: start, RFC 3339 (inclusive)")
+	end := fs.String("end", "", "custom: end, RFC 3339 (exclusive)")
+	id := fs.Int64("id", 0, "print the stored report with this id instead of generating one")
+	asJSON := fs.Bool("json", false, "print the JSON response as received")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the answer")
+	fs.Usage = func() {
+		fmt.Fprintln(out, "Usage: auditq report --type daily|weekly|monthly [--date 2026-11-24] [--tz Europe/Berlin] [--json]")
+		fmt.Fprintln(out, "       auditq report --type custom --start 2026-11-01T00:00:00Z --end 2026-11-15T00:00:00Z [--json]")
+		fmt.Fprintln(out, "       auditq report --id 42 [--json]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	subject, body := subjectReport, any(audit.ReportRequest{ReportType: *typ, Date: *date, StartDate: *start, EndDate: *end, TimeZone: *tz})
+	if *id != 0 {
+		subject, body = subjectReportGet, map[string]int64{"id": *id}
+	} else if *typ == "" {
+		return errors.New("--type is required (daily, weekly, monthly or custom), or --id")
+	}
+	data, err := request(ctx, connect, subject, body, *timeout)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := fmt.Fprintf(out, "%s\n", data)
+		return err
+	}
+	var rep audit.StoredReport
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return fmt.Errorf("decode the answer of %s: %w", subject, err)
+	}
+	return printReport(out, rep)
+}
+
+func printReport(out io.Writer, r audit.StoredReport) error {
+	s := r.Summary
+	fmt.Fprintf(out, "%s report, %s to %s (%s)\n", r.ReportType,
+		r.Period.Start.Format(time.RFC3339Nano), r.Period.End.Format(time.RFC3339Nano), r.Period.TimeZone)
+	fmt.Fprintf(out, "report %d, generated %s (%s)\n\n", r.ID, r.GeneratedAt.Format(time.RFC3339), r.Trigger)
+	fmt.Fprintf(out, "events %d, successful %d, failed %d, success rate %.2f%%\n", s.Total, s.Successful, s.Failed, s.SuccessRate)
+
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	section := func(title string, header string, rows [][]any) {
+		fmt.Fprintf(tw, "\n%s\n", title)
+		if len(rows) == 0 {
+			fmt.Fprintln(tw, "  (none)")
+			return
+		}
+		fmt.Fprintf(tw, "  %s\n", header)
+		for _, row := range rows {
+			cells := make([]string, len(row))
+			for i, c := range row {
+				cells[i] = cell(fmt.Sprint(c))
+			}
+			fmt.Fprintf(tw, "  %s\n", strings.Join(cells, "\t"))
+		}
+	}
+	var rows [][]any
+	for _, a := range s.ActionBreakdown {
+		rows = append(rows, []any{a.Action, a.Count})
+	}
+	section("Actions", "ACTION\tCOUNT", rows)
+	rows = nil
+	for _, u := range r.TopUsers {
+		rows = append(rows, []any{u.UserID, u.Count})
+	}
+	section("Top users (system events left out)", "USER\tCOUNT", rows)
+	rows = nil
+	for _, x := range r.TopResources {
+		rows = append(rows, []any{x.ResourceType, x.Count})
+	}
+	section("Top resource types", "RESOURCE TYPE\tCOUNT", rows)
+	rows = nil
+	for _, f := range r.FailureAnalysis {
+		rows = append(rows, []any{f.Action, f.Failed, f.Total, fmt.Sprintf("%.2f%%", f.FailureRate)})
+	}
+	section("Failures", "ACTION\tFAILED\tTOTAL\tFAILURE RATE", rows)
+	return tw.Flush()
+}
+
+// request sends one request to the auditq service with plain NATS
+// request-reply and returns the answer's payload. An error answer
+// (Nats-Service-Error-Code) becomes a *ServiceError.
+func request(ctx context.Context, connect Connector, subject string, body any, timeout time.Duration) ([]byte, error) {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := connect()
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	m := nats.NewMsg(subject)
+	m.Data = data
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		// Recorded with the read, labelled unverified: anyone can claim a name.
+		m.Header.Set("Auditq-Requester", "cli:"+u.Username)
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	reply, err := nc.RequestMsgWithContext(rctx, m)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return nil, fmt.Errorf("nobody answers on %s: is \"auditq serve\" running and reachable?", subject)
+	case err != nil:
+		return nil, fmt.Errorf("request %s: %w", subject, err)
+	}
+	if code := reply.Header.Get("Nats-Service-Error-Code"); code != "" {
+		return nil, &ServiceError{Subject: subject, Code: code, Message: reply.Header.Get("Nats-Service-Error")}
+	}
+	return reply.Data, nil
+}
+
+// cell keeps one table cell on one line and reasonably short.
+func cell(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if r := []rune(s); len(r) > 48 {
+		return string(r[:47]) + "…"
+	}
+	return s
+}

@@ -1,0 +1,66 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+// Schedule is one installed JetStream message schedule, as "auditq schedule
+// show" prints it.
+type Schedule struct {
+	Subject   string    // e.g. audit.schedule.cleanup
+	Pattern   string    // cron, @every or @daily-style
+	TimeZone  string    // IANA zone of a cron pattern
+	Target    string    // subject each firing is written to
+	Payload   string    // body of each fired message
+	Installed time.Time // when the schedule message was stored
+	Next      time.Time // next firing; zero when unknown
+}
+
+// ScheduleLister returns the installed schedules.
+type ScheduleLister func(ctx context.Context) ([]Schedule, error)
+
+// ScheduleCmd implements "auditq schedule show": it prints every installed
+// schedule with its next firing. It returns the lister's error, or one for
+// an unknown subcommand.
+func ScheduleCmd(ctx context.Context, list ScheduleLister, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("schedule", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintln(out, "Usage: auditq schedule show    print the installed JetStream schedules and their next firing")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() != 1 || fs.Arg(0) != "show" {
+		fs.Usage()
+		return errors.New(`expected "auditq schedule show"`)
+	}
+	schedules, err := list(ctx)
+	if err != nil {
+		return err
+	}
+	if len(schedules) == 0 {
+		fmt.Fprintln(out, "no schedules installed (stream AUDIT, subjects audit.schedule.>)")
+		return nil
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCHEDULE\tPATTERN\tTIME ZONE\tTARGET\tNEXT FIRING (UTC)\tINSTALLED (UTC)\tPAYLOAD")
+	for _, s := range schedules {
+		next := "unknown"
+		if !s.Next.IsZero() {
+			next = s.Next.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Subject, s.Pattern, s.TimeZone, s.Target, next,
+			s.Installed.UTC().Format(time.RFC3339), s.Payload)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,176 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/auditq/auditq/app/query"
+	"github.com/auditq/auditq/domain/evidence"
+)
+
+// Subjects of the tamper-evidence endpoints (ports.SubjectEventProof and
+// ports.SubjectPubKey).
+const (
+	subjectEventProof = "audit.event.proof"
+	subjectPubKey     = "audit.pubkey"
+)
+
+// VerifyDeps is what "auditq verify" needs; main wires it.
+type VerifyDeps struct {
+	// Trail verifies the whole stored trail.
+	Trail func(ctx context.Context, opts query.VerifyOptions) (evidence.Report, error)
+	// External opens the checkpoints kept in JetStream (AUDIT_CHECKPOINTS);
+	// close releases the connection.
+	External func(ctx context.Context) (src query.CheckpointSource, close func(), err error)
+	// TrustedKey returns the public key of this installation's signing key
+	// (AUDITQ_SIGNING_KEY_FILE), or an error when it cannot be read.
+	TrustedKey func() (ed25519.PublicKey, error)
+	// Connect reaches the running service for --event.
+	Connect Connector
+}
+
+// ErrVerifyFailed is wrapped by the error Verify returns when the trail,
+// or the event, fails verification.
+var ErrVerifyFailed = errors.New("verification failed")
+
+// Verify implements "auditq verify": it checks the whole table (every
+// row's hash, every batch's Merkle root, the batch chain, the deletion
+// records, the checkpoints' signatures and chain), optionally against the
+// checkpoints kept in JetStream, or one event through its proof. It prints
+// progress and a summary to out and returns an error wrapping
+// ErrVerifyFailed that names the first failure.
+func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.SetOutput(out)
+	from := fs.String("checkpoints-from", "db", "db: check against the database's checkpoints; nats: also against those kept in the JetStream stream AUDIT_CHECKPOINTS")
+	eventID := fs.String("event", "", "check one event through its proof (audit.event.proof), without reading the table")
+	pubkey := fs.String("pubkey", "", "the trusted Ed25519 public key (base64, hex or PEM); default: derived from AUDITQ_SIGNING_KEY_FILE")
+	workers := fs.Int("workers", 0, "goroutines hashing rows (default: one per CPU)")
+	timeout := fs.Duration("timeout", 30*time.Second, "--event: how long to wait for the answer")
+	fs.Usage = func() {
+		fmt.Fprintln(out, "Usage: auditq verify [--checkpoints-from db|nats] [--pubkey KEY]")
+		fmt.Fprintln(out, "       auditq verify --event EVENT_ID [--pubkey KEY]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("verify: unexpected argument %q", fs.Arg(0))
+	}
+	if *from != "db" && *from != "nats" {
+		return fmt.Errorf("verify: --checkpoints-from must be db or nats, got %q", *from)
+	}
+	key, keyErr := trustedKey(*pubkey, deps.TrustedKey)
+	if *eventID != "" {
+		return verifyEvent(ctx, deps, *eventID, key, keyErr, *timeout, out)
+	}
+	if keyErr != nil {
+		return keyErr
+	}
+	opts := query.VerifyOptions{PublicKey: key, Workers: *workers, Progress: func(p query.VerifyProgress) {
+		switch p.Phase {
+		case "records":
+			fmt.Fprintln(out, "verify: reading batches, deletion records and checkpoints...")
+		case "rows":
+			fmt.Fprintf(out, "verify: %d rows checked (%.0f rows/s)\n", p.Rows, float64(p.Rows)/p.Elapsed.Seconds())
+		}
+	}}
+	if *from == "nats" {
+		src, closeSrc, err := deps.External(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeSrc()
+		opts.External = src
+	}
+	start := time.Now()
+	rep, err := deps.Trail(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	fmt.Fprintf(out, "verified %d events in %d batches (%d events sealed, %d deleted by %d signed retention records), %d checkpoints",
+		rep.Events, rep.Batches, rep.Leaves, rep.DeletedLeaves, rep.Deletions, rep.Checkpoints)
+	if rep.External > 0 || *from == "nats" {
+		fmt.Fprintf(out, " (%d from AUDIT_CHECKPOINTS)", rep.External)
+	}
+	fmt.Fprintf(out, " in %s\n", time.Since(start).Round(time.Millisecond))
+	if rep.Uncovered > 0 {
+		fmt.Fprintf(out, "note: the newest %d batches are not yet covered by a signed checkpoint\n", rep.Uncovered)
+	}
+	if rep.OK() {
+		fmt.Fprintln(out, "OK: no tampering found")
+		return nil
+	}
+	fmt.Fprintf(out, "FAILED: %d problems, in trail order:\n", rep.FailureCount)
+	for i, f := range rep.Failures {
+		if i == 20 {
+			fmt.Fprintf(out, "  ... and %d more\n", rep.FailureCount-20)
+			break
+		}
+		fmt.Fprintf(out, "  %s\n", f)
+	}
+	return fmt.Errorf("%w: %s", ErrVerifyFailed, rep.Failures[0])
+}
+
+// trustedKey returns the key given with --pubkey, else this installation's.
+func trustedKey(flagValue string, installed func() (ed25519.PublicKey, error)) (ed25519.PublicKey, error) {
+	if flagValue != "" {
+		return evidence.ParsePublicKey(flagValue)
+	}
+	if installed == nil {
+		return nil, errors.New("verify: no trusted public key: give --pubkey")
+	}
+	key, err := installed()
+	if err != nil {
+		return nil, fmt.Errorf("verify: no trusted public key (%v): give --pubkey, or run where AUDITQ_SIGNING_KEY_FILE is readable", err)
+	}
+	return key, nil
+}
+
+// verifyEvent asks the service for the event's proof and checks it.
+func verifyEvent(ctx context.Context, deps VerifyDeps, id string, key ed25519.PublicKey, keyErr error, timeout time.Duration, out io.Writer) error {
+	if keyErr != nil {
+		// No key of our own: take the service's, and say so.
+		data, err := request(ctx, deps.Connect, subjectPubKey, struct{}{}, timeout)
+		if err != nil {
+			return fmt.Errorf("verify: %v; and asking the service for its key failed: %w", keyErr, err)
+		}
+		var pk query.PublicKey
+		if err := json.Unmarshal(data, &pk); err != nil || len(pk.PublicKey) != ed25519.PublicKeySize {
+			return fmt.Errorf("verify: %s answered no usable key: %v", subjectPubKey, err)
+		}
+		key = pk.PublicKey
+		fmt.Fprintf(out, "warning: trusting the key the service reports (%s); give --pubkey to check against a key you trust\n", pk.KeyID)
+	}
+	data, err := request(ctx, deps.Connect, subjectEventProof, query.EventProofRequest{ID: id}, timeout)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	var p evidence.EventProof
+	if err := json.Unmarshal(data, &p); err != nil {
+		return fmt.Errorf("verify: %s answered an unreadable proof: %w", subjectEventProof, err)
+	}
+	if err := p.Verify(key); err != nil {
+		if errors.Is(err, evidence.ErrNotCheckpointed) {
+			fmt.Fprintf(out, "event %q: sealed in batch %d (leaf %d of %d), but no signed checkpoint covers that batch yet\n",
+				id, p.Batch.Seq, p.LeafIndex, p.Batch.LeafCount)
+		}
+		return fmt.Errorf("%w: %w", ErrVerifyFailed, err)
+	}
+	c := p.Checkpoint
+	fmt.Fprintf(out, "OK: event %q is part of the signed trail\n", id)
+	fmt.Fprintf(out, "  event hash  %s  (leaf %d of %d of batch %d, sealed %s)\n", p.LeafHash, p.LeafIndex, p.Batch.LeafCount, p.Batch.Seq, evidence.FormatTime(p.Batch.SealedAt))
+	fmt.Fprintf(out, "  batch hash  %s  (batch %d of %d in checkpoint %d's range %d..%d)\n", p.Batch.Hash, p.BatchIndex, p.RangeSize, c.Seq, c.RangeFrom, c.BatchSeq)
+	fmt.Fprintf(out, "  checkpoint  %d, %s, %s, signed by key %s\n", c.Seq, evidence.FormatTime(c.Time), c.Reason, c.KeyID)
+	return nil
+}

@@ -1,0 +1,465 @@
+package ports
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/auditq/auditq/app"
+	"github.com/auditq/auditq/app/query"
+	"github.com/auditq/auditq/domain/audit"
+)
+
+// Request subjects, answered by the micro service "auditq": a public
+// contract (README, "Reports and search"). No stream may capture them, or
+// JetStream would answer a request with its publish ack.
+const (
+	SubjectReport     = "audit.report"
+	SubjectReportGet  = "audit.report.get"
+	SubjectReportList = "audit.report.list"
+	SubjectQuery      = "audit.query"
+	SubjectEventGet   = "audit.event.get"
+
+	// SubjectEventProof returns an event's tamper-evidence proof,
+	// SubjectPubKey the key checkpoints are signed with.
+	SubjectEventProof = "audit.event.proof"
+	SubjectPubKey     = "audit.pubkey"
+)
+
+// RequestSubjects are the subjects the request service answers.
+func RequestSubjects() []string {
+	return []string{SubjectReport, SubjectReportGet, SubjectReportList, SubjectQuery, SubjectEventGet, SubjectEventProof, SubjectPubKey}
+}
+
+// ServiceName is the micro service name (nats micro ls), ServiceVersion its
+// version.
+const (
+	ServiceName    = "auditq"
+	ServiceVersion = "1.0.0"
+)
+
+// Error codes of the request service, in the Nats-Service-Error-Code
+// header; Nats-Service-Error holds the message.
+const (
+	CodeBadRequest = "400" // the message names the field and the rule
+	CodeNotFound   = "404"
+	CodeInternal   = "500" // details only in the service log
+	CodeStopping   = "503" // the instance is shutting down; retry
+	CodeTimeout    = "504" // the deadline (AUDITQ_REQUEST_TIMEOUT) passed
+	CodeDisabled   = "501" // the feature is switched off (e.g. AUDITQ_TAMPER_EVIDENCE)
+)
+
+// Request headers auditq reads to record who asked.
+const (
+	// HeaderRequestInfo is set by the NATS server on requests that cross
+	// an account boundary (service imports).
+	HeaderRequestInfo = "Nats-Request-Info"
+	// HeaderRequester is an identity the client states itself; it is
+	// recorded but labelled unverified.
+	HeaderRequester = "Auditq-Requester"
+)
+
+// RequestsConfig configures the request service.
+type RequestsConfig struct {
+	// Timeout is the deadline of every request.
+	Timeout time.Duration
+	// StopTimeout bounds how long Stop waits for requests in progress.
+	StopTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Validate reports missing or out-of-range settings.
+func (c RequestsConfig) Validate() error {
+	if c.Timeout <= 0 || c.Logger == nil {
+		return errors.New("requests: Timeout must be positive and Logger set")
+	}
+	return nil
+}
+
+// Requests is the NATS micro service answering reports and searches. Each
+// endpoint handles one request at a time per instance (a report is one
+// heavy scan; more instances share the load through the micro queue
+// group).
+type Requests struct {
+	svc micro.Service
+	cfg RequestsConfig
+	app app.Application
+
+	mu       sync.Mutex
+	stopping bool
+	inFlight sync.WaitGroup
+}
+
+// NewRequests registers service "auditq" with its endpoints on nc. It
+// returns an error when the service cannot subscribe.
+func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application) (*Requests, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = cfg.Timeout + time.Second
+	}
+	r := &Requests{cfg: cfg, app: application}
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        ServiceName,
+		Version:     ServiceVersion,
+		Description: "auditq audit trail: compliance reports and search",
+		ErrorHandler: func(_ micro.Service, e *micro.NATSError) {
+			cfg.Logger.Error("request service error", "subject", e.Subject, "err", e.Description)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start micro service %s: %w", ServiceName, err)
+	}
+	q := application.Queries
+	endpoints := []struct {
+		name, subject string
+		handler       micro.Handler
+	}{
+		{"report", SubjectReport, endpoint(r, SubjectReport, func(ctx context.Context, in audit.ReportRequest, who query.Requester) (any, error) {
+			return q.Report.Handle(ctx, query.ReportInput{Request: in, Trigger: audit.TriggerRequest, Requester: who})
+		})},
+		{"report-get", SubjectReportGet, endpoint(r, SubjectReportGet, func(ctx context.Context, in query.GetReportRequest, who query.Requester) (any, error) {
+			return q.GetReport.Handle(ctx, in, who)
+		})},
+		{"report-list", SubjectReportList, endpoint(r, SubjectReportList, func(ctx context.Context, in query.ListReportsRequest, who query.Requester) (any, error) {
+			res, err := q.ListReports.Handle(ctx, in, who)
+			return reportListJSON{Reports: res.Reports, NextCursor: nullable(res.NextCursor)}, err
+		})},
+		{"query", SubjectQuery, endpoint(r, SubjectQuery, func(ctx context.Context, in query.SearchRequest, who query.Requester) (any, error) {
+			res, err := q.Search.Handle(ctx, in, who)
+			out := searchJSON{Events: make([]eventJSON, len(res.Events)), NextCursor: nullable(res.NextCursor)}
+			for i, e := range res.Events {
+				out.Events[i] = toEventJSON(e)
+			}
+			return out, err
+		})},
+		{"event-get", SubjectEventGet, endpoint(r, SubjectEventGet, func(ctx context.Context, in query.GetEventRequest, who query.Requester) (any, error) {
+			ev, err := q.GetEvent.Handle(ctx, in, who)
+			return toEventJSON(ev), err
+		})},
+		{"event-proof", SubjectEventProof, endpoint(r, SubjectEventProof, func(ctx context.Context, in query.EventProofRequest, who query.Requester) (any, error) {
+			return q.EventProof.Handle(ctx, in, who)
+		})},
+		{"pubkey", SubjectPubKey, endpoint(r, SubjectPubKey, func(ctx context.Context, in query.PublicKeyRequest, who query.Requester) (any, error) {
+			return q.PublicKey.Handle(ctx, in, who)
+		})},
+	}
+	for _, e := range endpoints {
+		if err := svc.AddEndpoint(e.name, e.handler, micro.WithEndpointSubject(e.subject)); err != nil {
+			_ = svc.Stop()
+			return nil, fmt.Errorf("add endpoint %s: %w", e.subject, err)
+		}
+	}
+	r.svc = svc
+	return r, nil
+}
+
+// Stop unsubscribes the endpoints (requests still queued are answered 503),
+// then waits up to StopTimeout for requests in progress. It is idempotent.
+func (r *Requests) Stop() error {
+	r.mu.Lock()
+	r.stopping = true
+	r.mu.Unlock()
+	err := r.svc.Stop()
+	done := make(chan struct{})
+	go func() { r.inFlight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(r.cfg.StopTimeout):
+		r.cfg.Logger.Warn("requests still in progress at shutdown")
+	}
+	if err != nil {
+		return fmt.Errorf("stop micro service: %w", err)
+	}
+	return nil
+}
+
+// enter registers a request in progress, or reports that the service is
+// stopping.
+func (r *Requests) enter() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopping {
+		return false
+	}
+	r.inFlight.Add(1)
+	return true
+}
+
+// endpoint adapts one application call to a micro handler: strict decode,
+// deadline, one call, JSON reply or an error from the table in fail.
+func endpoint[Req any](r *Requests, subject string, call func(context.Context, Req, query.Requester) (any, error)) micro.Handler {
+	return micro.HandlerFunc(func(req micro.Request) {
+		if !r.enter() {
+			respondError(req, CodeStopping, "auditq is shutting down; retry the request", "")
+			return
+		}
+		defer r.inFlight.Done()
+		defer func() {
+			if p := recover(); p != nil {
+				r.cfg.Logger.Error("request handler panicked", "subject", subject, "panic", fmt.Sprint(p))
+				respondError(req, CodeInternal, "internal error", "")
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
+		defer cancel()
+		var in Req
+		if err := DecodeRequest(req.Data(), &in); err != nil {
+			r.fail(req, subject, err)
+			return
+		}
+		out, err := call(ctx, in, requester(req.Headers()))
+		if err != nil {
+			r.fail(req, subject, err)
+			return
+		}
+		body, err := json.Marshal(out)
+		if err != nil {
+			r.fail(req, subject, fmt.Errorf("encode response: %w", err))
+			return
+		}
+		if err := req.Respond(body); err != nil {
+			r.cfg.Logger.Warn("reply failed", "subject", subject, "err", err)
+		}
+	})
+}
+
+// fail answers with the code of err: the one table mapping application
+// errors to this transport.
+func (r *Requests) fail(req micro.Request, subject string, err error) {
+	var v *audit.ValidationError
+	switch {
+	case errors.As(err, &v):
+		respondError(req, CodeBadRequest, v.Error(), v.Field)
+	case errors.Is(err, audit.ErrNotFound):
+		respondError(req, CodeNotFound, err.Error(), "")
+	case errors.Is(err, query.ErrTamperEvidenceOff):
+		respondError(req, CodeDisabled, err.Error(), "")
+	case errors.Is(err, context.DeadlineExceeded):
+		r.cfg.Logger.Warn("request timed out", "subject", subject, "timeout", r.cfg.Timeout, "err", err)
+		respondError(req, CodeTimeout, fmt.Sprintf("the request did not finish within %s", r.cfg.Timeout), "")
+	default:
+		r.cfg.Logger.Error("request failed", "subject", subject, "err", err)
+		respondError(req, CodeInternal, "internal error", "")
+	}
+}
+
+// respondError sends a micro error: code and message in the
+// Nats-Service-Error(-Code) headers, and as a JSON body
+// {"code","error","field"?} for clients that only read the payload.
+func respondError(req micro.Request, code, msg, field string) {
+	msg = strings.NewReplacer("\r", " ", "\n", " ").Replace(msg) // a header value is one line
+	body, _ := json.Marshal(struct {
+		Code  string `json:"code"`
+		Error string `json:"error"`
+		Field string `json:"field,omitempty"`
+	}{code, msg, field})
+	_ = req.Error(code, msg, body)
+}
+
+// requester reads who asked from the request headers.
+func requester(h micro.Headers) query.Requester {
+	return query.Requester{
+		RequestInfo: nats.Header(h).Get(HeaderRequestInfo),
+		Claimed:     nats.Header(h).Get(HeaderRequester),
+	}
+}
+
+// DecodeRequest decodes a request body strictly into v: one JSON object,
+// no unknown fields, no trailing data; an empty body is {}. It returns a
+// *audit.ValidationError naming the field.
+func DecodeRequest(data []byte, v any) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		data = []byte("{}")
+	}
+	if !utf8.Valid(data) {
+		return audit.Invalid("(request)", "is not valid UTF-8")
+	}
+	if err := checkKeys(data, v); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return audit.Invalid("(request)", "has data after the JSON object")
+	}
+	return nil
+}
+
+// checkKeys walks the members of the top-level object: each key must be a
+// field of v's struct spelt exactly (encoding/json alone would also take
+// "timezone" for "timeZone") and appear once. Malformed JSON is left to the
+// decoder, whose errors say more.
+func checkKeys(data []byte, v any) error {
+	fields := map[string]bool{}
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			fields[name] = true
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := tok.(string)
+		if !fields[key] {
+			for f := range fields {
+				if strings.EqualFold(f, key) {
+					return audit.Invalid(key, "unknown field (field names are case-sensitive: %q)", f)
+				}
+			}
+			if utf8.RuneCountInString(key) > 64 {
+				key = "(request)"
+			}
+			return audit.Invalid(key, "unknown field")
+		}
+		if seen[key] {
+			return audit.Invalid(key, "appears more than once")
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "" {
+			return audit.Invalid("(request)", "must be a JSON object, got %s", article(typeErr.Value))
+		}
+		return audit.Invalid(typeErr.Field, "must be %s, got %s", kindName(typeErr.Type), article(typeErr.Value))
+	case errors.As(err, &syntaxErr):
+		return audit.Invalid("(request)", "is not valid JSON: %s (at byte %d)", syntaxErr, syntaxErr.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return audit.Invalid("(request)", "is not valid JSON: unexpected end of input")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name, uerr := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+		if uerr != nil || utf8.RuneCountInString(name) > 64 {
+			name = "(request)"
+		}
+		return audit.Invalid(name, "unknown field")
+	default:
+		return audit.Invalid("(request)", "is not valid JSON: %v", err)
+	}
+}
+
+// kindName names the JSON type a Go field expects.
+func kindName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	default:
+		return t.String()
+	}
+}
+
+// article turns encoding/json's value description ("number 1.5", "string")
+// into prose.
+func article(v string) string {
+	switch {
+	case v == "array", v == "object":
+		return "an " + v
+	case v == "bool":
+		return "a boolean"
+	case v == "":
+		return "something else"
+	default:
+		return "a " + v
+	}
+}
+
+// eventJSON is an event as the request service returns it: the fields of
+// an event as published, plus receivedAt. userId is null for system
+// events; other empty optional fields are left out.
+type eventJSON struct {
+	ID           string          `json:"id"`
+	UserID       *string         `json:"userId"`
+	Action       string          `json:"action"`
+	ResourceType string          `json:"resourceType"`
+	ResourceID   string          `json:"resourceId"`
+	Details      json.RawMessage `json:"details,omitempty"`
+	IPAddress    string          `json:"ipAddress,omitempty"`
+	UserAgent    string          `json:"userAgent,omitempty"`
+	SessionID    string          `json:"sessionId,omitempty"`
+	RequestID    string          `json:"requestId,omitempty"`
+	Success      bool            `json:"success"`
+	ErrorMessage string          `json:"errorMessage,omitempty"`
+	Timestamp    time.Time       `json:"timestamp"`
+	ReceivedAt   time.Time       `json:"receivedAt"`
+}
+
+func toEventJSON(e audit.Event) eventJSON {
+	return eventJSON{
+		ID: e.ID, UserID: nullable(e.UserID), Action: e.Action, ResourceType: e.ResourceType,
+		ResourceID: e.ResourceID, Details: e.Details, IPAddress: e.IPAddress, UserAgent: e.UserAgent,
+		SessionID: e.SessionID, RequestID: e.RequestID, Success: e.Success, ErrorMessage: e.ErrorMessage,
+		Timestamp: e.OccurredAt, ReceivedAt: e.ReceivedAt,
+	}
+}
+
+type searchJSON struct {
+	Events     []eventJSON `json:"events"`
+	NextCursor *string     `json:"nextCursor"`
+}
+
+type reportListJSON struct {
+	Reports    []audit.ReportListItem `json:"reports"`
+	NextCursor *string                `json:"nextCursor"`
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditq/auditq/adapters/natsjs"
+	"github.com/auditq/auditq/config"
+	"github.com/auditq/auditq/domain/audit"
+	"github.com/auditq/auditq/ports"
+	"github.com/auditq/auditq/ports/cli"
+)
+
+// Schedule names: the subjects audit.schedule.cleanup and
+// audit.schedule.report-daily. A public contract (README).
+const (
+	scheduleCleanup = "cleanup"
+	scheduleReport  = "report-daily"
+)
+
+// checkScheduleServer fails start-up when a schedule is configured but the
+// connected NATS server cannot run cron schedules.
+func checkScheduleServer(cfg config.Config, version string) error {
+	if !cfg.SchedulesEnabled() {
+		return nil
+	}
+	if err := natsjs.CheckScheduleSupport(version); err != nil {
+		return fmt.Errorf("%w; upgrade NATS, or run without the nightly cleanup and daily report by setting AUDITQ_CLEANUP_CRON=off and AUDITQ_REPORT_CRON=off", err)
+	}
+	return nil
+}
+
+// desiredSchedules returns the schedules cfg asks for, by name; nil means
+// "off" (remove it).
+func desiredSchedules(cfg config.Config) (map[string]*natsjs.Schedule, error) {
+	out := map[string]*natsjs.Schedule{scheduleCleanup: nil, scheduleReport: nil}
+	if cfg.CleanupCron != config.Off {
+		body, err := json.Marshal(struct {
+			RetentionDays  int      `json:"retentionDays"`
+			ExcludeActions []string `json:"excludeActions"`
+		}{cfg.RetentionDays, cfg.CleanupExclude})
+		if err != nil {
+			return nil, err
+		}
+		out[scheduleCleanup] = &natsjs.Schedule{
+			Name: scheduleCleanup, Pattern: cfg.CleanupCron, TimeZone: cfg.CleanupTimeZone,
+			Target: ports.SubjectCleanup, Payload: body,
+		}
+	}
+	if cfg.ReportCron != config.Off {
+		out[scheduleReport] = &natsjs.Schedule{
+			Name: scheduleReport, Pattern: cfg.ReportCron,
+			Target: ports.SubjectReportGenerate, Payload: []byte(`{"reportType":"daily"}`),
+		}
+	}
+	return out, nil
+}
+
+// installSchedules makes the schedules in stream AUDIT match cfg: each
+// enabled one installed (replaced when its settings changed), each "off"
+// one removed. Every instance does this at start; it is idempotent.
+func installSchedules(ctx context.Context, js jetstream.JetStream, cfg config.Config, log *slog.Logger) error {
+	want, err := desiredSchedules(cfg)
+	if err != nil {
+		return err
+	}
+	sc := natsjs.NewScheduler(js, natsjs.StreamAudit, ports.SchedulePrefix)
+	for _, name := range []string{scheduleCleanup, scheduleReport} {
+		s := want[name]
+		if s == nil {
+			if removed, err := sc.Remove(ctx, name); err != nil {
+				return err
+			} else if removed {
+				log.Info("schedule removed", "schedule", sc.Subject(name))
+			}
+			continue
+		}
+		changed, err := sc.Install(ctx, *s)
+		if err != nil {
+			return err
+		}
+		next, _ := natsjs.NextFiring(s.Pattern, s.TimeZone, time.Now(), time.Now())
+		if changed {
+			log.Info("schedule installed", "schedule", sc.Subject(name), "pattern", s.Pattern, "timeZone", zoneName(s.TimeZone),
+				"target", s.Target, "next", next)
+		} else {
+			log.Debug("schedule unchanged", "schedule", sc.Subject(name), "next", next)
+		}
+	}
+	return nil
+}
+
+func zoneName(tz string) string {
+	if tz == "" {
+		return "UTC"
+	}
+	return tz
+}
+
+// scheduleLister lists the installed schedules for "auditq schedule show".
+func scheduleLister(cfg config.Config) cli.ScheduleLister {
+	return func(ctx context.Context) ([]cli.Schedule, error) {
+		nc, err := natsjs.Connect(clientConn(cfg), "auditq-cli")
+		if err != nil {
+			return nil, err
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return nil, err
+		}
+		list, err := natsjs.NewScheduler(js, natsjs.StreamAudit, ports.SchedulePrefix).List(ctx, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		out := make([]cli.Schedule, len(list))
+		for i, s := range list {
+			out[i] = cli.Schedule{
+				Subject: s.Subject, Pattern: s.Pattern, TimeZone: zoneName(s.TimeZone), Target: s.Target,
+				Payload: string(s.Payload), Installed: s.Installed, Next: s.Next,
+			}
+		}
+		return out, nil
+	}
+}
+
+// retentionPolicy builds the domain policy from cfg (already validated).
+func retentionPolicy(cfg config.Config) (audit.RetentionPolicy, error) {
+	p := audit.RetentionPolicy{MinDays: cfg.RetentionMinDays, HoldUsers: cfg.HoldUsers}
+	for _, r := range cfg.HoldResources {
+		ref, err := audit.ParseResourceRef(r)
+		if err != nil {
+			return audit.RetentionPolicy{}, fmt.Errorf("AUDITQ_RETENTION_HOLD_RESOURCES: %w", err)
+		}
+		p.HoldResources = append(p.HoldResources, ref)
+	}
+	return p, nil
+}
