@@ -40,14 +40,8 @@ func Cleanup(ctx context.Context, connect Connector, args []string, out io.Write
 		fmt.Fprintln(out, "Usage: auditq cleanup (--retention-days N | --before DATE) [--exclude a,b] [--dry-run] [--timeout 35m]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseFlags(fs, args, false); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	body, err := cleanupRequest(*days, *before, *exclude, *dryRun)
 	if err != nil {

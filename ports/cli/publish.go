@@ -38,10 +38,7 @@ func Publish(ctx context.Context, connect Connector, args []string, out io.Write
 		fmt.Fprintln(out, "Usage: auditq publish [-file events.json] [-count N] [-timeout 10s]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseFlags(fs, args, false); help || err != nil {
 		return err
 	}
 	msgs, err := buildMessages(*file, *count)

@@ -58,14 +58,8 @@ func Report(ctx context.Context, connect Connector, args []string, out io.Writer
 		fmt.Fprintln(out, "       auditq report --id 42 [--json]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseFlags(fs, args, false); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	subject, body := subjectReport, any(audit.ReportRequest{ReportType: *typ, Date: *date, StartDate: *start, EndDate: *end, TimeZone: *tz})
 	if *id != 0 {

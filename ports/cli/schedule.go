@@ -34,10 +34,7 @@ func ScheduleCmd(ctx context.Context, list ScheduleLister, args []string, out io
 	fs.Usage = func() {
 		fmt.Fprintln(out, "Usage: auditq schedule show    print the installed JetStream schedules and their next firing")
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseFlags(fs, args, true); help || err != nil {
 		return err
 	}
 	if fs.NArg() != 1 || fs.Arg(0) != "show" {

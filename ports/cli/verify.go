@@ -58,14 +58,8 @@ func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) 
 		fmt.Fprintln(out, "       auditq verify --event EVENT_ID [--pubkey KEY]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseFlags(fs, args, false); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("verify: unexpected argument %q", fs.Arg(0))
 	}
 	if *from != "db" && *from != "nats" {
 		return fmt.Errorf("verify: --checkpoints-from must be db or nats, got %q", *from)
