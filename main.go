@@ -277,9 +277,13 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *service
 		return nil, err
 	}
 	s.sub, err = natsjs.NewSubscriber(js, natsjs.SubscriberConfig{
-		Stream:       natsjs.StreamAudit,
-		Consumer:     natsjs.ConsumerName,
-		InFlight:     cfg.Concurrency,
+		Stream:   natsjs.StreamAudit,
+		Consumer: natsjs.ConsumerName,
+		InFlight: cfg.Concurrency,
+		// A bulk job is written by its own handler on its own connection:
+		// more of them in flight than free connections only holds their
+		// (large) payloads in memory.
+		InFlightFor:  map[string]int{ports.SubjectBulk: max(cfg.DatabaseConns-cfg.BatchFlushers, 1)},
 		AckWait:      cfg.AckWait,
 		CloseTimeout: cfg.ShutdownTimeout,
 		Logger:       log.With("component", "subscriber"),

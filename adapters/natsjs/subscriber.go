@@ -34,6 +34,9 @@ type SubscriberConfig struct {
 	// InFlight is how many messages of one topic may be handled at once per
 	// process.
 	InFlight int
+	// InFlightFor optionally lowers InFlight per topic, e.g. for jobs whose
+	// messages are large (a bulk job holds up to 1,000 events in memory).
+	InFlightFor map[string]int
 	// AckWait is the consumer's ack wait; the Subscriber reports progress
 	// every AckWait/3 while a handler runs so a slow handler keeps its message.
 	AckWait time.Duration
@@ -124,7 +127,11 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err != nil {
 		return nil, fmt.Errorf("bind consumer %s on stream %s for %s: %w", name, s.cfg.Stream, topic, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.InFlight))
+	inFlight := s.cfg.InFlight
+	if n, ok := s.cfg.InFlightFor[topic]; ok && n > 0 && n < inFlight {
+		inFlight = n
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(inFlight))
 	if err != nil {
 		return nil, fmt.Errorf("pull from consumer %s: %w", name, err)
 	}
@@ -132,7 +139,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 
 	out := make(chan *message.Message)
 	var workers sync.WaitGroup
-	for range s.cfg.InFlight {
+	for range inFlight {
 		workers.Add(1)
 		s.wg.Add(1)
 		go func() {
