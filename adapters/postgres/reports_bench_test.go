@@ -11,9 +11,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/auditq/auditq/adapters/postgres"
-	"github.com/auditq/auditq/adapters/postgres/pgtest"
 	"github.com/auditq/auditq/domain/audit"
-	"github.com/auditq/auditq/migrations"
 )
 
 // reportCase is one report a benchmark times; total is the event count it
@@ -22,20 +20,6 @@ type reportCase struct {
 	name  string
 	req   audit.ReportRequest
 	total int64
-}
-
-// reportBenchDB returns a migrated scratch database for a report benchmark.
-func reportBenchDB(b *testing.B) *bun.DB {
-	ctx := context.Background()
-	db, err := postgres.Open(ctx, pgtest.NewDatabase(b), 4)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	if err := migrations.Up(ctx, db); err != nil {
-		b.Fatal(err)
-	}
-	return db
 }
 
 // prefillReports inserts n events, one every step from start, by INSERT
@@ -138,7 +122,7 @@ func timeReports(b *testing.B, repo *postgres.Repository, prefix string, cases [
 //
 //	go test -run '^$' -bench BenchmarkReport1M -benchtime 10x ./adapters/postgres/
 func BenchmarkReport1M(b *testing.B) {
-	db := reportBenchDB(b)
+	db := newDB(b)
 	prefillReports(b, db, 1_000_000, 5000, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), 2592*time.Millisecond)
 	repo := postgres.NewRepository(db)
 	cases := []reportCase{
@@ -171,7 +155,7 @@ func BenchmarkReportLarge(b *testing.B) {
 	}
 	start := time.Date(2025, 11, 1, 0, 0, 0, 0, time.UTC)
 	year := 365 * 24 * time.Hour
-	db := reportBenchDB(b)
+	db := newDB(b)
 	prefillReports(b, db, rows, users, start, year/time.Duration(rows))
 	repo := postgres.NewRepository(db)
 	m := fmt.Sprintf("%dM", rows/1_000_000)
