@@ -138,6 +138,10 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	s.iters = append(s.iters, it)
 
 	out := make(chan *message.Message)
+	// In-flight work finishes during a graceful stop: message contexts are
+	// not cancelled by shutdown, only bounded by the handler deadline.
+	msgCtx := context.WithoutCancel(ctx)
+	prog := newProgress(max(s.cfg.AckWait/3, 100*time.Millisecond))
 	var workers sync.WaitGroup
 	for range inFlight {
 		workers.Add(1)
@@ -145,7 +149,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		go func() {
 			defer s.wg.Done()
 			defer workers.Done()
-			s.work(ctx, topic, it, out)
+			s.work(ctx, msgCtx, topic, it, prog, out)
 		}()
 	}
 	go func() {
@@ -155,15 +159,18 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		}
 		it.Stop()
 	}()
+	stopped := make(chan struct{})
+	go prog.run(stopped)
 	go func() {
 		workers.Wait()
+		close(stopped)
 		close(out)
 	}()
 	return out, nil
 }
 
 // work hands messages one at a time to the router and settles each.
-func (s *Subscriber) work(ctx context.Context, topic string, it jetstream.MessagesContext, out chan<- *message.Message) {
+func (s *Subscriber) work(ctx, msgCtx context.Context, topic string, it jetstream.MessagesContext, prog *progress, out chan<- *message.Message) {
 	for {
 		jm, err := it.Next()
 		if err != nil {
@@ -180,16 +187,12 @@ func (s *Subscriber) work(ctx context.Context, topic string, it jetstream.Messag
 				return
 			}
 		}
-		s.handle(ctx, topic, jm, out)
+		s.handle(ctx, msgCtx, topic, jm, prog, out)
 	}
 }
 
-func (s *Subscriber) handle(ctx context.Context, topic string, jm jetstream.Msg, out chan<- *message.Message) {
+func (s *Subscriber) handle(ctx, msgCtx context.Context, topic string, jm jetstream.Msg, prog *progress, out chan<- *message.Message) {
 	msg, delivered := toWatermill(jm)
-	// In-flight work finishes during a graceful stop: the message context
-	// is not cancelled by shutdown, only bounded by the handler deadline.
-	msgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
 	msg.SetContext(msgCtx)
 
 	select {
@@ -200,8 +203,8 @@ func (s *Subscriber) handle(ctx context.Context, topic string, jm jetstream.Msg,
 		return
 	}
 
-	progress := time.NewTicker(max(s.cfg.AckWait/3, 100*time.Millisecond))
-	defer progress.Stop()
+	prog.add(jm)
+	defer prog.remove(jm)
 	var deadline <-chan time.Time
 	for {
 		select {
@@ -217,8 +220,6 @@ func (s *Subscriber) handle(ctx context.Context, topic string, jm jetstream.Msg,
 				s.cfg.Logger.Warn("nak failed; message will be redelivered after the ack wait", "topic", topic, "id", msg.UUID, "err", err)
 			}
 			return
-		case <-progress.C:
-			_ = jm.InProgress()
 		case <-s.closing:
 			if deadline == nil {
 				deadline = time.After(s.cfg.CloseTimeout)
@@ -226,6 +227,64 @@ func (s *Subscriber) handle(ctx context.Context, topic string, jm jetstream.Msg,
 		case <-deadline:
 			s.cfg.Logger.Warn("handler still running at shutdown; leaving message for redelivery", "topic", topic, "id", msg.UUID)
 			return
+		}
+	}
+}
+
+// progress keeps the messages of one subscription that handlers are
+// working on and, every interval, tells JetStream that those handed over
+// at least an interval ago are still in progress, so a slow handler keeps
+// its message past the ack wait. One ticker serves all of them: a timer
+// per message cost more CPU than the rest of the subscriber together.
+type progress struct {
+	every time.Duration
+	mu    sync.Mutex
+	since map[jetstream.Msg]time.Time
+}
+
+func newProgress(every time.Duration) *progress {
+	return &progress{every: every, since: make(map[jetstream.Msg]time.Time)}
+}
+
+func (p *progress) add(jm jetstream.Msg) {
+	p.mu.Lock()
+	p.since[jm] = time.Now()
+	p.mu.Unlock()
+}
+
+func (p *progress) remove(jm jetstream.Msg) {
+	p.mu.Lock()
+	delete(p.since, jm)
+	p.mu.Unlock()
+}
+
+// due returns the messages handed over before cutoff.
+func (p *progress) due(cutoff time.Time) []jetstream.Msg {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []jetstream.Msg
+	for jm, t := range p.since {
+		if t.Before(cutoff) {
+			out = append(out, jm)
+		}
+	}
+	return out
+}
+
+// run reports progress every interval until done closes: after the
+// subscription's last worker returned, so messages still being handled
+// during a graceful stop keep being reported.
+func (p *progress) run(done <-chan struct{}) {
+	t := time.NewTicker(p.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			for _, jm := range p.due(time.Now().Add(-p.every)) {
+				_ = jm.InProgress()
+			}
 		}
 	}
 }
