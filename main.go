@@ -17,7 +17,6 @@ import (
 	"time"
 	_ "time/tzdata" // report time zones work where the system has no zoneinfo (e.g. scratch containers)
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -272,7 +271,7 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *service
 		return nil, err
 	}
 
-	s.pub, err = natsjs.NewPublisher(pubConn, watermill.NewSlogLogger(log.With("component", "publisher")))
+	s.pub, err = natsjs.NewPublisher(pubConn, ports.WatermillLogger(log.With("component", "publisher")))
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
@@ -73,7 +72,7 @@ func NewRouter(cfg RouterConfig, application app.Application) (*message.Router, 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, watermill.NewSlogLogger(cfg.Logger.With("component", "router")))
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, WatermillLogger(cfg.Logger.With("component", "router")))
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +102,7 @@ func NewRouter(cfg RouterConfig, application app.Application) (*message.Router, 
 				Multiplier:          2,
 				RandomizationFactor: 0.1,
 				ShouldRetry:         func(p middleware.RetryParams) bool { return !audit.IsPermanent(p.Err) },
-				Logger:              watermill.NewSlogLogger(cfg.Logger.With("component", "retry", "handler", j.name)),
+				Logger:              WatermillLogger(cfg.Logger.With("component", "retry", "handler", j.name)),
 			}.Middleware,
 			panicIsPermanent(cfg.Logger),
 			middleware.Recoverer,
