@@ -168,7 +168,11 @@ func (b *Batcher) flusher() {
 }
 
 func (b *Batcher) flush(batch []*pending) {
-	var events []audit.Event
+	n := 0
+	for _, p := range batch {
+		n += len(p.events)
+	}
+	events := make([]audit.Event, 0, n)
 	for _, p := range batch {
 		events = append(events, p.events...)
 	}

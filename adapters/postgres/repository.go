@@ -132,22 +132,28 @@ func columns(seal *sealJob) []string {
 	return copyColumns
 }
 
-// withSeal returns rows extended by the seal position: batch id and the
-// row's index as its leaf.
+// withSeal sets the seal position (batch id, the row's index as its leaf)
+// in the two cells copyRows left free after copyColumns; rows without
+// seal stay as they are.
 func withSeal(rows [][]any, seal *sealJob) [][]any {
 	if seal == nil {
 		return rows
 	}
-	out := make([][]any, len(rows))
 	for i, r := range rows {
-		out[i] = append(r[:len(r):len(r)], seal.id, int32(i))
+		rows[i] = append(r[:len(copyColumns)], seal.id, int32(i))
 	}
-	return out
+	return rows
 }
 
+// rowCap is a COPY row's capacity: copyColumns, the seal position and the
+// staging path's order column, so that neither has to copy the row.
+const rowCap = 17
+
 // copyRows converts events into COPY rows; empty optional strings are NULL.
+// All rows share one backing array.
 func copyRows(events []audit.Event) ([][]any, error) {
 	rows := make([][]any, len(events))
+	cells := make([]any, len(events)*rowCap)
 	for i, e := range events {
 		var ip any
 		if e.IPAddress != "" {
@@ -161,9 +167,10 @@ func copyRows(events []audit.Event) ([][]any, error) {
 		if e.Details != nil {
 			details = string(e.Details)
 		}
-		rows[i] = []any{e.ID, null(e.UserID), e.Action, e.ResourceType, e.ResourceID, details, ip,
+		r := cells[i*rowCap : i*rowCap : (i+1)*rowCap]
+		rows[i] = append(r, e.ID, null(e.UserID), e.Action, e.ResourceType, e.ResourceID, details, ip,
 			null(e.UserAgent), null(e.SessionID), null(e.RequestID), e.Success, null(e.ErrorMessage),
-			e.OccurredAt, e.ReceivedAt}
+			e.OccurredAt, e.ReceivedAt)
 	}
 	return rows, nil
 }
@@ -222,7 +229,7 @@ func copyStaged(ctx context.Context, c *pgx.Conn, events []audit.Event, rows [][
 		}
 		staged := make([][]any, len(rows))
 		for i, r := range rows {
-			staged[i] = append(r[:len(r):len(r)], i)
+			staged[i] = append(r, i) // within rowCap: no copy
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_logs_staging"}, append(columns(seal)[:len(columns(seal)):len(columns(seal))], "ord"), pgx.CopyFromRows(staged)); err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -504,8 +505,12 @@ func details(field string, raw json.RawMessage) (json.RawMessage, error) {
 // last) and a number that an IEEE 754 double cannot hold exactly (jsonb
 // keeps every digit, RFC 8785 hashes the double). See AppendCanonicalJSON.
 func checkCanonicalizable(field string, raw []byte) error {
-	var buf [512]byte
-	_, err := AppendCanonicalJSON(buf[:0], raw)
+	buf := checkBufs.Get().(*[]byte)
+	out, err := AppendCanonicalJSON((*buf)[:0], raw)
+	if cap(out) <= 64<<10 {
+		*buf = out
+		checkBufs.Put(buf)
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -515,6 +520,9 @@ func checkCanonicalizable(field string, raw []byte) error {
 		return Invalid(field, "%s", strings.TrimPrefix(err.Error(), "canonical JSON at "))
 	}
 }
+
+// checkBufs keeps checkCanonicalizable's output buffers between calls.
+var checkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // scanDetails checks nesting depth and looks for \u0000 escapes. raw is
 // known to be valid JSON.
