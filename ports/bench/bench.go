@@ -43,6 +43,7 @@ type Options struct {
 	LatencyFor   time.Duration
 	SkipBaseline bool
 	SkipPlain    bool
+	SkipNoSeal   bool // do not measure the service with tamper evidence off
 	Keep         bool // keep the scratch database
 	Binary       string
 }
@@ -61,6 +62,7 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	fs.DurationVar(&o.LatencyFor, "latency-for", 10*time.Second, "length of the latency run")
 	fs.BoolVar(&o.SkipBaseline, "skip-baseline", false, "do not measure the seed-design baseline")
 	fs.BoolVar(&o.SkipPlain, "skip-plain", false, "do not measure the plain no-framework pipeline")
+	fs.BoolVar(&o.SkipNoSeal, "skip-evidence-off", false, "do not measure the service with AUDITQ_TAMPER_EVIDENCE=off (its own scratch database, prefilled alike)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the scratch database")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -93,6 +95,10 @@ type Result struct {
 	BytesPerEvent  float64            `json:"bytes_per_event"`
 	VsBaseline     float64            `json:"ratio_vs_seed_baseline,omitempty"`
 	VsPlain        float64            `json:"ratio_vs_plain_pipeline,omitempty"`
+	NoSealSingle   float64            `json:"evidence_off_single_events_per_sec,omitempty"`
+	NoSealBulk     float64            `json:"evidence_off_bulk_events_per_sec,omitempty"`
+	SealSingle     float64            `json:"ratio_single_evidence_on_off,omitempty"`
+	SealBulk       float64            `json:"ratio_bulk_evidence_on_off,omitempty"`
 	ReportsMs      map[string]float64 `json:"report_p99_ms,omitempty"`
 }
 
@@ -105,6 +111,10 @@ func (r Result) print(out io.Writer) {
 	if r.BaselinePerSec > 0 {
 		fmt.Fprintf(tw, "seed-design baseline, events/s\t%.0f\n", r.BaselinePerSec)
 		fmt.Fprintf(tw, "singles vs seed baseline\t%.1fx\n", r.VsBaseline)
+	}
+	if r.NoSealSingle > 0 {
+		fmt.Fprintf(tw, "tamper evidence off: singles / bulk, events/s\t%.0f / %.0f\n", r.NoSealSingle, r.NoSealBulk)
+		fmt.Fprintf(tw, "tamper evidence on vs off: singles / bulk\t%.2fx / %.2fx\n", r.SealSingle, r.SealBulk)
 	}
 	if r.PlainPerSec > 0 {
 		fmt.Fprintf(tw, "plain no-framework pipeline, events/s\t%.0f\n", r.PlainPerSec)
@@ -185,6 +195,17 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	pub.close()
 	svc.stop()
 
+	if !o.SkipNoSeal {
+		fmt.Fprintf(out, "tamper evidence off (own scratch database): %d + %d events...\n", o.Events, o.Events)
+		off := map[string]string{"AUDITQ_TAMPER_EVIDENCE": "off"}
+		for k, v := range fast {
+			off[k] = v
+		}
+		if res.NoSealSingle, res.NoSealBulk, err = throughputOnly(ctx, o, filepath.Join(dataDir, "evidence-off"), off); err != nil {
+			return res, err
+		}
+		res.SealSingle, res.SealBulk = res.SinglePerSec/res.NoSealSingle, res.BulkPerSec/res.NoSealBulk
+	}
 	if !o.SkipBaseline {
 		fmt.Fprintf(out, "seed-design baseline (concurrency 2, one transaction per event): %d events...\n", o.BaseEvents)
 		seed := map[string]string{"AUDITQ_CONCURRENCY": "2", "AUDITQ_BATCH_MAX_EVENTS": "1"}
@@ -213,6 +234,41 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		res.VsPlain = res.SinglePerSec / res.PlainPerSec
 	}
 	return res, nil
+}
+
+// throughputOnly measures audit.log singles and audit.bulk of a service
+// configured by env on a scratch database of its own, prefilled like the
+// main run's, so that neither run sees the other's rows.
+func throughputOnly(ctx context.Context, o Options, dataDir string, env map[string]string) (single, bulk float64, err error) {
+	dbURL, drop, err := scratchDatabase(ctx, o.AdminURL)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !o.Keep {
+		defer drop()
+	}
+	svc, err := startService(ctx, o.Binary, dbURL, dataDir, env)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer svc.stop()
+	if o.Prefill > 0 {
+		if err := prefill(ctx, dbURL, o.Prefill); err != nil {
+			return 0, 0, err
+		}
+	}
+	pub, err := newPublisher(svc.natsURL)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer pub.close()
+	if single, err = pub.throughput(ctx, "audit.log", o.Events, 1, "s"); err != nil {
+		return 0, 0, err
+	}
+	if bulk, err = pub.throughput(ctx, "audit.bulk", o.Events, 1000, "b"); err != nil {
+		return 0, 0, err
+	}
+	return single, bulk, nil
 }
 
 // scratchDatabase creates an empty database and returns its URL and a
