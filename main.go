@@ -281,8 +281,14 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *service
 		InFlight: cfg.Concurrency,
 		// A bulk job is written by its own handler on its own connection:
 		// more of them in flight than free connections only holds their
-		// (large) payloads in memory.
-		InFlightFor:  map[string]int{ports.SubjectBulk: max(cfg.DatabaseConns-cfg.BatchFlushers, 1)},
+		// (large) payloads in memory. Cleanups and reports are rare, long
+		// jobs: two at a time, as the system we replaced ran them (each
+		// in-flight slot is a goroutine and a pulled message).
+		InFlightFor: map[string]int{
+			ports.SubjectBulk:           max(cfg.DatabaseConns-cfg.BatchFlushers, 1),
+			ports.SubjectCleanup:        2,
+			ports.SubjectReportGenerate: 2,
+		},
 		AckWait:      cfg.AckWait,
 		CloseTimeout: cfg.ShutdownTimeout,
 		Logger:       log.With("component", "subscriber"),
