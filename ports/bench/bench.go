@@ -165,6 +165,10 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		if err := prefill(ctx, dbURL, o.Prefill); err != nil {
 			return res, err
 		}
+		fmt.Fprintf(out, "waiting for the service to roll up the prefilled hours for reports...\n")
+		if err := waitRolledUp(ctx, dbURL); err != nil {
+			return res, err
+		}
 	}
 	pub, err := newPublisher(svc.natsURL)
 	if err != nil {
@@ -256,6 +260,9 @@ func throughputOnly(ctx context.Context, o Options, dataDir string, env map[stri
 		if err := prefill(ctx, dbURL, o.Prefill); err != nil {
 			return 0, 0, err
 		}
+		if err := waitRolledUp(ctx, dbURL); err != nil {
+			return 0, 0, err
+		}
 	}
 	pub, err := newPublisher(svc.natsURL)
 	if err != nil {
@@ -269,6 +276,43 @@ func throughputOnly(ctx context.Context, o Options, dataDir string, env map[stri
 		return 0, 0, err
 	}
 	return single, bulk, nil
+}
+
+// waitRolledSQL counts the hours not rolled up and the days, older than two
+// days, whose day rollup is missing or stale.
+const waitRolledSQL = `SELECT (SELECT count(*) FROM audit_hours WHERE version <> rolled_version) + (
+	SELECT count(*) FROM (SELECT date_trunc('day', hour, 'UTC') AS d, sum(version) AS sig FROM audit_hours GROUP BY 1) b
+	LEFT JOIN audit_spans s ON s.starts_at = b.d AND s.ends_at - s.starts_at = interval '1 day' AND s.hours_version = b.sig
+	WHERE s.id IS NULL AND b.d < now() - interval '2 days')`
+
+// waitRolledUp waits until the service's roller has rolled up every hour
+// and every older day (see waitRolledSQL), so that a prefilled table is
+// measured as a running service would hold it, not while a year of hours
+// imported behind its back is being rolled up.
+func waitRolledUp(ctx context.Context, dbURL string) error {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	deadline := time.Now().Add(30 * time.Minute)
+	for {
+		var stale int64
+		if err := conn.QueryRow(ctx, waitRolledSQL).Scan(&stale); err != nil {
+			return err
+		}
+		if stale == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d hours still not rolled up after 30 minutes", stale)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // scratchDatabase creates an empty database and returns its URL and a
