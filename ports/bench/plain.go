@@ -19,7 +19,8 @@ import (
 var prefillColumns = []string{"id", "user_id", "action", "resource_type", "resource_id", "details", "ip_address",
 	"user_agent", "session_id", "request_id", "success", "error_message", "occurred_at", "received_at"}
 
-// prefill COPYs n synthetic rows, spread over the last 365 days, into
+// prefill COPYs n synthetic rows, spread evenly over the last 365 days in
+// time order, into
 // audit_logs, marks their hours changed for the report rollups, then
 // ANALYZEs it.
 func prefill(ctx context.Context, dbURL string, n int) error {
@@ -38,7 +39,9 @@ func prefill(ctx context.Context, dbURL string, n int) error {
 			return nil, nil
 		}
 		i++
-		at := now.Add(-time.Duration((int64(i) * 7919 * int64(time.Second)) % span))
+		// Oldest first, evenly over the last year: rows arrive in time
+		// order in a running service, and so lie in the table.
+		at := now.Add(-time.Duration(span - span/int64(n)*int64(i)))
 		var user any = "user-" + strconv.Itoa(i%1000)
 		if i%50 == 0 {
 			user = nil
