@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -217,3 +218,45 @@ func (p *publisher) latency(ctx context.Context, rate int, d time.Duration) ([]t
 // stall lets a publisher wait for room among its outstanding publishes
 // instead of failing: the benchmark offers load as fast as the broker takes it.
 var stall = jetstream.WithStallWait(time.Minute)
+
+// cleanupResult is the part of an audit.results.cleanup message the
+// benchmark reads.
+type cleanupResult struct {
+	ID           string `json:"id"`
+	DeletedCount int64  `json:"deletedCount"`
+	DurationMs   int64  `json:"durationMs"`
+}
+
+// cleanup publishes a retention job deleting events older than days and
+// waits for its result: rows deleted and the time from publish to result.
+func (p *publisher) cleanup(ctx context.Context, days int) (int64, time.Duration, error) {
+	results := make(chan *nats.Msg, 16)
+	sub, err := p.nc.ChanSubscribe("audit.results.cleanup", results)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer sub.Unsubscribe()
+	id := fmt.Sprintf("bench-cleanup-%d", time.Now().UnixNano())
+	m := nats.NewMsg("audit.cleanup")
+	m.Header.Set(nats.MsgIdHdr, id)
+	m.Data = fmt.Appendf(nil, `{"retentionDays":%d}`, days)
+	start := time.Now()
+	if _, err := p.js.PublishMsg(ctx, m); err != nil {
+		return 0, 0, err
+	}
+	timeout := time.After(30 * time.Minute)
+	for {
+		select {
+		case r := <-results:
+			var res cleanupResult
+			if err := json.Unmarshal(r.Data, &res); err != nil || res.ID != id {
+				continue
+			}
+			return res.DeletedCount, time.Since(start), nil
+		case <-timeout:
+			return 0, 0, errors.New("no cleanup result within 30 minutes")
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		}
+	}
+}
