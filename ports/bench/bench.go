@@ -180,6 +180,9 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	}
 	defer pub.close()
 
+	if err := checkpoint(ctx, dbURL); err != nil {
+		return res, err
+	}
 	fmt.Fprintf(out, "audit.log: %d events...\n", o.Events)
 	if res.SinglePerSec, err = pub.throughput(ctx, "audit.log", o.Events, 1, "s"); err != nil {
 		return res, err
@@ -282,6 +285,9 @@ func throughputOnly(ctx context.Context, o Options, dataDir string, env map[stri
 		return 0, 0, err
 	}
 	defer pub.close()
+	if err := checkpoint(ctx, dbURL); err != nil {
+		return 0, 0, err
+	}
 	if single, err = pub.throughput(ctx, "audit.log", o.Events, 1, "s"); err != nil {
 		return 0, 0, err
 	}
@@ -327,6 +333,22 @@ func waitRolledUp(ctx context.Context, dbURL string) error {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// checkpoint runs a PostgreSQL CHECKPOINT, so that runs compared with each
+// other start at the same point of the checkpoint cycle (the first change
+// of a page after a checkpoint writes the whole page to the WAL). It needs
+// a superuser or the pg_checkpoint role, as the default admin URL has.
+func checkpoint(ctx context.Context, dbURL string) error {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+		return fmt.Errorf("CHECKPOINT before measuring (needs a superuser or pg_checkpoint): %w", err)
+	}
+	return nil
 }
 
 // scratchDatabase creates an empty database and returns its URL and a
