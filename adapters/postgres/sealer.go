@@ -108,10 +108,18 @@ func (s *Sealer) contradicted(h evidence.Head, why string) {
 	}
 }
 
+// chainGap is the least time between two chainings. Each chaining is a
+// transaction with its own WAL flush; under load writes commit hundreds of
+// times a second, and one chaining per commit would add as many flushes.
+// At most one per chainGap links the same batches in fewer, larger steps,
+// each batch still within about chainGap of its commit.
+const chainGap = 100 * time.Millisecond
+
 // StartChaining links batches soon after each write commits (many writes
-// share one chaining) and every interval (batches of instances that
-// stopped), until the returned stop function is called, which chains a
-// last time. Failures are logged and retried at the next turn.
+// share one chaining, at most one per chainGap) and every interval (batches
+// of instances that stopped), until the returned stop function is called,
+// which chains a last time. Failures are logged and retried at the next
+// turn.
 func (s *Sealer) StartChaining(interval time.Duration, log *slog.Logger) (stop func()) {
 	done := make(chan struct{})
 	quit := make(chan struct{})
@@ -135,6 +143,12 @@ func (s *Sealer) StartChaining(interval time.Duration, log *slog.Logger) (stop f
 				return
 			}
 			chain()
+			select {
+			case <-time.After(chainGap):
+			case <-quit:
+				chain()
+				return
+			}
 		}
 	}()
 	var once sync.Once

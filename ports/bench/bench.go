@@ -44,6 +44,7 @@ type Options struct {
 	SkipBaseline bool
 	SkipPlain    bool
 	SkipNoSeal   bool // do not measure the service with tamper evidence off
+	Rounds       int  // throughput measurements per service; medians are reported
 	Keep         bool // keep the scratch database
 	Binary       string
 }
@@ -55,6 +56,7 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	fs.SetOutput(out)
 	fs.StringVar(&o.AdminURL, "admin-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server for the scratch database")
 	fs.IntVar(&o.Events, "events", 200000, "events per throughput run")
+	fs.IntVar(&o.Rounds, "rounds", 3, "throughput measurements (singles and bulk) per service, alternating with the evidence-off service; the medians are reported")
 	fs.IntVar(&o.BaseEvents, "baseline-events", 20000, "events for the seed-design baseline run")
 	fs.IntVar(&o.Prefill, "prefill", 0, "rows COPYed into the table before measuring (e.g. 10000000)")
 	fs.IntVar(&o.Concurrency, "concurrency", 2048, "AUDITQ_CONCURRENCY of the measured service")
@@ -70,6 +72,9 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 		}
 		return err
 	}
+	if o.Rounds < 1 || o.Events < 1 {
+		return errors.New("bench: -rounds and -events must be at least 1")
+	}
 	r, err := run(ctx, o, out)
 	if err != nil {
 		return err
@@ -83,6 +88,7 @@ type Result struct {
 	Prefill        int                `json:"prefill"`
 	Events         int                `json:"events"`
 	Concurrency    int                `json:"concurrency"`
+	Rounds         int                `json:"rounds"`
 	SinglePerSec   float64            `json:"single_events_per_sec"`
 	BulkPerSec     float64            `json:"bulk_events_per_sec"`
 	BaselinePerSec float64            `json:"seed_baseline_events_per_sec,omitempty"`
@@ -109,6 +115,7 @@ func (r Result) print(out io.Writer) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "measure\tvalue\n")
 	fmt.Fprintf(tw, "table rows before (prefill)\t%d\n", r.Prefill)
+	fmt.Fprintf(tw, "throughput: median of rounds\t%d\n", r.Rounds)
 	fmt.Fprintf(tw, "audit.log singles, events/s\t%.0f\n", r.SinglePerSec)
 	fmt.Fprintf(tw, "audit.bulk (1,000 per message), events/s\t%.0f\n", r.BulkPerSec)
 	if r.BaselinePerSec > 0 {
@@ -159,37 +166,70 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		"AUDITQ_CONCURRENCY":     strconv.Itoa(o.Concurrency),
 		"AUDITQ_MAX_ACK_PENDING": strconv.Itoa(max(o.Concurrency*2, 1000)),
 	}
-	svc, err := startService(ctx, o.Binary, dbURL, filepath.Join(dataDir, "fast"), fast)
+	on, err := setUp(ctx, o, dbURL, filepath.Join(dataDir, "fast"), fast, out)
 	if err != nil {
 		return res, err
 	}
-	defer svc.stop()
-	if o.Prefill > 0 {
-		fmt.Fprintf(out, "prefilling %d rows...\n", o.Prefill)
-		if err := prefill(ctx, dbURL, o.Prefill); err != nil {
+	defer on.close()
+	svc, pub := on.svc, on.pub
+	targets := []*target{on}
+	if !o.SkipNoSeal {
+		offDB, dropOff, err := scratchDatabase(ctx, o.AdminURL)
+		if err != nil {
 			return res, err
 		}
-		fmt.Fprintf(out, "waiting for the service to roll up the prefilled hours for reports...\n")
-		if err := waitRolledUp(ctx, dbURL); err != nil {
+		if !o.Keep {
+			defer dropOff()
+		}
+		env := map[string]string{"AUDITQ_TAMPER_EVIDENCE": "off"}
+		for k, v := range fast {
+			env[k] = v
+		}
+		fmt.Fprintf(out, "second service, tamper evidence off, on a scratch database of its own:\n")
+		off, err := setUp(ctx, o, offDB, filepath.Join(dataDir, "evidence-off"), env, out)
+		if err != nil {
 			return res, err
 		}
+		defer off.close()
+		targets = append(targets, off)
 	}
-	pub, err := newPublisher(svc.natsURL)
-	if err != nil {
-		return res, err
+	// Rounds alternate which service goes first, so that drift (the table
+	// growing, autovacuum, the checkpoint cycle) hits both alike; each
+	// measurement starts right after a CHECKPOINT.
+	singles, bulks := make([][]float64, len(targets)), make([][]float64, len(targets))
+	for r := range o.Rounds {
+		order := make([]int, len(targets))
+		for i := range order {
+			order[i] = i
+			if r%2 == 1 {
+				order[i] = len(targets) - 1 - i
+			}
+		}
+		for _, job := range []struct {
+			subject, prefix string
+			per             int
+			into            [][]float64
+		}{{"audit.log", "s", 1, singles}, {"audit.bulk", "b", 1000, bulks}} {
+			for _, i := range order {
+				t := targets[i]
+				if err := checkpoint(ctx, t.dbURL); err != nil {
+					return res, err
+				}
+				fmt.Fprintf(out, "round %d/%d, %s: %s, %d events...\n", r+1, o.Rounds, t.name, job.subject, o.Events)
+				v, err := t.pub.throughput(ctx, job.subject, o.Events, job.per, fmt.Sprintf("%s%d-%d", job.prefix, r, i))
+				if err != nil {
+					return res, err
+				}
+				job.into[i] = append(job.into[i], v)
+			}
+		}
 	}
-	defer pub.close()
-
-	if err := checkpoint(ctx, dbURL); err != nil {
-		return res, err
-	}
-	fmt.Fprintf(out, "audit.log: %d events...\n", o.Events)
-	if res.SinglePerSec, err = pub.throughput(ctx, "audit.log", o.Events, 1, "s"); err != nil {
-		return res, err
-	}
-	fmt.Fprintf(out, "audit.bulk: %d events...\n", o.Events)
-	if res.BulkPerSec, err = pub.throughput(ctx, "audit.bulk", o.Events, 1000, "b"); err != nil {
-		return res, err
+	res.Rounds = o.Rounds
+	res.SinglePerSec, res.BulkPerSec = median(singles[0]), median(bulks[0])
+	if len(targets) > 1 {
+		res.NoSealSingle, res.NoSealBulk = median(singles[1]), median(bulks[1])
+		res.SealSingle, res.SealBulk = res.SinglePerSec/res.NoSealSingle, res.BulkPerSec/res.NoSealBulk
+		targets[1].close()
 	}
 	fmt.Fprintf(out, "latency at %d/s for %s...\n", o.LatencyRate, o.LatencyFor)
 	res.LatencyOffered = o.LatencyRate
@@ -212,20 +252,8 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		return res, err
 	}
 	res.CleanupMs = float64(took) / float64(time.Millisecond)
-	pub.close()
-	svc.stop()
+	on.close()
 
-	if !o.SkipNoSeal {
-		fmt.Fprintf(out, "tamper evidence off (own scratch database): %d + %d events...\n", o.Events, o.Events)
-		off := map[string]string{"AUDITQ_TAMPER_EVIDENCE": "off"}
-		for k, v := range fast {
-			off[k] = v
-		}
-		if res.NoSealSingle, res.NoSealBulk, err = throughputOnly(ctx, o, filepath.Join(dataDir, "evidence-off"), off); err != nil {
-			return res, err
-		}
-		res.SealSingle, res.SealBulk = res.SinglePerSec/res.NoSealSingle, res.BulkPerSec/res.NoSealBulk
-	}
 	if !o.SkipBaseline {
 		fmt.Fprintf(out, "seed-design baseline (concurrency 2, one transaction per event): %d events...\n", o.BaseEvents)
 		seed := map[string]string{"AUDITQ_CONCURRENCY": "2", "AUDITQ_BATCH_MAX_EVENTS": "1"}
@@ -256,45 +284,61 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	return res, nil
 }
 
-// throughputOnly measures audit.log singles and audit.bulk of a service
-// configured by env on a scratch database of its own, prefilled like the
-// main run's, so that neither run sees the other's rows.
-func throughputOnly(ctx context.Context, o Options, dataDir string, env map[string]string) (single, bulk float64, err error) {
-	dbURL, drop, err := scratchDatabase(ctx, o.AdminURL)
-	if err != nil {
-		return 0, 0, err
-	}
-	if !o.Keep {
-		defer drop()
+// target is a running service under measurement, on its own database.
+type target struct {
+	name  string
+	dbURL string
+	svc   *child
+	pub   *publisher
+}
+
+func (t *target) close() {
+	t.pub.close()
+	t.svc.stop()
+}
+
+// setUp starts a service configured by env on dbURL, prefills its table
+// (then waits for the service to roll up the imported hours) and connects
+// a publisher.
+func setUp(ctx context.Context, o Options, dbURL, dataDir string, env map[string]string, out io.Writer) (*target, error) {
+	name := "evidence on"
+	if env["AUDITQ_TAMPER_EVIDENCE"] == "off" {
+		name = "evidence off"
 	}
 	svc, err := startService(ctx, o.Binary, dbURL, dataDir, env)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	defer svc.stop()
 	if o.Prefill > 0 {
+		fmt.Fprintf(out, "prefilling %d rows...\n", o.Prefill)
 		if err := prefill(ctx, dbURL, o.Prefill); err != nil {
-			return 0, 0, err
+			svc.stop()
+			return nil, err
 		}
+		fmt.Fprintf(out, "waiting for the service to roll up the prefilled hours for reports...\n")
 		if err := waitRolledUp(ctx, dbURL); err != nil {
-			return 0, 0, err
+			svc.stop()
+			return nil, err
 		}
 	}
 	pub, err := newPublisher(svc.natsURL)
 	if err != nil {
-		return 0, 0, err
+		svc.stop()
+		return nil, err
 	}
-	defer pub.close()
-	if err := checkpoint(ctx, dbURL); err != nil {
-		return 0, 0, err
+	return &target{name: name, dbURL: dbURL, svc: svc, pub: pub}, nil
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
 	}
-	if single, err = pub.throughput(ctx, "audit.log", o.Events, 1, "s"); err != nil {
-		return 0, 0, err
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
 	}
-	if bulk, err = pub.throughput(ctx, "audit.bulk", o.Events, 1000, "b"); err != nil {
-		return 0, 0, err
-	}
-	return single, bulk, nil
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // waitRolledSQL counts the hours, older than the roller's lag, not rolled
