@@ -106,6 +106,7 @@ type Result struct {
 	SealSingle     float64            `json:"ratio_single_evidence_on_off,omitempty"`
 	SealBulk       float64            `json:"ratio_bulk_evidence_on_off,omitempty"`
 	ReportsMs      map[string]float64 `json:"report_p99_ms,omitempty"`
+	ReportsLoaded  map[string]float64 `json:"report_p99_ms_after_ingest,omitempty"`
 	CleanupDays    int                `json:"cleanup_retention_days"`
 	CleanupDeleted int64              `json:"cleanup_deleted_rows"`
 	CleanupMs      float64            `json:"cleanup_ms"`
@@ -139,7 +140,7 @@ func (r Result) print(out io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(tw, "report %s, p99 of 20\t%.1f ms\n", n, r.ReportsMs[n])
+		fmt.Fprintf(tw, "report %s, p99 of 20: before / after the ingest runs\t%.1f / %.1f ms\n", n, r.ReportsMs[n], r.ReportsLoaded[n])
 	}
 	fmt.Fprintf(tw, "cleanup (retentionDays %d): rows deleted, publish->result\t%d in %.0f ms\n", r.CleanupDays, r.CleanupDeleted, r.CleanupMs)
 	tw.Flush()
@@ -193,6 +194,8 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		defer off.close()
 		targets = append(targets, off)
 	}
+	// Reports on the table as it was prefilled (and rolled up).
+	res.ReportsMs = timeReports(ctx, pub.nc)
 	// Rounds alternate which service goes first, so that drift (the table
 	// growing, autovacuum, the checkpoint cycle) hits both alike; each
 	// measurement starts right after a CHECKPOINT.
@@ -238,7 +241,10 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		return res, err
 	}
 	res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs = percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 1)
-	res.ReportsMs = timeReports(ctx, pub.nc)
+	// Again after the ingest runs: their events sit in the newest hours,
+	// which the roller leaves alone while they change, so reports
+	// reaching up to now read those rows raw.
+	res.ReportsLoaded = timeReports(ctx, pub.nc)
 	res.PeakRSSMB = svc.peakRSSMB()
 	if res.BytesPerEvent, err = bytesPerEvent(ctx, dbURL); err != nil {
 		return res, err
