@@ -234,8 +234,8 @@ func (s *Subscriber) handle(ctx, msgCtx context.Context, topic string, jm jetstr
 // progress keeps the messages of one subscription that handlers are
 // working on and, every interval, tells JetStream that those handed over
 // at least an interval ago are still in progress, so a slow handler keeps
-// its message past the ack wait. One ticker serves all of them: a timer
-// per message cost more CPU than the rest of the subscriber together.
+// its message past the ack wait. One ticker serves all of them: a ticker
+// per message was about a seventh of the subscriber's CPU under load.
 type progress struct {
 	every time.Duration
 	mu    sync.Mutex
