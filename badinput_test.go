@@ -164,8 +164,6 @@ func TestHostileInputsArePoisonedWithTheirField(t *testing.T) {
 	env := testEnv(t)
 	env["AUDITQ_NATS_MAX_PAYLOAD"] = strconv.Itoa(hostileMaxPayload)
 	env["AUDITQ_CONCURRENCY"] = "16"
-	env["AUDITQ_CLEANUP_CRON"] = "off"
-	env["AUDITQ_REPORT_CRON"] = "off"
 	svc := startService(t, env)
 	db := openDB(t, env)
 	nc, js := natstest.Connect(t, svc.natsURL)

@@ -24,14 +24,13 @@ import (
 )
 
 // cleanupEnv is testEnv with retention settings: 30 days minimum, a held
-// user and a held resource, and both schedules off unless a test sets them.
+// user and a held resource (both schedules stay off, as testEnv has them,
+// unless a test sets them).
 func cleanupEnv(t *testing.T) map[string]string {
 	env := testEnv(t)
 	env["AUDITQ_RETENTION_MIN_DAYS"] = "30"
 	env["AUDITQ_RETENTION_HOLD_USERS"] = "u-held"
 	env["AUDITQ_RETENTION_HOLD_RESOURCES"] = "document:42, document:a:b"
-	env["AUDITQ_CLEANUP_CRON"] = "off"
-	env["AUDITQ_REPORT_CRON"] = "off"
 	return env
 }
 

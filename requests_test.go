@@ -22,15 +22,6 @@ import (
 	"github.com/auditq/auditq/ports"
 )
 
-// requestEnv is testEnv with both schedules off: these tests publish
-// report jobs themselves.
-func requestEnv(t *testing.T) map[string]string {
-	env := testEnv(t)
-	env["AUDITQ_CLEANUP_CRON"] = "off"
-	env["AUDITQ_REPORT_CRON"] = "off"
-	return env
-}
-
 // clientConn connects a plain NATS client to svc.
 func natsClient(t *testing.T, svc *service) *nats.Conn {
 	t.Helper()
@@ -142,7 +133,7 @@ func readEvents(t *testing.T, db *bun.DB, action string) []map[string]any {
 }
 
 func TestReportOverNATSIsStoredListedAndAudited(t *testing.T) {
-	env := requestEnv(t)
+	env := testEnv(t)
 	svc := startService(t, env)
 	db := openDB(t, env)
 	seed(t, db, berlinDST()...)
@@ -227,7 +218,7 @@ func TestReportOverNATSIsStoredListedAndAudited(t *testing.T) {
 }
 
 func TestRequestErrorsName400TheField(t *testing.T) {
-	env := requestEnv(t)
+	env := testEnv(t)
 	env["AUDITQ_REPORT_MAX_DAYS"] = "31"
 	svc := startService(t, env)
 	db := openDB(t, env)
@@ -294,7 +285,7 @@ func TestRequestErrorsName400TheField(t *testing.T) {
 }
 
 func TestSearchOverNATSPagesWithoutSkipsOrRepeats(t *testing.T) {
-	env := requestEnv(t)
+	env := testEnv(t)
 	svc := startService(t, env)
 	db := openDB(t, env)
 	nc := natsClient(t, svc)
@@ -383,7 +374,7 @@ func TestSearchOverNATSPagesWithoutSkipsOrRepeats(t *testing.T) {
 }
 
 func TestReadsAreNotRecordedWhenTurnedOff(t *testing.T) {
-	env := requestEnv(t)
+	env := testEnv(t)
 	env["AUDITQ_AUDIT_READS"] = "false"
 	svc := startService(t, env)
 	db := openDB(t, env)
@@ -398,7 +389,7 @@ func TestReadsAreNotRecordedWhenTurnedOff(t *testing.T) {
 // A request that cannot finish in time is answered 504 at its deadline;
 // the service keeps answering afterwards.
 func TestRequestDeadline(t *testing.T) {
-	env := requestEnv(t)
+	env := testEnv(t)
 	env["AUDITQ_REQUEST_TIMEOUT"] = "500ms"
 	svc := startService(t, env)
 	db := openDB(t, env)
@@ -422,7 +413,7 @@ func TestRequestDeadline(t *testing.T) {
 }
 
 func TestReportGenerateJobStoresAndPublishes(t *testing.T) {
-	env := requestEnv(t)
+	env := testEnv(t)
 	env["AUDITQ_REPORT_CRON"] = "0 0 0 1 1 *" // schedules on (stream AUDIT allows them), none firing during the test
 	svc := startService(t, env)
 	db := openDB(t, env)
@@ -516,7 +507,7 @@ func TestReportGenerateJobStoresAndPublishes(t *testing.T) {
 }
 
 func TestNoStreamCapturesRequestSubjects(t *testing.T) {
-	env := requestEnv(t)
+	env := testEnv(t)
 	svc := startService(t, env)
 	js, err := jetstream.New(natsClient(t, svc))
 	if err != nil {
@@ -549,7 +540,7 @@ func cliRun(t *testing.T, env map[string]string, svc *service, args ...string) (
 }
 
 func TestReportAndQueryCLI(t *testing.T) {
-	env := requestEnv(t)
+	env := testEnv(t)
 	svc := startService(t, env)
 	db := openDB(t, env)
 	seed(t, db, berlinDST()...)
