@@ -245,30 +245,8 @@ func TestWriterRoleCannotUpdateAuditRows(t *testing.T) {
 	if err := migrations.Up(ctx, owner); err != nil {
 		t.Fatal(err)
 	}
-	script, err := os.ReadFile("docs/writer-role.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A role of this test's own: roles are shared by every database of the
-	// server, and other test runs may use it at the same time.
-	role := "auditq_writer_" + strings.TrimPrefix(mustParseURL(t, ownerURL).Path, "/auditq_test_")
-	if _, err := owner.ExecContext(ctx, strings.ReplaceAll(string(script), "auditq_writer", role)); err != nil {
-		t.Fatalf("docs/writer-role.sql: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := owner.ExecContext(context.Background(), "DROP OWNED BY "+role); err != nil {
-			t.Logf("drop owned by %s: %v", role, err)
-		}
-		admin, err := pgx.Connect(context.Background(), pgtest.AdminURL())
-		if err != nil {
-			t.Logf("drop role %s: %v", role, err)
-			return
-		}
-		defer admin.Close(context.Background())
-		if _, err := admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+role); err != nil {
-			t.Logf("drop role %s: %v", role, err)
-		}
-	})
+	writerURL := pgtest.WriterRole(t, ownerURL, "docs/writer-role.sql")
+	role := mustParseURL(t, writerURL).User.Username()
 	// Old events for the retention cleanup, written by the owner.
 	old := audit.Normalize(time.Now().AddDate(0, 0, -400))
 	if _, err := postgres.NewRepository(owner).Write(ctx, []audit.Event{
@@ -278,12 +256,8 @@ func TestWriterRoleCannotUpdateAuditRows(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	writerURL := mustParseURL(t, ownerURL)
-	writerURL.User = url.User(role)
 	env := testEnv(t)
-	env["AUDITQ_DATABASE_URL"] = writerURL.String()
-	env["AUDITQ_CLEANUP_CRON"] = "off"
-	env["AUDITQ_REPORT_CRON"] = "off"
+	env["AUDITQ_DATABASE_URL"] = writerURL
 	svc := startService(t, env)
 	_, js := natstest.Connect(t, svc.natsURL)
 	// Ingest as the role, a re-sent id (the staging-table path) included.
@@ -305,7 +279,7 @@ func TestWriterRoleCannotUpdateAuditRows(t *testing.T) {
 	})
 
 	// Straight to the database as the role.
-	conn, err := pgx.Connect(ctx, writerURL.String())
+	conn, err := pgx.Connect(ctx, writerURL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,10 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
-	"net/url"
-	"os"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -654,22 +651,7 @@ func TestRollupWorksAsTheWriterRole(t *testing.T) {
 	if err := migrations.Up(ctx, owner); err != nil {
 		t.Fatal(err)
 	}
-	script, err := os.ReadFile("../../docs/writer-role.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(ownerURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	role := "auditq_writer_" + strings.TrimPrefix(u.Path, "/auditq_test_") // roles are server-wide
-	mustExec(t, owner, strings.ReplaceAll(string(script), "auditq_writer", role))
-	t.Cleanup(func() {
-		_, _ = owner.ExecContext(context.Background(), "DROP OWNED BY "+role)
-		_, _ = owner.ExecContext(context.Background(), "DROP ROLE IF EXISTS "+role)
-	})
-	u.User = url.User(role)
-	db, err := postgres.Open(ctx, u.String(), 2)
+	db, err := postgres.Open(ctx, pgtest.WriterRole(t, ownerURL, "../../docs/writer-role.sql"), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
