@@ -205,6 +205,11 @@ func (s *Subscriber) handle(ctx, msgCtx context.Context, topic string, jm jetstr
 
 	prog.add(jm)
 	defer prog.remove(jm)
+	// After the close signal, only the handler's outcome or the deadline
+	// ends the wait: a closed channel left in the select would fire on
+	// every turn and spin (one core per in-flight message, starving the
+	// very handlers the shutdown waits for).
+	closing := s.closing
 	var deadline <-chan time.Time
 	for {
 		select {
@@ -220,10 +225,9 @@ func (s *Subscriber) handle(ctx, msgCtx context.Context, topic string, jm jetstr
 				s.cfg.Logger.Warn("nak failed; message will be redelivered after the ack wait", "topic", topic, "id", msg.UUID, "err", err)
 			}
 			return
-		case <-s.closing:
-			if deadline == nil {
-				deadline = time.After(s.cfg.CloseTimeout)
-			}
+		case <-closing:
+			closing = nil
+			deadline = time.After(s.cfg.CloseTimeout)
 		case <-deadline:
 			s.cfg.Logger.Warn("handler still running at shutdown; leaving message for redelivery", "topic", topic, "id", msg.UUID)
 			return

@@ -2,12 +2,119 @@ package natsjs_test
 
 import (
 	"context"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditq/auditq/adapters/natsjs"
 	"github.com/auditq/auditq/adapters/natsjs/natstest"
 )
+
+// newTestSubscriber sets up the work-queue topology on a fresh in-process
+// server and returns a Subscriber on it with cfg's knobs and an ack wait of
+// ackWait.
+func newTestSubscriber(t *testing.T, ackWait time.Duration, cfg natsjs.SubscriberConfig) (*natsjs.Subscriber, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	srv := natstest.Start(t)
+	nc, js := natstest.Connect(t, srv.ClientURL())
+	if err := natsjs.Ensure(context.Background(), js, natsjs.Topology{
+		JobSubjects: []string{"audit.log"}, PoisonSubjects: "audit.poison.>", ResultSubjects: "audit.results.>",
+		PoisonMaxMsgs: 100, PoisonMaxBytes: 1 << 20, ResultsMaxMsgs: 10,
+		DuplicateWindow: time.Minute, AckWait: ackWait, MaxAckPending: 100,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Stream, cfg.Consumer, cfg.AckWait = natsjs.StreamAudit, natsjs.ConsumerName, ackWait
+	sub, err := natsjs.NewSubscriber(js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	return sub, nc, js
+}
+
+// cpuTime is the CPU time this process has used so far.
+func cpuTime(t *testing.T) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// Close waits for the handlers still running, idle: it once spun on the
+// closed signal, a core per in-flight message, and on two cores starved
+// the very writes the shutdown waited for (a SIGTERM under load then left
+// every message unacked). Messages acked during the wait are acked.
+func TestCloseWaitsForRunningHandlersWithoutSpinning(t *testing.T) {
+	const n = 8
+	sub, nc, js := newTestSubscriber(t, 30*time.Second, natsjs.SubscriberConfig{InFlight: n, CloseTimeout: 10 * time.Second})
+	msgs, err := sub.Subscribe(context.Background(), "audit.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := nc.Publish("audit.log", []byte(`held`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := make([]*message.Message, 0, n)
+	for len(held) < n {
+		select {
+		case m := <-msgs:
+			held = append(held, m)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d messages delivered", len(held), n)
+		}
+	}
+
+	closed := make(chan error, 1)
+	go func() { closed <- sub.Close() }()
+	time.Sleep(100 * time.Millisecond) // Close has signalled the handlers
+	before := time.Now()
+	cpuBefore := cpuTime(t)
+	time.Sleep(500 * time.Millisecond)
+	used, wall := cpuTime(t)-cpuBefore, time.Since(before)
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while %d handlers were still running", err, n)
+	default:
+	}
+	t.Logf("CPU while Close waited on %d handlers: %s in %s", n, used, wall.Round(time.Millisecond))
+	if used > wall/4 {
+		t.Errorf("Close used %s of CPU in %s waiting on %d handlers: it spins", used, wall.Round(time.Millisecond), n)
+	}
+
+	for _, m := range held {
+		m.Ack()
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return after every handler finished")
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, err := js.Stream(context.Background(), natsjs.StreamAudit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		left := st.CachedInfo().State.Msgs
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages left in the work queue: acks given during Close were lost", left)
+		}
+	}
+}
 
 // A handler that runs three times the ack wait keeps its message: the
 // subscriber reports progress while it runs, so JetStream neither
@@ -15,23 +122,8 @@ import (
 // and the message is acked (gone from the work queue) once it returns.
 func TestSlowHandlerKeepsItsMessage(t *testing.T) {
 	ctx := context.Background()
-	srv := natstest.Start(t)
-	nc, js := natstest.Connect(t, srv.ClientURL())
 	const ackWait = time.Second
-	if err := natsjs.Ensure(ctx, js, natsjs.Topology{
-		JobSubjects: []string{"audit.log"}, PoisonSubjects: "audit.poison.>", ResultSubjects: "audit.results.>",
-		PoisonMaxMsgs: 100, PoisonMaxBytes: 1 << 20, ResultsMaxMsgs: 10,
-		DuplicateWindow: time.Minute, AckWait: ackWait, MaxAckPending: 100,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	sub, err := natsjs.NewSubscriber(js, natsjs.SubscriberConfig{
-		Stream: natsjs.StreamAudit, Consumer: natsjs.ConsumerName, InFlight: 4, AckWait: ackWait,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	sub, nc, js := newTestSubscriber(t, ackWait, natsjs.SubscriberConfig{InFlight: 4})
 	msgs, err := sub.Subscribe(ctx, "audit.log")
 	if err != nil {
 		t.Fatal(err)
