@@ -83,6 +83,9 @@ func TestTamperEvidenceEndToEnd(t *testing.T) {
 	if out, err := runVerify(t, env, "--event", "te-4"); err == nil || !strings.Contains(err.Error(), "the event was modified") {
 		t.Fatalf("verify --event of a modified event: %v\n%s", err, out)
 	}
+	if out, err := runVerify(t, env, "--event", "te-3", "--reports"); err == nil || !strings.Contains(err.Error(), "apply to the whole table") {
+		t.Fatalf("verify --event with --reports: %v\n%s", err, out)
+	}
 	if _, err := db.ExecContext(ctx, `UPDATE audit_logs SET success = true WHERE id = 'te-4'`); err != nil {
 		t.Fatal(err)
 	}
@@ -108,10 +111,13 @@ func TestTamperEvidenceEndToEnd(t *testing.T) {
 	if pub, err := cps.LastPublished(ctx); last.Reason != "shutdown" || err != nil || pub != last.Seq {
 		t.Fatalf("last checkpoint %+v, last published %d (%v): want the shutdown checkpoint, published", last, pub, err)
 	}
-	for _, args := range [][]string{nil, {"--checkpoints-from", "nats"}} {
+	for _, args := range [][]string{nil, {"--checkpoints-from", "nats"}, {"--reports"}} {
 		out, err := runVerify(t, env, args...)
 		if err != nil || !strings.Contains(out, "OK: no tampering found") || !strings.Contains(out, "verified 2") {
 			t.Fatalf("verify %v of an untouched trail: %v\n%s", args, err, out)
+		}
+		if checked := strings.Contains(out, ", report rollups of "); checked != (len(args) > 0 && args[0] == "--reports") {
+			t.Fatalf("verify %v: report rollups checked is %v:\n%s", args, checked, out)
 		}
 	}
 

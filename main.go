@@ -50,7 +50,7 @@ Usage:
   auditq query [flags]       search the audit trail, newest first, e.g.
                              auditq query --action 'guild.*' --user u1 --limit 50 [--json]
   auditq verify [flags]      check the stored trail for tampering, e.g.
-                             auditq verify [--checkpoints-from nats] | auditq verify --event EVENT_ID
+                             auditq verify [--checkpoints-from nats] [--reports] | auditq verify --event EVENT_ID
   auditq help                show this help and the configuration variables
 
 Run "auditq publish -h" or "auditq cleanup -h" for their flags. Configuration comes from the environment:

@@ -69,10 +69,17 @@ func (tr *trail) checkpoint(t testing.TB, reason string) command.CheckpointResul
 
 func (tr *trail) verify(t testing.TB) evidence.Report {
 	t.Helper()
+	return tr.verifyWith(t, query.VerifyOptions{})
+}
+
+// verifyWith verifies with opts, with the trail's public key.
+func (tr *trail) verifyWith(t testing.TB, opts query.VerifyOptions) evidence.Report {
+	t.Helper()
 	h := query.NewVerifyTrailHandler(func(ctx context.Context, fn func(query.TrailReader) error) error {
 		return tr.store.Snapshot(ctx, func(s *postgres.EvidenceStore) error { return fn(s) })
 	})
-	rep, err := h.Handle(context.Background(), query.VerifyOptions{PublicKey: tr.signer.PublicKey()})
+	opts.PublicKey = tr.signer.PublicKey()
+	rep, err := h.Handle(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,5 +418,88 @@ func TestConcurrentInstancesKeepOneChain(t *testing.T) {
 	wantClean(t, rep)
 	if rep.Events != 2*8*10+10 || rep.Pending != 0 || rep.Batches < 10 {
 		t.Fatalf("%d events in %d chained and %d unchained batches, want %d events, all chained", rep.Events, rep.Batches, rep.Pending, 2*8*10+10)
+	}
+}
+
+// "verify --reports": the figures reports read from the rollups (current
+// hours and days or months) are checked against the rows. Each kind of
+// tampering with the rollups is caught and named, while the trail itself
+// (which the rollups do not affect) stays clean; re-rolling what was
+// tampered with makes the check clean again.
+func TestVerifyReportsCatchesRollupTampering(t *testing.T) {
+	tr := newTrail(t)
+	ctx := context.Background()
+	day := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
+	var evs []audit.Event
+	for i := range 60 {
+		e := event(fmt.Sprintf("r-%d", i))
+		e.OccurredAt = audit.Normalize(day.Add(time.Duration(i) * 37 * time.Minute)) // two days, many hours
+		e.Action = []string{"user.login", "guild.create", "member.ban"}[i%3]
+		e.UserID = []string{"u1", "u2", ""}[i%3]
+		e.ResourceType = []string{"user", "guild"}[i%2]
+		e.Success = i%4 != 0
+		evs = append(evs, e)
+	}
+	if _, err := tr.repo.Write(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	tr.checkpoint(t, command.CheckpointPeriodic)
+	reroll := func() {
+		t.Helper()
+		tr.exec(t, `UPDATE audit_hours SET version = version + 1`)
+		rollAll(t, tr.db)
+	}
+	reroll()
+	check := query.VerifyOptions{Reports: true}
+	rep := tr.verifyWith(t, check)
+	wantClean(t, rep)
+	// 60 events 37 minutes apart: 37 hours over 2 days, all in one month.
+	if !rep.RollupsChecked || rep.RollupHours != 37 || rep.RollupSpans != 3 {
+		t.Fatalf("rollups checked: %v, %d hours and %d spans, want 37 and 3 (2 days, 1 month)", rep.RollupsChecked, rep.RollupHours, rep.RollupSpans)
+	}
+
+	// Hour 00:00 holds r-0 (user.login by u1, failed) and r-1 (guild.create
+	// by u2); hour 01:00 r-2 (member.ban, no user) and r-3 (user.login).
+	cases := []struct {
+		name, tamper, subject, reason string
+		before                        func(t *testing.T) // a legitimate write first
+	}{
+		{name: "hour figure raised", tamper: `UPDATE audit_rollup_actions SET n = n + 1 WHERE hour = '2026-01-10T00:00:00Z' AND action = 'user.login'`,
+			subject: `report rollup of hour 2026-01-10T00:00:00Z, action "user.login"`, reason: "rolled up as 2 events (1 failed), its rows hold 1 (1 failed)"},
+		{name: "hour failures hidden", tamper: `UPDATE audit_rollup_actions SET failed = 0 WHERE hour = '2026-01-10T00:00:00Z' AND action = 'user.login'`,
+			subject: `report rollup of hour 2026-01-10T00:00:00Z, action "user.login"`, reason: "rolled up as 1 events (0 failed), its rows hold 1 (1 failed)"},
+		{name: "user row deleted", tamper: `DELETE FROM audit_rollup_users WHERE hour = '2026-01-10T00:00:00Z' AND user_id = 'u2'`,
+			subject: `report rollup of hour 2026-01-10T00:00:00Z, user "u2"`, reason: "rolled up as 0 events, its rows hold 1"},
+		{name: "resource row forged", tamper: `INSERT INTO audit_rollup_resources (hour, resource_type, n) VALUES ('2026-01-10T01:00:00Z', 'invoice', 5)`,
+			subject: `report rollup of hour 2026-01-10T01:00:00Z, resource type "invoice"`, reason: "rolled up as 5 events, its rows hold 0"},
+		{name: "day figure changed", tamper: `UPDATE audit_span_users SET n = n - 1 WHERE user_id = 'u1' AND span_id = (SELECT id FROM audit_spans WHERE starts_at = '2026-01-11T00:00:00Z' AND ends_at = '2026-01-12T00:00:00Z')`,
+			subject: `report rollup of day 2026-01-11, user "u1"`, reason: "its hours add up to"},
+		{name: "month failures hidden", tamper: `UPDATE audit_span_actions SET failed = 0 WHERE action = 'member.ban' AND span_id = (SELECT id FROM audit_spans WHERE ends_at - starts_at > interval '1 day')`,
+			subject: `report rollup of month 2026-01, action "member.ban"`, reason: "(0 failed), its hours add up to"},
+		{name: "changed hour marked current", before: func(t *testing.T) {
+			e := event("r-late")
+			e.OccurredAt = audit.Normalize(day.Add(time.Hour + 30*time.Minute))
+			if _, err := tr.repo.Write(ctx, []audit.Event{e}); err != nil {
+				t.Fatal(err)
+			}
+		}, tamper: `UPDATE audit_hours SET rolled_version = version WHERE hour = '2026-01-10T01:00:00Z'`,
+			subject: `report rollup of hour 2026-01-10T01:00:00Z, action "user.login"`, reason: "rolled up as 1 events (0 failed), its rows hold 2 (0 failed)"},
+		{name: "hour of a current month made stale", tamper: `UPDATE audit_hours SET rolled_version = rolled_version - 1 WHERE hour = '2026-01-10T05:00:00Z'`,
+			subject: "report rollup of month 2026-01", reason: "marked current, but its hour 2026-01-10T05:00:00Z is not rolled up"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			defer func() {
+				reroll()
+				wantClean(t, tr.verifyWith(t, check))
+			}()
+			if c.before != nil {
+				c.before(t)
+				tr.checkpoint(t, command.CheckpointPeriodic)
+			}
+			tr.exec(t, c.tamper)
+			wantClean(t, tr.verify(t)) // the trail itself is untouched
+			wantCaught(t, tr.verifyWith(t, check), c.subject, c.reason)
+		})
 	}
 }

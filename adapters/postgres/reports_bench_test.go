@@ -173,3 +173,37 @@ func BenchmarkReportLarge(b *testing.B) {
 	rollEverything(b, db)
 	timeReports(b, repo, "rolled", cases)
 }
+
+// BenchmarkCheckRollups times the check of "auditq verify --reports": every
+// current hour, day and month of the rollups against the rows, over
+// AUDITQ_BENCH_REPORT_ROWS events (default 1,000,000) spread evenly over a
+// year (5,000 users plus 10% system events), all rolled up. It reports the
+// rows checked per second.
+//
+//	AUDITQ_BENCH_REPORT_ROWS=10000000 go test -run '^$' -bench BenchmarkCheckRollups -benchtime 3x -timeout 1h ./adapters/postgres/
+func BenchmarkCheckRollups(b *testing.B) {
+	rows := 1_000_000
+	if n, err := strconv.Atoi(os.Getenv("AUDITQ_BENCH_REPORT_ROWS")); err == nil && n > 0 {
+		rows = n
+	}
+	db := newDB(b)
+	prefillReports(b, db, rows, 5000, time.Date(2025, 11, 1, 0, 0, 0, 0, time.UTC), 365*24*time.Hour/time.Duration(rows))
+	rollEverything(b, db)
+	store := postgres.NewEvidenceStore(db)
+	ctx := context.Background()
+	for b.Loop() {
+		err := store.Snapshot(ctx, func(s *postgres.EvidenceStore) error {
+			hours, spans, err := s.CheckRollups(ctx, func(subject, reason string) { b.Fatalf("%s: %s", subject, reason) })
+			if err == nil && (hours < 8000 || spans < 300) {
+				b.Fatalf("checked %d hours and %d spans of a rolled year", hours, spans)
+			}
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	perSec := float64(rows*b.N) / b.Elapsed().Seconds()
+	b.ReportMetric(perSec, "rows/s")
+	b.ReportMetric(10_000_000/perSec, "s/10M-rows")
+}

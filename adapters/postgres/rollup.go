@@ -408,12 +408,14 @@ SELECT 3 AS g, action, NULL AS user_id, NULL AS resource_type, n, failed FROM ac
 UNION ALL SELECT 5, NULL, user_id, NULL, n, 0 FROM users
 UNION ALL SELECT 6, NULL, NULL, resource_type, n, 0 FROM resources`
 
-// freshSpansSQL lists the fresh spans lying wholly inside [?, ?]: those
-// whose hours' versions still add up to what they were rolled at.
+// freshSpan is true for a fresh span s of audit_spans: its hours' versions
+// still add up to what they were when it was rolled.
+const freshSpan = `s.hours_version = (SELECT coalesce(sum(h.version), 0) FROM audit_hours h
+	WHERE h.hour >= s.starts_at AND h.hour < s.ends_at)`
+
+// freshSpansSQL lists the fresh spans lying wholly inside [?, ?].
 const freshSpansSQL = `SELECT s.id, s.starts_at, s.ends_at FROM audit_spans s
-WHERE s.starts_at >= ? AND s.ends_at <= ?
-	AND s.hours_version = (SELECT coalesce(sum(h.version), 0) FROM audit_hours h
-		WHERE h.hour >= s.starts_at AND h.hour < s.ends_at)
+WHERE s.starts_at >= ? AND s.ends_at <= ? AND ` + freshSpan + `
 ORDER BY s.ends_at - s.starts_at DESC, s.starts_at`
 
 // freshHoursSQL lists the fresh hours (rollups up to date) lying wholly

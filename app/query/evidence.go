@@ -29,6 +29,10 @@ type TrailReader interface {
 	Checkpoints(ctx context.Context, fn func(evidence.Checkpoint) error) error
 	// Rows streams every stored row in chunks; fn may keep a chunk.
 	Rows(ctx context.Context, fn func([]evidence.SealedRow) error) error
+	// CheckRollups compares what reports read from the rollups with the
+	// rows, calls mismatch for each disagreement and returns how many
+	// current hours and spans it compared.
+	CheckRollups(ctx context.Context, mismatch func(subject, reason string)) (hours, spans int64, err error)
 }
 
 // CheckpointSource lists checkpoints kept outside the database.
@@ -38,7 +42,7 @@ type CheckpointSource interface {
 
 // VerifyProgress is reported while the rows are checked.
 type VerifyProgress struct {
-	Phase   string // "records", "rows", "done"
+	Phase   string // "records", "rows", "reports", "done"
 	Rows    int64
 	Elapsed time.Duration
 }
@@ -52,6 +56,8 @@ type VerifyOptions struct {
 	// External, if set, also checks the table against these checkpoints
 	// (the JetStream stream AUDIT_CHECKPOINTS).
 	External CheckpointSource
+	// Reports also checks the report rollups against the rows.
+	Reports bool
 	// Workers hash rows in parallel; 0 means one per CPU.
 	Workers int
 	// Progress, if set, is called about every ProgressEvery while rows
@@ -62,7 +68,7 @@ type VerifyOptions struct {
 
 // VerifyTrailHandler verifies the whole trail: every row's hash, every
 // batch's Merkle root, the batch chain, the deletion records, and the
-// checkpoints' signatures and chain.
+// checkpoints' signatures and chain; optionally the report rollups.
 type VerifyTrailHandler struct {
 	snapshot func(ctx context.Context, fn func(TrailReader) error) error
 }
@@ -164,6 +170,14 @@ func (h VerifyTrailHandler) Handle(ctx context.Context, opts VerifyOptions) (evi
 		pwg.Wait()
 		if err != nil {
 			return err
+		}
+		if opts.Reports {
+			progress("reports", rows.Load())
+			hours, spans, err := r.CheckRollups(ctx, a.AddRollupMismatch)
+			if err != nil {
+				return err
+			}
+			a.RollupsChecked(hours, spans)
 		}
 		rep = a.Finish()
 		progress("done", rows.Load())

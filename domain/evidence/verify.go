@@ -50,12 +50,17 @@ type Report struct {
 	Leaves        int64 // events ever sealed (rows plus deleted leaves)
 	Deletions     int64 // deletion records
 	DeletedLeaves int64
-	Checkpoints   int64     // checkpoints checked (database and external)
-	External      int64     // of which from outside the database
-	Uncovered     int64     // batches after the newest checkpoint (not yet signed)
-	Pending       int64     // batches committed but not yet linked into the chain
-	Failures      []Failure // sorted, at most MaxFailures
-	FailureCount  int64
+	Checkpoints   int64 // checkpoints checked (database and external)
+	External      int64 // of which from outside the database
+	Uncovered     int64 // batches after the newest checkpoint (not yet signed)
+	Pending       int64 // batches committed but not yet linked into the chain
+	// Report rollups checked against the rows (AddRollups): current hours
+	// and spans (days, months); RollupsChecked says whether it was done.
+	RollupsChecked bool
+	RollupHours    int64
+	RollupSpans    int64
+	Failures       []Failure // sorted, at most MaxFailures
+	FailureCount   int64
 }
 
 // OK reports whether nothing failed.
@@ -472,6 +477,20 @@ func (a *Auditor) CheckRow(h *EventHasher, r SealedRow) {
 	if a.deleted[k/64]&(1<<(k%64)) != 0 {
 		a.fail(b.seq, r.Leaf, subject, "%s leaf %d was removed by a retention record, yet the row is present (re-inserted)", b.name, r.Leaf)
 	}
+}
+
+// AddRollupMismatch records a report rollup figure that disagrees with
+// the rows. It sorts after every failure of the trail itself, which it
+// does not affect.
+func (a *Auditor) AddRollupMismatch(subject, reason string) {
+	a.fail(math.MaxInt64, 1, subject, "%s", reason)
+}
+
+// RollupsChecked records that the report rollups were checked against the
+// rows: hours current hours and spans current spans.
+func (a *Auditor) RollupsChecked(hours, spans int64) {
+	a.report.RollupsChecked = true
+	a.report.RollupHours, a.report.RollupSpans = hours, spans
 }
 
 // Finish checks that every sealed event is either stored or removed by a

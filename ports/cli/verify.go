@@ -42,7 +42,8 @@ var ErrVerifyFailed = errors.New("verification failed")
 // Verify implements "auditq verify": it checks the whole table (every
 // row's hash, every batch's Merkle root, the batch chain, the deletion
 // records, the checkpoints' signatures and chain), optionally against the
-// checkpoints kept in JetStream, or one event through its proof. It prints
+// checkpoints kept in JetStream and the report rollups against the rows,
+// or one event through its proof. It prints
 // progress and a summary to out and returns an error wrapping
 // ErrVerifyFailed that names the first failure.
 func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) error {
@@ -51,10 +52,11 @@ func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) 
 	from := fs.String("checkpoints-from", "db", "db: check against the database's checkpoints; nats: also against those kept in the JetStream stream AUDIT_CHECKPOINTS")
 	eventID := fs.String("event", "", "check one event through its proof (audit.event.proof), without reading the table")
 	pubkey := fs.String("pubkey", "", "the trusted Ed25519 public key (base64, hex or PEM); default: derived from AUDITQ_SIGNING_KEY_FILE")
+	reports := fs.Bool("reports", false, "also check that the report rollups agree with the rows (one more scan of the table)")
 	workers := fs.Int("workers", 0, "goroutines hashing rows (default: one per CPU)")
 	timeout := fs.Duration("timeout", 30*time.Second, "--event: how long to wait for the answer")
 	fs.Usage = func() {
-		fmt.Fprintln(out, "Usage: auditq verify [--checkpoints-from db|nats] [--pubkey KEY]")
+		fmt.Fprintln(out, "Usage: auditq verify [--checkpoints-from db|nats] [--reports] [--pubkey KEY]")
 		fmt.Fprintln(out, "       auditq verify --event EVENT_ID [--pubkey KEY]")
 		fs.PrintDefaults()
 	}
@@ -64,6 +66,9 @@ func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) 
 	if *from != "db" && *from != "nats" {
 		return fmt.Errorf("verify: --checkpoints-from must be db or nats, got %q", *from)
 	}
+	if *eventID != "" && (*reports || *from != "db") {
+		return errors.New("verify: --event checks one event through its proof; --reports and --checkpoints-from apply to the whole table")
+	}
 	key, keyErr := trustedKey(*pubkey, deps.TrustedKey)
 	if *eventID != "" {
 		return verifyEvent(ctx, deps, *eventID, key, keyErr, *timeout, out)
@@ -71,10 +76,12 @@ func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) 
 	if keyErr != nil {
 		return keyErr
 	}
-	opts := query.VerifyOptions{PublicKey: key, Workers: *workers, Progress: func(p query.VerifyProgress) {
+	opts := query.VerifyOptions{PublicKey: key, Reports: *reports, Workers: *workers, Progress: func(p query.VerifyProgress) {
 		switch p.Phase {
 		case "records":
 			fmt.Fprintln(out, "verify: reading batches, deletion records and checkpoints...")
+		case "reports":
+			fmt.Fprintln(out, "verify: checking the report rollups against the rows...")
 		case "rows":
 			fmt.Fprintf(out, "verify: %d rows checked (%.0f rows/s)\n", p.Rows, float64(p.Rows)/p.Elapsed.Seconds())
 		}
@@ -96,6 +103,9 @@ func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) 
 		rep.Events, rep.Batches, rep.Leaves, rep.DeletedLeaves, rep.Deletions, rep.Checkpoints)
 	if rep.External > 0 || *from == "nats" {
 		fmt.Fprintf(out, " (%d from AUDIT_CHECKPOINTS)", rep.External)
+	}
+	if rep.RollupsChecked {
+		fmt.Fprintf(out, ", report rollups of %d hours and %d days or months", rep.RollupHours, rep.RollupSpans)
 	}
 	fmt.Fprintf(out, " in %s\n", time.Since(start).Round(time.Millisecond))
 	if rep.Uncovered > 0 {
