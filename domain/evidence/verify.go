@@ -54,8 +54,8 @@ type Report struct {
 	External      int64 // of which from outside the database
 	Uncovered     int64 // batches after the newest checkpoint (not yet signed)
 	Pending       int64 // batches committed but not yet linked into the chain
-	// Report rollups checked against the rows (AddRollups): current hours
-	// and spans (days, months); RollupsChecked says whether it was done.
+	// Whether the report rollups were checked against the rows, and how
+	// many current hours and spans (days, months) were compared.
 	RollupsChecked bool
 	RollupHours    int64
 	RollupSpans    int64
@@ -487,7 +487,7 @@ func (a *Auditor) AddRollupMismatch(subject, reason string) {
 }
 
 // RollupsChecked records that the report rollups were checked against the
-// rows: hours current hours and spans current spans.
+// rows, and how many current hours and spans were compared.
 func (a *Auditor) RollupsChecked(hours, spans int64) {
 	a.report.RollupsChecked = true
 	a.report.RollupHours, a.report.RollupSpans = hours, spans

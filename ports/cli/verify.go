@@ -43,9 +43,9 @@ var ErrVerifyFailed = errors.New("verification failed")
 // row's hash, every batch's Merkle root, the batch chain, the deletion
 // records, the checkpoints' signatures and chain), optionally against the
 // checkpoints kept in JetStream and the report rollups against the rows,
-// or one event through its proof. It prints
-// progress and a summary to out and returns an error wrapping
-// ErrVerifyFailed that names the first failure.
+// or one event through its proof. It prints progress and a summary to out
+// and returns an error wrapping ErrVerifyFailed that names the first
+// failure.
 func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(out)
