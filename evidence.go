@@ -82,17 +82,29 @@ func (te tamperEvidence) publicKey() ed25519.PublicKey {
 	return te.signer.PublicKey()
 }
 
+// trustedKeys returns the public key of the signing key file followed by
+// the retired keys of AUDITQ_RETIRED_KEYS.
+func trustedKeys(cfg config.Config) (evidence.KeyRing, error) {
+	priv, err := keyfile.Load(cfg.SigningKeyPath())
+	if err != nil {
+		return nil, err
+	}
+	keys := evidence.KeyRing{priv.Public().(ed25519.PublicKey)}
+	for _, s := range cfg.RetiredKeys {
+		k, err := evidence.ParsePublicKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("AUDITQ_RETIRED_KEYS: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
 // verifyCmd runs "auditq verify" against the configured database and NATS.
 func verifyCmd(ctx context.Context, cfg config.Config, args []string, out io.Writer) error {
 	deps := cli.VerifyDeps{
-		Connect: connector(cfg),
-		TrustedKey: func() (ed25519.PublicKey, error) {
-			priv, err := keyfile.Load(cfg.SigningKeyPath())
-			if err != nil {
-				return nil, err
-			}
-			return priv.Public().(ed25519.PublicKey), nil
-		},
+		Connect:     connector(cfg),
+		TrustedKeys: func() (evidence.KeyRing, error) { return trustedKeys(cfg) },
 		Trail: func(ctx context.Context, opts query.VerifyOptions) (evidence.Report, error) {
 			db, err := postgres.Open(ctx, cfg.DatabaseURL, 2)
 			if err != nil {

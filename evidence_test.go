@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/uptrace/bun"
 
+	"github.com/auditq/auditq/adapters/keyfile"
 	"github.com/auditq/auditq/adapters/natsjs"
 	"github.com/auditq/auditq/adapters/natsjs/natstest"
 	"github.com/auditq/auditq/app/query"
@@ -154,5 +159,61 @@ func cutTail(t *testing.T, db *bun.DB, n int) {
 		if _, err := db.DB.ExecContext(ctx, q, n); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
+	}
+}
+
+// Key rotation as an operator does it: stop, move the key file away, start
+// (a new key is created and signs from then on). "auditq verify" then
+// names what the old key signed until that key is trusted again, through
+// AUDITQ_RETIRED_KEYS or a second --pubkey.
+func TestKeyRotationThroughTheCLI(t *testing.T) {
+	env := testEnv(t)
+	db := openDB(t, env)
+	ingest := func(svc *service, prefix string) {
+		t.Helper()
+		_, js := natstest.Connect(t, svc.natsURL)
+		var msgs []*nats.Msg
+		for i := range 5 {
+			msgs = append(msgs, eventMsg("audit.log", "", eventJSON(fmt.Sprintf("%s-%d", prefix, i), "user.login")))
+		}
+		publishAll(t, js, msgs)
+		eventually(t, 20*time.Second, func() (bool, string) {
+			n := countRows(t, db, "id LIKE ?", prefix+"-%")
+			return n == 5, fmt.Sprintf("%d of 5 %s events stored", n, prefix)
+		})
+		svc.Close() // the shutdown checkpoint signs them
+	}
+	ingest(startService(t, env), "before")
+	keyFile := filepath.Join(env["AUDITQ_DATA_DIR"], "signing-key.pem")
+	priv, err := keyfile.Load(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retired := keyfile.EncodePublicKey(priv.Public().(ed25519.PublicKey))
+	if err := os.Rename(keyFile, keyFile+".retired"); err != nil {
+		t.Fatal(err)
+	}
+	ingest(startService(t, env), "after")
+	priv, err = keyfile.Load(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := keyfile.EncodePublicKey(priv.Public().(ed25519.PublicKey))
+
+	out, err := runVerify(t, env)
+	if err == nil || !strings.Contains(out, "not signed by the trusted key") {
+		t.Fatalf("verify with the new key only: %v\n%s", err, out)
+	}
+	withRetired := maps.Clone(env)
+	withRetired["AUDITQ_RETIRED_KEYS"] = retired
+	if out, err := runVerify(t, withRetired); err != nil || !strings.Contains(out, "OK: no tampering found") {
+		t.Fatalf("verify with AUDITQ_RETIRED_KEYS: %v\n%s", err, out)
+	}
+	if out, err := runVerify(t, env, "--pubkey", current, "--pubkey", retired); err != nil || !strings.Contains(out, "OK: no tampering found") {
+		t.Fatalf("verify with both keys as --pubkey: %v\n%s", err, out)
+	}
+	withRetired["AUDITQ_RETIRED_KEYS"] = "not-a-key"
+	if out, err := runVerify(t, withRetired); err == nil || !strings.Contains(err.Error(), "AUDITQ_RETIRED_KEYS") {
+		t.Fatalf("verify with a malformed retired key: %v\n%s", err, out)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/auditq/auditq/adapters/postgres"
-	"github.com/auditq/auditq/app/query"
 	"github.com/auditq/auditq/domain/audit"
 )
 
@@ -109,12 +108,8 @@ func BenchmarkVerify(b *testing.B) {
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		h := query.NewVerifyTrailHandler(func(ctx context.Context, fn func(query.TrailReader) error) error {
-			return tr.store.Snapshot(ctx, func(s *postgres.EvidenceStore) error { return fn(s) })
-		})
-		rep, err := h.Handle(ctx, query.VerifyOptions{PublicKey: tr.signer.PublicKey()})
-		if err != nil || !rep.OK() || rep.Events != int64(rows) {
-			b.Fatalf("verify: %v %+v", err, rep.Failures)
+		if rep := tr.verify(b); !rep.OK() || rep.Events != int64(rows) {
+			b.Fatalf("verify: %d events, %v", rep.Events, rep.Failures)
 		}
 	}
 	perSec := float64(rows*b.N) / b.Elapsed().Seconds()

@@ -33,16 +33,29 @@ type trail struct {
 
 func newTrail(t testing.TB) *trail {
 	t.Helper()
-	db := newDB(t)
+	tr := &trail{db: newDB(t)}
+	tr.store = postgres.NewEvidenceStore(tr.db)
+	tr.newKey(t)
+	return tr
+}
+
+// newKey makes the trail sign with a new key from now on (as a restart
+// with a new key file does) and returns the public key it replaced.
+func (tr *trail) newKey(t testing.TB) ed25519.PublicKey {
+	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer := evidence.NewSigner(priv)
-	tr := &trail{db: db, sealer: postgres.NewSealer(db, signer), store: postgres.NewEvidenceStore(db), signer: signer}
-	tr.repo = postgres.NewRepository(db).WithSealer(tr.sealer)
+	var old ed25519.PublicKey
+	if tr.signer != nil {
+		old = tr.signer.PublicKey()
+	}
+	tr.signer = evidence.NewSigner(priv)
+	tr.sealer = postgres.NewSealer(tr.db, tr.signer)
+	tr.repo = postgres.NewRepository(tr.db).WithSealer(tr.sealer)
 	tr.cp = command.NewWriteCheckpointHandler(tr.store, nil, tr.signer, tr.sealer)
-	return tr
+	return old
 }
 
 // write stores events with ids prefix-0.. in one batch.
@@ -78,7 +91,9 @@ func (tr *trail) verifyWith(t testing.TB, opts query.VerifyOptions) evidence.Rep
 	h := query.NewVerifyTrailHandler(func(ctx context.Context, fn func(query.TrailReader) error) error {
 		return tr.store.Snapshot(ctx, func(s *postgres.EvidenceStore) error { return fn(s) })
 	})
-	opts.PublicKey = tr.signer.PublicKey()
+	if opts.Keys == nil {
+		opts.Keys = evidence.KeyRing{tr.signer.PublicKey()}
+	}
 	rep, err := h.Handle(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -359,6 +374,50 @@ func TestRetentionIsAccountedForAndFurtherDeletionsAreNot(t *testing.T) {
 	// One more deletion, of a row the cleanup kept, is not accounted for.
 	tr.exec(t, `DELETE FROM audit_logs WHERE id = 'old-3'`)
 	wantCaught(t, tr.verify(t), "batch 1 leaf 3", "deleted without a retention record")
+}
+
+// Key rotation: after the signing key is replaced, the trail signed by
+// both keys verifies when both are trusted (the checkpoint chain runs on
+// across the change); with either key missing, what it signed is named as
+// not signed by a trusted key.
+func TestKeyRotationVerifiesWithTheRetiredKey(t *testing.T) {
+	tr := newTrail(t)
+	ctx := context.Background()
+	old := audit.Normalize(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC))
+	var evs []audit.Event
+	for i := range 4 {
+		e := event(fmt.Sprintf("old-%d", i))
+		e.OccurredAt = old.Add(time.Duration(i) * time.Minute)
+		evs = append(evs, e)
+	}
+	if _, err := tr.repo.Write(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	tr.write(t, "a", 3)
+	tr.checkpoint(t, command.CheckpointPeriodic)
+
+	retired := tr.newKey(t)
+	current := tr.signer.PublicKey()
+	tr.write(t, "b", 3)
+	ret := postgres.NewRetention(tr.db, 2, 0).RecordingDeletions(postgres.NewDeletionRecorder(tr.signer))
+	if n, err := command.NewCheckpointingRetention(ret, tr.cp).DeleteExpired(ctx, audit.Cleanup{Cutoff: old.Add(time.Hour)}); err != nil || n != 4 {
+		t.Fatalf("cleanup after the rotation deleted %d rows (%v), want 4", n, err)
+	}
+
+	rep := tr.verifyWith(t, query.VerifyOptions{Keys: evidence.KeyRing{current, retired}})
+	wantClean(t, rep)
+	if rep.Batches != 3 || rep.DeletedLeaves != 4 || rep.Checkpoints < 2 {
+		t.Fatalf("report with both keys: %+v", rep)
+	}
+	wantCaught(t, tr.verifyWith(t, query.VerifyOptions{Keys: evidence.KeyRing{current}}),
+		"batch 1", "not signed by the trusted key "+evidence.KeyID(current))
+	rep = tr.verifyWith(t, query.VerifyOptions{Keys: evidence.KeyRing{retired}})
+	wantCaught(t, rep, "deletion record 1", "signed by key "+evidence.KeyID(current)+", not by the trusted key "+evidence.KeyID(retired))
+	for _, want := range []string{"batch 3: not written by auditq: bad signature", "checkpoint 2: bad signature: signed by key " + evidence.KeyID(current)} {
+		if !strings.Contains(fmt.Sprint(rep.Failures), want) {
+			t.Fatalf("failures without the new key do not say %q: %v", want, rep.Failures)
+		}
+	}
 }
 
 func TestRetentionRecordsCannotBeForged(t *testing.T) {

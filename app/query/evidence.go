@@ -49,10 +49,11 @@ type VerifyProgress struct {
 
 // VerifyOptions configures one verification.
 type VerifyOptions struct {
-	// PublicKey verifies checkpoint and deletion-record signatures; it must
-	// come from a trusted place (the key file, or the operator), never
-	// from the database.
-	PublicKey ed25519.PublicKey
+	// Keys verify the signatures of batches, deletion records and
+	// checkpoints: the signing key and the keys it replaced. They must come
+	// from a trusted place (the key file, the configuration or the
+	// operator), never from the database.
+	Keys evidence.KeyRing
 	// External, if set, also checks the table against these checkpoints
 	// (the JetStream stream AUDIT_CHECKPOINTS).
 	External CheckpointSource
@@ -83,8 +84,13 @@ func NewVerifyTrailHandler(snapshot func(ctx context.Context, fn func(TrailReade
 // failures to read (the database or the stream), not for what the report
 // finds.
 func (h VerifyTrailHandler) Handle(ctx context.Context, opts VerifyOptions) (evidence.Report, error) {
-	if len(opts.PublicKey) != ed25519.PublicKeySize {
+	if len(opts.Keys) == 0 {
 		return evidence.Report{}, errors.New("verify: a trusted Ed25519 public key is required")
+	}
+	for _, k := range opts.Keys {
+		if len(k) != ed25519.PublicKeySize {
+			return evidence.Report{}, fmt.Errorf("verify: a trusted key of %d bytes is not an Ed25519 public key", len(k))
+		}
 	}
 	workers := opts.Workers
 	if workers <= 0 {
@@ -100,7 +106,7 @@ func (h VerifyTrailHandler) Handle(ctx context.Context, opts VerifyOptions) (evi
 			opts.Progress(VerifyProgress{Phase: phase, Rows: rows, Elapsed: time.Since(start)})
 		}
 	}
-	a := evidence.NewAuditor(opts.PublicKey)
+	a := evidence.NewAuditor(opts.Keys)
 	var rep evidence.Report
 	err := h.snapshot(ctx, func(r TrailReader) error {
 		progress("records", 0)

@@ -212,14 +212,14 @@ func TestVectors(t *testing.T) {
 	if string(c.Checkpoint.Text()) != c.Text || c.Checkpoint.Hash() != c.Hash || Sum([]byte(c.Text)) != c.Hash {
 		t.Errorf("checkpoint text or hash:\n%s", c.Checkpoint.Text())
 	}
-	if err := VerifyBatch(pub, BatchInfo{ID: b.ID, SealedAt: b.SealedAt, LeafCount: len(b.Leaves), Root: b.Root, Signature: b.Signature}); err != nil {
+	if err := VerifyBatch(KeyRing{pub}, BatchInfo{ID: b.ID, SealedAt: b.SealedAt, LeafCount: len(b.Leaves), Root: b.Root, Signature: b.Signature}); err != nil {
 		t.Errorf("batch signature: %v", err)
 	}
-	if err := VerifyCheckpoint(pub, c.Checkpoint); err != nil {
+	if err := VerifyCheckpoint(KeyRing{pub}, c.Checkpoint); err != nil {
 		t.Errorf("checkpoint signature: %v", err)
 	}
 	c.Checkpoint.BatchSeq++
-	if VerifyCheckpoint(pub, c.Checkpoint) == nil {
+	if VerifyCheckpoint(KeyRing{pub}, c.Checkpoint) == nil {
 		t.Error("an altered checkpoint verified")
 	}
 }

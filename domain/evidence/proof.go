@@ -1,7 +1,6 @@
 package evidence
 
 import (
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,12 +52,12 @@ type EventProof struct {
 // valid up to the batch but no checkpoint covers that batch yet.
 var ErrNotCheckpointed = errors.New("the event's batch is not yet covered by a signed checkpoint")
 
-// Verify checks the proof with the trusted public key pub, recomputing
+// Verify checks the proof with the trusted keys, recomputing
 // every hash from the canonical event. It returns nil when the event is
 // proven part of the signed trail, an error wrapping ErrNotCheckpointed
 // when only the checkpoint is missing, or an error saying which step
 // failed.
-func (p EventProof) Verify(pub ed25519.PublicKey) error {
+func (p EventProof) Verify(keys KeyRing) error {
 	var fields struct {
 		ID *string `json:"id"`
 	}
@@ -75,7 +74,7 @@ func (p EventProof) Verify(pub ed25519.PublicKey) error {
 	if !VerifyInclusion(leaf, p.LeafIndex, p.Batch.LeafCount, p.LeafProof, p.Batch.Root) {
 		return fmt.Errorf("event %q: the inclusion proof does not lead to the Merkle root of batch %d", p.EventID, p.Batch.Seq)
 	}
-	if err := VerifyBatch(pub, p.Batch); err != nil {
+	if err := VerifyBatch(keys, p.Batch); err != nil {
 		return fmt.Errorf("batch id %d: %w", p.Batch.ID, err)
 	}
 	if p.Batch.Seq == 0 {
@@ -89,7 +88,7 @@ func (p EventProof) Verify(pub ed25519.PublicKey) error {
 		return fmt.Errorf("event %q in batch %d: %w", p.EventID, p.Batch.Seq, ErrNotCheckpointed)
 	}
 	c := *p.Checkpoint
-	if err := VerifyCheckpoint(pub, c); err != nil {
+	if err := VerifyCheckpoint(keys, c); err != nil {
 		return fmt.Errorf("checkpoint %d: %w", c.Seq, err)
 	}
 	if p.Batch.Seq < c.RangeFrom || p.Batch.Seq > c.BatchSeq || p.BatchIndex != int(p.Batch.Seq-c.RangeFrom) ||

@@ -258,14 +258,45 @@ func (s *Signer) SignBatch(body []byte) []byte {
 	return ed25519.Sign(s.priv, BatchSigned(body))
 }
 
-// VerifyBatch checks a batch's signature with pub; the error wraps
-// ErrBadSignature.
-func VerifyBatch(pub ed25519.PublicKey, b BatchInfo) error {
-	body := BatchBody(b.ID, b.SealedAt, b.LeafCount, b.Root)
-	if len(b.Signature) != ed25519.SignatureSize || !ed25519.Verify(pub, BatchSigned(body), b.Signature) {
-		return fmt.Errorf("%w: the batch is not signed by key %s", ErrBadSignature, KeyID(pub))
+// KeyRing is the set of public keys a verification trusts: the
+// installation's signing key and, after a key rotation, the keys it signed
+// with before.
+type KeyRing []ed25519.PublicKey
+
+// find returns the key named id.
+func (r KeyRing) find(id string) (ed25519.PublicKey, bool) {
+	for _, k := range r {
+		if KeyID(k) == id {
+			return k, true
+		}
 	}
-	return nil
+	return nil, false
+}
+
+// String lists the key ids: "key 1a2b..." or "keys 1a2b..., 3c4d...".
+func (r KeyRing) String() string {
+	ids := make([]string, len(r))
+	for i, k := range r {
+		ids[i] = KeyID(k)
+	}
+	if len(ids) == 1 {
+		return "key " + ids[0]
+	}
+	return "keys " + strings.Join(ids, ", ")
+}
+
+// VerifyBatch checks that a batch is signed by one of keys (batch records
+// do not name their key); the error wraps ErrBadSignature.
+func VerifyBatch(keys KeyRing, b BatchInfo) error {
+	body := BatchSigned(BatchBody(b.ID, b.SealedAt, b.LeafCount, b.Root))
+	if len(b.Signature) == ed25519.SignatureSize {
+		for _, k := range keys {
+			if ed25519.Verify(k, body, b.Signature) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("%w: the batch is not signed by the trusted %s", ErrBadSignature, keys)
 }
 
 // SignDeletion sets d's KeyID, Signature and Hash.
@@ -285,21 +316,22 @@ func KeyID(pub ed25519.PublicKey) string {
 // ErrBadSignature is wrapped by signature check failures.
 var ErrBadSignature = errors.New("bad signature")
 
-// VerifyCheckpoint checks c's signature with pub; the error wraps
-// ErrBadSignature.
-func VerifyCheckpoint(pub ed25519.PublicKey, c Checkpoint) error {
-	return verifySig(pub, c.KeyID, c.Text(), c.Signature)
+// VerifyCheckpoint checks c's signature with the key of keys it names;
+// the error wraps ErrBadSignature.
+func VerifyCheckpoint(keys KeyRing, c Checkpoint) error {
+	return verifySig(keys, c.KeyID, c.Text(), c.Signature)
 }
 
-// VerifyDeletion checks d's signature with pub; the error wraps
-// ErrBadSignature.
-func VerifyDeletion(pub ed25519.PublicKey, d Deletion) error {
-	return verifySig(pub, d.KeyID, d.Text(), d.Signature)
+// VerifyDeletion checks d's signature with the key of keys it names; the
+// error wraps ErrBadSignature.
+func VerifyDeletion(keys KeyRing, d Deletion) error {
+	return verifySig(keys, d.KeyID, d.Text(), d.Signature)
 }
 
-func verifySig(pub ed25519.PublicKey, keyID string, text, sig []byte) error {
-	if want := KeyID(pub); keyID != want {
-		return fmt.Errorf("%w: signed by key %s, expected key %s", ErrBadSignature, keyID, want)
+func verifySig(keys KeyRing, keyID string, text, sig []byte) error {
+	pub, ok := keys.find(keyID)
+	if !ok {
+		return fmt.Errorf("%w: signed by key %s, not by the trusted %s", ErrBadSignature, keyID, keys)
 	}
 	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, text, sig) {
 		return fmt.Errorf("%w: Ed25519 verification failed (key %s)", ErrBadSignature, keyID)

@@ -2,7 +2,6 @@ package evidence
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"fmt"
 	"math"
 	"runtime"
@@ -77,7 +76,7 @@ const MaxFailures = 1000
 // (AddExternalCheckpoint); the chain heads (CheckHeads); every row, from
 // any number of goroutines (CheckRow); then Finish.
 type Auditor struct {
-	pub ed25519.PublicKey
+	keys KeyRing
 
 	batches  []batchState // chained, by position
 	all      []batchState // chained, then pending: what batch ids index
@@ -132,7 +131,7 @@ func (a *Auditor) checkRoots() {
 					a.fail(b.seq, -1, b.name, "its leaves do not hash to its Merkle root (leaves altered or reordered)")
 				}
 				info := BatchInfo{ID: b.id, SealedAt: b.sealedAt, LeafCount: b.count, Root: b.root, Signature: b.signature}
-				if err := VerifyBatch(a.pub, info); err != nil {
+				if err := VerifyBatch(a.keys, info); err != nil {
 					a.fail(b.seq, -1, b.name, "not written by auditq: %v (forged or altered batch)", err)
 				}
 			}
@@ -141,9 +140,9 @@ func (a *Auditor) checkRoots() {
 	wg.Wait()
 }
 
-// NewAuditor returns an Auditor trusting signatures by pub.
-func NewAuditor(pub ed25519.PublicKey) *Auditor {
-	return &Auditor{pub: pub}
+// NewAuditor returns an Auditor trusting signatures by keys.
+func NewAuditor(keys KeyRing) *Auditor {
+	return &Auditor{keys: keys}
 }
 
 // fail records a failure of subject (a string or a fmt.Stringer).
@@ -293,7 +292,7 @@ func (a *Auditor) AddDeletion(d Deletion) {
 	if d.Prev != prev {
 		a.fail(pos, -1, subject, "its previous-record hash does not match the record before it: the deletion chain is broken")
 	}
-	if err := VerifyDeletion(a.pub, d); err != nil {
+	if err := VerifyDeletion(a.keys, d); err != nil {
 		a.fail(pos, -1, subject, "not a valid signed retention record: %v", err)
 	} else if d.ComputeHash() != d.Hash {
 		a.fail(pos, -1, subject, "its stored hash does not match its content")
@@ -346,7 +345,7 @@ func (a *Auditor) AddCheckpoint(c Checkpoint) {
 // checkCoverage checks c's signature and that the stored trail matches
 // what c signed.
 func (a *Auditor) checkCoverage(subject string, c Checkpoint, prevCP *Checkpoint) {
-	if err := VerifyCheckpoint(a.pub, c); err != nil {
+	if err := VerifyCheckpoint(a.keys, c); err != nil {
 		a.fail(c.BatchSeq, -1, subject, "%v", err)
 		return
 	}
@@ -400,7 +399,7 @@ func (a *Auditor) AddExternalCheckpoint(c Checkpoint) {
 	subject := fmt.Sprintf("checkpoint %d (AUDIT_CHECKPOINTS)", c.Seq)
 	a.report.Checkpoints++
 	a.report.External++
-	if err := VerifyCheckpoint(a.pub, c); err != nil {
+	if err := VerifyCheckpoint(a.keys, c); err != nil {
 		a.fail(c.BatchSeq, -1, subject, "%v", err)
 		return
 	}

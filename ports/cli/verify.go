@@ -28,9 +28,10 @@ type VerifyDeps struct {
 	// External opens the checkpoints kept in JetStream (AUDIT_CHECKPOINTS);
 	// close releases the connection.
 	External func(ctx context.Context) (src query.CheckpointSource, close func(), err error)
-	// TrustedKey returns the public key of this installation's signing key
-	// (AUDITQ_SIGNING_KEY_FILE), or an error when it cannot be read.
-	TrustedKey func() (ed25519.PublicKey, error)
+	// TrustedKeys returns the public key of this installation's signing
+	// key (AUDITQ_SIGNING_KEY_FILE) followed by those it replaced
+	// (AUDITQ_RETIRED_KEYS), or an error when they cannot be read.
+	TrustedKeys func() (evidence.KeyRing, error)
 	// Connect reaches the running service for --event.
 	Connect Connector
 }
@@ -51,7 +52,14 @@ func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) 
 	fs.SetOutput(out)
 	from := fs.String("checkpoints-from", "db", "db: check against the database's checkpoints; nats: also against those kept in the JetStream stream AUDIT_CHECKPOINTS")
 	eventID := fs.String("event", "", "check one event through its proof (audit.event.proof), without reading the table")
-	pubkey := fs.String("pubkey", "", "the trusted Ed25519 public key (base64, hex or PEM); default: derived from AUDITQ_SIGNING_KEY_FILE")
+	var pubkeys evidence.KeyRing
+	fs.Func("pubkey", "a trusted Ed25519 public key (base64, hex or PEM); repeat it for the keys of earlier rotations; default: AUDITQ_SIGNING_KEY_FILE's and AUDITQ_RETIRED_KEYS", func(v string) error {
+		k, err := evidence.ParsePublicKey(v)
+		if err == nil {
+			pubkeys = append(pubkeys, k)
+		}
+		return err
+	})
 	reports := fs.Bool("reports", false, "also check that the report rollups agree with the rows (one more scan of the table)")
 	workers := fs.Int("workers", 0, "goroutines hashing rows (default: one per CPU)")
 	timeout := fs.Duration("timeout", 30*time.Second, "--event: how long to wait for the answer")
@@ -69,14 +77,14 @@ func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) 
 	if *eventID != "" && (*reports || *from != "db") {
 		return errors.New("verify: --event checks one event through its proof; --reports and --checkpoints-from apply to the whole table")
 	}
-	key, keyErr := trustedKey(*pubkey, deps.TrustedKey)
+	keys, keyErr := trustedKeys(pubkeys, deps.TrustedKeys)
 	if *eventID != "" {
-		return verifyEvent(ctx, deps, *eventID, key, keyErr, *timeout, out)
+		return verifyEvent(ctx, deps, *eventID, keys, keyErr, *timeout, out)
 	}
 	if keyErr != nil {
 		return keyErr
 	}
-	opts := query.VerifyOptions{PublicKey: key, Reports: *reports, Workers: *workers, Progress: func(p query.VerifyProgress) {
+	opts := query.VerifyOptions{Keys: keys, Reports: *reports, Workers: *workers, Progress: func(p query.VerifyProgress) {
 		switch p.Phase {
 		case "records":
 			fmt.Fprintln(out, "verify: reading batches, deletion records and checkpoints...")
@@ -126,23 +134,24 @@ func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) 
 	return fmt.Errorf("%w: %s", ErrVerifyFailed, rep.Failures[0])
 }
 
-// trustedKey returns the key given with --pubkey, else this installation's.
-func trustedKey(flagValue string, installed func() (ed25519.PublicKey, error)) (ed25519.PublicKey, error) {
-	if flagValue != "" {
-		return evidence.ParsePublicKey(flagValue)
+// trustedKeys returns the keys given with --pubkey, else this
+// installation's.
+func trustedKeys(given evidence.KeyRing, installed func() (evidence.KeyRing, error)) (evidence.KeyRing, error) {
+	if len(given) > 0 {
+		return given, nil
 	}
 	if installed == nil {
 		return nil, errors.New("verify: no trusted public key: give --pubkey")
 	}
-	key, err := installed()
+	keys, err := installed()
 	if err != nil {
 		return nil, fmt.Errorf("verify: no trusted public key (%v): give --pubkey, or run where AUDITQ_SIGNING_KEY_FILE is readable", err)
 	}
-	return key, nil
+	return keys, nil
 }
 
 // verifyEvent asks the service for the event's proof and checks it.
-func verifyEvent(ctx context.Context, deps VerifyDeps, id string, key ed25519.PublicKey, keyErr error, timeout time.Duration, out io.Writer) error {
+func verifyEvent(ctx context.Context, deps VerifyDeps, id string, keys evidence.KeyRing, keyErr error, timeout time.Duration, out io.Writer) error {
 	if keyErr != nil {
 		// No key of our own: take the service's, and say so.
 		data, err := request(ctx, deps.Connect, subjectPubKey, struct{}{}, timeout)
@@ -153,7 +162,7 @@ func verifyEvent(ctx context.Context, deps VerifyDeps, id string, key ed25519.Pu
 		if err := json.Unmarshal(data, &pk); err != nil || len(pk.PublicKey) != ed25519.PublicKeySize {
 			return fmt.Errorf("verify: %s answered no usable key: %v", subjectPubKey, err)
 		}
-		key = pk.PublicKey
+		keys = evidence.KeyRing{pk.PublicKey}
 		fmt.Fprintf(out, "warning: trusting the key the service reports (%s); give --pubkey to check against a key you trust\n", pk.KeyID)
 	}
 	data, err := request(ctx, deps.Connect, subjectEventProof, query.EventProofRequest{ID: id}, timeout)
@@ -164,7 +173,7 @@ func verifyEvent(ctx context.Context, deps VerifyDeps, id string, key ed25519.Pu
 	if err := json.Unmarshal(data, &p); err != nil {
 		return fmt.Errorf("verify: %s answered an unreadable proof: %w", subjectEventProof, err)
 	}
-	if err := p.Verify(key); err != nil {
+	if err := p.Verify(keys); err != nil {
 		if errors.Is(err, evidence.ErrNotCheckpointed) {
 			fmt.Fprintf(out, "event %q: sealed in batch %d (leaf %d of %d), but no signed checkpoint covers that batch yet\n",
 				id, p.Batch.Seq, p.LeafIndex, p.Batch.LeafCount)
