@@ -71,6 +71,39 @@ func (tr *trail) write(t testing.TB, prefix string, n int) {
 	}
 }
 
+// oldTime is when the events of writeOld happened: long expired.
+var oldTime = audit.Normalize(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC))
+
+// writeOld stores n events old-0.. one minute apart from oldTime in one
+// batch; edit, if set, changes event i first.
+func (tr *trail) writeOld(t testing.TB, n int, edit func(i int, e *audit.Event)) {
+	t.Helper()
+	evs := make([]audit.Event, n)
+	for i := range evs {
+		evs[i] = event(fmt.Sprintf("old-%d", i))
+		evs[i].OccurredAt = oldTime.Add(time.Duration(i) * time.Minute)
+		if edit != nil {
+			edit(i, &evs[i])
+		}
+	}
+	if _, err := tr.repo.Write(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cleanup runs c as the service does, in chunks of 2 rows: deletions
+// recorded and signed with the trail's key, a checkpoint after it. It
+// returns the rows deleted.
+func (tr *trail) cleanup(t testing.TB, c audit.Cleanup) int64 {
+	t.Helper()
+	ret := postgres.NewRetention(tr.db, 2, 0).RecordingDeletions(postgres.NewDeletionRecorder(tr.signer))
+	n, err := command.NewCheckpointingRetention(ret, tr.cp).DeleteExpired(context.Background(), c)
+	if err != nil {
+		t.Fatalf("cleanup: %v", err)
+	}
+	return n
+}
+
 func (tr *trail) checkpoint(t testing.TB, reason string) command.CheckpointResult {
 	t.Helper()
 	res, err := tr.cp.Handle(context.Background(), reason)
@@ -344,27 +377,15 @@ func TestCheckpointsChainAndCoverNoEvents(t *testing.T) {
 
 func TestRetentionIsAccountedForAndFurtherDeletionsAreNot(t *testing.T) {
 	tr := newTrail(t)
-	ctx := context.Background()
-	old := audit.Normalize(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC))
-	var evs []audit.Event
-	for i := range 10 {
-		e := event(fmt.Sprintf("old-%d", i))
-		e.OccurredAt = old.Add(time.Duration(i) * time.Minute)
+	tr.writeOld(t, 10, func(i int, e *audit.Event) {
 		if i%3 == 0 {
 			e.Action = "security.breach" // excluded: kept
 		}
-		evs = append(evs, e)
-	}
-	if _, err := tr.repo.Write(ctx, evs); err != nil {
-		t.Fatal(err)
-	}
+	})
 	tr.write(t, "new", 3)
 	tr.checkpoint(t, command.CheckpointPeriodic)
-	ret := postgres.NewRetention(tr.db, 2, 0).RecordingDeletions(postgres.NewDeletionRecorder(tr.signer))
-	store := command.NewCheckpointingRetention(ret, tr.cp)
-	n, err := store.DeleteExpired(ctx, audit.Cleanup{Cutoff: old.Add(time.Hour), ExcludeActions: []string{"security.breach"}})
-	if err != nil || n != 6 {
-		t.Fatalf("cleanup deleted %d rows (%v), want 6", n, err)
+	if n := tr.cleanup(t, audit.Cleanup{Cutoff: oldTime.Add(time.Hour), ExcludeActions: []string{"security.breach"}}); n != 6 {
+		t.Fatalf("cleanup deleted %d rows, want 6", n)
 	}
 	rep := tr.verify(t)
 	wantClean(t, rep)
@@ -382,26 +403,15 @@ func TestRetentionIsAccountedForAndFurtherDeletionsAreNot(t *testing.T) {
 // not signed by a trusted key.
 func TestKeyRotationVerifiesWithTheRetiredKey(t *testing.T) {
 	tr := newTrail(t)
-	ctx := context.Background()
-	old := audit.Normalize(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC))
-	var evs []audit.Event
-	for i := range 4 {
-		e := event(fmt.Sprintf("old-%d", i))
-		e.OccurredAt = old.Add(time.Duration(i) * time.Minute)
-		evs = append(evs, e)
-	}
-	if _, err := tr.repo.Write(ctx, evs); err != nil {
-		t.Fatal(err)
-	}
+	tr.writeOld(t, 4, nil)
 	tr.write(t, "a", 3)
 	tr.checkpoint(t, command.CheckpointPeriodic)
 
 	retired := tr.newKey(t)
 	current := tr.signer.PublicKey()
 	tr.write(t, "b", 3)
-	ret := postgres.NewRetention(tr.db, 2, 0).RecordingDeletions(postgres.NewDeletionRecorder(tr.signer))
-	if n, err := command.NewCheckpointingRetention(ret, tr.cp).DeleteExpired(ctx, audit.Cleanup{Cutoff: old.Add(time.Hour)}); err != nil || n != 4 {
-		t.Fatalf("cleanup after the rotation deleted %d rows (%v), want 4", n, err)
+	if n := tr.cleanup(t, audit.Cleanup{Cutoff: oldTime.Add(time.Hour)}); n != 4 {
+		t.Fatalf("cleanup after the rotation deleted %d rows, want 4", n)
 	}
 
 	rep := tr.verifyWith(t, query.VerifyOptions{Keys: evidence.KeyRing{current, retired}})
