@@ -25,6 +25,7 @@ import (
 // tamperEvidence is the wiring of tamper evidence; its zero value (all
 // nil) is tamper evidence off.
 type tamperEvidence struct {
+	retired   evidence.KeyRing // AUDITQ_RETIRED_KEYS
 	sealer    *postgres.Sealer
 	signer    *evidence.Signer
 	store     *postgres.EvidenceStore
@@ -39,6 +40,10 @@ func setupEvidence(cfg config.Config, db *bun.DB, js jetstream.JetStream, log *s
 		log.Warn("tamper evidence is off (AUDITQ_TAMPER_EVIDENCE): writes are not sealed and no checkpoints are written")
 		return tamperEvidence{}, nil
 	}
+	retired, err := retiredKeys(cfg)
+	if err != nil {
+		return tamperEvidence{}, err
+	}
 	path := cfg.SigningKeyPath()
 	priv, created, err := keyfile.LoadOrCreate(path)
 	if err != nil {
@@ -46,9 +51,10 @@ func setupEvidence(cfg config.Config, db *bun.DB, js jetstream.JetStream, log *s
 	}
 	signer := evidence.NewSigner(priv)
 	te := tamperEvidence{
-		sealer: postgres.NewSealer(db, signer),
-		signer: signer,
-		store:  postgres.NewEvidenceStore(db),
+		retired: retired,
+		sealer:  postgres.NewSealer(db, signer),
+		signer:  signer,
+		store:   postgres.NewEvidenceStore(db),
 	}
 	te.deletions = postgres.NewDeletionRecorder(te.signer)
 	te.writer = command.NewWriteCheckpointHandler(te.store, natsjs.NewCheckpoints(js, ports.SubjectCheckpoints), te.signer, te.sealer)
@@ -74,12 +80,13 @@ func (te tamperEvidence) proofs() query.ProofReader {
 	return te.store
 }
 
-// publicKey returns the signing key's public half, nil when off.
-func (te tamperEvidence) publicKey() ed25519.PublicKey {
+// publicKeys returns the signing key's public half followed by the
+// retired keys; nil when off.
+func (te tamperEvidence) publicKeys() evidence.KeyRing {
 	if te.signer == nil {
 		return nil
 	}
-	return te.signer.PublicKey()
+	return append(evidence.KeyRing{te.signer.PublicKey()}, te.retired...)
 }
 
 // trustedKeys returns the public key of the signing key file followed by
@@ -89,7 +96,16 @@ func trustedKeys(cfg config.Config) (evidence.KeyRing, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := evidence.KeyRing{priv.Public().(ed25519.PublicKey)}
+	retired, err := retiredKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return append(evidence.KeyRing{priv.Public().(ed25519.PublicKey)}, retired...), nil
+}
+
+// retiredKeys parses AUDITQ_RETIRED_KEYS.
+func retiredKeys(cfg config.Config) (evidence.KeyRing, error) {
+	var keys evidence.KeyRing
 	for _, s := range cfg.RetiredKeys {
 		k, err := evidence.ParsePublicKey(s)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/auditq/auditq/adapters/natsjs"
 	"github.com/auditq/auditq/adapters/natsjs/natstest"
 	"github.com/auditq/auditq/app/query"
+	"github.com/auditq/auditq/config"
 	"github.com/auditq/auditq/domain/evidence"
 	"github.com/auditq/auditq/ports"
 )
@@ -190,6 +192,7 @@ func TestKeyRotationThroughTheCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	retired := keyfile.EncodePublicKey(priv.Public().(ed25519.PublicKey))
+	retiredID := evidence.KeyID(priv.Public().(ed25519.PublicKey))
 	if err := os.Rename(keyFile, keyFile+".retired"); err != nil {
 		t.Fatal(err)
 	}
@@ -212,8 +215,51 @@ func TestKeyRotationThroughTheCLI(t *testing.T) {
 	if out, err := runVerify(t, env, "--pubkey", current, "--pubkey", retired); err != nil || !strings.Contains(out, "OK: no tampering found") {
 		t.Fatalf("verify with both keys as --pubkey: %v\n%s", err, out)
 	}
+
+	// A client without the key file trusts the keys audit.pubkey reports:
+	// the proof of an event that the old key's checkpoint covers checks
+	// once the service lists the retired key, and not before.
+	client := maps.Clone(env)
+	client["AUDITQ_SIGNING_KEY_FILE"] = filepath.Join(t.TempDir(), "absent.pem")
+	svc := startService(t, env)
+	client["AUDITQ_NATS_URL"] = svc.natsURL
+	if out, err := runVerify(t, client, "--event", "before-0"); err == nil || !strings.Contains(err.Error(), "bad signature") {
+		t.Fatalf("verify --event of an event the retired key covers, service unaware of that key: %v\n%s", err, out)
+	}
+	svc.Close()
+	svc = startService(t, withRetired)
+	client["AUDITQ_NATS_URL"] = svc.natsURL
+	nc, _ := natstest.Connect(t, svc.natsURL)
+	reply, err := nc.Request(ports.SubjectPubKey, nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pk query.PublicKey
+	if err := json.Unmarshal(reply.Data, &pk); err != nil || len(pk.Retired) != 1 || pk.Retired[0].KeyID != retiredID ||
+		evidence.KeyID(pk.Retired[0].PublicKey) != retiredID || keyfile.EncodePublicKey(pk.PublicKey) != current {
+		t.Fatalf("audit.pubkey with AUDITQ_RETIRED_KEYS: %s (%v)", reply.Data, err)
+	}
+	out, err = runVerify(t, client, "--event", "before-0")
+	if err != nil || !strings.Contains(out, `OK: event "before-0"`) || !strings.Contains(out, "signed by key "+retiredID) ||
+		!strings.Contains(out, "retired "+retiredID) {
+		t.Fatalf("verify --event with the keys the service reports: %v\n%s", err, out)
+	}
+	svc.Close()
+
 	withRetired["AUDITQ_RETIRED_KEYS"] = "not-a-key"
 	if out, err := runVerify(t, withRetired); err == nil || !strings.Contains(err.Error(), "AUDITQ_RETIRED_KEYS") {
 		t.Fatalf("verify with a malformed retired key: %v\n%s", err, out)
+	}
+	cfg, err := config.Load(func(k string) string { return withRetired[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if svc, err := start(ctx, cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "AUDITQ_RETIRED_KEYS") {
+		if err == nil {
+			svc.Close()
+		}
+		t.Fatalf("serve with a malformed retired key started (%v)", err)
 	}
 }

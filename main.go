@@ -336,7 +336,7 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *service
 		GetEvent:    query.NewGetEventHandler(repo, reads),
 	}
 	application.Queries.EventProof = query.NewEventProofHandler(te.proofs(), reads)
-	application.Queries.PublicKey = query.NewPublicKeyHandler(te.publicKey())
+	application.Queries.PublicKey = query.NewPublicKeyHandler(te.publicKeys())
 	application.Commands.GenerateReport = command.NewGenerateReportHandler(application.Queries.Report,
 		natsjs.NewReportResults(s.pub, ports.SubjectReportResults))
 	s.router, err = ports.NewRouter(ports.RouterConfig{

@@ -127,7 +127,7 @@ var Vars = []Var{
 	{"AUDITQ_AUDIT_READS", "true", "record each report and search as an audit event (action audit.report / audit.query): true or false"},
 	{"AUDITQ_TAMPER_EVIDENCE", "on", "seal every write into a hash chain and write signed checkpoints (docs/tamper-evidence.md): on or off"},
 	{"AUDITQ_SIGNING_KEY_FILE", "", "Ed25519 key (PKCS#8 PEM) signing the checkpoints; created (mode 0600) if missing; empty: AUDITQ_DATA_DIR/signing-key.pem"},
-	{"AUDITQ_RETIRED_KEYS", "", "comma-separated Ed25519 public keys (base64 or hex) of signing keys replaced by a key rotation; auditq verify trusts them too"},
+	{"AUDITQ_RETIRED_KEYS", "", "comma-separated Ed25519 public keys (base64 or hex) of signing keys replaced by a key rotation; auditq verify trusts them too and audit.pubkey lists them"},
 	{"AUDITQ_CHECKPOINT_INTERVAL", "1h", "how often a signed checkpoint is written, also when no events arrived"},
 }
 

@@ -287,29 +287,51 @@ func (h EventProofHandler) proof(ctx context.Context, id string) (evidence.Event
 }
 
 // PublicKey is the answer of audit.pubkey: the key checkpoints and
-// deletion records are signed with.
+// deletion records are signed with, and the keys it replaced, which signed
+// the older ones.
 type PublicKey struct {
 	Algorithm string `json:"algorithm"` // "Ed25519"
 	PublicKey []byte `json:"publicKey"` // 32 bytes, base64 in JSON
 	KeyID     string `json:"keyId"`
+	// Retired are the keys of earlier rotations (AUDITQ_RETIRED_KEYS).
+	Retired []RetiredKey `json:"retired"`
+}
+
+// RetiredKey is a public key the signing key replaced.
+type RetiredKey struct {
+	PublicKey []byte `json:"publicKey"`
+	KeyID     string `json:"keyId"`
+}
+
+// Keys returns the current key followed by the retired ones.
+func (k PublicKey) Keys() evidence.KeyRing {
+	keys := evidence.KeyRing{k.PublicKey}
+	for _, r := range k.Retired {
+		keys = append(keys, r.PublicKey)
+	}
+	return keys
 }
 
 // PublicKeyHandler answers audit.pubkey.
 type PublicKeyHandler struct {
-	key ed25519.PublicKey
+	keys evidence.KeyRing
 }
 
-// NewPublicKeyHandler returns a PublicKeyHandler for key (nil: tamper
-// evidence off).
-func NewPublicKeyHandler(key ed25519.PublicKey) PublicKeyHandler { return PublicKeyHandler{key: key} }
+// NewPublicKeyHandler returns a PublicKeyHandler for the signing key
+// followed by the keys it replaced (empty: tamper evidence off).
+func NewPublicKeyHandler(keys evidence.KeyRing) PublicKeyHandler { return PublicKeyHandler{keys: keys} }
 
 // PublicKeyRequest is an audit.pubkey request (no fields).
 type PublicKeyRequest struct{}
 
-// Handle returns the public key, or ErrTamperEvidenceOff.
+// Handle returns the public keys, or ErrTamperEvidenceOff.
 func (h PublicKeyHandler) Handle(context.Context, PublicKeyRequest, Requester) (PublicKey, error) {
-	if h.key == nil {
+	if len(h.keys) == 0 {
 		return PublicKey{}, ErrTamperEvidenceOff
 	}
-	return PublicKey{Algorithm: "Ed25519", PublicKey: h.key, KeyID: evidence.KeyID(h.key)}, nil
+	pk := PublicKey{Algorithm: "Ed25519", PublicKey: h.keys[0], KeyID: evidence.KeyID(h.keys[0]), Retired: []RetiredKey{}}
+	for _, k := range h.keys[1:] {
+		pk.Retired = append(pk.Retired, RetiredKey{PublicKey: k, KeyID: evidence.KeyID(k)})
+	}
+	return pk, nil
 }

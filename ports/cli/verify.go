@@ -162,8 +162,15 @@ func verifyEvent(ctx context.Context, deps VerifyDeps, id string, keys evidence.
 		if err := json.Unmarshal(data, &pk); err != nil || len(pk.PublicKey) != ed25519.PublicKeySize {
 			return fmt.Errorf("verify: %s answered no usable key: %v", subjectPubKey, err)
 		}
-		keys = evidence.KeyRing{pk.PublicKey}
-		fmt.Fprintf(out, "warning: trusting the key the service reports (%s); give --pubkey to check against a key you trust\n", pk.KeyID)
+		ids := pk.KeyID
+		for _, r := range pk.Retired {
+			if len(r.PublicKey) != ed25519.PublicKeySize {
+				return fmt.Errorf("verify: %s answered a retired key of %d bytes", subjectPubKey, len(r.PublicKey))
+			}
+			ids += ", retired " + r.KeyID
+		}
+		keys = pk.Keys()
+		fmt.Fprintf(out, "warning: trusting the keys the service reports (%s); give --pubkey to check against keys you trust\n", ids)
 	}
 	data, err := request(ctx, deps.Connect, subjectEventProof, query.EventProofRequest{ID: id}, timeout)
 	if err != nil {
