@@ -41,6 +41,7 @@ type Options struct {
 	Concurrency  int    // AUDITQ_CONCURRENCY of the measured service
 	LatencyRate  int    // offered events/s for the latency run
 	LatencyFor   time.Duration
+	LatencyWarm  time.Duration
 	SkipBaseline bool
 	SkipPlain    bool
 	SkipNoSeal   bool // do not measure the service with tamper evidence off
@@ -62,6 +63,7 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	fs.IntVar(&o.Concurrency, "concurrency", 2048, "AUDITQ_CONCURRENCY of the measured service")
 	fs.IntVar(&o.LatencyRate, "latency-rate", 10000, "offered events/s in the latency run")
 	fs.DurationVar(&o.LatencyFor, "latency-for", 10*time.Second, "length of the latency run")
+	fs.DurationVar(&o.LatencyWarm, "latency-warmup", 5*time.Second, "offered load before the latency run, at its rate, not measured")
 	fs.BoolVar(&o.SkipBaseline, "skip-baseline", false, "do not measure the seed-design baseline")
 	fs.BoolVar(&o.SkipPlain, "skip-plain", false, "do not measure the plain no-framework pipeline")
 	fs.BoolVar(&o.SkipNoSeal, "skip-evidence-off", false, "do not measure the service with AUDITQ_TAMPER_EVIDENCE=off (its own scratch database, prefilled alike)")
@@ -203,12 +205,16 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	if err := checkpoint(ctx, dbURL); err != nil {
 		return res, err
 	}
-	fmt.Fprintf(out, "latency at %d/s for %s...\n", o.LatencyRate, o.LatencyFor)
+	fmt.Fprintf(out, "latency at %d/s for %s after %s of warm-up...\n", o.LatencyRate, o.LatencyFor, o.LatencyWarm)
 	res.LatencyOffered = o.LatencyRate
-	lat, err := pub.latency(ctx, o.LatencyRate, o.LatencyFor)
+	lat, err := pub.latency(ctx, o.LatencyRate, o.LatencyWarm+o.LatencyFor)
 	if err != nil {
 		return res, err
 	}
+	// The first seconds after a pause run on cold caches and an idle
+	// consumer (hundreds of ms on a freshly prefilled table, then tens):
+	// events published during the warm-up are not counted.
+	lat = lat[min(int(float64(o.LatencyRate)*o.LatencyWarm.Seconds()), len(lat)-1):]
 	res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs = percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 1)
 	// Rounds alternate which service goes first, so that drift (the table
 	// growing, autovacuum, the checkpoint cycle) hits both alike; each
