@@ -16,7 +16,7 @@ const metaScheduler = "Nats-Scheduler"
 // cleanup handles audit.cleanup: a retention run, manual or scheduled. The
 // job id is the message UUID (a manual job's Nats-Msg-Id; for a fired
 // schedule, the stream sequence, unique per firing).
-func (h handlers) cleanup(msg *message.Message) error {
+func (h *handlers) cleanup(msg *message.Message) error {
 	req, err := audit.DecodeCleanupRequest(msg.Payload)
 	if err != nil {
 		return err

@@ -12,7 +12,7 @@ import (
 // The job id is the message UUID (a publisher's Nats-Msg-Id; for a fired
 // schedule the stream sequence, unique per firing), so a redelivery finds
 // its stored report. An invalid body is poisoned to audit.poison.report.
-func (h handlers) reportGenerate(msg *message.Message) error {
+func (h *handlers) reportGenerate(msg *message.Message) error {
 	var req audit.ReportRequest
 	if err := DecodeRequest(msg.Payload, &req); err != nil {
 		return err

@@ -76,7 +76,7 @@ func NewRouter(cfg RouterConfig, application app.Application) (*message.Router, 
 	if err != nil {
 		return nil, err
 	}
-	h := handlers{app: application, cfg: cfg}
+	h := &handlers{app: application, cfg: cfg}
 	jobs := []struct {
 		name, subject, poison string
 		fn                    message.NoPublishHandlerFunc
@@ -152,7 +152,7 @@ type handlers struct {
 
 // receipt describes how msg reached us. The received time is the time the
 // stream stored the message, so every redelivery yields the same row.
-func (h handlers) receipt(msg *message.Message) audit.Receipt {
+func (h *handlers) receipt(msg *message.Message) audit.Receipt {
 	received := time.Now()
 	if ts, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get("nats_timestamp")); err == nil {
 		received = ts
@@ -160,12 +160,12 @@ func (h handlers) receipt(msg *message.Message) audit.Receipt {
 	return audit.Receipt{ReceivedAt: received, FallbackID: msg.UUID, FutureSkew: h.cfg.FutureSkew}
 }
 
-func (h handlers) ctx(msg *message.Message) (context.Context, context.CancelFunc) {
+func (h *handlers) ctx(msg *message.Message) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(msg.Context(), h.cfg.HandlerTimeout)
 }
 
 // log handles audit.log: one event.
-func (h handlers) log(msg *message.Message) error {
+func (h *handlers) log(msg *message.Message) error {
 	ev, err := audit.DecodeEvent(msg.Payload, h.receipt(msg))
 	if err != nil {
 		h.cfg.Metrics.rejectedEvents(handlerLog, 1)
@@ -182,7 +182,7 @@ func (h handlers) log(msg *message.Message) error {
 }
 
 // bulk handles audit.bulk: {"events": [...]}.
-func (h handlers) bulk(msg *message.Message) error {
+func (h *handlers) bulk(msg *message.Message) error {
 	events, rejected, err := audit.DecodeBulk(msg.Payload, h.cfg.BulkMaxEvents, h.receipt(msg))
 	if err != nil {
 		return err
