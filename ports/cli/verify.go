@@ -162,12 +162,12 @@ func verifyEvent(ctx context.Context, deps VerifyDeps, id string, keys evidence.
 		if err := json.Unmarshal(data, &pk); err != nil || len(pk.PublicKey) != ed25519.PublicKeySize {
 			return fmt.Errorf("verify: %s answered no usable key: %v", subjectPubKey, err)
 		}
-		ids := pk.KeyID
+		ids := evidence.KeyID(pk.PublicKey)
 		for _, r := range pk.Retired {
 			if len(r.PublicKey) != ed25519.PublicKeySize {
 				return fmt.Errorf("verify: %s answered a retired key of %d bytes", subjectPubKey, len(r.PublicKey))
 			}
-			ids += ", retired " + r.KeyID
+			ids += ", retired " + evidence.KeyID(r.PublicKey)
 		}
 		keys = pk.Keys()
 		fmt.Fprintf(out, "warning: trusting the keys the service reports (%s); give --pubkey to check against keys you trust\n", ids)
