@@ -43,6 +43,7 @@ type canonicalizer struct {
 	depth   int
 	key     []byte      // scratch: decoded keys of the objects being built
 	tmp     []byte      // scratch: reordering of object members
+	str     []byte      // scratch: a decoded string value
 	members []jcsMember // scratch: members of the objects being built, innermost last
 }
 
@@ -79,11 +80,16 @@ func (c *canonicalizer) value(dst []byte) ([]byte, error) {
 	case ch == '[':
 		return c.array(dst)
 	case ch == '"':
-		s, err := c.string(nil)
-		if err != nil {
+		if s, ok := c.plainString(); ok {
+			dst = append(dst, '"')
+			dst = append(dst, s...)
+			return append(dst, '"'), nil
+		}
+		var err error
+		if c.str, err = c.string(c.str[:0]); err != nil {
 			return dst, err
 		}
-		return appendJCSString(dst, s), nil
+		return appendJCSString(dst, c.str), nil
 	case ch == 't':
 		return c.literal(dst, "true")
 	case ch == 'f':
@@ -169,12 +175,20 @@ func (c *canonicalizer) object(dst []byte) ([]byte, error) {
 			return dst, c.errorf("expected a string key in object")
 		}
 		ks := len(c.key)
-		var err error
-		if c.key, err = c.string(c.key); err != nil {
-			return dst, err
+		m := jcsMember{keyStart: ks, start: len(dst)}
+		if k, ok := c.plainString(); ok {
+			c.key = append(c.key, k...)
+			dst = append(dst, '"')
+			dst = append(dst, k...)
+			dst = append(dst, '"')
+		} else {
+			var err error
+			if c.key, err = c.string(c.key); err != nil {
+				return dst, err
+			}
+			dst = appendJCSString(dst, c.key[ks:])
 		}
-		m := jcsMember{keyStart: ks, keyEnd: len(c.key), start: len(dst)}
-		dst = appendJCSString(dst, c.key[ks:])
+		m.keyEnd = len(c.key)
 		c.skipSpace()
 		if c.pos >= len(c.src) || c.src[c.pos] != ':' {
 			return dst, c.errorf("expected : after object key")
@@ -182,6 +196,7 @@ func (c *canonicalizer) object(dst []byte) ([]byte, error) {
 		c.pos++
 		dst = append(dst, ':')
 		c.skipSpace()
+		var err error
 		if dst, err = c.value(dst); err != nil {
 			return dst, err
 		}
@@ -230,6 +245,28 @@ func (c *canonicalizer) object(dst []byte) ([]byte, error) {
 		}
 	}
 	return append(dst, '}'), nil
+}
+
+// plainString is the fast path of string: when the JSON string at c.pos
+// holds no escape and no control character and is valid UTF-8, its
+// canonical form is its text as it stands. It then returns that text
+// (without quotes) and moves past the string; otherwise it returns false
+// and leaves c.pos alone.
+func (c *canonicalizer) plainString() ([]byte, bool) {
+	for i := c.pos + 1; i < len(c.src); i++ {
+		switch ch := c.src[i]; {
+		case ch == '"':
+			s := c.src[c.pos+1 : i]
+			if !utf8.Valid(s) {
+				return nil, false
+			}
+			c.pos = i + 1
+			return s, true
+		case ch == '\\' || ch < 0x20:
+			return nil, false
+		}
+	}
+	return nil, false
 }
 
 // string decodes the JSON string at c.pos, appending its UTF-8 bytes to buf.
