@@ -102,7 +102,10 @@ func decodeEvent(prefix string, data []byte, r Receipt) (Event, error) {
 		case "resourceId":
 			ev.ResourceID, err = identifier(f, raw)
 		case "details":
-			ev.Details, err = details(f, raw)
+			var canon json.RawMessage
+			if ev.Details, canon, err = details(f, raw); err == nil {
+				ev.setCanonicalDetails(canon)
+			}
 		case "ipAddress":
 			var s string
 			if s, err = text(f, raw, 64, textSingleLine); err == nil && s != "" {
@@ -478,50 +481,41 @@ func timestamp(field string, raw json.RawMessage, received time.Time, skew time.
 }
 
 // details accepts a JSON object (or null, meaning none) within the size and
-// depth limits, free of NUL characters, which Postgres jsonb rejects.
-func details(field string, raw json.RawMessage) (json.RawMessage, error) {
+// depth limits, free of NUL characters, which Postgres jsonb rejects, and
+// that can be canonicalised. It returns a copy of raw and its canonical
+// form (RFC 8785), which the tamper-evidence hash uses.
+func details(field string, raw json.RawMessage) (json.RawMessage, json.RawMessage, error) {
 	if isNull(raw) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if raw[0] != '{' {
-		return nil, Invalid(field, "must be a JSON object, got %s", kindOf(raw))
+		return nil, nil, Invalid(field, "must be a JSON object, got %s", kindOf(raw))
 	}
 	if len(raw) > MaxDetailsBytes {
-		return nil, Invalid(field, "is %d bytes, more than the limit of %d", len(raw), MaxDetailsBytes)
+		return nil, nil, Invalid(field, "is %d bytes, more than the limit of %d", len(raw), MaxDetailsBytes)
 	}
 	if err := scanDetails(field, raw); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := checkCanonicalizable(field, raw); err != nil {
-		return nil, err
-	}
-	out := make(json.RawMessage, len(raw))
-	copy(out, raw)
-	return out, nil
-}
-
-// checkCanonicalizable rejects what the tamper-evidence hash could not
-// cover faithfully: a key repeated within one object (jsonb keeps only the
-// last) and a number that an IEEE 754 double cannot hold exactly (jsonb
-// keeps every digit, RFC 8785 hashes the double). See AppendCanonicalJSON.
-func checkCanonicalizable(field string, raw []byte) error {
 	buf := checkBufs.Get().(*[]byte)
-	out, err := AppendCanonicalJSON((*buf)[:0], raw)
-	if cap(out) <= 64<<10 {
-		*buf = out
-		checkBufs.Put(buf)
+	defer checkBufs.Put(buf)
+	canon, err := AppendCanonicalJSON((*buf)[:0], raw)
+	if cap(canon) <= 64<<10 {
+		*buf = canon[:0]
 	}
 	switch {
-	case err == nil:
-		return nil
 	case errors.Is(err, ErrInexactNumber):
-		return Invalid(field, "%v (a number must be exactly an IEEE 754 double in its shortest form: at most 17 significant digits, magnitude below 1.8e308; send other numbers as strings)", errors.Unwrap(err))
-	default:
-		return Invalid(field, "%s", strings.TrimPrefix(err.Error(), "canonical JSON at "))
+		return nil, nil, Invalid(field, "%v (a number must be exactly an IEEE 754 double in its shortest form: at most 17 significant digits, magnitude below 1.8e308; send other numbers as strings)", errors.Unwrap(err))
+	case err != nil:
+		return nil, nil, Invalid(field, "%s", strings.TrimPrefix(err.Error(), "canonical JSON at "))
 	}
+	// One allocation for both: the text as sent, then its canonical form.
+	out := make([]byte, 0, len(raw)+len(canon))
+	out = append(append(out, raw...), canon...)
+	return out[:len(raw):len(raw)], out[len(raw):], nil
 }
 
-// checkBufs keeps checkCanonicalizable's output buffers between calls.
+// checkBufs keeps the canonicalisation buffers of details between calls.
 var checkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // scanDetails checks nesting depth and looks for \u0000 escapes. raw is

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,8 +29,38 @@ func TestDecodeEventValid(t *testing.T) {
 		OccurredAt: time.Date(2026, 11, 24, 12, 45, 0, 123456000, time.UTC),
 		ReceivedAt: time.Date(2026, 11, 24, 12, 0, 0, 123456000, time.UTC),
 	}
+	canon, err := ev.AppendCanonicalDetails(nil)
+	if err != nil || string(canon) != `{"changed":["name"],"n":1.5}` {
+		t.Fatalf("canonical details = %s, %v", canon, err)
+	}
+	ev.canonical, ev.canonicalOf = nil, nil // compared on their own above
 	if fmt.Sprint(ev) != fmt.Sprint(want) {
 		t.Fatalf("got  %+v\nwant %+v", ev, want)
+	}
+}
+
+// The canonical details DecodeEvent keeps are used only while Details is
+// the slice they were computed from.
+func TestCanonicalDetailsFollowDetails(t *testing.T) {
+	ev, err := DecodeEvent([]byte(`{"action":"a","resourceType":"t","resourceId":"r","details":{"b": 1.0, "a": "x"}}`), receipt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		details json.RawMessage
+		want    string
+	}{
+		{ev.Details, `{"a":"x","b":1}`},
+		{json.RawMessage(`{"z": [1e2], "y": null}`), `{"y":null,"z":[100]}`},
+		{ev.Details[:len(ev.Details):len(ev.Details)], `{"a":"x","b":1}`},
+		{nil, ``},
+	} {
+		e := ev
+		e.Details = c.details
+		got, err := e.AppendCanonicalDetails([]byte("<"))
+		if err != nil || string(got) != "<"+c.want {
+			t.Errorf("details %s: canonical %s, %v; want %s", c.details, got, err, c.want)
+		}
 	}
 }
 

@@ -44,6 +44,34 @@ type Event struct {
 	ErrorMessage string
 	OccurredAt   time.Time // UTC, microsecond precision
 	ReceivedAt   time.Time // UTC, microsecond precision
+
+	// canonical is the RFC 8785 form of canonicalOf, which DecodeEvent
+	// computes anyway to check Details; AppendCanonicalDetails uses it
+	// while Details is still that slice.
+	canonical, canonicalOf json.RawMessage
+}
+
+// setCanonicalDetails records canon as the canonical form of e.Details.
+func (e *Event) setCanonicalDetails(canon json.RawMessage) {
+	e.canonical, e.canonicalOf = canon, e.Details
+}
+
+// AppendCanonicalDetails appends the canonical form (AppendCanonicalJSON,
+// RFC 8785) of Details to dst; nothing when Details is nil. An event from
+// DecodeEvent already holds it, so it is not computed a second time for
+// the tamper-evidence hash; an event whose Details was set or replaced
+// since is canonicalised afresh.
+func (e *Event) AppendCanonicalDetails(dst []byte) ([]byte, error) {
+	if len(e.Details) == 0 {
+		if e.Details == nil {
+			return dst, nil
+		}
+		return AppendCanonicalJSON(dst, e.Details)
+	}
+	if e.canonical != nil && len(e.canonicalOf) == len(e.Details) && &e.canonicalOf[0] == &e.Details[0] {
+		return append(dst, e.canonical...), nil
+	}
+	return AppendCanonicalJSON(dst, e.Details)
 }
 
 // IsSystem reports whether the event has no user: a system action.

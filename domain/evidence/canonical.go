@@ -3,7 +3,6 @@ package evidence
 import (
 	"crypto/sha256"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/auditq/auditq/domain/audit"
@@ -16,7 +15,8 @@ import (
 // resourceType, sessionId, success, userAgent, userId). Absent optional
 // fields (empty strings, nil details) are left out; times are UTC with
 // exactly six fractional digits ("2026-11-24T13:45:00.123000Z"); details
-// is canonicalised with audit.AppendCanonicalJSON; ipAddress is the text of
+// is canonicalised with audit.AppendCanonicalJSON (see
+// Event.AppendCanonicalDetails); ipAddress is the text of
 // the parsed address (RFC 5952 for IPv6). It returns an error when details
 // is not canonicalisable JSON.
 func AppendCanonicalEvent(dst []byte, e audit.Event) ([]byte, error) {
@@ -25,7 +25,7 @@ func AppendCanonicalEvent(dst []byte, e audit.Event) ([]byte, error) {
 	if e.Details != nil {
 		dst = append(dst, `,"details":`...)
 		var err error
-		if dst, err = audit.AppendCanonicalJSON(dst, e.Details); err != nil {
+		if dst, err = e.AppendCanonicalDetails(dst); err != nil {
 			return dst, fmt.Errorf("details: %w", err)
 		}
 	}
@@ -69,36 +69,37 @@ const TimeLayout = "2006-01-02T15:04:05.000000Z"
 func AppendTime(dst []byte, t time.Time) []byte {
 	t = t.UTC()
 	y, mo, d := t.Date()
-	h, mi, s := t.Clock()
 	if y < 0 || y > 9999 {
 		return t.AppendFormat(dst, TimeLayout)
 	}
-	dst = pad(dst, y, 4)
-	dst = append(dst, '-')
-	dst = pad(dst, int(mo), 2)
-	dst = append(dst, '-')
-	dst = pad(dst, d, 2)
-	dst = append(dst, 'T')
-	dst = pad(dst, h, 2)
-	dst = append(dst, ':')
-	dst = pad(dst, mi, 2)
-	dst = append(dst, ':')
-	dst = pad(dst, s, 2)
-	dst = append(dst, '.')
-	dst = pad(dst, t.Nanosecond()/1000, 6)
-	return append(dst, 'Z')
+	h, mi, s := t.Clock()
+	var b [len(TimeLayout)]byte
+	digits(b[0:4], y)
+	b[4] = '-'
+	digits(b[5:7], int(mo))
+	b[7] = '-'
+	digits(b[8:10], d)
+	b[10] = 'T'
+	digits(b[11:13], h)
+	b[13] = ':'
+	digits(b[14:16], mi)
+	b[16] = ':'
+	digits(b[17:19], s)
+	b[19] = '.'
+	digits(b[20:26], t.Nanosecond()/1000)
+	b[26] = 'Z'
+	return append(dst, b[:]...)
 }
 
 // FormatTime returns t as TimeLayout text.
 func FormatTime(t time.Time) string { return string(AppendTime(nil, t)) }
 
-func pad(dst []byte, v, width int) []byte {
-	var b [20]byte
-	s := strconv.AppendInt(b[:0], int64(v), 10)
-	for i := len(s); i < width; i++ {
-		dst = append(dst, '0')
+// digits writes v (not negative) into b in decimal, zero-padded to len(b).
+func digits(b []byte, v int) {
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
 	}
-	return append(dst, s...)
 }
 
 // LeafHash returns the Merkle leaf hash of canonical event data:
