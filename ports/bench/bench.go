@@ -87,31 +87,35 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 
 // Result is one benchmark run; its JSON form is the last line printed.
 type Result struct {
-	Prefill        int                `json:"prefill"`
-	Events         int                `json:"events"`
-	Concurrency    int                `json:"concurrency"`
-	Rounds         int                `json:"rounds"`
-	SinglePerSec   float64            `json:"single_events_per_sec"`
-	BulkPerSec     float64            `json:"bulk_events_per_sec"`
-	BaselinePerSec float64            `json:"seed_baseline_events_per_sec,omitempty"`
-	PlainPerSec    float64            `json:"plain_pipeline_events_per_sec,omitempty"`
-	LatencyOffered int                `json:"latency_offered_per_sec"`
-	LatencyP50Ms   float64            `json:"latency_p50_ms"`
-	LatencyP99Ms   float64            `json:"latency_p99_ms"`
-	LatencyMaxMs   float64            `json:"latency_max_ms"`
-	PeakRSSMB      float64            `json:"peak_rss_mb"`
-	BytesPerEvent  float64            `json:"bytes_per_event"`
-	VsBaseline     float64            `json:"ratio_vs_seed_baseline,omitempty"`
-	VsPlain        float64            `json:"ratio_vs_plain_pipeline,omitempty"`
-	NoSealSingle   float64            `json:"evidence_off_single_events_per_sec,omitempty"`
-	NoSealBulk     float64            `json:"evidence_off_bulk_events_per_sec,omitempty"`
-	SealSingle     float64            `json:"ratio_single_evidence_on_off,omitempty"`
-	SealBulk       float64            `json:"ratio_bulk_evidence_on_off,omitempty"`
-	ReportsMs      map[string]float64 `json:"report_p99_ms,omitempty"`
-	ReportsLoaded  map[string]float64 `json:"report_p99_ms_after_ingest,omitempty"`
-	CleanupDays    int                `json:"cleanup_retention_days"`
-	CleanupDeleted int64              `json:"cleanup_deleted_rows"`
-	CleanupMs      float64            `json:"cleanup_ms"`
+	Prefill         int                `json:"prefill"`
+	Events          int                `json:"events"`
+	Concurrency     int                `json:"concurrency"`
+	Rounds          int                `json:"rounds"`
+	SinglePerSec    float64            `json:"single_events_per_sec"`
+	BulkPerSec      float64            `json:"bulk_events_per_sec"`
+	BaselinePerSec  float64            `json:"seed_baseline_events_per_sec,omitempty"`
+	PlainPerSec     float64            `json:"plain_pipeline_events_per_sec,omitempty"`
+	LatencyOffered  int                `json:"latency_offered_per_sec"`
+	LatencyP50Ms    float64            `json:"latency_p50_ms"`
+	LatencyP99Ms    float64            `json:"latency_p99_ms"`
+	LatencyMaxMs    float64            `json:"latency_max_ms"`
+	PeakRSSMB       float64            `json:"peak_rss_mb"`
+	BytesPerEvent   float64            `json:"bytes_per_event"`
+	VsBaseline      float64            `json:"ratio_vs_seed_baseline,omitempty"`
+	VsPlain         float64            `json:"ratio_vs_plain_pipeline,omitempty"`
+	NoSealSingle    float64            `json:"evidence_off_single_events_per_sec,omitempty"`
+	NoSealBulk      float64            `json:"evidence_off_bulk_events_per_sec,omitempty"`
+	SealSingle      float64            `json:"ratio_single_evidence_on_off,omitempty"`
+	SealBulk        float64            `json:"ratio_bulk_evidence_on_off,omitempty"`
+	SingleCPU       CPUPerEvent        `json:"single_cpu_us_per_event"`
+	BulkCPU         CPUPerEvent        `json:"bulk_cpu_us_per_event"`
+	NoSealSingleCPU *CPUPerEvent       `json:"evidence_off_single_cpu_us_per_event,omitempty"`
+	NoSealBulkCPU   *CPUPerEvent       `json:"evidence_off_bulk_cpu_us_per_event,omitempty"`
+	ReportsMs       map[string]float64 `json:"report_p99_ms,omitempty"`
+	ReportsLoaded   map[string]float64 `json:"report_p99_ms_after_ingest,omitempty"`
+	CleanupDays     int                `json:"cleanup_retention_days"`
+	CleanupDeleted  int64              `json:"cleanup_deleted_rows"`
+	CleanupMs       float64            `json:"cleanup_ms"`
 }
 
 func (r Result) print(out io.Writer) {
@@ -128,6 +132,12 @@ func (r Result) print(out io.Writer) {
 	if r.NoSealSingle > 0 {
 		fmt.Fprintf(tw, "tamper evidence off: singles / bulk, events/s\t%.0f / %.0f\n", r.NoSealSingle, r.NoSealBulk)
 		fmt.Fprintf(tw, "tamper evidence on vs off: singles / bulk\t%.2fx / %.2fx\n", r.SealSingle, r.SealBulk)
+	}
+	fmt.Fprintf(tw, "CPU per event, singles: serve / postgres / publisher\t%s\n", r.SingleCPU)
+	fmt.Fprintf(tw, "CPU per event, bulk: serve / postgres / publisher\t%s\n", r.BulkCPU)
+	if r.NoSealSingleCPU != nil {
+		fmt.Fprintf(tw, "CPU per event, evidence off, singles: serve / postgres / publisher\t%s\n", r.NoSealSingleCPU)
+		fmt.Fprintf(tw, "CPU per event, evidence off, bulk: serve / postgres / publisher\t%s\n", r.NoSealBulkCPU)
 	}
 	if r.PlainPerSec > 0 {
 		fmt.Fprintf(tw, "plain no-framework pipeline, events/s\t%.0f\n", r.PlainPerSec)
@@ -218,8 +228,10 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs = percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 1)
 	// Rounds alternate which service goes first, so that drift (the table
 	// growing, autovacuum, the checkpoint cycle) hits both alike; each
-	// measurement starts right after a CHECKPOINT.
+	// measurement starts right after a CHECKPOINT, once the machine is
+	// quiet again.
 	singles, bulks := make([][]float64, len(targets)), make([][]float64, len(targets))
+	singleCPU, bulkCPU := make([]cpuRounds, len(targets)), make([]cpuRounds, len(targets))
 	for r := range o.Rounds {
 		order := make([]int, len(targets))
 		for i := range order {
@@ -232,25 +244,35 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 			subject, prefix string
 			per             int
 			into            [][]float64
-		}{{"audit.log", "s", 1, singles}, {"audit.bulk", "b", 1000, bulks}} {
+			cpu             []cpuRounds
+		}{{"audit.log", "s", 1, singles, singleCPU}, {"audit.bulk", "b", 1000, bulks, bulkCPU}} {
 			for _, i := range order {
 				t := targets[i]
 				if err := checkpoint(ctx, t.dbURL); err != nil {
 					return res, err
 				}
 				fmt.Fprintf(out, "round %d/%d, %s: %s, %d events...\n", r+1, o.Rounds, t.name, job.subject, o.Events)
+				if waited, quiet := settle(2 * time.Minute); !quiet {
+					fmt.Fprintf(out, "  (the machine stayed busy for %s; measuring anyway)\n", waited.Round(time.Second))
+				}
+				before := cpuNow(t.svc.pid())
 				v, err := t.pub.throughput(ctx, job.subject, o.Events, job.per, fmt.Sprintf("%s%d-%d", job.prefix, r, i))
 				if err != nil {
 					return res, err
 				}
+				cpu := job.cpu[i].add(before, cpuNow(t.svc.pid()), o.Events)
+				fmt.Fprintf(out, "  %.0f events/s; CPU per event: serve / postgres / publisher %s\n", v, cpu)
 				job.into[i] = append(job.into[i], v)
 			}
 		}
 	}
 	res.Rounds = o.Rounds
 	res.SinglePerSec, res.BulkPerSec = median(singles[0]), median(bulks[0])
+	res.SingleCPU, res.BulkCPU = singleCPU[0].median(), bulkCPU[0].median()
 	if len(targets) > 1 {
 		res.NoSealSingle, res.NoSealBulk = median(singles[1]), median(bulks[1])
+		s, b := singleCPU[1].median(), bulkCPU[1].median()
+		res.NoSealSingleCPU, res.NoSealBulkCPU = &s, &b
 		res.SealSingle, res.SealBulk = res.SinglePerSec/res.NoSealSingle, res.BulkPerSec/res.NoSealBulk
 		targets[1].close()
 	}
@@ -522,9 +544,11 @@ func (c *child) stop() {
 	}
 }
 
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
 // peakRSSMB reads the child's high-water resident set size.
 func (c *child) peakRSSMB() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.pid()))
 	if err != nil {
 		return 0
 	}
