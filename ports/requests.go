@@ -164,6 +164,13 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 			return nil, fmt.Errorf("add endpoint %s: %w", e.subject, err)
 		}
 	}
+	// The subscriptions reach the server asynchronously: a request sent
+	// right after start (by a client on another connection) could find no
+	// responder yet. A round trip makes sure the server has them.
+	if err := nc.FlushTimeout(10 * time.Second); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("start micro service %s: register the endpoints: %w", ServiceName, err)
+	}
 	r.svc = svc
 	return r, nil
 }
