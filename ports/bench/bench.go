@@ -45,6 +45,7 @@ type Options struct {
 	SkipBaseline bool
 	SkipPlain    bool
 	SkipNoSeal   bool // do not measure the service with tamper evidence off
+	AA           bool // the second service has tamper evidence on too (A/A)
 	Rounds       int  // throughput measurements per service; medians are reported
 	Keep         bool // keep the scratch database
 	Binary       string
@@ -67,6 +68,7 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	fs.BoolVar(&o.SkipBaseline, "skip-baseline", false, "do not measure the seed-design baseline")
 	fs.BoolVar(&o.SkipPlain, "skip-plain", false, "do not measure the plain no-framework pipeline")
 	fs.BoolVar(&o.SkipNoSeal, "skip-evidence-off", false, "do not measure the service with AUDITQ_TAMPER_EVIDENCE=off (its own scratch database, prefilled alike)")
+	fs.BoolVar(&o.AA, "aa", false, "an A/A run: the second service has tamper evidence on too, so the on/off figures size the benchmark's own bias and noise")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the scratch database")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -88,6 +90,7 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 // Result is one benchmark run; its JSON form is the last line printed.
 type Result struct {
 	Prefill         int                `json:"prefill"`
+	AA              bool               `json:"aa,omitempty"`
 	Events          int                `json:"events"`
 	Concurrency     int                `json:"concurrency"`
 	Rounds          int                `json:"rounds"`
@@ -129,15 +132,19 @@ func (r Result) print(out io.Writer) {
 		fmt.Fprintf(tw, "seed-design baseline, events/s\t%.0f\n", r.BaselinePerSec)
 		fmt.Fprintf(tw, "singles vs seed baseline\t%.1fx\n", r.VsBaseline)
 	}
+	second, ratio := "tamper evidence off", "tamper evidence on vs off"
+	if r.AA {
+		second, ratio = "A/A: second service, evidence on too", "A/A: first vs second service"
+	}
 	if r.NoSealSingle > 0 {
-		fmt.Fprintf(tw, "tamper evidence off: singles / bulk, events/s\t%.0f / %.0f\n", r.NoSealSingle, r.NoSealBulk)
-		fmt.Fprintf(tw, "tamper evidence on vs off: singles / bulk\t%.2fx / %.2fx\n", r.SealSingle, r.SealBulk)
+		fmt.Fprintf(tw, "%s: singles / bulk, events/s\t%.0f / %.0f\n", second, r.NoSealSingle, r.NoSealBulk)
+		fmt.Fprintf(tw, "%s: singles / bulk\t%.2fx / %.2fx\n", ratio, r.SealSingle, r.SealBulk)
 	}
 	fmt.Fprintf(tw, "CPU per event, singles: serve / postgres / publisher\t%s\n", r.SingleCPU)
 	fmt.Fprintf(tw, "CPU per event, bulk: serve / postgres / publisher\t%s\n", r.BulkCPU)
 	if r.NoSealSingleCPU != nil {
-		fmt.Fprintf(tw, "CPU per event, evidence off, singles: serve / postgres / publisher\t%s\n", r.NoSealSingleCPU)
-		fmt.Fprintf(tw, "CPU per event, evidence off, bulk: serve / postgres / publisher\t%s\n", r.NoSealBulkCPU)
+		fmt.Fprintf(tw, "CPU per event, %s, singles: serve / postgres / publisher\t%s\n", second, r.NoSealSingleCPU)
+		fmt.Fprintf(tw, "CPU per event, %s, bulk: serve / postgres / publisher\t%s\n", second, r.NoSealBulkCPU)
 	}
 	if r.PlainPerSec > 0 {
 		fmt.Fprintf(tw, "plain no-framework pipeline, events/s\t%.0f\n", r.PlainPerSec)
@@ -161,7 +168,7 @@ func (r Result) print(out io.Writer) {
 }
 
 func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
-	res := Result{Prefill: o.Prefill, Events: o.Events, Concurrency: o.Concurrency}
+	res := Result{Prefill: o.Prefill, AA: o.AA && !o.SkipNoSeal, Events: o.Events, Concurrency: o.Concurrency}
 	dbURL, drop, err := scratchDatabase(ctx, o.AdminURL)
 	if err != nil {
 		return res, err
@@ -195,15 +202,21 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 			defer dropOff()
 		}
 		env := map[string]string{"AUDITQ_TAMPER_EVIDENCE": "off"}
+		if res.AA {
+			env["AUDITQ_TAMPER_EVIDENCE"] = "on"
+		}
 		for k, v := range fast {
 			env[k] = v
 		}
-		fmt.Fprintf(out, "second service, tamper evidence off, on a scratch database of its own:\n")
-		off, err := setUp(ctx, o, offDB, filepath.Join(dataDir, "evidence-off"), env, out)
+		fmt.Fprintf(out, "second service, tamper evidence %s, on a scratch database of its own:\n", env["AUDITQ_TAMPER_EVIDENCE"])
+		off, err := setUp(ctx, o, offDB, filepath.Join(dataDir, "second"), env, out)
 		if err != nil {
 			return res, err
 		}
 		defer off.close()
+		if res.AA {
+			off.name = "evidence on (second)"
+		}
 		targets = append(targets, off)
 	}
 	// Reports on the table as it was prefilled (and rolled up).
@@ -225,6 +238,14 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	// consumer (hundreds of ms on a freshly prefilled table, then tens):
 	// events published during the warm-up are not counted.
 	lat = lat[min(int(float64(o.LatencyRate)*o.LatencyWarm.Seconds()), len(lat)-1):]
+	// The second service gets the same load, not measured, so that both
+	// enter the rounds with the same rows, stream history and caches.
+	if len(targets) > 1 {
+		fmt.Fprintf(out, "the same load on the second service, not measured...\n")
+		if _, err := targets[1].pub.latency(ctx, o.LatencyRate, o.LatencyWarm+o.LatencyFor); err != nil {
+			return res, err
+		}
+	}
 	res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs = percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 1)
 	// Rounds alternate which service goes first, so that drift (the table
 	// growing, autovacuum, the checkpoint cycle) hits both alike; each
