@@ -71,9 +71,9 @@ func procCPU(pid string) (own, children time.Duration, ppid string, ok bool) {
 // CPUPerEvent is the median CPU time per event of a service's throughput
 // rounds, in microseconds: the service (with its embedded NATS server),
 // PostgreSQL (all its processes, so including autovacuum and checkpoints
-// of either database) and the publishing benchmark itself. On a machine
-// shared with other load it scatters less than events/s do, since
-// contention slows a round without adding work to it.
+// of either database) and the publishing benchmark itself. It scatters
+// too (a contended machine spends more cycles on the same work), but it
+// says where the work goes and what a change adds to it.
 type CPUPerEvent struct {
 	Serve     float64 `json:"serve"`
 	Postgres  float64 `json:"postgres"`
