@@ -62,13 +62,10 @@ func (e *Event) setCanonicalDetails(canon json.RawMessage) {
 // the tamper-evidence hash; an event whose Details was set or replaced
 // since is canonicalised afresh.
 func (e *Event) AppendCanonicalDetails(dst []byte) ([]byte, error) {
-	if len(e.Details) == 0 {
-		if e.Details == nil {
-			return dst, nil
-		}
-		return AppendCanonicalJSON(dst, e.Details)
+	if e.Details == nil {
+		return dst, nil
 	}
-	if e.canonical != nil && len(e.canonicalOf) == len(e.Details) && &e.canonicalOf[0] == &e.Details[0] {
+	if e.canonical != nil && len(e.Details) > 0 && len(e.canonicalOf) == len(e.Details) && &e.canonicalOf[0] == &e.Details[0] {
 		return append(dst, e.canonical...), nil
 	}
 	return AppendCanonicalJSON(dst, e.Details)
