@@ -186,7 +186,7 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		"AUDITQ_CONCURRENCY":     strconv.Itoa(o.Concurrency),
 		"AUDITQ_MAX_ACK_PENDING": strconv.Itoa(max(o.Concurrency*2, 1000)),
 	}
-	on, err := setUp(ctx, o, dbURL, filepath.Join(dataDir, "fast"), fast, out)
+	on, err := setUp(ctx, o, "evidence on", dbURL, filepath.Join(dataDir, "fast"), fast, out)
 	if err != nil {
 		return res, err
 	}
@@ -201,22 +201,19 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		if !o.Keep {
 			defer dropOff()
 		}
-		env := map[string]string{"AUDITQ_TAMPER_EVIDENCE": "off"}
+		name, env := "evidence off", map[string]string{"AUDITQ_TAMPER_EVIDENCE": "off"}
 		if res.AA {
-			env["AUDITQ_TAMPER_EVIDENCE"] = "on"
+			name, env["AUDITQ_TAMPER_EVIDENCE"] = "evidence on (second)", "on"
 		}
 		for k, v := range fast {
 			env[k] = v
 		}
 		fmt.Fprintf(out, "second service, tamper evidence %s, on a scratch database of its own:\n", env["AUDITQ_TAMPER_EVIDENCE"])
-		off, err := setUp(ctx, o, offDB, filepath.Join(dataDir, "second"), env, out)
+		off, err := setUp(ctx, o, name, offDB, filepath.Join(dataDir, "second"), env, out)
 		if err != nil {
 			return res, err
 		}
 		defer off.close()
-		if res.AA {
-			off.name = "evidence on (second)"
-		}
 		targets = append(targets, off)
 	}
 	// Reports on the table as it was prefilled (and rolled up).
@@ -359,14 +356,10 @@ func (t *target) close() {
 	t.svc.stop()
 }
 
-// setUp starts a service configured by env on dbURL, prefills its table
-// (then waits for the service to roll up the imported hours) and connects
-// a publisher.
-func setUp(ctx context.Context, o Options, dbURL, dataDir string, env map[string]string, out io.Writer) (*target, error) {
-	name := "evidence on"
-	if env["AUDITQ_TAMPER_EVIDENCE"] == "off" {
-		name = "evidence off"
-	}
+// setUp starts a service (called name in the output) configured by env on
+// dbURL, prefills its table (then waits for the service to roll up the
+// imported hours) and connects a publisher.
+func setUp(ctx context.Context, o Options, name, dbURL, dataDir string, env map[string]string, out io.Writer) (*target, error) {
 	svc, err := startService(ctx, o.Binary, dbURL, dataDir, env)
 	if err != nil {
 		return nil, err
