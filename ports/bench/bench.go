@@ -46,6 +46,7 @@ type Options struct {
 	SkipPlain    bool
 	SkipNoSeal   bool // do not measure the service with tamper evidence off
 	AA           bool // the second service has tamper evidence on too (A/A)
+	Swap         bool // the evidence-off service takes the first position
 	Rounds       int  // throughput measurements per service; medians are reported
 	Keep         bool // keep the scratch database
 	Binary       string
@@ -69,6 +70,7 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	fs.BoolVar(&o.SkipPlain, "skip-plain", false, "do not measure the plain no-framework pipeline")
 	fs.BoolVar(&o.SkipNoSeal, "skip-evidence-off", false, "do not measure the service with AUDITQ_TAMPER_EVIDENCE=off (its own scratch database, prefilled alike)")
 	fs.BoolVar(&o.AA, "aa", false, "an A/A run: the second service has tamper evidence on too, so the on/off figures size the benchmark's own bias and noise")
+	fs.BoolVar(&o.Swap, "swap", false, "swap positions: the evidence-off service is set up, loaded and measured first (the evidence-on one still gives latency, reports, disk and cleanup); a run with and one without it cancel the benchmark's bias of position")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the scratch database")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -91,6 +93,7 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 type Result struct {
 	Prefill         int                `json:"prefill"`
 	AA              bool               `json:"aa,omitempty"`
+	Swap            bool               `json:"swap,omitempty"`
 	Events          int                `json:"events"`
 	Concurrency     int                `json:"concurrency"`
 	Rounds          int                `json:"rounds"`
@@ -168,7 +171,7 @@ func (r Result) print(out io.Writer) {
 }
 
 func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
-	res := Result{Prefill: o.Prefill, AA: o.AA && !o.SkipNoSeal, Events: o.Events, Concurrency: o.Concurrency}
+	res := Result{Prefill: o.Prefill, AA: o.AA && !o.SkipNoSeal, Swap: o.Swap && !o.SkipNoSeal, Events: o.Events, Concurrency: o.Concurrency}
 	dbURL, drop, err := scratchDatabase(ctx, o.AdminURL)
 	if err != nil {
 		return res, err
@@ -186,13 +189,15 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		"AUDITQ_CONCURRENCY":     strconv.Itoa(o.Concurrency),
 		"AUDITQ_MAX_ACK_PENDING": strconv.Itoa(max(o.Concurrency*2, 1000)),
 	}
-	on, err := setUp(ctx, o, "evidence on", dbURL, filepath.Join(dataDir, "fast"), fast, out)
-	if err != nil {
-		return res, err
+	// The services in the order of their positions: the first is set up,
+	// prefilled and loaded first and goes first in odd rounds. The
+	// evidence-on service is the one measured for latency, reports, disk
+	// and cleanup whatever its position.
+	type spec struct {
+		name, dbURL, dir string
+		env              map[string]string
 	}
-	defer on.close()
-	svc, pub := on.svc, on.pub
-	targets := []*target{on}
+	specs := []spec{{"evidence on", dbURL, "on", fast}}
 	if !o.SkipNoSeal {
 		offDB, dropOff, err := scratchDatabase(ctx, o.AdminURL)
 		if err != nil {
@@ -208,41 +213,54 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		for k, v := range fast {
 			env[k] = v
 		}
-		fmt.Fprintf(out, "second service, tamper evidence %s, on a scratch database of its own:\n", env["AUDITQ_TAMPER_EVIDENCE"])
-		off, err := setUp(ctx, o, name, offDB, filepath.Join(dataDir, "second"), env, out)
+		specs = append(specs, spec{name, offDB, "second", env})
+	}
+	onAt := 0
+	if res.Swap {
+		specs[0], specs[1], onAt = specs[1], specs[0], 1
+	}
+	targets := make([]*target, len(specs))
+	for i, sp := range specs {
+		fmt.Fprintf(out, "service %d, %s, on a scratch database of its own:\n", i+1, sp.name)
+		t, err := setUp(ctx, o, sp.name, sp.dbURL, filepath.Join(dataDir, sp.dir), sp.env, out)
 		if err != nil {
 			return res, err
 		}
-		defer off.close()
-		targets = append(targets, off)
+		defer t.close()
+		targets[i] = t
 	}
+	on := targets[onAt]
+	svc, pub := on.svc, on.pub
 	// Reports on the table as it was prefilled (and rolled up).
 	res.ReportsMs = timeReports(ctx, pub.nc)
 	// Latency at an offered rate is a steady-state figure: measured on the
 	// settled service, before the throughput rounds' floods leave it
 	// catching up (autovacuum, roll-ups of the flooded hours), which would
-	// measure the recovery from overload instead.
-	if err := checkpoint(ctx, dbURL); err != nil {
-		return res, err
-	}
-	fmt.Fprintf(out, "latency at %d/s for %s after %s of warm-up...\n", o.LatencyRate, o.LatencyFor, o.LatencyWarm)
+	// measure the recovery from overload instead. The other service gets
+	// the same load, not measured, in its position, so that both enter the
+	// rounds with the same rows, stream history and caches.
 	res.LatencyOffered = o.LatencyRate
-	lat, err := pub.latency(ctx, o.LatencyRate, o.LatencyWarm+o.LatencyFor)
-	if err != nil {
-		return res, err
+	var lat []time.Duration
+	for i, t := range targets {
+		if err := checkpoint(ctx, t.dbURL); err != nil {
+			return res, err
+		}
+		if i != onAt {
+			fmt.Fprintf(out, "the latency run's load on %s, not measured...\n", t.name)
+			if _, err := t.pub.latency(ctx, o.LatencyRate, o.LatencyWarm+o.LatencyFor); err != nil {
+				return res, err
+			}
+			continue
+		}
+		fmt.Fprintf(out, "latency at %d/s for %s after %s of warm-up...\n", o.LatencyRate, o.LatencyFor, o.LatencyWarm)
+		if lat, err = t.pub.latency(ctx, o.LatencyRate, o.LatencyWarm+o.LatencyFor); err != nil {
+			return res, err
+		}
 	}
 	// The first seconds after a pause run on cold caches and an idle
 	// consumer (hundreds of ms on a freshly prefilled table, then tens):
 	// events published during the warm-up are not counted.
 	lat = lat[min(int(float64(o.LatencyRate)*o.LatencyWarm.Seconds()), len(lat)-1):]
-	// The second service gets the same load, not measured, so that both
-	// enter the rounds with the same rows, stream history and caches.
-	if len(targets) > 1 {
-		fmt.Fprintf(out, "the same load on the second service, not measured...\n")
-		if _, err := targets[1].pub.latency(ctx, o.LatencyRate, o.LatencyWarm+o.LatencyFor); err != nil {
-			return res, err
-		}
-	}
 	res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs = percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 1)
 	// Rounds alternate which service goes first, so that drift (the table
 	// growing, autovacuum, the checkpoint cycle) hits both alike; each
@@ -285,14 +303,15 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		}
 	}
 	res.Rounds = o.Rounds
-	res.SinglePerSec, res.BulkPerSec = median(singles[0]), median(bulks[0])
-	res.SingleCPU, res.BulkCPU = singleCPU[0].median(), bulkCPU[0].median()
+	res.SinglePerSec, res.BulkPerSec = median(singles[onAt]), median(bulks[onAt])
+	res.SingleCPU, res.BulkCPU = singleCPU[onAt].median(), bulkCPU[onAt].median()
 	if len(targets) > 1 {
-		res.NoSealSingle, res.NoSealBulk = median(singles[1]), median(bulks[1])
-		s, b := singleCPU[1].median(), bulkCPU[1].median()
+		offAt := 1 - onAt
+		res.NoSealSingle, res.NoSealBulk = median(singles[offAt]), median(bulks[offAt])
+		s, b := singleCPU[offAt].median(), bulkCPU[offAt].median()
 		res.NoSealSingleCPU, res.NoSealBulkCPU = &s, &b
 		res.SealSingle, res.SealBulk = res.SinglePerSec/res.NoSealSingle, res.BulkPerSec/res.NoSealBulk
-		targets[1].close()
+		targets[offAt].close()
 	}
 	// Again after the ingest runs: their events sit in the newest hours,
 	// which the roller leaves alone while they change, so reports
