@@ -45,12 +45,13 @@ type Options struct {
 	LatencyWarm  time.Duration
 	SkipBaseline bool
 	SkipPlain    bool
-	SkipNoSeal   bool // do not measure the service with tamper evidence off
-	AA           bool // the second service has tamper evidence on too (A/A)
-	Swap         bool // the evidence-off service takes the first position
-	BothOrders   bool // a run without Swap, then one with it, combined
-	Rounds       int  // throughput measurements per service; medians are reported
-	Keep         bool // keep the scratch database
+	SkipNoSeal   bool          // do not measure the service with tamper evidence off
+	AA           bool          // the second service has tamper evidence on too (A/A)
+	Swap         bool          // the evidence-off service takes the first position
+	BothOrders   bool          // a run without Swap, then one with it, combined
+	Rounds       int           // throughput measurements per service; medians are reported
+	Settle       time.Duration // longest wait for a quiet machine before each measurement
+	Keep         bool          // keep the scratch database
 	Binary       string
 }
 
@@ -62,6 +63,7 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	fs.StringVar(&o.AdminURL, "admin-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server for the scratch database")
 	fs.IntVar(&o.Events, "events", 200000, "events per throughput run")
 	fs.IntVar(&o.Rounds, "rounds", 3, "throughput measurements (singles and bulk) per service, alternating with the evidence-off service; the medians are reported")
+	fs.DurationVar(&o.Settle, "settle", 2*time.Minute, "before each throughput measurement, wait up to this long until the machine has been under 10 % busy for a second (0: do not wait)")
 	fs.IntVar(&o.BaseEvents, "baseline-events", 20000, "events for the seed-design baseline run")
 	fs.IntVar(&o.Prefill, "prefill", 0, "rows COPYed into the table before measuring (e.g. 10000000)")
 	fs.IntVar(&o.Concurrency, "concurrency", 2048, "AUDITQ_CONCURRENCY of the measured service")
@@ -316,7 +318,7 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 					return res, err
 				}
 				fmt.Fprintf(out, "round %d/%d, %s: %s, %d events...\n", r+1, o.Rounds, t.name, job.subject, o.Events)
-				if waited, quiet := settle(2 * time.Minute); !quiet {
+				if waited, quiet := settle(o.Settle); !quiet && o.Settle > 0 {
 					fmt.Fprintf(out, "  (the machine stayed busy for %s; measuring anyway)\n", waited.Round(time.Second))
 				}
 				before := cpuNow(t.svc.pid())
