@@ -19,9 +19,6 @@ import (
 // and that the combined ratios are the geometric means of the two runs'.
 // (The figures themselves mean nothing at this size.)
 func TestBenchBothOrders(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts four services")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, auditqBinary(t), "bench", "-admin-url", pgtest.AdminURL(),
