@@ -81,9 +81,7 @@ func (c *canonicalizer) value(dst []byte) ([]byte, error) {
 		return c.array(dst)
 	case ch == '"':
 		if s, ok := c.plainString(); ok {
-			dst = append(dst, '"')
-			dst = append(dst, s...)
-			return append(dst, '"'), nil
+			return appendQuoted(dst, s), nil
 		}
 		var err error
 		if c.str, err = c.string(c.str[:0]); err != nil {
@@ -178,9 +176,7 @@ func (c *canonicalizer) object(dst []byte) ([]byte, error) {
 		m := jcsMember{keyStart: ks, start: len(dst)}
 		if k, ok := c.plainString(); ok {
 			c.key = append(c.key, k...)
-			dst = append(dst, '"')
-			dst = append(dst, k...)
-			dst = append(dst, '"')
+			dst = appendQuoted(dst, k)
 		} else {
 			var err error
 			if c.key, err = c.string(c.key); err != nil {
@@ -267,6 +263,14 @@ func (c *canonicalizer) plainString() ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// appendQuoted appends s, a string plainString returned, in quotes: its
+// canonical form.
+func appendQuoted(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 // string decodes the JSON string at c.pos, appending its UTF-8 bytes to buf.
