@@ -18,14 +18,12 @@ type Commands struct {
 	RecordEvents command.RecordEventsHandler
 	RecordBulk   command.RecordBulkHandler
 	RunCleanup   command.RunCleanupHandler
-
-	// GenerateReport runs an audit.report.generate job.
-	GenerateReport command.GenerateReportHandler
 }
 
 // Queries are the read use cases. Each records the read itself as an
-// audit event when read auditing is on (the stored reports aside, they
-// change nothing else).
+// audit event when read auditing is on; Report also stores the report it
+// generated (for a request or an audit.report.generate job). They change
+// nothing else.
 type Queries struct {
 	Report      query.ReportHandler
 	GetReport   query.GetReportHandler

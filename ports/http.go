@@ -13,9 +13,14 @@ import (
 // Check is one readiness condition; nil means ready.
 type Check func(ctx context.Context) error
 
+// Backlog returns, per job subject, the messages waiting for the service;
+// on error, those it could read.
+type Backlog func(ctx context.Context) (map[string]uint64, error)
+
 // NewHTTPHandler serves /healthz (the process is alive), /readyz (every
-// check passes: 200, else 503 with the failing checks) and /metrics.
-func NewHTTPHandler(m *Metrics, checks map[string]Check) http.Handler {
+// check passes: 200, else 503 with the failing checks) and /metrics, whose
+// backlog gauge is refreshed from backlog before each scrape.
+func NewHTTPHandler(m *Metrics, checks map[string]Check, backlog Backlog) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -38,7 +43,14 @@ func NewHTTPHandler(m *Metrics, checks map[string]Check) http.Handler {
 		}
 		writeJSON(w, status, result)
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	metrics := promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		pending, _ := backlog(ctx) // a subject it cannot read keeps its last value
+		cancel()
+		m.SetPending(pending)
+		metrics.ServeHTTP(w, r)
+	})
 	return mux
 }
 

@@ -21,6 +21,9 @@ type RouterConfig struct {
 	// never succeed.
 	Subscriber message.Subscriber
 	Poison     message.Publisher
+	// Reports publishes the report an audit.report.generate job stored
+	// (audit.results.report).
+	Reports ReportPublisher
 
 	// Attempts is how often a transient failure is tried before the message
 	// is handed back to JetStream for a later redelivery (the seed: 3).
@@ -46,8 +49,8 @@ type RouterConfig struct {
 // Validate reports every missing or out-of-range setting at once.
 func (c RouterConfig) Validate() error {
 	var errs []error
-	if c.Subscriber == nil || c.Poison == nil {
-		errs = append(errs, errors.New("router: Subscriber and Poison are required"))
+	if c.Subscriber == nil || c.Poison == nil || c.Reports == nil {
+		errs = append(errs, errors.New("router: Subscriber, Poison and Reports are required"))
 	}
 	if c.Attempts < 1 {
 		errs = append(errs, errors.New("router: Attempts must be at least 1"))

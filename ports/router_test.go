@@ -27,6 +27,13 @@ func (f writerFunc) Write(ctx context.Context, e []audit.Event) (audit.WriteResu
 
 // runRouter runs the real middleware chain over an in-memory pub/sub and
 // returns the channel of poisoned messages.
+// noReports is the report publisher of routers that get no report jobs.
+type noReports struct{}
+
+func (noReports) ReportGenerated(context.Context, string, audit.StoredReport) error {
+	return errors.New("no report jobs in this test")
+}
+
 func runRouter(t *testing.T, w audit.Writer) (pub message.Publisher, poisoned <-chan *message.Message) {
 	t.Helper()
 	ps := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 16}, watermill.NopLogger{})
@@ -37,7 +44,7 @@ func runRouter(t *testing.T, w audit.Writer) (pub message.Publisher, poisoned <-
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r, err := NewRouter(RouterConfig{
-		Subscriber: ps, Poison: ps, Attempts: 3, Backoff: time.Millisecond,
+		Subscriber: ps, Poison: ps, Reports: noReports{}, Attempts: 3, Backoff: time.Millisecond,
 		HandlerTimeout: time.Second, CloseTimeout: time.Second, BulkMaxEvents: 10,
 		Metrics: NewMetrics(), Logger: log,
 	}, app.Application{Commands: app.Commands{RecordEvents: command.NewRecordEventsHandler(w)}})

@@ -57,7 +57,7 @@ type recorder struct {
 	err    error
 }
 
-func (r *recorder) Handle(_ context.Context, evs []audit.Event) (audit.WriteResult, error) {
+func (r *recorder) Write(_ context.Context, evs []audit.Event) (audit.WriteResult, error) {
 	if r.err != nil {
 		return audit.WriteResult{}, r.err
 	}

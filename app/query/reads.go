@@ -25,11 +25,6 @@ const (
 	ReadResourceType = "audit_log"
 )
 
-// EventRecorder stores audit events; command.RecordEventsHandler is one.
-type EventRecorder interface {
-	Handle(ctx context.Context, events []audit.Event) (audit.WriteResult, error)
-}
-
 // Requester is who asked for a read, as far as the transport can tell.
 type Requester struct {
 	// RequestInfo is the Nats-Request-Info header: JSON the NATS server
@@ -41,20 +36,22 @@ type Requester struct {
 	Claimed string
 }
 
-// ReadAuditor records reads of the audit trail as audit events. The zero
-// value (or one built with a nil recorder) records nothing.
+// ReadAuditor records reads of the audit trail as audit events, written
+// through the same audit.Writer the record command uses (not through the
+// command). The zero value (or one built with a nil writer) records
+// nothing.
 type ReadAuditor struct {
-	recorder EventRecorder
-	now      func() time.Time
+	writer audit.Writer
+	now    func() time.Time
 }
 
-// NewReadAuditor returns a ReadAuditor writing through r; nil r disables
+// NewReadAuditor returns a ReadAuditor writing through w; nil w disables
 // recording. now defaults to time.Now.
-func NewReadAuditor(r EventRecorder, now func() time.Time) ReadAuditor {
+func NewReadAuditor(w audit.Writer, now func() time.Time) ReadAuditor {
 	if now == nil {
 		now = time.Now
 	}
-	return ReadAuditor{recorder: r, now: now}
+	return ReadAuditor{writer: w, now: now}
 }
 
 // read describes one read to record.
@@ -72,7 +69,7 @@ type read struct {
 // (an unaudited read is not served); when the read failed already, its own
 // error is returned.
 func (a ReadAuditor) record(ctx context.Context, r read, readErr error) error {
-	if a.recorder == nil {
+	if a.writer == nil {
 		return readErr
 	}
 	details := map[string]any{"endpoint": r.endpoint, "request": r.request}
@@ -101,7 +98,7 @@ func (a ReadAuditor) record(ctx context.Context, r read, readErr error) error {
 	if readErr != nil {
 		ev.ErrorMessage = failureKind(readErr)
 	}
-	if _, err := a.recorder.Handle(ctx, []audit.Event{ev}); err != nil {
+	if _, err := a.writer.Write(ctx, []audit.Event{ev}); err != nil {
 		if readErr != nil {
 			return readErr
 		}

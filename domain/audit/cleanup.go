@@ -253,3 +253,25 @@ type RetentionStore interface {
 	// CountExpired returns how many rows DeleteExpired would delete now.
 	CountExpired(ctx context.Context, c Cleanup) (int64, error)
 }
+
+// MarshalJSON encodes r in the form DecodeCleanupRequest reads: beforeDate
+// (RFC 3339) when set, else retentionDays; excludeActions; dryRun when
+// true. It is the one encoder of the audit.cleanup body (schedules, CLI).
+func (r CleanupRequest) MarshalJSON() ([]byte, error) {
+	body := struct {
+		BeforeDate     string   `json:"beforeDate,omitempty"`
+		RetentionDays  *int     `json:"retentionDays,omitempty"`
+		ExcludeActions []string `json:"excludeActions"`
+		DryRun         bool     `json:"dryRun,omitempty"`
+	}{ExcludeActions: r.ExcludeActions, DryRun: r.DryRun}
+	if body.ExcludeActions == nil {
+		body.ExcludeActions = []string{}
+	}
+	if !r.BeforeDate.IsZero() {
+		body.BeforeDate = r.BeforeDate.UTC().Format(time.RFC3339Nano)
+	} else {
+		days := r.RetentionDays
+		body.RetentionDays = &days
+	}
+	return json.Marshal(body)
+}

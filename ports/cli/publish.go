@@ -1,5 +1,3 @@
-// Package cli holds auditq's client commands: they talk to a running
-// service over NATS exactly as any other service would.
 package cli
 
 import (

@@ -1,4 +1,4 @@
-package main
+package service
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"github.com/auditq/auditq/config"
 	"github.com/auditq/auditq/domain/audit"
 	"github.com/auditq/auditq/ports"
-	"github.com/auditq/auditq/ports/cli"
 )
 
 // Schedule names: the subjects audit.schedule.cleanup and
@@ -40,10 +39,9 @@ func checkScheduleServer(cfg config.Config, version string) error {
 func desiredSchedules(cfg config.Config) (map[string]*natsjs.Schedule, error) {
 	out := map[string]*natsjs.Schedule{scheduleCleanup: nil, scheduleReport: nil}
 	if cfg.CleanupCron != config.Off {
-		body, err := json.Marshal(struct {
-			RetentionDays  int      `json:"retentionDays"`
-			ExcludeActions []string `json:"excludeActions"`
-		}{cfg.RetentionDays, cfg.CleanupExclude})
+		body, err := json.Marshal(audit.CleanupRequest{
+			RetentionDays: cfg.RetentionDays, HasRetentionDays: true, ExcludeActions: cfg.CleanupExclude,
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -53,9 +51,13 @@ func desiredSchedules(cfg config.Config) (map[string]*natsjs.Schedule, error) {
 		}
 	}
 	if cfg.ReportCron != config.Off {
+		body, err := json.Marshal(audit.ReportRequest{ReportType: audit.ReportDaily})
+		if err != nil {
+			return nil, err
+		}
 		out[scheduleReport] = &natsjs.Schedule{
 			Name: scheduleReport, Pattern: cfg.ReportCron,
-			Target: ports.SubjectReportGenerate, Payload: []byte(`{"reportType":"daily"}`),
+			Target: ports.SubjectReportGenerate, Payload: body,
 		}
 	}
 	return out, nil
@@ -100,33 +102,6 @@ func zoneName(tz string) string {
 		return "UTC"
 	}
 	return tz
-}
-
-// scheduleLister lists the installed schedules for "auditq schedule show".
-func scheduleLister(cfg config.Config) cli.ScheduleLister {
-	return func(ctx context.Context) ([]cli.Schedule, error) {
-		nc, err := natsjs.Connect(clientConn(cfg), "auditq-cli")
-		if err != nil {
-			return nil, err
-		}
-		defer nc.Close()
-		js, err := jetstream.New(nc)
-		if err != nil {
-			return nil, err
-		}
-		list, err := natsjs.NewScheduler(js, natsjs.StreamAudit, ports.SchedulePrefix).List(ctx, time.Now())
-		if err != nil {
-			return nil, err
-		}
-		out := make([]cli.Schedule, len(list))
-		for i, s := range list {
-			out[i] = cli.Schedule{
-				Subject: s.Subject, Pattern: s.Pattern, TimeZone: zoneName(s.TimeZone), Target: s.Target,
-				Payload: string(s.Payload), Installed: s.Installed, Next: s.Next,
-			}
-		}
-		return out, nil
-	}
 }
 
 // retentionPolicy builds the domain policy from cfg (already validated).

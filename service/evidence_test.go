@@ -1,13 +1,10 @@
-package main
+package service_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -22,20 +19,19 @@ import (
 	"github.com/auditq/auditq/adapters/natsjs"
 	"github.com/auditq/auditq/adapters/natsjs/natstest"
 	"github.com/auditq/auditq/app/query"
-	"github.com/auditq/auditq/config"
 	"github.com/auditq/auditq/domain/evidence"
 	"github.com/auditq/auditq/ports"
+	"github.com/auditq/auditq/service"
+	"github.com/auditq/auditq/service/servicetest"
 )
 
 // runVerify runs "auditq verify args..." as the CLI does and returns its
 // output and error.
 func runVerify(t *testing.T, env map[string]string, args ...string) (string, error) {
 	t.Helper()
-	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err := run(ctx, append([]string{"verify"}, args...), func(k string) string { return env[k] }, &out, io.Discard)
-	return out.String(), err
+	return servicetest.Client(ctx, t, env, append([]string{"verify"}, args...)...)
 }
 
 func checkpointCount(t *testing.T, db *bun.DB, where string) int {
@@ -51,28 +47,28 @@ func TestTamperEvidenceEndToEnd(t *testing.T) {
 	// An external NATS server, so that the checkpoints kept in JetStream
 	// outlive the service.
 	srv := natstest.Start(t)
-	env := testEnv(t)
+	env := servicetest.Env(t)
 	env["AUDITQ_NATS_URL"] = srv.ClientURL()
 	env["AUDITQ_CHECKPOINT_INTERVAL"] = "1s"
-	svc := startService(t, env)
+	svc := servicetest.Start(t, env)
 	nc, js := natstest.Connect(t, srv.ClientURL())
-	db := openDB(t, env)
+	db := servicetest.OpenDB(t, env)
 	ctx := context.Background()
 
 	var msgs []*nats.Msg
 	for i := range 20 {
-		msgs = append(msgs, eventMsg("audit.log", "", eventJSON(fmt.Sprintf("te-%d", i), "user.login")))
+		msgs = append(msgs, servicetest.EventMsg("audit.log", "", servicetest.EventJSON(fmt.Sprintf("te-%d", i), "user.login")))
 	}
-	msgs = append(msgs, eventMsg("audit.bulk", "bulk-te", `{"events":[`+eventJSON("tb-0", "doc.read")+`,`+eventJSON("tb-1", "doc.read")+`]}`))
-	publishAll(t, js, msgs)
-	eventually(t, 20*time.Second, func() (bool, string) {
-		n := countRows(t, db, "id LIKE 't%'")
+	msgs = append(msgs, servicetest.EventMsg("audit.bulk", "bulk-te", `{"events":[`+servicetest.EventJSON("tb-0", "doc.read")+`,`+servicetest.EventJSON("tb-1", "doc.read")+`]}`))
+	servicetest.PublishAll(t, js, msgs)
+	servicetest.Eventually(t, 20*time.Second, func() (bool, string) {
+		n := servicetest.CountRows(t, db, "id LIKE 't%'")
 		return n == 22, fmt.Sprintf("%d of 22 rows", n)
 	})
 	// Periodic checkpoints arrive, also with nothing new to sign, and each
 	// is published to AUDIT_CHECKPOINTS.
 	cps := natsjs.NewCheckpoints(js, ports.SubjectCheckpoints)
-	eventually(t, 20*time.Second, func() (bool, string) {
+	servicetest.Eventually(t, 20*time.Second, func() (bool, string) {
 		periodic := checkpointCount(t, db, "reason = 'periodic' AND batch_seq = (SELECT seq FROM audit_chain_heads WHERE chain = 'batches')")
 		total := checkpointCount(t, db, "true")
 		last, err := cps.LastPublished(ctx)
@@ -169,23 +165,23 @@ func cutTail(t *testing.T, db *bun.DB, n int) {
 // names what the old key signed until that key is trusted again, through
 // AUDITQ_RETIRED_KEYS or a second --pubkey.
 func TestKeyRotationThroughTheCLI(t *testing.T) {
-	env := testEnv(t)
-	db := openDB(t, env)
-	ingest := func(svc *service, prefix string) {
+	env := servicetest.Env(t)
+	db := servicetest.OpenDB(t, env)
+	ingest := func(svc *service.Service, prefix string) {
 		t.Helper()
-		_, js := natstest.Connect(t, svc.natsURL)
+		_, js := natstest.Connect(t, svc.NATSURL())
 		var msgs []*nats.Msg
 		for i := range 5 {
-			msgs = append(msgs, eventMsg("audit.log", "", eventJSON(fmt.Sprintf("%s-%d", prefix, i), "user.login")))
+			msgs = append(msgs, servicetest.EventMsg("audit.log", "", servicetest.EventJSON(fmt.Sprintf("%s-%d", prefix, i), "user.login")))
 		}
-		publishAll(t, js, msgs)
-		eventually(t, 20*time.Second, func() (bool, string) {
-			n := countRows(t, db, "id LIKE ?", prefix+"-%")
+		servicetest.PublishAll(t, js, msgs)
+		servicetest.Eventually(t, 20*time.Second, func() (bool, string) {
+			n := servicetest.CountRows(t, db, "id LIKE ?", prefix+"-%")
 			return n == 5, fmt.Sprintf("%d of 5 %s events stored", n, prefix)
 		})
 		svc.Close() // the shutdown checkpoint signs them
 	}
-	ingest(startService(t, env), "before")
+	ingest(servicetest.Start(t, env), "before")
 	keyFile := filepath.Join(env["AUDITQ_DATA_DIR"], "signing-key.pem")
 	priv, err := keyfile.Load(keyFile)
 	if err != nil {
@@ -196,7 +192,7 @@ func TestKeyRotationThroughTheCLI(t *testing.T) {
 	if err := os.Rename(keyFile, keyFile+".retired"); err != nil {
 		t.Fatal(err)
 	}
-	ingest(startService(t, env), "after")
+	ingest(servicetest.Start(t, env), "after")
 	priv, err = keyfile.Load(keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -221,15 +217,15 @@ func TestKeyRotationThroughTheCLI(t *testing.T) {
 	// once the service lists the retired key, and not before.
 	client := maps.Clone(env)
 	client["AUDITQ_SIGNING_KEY_FILE"] = filepath.Join(t.TempDir(), "absent.pem")
-	svc := startService(t, env)
-	client["AUDITQ_NATS_URL"] = svc.natsURL
+	svc := servicetest.Start(t, env)
+	client["AUDITQ_NATS_URL"] = svc.NATSURL()
 	if out, err := runVerify(t, client, "--event", "before-0"); err == nil || !strings.Contains(err.Error(), "bad signature") {
 		t.Fatalf("verify --event of an event the retired key covers, service unaware of that key: %v\n%s", err, out)
 	}
 	svc.Close()
-	svc = startService(t, withRetired)
-	client["AUDITQ_NATS_URL"] = svc.natsURL
-	nc, _ := natstest.Connect(t, svc.natsURL)
+	svc = servicetest.Start(t, withRetired)
+	client["AUDITQ_NATS_URL"] = svc.NATSURL()
+	nc, _ := natstest.Connect(t, svc.NATSURL())
 	reply, err := nc.Request(ports.SubjectPubKey, nil, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -250,16 +246,7 @@ func TestKeyRotationThroughTheCLI(t *testing.T) {
 	if out, err := runVerify(t, withRetired); err == nil || !strings.Contains(err.Error(), "AUDITQ_RETIRED_KEYS") {
 		t.Fatalf("verify with a malformed retired key: %v\n%s", err, out)
 	}
-	cfg, err := config.Load(func(k string) string { return withRetired[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if svc, err := start(ctx, cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "AUDITQ_RETIRED_KEYS") {
-		if err == nil {
-			svc.Close()
-		}
+	if _, err := servicetest.TryStart(t, withRetired); err == nil || !strings.Contains(err.Error(), "AUDITQ_RETIRED_KEYS") {
 		t.Fatalf("serve with a malformed retired key started (%v)", err)
 	}
 }

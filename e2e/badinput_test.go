@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Scenario 7 (the half that runs through the service; the fuzz targets
 // are in domain/audit/fuzz_test.go): hand-written hostile inputs published
@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditq/auditq/adapters/natsjs/natstest"
+	"github.com/auditq/auditq/service/servicetest"
 )
 
 // hostileMaxPayload is the broker limit of this test: above the default
@@ -161,12 +162,12 @@ func hostileInputs() []hostileInput {
 }
 
 func TestHostileInputsArePoisonedWithTheirField(t *testing.T) {
-	env := testEnv(t)
+	env := servicetest.Env(t)
 	env["AUDITQ_NATS_MAX_PAYLOAD"] = strconv.Itoa(hostileMaxPayload)
 	env["AUDITQ_CONCURRENCY"] = "16"
-	svc := startService(t, env)
-	db := openDB(t, env)
-	nc, js := natstest.Connect(t, svc.natsURL)
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
+	nc, js := natstest.Connect(t, svc.NATSURL())
 	ctx := context.Background()
 	results, err := nc.SubscribeSync("audit.results.bulk")
 	if err != nil {
@@ -256,7 +257,7 @@ func TestHostileInputsArePoisonedWithTheirField(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := uint64(len(inputs) + 4)
-	eventually(t, 3*time.Minute, func() (bool, string) {
+	servicetest.Eventually(t, 3*time.Minute, func() (bool, string) {
 		info, err := poison.Info(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -320,11 +321,11 @@ func TestHostileInputsArePoisonedWithTheirField(t *testing.T) {
 
 	// Valid events around them: stored, untouched; the SQL-ish one
 	// verbatim; nothing hostile stored; the worker still runs.
-	eventually(t, 60*time.Second, func() (bool, string) {
-		n := countRows(t, db, "id LIKE 'valid-%' OR id LIKE 'bulk-ok-%' OR id = 'sql-1'")
+	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		n := servicetest.CountRows(t, db, "id LIKE 'valid-%' OR id LIKE 'bulk-ok-%' OR id = 'sql-1'")
 		return n == len(validIDs)+1, fmt.Sprintf("%d valid events stored, want %d", n, len(validIDs)+1)
 	})
-	if n := countRows(t, db, ""); n != len(validIDs)+1 {
+	if n := servicetest.CountRows(t, db, ""); n != len(validIDs)+1 {
 		t.Errorf("audit_logs holds %d rows, want only the %d valid events", n, len(validIDs)+1)
 	}
 	for _, id := range validIDs {
@@ -357,12 +358,12 @@ func TestHostileInputsArePoisonedWithTheirField(t *testing.T) {
 	if sql != wantSQL {
 		t.Errorf("SQL-ish event not stored verbatim:\n got  %+v\n want %+v", sql, wantSQL)
 	}
-	if p := metric(t, svc, `auditq_messages_poisoned_total{handler="audit.log"}`) +
-		metric(t, svc, `auditq_messages_poisoned_total{handler="audit.bulk"}`) +
-		metric(t, svc, `auditq_messages_poisoned_total{handler="audit.cleanup"}`); int(p) != len(inputs) {
+	if p := servicetest.Metric(t, svc.HTTPAddr(), `auditq_messages_poisoned_total{handler="audit.log"}`) +
+		servicetest.Metric(t, svc.HTTPAddr(), `auditq_messages_poisoned_total{handler="audit.bulk"}`) +
+		servicetest.Metric(t, svc.HTTPAddr(), `auditq_messages_poisoned_total{handler="audit.cleanup"}`); int(p) != len(inputs) {
 		t.Errorf("auditq_messages_poisoned_total = %v, want %d", p, len(inputs))
 	}
-	resp, err := http.Get("http://" + svc.httpAddr + "/readyz")
+	resp, err := http.Get("http://" + svc.HTTPAddr() + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,8 +391,8 @@ func truncateForLog(s string) string {
 // reaches the service: the broker refuses it, and the publisher gets the
 // error (it is not dropped silently).
 func TestOversizedPublishIsRefusedToThePublisher(t *testing.T) {
-	svc := startService(t, testEnv(t))
-	_, js := natstest.Connect(t, svc.natsURL)
+	svc := servicetest.Start(t, servicetest.Env(t))
+	_, js := natstest.Connect(t, svc.NATSURL())
 	m := nats.NewMsg("audit.log")
 	m.Data = ev(`,"details":{"blob":"` + strings.Repeat("x", 10_000_000) + `"}`)
 	m.Header.Set(nats.MsgIdHdr, "too-big")

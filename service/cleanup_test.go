@@ -1,7 +1,6 @@
-package main
+package service_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,15 +18,16 @@ import (
 	"github.com/auditq/auditq/adapters/natsjs"
 	"github.com/auditq/auditq/adapters/natsjs/natstest"
 	"github.com/auditq/auditq/adapters/postgres"
-	"github.com/auditq/auditq/config"
 	"github.com/auditq/auditq/domain/audit"
+	"github.com/auditq/auditq/service"
+	"github.com/auditq/auditq/service/servicetest"
 )
 
 // cleanupEnv is testEnv with retention settings: 30 days minimum, a held
 // user and a held resource (both schedules stay off, as testEnv has them,
 // unless a test sets them).
 func cleanupEnv(t *testing.T) map[string]string {
-	env := testEnv(t)
+	env := servicetest.Env(t)
 	env["AUDITQ_RETENTION_MIN_DAYS"] = "30"
 	env["AUDITQ_RETENTION_HOLD_USERS"] = "u-held"
 	env["AUDITQ_RETENTION_HOLD_RESOURCES"] = "document:42, document:a:b"
@@ -129,27 +129,25 @@ func cleanupEvents(t *testing.T, db *bun.DB) []cleanupEvent {
 	return out
 }
 
-// runCLI runs an auditq client command against svc and returns its output.
-func runCLI(t *testing.T, env map[string]string, svc *service, args ...string) (string, error) {
+// runCLI runs an auditq client command against svc, as main dispatches
+// it, and returns its output.
+func runCLI(t *testing.T, env map[string]string, svc *service.Service, args ...string) (string, error) {
 	t.Helper()
 	e := maps.Clone(env)
-	e["AUDITQ_NATS_URL"] = svc.natsURL
-	var out, errOut bytes.Buffer
+	e["AUDITQ_NATS_URL"] = svc.NATSURL()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	args = append(args[:len(args):len(args)], "--timeout", "30s")
-	err := run(ctx, args, func(k string) string { return e[k] }, &out, &errOut)
-	return out.String() + errOut.String(), err
+	return servicetest.Client(ctx, t, e, args...)
 }
 
 func TestManualCleanupDryRunThenDelete(t *testing.T) {
 	env := cleanupEnv(t)
-	svc := startService(t, env)
-	db := openDB(t, env)
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
 	keep := seedRetentionRows(t, db, "")
 	all := eventIDs(t, db)
 
-	out, err := runCLI(t, env, svc, "cleanup", "--retention-days", "90", "--exclude", "security.breach, admin.access", "--dry-run")
+	out, err := runCLI(t, env, svc, "cleanup", "--retention-days", "90", "--exclude", "security.breach, admin.access", "--dry-run", "--timeout", "30s")
 	if err != nil {
 		t.Fatalf("dry run: %v\n%s", err, out)
 	}
@@ -160,7 +158,7 @@ func TestManualCleanupDryRunThenDelete(t *testing.T) {
 		t.Fatalf("dry run deleted rows: %v", got)
 	}
 
-	out, err = runCLI(t, env, svc, "cleanup", "--retention-days", "90", "--exclude", "security.breach,admin.access")
+	out, err = runCLI(t, env, svc, "cleanup", "--retention-days", "90", "--exclude", "security.breach,admin.access", "--timeout", "30s")
 	if err != nil {
 		t.Fatalf("cleanup: %v\n%s", err, out)
 	}
@@ -190,7 +188,7 @@ func TestManualCleanupDryRunThenDelete(t *testing.T) {
 	}
 
 	// By date, without exclusions: only the held rows and recent ones stay.
-	out, err = runCLI(t, env, svc, "cleanup", "--before", time.Now().AddDate(0, 0, -95).Format(time.DateOnly))
+	out, err = runCLI(t, env, svc, "cleanup", "--before", time.Now().AddDate(0, 0, -95).Format(time.DateOnly), "--timeout", "30s")
 	if err != nil || !strings.Contains(out, "deleted 2 events") {
 		t.Fatalf("cleanup --before: %v\n%s", err, out)
 	}
@@ -228,11 +226,11 @@ func poisoned(t *testing.T, js jetstream.JetStream) map[string]string {
 
 func TestCleanupGuardRailsArePoisonedAndDeleteNothing(t *testing.T) {
 	env := cleanupEnv(t)
-	svc := startService(t, env)
-	db := openDB(t, env)
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
 	seedRetentionRows(t, db, "")
 	all := eventIDs(t, db)
-	_, js := natstest.Connect(t, svc.natsURL)
+	_, js := natstest.Connect(t, svc.NATSURL())
 
 	future := time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)
 	recent := time.Now().AddDate(0, 0, -29).UTC().Format(time.RFC3339)
@@ -250,11 +248,11 @@ func TestCleanupGuardRailsArePoisonedAndDeleteNothing(t *testing.T) {
 	}
 	var msgs []*nats.Msg
 	for _, c := range cases {
-		msgs = append(msgs, eventMsg("audit.cleanup", c.id, c.body))
+		msgs = append(msgs, servicetest.EventMsg("audit.cleanup", c.id, c.body))
 	}
-	publishAll(t, js, msgs)
+	servicetest.PublishAll(t, js, msgs)
 	var got map[string]string
-	eventually(t, 20*time.Second, func() (bool, string) {
+	servicetest.Eventually(t, 20*time.Second, func() (bool, string) {
 		got = poisoned(t, js)
 		return len(got) == len(cases), fmt.Sprintf("%d of %d poisoned: %v", len(got), len(cases), got)
 	})
@@ -271,22 +269,20 @@ func TestCleanupGuardRailsArePoisonedAndDeleteNothing(t *testing.T) {
 	}
 
 	// The CLI reports the rejection.
-	out, err := runCLI(t, env, svc, "cleanup", "--retention-days", "5")
+	out, err := runCLI(t, env, svc, "cleanup", "--retention-days", "5", "--timeout", "30s")
 	if err == nil || !strings.Contains(err.Error(), "rejected: retentionDays: is 5, less than the minimum retention of 30 days") {
 		t.Fatalf("cli: %v\n%s", err, out)
 	}
 }
 
 // scheduleShow returns the output of "auditq schedule show".
-func scheduleShow(t *testing.T, env map[string]string, svc *service) string {
+func scheduleShow(t *testing.T, env map[string]string, svc *service.Service) string {
 	t.Helper()
-	e := maps.Clone(env)
-	e["AUDITQ_NATS_URL"] = svc.natsURL
-	var out bytes.Buffer
-	if err := run(context.Background(), []string{"schedule", "show"}, func(k string) string { return e[k] }, &out, &out); err != nil {
-		t.Fatalf("schedule show: %v\n%s", err, out.String())
+	out, err := runCLI(t, env, svc, "schedule", "show")
+	if err != nil {
+		t.Fatalf("schedule show: %v\n%s", err, out)
 	}
-	return out.String()
+	return out
 }
 
 func TestScheduledCleanupFiresSurvivesRestartAndFollowsConfig(t *testing.T) {
@@ -294,8 +290,8 @@ func TestScheduledCleanupFiresSurvivesRestartAndFollowsConfig(t *testing.T) {
 	env["AUDITQ_CLEANUP_CRON"] = "* * * * * *" // every second
 	env["AUDITQ_RETENTION_DAYS"] = "90"
 	env["AUDITQ_CLEANUP_EXCLUDE_ACTIONS"] = "security.breach,admin.access"
-	svc := startService(t, env)
-	db := openDB(t, env)
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
 
 	show := scheduleShow(t, env, svc)
 	if !strings.Contains(show, "audit.schedule.cleanup") || !strings.Contains(show, "* * * * * *") ||
@@ -305,12 +301,12 @@ func TestScheduledCleanupFiresSurvivesRestartAndFollowsConfig(t *testing.T) {
 
 	// Fires the handler: old rows go, excluded, held and recent ones stay.
 	keep := seedRetentionRows(t, db, "a-")
-	eventually(t, 20*time.Second, func() (bool, string) {
+	servicetest.Eventually(t, 20*time.Second, func() (bool, string) {
 		got := eventIDs(t, db)
 		return reflect.DeepEqual(got, keep), fmt.Sprintf("rows %v, want %v", got, keep)
 	})
 	// The run that deleted them is recorded (just after its last chunk).
-	eventually(t, 10*time.Second, func() (bool, string) {
+	servicetest.Eventually(t, 10*time.Second, func() (bool, string) {
 		runs := cleanupEvents(t, db)
 		for _, r := range runs {
 			if r.Details.DeletedCount == 4 {
@@ -324,31 +320,31 @@ func TestScheduledCleanupFiresSurvivesRestartAndFollowsConfig(t *testing.T) {
 
 	// Other jobs are consumed and removed from the work queue meanwhile;
 	// the schedule stays and keeps firing.
-	_, js := natstest.Connect(t, svc.natsURL)
+	_, js := natstest.Connect(t, svc.NATSURL())
 	var msgs []*nats.Msg
 	for i := range 50 {
-		msgs = append(msgs, eventMsg("audit.log", fmt.Sprintf("live-%d", i), eventJSON(fmt.Sprintf("live-%d", i), "user.login")))
+		msgs = append(msgs, servicetest.EventMsg("audit.log", fmt.Sprintf("live-%d", i), servicetest.EventJSON(fmt.Sprintf("live-%d", i), "user.login")))
 	}
-	publishAll(t, js, msgs)
-	eventually(t, 20*time.Second, func() (bool, string) {
-		n := countRows(t, db, "id LIKE 'live-%'")
+	servicetest.PublishAll(t, js, msgs)
+	servicetest.Eventually(t, 20*time.Second, func() (bool, string) {
+		n := servicetest.CountRows(t, db, "id LIKE 'live-%'")
 		return n == 50, fmt.Sprintf("%d of 50 ingested", n)
 	})
 	before := len(cleanupEvents(t, db))
-	eventually(t, 20*time.Second, func() (bool, string) {
+	servicetest.Eventually(t, 20*time.Second, func() (bool, string) {
 		n := len(cleanupEvents(t, db))
 		return n >= before+2, fmt.Sprintf("%d scheduled runs, want at least %d", n, before+2)
 	})
 
 	// Restart: the schedule is still there and fires again.
 	svc.Close()
-	svc = startService(t, env)
+	svc = servicetest.Start(t, env)
 	keep = append(keep, seedRetentionRows(t, db, "b-")...)
-	eventually(t, 20*time.Second, func() (bool, string) {
-		n := countRows(t, db, "id LIKE 'b-old%'")
+	servicetest.Eventually(t, 20*time.Second, func() (bool, string) {
+		n := servicetest.CountRows(t, db, "id LIKE 'b-old%'")
 		return n == 0, fmt.Sprintf("%d old rows left after restart", n)
 	})
-	if n := countRows(t, db, "id LIKE 'b-keep%'"); n != 7 {
+	if n := servicetest.CountRows(t, db, "id LIKE 'b-keep%'"); n != 7 {
 		t.Fatalf("%d b-keep rows, want 7", n)
 	}
 
@@ -356,7 +352,7 @@ func TestScheduledCleanupFiresSurvivesRestartAndFollowsConfig(t *testing.T) {
 	svc.Close()
 	env["AUDITQ_CLEANUP_CRON"] = "0 30 4 * * *"
 	env["AUDITQ_CLEANUP_TIMEZONE"] = "Europe/Berlin"
-	svc = startService(t, env)
+	svc = servicetest.Start(t, env)
 	show = scheduleShow(t, env, svc)
 	if !strings.Contains(show, "0 30 4 * * *") || !strings.Contains(show, "Europe/Berlin") || strings.Contains(show, "* * * * * *") {
 		t.Fatalf("schedule show after the change:\n%s", show)
@@ -364,7 +360,7 @@ func TestScheduledCleanupFiresSurvivesRestartAndFollowsConfig(t *testing.T) {
 	// ... and "off" removes it.
 	svc.Close()
 	env["AUDITQ_CLEANUP_CRON"] = "off"
-	svc = startService(t, env)
+	svc = servicetest.Start(t, env)
 	if show := scheduleShow(t, env, svc); strings.Contains(show, "audit.schedule.cleanup") {
 		t.Fatalf("schedule show after off:\n%s", show)
 	}
@@ -376,19 +372,19 @@ func TestTwoInstancesRunOneCleanupPerFiring(t *testing.T) {
 	env["AUDITQ_RETENTION_DAYS"] = "90"
 	env["AUDITQ_CLEANUP_EXCLUDE_ACTIONS"] = "security.breach,admin.access"
 	started := time.Now()
-	first := startService(t, env)
+	first := servicetest.Start(t, env)
 	env2 := maps.Clone(env)
-	env2["AUDITQ_NATS_URL"] = first.natsURL
-	second := startService(t, env2)
-	db := openDB(t, env)
+	env2["AUDITQ_NATS_URL"] = first.NATSURL()
+	second := servicetest.Start(t, env2)
+	db := servicetest.OpenDB(t, env)
 	keep := seedRetentionRows(t, db, "")
 
-	eventually(t, 30*time.Second, func() (bool, string) {
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
 		n := len(cleanupEvents(t, db))
 		return n >= 4, fmt.Sprintf("%d scheduled runs", n)
 	})
 	// Stop the schedule, then let the last firings drain.
-	_, js := natstest.Connect(t, first.natsURL)
+	_, js := natstest.Connect(t, first.NATSURL())
 	ctx := context.Background()
 	if _, err := natsjs.NewScheduler(js, natsjs.StreamAudit, "audit.schedule.").Remove(ctx, "cleanup"); err != nil {
 		t.Fatal(err)
@@ -398,7 +394,7 @@ func TestTwoInstancesRunOneCleanupPerFiring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() (bool, string) {
+	servicetest.Eventually(t, 20*time.Second, func() (bool, string) {
 		info, err := cons.Info(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -408,7 +404,7 @@ func TestTwoInstancesRunOneCleanupPerFiring(t *testing.T) {
 
 	runs := cleanupEvents(t, db)
 	const handled = `auditq_handler_duration_seconds_count{handler="audit.cleanup",outcome="ok"}`
-	perInstance := []float64{metric(t, first, handled), metric(t, second, handled)}
+	perInstance := []float64{servicetest.Metric(t, first.HTTPAddr(), handled), servicetest.Metric(t, second.HTTPAddr(), handled)}
 	t.Logf("%d firings in %s, handled %v by the two instances", len(runs), stopped.Sub(started).Round(time.Millisecond), perInstance)
 	if total := int(perInstance[0] + perInstance[1]); total != len(runs) {
 		t.Fatalf("the instances handled %v cleanups, %d were recorded: a firing was handled twice", perInstance, len(runs))
@@ -435,26 +431,26 @@ func TestTwoInstancesRunOneCleanupPerFiring(t *testing.T) {
 func TestScheduledJobBreakingAGuardRailIsPoisonedOnce(t *testing.T) {
 	env := cleanupEnv(t)
 	env["AUDITQ_CLEANUP_CRON"] = "@yearly" // schedules on, none firing during the test
-	svc := startService(t, env)
-	db := openDB(t, env)
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
 	seedRetentionRows(t, db, "")
 	all := eventIDs(t, db)
-	_, js := natstest.Connect(t, svc.natsURL)
+	_, js := natstest.Connect(t, svc.NATSURL())
 	ctx := context.Background()
 	sc := natsjs.NewScheduler(js, natsjs.StreamAudit, "audit.schedule.")
 	if _, err := sc.Install(ctx, natsjs.Schedule{Name: "bad", Pattern: "@every 1s", Target: "audit.cleanup",
 		Payload: []byte(`{"retentionDays": 1}`)}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() (bool, string) {
-		n := metric(t, svc, `auditq_messages_poisoned_total{handler="audit.cleanup"}`)
+	servicetest.Eventually(t, 20*time.Second, func() (bool, string) {
+		n := servicetest.Metric(t, svc.HTTPAddr(), `auditq_messages_poisoned_total{handler="audit.cleanup"}`)
 		return n >= 2, fmt.Sprintf("%v poisoned", n)
 	})
 	if _, err := sc.Remove(ctx, "bad"); err != nil {
 		t.Fatal(err)
 	}
 	cons, _ := js.Consumer(ctx, natsjs.StreamAudit, natsjs.ConsumerName("audit.cleanup"))
-	eventually(t, 20*time.Second, func() (bool, string) {
+	servicetest.Eventually(t, 20*time.Second, func() (bool, string) {
 		info, err := cons.Info(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -473,56 +469,5 @@ func TestScheduledJobBreakingAGuardRailIsPoisonedOnce(t *testing.T) {
 	}
 	if got := eventIDs(t, db); !reflect.DeepEqual(got, all) {
 		t.Fatalf("rows deleted: %v", got)
-	}
-}
-
-func TestStartFailsOnANATSServerWithoutCronSchedules(t *testing.T) {
-	on, err := config.Load(func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = checkScheduleServer(on, "2.9.25")
-	if err == nil || !strings.Contains(err.Error(), "2.9.25") || !strings.Contains(err.Error(), "AUDITQ_CLEANUP_CRON=off") {
-		t.Fatalf("error = %v", err)
-	}
-	if err := checkScheduleServer(on, "2.14.0"); err != nil {
-		t.Fatal(err)
-	}
-	off := on
-	off.CleanupCron, off.ReportCron = config.Off, config.Off
-	if err := checkScheduleServer(off, "2.9.25"); err != nil {
-		t.Fatalf("schedules off: %v", err)
-	}
-	reportOnly := off
-	reportOnly.ReportCron = "0 15 0 * * *"
-	if err := checkScheduleServer(reportOnly, "2.12.0"); err == nil {
-		t.Fatal("report schedule on an old server accepted")
-	}
-}
-
-func TestDesiredSchedulesFollowConfig(t *testing.T) {
-	cfg, err := config.Load(func(k string) string {
-		return map[string]string{"AUDITQ_RETENTION_DAYS": "400", "AUDITQ_CLEANUP_EXCLUDE_ACTIONS": "a.b, c"}[k]
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := desiredSchedules(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, r := want[scheduleCleanup], want[scheduleReport]
-	if c == nil || c.Pattern != "0 0 3 * * *" || c.TimeZone != "UTC" || c.Target != "audit.cleanup" ||
-		string(c.Payload) != `{"retentionDays":400,"excludeActions":["a.b","c"]}` {
-		t.Fatalf("cleanup schedule: %+v", c)
-	}
-	if r == nil || r.Pattern != "0 15 0 * * *" || r.Target != "audit.report.generate" || string(r.Payload) != `{"reportType":"daily"}` {
-		t.Fatalf("report schedule: %+v", r)
-	}
-	cfg.CleanupCron, cfg.ReportCron = config.Off, config.Off
-	want, _ = desiredSchedules(cfg)
-	names := slices.Sorted(maps.Keys(want))
-	if !reflect.DeepEqual(names, []string{"cleanup", "report-daily"}) || want[scheduleCleanup] != nil || want[scheduleReport] != nil {
-		t.Fatalf("off: %v", want)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Security basics: NATS authentication and TLS, a database role that
 // cannot update audit rows, and no secret in logs or error replies.
@@ -35,16 +35,17 @@ import (
 	"github.com/auditq/auditq/config"
 	"github.com/auditq/auditq/domain/audit"
 	"github.com/auditq/auditq/migrations"
+	"github.com/auditq/auditq/service/servicetest"
 )
 
 // publishAndWait publishes one valid event through js and waits until it
 // is stored.
 func publishAndWait(t *testing.T, js jetstream.JetStream, env map[string]string, id string) {
 	t.Helper()
-	publishAll(t, js, []*nats.Msg{eventMsg("audit.log", id, eventJSON(id, "doc.read"))})
-	db := openDB(t, env)
-	eventually(t, 30*time.Second, func() (bool, string) {
-		return countRows(t, db, "id = ?", id) == 1, "event " + id + " not stored"
+	servicetest.PublishAll(t, js, []*nats.Msg{servicetest.EventMsg("audit.log", id, servicetest.EventJSON(id, "doc.read"))})
+	db := servicetest.OpenDB(t, env)
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		return servicetest.CountRows(t, db, "id = ?", id) == 1, "event " + id + " not stored"
 	})
 }
 
@@ -78,20 +79,20 @@ func TestEmbeddedNATSRequiresConfiguredAuth(t *testing.T) {
 			[]nats.Option{nats.Token("s3cret-token")}, []nats.Option{nats.Token("wrong")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			env := testEnv(t)
+			env := servicetest.Env(t)
 			for k, v := range tc.env {
 				env[k] = v
 			}
-			svc := startService(t, env)
+			svc := servicetest.Start(t, env)
 			for _, opts := range [][]nats.Option{nil, tc.bad} {
-				if nc, err := nats.Connect(svc.natsURL, opts...); err == nil {
+				if nc, err := nats.Connect(svc.NATSURL(), opts...); err == nil {
 					nc.Close()
 					t.Fatal("a client without the right credentials was let in")
 				} else if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
 					t.Fatalf("refused with %v, want an authorization error", err)
 				}
 			}
-			nc, err := nats.Connect(svc.natsURL, tc.good...)
+			nc, err := nats.Connect(svc.NATSURL(), tc.good...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,12 +195,12 @@ func TestExternalNATSOverMutualTLS(t *testing.T) {
 	})
 	natsURL := fmt.Sprintf("tls://127.0.0.1:%d", port)
 
-	env := testEnv(t)
+	env := servicetest.Env(t)
 	env["AUDITQ_NATS_URL"] = natsURL
 	env["AUDITQ_NATS_TLS_CA"] = files.ca
 	env["AUDITQ_NATS_TLS_CERT"] = files.clientCert
 	env["AUDITQ_NATS_TLS_KEY"] = files.clientKey
-	startService(t, env)
+	servicetest.Start(t, env)
 
 	for name, opts := range map[string][]nats.Option{
 		"no TLS":                {},
@@ -245,7 +246,7 @@ func TestWriterRoleCannotUpdateAuditRows(t *testing.T) {
 	if err := migrations.Up(ctx, owner); err != nil {
 		t.Fatal(err)
 	}
-	writerURL := pgtest.WriterRole(t, ownerURL, "docs/writer-role.sql")
+	writerURL := pgtest.WriterRole(t, ownerURL, "../docs/writer-role.sql")
 	role := mustParseURL(t, writerURL).User.Username()
 	// Old events for the retention cleanup, written by the owner.
 	old := audit.Normalize(time.Now().AddDate(0, 0, -400))
@@ -256,25 +257,25 @@ func TestWriterRoleCannotUpdateAuditRows(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	env := testEnv(t)
+	env := servicetest.Env(t)
 	env["AUDITQ_DATABASE_URL"] = writerURL
-	svc := startService(t, env)
-	_, js := natstest.Connect(t, svc.natsURL)
+	svc := servicetest.Start(t, env)
+	_, js := natstest.Connect(t, svc.NATSURL())
 	// Ingest as the role, a re-sent id (the staging-table path) included.
-	publishAll(t, js, []*nats.Msg{
-		eventMsg("audit.log", "w-1", eventJSON("w-1", "doc.read")),
-		eventMsg("audit.log", "w-2", eventJSON("w-2", "doc.read")),
-		eventMsg("audit.log", "w-1-again", eventJSON("w-1", "doc.read")),
+	servicetest.PublishAll(t, js, []*nats.Msg{
+		servicetest.EventMsg("audit.log", "w-1", servicetest.EventJSON("w-1", "doc.read")),
+		servicetest.EventMsg("audit.log", "w-2", servicetest.EventJSON("w-2", "doc.read")),
+		servicetest.EventMsg("audit.log", "w-1-again", servicetest.EventJSON("w-1", "doc.read")),
 	})
-	eventually(t, 30*time.Second, func() (bool, string) {
-		d := metric(t, svc, `auditq_events_duplicate_total{handler="audit.log"}`)
-		n := countRows(t, owner, "id IN ('w-1', 'w-2')")
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		d := servicetest.Metric(t, svc.HTTPAddr(), `auditq_events_duplicate_total{handler="audit.log"}`)
+		n := servicetest.CountRows(t, owner, "id IN ('w-1', 'w-2')")
 		return n == 2 && d == 1, fmt.Sprintf("%d of 2 events stored, %v duplicates", n, d)
 	})
 	// Retention as the role: the only way audit rows are deleted.
-	publishAll(t, js, []*nats.Msg{eventMsg("audit.cleanup", "cleanup-1", `{"retentionDays":365}`)})
-	eventually(t, 60*time.Second, func() (bool, string) {
-		n := countRows(t, owner, "id LIKE 'old-%'")
+	servicetest.PublishAll(t, js, []*nats.Msg{servicetest.EventMsg("audit.cleanup", "cleanup-1", `{"retentionDays":365}`)})
+	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		n := servicetest.CountRows(t, owner, "id LIKE 'old-%'")
 		return n == 0, fmt.Sprintf("%d old rows left after the cleanup", n)
 	})
 
@@ -416,9 +417,9 @@ func TestSecretsNeverInLogsOrReplies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	publishAll(t, js, []*nats.Msg{eventMsg("audit.log", "s-bad", `{"action":`)})
+	servicetest.PublishAll(t, js, []*nats.Msg{servicetest.EventMsg("audit.log", "s-bad", `{"action":`)})
 	proxy.Cut()
-	publishAll(t, js, []*nats.Msg{eventMsg("audit.log", "s-1", eventJSON("s-1", "doc.read"))})
+	servicetest.PublishAll(t, js, []*nats.Msg{servicetest.EventMsg("audit.log", "s-1", servicetest.EventJSON("s-1", "doc.read"))})
 	var replies []string
 	for subj, body := range map[string]string{
 		"audit.query": `{"userId":"u-s-1"}`, "audit.event.get": `{"id":"s-1"}`, "audit.report": `{"reportType":"daily"}`,
@@ -430,23 +431,23 @@ func TestSecretsNeverInLogsOrReplies(t *testing.T) {
 		}
 		replies = append(replies, fmt.Sprintf("%s: %v %s", subj, m.Header, m.Data))
 	}
-	eventually(t, 30*time.Second, func() (bool, string) {
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
 		code, body := svc.readyz()
 		replies = append(replies, body)
 		return code == 503, fmt.Sprintf("/readyz %d during the outage", code)
 	})
 	time.Sleep(3 * time.Second) // failed attempts get logged
 	proxy.Restore()
-	db := openDB(t, map[string]string{"AUDITQ_DATABASE_URL": dbURL})
-	eventually(t, 2*time.Minute, func() (bool, string) {
-		return countRows(t, db, "id = 's-1'") == 1, "s-1 not stored after the outage"
+	db := servicetest.OpenDB(t, map[string]string{"AUDITQ_DATABASE_URL": dbURL})
+	servicetest.Eventually(t, 2*time.Minute, func() (bool, string) {
+		return servicetest.CountRows(t, db, "id = 's-1'") == 1, "s-1 not stored after the outage"
 	})
 	// A broker restart: the service disconnects and reconnects.
 	natsSrv.Shutdown()
 	natsSrv.WaitForShutdown()
 	time.Sleep(time.Second)
 	startNATS(t, natsPort, natsStore, withUser)
-	eventually(t, 60*time.Second, func() (bool, string) {
+	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
 		code, body := svc.readyz()
 		return code == 200, fmt.Sprintf("/readyz %d after the broker restart: %s", code, body)
 	})
@@ -525,10 +526,10 @@ func TestExternalNATSWithCredentialsFile(t *testing.T) {
 		nc.Close()
 		t.Fatal("a client without credentials was let in")
 	}
-	env := testEnv(t)
+	env := servicetest.Env(t)
 	env["AUDITQ_NATS_URL"] = natsURL
 	env["AUDITQ_NATS_CREDS"] = credsFile
-	startService(t, env)
+	servicetest.Start(t, env)
 	nc, err := nats.Connect(natsURL, nats.UserCredentials(credsFile))
 	must(err)
 	t.Cleanup(nc.Close)

@@ -1,10 +1,8 @@
-package main
+package service
 
 import (
-	"context"
 	"crypto/ed25519"
 	"fmt"
-	"io"
 	"log/slog"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,7 +17,6 @@ import (
 	"github.com/auditq/auditq/domain/audit"
 	"github.com/auditq/auditq/domain/evidence"
 	"github.com/auditq/auditq/ports"
-	"github.com/auditq/auditq/ports/cli"
 )
 
 // tamperEvidence is the wiring of tamper evidence; its zero value (all
@@ -114,37 +111,4 @@ func retiredKeys(cfg config.Config) (evidence.KeyRing, error) {
 		keys = append(keys, k)
 	}
 	return keys, nil
-}
-
-// verifyCmd runs "auditq verify" against the configured database and NATS.
-func verifyCmd(ctx context.Context, cfg config.Config, args []string, out io.Writer) error {
-	deps := cli.VerifyDeps{
-		Connect:     connector(cfg),
-		TrustedKeys: func() (evidence.KeyRing, error) { return trustedKeys(cfg) },
-		Trail: func(ctx context.Context, opts query.VerifyOptions) (evidence.Report, error) {
-			db, err := postgres.Open(ctx, cfg.DatabaseURL, 2)
-			if err != nil {
-				return evidence.Report{}, err
-			}
-			defer db.Close()
-			store := postgres.NewEvidenceStore(db)
-			h := query.NewVerifyTrailHandler(func(ctx context.Context, fn func(query.TrailReader) error) error {
-				return store.Snapshot(ctx, func(s *postgres.EvidenceStore) error { return fn(s) })
-			})
-			return h.Handle(ctx, opts)
-		},
-		External: func(context.Context) (query.CheckpointSource, func(), error) {
-			nc, err := connector(cfg)()
-			if err != nil {
-				return nil, nil, err
-			}
-			js, err := jetstream.New(nc)
-			if err != nil {
-				nc.Close()
-				return nil, nil, fmt.Errorf("jetstream: %w", err)
-			}
-			return natsjs.NewCheckpoints(js, ports.SubjectCheckpoints), nc.Close, nil
-		},
-	}
-	return cli.Verify(ctx, deps, args, out)
 }

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // The harness of the damage tests (chaos_test.go, badinput_test.go,
 // security_test.go): the auditq binary built once per run, "auditq serve"
@@ -58,7 +58,7 @@ func auditqBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "auditq")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/auditq/auditq").CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

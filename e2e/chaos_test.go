@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Damage tests: each does the damage for real (kill -9, a database that
 // goes away, a broker restart, dropped acks, a slow database, SIGTERM, a
@@ -20,6 +20,7 @@ import (
 
 	"github.com/auditq/auditq/adapters/natsjs/natstest"
 	"github.com/auditq/auditq/adapters/postgres/pgtest"
+	"github.com/auditq/auditq/service/servicetest"
 )
 
 // skipIfShort skips a long damage test under "go test -short", for a quick
@@ -37,7 +38,7 @@ func TestCrashKill9DuringIngestLosesNothing(t *testing.T) {
 	const total = 200_000
 	dbURL := pgtest.NewDatabase(t)
 	env := childEnv(t, dbURL)
-	db := openDB(t, env)
+	db := servicetest.OpenDB(t, env)
 	svc := startChild(t, "serve", env)
 
 	pub := newCarefulPublisher(t, svc.natsURL())
@@ -89,13 +90,13 @@ func TestDatabaseOutageSixtySeconds(t *testing.T) {
 	proxy := startTCPProxy(t, "127.0.0.1:5432")
 	env := childEnv(t, withHost(t, dbURL, proxy.Addr()))
 	env["AUDITQ_ACK_WAIT"] = "30s" // the default: retries and nak back-off as in production
-	db := openDB(t, map[string]string{"AUDITQ_DATABASE_URL": dbURL})
+	db := servicetest.OpenDB(t, map[string]string{"AUDITQ_DATABASE_URL": dbURL})
 	svc := startChild(t, "serve", env)
 	pub := newCarefulPublisher(t, svc.natsURL())
 	stop := pub.run("outage", 200, 16, 0)
 	lag := func() float64 { return svc.metric(`auditq_consumer_pending_messages{subject="audit.log"}`) }
 
-	eventually(t, 60*time.Second, func() (bool, string) {
+	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
 		n := rowCount(db)
 		return n >= 500, fmt.Sprintf("%d rows before the outage", n)
 	})
@@ -131,7 +132,7 @@ func TestDatabaseOutageSixtySeconds(t *testing.T) {
 	}
 	proxy.Restore()
 	restoredAt := time.Now()
-	eventually(t, 60*time.Second, func() (bool, string) {
+	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
 		code, body := svc.readyz()
 		return code == http.StatusOK, fmt.Sprintf("/readyz %d after the database came back: %s", code, body)
 	})
@@ -139,7 +140,7 @@ func TestDatabaseOutageSixtySeconds(t *testing.T) {
 	ids := stop()
 	waitRows(t, db, len(ids), 4*time.Minute)
 	drained := time.Since(restoredAt)
-	eventually(t, 60*time.Second, func() (bool, string) {
+	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
 		n := lag()
 		return n == 0, fmt.Sprintf("auditq_consumer_pending_messages = %v after the drain", n)
 	})
@@ -176,13 +177,13 @@ func assertPoisonEmpty(t *testing.T, natsURL string) {
 func TestEmbeddedBrokerRestartDuringPublishing(t *testing.T) {
 	dbURL := pgtest.NewDatabase(t)
 	env := childEnv(t, dbURL)
-	db := openDB(t, env)
+	db := servicetest.OpenDB(t, env)
 	svc := startChild(t, "serve", env)
 	pub := newCarefulPublisher(t, svc.natsURL())
 	stop := pub.run("embedded", 2000, 16, 0)
 	for i := range 2 {
 		acked := pub.ackedCount()
-		eventually(t, 60*time.Second, func() (bool, string) {
+		servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
 			return pub.ackedCount() >= acked+3000, fmt.Sprintf("%d publishes acked", pub.ackedCount())
 		})
 		if code, took := svc.terminate(60 * time.Second); code != 0 {
@@ -191,12 +192,12 @@ func TestEmbeddedBrokerRestartDuringPublishing(t *testing.T) {
 		retries := pub.retries.Load()
 		time.Sleep(time.Second) // the broker stays down a moment
 		svc = startChild(t, "serve", env)
-		eventually(t, 60*time.Second, func() (bool, string) {
+		servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
 			return pub.retries.Load() > retries, "publishers saw no error while the broker was down"
 		})
 	}
 	acked := pub.ackedCount()
-	eventually(t, 60*time.Second, func() (bool, string) {
+	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
 		return pub.ackedCount() >= acked+2000, fmt.Sprintf("%d publishes acked after the last restart", pub.ackedCount())
 	})
 	ids := stop()
@@ -215,13 +216,13 @@ func TestExternalBrokerRestartDuringIngest(t *testing.T) {
 	srv := startNATS(t, port, store)
 	env := childEnv(t, dbURL)
 	env["AUDITQ_NATS_URL"] = fmt.Sprintf("nats://127.0.0.1:%d", port)
-	db := openDB(t, env)
+	db := servicetest.OpenDB(t, env)
 	svc := startChild(t, "serve", env)
 	pub := newCarefulPublisher(t, svc.natsURL())
 	stop := pub.run("external", 2000, 16, 0)
 	for i := range 2 {
 		rows := rowCount(db)
-		eventually(t, 60*time.Second, func() (bool, string) {
+		servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
 			n := rowCount(db)
 			return n >= rows+3000, fmt.Sprintf("%d rows stored", n)
 		})
@@ -230,17 +231,17 @@ func TestExternalBrokerRestartDuringIngest(t *testing.T) {
 		srv.WaitForShutdown()
 		time.Sleep(2 * time.Second)
 		srv = startNATS(t, port, store)
-		eventually(t, 60*time.Second, func() (bool, string) {
+		servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
 			return pub.retries.Load() > retries, "publishers saw no error while the broker was down"
 		})
-		eventually(t, 60*time.Second, func() (bool, string) {
+		servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
 			code, body := svc.readyz()
 			return code == http.StatusOK, fmt.Sprintf("restart %d: /readyz %d: %s", i+1, code, body)
 		})
 	}
 	// The service still ingests after the restarts.
 	rows := rowCount(db)
-	eventually(t, 60*time.Second, func() (bool, string) {
+	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
 		n := rowCount(db)
 		return n >= rows+2000, fmt.Sprintf("%d rows stored after the last restart (%d before)", n, rows)
 	})
@@ -268,7 +269,7 @@ func TestRedeliveryStormEveryMessageThreeTimes(t *testing.T) {
 	env := childEnv(t, dbURL)
 	env["AUDITQ_NATS_URL"] = "nats://" + proxy.Addr()
 	env["AUDITQ_ACK_WAIT"] = "2s"
-	db := openDB(t, env)
+	db := servicetest.OpenDB(t, env)
 	svc := startChild(t, "serve", env)
 
 	pub := newCarefulPublisher(t, fmt.Sprintf("nats://127.0.0.1:%d", port))
@@ -283,11 +284,11 @@ func TestRedeliveryStormEveryMessageThreeTimes(t *testing.T) {
 		return h
 	}
 	before := rowsHash()
-	eventually(t, 2*time.Minute, func() (bool, string) {
+	servicetest.Eventually(t, 2*time.Minute, func() (bool, string) {
 		_, passed := proxy.stats()
 		return len(passed) == total, fmt.Sprintf("%d of %d messages acked on their third delivery", len(passed), total)
 	})
-	eventually(t, 30*time.Second, func() (bool, string) {
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
 		d := svc.metric(`auditq_events_duplicate_total{handler="audit.log"}`)
 		return d >= 2*total, fmt.Sprintf("auditq_events_duplicate_total = %v, want >= %d", d, 2*total)
 	})
@@ -338,7 +339,7 @@ func TestBackpressureSlowDatabaseTwoMinutes(t *testing.T) {
 	slow["AUDITQ_CONCURRENCY"] = "64"
 	slow["AUDITQ_BATCH_FLUSHERS"] = "1"
 	slow["AUDITQ_ACK_WAIT"] = "30s"
-	db := openDB(t, map[string]string{"AUDITQ_DATABASE_URL": dbURL})
+	db := servicetest.OpenDB(t, map[string]string{"AUDITQ_DATABASE_URL": dbURL})
 	svc := startChild(t, "slow", slow)
 	pub := newCarefulPublisher(t, svc.natsURL())
 	began := time.Now()
@@ -396,11 +397,11 @@ func TestGracefulShutdownSIGTERMDuringIngest(t *testing.T) {
 	dbURL := pgtest.NewDatabase(t)
 	env := childEnv(t, dbURL)
 	env["AUDITQ_SHUTDOWN_TIMEOUT"] = "20s"
-	db := openDB(t, env)
+	db := servicetest.OpenDB(t, env)
 	svc := startChild(t, "serve", env)
 	pub := newCarefulPublisher(t, svc.natsURL())
 	stop := pub.run("sigterm", 0, 32, total)
-	eventually(t, 2*time.Minute, func() (bool, string) {
+	servicetest.Eventually(t, 2*time.Minute, func() (bool, string) {
 		n := rowCount(db)
 		return n >= total/4, fmt.Sprintf("%d rows before SIGTERM", n)
 	})
@@ -440,7 +441,7 @@ func TestScaleOutTwoInstancesOneKilled(t *testing.T) {
 	envA["AUDITQ_NATS_URL"] = natsURL
 	envB := maps.Clone(envA)
 	envB["AUDITQ_HTTP_ADDR"] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	db := openDB(t, envA)
+	db := servicetest.OpenDB(t, envA)
 	a := launchChild(t, "serve-a", envA)
 	b := launchChild(t, "serve-b", envB)
 	a.waitReady(2 * time.Minute)
@@ -450,7 +451,7 @@ func TestScaleOutTwoInstancesOneKilled(t *testing.T) {
 	stop := pub.run("scale", 0, 32, total)
 	const ingested = `auditq_events_ingested_total{handler="audit.log"}`
 	var byA, byB float64
-	eventually(t, 2*time.Minute, func() (bool, string) {
+	servicetest.Eventually(t, 2*time.Minute, func() (bool, string) {
 		byA, byB = a.metric(ingested), b.metric(ingested)
 		return byA >= 2000 && byB >= 2000, fmt.Sprintf("ingested: serve-a %v, serve-b %v", byA, byB)
 	})

@@ -1,12 +1,10 @@
-package main
+package service_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"reflect"
 	"strings"
 	"testing"
@@ -20,12 +18,14 @@ import (
 	"github.com/auditq/auditq/adapters/postgres"
 	"github.com/auditq/auditq/domain/audit"
 	"github.com/auditq/auditq/ports"
+	"github.com/auditq/auditq/service"
+	"github.com/auditq/auditq/service/servicetest"
 )
 
 // clientConn connects a plain NATS client to svc.
-func natsClient(t *testing.T, svc *service) *nats.Conn {
+func natsClient(t *testing.T, svc *service.Service) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(svc.natsURL)
+	nc, err := nats.Connect(svc.NATSURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,9 +133,9 @@ func readEvents(t *testing.T, db *bun.DB, action string) []map[string]any {
 }
 
 func TestReportOverNATSIsStoredListedAndAudited(t *testing.T) {
-	env := testEnv(t)
-	svc := startService(t, env)
-	db := openDB(t, env)
+	env := servicetest.Env(t)
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
 	seed(t, db, berlinDST()...)
 	nc := natsClient(t, svc)
 
@@ -218,10 +218,10 @@ func TestReportOverNATSIsStoredListedAndAudited(t *testing.T) {
 }
 
 func TestRequestErrorsName400TheField(t *testing.T) {
-	env := testEnv(t)
+	env := servicetest.Env(t)
 	env["AUDITQ_REPORT_MAX_DAYS"] = "31"
-	svc := startService(t, env)
-	db := openDB(t, env)
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
 	nc := natsClient(t, svc)
 	cases := []struct {
 		subject, body, field string
@@ -279,15 +279,15 @@ func TestRequestErrorsName400TheField(t *testing.T) {
 		t.Errorf("unknown event: %+v", a)
 	}
 	// Rejected requests read nothing and are not recorded as reads.
-	if n := countRows(t, db, "action IN ('audit.report', 'audit.query') AND success"); n != 0 {
+	if n := servicetest.CountRows(t, db, "action IN ('audit.report', 'audit.query') AND success"); n != 0 {
 		t.Errorf("%d successful reads recorded", n)
 	}
 }
 
 func TestSearchOverNATSPagesWithoutSkipsOrRepeats(t *testing.T) {
-	env := testEnv(t)
-	svc := startService(t, env)
-	db := openDB(t, env)
+	env := servicetest.Env(t)
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
 	nc := natsClient(t, svc)
 	base := at("2026-05-01T00:00:00Z")
 	var evs []audit.Event
@@ -374,14 +374,14 @@ func TestSearchOverNATSPagesWithoutSkipsOrRepeats(t *testing.T) {
 }
 
 func TestReadsAreNotRecordedWhenTurnedOff(t *testing.T) {
-	env := testEnv(t)
+	env := servicetest.Env(t)
 	env["AUDITQ_AUDIT_READS"] = "false"
-	svc := startService(t, env)
-	db := openDB(t, env)
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
 	nc := natsClient(t, svc)
 	ask(t, nc, "audit.report", `{"reportType":"monthly"}`).ok(t)
 	ask(t, nc, "audit.query", `{}`).ok(t)
-	if n := countRows(t, db, ""); n != 0 {
+	if n := servicetest.CountRows(t, db, ""); n != 0 {
 		t.Fatalf("%d events recorded", n)
 	}
 }
@@ -389,10 +389,10 @@ func TestReadsAreNotRecordedWhenTurnedOff(t *testing.T) {
 // A request that cannot finish in time is answered 504 at its deadline;
 // the service keeps answering afterwards.
 func TestRequestDeadline(t *testing.T) {
-	env := testEnv(t)
+	env := servicetest.Env(t)
 	env["AUDITQ_REQUEST_TIMEOUT"] = "500ms"
-	svc := startService(t, env)
-	db := openDB(t, env)
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
 	nc := natsClient(t, svc)
 
 	ctx := context.Background()
@@ -413,10 +413,10 @@ func TestRequestDeadline(t *testing.T) {
 }
 
 func TestReportGenerateJobStoresAndPublishes(t *testing.T) {
-	env := testEnv(t)
+	env := servicetest.Env(t)
 	env["AUDITQ_REPORT_CRON"] = "0 0 0 1 1 *" // schedules on (stream AUDIT allows them), none firing during the test
-	svc := startService(t, env)
-	db := openDB(t, env)
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
 	seed(t, db, berlinDST()...)
 	nc := natsClient(t, svc)
 	js, err := jetstream.New(nc)
@@ -428,15 +428,15 @@ func TestReportGenerateJobStoresAndPublishes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	job := eventMsg("audit.report.generate", "job-1", `{"reportType":"daily","date":"2026-03-29","timeZone":"Europe/Berlin"}`)
+	job := servicetest.EventMsg("audit.report.generate", "job-1", `{"reportType":"daily","date":"2026-03-29","timeZone":"Europe/Berlin"}`)
 	// A real one-shot JetStream schedule, so the fired job carries
 	// Nats-Scheduler as the nightly one will.
-	scheduled := eventMsg("audit.schedule.test-report", "", `{"reportType":"daily","date":"2026-03-29"}`)
+	scheduled := servicetest.EventMsg("audit.schedule.test-report", "", `{"reportType":"daily","date":"2026-03-29"}`)
 	scheduled.Header.Set(jetstream.ScheduleHeader, "@at "+time.Now().Add(time.Second).UTC().Format(time.RFC3339))
 	scheduled.Header.Set(jetstream.ScheduleTargetHeader, "audit.report.generate")
-	publishAll(t, js, []*nats.Msg{job, scheduled,
-		eventMsg("audit.report.generate", "bad-type", `{"reportType":"yearly"}`),
-		eventMsg("audit.report.generate", "bad-field", `{"reportType":"daily","timezone":"UTC"}`),
+	servicetest.PublishAll(t, js, []*nats.Msg{job, scheduled,
+		servicetest.EventMsg("audit.report.generate", "bad-type", `{"reportType":"yearly"}`),
+		servicetest.EventMsg("audit.report.generate", "bad-field", `{"reportType":"daily","timezone":"UTC"}`),
 	})
 
 	got := map[string]audit.StoredReport{}
@@ -481,13 +481,13 @@ func TestReportGenerateJobStoresAndPublishes(t *testing.T) {
 		t.Fatalf("stored reports: %+v", stored)
 	}
 	// Each run recorded as a read, keyed by its job so a redelivery adds none.
-	if n := countRows(t, db, "action = 'audit.report' AND id LIKE 'audit.report.generate:%'"); n != 2 {
+	if n := servicetest.CountRows(t, db, "action = 'audit.report' AND id LIKE 'audit.report.generate:%'"); n != 2 {
 		t.Fatalf("%d recorded report jobs", n)
 	}
 
 	// Invalid jobs are poisoned with the field named, and store nothing.
 	reasons := map[string]string{}
-	eventually(t, 20*time.Second, func() (bool, string) {
+	servicetest.Eventually(t, 20*time.Second, func() (bool, string) {
 		cons, err := js.OrderedConsumer(ctx, natsjs.StreamPoison, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"audit.poison.report"}})
 		if err != nil {
 			return false, err.Error()
@@ -507,8 +507,8 @@ func TestReportGenerateJobStoresAndPublishes(t *testing.T) {
 }
 
 func TestNoStreamCapturesRequestSubjects(t *testing.T) {
-	env := testEnv(t)
-	svc := startService(t, env)
+	env := servicetest.Env(t)
+	svc := servicetest.Start(t, env)
 	js, err := jetstream.New(natsClient(t, svc))
 	if err != nil {
 		t.Fatal(err)
@@ -527,25 +527,13 @@ func TestNoStreamCapturesRequestSubjects(t *testing.T) {
 	}
 }
 
-// cliRun runs an auditq client command against svc and returns its output.
-func cliRun(t *testing.T, env map[string]string, svc *service, args ...string) (string, error) {
-	t.Helper()
-	e := maps.Clone(env)
-	e["AUDITQ_NATS_URL"] = svc.natsURL
-	var out, errOut bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	err := run(ctx, args, func(k string) string { return e[k] }, &out, &errOut)
-	return out.String() + errOut.String(), err
-}
-
 func TestReportAndQueryCLI(t *testing.T) {
-	env := testEnv(t)
-	svc := startService(t, env)
-	db := openDB(t, env)
+	env := servicetest.Env(t)
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
 	seed(t, db, berlinDST()...)
 
-	out, err := cliRun(t, env, svc, "report", "--type", "daily", "--date", "2026-03-29", "--tz", "Europe/Berlin")
+	out, err := runCLI(t, env, svc, "report", "--type", "daily", "--date", "2026-03-29", "--tz", "Europe/Berlin")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -558,17 +546,17 @@ func TestReportAndQueryCLI(t *testing.T) {
 			t.Errorf("report output lacks %q:\n%s", want, out)
 		}
 	}
-	out, err = cliRun(t, env, svc, "report", "--type", "weekly", "--date", "2026-03-29", "--json")
+	out, err = runCLI(t, env, svc, "report", "--type", "weekly", "--date", "2026-03-29", "--json")
 	var rep audit.StoredReport
 	if err != nil || json.Unmarshal([]byte(out), &rep) != nil || rep.Summary.Total != 7 || rep.ID < 1 { // the UTC week holds s1..s7
 		t.Fatalf("report --json: %v\n%s", err, out)
 	}
-	out, err = cliRun(t, env, svc, "report", "--id", fmt.Sprint(rep.ID))
+	out, err = runCLI(t, env, svc, "report", "--id", fmt.Sprint(rep.ID))
 	if err != nil || !strings.Contains(out, fmt.Sprintf("report %d, generated", rep.ID)) {
 		t.Fatalf("report --id: %v\n%s", err, out)
 	}
 
-	out, err = cliRun(t, env, svc, "query", "--action", "user.*", "--user", "u1", "--limit", "2")
+	out, err = runCLI(t, env, svc, "query", "--action", "user.*", "--user", "u1", "--limit", "2")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -578,7 +566,7 @@ func TestReportAndQueryCLI(t *testing.T) {
 		t.Fatalf("query output:\n%s", out)
 	}
 	cursor := strings.TrimPrefix(lines[3], "2 events; more with --cursor ")
-	out, err = cliRun(t, env, svc, "query", "--action", "user.*", "--user", "u1", "--limit", "2", "--cursor", cursor, "--json")
+	out, err = runCLI(t, env, svc, "query", "--action", "user.*", "--user", "u1", "--limit", "2", "--cursor", cursor, "--json")
 	var page struct {
 		Events     []map[string]any `json:"events"`
 		NextCursor *string          `json:"nextCursor"`
@@ -586,21 +574,21 @@ func TestReportAndQueryCLI(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &page) != nil || len(page.Events) != 1 || page.Events[0]["id"] != "s1" || page.NextCursor != nil {
 		t.Fatalf("query page 2: %v\n%s", err, out)
 	}
-	out, err = cliRun(t, env, svc, "query", "--id", "s6")
+	out, err = runCLI(t, env, svc, "query", "--id", "s6")
 	if err != nil || !strings.Contains(out, "(system)") || !strings.Contains(out, "system.backup") {
 		t.Fatalf("query --id: %v\n%s", err, out)
 	}
 
 	// Service errors are printed and fail the command.
-	_, err = cliRun(t, env, svc, "report", "--type", "yearly")
+	_, err = runCLI(t, env, svc, "report", "--type", "yearly")
 	var se interface{ Error() string }
 	if se = err; err == nil || !strings.Contains(se.Error(), "audit.report answered 400: reportType: must be one of") {
 		t.Fatalf("report --type yearly: %v", err)
 	}
-	if _, err = cliRun(t, env, svc, "query", "--limit", "5000"); err == nil || !strings.Contains(err.Error(), "400: limit:") {
+	if _, err = runCLI(t, env, svc, "query", "--limit", "5000"); err == nil || !strings.Contains(err.Error(), "400: limit:") {
 		t.Fatalf("query --limit 5000: %v", err)
 	}
-	if _, err = cliRun(t, env, svc, "query", "--id", "missing"); err == nil || !strings.Contains(err.Error(), "404") {
+	if _, err = runCLI(t, env, svc, "query", "--id", "missing"); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("query --id missing: %v", err)
 	}
 	// The CLI names its user, recorded as an unverified claim.
