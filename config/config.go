@@ -35,6 +35,7 @@ type Config struct {
 	BatchMaxDelay   time.Duration // group commit: or this long after the first
 	BatchFlushers   int           // group commit: batches written at once
 	Concurrency     int           // messages handled at once per job subject
+	InFlightBytes   int64         // bytes of messages in flight; 0 = auto (derived from the memory limit)
 	Attempts        int           // tries of a transient failure before redelivery
 	RetryBackoff    time.Duration // wait before the second try; doubles after
 	HandlerTimeout  time.Duration
@@ -99,12 +100,13 @@ var Vars = []Var{
 	{"AUDITQ_BATCH_MAX_EVENTS", "1000", "group commit of audit.log events: flush a batch at this many events"},
 	{"AUDITQ_BATCH_MAX_DELAY", "0s", "group commit: hold a batch this long for more events even when the database is free (0: commit as soon as a flusher is free)"},
 	{"AUDITQ_BATCH_FLUSHERS", "2", "group commit: batches written to the database at once"},
-	{"AUDITQ_CONCURRENCY", "2", "audit.log messages handled at once per process (the seed ran 2); audit.bulk at most AUDITQ_DATABASE_MAX_CONNS minus AUDITQ_BATCH_FLUSHERS, cleanup and report jobs at most 2"},
+	{"AUDITQ_CONCURRENCY", "2048", "audit.log messages handled at once per process: the most a group-commit batch can gather (fewer: smaller batches, lower throughput); audit.bulk at most AUDITQ_DATABASE_MAX_CONNS minus AUDITQ_BATCH_FLUSHERS, cleanup and report jobs at most 2"},
+	{"AUDITQ_INFLIGHT_BYTES", "auto", "bytes of messages pulled ahead or being handled at once, all job subjects together (it bounds memory whatever the message sizes); auto: 1/32 of the memory limit (cgroup, else physical memory), between 16 MiB and 64 MiB"},
 	{"AUDITQ_RETRY_ATTEMPTS", "3", "attempts of a transient failure before the message goes back to JetStream for later redelivery"},
 	{"AUDITQ_RETRY_BACKOFF", "2s", "wait before the second attempt; doubles for each further one"},
 	{"AUDITQ_HANDLER_TIMEOUT", "10s", "deadline of one attempt"},
 	{"AUDITQ_ACK_WAIT", "30s", "JetStream ack wait of the job consumers"},
-	{"AUDITQ_MAX_ACK_PENDING", "1000", "unacknowledged messages per job consumer, all instances together"},
+	{"AUDITQ_MAX_ACK_PENDING", "4096", "unacknowledged messages per job consumer, all instances together (at least AUDITQ_CONCURRENCY; instances times AUDITQ_CONCURRENCY keeps each one busy)"},
 	{"AUDITQ_DUPLICATE_WINDOW", "2m", "how long stream AUDIT remembers Nats-Msg-Id values to drop re-publishes"},
 	{"AUDITQ_SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for in-flight messages"},
 	{"AUDITQ_BULK_MAX_EVENTS", "1000", "most events in one audit.bulk message"},
@@ -157,6 +159,7 @@ func Load(getenv func(string) string) (Config, error) {
 		BatchMaxDelay:   p.dur("AUDITQ_BATCH_MAX_DELAY"),
 		BatchFlushers:   p.int("AUDITQ_BATCH_FLUSHERS"),
 		Concurrency:     p.int("AUDITQ_CONCURRENCY"),
+		InFlightBytes:   p.bytesOrAuto("AUDITQ_INFLIGHT_BYTES"),
 		Attempts:        p.int("AUDITQ_RETRY_ATTEMPTS"),
 		RetryBackoff:    p.dur("AUDITQ_RETRY_BACKOFF"),
 		HandlerTimeout:  p.dur("AUDITQ_HANDLER_TIMEOUT"),
@@ -269,6 +272,9 @@ func (c Config) Validate() error {
 	if c.AckWait < time.Second {
 		bad("AUDITQ_ACK_WAIT: must be at least 1s")
 	}
+	if c.InFlightBytes != 0 && (c.InFlightBytes < 1<<20 || c.InFlightBytes > 1<<40) {
+		bad("AUDITQ_INFLIGHT_BYTES: must be auto or between 1048576 (1 MiB) and 1099511627776 (1 TiB), got %d", c.InFlightBytes)
+	}
 	if c.MaxAckPending < c.Concurrency {
 		bad("AUDITQ_MAX_ACK_PENDING: must be at least AUDITQ_CONCURRENCY (%d)", c.Concurrency)
 	}
@@ -321,6 +327,19 @@ func (p *parser) int(name string) int {
 	n, err := strconv.Atoi(s)
 	if err != nil {
 		p.errs = append(p.errs, fmt.Errorf("%s: must be an integer, got %q", name, s))
+	}
+	return n
+}
+
+// bytesOrAuto reads a byte count, or "auto" as 0.
+func (p *parser) bytesOrAuto(name string) int64 {
+	s := p.str(name)
+	if s == "auto" {
+		return 0
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		p.errs = append(p.errs, fmt.Errorf("%s: must be auto or a positive number of bytes, got %q", name, s))
 	}
 	return n
 }

@@ -253,9 +253,10 @@ func (s *Service) startApplication(context.Context) error {
 			ports.SubjectCleanup:        2,
 			ports.SubjectReportGenerate: 2,
 		},
-		AckWait:      s.cfg.AckWait,
-		CloseTimeout: s.cfg.ShutdownTimeout,
-		Logger:       s.log.With("component", "subscriber"),
+		InFlightBytes: inFlightBytes(s.cfg.InFlightBytes),
+		AckWait:       s.cfg.AckWait,
+		CloseTimeout:  s.cfg.ShutdownTimeout,
+		Logger:        s.log.With("component", "subscriber"),
 	})
 	if err != nil {
 		return err

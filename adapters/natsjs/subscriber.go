@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/semaphore"
 )
 
 // Metadata keys the Subscriber sets on every Watermill message, besides the
@@ -37,6 +38,13 @@ type SubscriberConfig struct {
 	// InFlightFor optionally lowers InFlight per topic, e.g. for jobs whose
 	// messages are large (a bulk job holds up to 1,000 events in memory).
 	InFlightFor map[string]int
+	// InFlightBytes bounds the bytes of the messages handed to handlers
+	// and not yet settled, all topics together; a message larger than the
+	// bound waits until nothing else is in flight. Each topic's pull buffer
+	// then holds at most twice the server's largest message (by bytes,
+	// not by count). Zero means no byte bound: a buffer of InFlight
+	// messages per topic.
+	InFlightBytes int64
 	// AckWait is the consumer's ack wait; the Subscriber reports progress
 	// every AckWait/3 while a handler runs so a slow handler keeps its message.
 	AckWait time.Duration
@@ -67,10 +75,14 @@ func (c *SubscriberConfig) setDefaults() {
 	}
 }
 
-// Validate reports a missing stream or consumer mapping.
+// Validate reports a missing stream or consumer mapping, or a negative
+// byte bound.
 func (c SubscriberConfig) Validate() error {
 	if c.Stream == "" || c.Consumer == nil {
 		return errors.New("natsjs: SubscriberConfig needs Stream and Consumer")
+	}
+	if c.InFlightBytes < 0 {
+		return errors.New("natsjs: SubscriberConfig.InFlightBytes must not be negative")
 	}
 	return nil
 }
@@ -95,6 +107,9 @@ type Subscriber struct {
 	js  jetstream.JetStream
 	cfg SubscriberConfig
 
+	// bytes holds InFlightBytes (nil: no byte bound).
+	bytes *semaphore.Weighted
+
 	mu      sync.Mutex
 	closed  bool
 	closing chan struct{}
@@ -110,7 +125,11 @@ func NewSubscriber(js jetstream.JetStream, cfg SubscriberConfig) (*Subscriber, e
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Subscriber{js: js, cfg: cfg, closing: make(chan struct{})}, nil
+	s := &Subscriber{js: js, cfg: cfg, closing: make(chan struct{})}
+	if cfg.InFlightBytes > 0 {
+		s.bytes = semaphore.NewWeighted(cfg.InFlightBytes)
+	}
+	return s, nil
 }
 
 // Subscribe starts pulling topic's messages from its durable consumer. The
@@ -131,7 +150,14 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if n, ok := s.cfg.InFlightFor[topic]; ok && n > 0 && n < inFlight {
 		inFlight = n
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(inFlight))
+	buffer := jetstream.PullMessagesOpt(jetstream.PullMaxMessages(inFlight))
+	if s.bytes != nil {
+		// Twice the largest message: nats.go asks for more once half the
+		// buffer is free, and a pull that asks for fewer bytes than the
+		// next message holds would stall.
+		buffer = jetstream.PullMaxBytes(2*int(s.js.Conn().MaxPayload()) + 64<<10)
+	}
+	it, err := cons.Messages(buffer)
 	if err != nil {
 		return nil, fmt.Errorf("pull from consumer %s: %w", name, err)
 	}
@@ -192,6 +218,17 @@ func (s *Subscriber) work(ctx, msgCtx context.Context, topic string, it jetstrea
 }
 
 func (s *Subscriber) handle(ctx, msgCtx context.Context, topic string, jm jetstream.Msg, prog *progress, out chan<- *message.Message) {
+	// Waiting for the byte budget or for the router counts as in progress,
+	// so a message that waits does not come back as a redelivery.
+	prog.add(jm)
+	defer prog.remove(jm)
+	if s.bytes != nil {
+		n := min(msgSize(jm), s.cfg.InFlightBytes)
+		if err := s.acquire(ctx, n); err != nil {
+			return // closing: JetStream redelivers it after the ack wait
+		}
+		defer s.bytes.Release(n)
+	}
 	msg, delivered := toWatermill(jm)
 	msg.SetContext(msgCtx)
 
@@ -203,8 +240,6 @@ func (s *Subscriber) handle(ctx, msgCtx context.Context, topic string, jm jetstr
 		return
 	}
 
-	prog.add(jm)
-	defer prog.remove(jm)
 	// After the close signal, only the handler's outcome or the deadline
 	// ends the wait: a closed channel left in the select would fire on
 	// every turn and spin (one core per in-flight message, starving the
@@ -233,6 +268,36 @@ func (s *Subscriber) handle(ctx, msgCtx context.Context, topic string, jm jetstr
 			return
 		}
 	}
+}
+
+// acquire takes n bytes of the byte budget, waiting until they are free;
+// it fails when ctx ends or the Subscriber closes first.
+func (s *Subscriber) acquire(ctx context.Context, n int64) error {
+	if s.bytes.TryAcquire(n) {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return s.bytes.Acquire(ctx, n)
+}
+
+// msgSize is what a message weighs against the byte budget: its payload
+// and headers.
+func msgSize(jm jetstream.Msg) int64 {
+	n := int64(len(jm.Data()))
+	for k, vs := range jm.Headers() {
+		for _, v := range vs {
+			n += int64(len(k) + len(v) + 4)
+		}
+	}
+	return n
 }
 
 // progress keeps the messages of one subscription that handlers are

@@ -173,3 +173,68 @@ func TestSlowHandlerKeepsItsMessage(t *testing.T) {
 		t.Fatalf("%d messages left in the work queue", n)
 	}
 }
+
+// The byte budget bounds what handlers hold, whatever the count allows:
+// with room for three 100 KiB messages, ten workers hand over three at a
+// time and the next one only when one settles; a message larger than the
+// whole budget goes through alone.
+func TestInFlightBytesBoundWhatHandlersHold(t *testing.T) {
+	const size, budget = 100 << 10, 3 * (100<<10 + 1<<10)
+	sub, nc, _ := newTestSubscriber(t, 30*time.Second, natsjs.SubscriberConfig{InFlight: 10, InFlightBytes: budget})
+	msgs, err := sub.Subscribe(context.Background(), "audit.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(n int) {
+		t.Helper()
+		if err := nc.Publish("audit.log", make([]byte, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := func() *message.Message {
+		t.Helper()
+		select {
+		case m := <-msgs:
+			return m
+		case <-time.After(10 * time.Second):
+			t.Fatal("no message handed over")
+			return nil
+		}
+	}
+	none := func(why string) {
+		t.Helper()
+		select {
+		case m := <-msgs:
+			t.Fatalf("a message of %d bytes was handed over %s", len(m.Payload), why)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+
+	for range 9 {
+		publish(size)
+	}
+	held := []*message.Message{next(), next(), next()}
+	none("beyond the budget of three")
+	for settled := 0; settled < 9; settled++ {
+		held[0].Ack()
+		held = held[1:]
+		if settled < 6 {
+			held = append(held, next())
+			none("while three are held")
+		}
+	}
+
+	publish(4 * size) // larger than the whole budget
+	big := next()
+	if len(big.Payload) != 4*size {
+		t.Fatalf("got %d bytes, want the large message", len(big.Payload))
+	}
+	publish(size)
+	none("beside the one larger than the budget")
+	big.Ack()
+	if m := next(); len(m.Payload) != size {
+		t.Fatalf("got %d bytes after the large message settled, want %d", len(m.Payload), size)
+	} else {
+		m.Ack()
+	}
+}
