@@ -11,6 +11,13 @@ import (
 	"unicode/utf8"
 )
 
+// Kept over jsontext's Value.Canonicalize (encoding/json/v2), which gives
+// the same bytes for every input this accepts but rounds the numbers this
+// rejects. Measured by BenchmarkJSONCanonicalize (jsontext_cmp_test.go):
+// 2.1x-2.3x faster than Canonicalize on string-valued details and RFC
+// 8785's key-order vector, a tie on number-heavy input, and 1.5x-4.4x
+// faster than Canonicalize with the exact-number check it would need.
+
 // AppendCanonicalJSON appends to dst the RFC 8785 (JSON Canonicalization
 // Scheme) form of the JSON value src: no insignificant whitespace, object
 // members sorted by their keys' UTF-16 code units, strings with the minimal

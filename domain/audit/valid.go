@@ -1,5 +1,10 @@
 package audit
 
+// Kept over jsontext (encoding/json/v2's syntax layer): measured 1.5x
+// faster than jsontext.Value.IsValid (duplicates and invalid UTF-8
+// allowed, as here) on a typical event and 1.8x on a typical details
+// object, BenchmarkJSONValidate in jsontext_cmp_test.go.
+
 // validJSON reports whether data is exactly one valid JSON value (RFC 8259)
 // with optional surrounding whitespace. It accepts what encoding/json's
 // Valid accepts (a differential fuzz test holds it to that) but runs
