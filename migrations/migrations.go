@@ -37,7 +37,7 @@ func Up(ctx context.Context, db *bun.DB) error {
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(?)", lockKey); err != nil {
 		return fmt.Errorf("migrations: take advisory lock: %w", err)
 	}

@@ -268,7 +268,7 @@ func (s *EvidenceStore) each(ctx context.Context, q string, args []any, fn func(
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	for rows.Next() {
 		if err := fn(rows); err != nil {
 			return err
