@@ -63,7 +63,11 @@ func ensureDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
 	}
 	_, err = conn.Exec(cctx, "CREATE DATABASE "+pgx.Identifier{cfg.Database}.Sanitize())
 	var pgErr *pgconn.PgError
-	if err != nil && !(errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "42501")) {
+	switch {
+	case err == nil:
+	case errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "42501"):
+		// duplicate_database (created meanwhile) or insufficient_privilege
+	default:
 		return fmt.Errorf("create database %q: %w", cfg.Database, err)
 	}
 	return nil
