@@ -99,7 +99,7 @@ var Vars = []Var{
 	{"AUDITQ_BATCH_MAX_EVENTS", "1000", "group commit of audit.log events: flush a batch at this many events"},
 	{"AUDITQ_BATCH_MAX_DELAY", "0s", "group commit: hold a batch this long for more events even when the database is free (0: commit as soon as a flusher is free)"},
 	{"AUDITQ_BATCH_FLUSHERS", "2", "group commit: batches written to the database at once"},
-	{"AUDITQ_CONCURRENCY", "2", "audit.log messages handled at once per process (the seed ran 2); audit.bulk at most AUDITQ_DATABASE_MAX_CONNS minus AUDITQ_BATCH_FLUSHERS, cleanup and report jobs at most 2"},
+	{"AUDITQ_CONCURRENCY", "2", "audit.log messages handled at once per process; audit.bulk at most AUDITQ_DATABASE_MAX_CONNS minus AUDITQ_BATCH_FLUSHERS, cleanup and report jobs at most 2"},
 	{"AUDITQ_RETRY_ATTEMPTS", "3", "attempts of a transient failure before the message goes back to JetStream for later redelivery"},
 	{"AUDITQ_RETRY_BACKOFF", "2s", "wait before the second attempt; doubles for each further one"},
 	{"AUDITQ_HANDLER_TIMEOUT", "10s", "deadline of one attempt"},

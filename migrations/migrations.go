@@ -28,8 +28,8 @@ func Up(ctx context.Context, db *bun.DB) error {
 	}
 	// A least-privilege role (docs/writer-role.sql) may not create tables,
 	// not even "IF NOT EXISTS" ones that exist: when every migration is
-	// applied already, Up only reads. (Found by the writer-role test: the
-	// service could not start as such a role.)
+	// applied already, Up only reads, so that the service can start as
+	// such a role.
 	if upToDate(ctx, db, ms) {
 		return nil
 	}

@@ -22,8 +22,8 @@ import (
 	"github.com/auditq/auditq/migrations"
 )
 
-// rawCountsSQL is the report statement from before the rollups: one scan
-// of audit_logs over the period, grouped three ways. The rollup-backed
+// rawCountsSQL is the report statement without rollups: one scan of
+// audit_logs over the period, grouped three ways. The rollup-backed
 // ReportCounts must always agree with it.
 const rawCountsSQL = `
 SELECT g, action, user_id, resource_type, n, failed
