@@ -44,7 +44,7 @@ func TestReadmeListsEveryVariable(t *testing.T) {
 		if v.Default == "" {
 			want = "(empty)"
 		}
-		if def != "*" && def != want && !(v.Default == "" && def == "") {
+		if ok := def == "*" || def == want || v.Default == "" && def == ""; !ok {
 			t.Errorf("README gives %s the default %s, Vars %q", v.Name, def, v.Default)
 		}
 	}

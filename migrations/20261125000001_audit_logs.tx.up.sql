@@ -1,6 +1,7 @@
--- audit_logs: one row per audited event. Column names follow the system we
--- replaced (snake_case), with occurred_at (when it happened, client time)
--- and received_at (when auditq received it) in place of its single timestamp.
+-- audit_logs: one row per audited event. Column names follow the system
+-- auditq replaces (snake_case), with occurred_at (when it happened, client
+-- time) and received_at (when auditq received it) where that system has a
+-- single timestamp.
 CREATE TABLE IF NOT EXISTS audit_logs (
     id            text        PRIMARY KEY,
     user_id       text,

@@ -28,8 +28,8 @@ func Up(ctx context.Context, db *bun.DB) error {
 	}
 	// A least-privilege role (docs/writer-role.sql) may not create tables,
 	// not even "IF NOT EXISTS" ones that exist: when every migration is
-	// applied already, Up only reads. (Found by the writer-role test: the
-	// service could not start as such a role.)
+	// applied already, Up only reads, so that the service can start as
+	// such a role.
 	if upToDate(ctx, db, ms) {
 		return nil
 	}
@@ -37,7 +37,7 @@ func Up(ctx context.Context, db *bun.DB) error {
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(?)", lockKey); err != nil {
 		return fmt.Errorf("migrations: take advisory lock: %w", err)
 	}

@@ -413,12 +413,12 @@ func kindName(t reflect.Type) string {
 // article turns encoding/json's value description ("number 1.5", "string")
 // into prose.
 func article(v string) string {
-	switch {
-	case v == "array", v == "object":
+	switch v {
+	case "array", "object":
 		return "an " + v
-	case v == "bool":
+	case "bool":
 		return "a boolean"
-	case v == "":
+	case "":
 		return "something else"
 	default:
 		return "a " + v

@@ -26,7 +26,7 @@ type RouterConfig struct {
 	Reports ReportPublisher
 
 	// Attempts is how often a transient failure is tried before the message
-	// is handed back to JetStream for a later redelivery (the seed: 3).
+	// is handed back to JetStream for a later redelivery.
 	Attempts int
 	// Backoff is the wait before the second attempt; it doubles after.
 	Backoff time.Duration

@@ -37,7 +37,7 @@ func (noReports) ReportGenerated(context.Context, string, audit.StoredReport) er
 func runRouter(t *testing.T, w audit.Writer) (pub message.Publisher, poisoned <-chan *message.Message) {
 	t.Helper()
 	ps := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 16}, watermill.NopLogger{})
-	t.Cleanup(func() { ps.Close() })
+	t.Cleanup(func() { _ = ps.Close() })
 	poison, err := ps.Subscribe(context.Background(), PoisonPrefix+"log")
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func runRouter(t *testing.T, w audit.Writer) (pub message.Publisher, poisoned <-
 		t.Fatal(err)
 	}
 	go func() { _ = r.Run(context.Background()) }()
-	t.Cleanup(func() { r.Close() })
+	t.Cleanup(func() { _ = r.Close() })
 	<-r.Running()
 	return ps, poison
 }

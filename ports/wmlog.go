@@ -9,9 +9,8 @@ import (
 
 // WatermillLogger adapts l for Watermill like watermill.NewSlogLogger
 // (Trace is watermill.LevelTrace), but checks the level before it converts
-// the fields: the router traces every message, and building those
-// attributes only to drop them was a measurable share of the per-message
-// work.
+// the fields: the router traces every message, so building those
+// attributes only to drop them would be per-message work for nothing.
 func WatermillLogger(l *slog.Logger) watermill.LoggerAdapter { return wmLogger{l} }
 
 type wmLogger struct{ l *slog.Logger }

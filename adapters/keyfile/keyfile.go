@@ -62,17 +62,18 @@ func LoadOrCreate(path string) (priv ed25519.PrivateKey, created bool, err error
 	if err != nil {
 		return nil, false, fmt.Errorf("signing key: %w", err)
 	}
-	defer os.Remove(tmp.Name())
+	// Best effort: linked to path or not, the temporary name is not needed.
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return nil, false, fmt.Errorf("signing key: %w", err)
 	}
 	if err := pem.Encode(tmp, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return nil, false, fmt.Errorf("signing key: write %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return nil, false, fmt.Errorf("signing key: %w", err)
 	}
 	if err := tmp.Close(); err != nil {

@@ -18,10 +18,10 @@ import (
 //
 // And a second: a copy must fit the broker's message size limit. A poison
 // copy is the original payload plus the poison headers, so an invalid
-// message close to the limit could never be poisoned: the publish failed,
-// the message was redelivered for ever (found by the hostile-input test).
-// A copy that does not fit is cut to fit, and header payload_truncated
-// gives the original size.
+// message close to the limit could otherwise never be poisoned: the
+// publish would fail and the message be redelivered for ever. A copy that
+// does not fit is cut to fit, and header payload_truncated gives the
+// original size.
 type republishMarshaler struct {
 	wmnats.NATSMarshaler
 	nc *nats.Conn // for its MaxPayload; nil: no limit

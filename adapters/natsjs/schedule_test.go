@@ -245,7 +245,7 @@ func TestRepublishingAFiredMessageSucceeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pub.Close()
+	defer func() { _ = pub.Close() }()
 	msg := message.NewMessage("AUDIT:7", []byte(`{"retentionDays":1}`))
 	msg.Metadata.Set(natsjs.HeaderScheduler, "audit.schedule.cleanup")
 	msg.Metadata.Set(natsjs.HeaderScheduleNext, "2026-11-26T03:00:00Z")

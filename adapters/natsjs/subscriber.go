@@ -304,7 +304,8 @@ func msgSize(jm jetstream.Msg) int64 {
 // working on and, every interval, tells JetStream that those handed over
 // at least an interval ago are still in progress, so a slow handler keeps
 // its message past the ack wait. One ticker serves all of them: a ticker
-// per message was about a seventh of the subscriber's CPU under load.
+// per message would cost a noticeable share of the subscriber's CPU under
+// load.
 type progress struct {
 	every time.Duration
 	mu    sync.Mutex

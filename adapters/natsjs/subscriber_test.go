@@ -47,10 +47,11 @@ func cpuTime(t *testing.T) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// Close waits for the handlers still running, idle: it once spun on the
-// closed signal, a core per in-flight message, and on two cores starved
-// the very writes the shutdown waited for (a SIGTERM under load then left
-// every message unacked). Messages acked during the wait are acked.
+// Close waits for the handlers still running, idle: spinning on the closed
+// signal would burn a core per in-flight message and, on two cores,
+// starve the very writes the shutdown waits for (a SIGTERM under load
+// would leave every message unacked). Messages acked during the wait are
+// acked.
 func TestCloseWaitsForRunningHandlersWithoutSpinning(t *testing.T) {
 	const n = 8
 	sub, nc, js := newTestSubscriber(t, 30*time.Second, natsjs.SubscriberConfig{InFlight: n, CloseTimeout: 10 * time.Second})

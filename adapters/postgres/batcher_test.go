@@ -22,7 +22,7 @@ func TestBatcherGroupsConcurrentWritesAndSplitsCounts(t *testing.T) {
 	var mu sync.Mutex
 	b := postgres.NewBatcher(repo, postgres.BatcherConfig{MaxEvents: 50, MaxDelay: 20 * time.Millisecond, Flushers: 2,
 		Observe: func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }})
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 
 	const writers = 40
 	results := make([]audit.WriteResult, writers)
@@ -62,7 +62,7 @@ func TestBatcherIsolatesAPermanentFailure(t *testing.T) {
 	ctx := context.Background()
 	db := newDB(t)
 	b := postgres.NewBatcher(postgres.NewRepository(db), postgres.BatcherConfig{MaxEvents: 100, MaxDelay: 50 * time.Millisecond})
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	bad := event("bad")
 	bad.Action = "nul\x00"
 	var wg sync.WaitGroup

@@ -35,7 +35,7 @@ func Open(ctx context.Context, url string, maxConns int) (*bun.DB, error) {
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, fmt.Errorf("connect to database %q on %s:%d: %w", cfg.Database, cfg.Host, cfg.Port, err)
 	}
 	return db, nil
@@ -56,14 +56,18 @@ func ensureDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
 	if err != nil {
 		return nil
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	var exists bool
 	if err := conn.QueryRow(cctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", cfg.Database).Scan(&exists); err != nil || exists {
 		return nil
 	}
 	_, err = conn.Exec(cctx, "CREATE DATABASE "+pgx.Identifier{cfg.Database}.Sanitize())
 	var pgErr *pgconn.PgError
-	if err != nil && !(errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "42501")) {
+	switch {
+	case err == nil:
+	case errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "42501"):
+		// duplicate_database (created meanwhile) or insufficient_privilege
+	default:
 		return fmt.Errorf("create database %q: %w", cfg.Database, err)
 	}
 	return nil

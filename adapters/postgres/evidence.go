@@ -47,7 +47,7 @@ func (s *EvidenceStore) Snapshot(ctx context.Context, fn func(*EvidenceStore) er
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	if _, err := conn.ExecContext(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
@@ -71,12 +71,12 @@ func (s *EvidenceStore) LockCheckpoints(ctx context.Context) (func(), error) {
 		return nil, fmt.Errorf("checkpoint lock: %w", err)
 	}
 	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", int64(checkpointLockKey)); err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, fmt.Errorf("checkpoint lock: %w", err)
 	}
 	return func() {
 		_, _ = conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", int64(checkpointLockKey))
-		conn.Close()
+		_ = conn.Close()
 	}, nil
 }
 
@@ -86,7 +86,7 @@ func (s *EvidenceStore) Heads(ctx context.Context) (batches, deletions evidence.
 	if err != nil {
 		return batches, deletions, fmt.Errorf("read chain heads: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	for rows.Next() {
 		var chain string
 		var h evidence.Head
@@ -112,7 +112,7 @@ func (s *EvidenceStore) BatchHashes(ctx context.Context, from, to int64) ([]evid
 	if err != nil {
 		return nil, fmt.Errorf("read batch hashes %d..%d: %w", from, to, err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	var out []evidence.Hash
 	for rows.Next() {
 		var b []byte
@@ -168,7 +168,7 @@ func (s *EvidenceStore) batches(ctx context.Context, fn func(evidence.Batch) err
 	if err != nil {
 		return fmt.Errorf("read batches: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	for rows.Next() {
 		b, err := scanBatch(rows)
 		if err != nil {
@@ -201,7 +201,7 @@ func (s *EvidenceStore) Deletions(ctx context.Context, fn func(evidence.Deletion
 	if err != nil {
 		return fmt.Errorf("read deletion records: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	m := pgtype.NewMap()
 	for rows.Next() {
 		var d evidence.Deletion
@@ -255,7 +255,7 @@ func (s *EvidenceStore) checkpoints(ctx context.Context, fn func(evidence.Checkp
 	if err != nil {
 		return fmt.Errorf("read checkpoints: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	for rows.Next() {
 		c, err := scanCheckpoint(rows)
 		if err != nil {
@@ -368,7 +368,7 @@ func (s *EvidenceStore) Rows(ctx context.Context, fn func([]evidence.SealedRow) 
 		if err != nil {
 			return fmt.Errorf("stream rows: %w", err)
 		}
-		defer c.Close()
+		defer func() { _ = c.Close() }()
 		conn = c
 	}
 	return conn.Raw(func(dc any) error {

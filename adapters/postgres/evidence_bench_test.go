@@ -63,7 +63,7 @@ func BenchmarkSealOverhead(b *testing.B) {
 						})
 					}
 					wg.Wait()
-					bt.Close()
+					_ = bt.Close()
 				}
 				stop()
 				return n.Load(), time.Since(start)

@@ -479,7 +479,7 @@ func TestConcurrentInstancesKeepOneChain(t *testing.T) {
 				}
 			})
 		}
-		t.Cleanup(func() { b.Close() })
+		t.Cleanup(func() { _ = b.Close() })
 	}
 	wg.Wait()
 	tr.checkpoint(t, command.CheckpointPeriodic)

@@ -101,7 +101,9 @@ func (r *Repository) WriteReturning(ctx context.Context, events []audit.Event) (
 	if err != nil {
 		return nil, fmt.Errorf("insert %d events: %w", len(events), err)
 	}
-	defer conn.Close()
+	// Close only hands the connection back to the pool: the outcome of
+	// the write is known by then.
+	defer func() { _ = conn.Close() }()
 	var inserted []int
 	err = conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()

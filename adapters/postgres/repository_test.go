@@ -23,7 +23,7 @@ func newDB(t testing.TB) *bun.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { _ = db.Close() })
 	if err := migrations.Up(ctx, db); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestMigrationsAreIdempotentAndConcurrent(t *testing.T) {
 				errs <- err
 				return
 			}
-			defer db.Close()
+			defer func() { _ = db.Close() }()
 			errs <- migrations.Up(ctx, db)
 		}()
 	}

@@ -34,7 +34,7 @@ func BenchmarkCleanupWhileIngesting(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	if err := migrations.Up(ctx, db); err != nil {
 		b.Fatal(err)
 	}

@@ -190,7 +190,7 @@ func (r *Roller) Roll(ctx context.Context) (Rolled, error) {
 	if err != nil {
 		return done, fmt.Errorf("roll up reports: %w", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	err = conn.Raw(func(dc any) error {
 		c := dc.(*stdlib.Conn).Conn()
 		var locked bool

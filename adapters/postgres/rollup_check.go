@@ -23,16 +23,17 @@ import (
 //
 // Stale hours and spans are read raw by reports and need no check.
 //
-// Comparing every figure directly sorts the whole table three ways (by
-// hour and action, user, resource type): 10 s per million rows here.
-// Instead one pass compares a signature per hour and per span: the counts,
-// and per dimension the sum of a 31-bit hash of the key over the events
-// (over the rows; over n times the key's hash for the rollups; 31 bits
-// keep the products in bigint, which sums fast). The hash is seeded with a
-// number drawn at random for each check, so figures changed beforehand
-// cannot have been chosen to keep the sums: a changed figure goes
-// unnoticed only if hashes collide. Only hours and spans whose signatures
-// differ are then compared figure by figure, to name what differs.
+// Comparing every figure directly would sort the whole table three ways
+// (by hour and action, user, resource type), which is slow on a large
+// table. Instead one pass compares a signature per hour and per span: the
+// counts, and per dimension the sum of a 31-bit hash of the key over the
+// events (over the rows; over n times the key's hash for the rollups; 31
+// bits keep the products in bigint, which sums fast). The hash is seeded
+// with a number drawn at random for each check, so figures changed
+// beforehand cannot have been chosen to keep the sums: a changed figure
+// goes unnoticed only if hashes collide. Only hours and spans whose
+// signatures differ are then compared figure by figure, to name what
+// differs.
 
 // rollupSigsSQL lists the current hours, then the current spans, whose
 // signatures differ: kind 'hour' with the hour, kind 'span' with the
@@ -268,7 +269,7 @@ func (s *EvidenceStore) each(ctx context.Context, q string, args []any, fn func(
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	for rows.Next() {
 		if err := fn(rows); err != nil {
 			return err

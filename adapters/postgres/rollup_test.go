@@ -22,8 +22,8 @@ import (
 	"github.com/auditq/auditq/migrations"
 )
 
-// rawCountsSQL is the report statement from before the rollups: one scan
-// of audit_logs over the period, grouped three ways. The rollup-backed
+// rawCountsSQL is the report statement without rollups: one scan of
+// audit_logs over the period, grouped three ways. The rollup-backed
 // ReportCounts must always agree with it.
 const rawCountsSQL = `
 SELECT g, action, user_id, resource_type, n, failed
@@ -48,7 +48,7 @@ func rawCounts(t testing.TB, db *bun.DB, p audit.Period) audit.ReportCounts {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	var out audit.ReportCounts
 	for rows.Next() {
 		var g int
@@ -647,7 +647,7 @@ func TestRollupWorksAsTheWriterRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { owner.Close() })
+	t.Cleanup(func() { _ = owner.Close() })
 	if err := migrations.Up(ctx, owner); err != nil {
 		t.Fatal(err)
 	}
@@ -655,7 +655,7 @@ func TestRollupWorksAsTheWriterRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { _ = db.Close() })
 	repo := postgres.NewRepository(db)
 	insert(t, repo, ev{"a", "2026-03-01T10:00:00Z", "u1", "x", "doc", true}, ev{"b", "2026-03-02T10:00:00Z", "u2", "y", "doc", false})
 	rollAll(t, db)

@@ -211,8 +211,8 @@ func (s *Sealer) committed() {
 }
 
 // batchSQL inserts the batch record. It is sent with COMMIT in one round
-// trip, its leaves as binary bytea: as a hex literal in simple-protocol
-// SQL, PostgreSQL's parser spent more than twice the CPU time on them.
+// trip, its leaves as binary bytea: as hex literals in simple-protocol SQL
+// they would cost PostgreSQL's parser far more CPU time.
 const batchSQL = `INSERT INTO audit_batches (id, sealed_at, leaf_count, leaves, root, signature)
 VALUES ($1, $2, $3, $4, $5, $6)`
 

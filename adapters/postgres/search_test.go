@@ -94,6 +94,12 @@ func TestSearchFilters(t *testing.T) {
 	}
 }
 
+// inSearchOrder reports whether b comes after a in search order: newest
+// first, events of one instant by descending id.
+func inSearchOrder(a, b audit.Event) bool {
+	return b.OccurredAt.Before(a.OccurredAt) || b.OccurredAt.Equal(a.OccurredAt) && b.ID < a.ID
+}
+
 // Keyset pages neither skip nor repeat a stored event while events keep
 // arriving between pages: newer ones (which belong before page one) and
 // late ones with old timestamps (which show up further on, once).
@@ -121,7 +127,7 @@ func TestSearchPagesAreStableAcrossInserts(t *testing.T) {
 		for i := range got {
 			e := got[i]
 			seen[e.ID]++
-			if prev != nil && !(e.OccurredAt.Before(prev.OccurredAt) || (e.OccurredAt.Equal(prev.OccurredAt) && e.ID < prev.ID)) {
+			if prev != nil && !inSearchOrder(*prev, e) {
 				t.Fatalf("page %d: %s (%s) does not come after %s (%s)", page, e.ID, e.OccurredAt, prev.ID, prev.OccurredAt)
 			}
 			prev = &got[i]

@@ -159,10 +159,9 @@ func decodeEvent(prefix string, data []byte, r Receipt) (Event, error) {
 			return Event{}, Invalid(prefix+"id", "is required when the message carries no Nats-Msg-Id")
 		}
 		// The fallback is a header any publisher can set to any bytes: it
-		// must keep the rules of the id field (found by FuzzDecodeEvent: a
-		// Nats-Msg-Id with a control character was stored, one with
-		// invalid UTF-8 failed in the database with a reason naming no
-		// field).
+		// must keep the rules of the id field, or a Nats-Msg-Id with a
+		// control character would be stored, and one with invalid UTF-8
+		// would fail in the database with a reason naming no field.
 		if !utf8.ValidString(r.FallbackID) {
 			return Event{}, Invalid(prefix+"id", "is absent and the message id (Nats-Msg-Id) is not valid UTF-8")
 		}
@@ -206,9 +205,9 @@ const maxKeyLabel = 64
 // (and so in errors, poison headers and logs): as is when it is a short
 // printable name, as every known field is; quoted (Go syntax) and cut to
 // maxKeyLabel characters when it is empty, holds control characters or
-// invalid UTF-8, or is long. Found by FuzzDecodeEvent (an empty key gave
-// the field name "") and the hostile-input table (a 5 MB unknown key was
-// repeated in full in the poison reason header).
+// invalid UTF-8, or is long, so that an empty key does not give the field
+// name "" and a huge unknown key is not repeated in full in the poison
+// reason header.
 func keyLabel(key string) string {
 	if key != "" && len(key) <= maxKeyLabel && utf8.ValidString(key) {
 		printable := true

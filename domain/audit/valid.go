@@ -124,7 +124,7 @@ func validString(d []byte, i int) (int, bool) {
 					return i, false
 				}
 				for _, h := range d[i+1 : i+5] {
-					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+					if !isHexDigit(h) {
 						return i, false
 					}
 				}
@@ -135,6 +135,10 @@ func validString(d []byte, i int) (int, bool) {
 		}
 	}
 	return i, false
+}
+
+func isHexDigit(h byte) bool {
+	return h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F'
 }
 
 func validNumber(d []byte, i int) (int, bool) {

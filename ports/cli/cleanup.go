@@ -36,10 +36,7 @@ func Cleanup(ctx context.Context, connect Connector, args []string, out io.Write
 	exclude := fs.String("exclude", "", "comma-separated actions to keep, e.g. security.breach,admin.access")
 	dryRun := fs.Bool("dry-run", false, "count what would be deleted; delete nothing")
 	timeout := fs.Duration("timeout", 35*time.Minute, "how long to wait for the result")
-	fs.Usage = func() {
-		fmt.Fprintln(out, "Usage: auditq cleanup (--retention-days N | --before DATE) [--exclude a,b] [--dry-run] [--timeout 35m]")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usage(fs, out, "Usage: auditq cleanup (--retention-days N | --before DATE) [--exclude a,b] [--dry-run] [--timeout 35m]")
 	if help, err := parseFlags(fs, args, false); help || err != nil {
 		return err
 	}
@@ -76,7 +73,9 @@ func Cleanup(ctx context.Context, connect Connector, args []string, out io.Write
 	if err != nil {
 		return fmt.Errorf("publish to %s: %w", subjectCleanup, err)
 	}
-	fmt.Fprintf(out, "published %s job %s: %s\n", subjectCleanup, id, body)
+	if _, err := fmt.Fprintf(out, "published %s job %s: %s\n", subjectCleanup, id, body); err != nil {
+		return err
+	}
 
 	wait := time.NewTimer(*timeout)
 	defer wait.Stop()
@@ -151,10 +150,11 @@ func printCleanupResult(out io.Writer, data []byte) error {
 	if len(r.ExcludeActions) > 0 {
 		kept = ", keeping " + strings.Join(r.ExcludeActions, ", ")
 	}
-	fmt.Fprintf(out, "%s %d events before %s%s (%d ms)\n", verb, r.DeletedCount, r.Cutoff.UTC().Format(time.RFC3339), kept, r.DurationMs)
+	p := &printer{w: out}
+	p.printf("%s %d events before %s%s (%d ms)\n", verb, r.DeletedCount, r.Cutoff.UTC().Format(time.RFC3339), kept, r.DurationMs)
 	var pretty bytes.Buffer
 	if err := json.Indent(&pretty, data, "", "  "); err == nil {
-		fmt.Fprintln(out, pretty.String())
+		p.println(pretty.String())
 	}
-	return nil
+	return p.err
 }

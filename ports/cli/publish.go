@@ -32,10 +32,7 @@ func Publish(ctx context.Context, connect Connector, args []string, out io.Write
 	file := fs.String("file", "", "JSON file: one event, an array of events, or {\"events\": [...]} for audit.bulk")
 	count := fs.Int("count", 1, "without -file: how many demo events to publish")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for each ack")
-	fs.Usage = func() {
-		fmt.Fprintln(out, "Usage: auditq publish [-file events.json] [-count N] [-timeout 10s]")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usage(fs, out, "Usage: auditq publish [-file events.json] [-count N] [-timeout 10s]")
 	if help, err := parseFlags(fs, args, false); help || err != nil {
 		return err
 	}
@@ -63,7 +60,9 @@ func Publish(ctx context.Context, connect Connector, args []string, out io.Write
 		if ack.Duplicate {
 			dup = " (duplicate: already in the stream)"
 		}
-		fmt.Fprintf(out, "%s seq=%d msg-id=%s%s\n", m.Subject, ack.Sequence, m.Header.Get(nats.MsgIdHdr), dup)
+		if _, err := fmt.Fprintf(out, "%s seq=%d msg-id=%s%s\n", m.Subject, ack.Sequence, m.Header.Get(nats.MsgIdHdr), dup); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -45,12 +45,10 @@ func Query(ctx context.Context, connect Connector, args []string, out io.Writer)
 	id := fs.String("id", "", "print the event with this id instead of searching")
 	asJSON := fs.Bool("json", false, "print the JSON response as received")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the answer")
-	fs.Usage = func() {
-		fmt.Fprintln(out, "Usage: auditq query [--action 'guild.*'] [--user u1] [--resource-type T --resource-id ID] [--success false]")
-		fmt.Fprintln(out, "                    [--from RFC3339] [--to RFC3339] [--limit 50] [--cursor C] [--json]")
-		fmt.Fprintln(out, "       auditq query --id EVENT_ID [--json]")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usage(fs, out,
+		"Usage: auditq query [--action 'guild.*'] [--user u1] [--resource-type T --resource-id ID] [--success false]",
+		"                    [--from RFC3339] [--to RFC3339] [--limit 50] [--cursor C] [--json]",
+		"       auditq query --id EVENT_ID [--json]")
 	if help, err := parseFlags(fs, args, false); help || err != nil {
 		return err
 	}
@@ -95,20 +93,23 @@ func Query(ctx context.Context, connect Connector, args []string, out io.Writer)
 		return fmt.Errorf("decode the answer of %s: %w", subject, err)
 	}
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tUSER\tACTION\tRESOURCE\tOK\tID")
+	t := &printer{w: tw}
+	t.println("TIME\tUSER\tACTION\tRESOURCE\tOK\tID")
 	for _, e := range page.Events {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Timestamp.Format(time.RFC3339Nano), cell(e.user()),
+		t.printf("%s\t%s\t%s\t%s\t%s\t%s\n", e.Timestamp.Format(time.RFC3339Nano), cell(e.user()),
 			cell(e.Action), cell(e.ResourceType+"/"+e.ResourceID), yesNo(e.Success), cell(e.ID))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	t.flush(tw)
+	if t.err != nil {
+		return t.err
 	}
-	fmt.Fprintf(out, "%d events", len(page.Events))
+	p := &printer{w: out}
+	p.printf("%d events", len(page.Events))
 	if page.NextCursor != nil {
-		fmt.Fprintf(out, "; more with --cursor %s", *page.NextCursor)
+		p.printf("; more with --cursor %s", *page.NextCursor)
 	}
-	fmt.Fprintln(out)
-	return nil
+	p.println()
+	return p.err
 }
 
 // eventView is an event as audit.query and audit.event.get return it.
@@ -138,6 +139,7 @@ func (e eventView) user() string {
 
 func printEvent(out io.Writer, e eventView) error {
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	t := &printer{w: tw}
 	for _, row := range [][2]string{
 		{"id", e.ID}, {"timestamp", e.Timestamp.Format(time.RFC3339Nano)}, {"received", e.ReceivedAt.Format(time.RFC3339Nano)},
 		{"user", e.user()}, {"action", e.Action}, {"resource", e.ResourceType + "/" + e.ResourceID},
@@ -145,10 +147,11 @@ func printEvent(out io.Writer, e eventView) error {
 		{"user agent", e.UserAgent}, {"session", e.SessionID}, {"request", e.RequestID}, {"details", string(e.Details)},
 	} {
 		if row[1] != "" {
-			fmt.Fprintf(tw, "%s\t%s\n", row[0], strings.ReplaceAll(row[1], "\n", "\n\t"))
+			t.printf("%s\t%s\n", row[0], strings.ReplaceAll(row[1], "\n", "\n\t"))
 		}
 	}
-	return tw.Flush()
+	t.flush(tw)
+	return t.err
 }
 
 func yesNo(ok bool) string {

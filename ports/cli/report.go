@@ -52,12 +52,10 @@ func Report(ctx context.Context, connect Connector, args []string, out io.Writer
 	id := fs.Int64("id", 0, "print the stored report with this id instead of generating one")
 	asJSON := fs.Bool("json", false, "print the JSON response as received")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the answer")
-	fs.Usage = func() {
-		fmt.Fprintln(out, "Usage: auditq report --type daily|weekly|monthly [--date 2026-11-24] [--tz Europe/Berlin] [--json]")
-		fmt.Fprintln(out, "       auditq report --type custom --start 2026-11-01T00:00:00Z --end 2026-11-15T00:00:00Z [--json]")
-		fmt.Fprintln(out, "       auditq report --id 42 [--json]")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usage(fs, out,
+		"Usage: auditq report --type daily|weekly|monthly [--date 2026-11-24] [--tz Europe/Berlin] [--json]",
+		"       auditq report --type custom --start 2026-11-01T00:00:00Z --end 2026-11-15T00:00:00Z [--json]",
+		"       auditq report --id 42 [--json]")
 	if help, err := parseFlags(fs, args, false); help || err != nil {
 		return err
 	}
@@ -84,25 +82,30 @@ func Report(ctx context.Context, connect Connector, args []string, out io.Writer
 
 func printReport(out io.Writer, r audit.StoredReport) error {
 	s := r.Summary
-	fmt.Fprintf(out, "%s report, %s to %s (%s)\n", r.ReportType,
+	p := &printer{w: out}
+	p.printf("%s report, %s to %s (%s)\n", r.ReportType,
 		r.Period.Start.Format(time.RFC3339Nano), r.Period.End.Format(time.RFC3339Nano), r.Period.TimeZone)
-	fmt.Fprintf(out, "report %d, generated %s (%s)\n\n", r.ID, r.GeneratedAt.Format(time.RFC3339), r.Trigger)
-	fmt.Fprintf(out, "events %d, successful %d, failed %d, success rate %.2f%%\n", s.Total, s.Successful, s.Failed, s.SuccessRate)
+	p.printf("report %d, generated %s (%s)\n\n", r.ID, r.GeneratedAt.Format(time.RFC3339), r.Trigger)
+	p.printf("events %d, successful %d, failed %d, success rate %.2f%%\n", s.Total, s.Successful, s.Failed, s.SuccessRate)
+	if p.err != nil {
+		return p.err
+	}
 
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	t := &printer{w: tw}
 	section := func(title string, header string, rows [][]any) {
-		fmt.Fprintf(tw, "\n%s\n", title)
+		t.printf("\n%s\n", title)
 		if len(rows) == 0 {
-			fmt.Fprintln(tw, "  (none)")
+			t.println("  (none)")
 			return
 		}
-		fmt.Fprintf(tw, "  %s\n", header)
+		t.printf("  %s\n", header)
 		for _, row := range rows {
 			cells := make([]string, len(row))
 			for i, c := range row {
 				cells[i] = cell(fmt.Sprint(c))
 			}
-			fmt.Fprintf(tw, "  %s\n", strings.Join(cells, "\t"))
+			t.printf("  %s\n", strings.Join(cells, "\t"))
 		}
 	}
 	var rows [][]any
@@ -125,7 +128,8 @@ func printReport(out io.Writer, r audit.StoredReport) error {
 		rows = append(rows, []any{f.Action, f.Failed, f.Total, fmt.Sprintf("%.2f%%", f.FailureRate)})
 	}
 	section("Failures", "ACTION\tFAILED\tTOTAL\tFAILURE RATE", rows)
-	return tw.Flush()
+	t.flush(tw)
+	return t.err
 }
 
 // request sends one request to the auditq service with plain NATS

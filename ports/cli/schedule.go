@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
@@ -31,9 +30,7 @@ type ScheduleLister func(ctx context.Context) ([]Schedule, error)
 func ScheduleCmd(ctx context.Context, list ScheduleLister, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("schedule", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.Usage = func() {
-		fmt.Fprintln(out, "Usage: auditq schedule show    print the installed JetStream schedules and their next firing")
-	}
+	fs.Usage = usage(fs, out, "Usage: auditq schedule show    print the installed JetStream schedules and their next firing")
 	if help, err := parseFlags(fs, args, true); help || err != nil {
 		return err
 	}
@@ -46,18 +43,21 @@ func ScheduleCmd(ctx context.Context, list ScheduleLister, args []string, out io
 		return err
 	}
 	if len(schedules) == 0 {
-		fmt.Fprintln(out, "no schedules installed (stream AUDIT, subjects audit.schedule.>)")
-		return nil
+		p := &printer{w: out}
+		p.println("no schedules installed (stream AUDIT, subjects audit.schedule.>)")
+		return p.err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCHEDULE\tPATTERN\tTIME ZONE\tTARGET\tNEXT FIRING (UTC)\tINSTALLED (UTC)\tPAYLOAD")
+	t := &printer{w: tw}
+	t.println("SCHEDULE\tPATTERN\tTIME ZONE\tTARGET\tNEXT FIRING (UTC)\tINSTALLED (UTC)\tPAYLOAD")
 	for _, s := range schedules {
 		next := "unknown"
 		if !s.Next.IsZero() {
 			next = s.Next.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Subject, s.Pattern, s.TimeZone, s.Target, next,
+		t.printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Subject, s.Pattern, s.TimeZone, s.Target, next,
 			s.Installed.UTC().Format(time.RFC3339), s.Payload)
 	}
-	return tw.Flush()
+	t.flush(tw)
+	return t.err
 }

@@ -63,11 +63,9 @@ func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) 
 	reports := fs.Bool("reports", false, "also check that the report rollups agree with the rows (one more scan of the table)")
 	workers := fs.Int("workers", 0, "goroutines hashing rows (default: one per CPU)")
 	timeout := fs.Duration("timeout", 30*time.Second, "--event: how long to wait for the answer")
-	fs.Usage = func() {
-		fmt.Fprintln(out, "Usage: auditq verify [--checkpoints-from db|nats] [--reports] [--pubkey KEY]")
-		fmt.Fprintln(out, "       auditq verify --event EVENT_ID [--pubkey KEY]")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usage(fs, out,
+		"Usage: auditq verify [--checkpoints-from db|nats] [--reports] [--pubkey KEY]",
+		"       auditq verify --event EVENT_ID [--pubkey KEY]")
 	if help, err := parseFlags(fs, args, false); help || err != nil {
 		return err
 	}
@@ -84,14 +82,15 @@ func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) 
 	if keyErr != nil {
 		return keyErr
 	}
-	opts := query.VerifyOptions{Keys: keys, Reports: *reports, Workers: *workers, Progress: func(p query.VerifyProgress) {
-		switch p.Phase {
+	p := &printer{w: out}
+	opts := query.VerifyOptions{Keys: keys, Reports: *reports, Workers: *workers, Progress: func(vp query.VerifyProgress) {
+		switch vp.Phase {
 		case "records":
-			fmt.Fprintln(out, "verify: reading batches, deletion records and checkpoints...")
+			p.println("verify: reading batches, deletion records and checkpoints...")
 		case "reports":
-			fmt.Fprintln(out, "verify: checking the report rollups against the rows...")
+			p.println("verify: checking the report rollups against the rows...")
 		case "rows":
-			fmt.Fprintf(out, "verify: %d rows checked (%.0f rows/s)\n", p.Rows, float64(p.Rows)/p.Elapsed.Seconds())
+			p.printf("verify: %d rows checked (%.0f rows/s)\n", vp.Rows, float64(vp.Rows)/vp.Elapsed.Seconds())
 		}
 	}}
 	if *from == "nats" {
@@ -107,30 +106,32 @@ func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) 
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	fmt.Fprintf(out, "verified %d events in %d batches (%d events sealed, %d deleted by %d signed retention records), %d checkpoints",
+	p.printf("verified %d events in %d batches (%d events sealed, %d deleted by %d signed retention records), %d checkpoints",
 		rep.Events, rep.Batches, rep.Leaves, rep.DeletedLeaves, rep.Deletions, rep.Checkpoints)
 	if rep.External > 0 || *from == "nats" {
-		fmt.Fprintf(out, " (%d from AUDIT_CHECKPOINTS)", rep.External)
+		p.printf(" (%d from AUDIT_CHECKPOINTS)", rep.External)
 	}
 	if rep.RollupsChecked {
-		fmt.Fprintf(out, ", report rollups of %d hours and %d days or months", rep.RollupHours, rep.RollupSpans)
+		p.printf(", report rollups of %d hours and %d days or months", rep.RollupHours, rep.RollupSpans)
 	}
-	fmt.Fprintf(out, " in %s\n", time.Since(start).Round(time.Millisecond))
+	p.printf(" in %s\n", time.Since(start).Round(time.Millisecond))
 	if rep.Uncovered > 0 {
-		fmt.Fprintf(out, "note: the newest %d batches are not yet covered by a signed checkpoint\n", rep.Uncovered)
+		p.printf("note: the newest %d batches are not yet covered by a signed checkpoint\n", rep.Uncovered)
 	}
 	if rep.OK() {
-		fmt.Fprintln(out, "OK: no tampering found")
-		return nil
+		p.println("OK: no tampering found")
+		return p.err
 	}
-	fmt.Fprintf(out, "FAILED: %d problems, in trail order:\n", rep.FailureCount)
+	p.printf("FAILED: %d problems, in trail order:\n", rep.FailureCount)
 	for i, f := range rep.Failures {
 		if i == 20 {
-			fmt.Fprintf(out, "  ... and %d more\n", rep.FailureCount-20)
+			p.printf("  ... and %d more\n", rep.FailureCount-20)
 			break
 		}
-		fmt.Fprintf(out, "  %s\n", f)
+		p.printf("  %s\n", f)
 	}
+	// The failed verification is the error that matters, whether or not
+	// its output could be written.
 	return fmt.Errorf("%w: %s", ErrVerifyFailed, rep.Failures[0])
 }
 
@@ -152,6 +153,7 @@ func trustedKeys(given evidence.KeyRing, installed func() (evidence.KeyRing, err
 
 // verifyEvent asks the service for the event's proof and checks it.
 func verifyEvent(ctx context.Context, deps VerifyDeps, id string, keys evidence.KeyRing, keyErr error, timeout time.Duration, out io.Writer) error {
+	w := &printer{w: out}
 	if keyErr != nil {
 		// No key of our own: take the service's, and say so.
 		data, err := request(ctx, deps.Connect, subjectPubKey, struct{}{}, timeout)
@@ -170,7 +172,7 @@ func verifyEvent(ctx context.Context, deps VerifyDeps, id string, keys evidence.
 			ids += ", retired " + evidence.KeyID(r.PublicKey)
 		}
 		keys = pk.Keys()
-		fmt.Fprintf(out, "warning: trusting the keys the service reports (%s); give --pubkey to check against keys you trust\n", ids)
+		w.printf("warning: trusting the keys the service reports (%s); give --pubkey to check against keys you trust\n", ids)
 	}
 	data, err := request(ctx, deps.Connect, subjectEventProof, query.EventProofRequest{ID: id}, timeout)
 	if err != nil {
@@ -182,15 +184,15 @@ func verifyEvent(ctx context.Context, deps VerifyDeps, id string, keys evidence.
 	}
 	if err := p.Verify(keys); err != nil {
 		if errors.Is(err, evidence.ErrNotCheckpointed) {
-			fmt.Fprintf(out, "event %q: sealed in batch %d (leaf %d of %d), but no signed checkpoint covers that batch yet\n",
+			w.printf("event %q: sealed in batch %d (leaf %d of %d), but no signed checkpoint covers that batch yet\n",
 				id, p.Batch.Seq, p.LeafIndex, p.Batch.LeafCount)
 		}
 		return fmt.Errorf("%w: %w", ErrVerifyFailed, err)
 	}
 	c := p.Checkpoint
-	fmt.Fprintf(out, "OK: event %q is part of the signed trail\n", id)
-	fmt.Fprintf(out, "  event hash  %s  (leaf %d of %d of batch %d, sealed %s)\n", p.LeafHash, p.LeafIndex, p.Batch.LeafCount, p.Batch.Seq, evidence.FormatTime(p.Batch.SealedAt))
-	fmt.Fprintf(out, "  batch hash  %s  (batch %d of %d in checkpoint %d's range %d..%d)\n", p.Batch.Hash, p.BatchIndex, p.RangeSize, c.Seq, c.RangeFrom, c.BatchSeq)
-	fmt.Fprintf(out, "  checkpoint  %d, %s, %s, signed by key %s\n", c.Seq, evidence.FormatTime(c.Time), c.Reason, c.KeyID)
-	return nil
+	w.printf("OK: event %q is part of the signed trail\n", id)
+	w.printf("  event hash  %s  (leaf %d of %d of batch %d, sealed %s)\n", p.LeafHash, p.LeafIndex, p.Batch.LeafCount, p.Batch.Seq, evidence.FormatTime(p.Batch.SealedAt))
+	w.printf("  batch hash  %s  (batch %d of %d in checkpoint %d's range %d..%d)\n", p.Batch.Hash, p.BatchIndex, p.RangeSize, c.Seq, c.RangeFrom, c.BatchSeq)
+	w.printf("  checkpoint  %d, %s, %s, signed by key %s\n", c.Seq, evidence.FormatTime(c.Time), c.Reason, c.KeyID)
+	return w.err
 }

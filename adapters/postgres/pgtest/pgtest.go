@@ -38,7 +38,7 @@ func NewDatabase(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("pgtest: connect to %s: %v (is PostgreSQL running?)", AdminURL(), err)
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
@@ -50,7 +50,7 @@ func NewDatabase(t testing.TB) string {
 			t.Logf("pgtest: drop %s: %v", name, err)
 			return
 		}
-		defer conn.Close(ctx)
+		defer func() { _ = conn.Close(ctx) }()
 		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 			t.Logf("pgtest: drop %s: %v", name, err)
 		}
@@ -85,7 +85,7 @@ func WriterRole(t testing.TB, ownerURL, scriptPath string) string {
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
-	defer owner.Close(ctx)
+	defer func() { _ = owner.Close(ctx) }()
 	// The simple protocol: the script is several statements.
 	if _, err := owner.PgConn().Exec(ctx, strings.ReplaceAll(string(script), "auditq_writer", role)).ReadAll(); err != nil {
 		t.Fatalf("pgtest: %s: %v", scriptPath, err)
@@ -103,7 +103,7 @@ func WriterRole(t testing.TB, ownerURL, scriptPath string) string {
 				return
 			}
 			_, err = c.Exec(ctx, step.sql)
-			c.Close(ctx)
+			_ = c.Close(ctx)
 			if err != nil {
 				t.Logf("pgtest: %s: %v", step.sql, err)
 				return
