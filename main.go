@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	_ "time/tzdata" // report time zones work where the system has no zoneinfo (e.g. scratch containers)
 
@@ -87,15 +88,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return fmt.Errorf("unknown command %q", cmd)
 }
 
+// printHelp prints the usage and the configuration variables; a failed
+// write has nowhere better to be reported.
 func printHelp(w io.Writer) {
-	fmt.Fprint(w, usage)
+	var b strings.Builder
+	b.WriteString(usage)
 	for _, v := range config.Vars {
 		def := v.Default
 		if def == "" {
 			def = "(empty)"
 		}
-		fmt.Fprintf(w, "  %-28s %s\n  %-28s default: %s\n", v.Name, v.Help, "", def)
+		fmt.Fprintf(&b, "  %-28s %s\n  %-28s default: %s\n", v.Name, v.Help, "", def)
 	}
+	_, _ = io.WriteString(w, b.String())
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {

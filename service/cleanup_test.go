@@ -337,7 +337,7 @@ func TestScheduledCleanupFiresSurvivesRestartAndFollowsConfig(t *testing.T) {
 	})
 
 	// Restart: the schedule is still there and fires again.
-	svc.Close()
+	_ = svc.Close()
 	svc = servicetest.Start(t, env)
 	keep = append(keep, seedRetentionRows(t, db, "b-")...)
 	servicetest.Eventually(t, 20*time.Second, func() (bool, string) {
@@ -349,7 +349,7 @@ func TestScheduledCleanupFiresSurvivesRestartAndFollowsConfig(t *testing.T) {
 	}
 
 	// A changed configuration replaces the schedule at the next start...
-	svc.Close()
+	_ = svc.Close()
 	env["AUDITQ_CLEANUP_CRON"] = "0 30 4 * * *"
 	env["AUDITQ_CLEANUP_TIMEZONE"] = "Europe/Berlin"
 	svc = servicetest.Start(t, env)
@@ -358,7 +358,7 @@ func TestScheduledCleanupFiresSurvivesRestartAndFollowsConfig(t *testing.T) {
 		t.Fatalf("schedule show after the change:\n%s", show)
 	}
 	// ... and "off" removes it.
-	svc.Close()
+	_ = svc.Close()
 	env["AUDITQ_CLEANUP_CRON"] = "off"
 	svc = servicetest.Start(t, env)
 	if show := scheduleShow(t, env, svc); strings.Contains(show, "audit.schedule.cleanup") {

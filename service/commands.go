@@ -84,7 +84,7 @@ func VerifyDeps(cfg config.Config) cli.VerifyDeps {
 			if err != nil {
 				return evidence.Report{}, err
 			}
-			defer db.Close()
+			defer func() { _ = db.Close() }()
 			store := postgres.NewEvidenceStore(db)
 			h := query.NewVerifyTrailHandler(func(ctx context.Context, fn func(query.TrailReader) error) error {
 				return store.Snapshot(ctx, func(s *postgres.EvidenceStore) error { return fn(s) })

@@ -103,7 +103,7 @@ func TestTamperEvidenceEndToEnd(t *testing.T) {
 	}
 
 	// Shutdown writes a last checkpoint, stored and published.
-	svc.Close()
+	_ = svc.Close()
 	var last struct {
 		Seq    int64
 		Reason string
@@ -179,7 +179,7 @@ func TestKeyRotationThroughTheCLI(t *testing.T) {
 			n := servicetest.CountRows(t, db, "id LIKE ?", prefix+"-%")
 			return n == 5, fmt.Sprintf("%d of 5 %s events stored", n, prefix)
 		})
-		svc.Close() // the shutdown checkpoint signs them
+		_ = svc.Close() // the shutdown checkpoint signs them
 	}
 	ingest(servicetest.Start(t, env), "before")
 	keyFile := filepath.Join(env["AUDITQ_DATA_DIR"], "signing-key.pem")
@@ -222,7 +222,7 @@ func TestKeyRotationThroughTheCLI(t *testing.T) {
 	if out, err := runVerify(t, client, "--event", "before-0"); err == nil || !strings.Contains(err.Error(), "bad signature") {
 		t.Fatalf("verify --event of an event the retired key covers, service unaware of that key: %v\n%s", err, out)
 	}
-	svc.Close()
+	_ = svc.Close()
 	svc = servicetest.Start(t, withRetired)
 	client["AUDITQ_NATS_URL"] = svc.NATSURL()
 	nc, _ := natstest.Connect(t, svc.NATSURL())
@@ -240,7 +240,7 @@ func TestKeyRotationThroughTheCLI(t *testing.T) {
 		!strings.Contains(out, "retired "+retiredID) {
 		t.Fatalf("verify --event with the keys the service reports: %v\n%s", err, out)
 	}
-	svc.Close()
+	_ = svc.Close()
 
 	withRetired["AUDITQ_RETIRED_KEYS"] = "not-a-key"
 	if out, err := runVerify(t, withRetired); err == nil || !strings.Contains(err.Error(), "AUDITQ_RETIRED_KEYS") {

@@ -248,7 +248,7 @@ func TestReadyzAndHealthz(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("%s = %d", path, resp.StatusCode)
 		}

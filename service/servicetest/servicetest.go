@@ -74,7 +74,7 @@ func Start(t testing.TB, env map[string]string) *service.Service {
 func TryStart(t testing.TB, env map[string]string) (*service.Service, error) {
 	t.Helper()
 	cfg := Config(t, env)
-	var out io.Writer = io.Discard
+	out := io.Discard
 	if testing.Verbose() {
 		out = os.Stderr
 	}
@@ -85,7 +85,7 @@ func TryStart(t testing.TB, env map[string]string) (*service.Service, error) {
 	if err := svc.Run(ctx); err != nil {
 		return nil, err
 	}
-	t.Cleanup(func() { svc.Close() })
+	t.Cleanup(func() { _ = svc.Close() })
 	return svc, nil
 }
 
@@ -96,7 +96,7 @@ func OpenDB(t testing.TB, env map[string]string) *bun.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { _ = db.Close() })
 	return db
 }
 
@@ -150,7 +150,7 @@ func Metric(t testing.TB, httpAddr, sample string) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
