@@ -2,6 +2,7 @@ package ports
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -26,11 +27,38 @@ type Checkpoints struct {
 	once     sync.Once
 }
 
-// StartCheckpoints starts writing checkpoints through w every interval.
-func StartCheckpoints(w CheckpointWriter, interval time.Duration, log *slog.Logger) *Checkpoints {
-	c := &Checkpoints{w: w, interval: interval, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+// CheckpointsConfig configures Checkpoints.
+type CheckpointsConfig struct {
+	// Interval is the time between periodic checkpoints.
+	Interval time.Duration
+	// Logger gets the outcome of each checkpoint; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *CheckpointsConfig) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate returns an error for an interval that is not positive.
+func (c CheckpointsConfig) Validate() error {
+	if c.Interval <= 0 {
+		return fmt.Errorf("checkpoints: Interval must be positive, got %s", c.Interval)
+	}
+	return nil
+}
+
+// StartCheckpoints starts writing checkpoints through w: one now, then
+// every interval. It returns cfg's validation error without starting.
+func StartCheckpoints(w CheckpointWriter, cfg CheckpointsConfig) (*Checkpoints, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Checkpoints{w: w, interval: cfg.Interval, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{})}
 	go c.run()
-	return c
+	return c, nil
 }
 
 func (c *Checkpoints) run() {

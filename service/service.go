@@ -154,7 +154,11 @@ func (s *Service) startStore(ctx context.Context) error {
 	}
 	// Every AUDITQ_ROLLUP_INTERVAL, recompute the report hours changed
 	// since their last roll (see postgres.Roller).
-	stop := postgres.NewRoller(db, postgres.DefaultRollupLag, 0).Start(s.cfg.RollupInterval, s.log.With("component", "rollups"))
+	roller, err := postgres.NewRoller(db, postgres.RollerConfig{Lag: postgres.DefaultRollupLag})
+	if err != nil {
+		return err
+	}
+	stop := roller.Start(s.cfg.RollupInterval, s.log.With("component", "rollups"))
 	s.onClose("rollups", func() error { stop(); return nil })
 	return nil
 }
@@ -273,7 +277,12 @@ func (s *Service) startApplication(context.Context) error {
 	// checkpoint covers them.
 	if te.writer != nil {
 		stopChaining := te.sealer.StartChaining(time.Second, s.log.With("component", "chainer"))
-		checkpoints := ports.StartCheckpoints(te.writer, s.cfg.CheckpointInterval, s.log.With("component", "checkpoints"))
+		checkpoints, err := ports.StartCheckpoints(te.writer, ports.CheckpointsConfig{
+			Interval: s.cfg.CheckpointInterval, Logger: s.log.With("component", "checkpoints"),
+		})
+		if err != nil {
+			return err
+		}
 		s.onClose("checkpoints", func() error {
 			stopChaining()
 			checkpoints.Stop() // chains what is left, then signs
@@ -283,14 +292,21 @@ func (s *Service) startApplication(context.Context) error {
 
 	repo := postgres.NewRepository(s.db).WithSealer(te.sealer)
 	s.metrics = ports.NewMetrics()
-	batcher := postgres.NewBatcher(repo, postgres.BatcherConfig{
+	batcher, err := postgres.NewBatcher(repo, postgres.BatcherConfig{
 		MaxEvents: s.cfg.BatchMaxEvents, MaxDelay: s.cfg.BatchMaxDelay, Flushers: s.cfg.BatchFlushers,
 		FlushTimeout: s.cfg.HandlerTimeout,
 		Observe:      func(n int) { s.metrics.ObserveBatch("group-commit", n) },
 	})
+	if err != nil {
+		return err
+	}
 	s.onClose("batcher", batcher.Close)
 
 	policy, err := retentionPolicy(s.cfg)
+	if err != nil {
+		return err
+	}
+	retention, err := postgres.NewRetention(s.db, postgres.RetentionConfig{})
 	if err != nil {
 		return err
 	}
@@ -307,13 +323,16 @@ func (s *Service) startApplication(context.Context) error {
 	if s.cfg.AuditReads {
 		readWriter = batcher
 	}
-	reads := query.NewReadAuditor(readWriter, nil)
-	report := query.NewReportHandler(repo, repo, reads, s.cfg.ReportMaxDays, nil)
+	reads := query.NewReadAuditor(readWriter, query.ReadAuditorConfig{})
+	report, err := query.NewReportHandler(repo, repo, reads, query.ReportConfig{MaxDays: s.cfg.ReportMaxDays})
+	if err != nil {
+		return err
+	}
 	s.app = app.Application{
 		Commands: app.Commands{
 			RecordEvents: command.NewRecordEventsHandler(batcher),
 			RecordBulk:   command.NewRecordBulkHandler(repo, s.results),
-			RunCleanup: command.NewRunCleanupHandler(te.retention(postgres.NewRetention(s.db, 0, 0)), repo, repo,
+			RunCleanup: command.NewRunCleanupHandler(te.retention(retention), repo, repo,
 				s.results, policy),
 		},
 		Queries: app.Queries{

@@ -1,6 +1,7 @@
 package natsjs
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -20,17 +21,45 @@ type EmbeddedConfig struct {
 	Token      string // alternative to User/Password
 }
 
-// StartEmbedded starts a nats-server with JetStream in this process and
-// waits until it accepts connections. Shut it down with Shutdown.
-func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
-	host, portStr, err := net.SplitHostPort(cfg.Listen)
+// Validate returns an error naming a listen address that is not
+// host:port, an empty DataDir, a negative MaxPayload, or a User without a
+// Password.
+func (c EmbeddedConfig) Validate() error {
+	if _, _, err := c.hostPort(); err != nil {
+		return err
+	}
+	if c.DataDir == "" {
+		return errors.New("embedded NATS: DataDir must not be empty")
+	}
+	if c.MaxPayload < 0 {
+		return fmt.Errorf("embedded NATS: MaxPayload must not be negative, got %d", c.MaxPayload)
+	}
+	if (c.User == "") != (c.Password == "") {
+		return errors.New("embedded NATS: User and Password go together")
+	}
+	return nil
+}
+
+func (c EmbeddedConfig) hostPort() (string, int, error) {
+	host, portStr, err := net.SplitHostPort(c.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("embedded NATS listen address %q: %w", cfg.Listen, err)
+		return "", 0, fmt.Errorf("embedded NATS listen address %q: %w", c.Listen, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		return nil, fmt.Errorf("embedded NATS listen port %q: %w", portStr, err)
+		return "", 0, fmt.Errorf("embedded NATS listen port %q: %w", portStr, err)
 	}
+	return host, port, nil
+}
+
+// StartEmbedded starts a nats-server with JetStream in this process and
+// waits until it accepts connections; it returns cfg's validation error,
+// or why the server did not start. Shut it down with Shutdown.
+func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	host, port, _ := cfg.hostPort()
 	opts := &server.Options{
 		ServerName:    "auditq",
 		Host:          host,

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -29,19 +30,27 @@ type BatcherConfig struct {
 	Observe func(events int)
 }
 
+// setDefaults fills in the zero settings: 1000 events, 2 flushers, a
+// flush timeout of 30 s (MaxDelay zero means none).
 func (c *BatcherConfig) setDefaults() {
-	if c.MaxEvents <= 0 {
+	if c.MaxEvents == 0 {
 		c.MaxEvents = 1000
 	}
-	if c.MaxDelay < 0 {
-		c.MaxDelay = 0
-	}
-	if c.Flushers <= 0 {
+	if c.Flushers == 0 {
 		c.Flushers = 2
 	}
-	if c.FlushTimeout <= 0 {
+	if c.FlushTimeout == 0 {
 		c.FlushTimeout = 30 * time.Second
 	}
+}
+
+// Validate returns an error naming a negative setting.
+func (c BatcherConfig) Validate() error {
+	if c.MaxEvents < 0 || c.MaxDelay < 0 || c.Flushers < 0 || c.FlushTimeout < 0 {
+		return fmt.Errorf("postgres: BatcherConfig: MaxEvents (%d), MaxDelay (%s), Flushers (%d) and FlushTimeout (%s) must not be negative",
+			c.MaxEvents, c.MaxDelay, c.Flushers, c.FlushTimeout)
+	}
+	return nil
 }
 
 // Batcher is an audit.Writer that commits the events of concurrent Write
@@ -70,16 +79,20 @@ type pending struct {
 
 var _ audit.Writer = (*Batcher)(nil)
 
-// NewBatcher starts a Batcher over w; Close stops it.
-func NewBatcher(w BatchWriter, cfg BatcherConfig) *Batcher {
+// NewBatcher starts a Batcher over w, or returns cfg's validation error;
+// Close stops it.
+func NewBatcher(w BatchWriter, cfg BatcherConfig) (*Batcher, error) {
 	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	b := &Batcher{w: w, cfg: cfg, in: make(chan *pending), out: make(chan []*pending), stop: make(chan struct{})}
 	b.wg.Add(1 + cfg.Flushers)
 	go b.collect()
 	for range cfg.Flushers {
 		go b.flusher()
 	}
-	return b
+	return b, nil
 }
 
 // ErrBatcherClosed is returned by Write after Close.

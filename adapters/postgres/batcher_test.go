@@ -20,7 +20,7 @@ func TestBatcherGroupsConcurrentWritesAndSplitsCounts(t *testing.T) {
 	}
 	var sizes []int
 	var mu sync.Mutex
-	b := postgres.NewBatcher(repo, postgres.BatcherConfig{MaxEvents: 50, MaxDelay: 20 * time.Millisecond, Flushers: 2,
+	b := mustBatcher(t, repo, postgres.BatcherConfig{MaxEvents: 50, MaxDelay: 20 * time.Millisecond, Flushers: 2,
 		Observe: func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }})
 	defer func() { _ = b.Close() }()
 
@@ -61,7 +61,7 @@ func TestBatcherGroupsConcurrentWritesAndSplitsCounts(t *testing.T) {
 func TestBatcherIsolatesAPermanentFailure(t *testing.T) {
 	ctx := context.Background()
 	db := newDB(t)
-	b := postgres.NewBatcher(postgres.NewRepository(db), postgres.BatcherConfig{MaxEvents: 100, MaxDelay: 50 * time.Millisecond})
+	b := mustBatcher(t, postgres.NewRepository(db), postgres.BatcherConfig{MaxEvents: 100, MaxDelay: 50 * time.Millisecond})
 	defer func() { _ = b.Close() }()
 	bad := event("bad")
 	bad.Action = "nul\x00"

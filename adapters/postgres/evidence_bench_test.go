@@ -48,7 +48,7 @@ func BenchmarkSealOverhead(b *testing.B) {
 						n.Add(1000)
 					}
 				case "batcher":
-					bt := postgres.NewBatcher(repo, postgres.BatcherConfig{MaxEvents: 1000, Flushers: 2})
+					bt := mustBatcher(b, repo, postgres.BatcherConfig{MaxEvents: 1000, Flushers: 2})
 					var wg sync.WaitGroup
 					for range 64 {
 						wg.Go(func() {

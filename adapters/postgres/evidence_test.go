@@ -96,7 +96,7 @@ func (tr *trail) writeOld(t testing.TB, n int, edit func(i int, e *audit.Event))
 // returns the rows deleted.
 func (tr *trail) cleanup(t testing.TB, c audit.Cleanup) int64 {
 	t.Helper()
-	ret := postgres.NewRetention(tr.db, 2, 0).RecordingDeletions(postgres.NewDeletionRecorder(tr.signer))
+	ret := mustRetention(t, tr.db, postgres.RetentionConfig{Chunk: 2}).RecordingDeletions(postgres.NewDeletionRecorder(tr.signer))
 	n, err := command.NewCheckpointingRetention(ret, tr.cp).DeleteExpired(context.Background(), c)
 	if err != nil {
 		t.Fatalf("cleanup: %v", err)
@@ -468,7 +468,7 @@ func TestConcurrentInstancesKeepOneChain(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for inst, repo := range []*postgres.Repository{tr.repo, other} {
-		b := postgres.NewBatcher(repo, postgres.BatcherConfig{MaxEvents: 7, Flushers: 2})
+		b := mustBatcher(t, repo, postgres.BatcherConfig{MaxEvents: 7, Flushers: 2})
 		for w := range 8 {
 			wg.Go(func() {
 				for i := range 10 {

@@ -60,7 +60,7 @@ func prefillReports(b *testing.B, db *bun.DB, n, users int, start time.Time, ste
 func rollEverything(b *testing.B, db *bun.DB) {
 	ctx := context.Background()
 	t0 := time.Now()
-	n, err := postgres.NewRoller(db, 0, 0).RollAll(ctx)
+	n, err := mustRoller(b, db, postgres.RollerConfig{}).RollAll(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}

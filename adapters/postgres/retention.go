@@ -37,14 +37,37 @@ type Retention struct {
 
 var _ audit.RetentionStore = (*Retention)(nil)
 
-// NewRetention returns a Retention over db deleting chunk rows per
-// statement (DefaultCleanupChunk when chunk < 1) and waiting pause between
-// chunks (none when zero) to leave the database to ingest.
-func NewRetention(db *bun.DB, chunk int, pause time.Duration) *Retention {
-	if chunk < 1 {
-		chunk = DefaultCleanupChunk
+// RetentionConfig configures a Retention.
+type RetentionConfig struct {
+	// Chunk is how many candidate rows one statement examines and at most
+	// deletes; zero means DefaultCleanupChunk.
+	Chunk int
+	// Pause is the wait between chunks, leaving the database to ingest;
+	// zero means none.
+	Pause time.Duration
+}
+
+func (c *RetentionConfig) setDefaults() {
+	if c.Chunk == 0 {
+		c.Chunk = DefaultCleanupChunk
 	}
-	return &Retention{db: db, chunk: chunk, pause: pause}
+}
+
+// Validate returns an error naming a negative setting.
+func (c RetentionConfig) Validate() error {
+	if c.Chunk < 0 || c.Pause < 0 {
+		return fmt.Errorf("postgres: RetentionConfig: Chunk (%d) and Pause (%s) must not be negative", c.Chunk, c.Pause)
+	}
+	return nil
+}
+
+// NewRetention returns a Retention over db, or cfg's validation error.
+func NewRetention(db *bun.DB, cfg RetentionConfig) (*Retention, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Retention{db: db, chunk: cfg.Chunk, pause: cfg.Pause}, nil
 }
 
 // RecordingDeletions returns a Retention that also appends, within each

@@ -73,7 +73,7 @@ func BenchmarkCleanupWhileIngesting(b *testing.B) {
 	b.Logf("seeded in %s", time.Since(start).Round(time.Second))
 
 	repo := postgres.NewRepository(db)
-	r := postgres.NewRetention(db, 0, 0)
+	r := mustRetention(b, db, postgres.RetentionConfig{})
 	c := audit.Cleanup{Cutoff: cutoff, ExcludeActions: []string{"security.breach"}, HoldUsers: []string{"user-7"}}
 	// user-7's old rows are held; everything else older than the cutoff goes.
 	var held int64

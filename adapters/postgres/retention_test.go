@@ -79,7 +79,7 @@ func TestRetentionDeletesExactlyTheExpiredRows(t *testing.T) {
 		HoldUsers:      []string{"u-held"},
 		HoldResources:  []audit.ResourceRef{{Type: "document", ID: "42"}, {Type: "document", ID: "a:b"}},
 	}
-	r := postgres.NewRetention(db, 3, 0) // tiny chunks: many statements
+	r := mustRetention(t, db, postgres.RetentionConfig{Chunk: 3}) // tiny chunks: many statements
 	n, err := r.CountExpired(ctx, c)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +112,7 @@ func TestRetentionWithoutExclusionsOrHolds(t *testing.T) {
 	db := newDB(t)
 	cutoff := audit.Normalize(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
 	retentionFixture(t, db, cutoff)
-	n, err := postgres.NewRetention(db, 0, 0).DeleteExpired(ctx, audit.Cleanup{Cutoff: cutoff})
+	n, err := mustRetention(t, db, postgres.RetentionConfig{}).DeleteExpired(ctx, audit.Cleanup{Cutoff: cutoff})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestRetentionInterruptedRunIsSafeToRepeat(t *testing.T) {
 	// Stop after the first chunk: the pause between chunks sees the
 	// cancelled context.
 	ctx, cancel := context.WithCancel(context.Background())
-	r := postgres.NewRetention(db, 4, time.Hour)
+	r := mustRetention(t, db, postgres.RetentionConfig{Chunk: 4, Pause: time.Hour})
 	go func() {
 		defer cancel()
 		for {
@@ -147,7 +147,7 @@ func TestRetentionInterruptedRunIsSafeToRepeat(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || n < 1 || n >= 24 {
 		t.Fatalf("interrupted run: deleted %d, err %v", n, err)
 	}
-	n2, err := postgres.NewRetention(db, 4, 0).DeleteExpired(context.Background(), c)
+	n2, err := mustRetention(t, db, postgres.RetentionConfig{Chunk: 4}).DeleteExpired(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,18 +94,38 @@ type Roller struct {
 	batch int
 }
 
-// NewRoller returns a Roller over db that rolls hours (and spans) ending
-// before the current UTC hour minus lag (DefaultRollupLag when negative),
-// at most batch hours, batch days and batch months per Roll
-// (DefaultRollupBatch when < 1).
-func NewRoller(db *bun.DB, lag time.Duration, batch int) *Roller {
-	if lag < 0 {
-		lag = DefaultRollupLag
+// RollerConfig configures a Roller.
+type RollerConfig struct {
+	// Lag: hours (and spans) ending after the current UTC hour minus Lag
+	// are left to be read raw. Zero rolls everything before the current
+	// hour; the service uses DefaultRollupLag.
+	Lag time.Duration
+	// Batch is how many hours, days and months one Roll brings up to date
+	// at most; zero means DefaultRollupBatch.
+	Batch int
+}
+
+func (c *RollerConfig) setDefaults() {
+	if c.Batch == 0 {
+		c.Batch = DefaultRollupBatch
 	}
-	if batch < 1 {
-		batch = DefaultRollupBatch
+}
+
+// Validate returns an error naming a negative setting.
+func (c RollerConfig) Validate() error {
+	if c.Lag < 0 || c.Batch < 0 {
+		return fmt.Errorf("postgres: RollerConfig: Lag (%s) and Batch (%d) must not be negative", c.Lag, c.Batch)
 	}
-	return &Roller{db: db, lag: lag, batch: batch}
+	return nil
+}
+
+// NewRoller returns a Roller over db, or cfg's validation error.
+func NewRoller(db *bun.DB, cfg RollerConfig) (*Roller, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Roller{db: db, lag: cfg.Lag, batch: cfg.Batch}, nil
 }
 
 // Rolled counts what one Roll brought up to date.

@@ -126,7 +126,7 @@ func mustPeriod(t testing.TB, req audit.ReportRequest) audit.Period {
 // of them, up to date.
 func rollAll(t testing.TB, db *bun.DB) postgres.Rolled {
 	t.Helper()
-	n, err := postgres.NewRoller(db, 0, 7).RollAll(context.Background()) // small batches: RollAll loops
+	n, err := mustRoller(t, db, postgres.RollerConfig{Batch: 7}).RollAll(context.Background()) // small batches: RollAll loops
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +357,7 @@ func TestRollupCleanupMakesHoursStale(t *testing.T) {
 			rollAll(t, db)
 			before := countTotal(checkExact(t, db, repo, "rolled", day))
 
-			ret := postgres.NewRetention(db, 4, 0) // many chunks
+			ret := mustRetention(t, db, postgres.RetentionConfig{Chunk: 4}) // many chunks
 			if rec != nil {
 				ret = ret.RecordingDeletions(rec)
 			}
@@ -435,7 +435,7 @@ func TestRollupAndWritersInFlight(t *testing.T) {
 	bump(tx)
 	rolled := make(chan error, 1)
 	go func() {
-		_, err := postgres.NewRoller(db, 0, 0).Roll(ctx)
+		_, err := mustRoller(t, db, postgres.RollerConfig{}).Roll(ctx)
 		rolled <- err
 	}()
 	waitForLockWait(t, db)
@@ -558,7 +558,7 @@ func TestRollupRandomPeriodsMatchRawAggregation(t *testing.T) {
 	}
 	partialRoll := func() {
 		// Some hours only: the roller's newest-first batches.
-		if _, err := postgres.NewRoller(db, 0, 1+rng.IntN(40)).Roll(ctx); err != nil {
+		if _, err := mustRoller(t, db, postgres.RollerConfig{Batch: 1 + rng.IntN(40)}).Roll(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -573,7 +573,7 @@ func TestRollupRandomPeriodsMatchRawAggregation(t *testing.T) {
 		write(100 + rng.IntN(400))
 		if round%2 == 1 {
 			cut := base.Add(time.Duration(rng.Int64N(int64(span))))
-			if _, err := postgres.NewRetention(db, 50, 0).RecordingDeletions(rec).DeleteExpired(ctx,
+			if _, err := mustRetention(t, db, postgres.RetentionConfig{Chunk: 50}).RecordingDeletions(rec).DeleteExpired(ctx,
 				audit.Cleanup{Cutoff: cut, ExcludeActions: []string{"act.3"}, HoldUsers: []string{"u07"}}); err != nil {
 				t.Fatal(err)
 			}
@@ -608,7 +608,7 @@ func TestRollerLagAndStart(t *testing.T) {
 	if _, err := repo.Write(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := postgres.NewRoller(db, time.Hour, 0).RollAll(ctx); err != nil || n.Hours != 1 {
+	if n, err := mustRoller(t, db, postgres.RollerConfig{Lag: time.Hour}).RollAll(ctx); err != nil || n.Hours != 1 {
 		t.Fatalf("rolled %d hours, %v; want only the one 3 hours back", n.Hours, err)
 	}
 	if fresh, _ := hourState(t, db, cur.Add(-3*time.Hour), cur.Add(-2*time.Hour)); fresh != 1 {
@@ -622,7 +622,7 @@ func TestRollerLagAndStart(t *testing.T) {
 		t.Fatalf("total %d, want 3", n)
 	}
 
-	stop := postgres.NewRoller(db, 0, 0).Start(10*time.Millisecond, slog.New(slog.DiscardHandler))
+	stop := mustRoller(t, db, postgres.RollerConfig{}).Start(10*time.Millisecond, slog.New(slog.DiscardHandler))
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, stale := hourState(t, db, cur.Add(-time.Hour), cur); stale == 0 {
@@ -660,7 +660,7 @@ func TestRollupWorksAsTheWriterRole(t *testing.T) {
 	insert(t, repo, ev{"a", "2026-03-01T10:00:00Z", "u1", "x", "doc", true}, ev{"b", "2026-03-02T10:00:00Z", "u2", "y", "doc", false})
 	rollAll(t, db)
 	insert(t, repo, ev{"c", "2026-03-01T10:30:00Z", "u1", "x", "doc", true}, ev{"a", "2026-03-01T10:00:00Z", "u1", "x", "doc", true})
-	if _, err := postgres.NewRetention(db, 0, 0).DeleteExpired(ctx, audit.Cleanup{Cutoff: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)}); err != nil {
+	if _, err := mustRetention(t, db, postgres.RetentionConfig{}).DeleteExpired(ctx, audit.Cleanup{Cutoff: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)}); err != nil {
 		t.Fatal(err)
 	}
 	if n := rollAll(t, db); n.Hours != 1 || n.Days != 1 || n.Months != 1 {

@@ -70,7 +70,7 @@ var clock = func() time.Time { return time.Date(2026, 11, 25, 0, 15, 0, 0, time.
 func TestReportJobIsIdempotent(t *testing.T) {
 	store := &fakeStore{byJob: map[string]audit.StoredReport{}}
 	rec := &recorder{}
-	h := NewReportHandler(store, store, NewReadAuditor(rec, clock), 0, clock)
+	h := mustReport(t, store, NewReadAuditor(rec, ReadAuditorConfig{Now: clock}))
 	in := ReportInput{Request: audit.ReportRequest{ReportType: "daily"}, Trigger: audit.TriggerSchedule, JobID: "AUDIT:42",
 		Now: time.Date(2026, 11, 25, 0, 15, 0, 0, time.UTC)}
 	first, err := h.Handle(context.Background(), in)
@@ -101,7 +101,7 @@ func TestReportJobIsIdempotent(t *testing.T) {
 func TestReadsOfRequestsGetFreshIDs(t *testing.T) {
 	store := &fakeStore{byJob: map[string]audit.StoredReport{}}
 	rec := &recorder{}
-	h := NewReportHandler(store, store, NewReadAuditor(rec, clock), 0, clock)
+	h := mustReport(t, store, NewReadAuditor(rec, ReadAuditorConfig{Now: clock}))
 	in := ReportInput{Request: audit.ReportRequest{ReportType: "daily"}, Requester: Requester{
 		RequestInfo: `{"acc":"APP","user":"bob"}`, Claimed: "alice\x00\n" + strings.Repeat("x", 300)}}
 	for range 2 {
@@ -132,12 +132,12 @@ func TestReadsOfRequestsGetFreshIDs(t *testing.T) {
 func TestUnrecordableReadIsNotServed(t *testing.T) {
 	store := &fakeStore{byJob: map[string]audit.StoredReport{}}
 	rec := &recorder{err: errors.New("database down")}
-	h := NewReportHandler(store, store, NewReadAuditor(rec, clock), 0, clock)
+	h := mustReport(t, store, NewReadAuditor(rec, ReadAuditorConfig{Now: clock}))
 	if _, err := h.Handle(context.Background(), ReportInput{Request: audit.ReportRequest{ReportType: "daily"}}); err == nil || !strings.Contains(err.Error(), "database down") {
 		t.Fatalf("got %v, want the recording failure", err)
 	}
 	// Without a recorder nothing is recorded and the read is served.
-	h = NewReportHandler(store, store, NewReadAuditor(nil, clock), 0, clock)
+	h = mustReport(t, store, NewReadAuditor(nil, ReadAuditorConfig{Now: clock}))
 	if _, err := h.Handle(context.Background(), ReportInput{Request: audit.ReportRequest{ReportType: "daily"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestUnrecordableReadIsNotServed(t *testing.T) {
 func TestFailedReadIsRecordedWithoutInternalDetails(t *testing.T) {
 	store := &fakeStore{byJob: map[string]audit.StoredReport{}, readErr: errors.New(`ERROR: relation "audit_logs" does not exist (SQLSTATE 42P01)`)}
 	rec := &recorder{}
-	h := NewReportHandler(store, store, NewReadAuditor(rec, clock), 0, clock)
+	h := mustReport(t, store, NewReadAuditor(rec, ReadAuditorConfig{Now: clock}))
 	_, err := h.Handle(context.Background(), ReportInput{Request: audit.ReportRequest{ReportType: "daily"}})
 	if err == nil {
 		t.Fatal("no error")
@@ -179,4 +179,14 @@ func TestCursorsRoundTripAndRejectGarbage(t *testing.T) {
 			t.Errorf("cursor %.20q: %v", bad, err)
 		}
 	}
+}
+
+// mustReport returns a ReportHandler over store with the test clock.
+func mustReport(t *testing.T, store *fakeStore, reads ReadAuditor) ReportHandler {
+	t.Helper()
+	h, err := NewReportHandler(store, store, reads, ReportConfig{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -45,13 +45,19 @@ type ReadAuditor struct {
 	now    func() time.Time
 }
 
+// ReadAuditorConfig configures a ReadAuditor.
+type ReadAuditorConfig struct {
+	// Now is the clock of the recorded events; nil means time.Now.
+	Now func() time.Time
+}
+
 // NewReadAuditor returns a ReadAuditor writing through w; nil w disables
-// recording. now defaults to time.Now.
-func NewReadAuditor(w audit.Writer, now func() time.Time) ReadAuditor {
-	if now == nil {
-		now = time.Now
+// recording.
+func NewReadAuditor(w audit.Writer, cfg ReadAuditorConfig) ReadAuditor {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
-	return ReadAuditor{writer: w, now: now}
+	return ReadAuditor{writer: w, now: cfg.Now}
 }
 
 // read describes one read to record.

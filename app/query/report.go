@@ -19,14 +19,39 @@ type ReportHandler struct {
 	maxDays int
 }
 
-// NewReportHandler returns a ReportHandler reading figures from reader and
-// storing reports in store. maxDays bounds custom periods (< 1: the
-// default, audit.DefaultReportMaxDays); now defaults to time.Now.
-func NewReportHandler(reader audit.ReportReader, store audit.ReportStore, reads ReadAuditor, maxDays int, now func() time.Time) ReportHandler {
-	if now == nil {
-		now = time.Now
+// ReportConfig configures a ReportHandler.
+type ReportConfig struct {
+	// MaxDays bounds custom periods; zero means audit.DefaultReportMaxDays.
+	MaxDays int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (c *ReportConfig) setDefaults() {
+	if c.MaxDays == 0 {
+		c.MaxDays = audit.DefaultReportMaxDays
 	}
-	return ReportHandler{reader: reader, store: store, reads: reads, now: now, maxDays: maxDays}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate returns an error for a negative MaxDays.
+func (c ReportConfig) Validate() error {
+	if c.MaxDays < 0 {
+		return fmt.Errorf("query: ReportConfig.MaxDays must not be negative, got %d", c.MaxDays)
+	}
+	return nil
+}
+
+// NewReportHandler returns a ReportHandler reading figures from reader and
+// storing reports in store, or cfg's validation error.
+func NewReportHandler(reader audit.ReportReader, store audit.ReportStore, reads ReadAuditor, cfg ReportConfig) (ReportHandler, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return ReportHandler{}, err
+	}
+	return ReportHandler{reader: reader, store: store, reads: reads, now: cfg.Now, maxDays: cfg.MaxDays}, nil
 }
 
 // ReportInput is one report to generate.
