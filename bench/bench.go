@@ -1,36 +1,32 @@
-// Package bench is auditq's end-to-end benchmark ("auditq bench"): it starts
-// "auditq serve" as a child process on an embedded NATS and a scratch
-// database, publishes events the way other services would, waits until
-// every row is committed and reports throughput, latency, memory and disk,
-// against the system we replaced (the seed design) and a plain pipeline
-// without any framework, measured in the same run.
+// Package bench is auditq's end-to-end benchmark ("auditq bench"): a client
+// that drives the service from outside. It starts "auditq serve" as a child
+// process (package e2e/harness, as the damage tests do) on an embedded NATS
+// and a scratch database, publishes events the way other services would,
+// waits until every row is committed and reports throughput, latency,
+// memory and disk, against the system we replaced (the seed design) and a
+// plain pipeline without any framework, measured in the same run.
 package bench
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
+
+	"github.com/auditq/auditq/e2e/harness"
 )
 
 // Options are the benchmark's flags.
@@ -202,7 +198,7 @@ func (r Result) print(out io.Writer) {
 
 func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	res := Result{Prefill: o.Prefill, AA: o.AA && !o.SkipNoSeal, Swap: o.Swap && !o.SkipNoSeal, Events: o.Events, Concurrency: o.Concurrency}
-	dbURL, drop, err := scratchDatabase(ctx, o.AdminURL)
+	dbURL, drop, err := harness.ScratchDatabase(ctx, o.AdminURL, scratchPrefix)
 	if err != nil {
 		return res, err
 	}
@@ -229,7 +225,7 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	}
 	specs := []spec{{"evidence on", dbURL, "on", fast}}
 	if !o.SkipNoSeal {
-		offDB, dropOff, err := scratchDatabase(ctx, o.AdminURL)
+		offDB, dropOff, err := harness.ScratchDatabase(ctx, o.AdminURL, scratchPrefix)
 		if err != nil {
 			return res, err
 		}
@@ -321,12 +317,12 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 				if waited, quiet := settle(o.Settle); !quiet && o.Settle > 0 {
 					fmt.Fprintf(out, "  (the machine stayed busy for %s; measuring anyway)\n", waited.Round(time.Second))
 				}
-				before := cpuNow(t.svc.pid())
+				before := cpuNow(t.svc.Pid())
 				v, err := t.pub.throughput(ctx, job.subject, o.Events, job.per, fmt.Sprintf("%s%d-%d", job.prefix, r, i))
 				if err != nil {
 					return res, err
 				}
-				cpu := job.cpu[i].add(before, cpuNow(t.svc.pid()), o.Events)
+				cpu := job.cpu[i].add(before, cpuNow(t.svc.Pid()), o.Events)
 				fmt.Fprintf(out, "  %.0f events/s; CPU per event: serve / postgres / publisher %s\n", v, cpu)
 				job.into[i] = append(job.into[i], v)
 			}
@@ -347,7 +343,7 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	// which the roller leaves alone while they change, so reports
 	// reaching up to now read those rows raw.
 	res.ReportsLoaded = timeReports(ctx, pub.nc)
-	res.PeakRSSMB = svc.peakRSSMB()
+	res.PeakRSSMB = peakRSSMB(svc)
 	if res.BytesPerEvent, err = bytesPerEvent(ctx, dbURL); err != nil {
 		return res, err
 	}
@@ -369,14 +365,14 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		if err != nil {
 			return res, err
 		}
-		bp, err := newPublisher(base.natsURL)
+		bp, err := newPublisher(base.NATSURL())
 		if err != nil {
-			base.stop()
+			_ = base.Stop(stopTimeout)
 			return res, err
 		}
 		res.BaselinePerSec, err = bp.throughput(ctx, "audit.log", o.BaseEvents, 1, "base")
 		bp.close()
-		base.stop()
+		_ = base.Stop(stopTimeout)
 		if err != nil {
 			return res, err
 		}
@@ -396,13 +392,13 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 type target struct {
 	name  string
 	dbURL string
-	svc   *child
+	svc   *harness.Child
 	pub   *publisher
 }
 
 func (t *target) close() {
 	t.pub.close()
-	t.svc.stop()
+	_ = t.svc.Stop(stopTimeout)
 }
 
 // setUp starts a service (called name in the output) configured by env on
@@ -416,18 +412,18 @@ func setUp(ctx context.Context, o Options, name, dbURL, dataDir string, env map[
 	if o.Prefill > 0 {
 		fmt.Fprintf(out, "prefilling %d rows...\n", o.Prefill)
 		if err := prefill(ctx, dbURL, o.Prefill); err != nil {
-			svc.stop()
+			_ = svc.Stop(stopTimeout)
 			return nil, err
 		}
 		fmt.Fprintf(out, "waiting for the service to roll up the prefilled hours for reports...\n")
 		if err := waitRolledUp(ctx, dbURL); err != nil {
-			svc.stop()
+			_ = svc.Stop(stopTimeout)
 			return nil, err
 		}
 	}
-	pub, err := newPublisher(svc.natsURL)
+	pub, err := newPublisher(svc.NATSURL())
 	if err != nil {
-		svc.stop()
+		_ = svc.Stop(stopTimeout)
 		return nil, err
 	}
 	return &target{name: name, dbURL: dbURL, svc: svc, pub: pub}, nil
@@ -499,129 +495,36 @@ func checkpoint(ctx context.Context, dbURL string) error {
 	return nil
 }
 
-// scratchDatabase creates an empty database and returns its URL and a
-// function that drops it.
-func scratchDatabase(ctx context.Context, admin string) (string, func(), error) {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	name := "auditq_bench_" + hex.EncodeToString(b[:])
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		return "", nil, fmt.Errorf("connect to %s: %w", admin, err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return "", nil, err
-	}
-	u, err := url.Parse(admin)
-	if err != nil {
-		return "", nil, err
-	}
-	u.Path = "/" + name
-	drop := func() {
-		c, err := pgx.Connect(context.Background(), admin)
-		if err != nil {
-			return
-		}
-		defer c.Close(context.Background())
-		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-	}
-	return u.String(), drop, nil
-}
+// scratchPrefix begins the names of the benchmark's scratch databases.
+const scratchPrefix = "auditq_bench_"
 
-type child struct {
-	cmd     *exec.Cmd
-	natsURL string
-	http    string
-	done    chan struct{}
-}
+// stopTimeout bounds how long a service may take to stop after SIGTERM
+// before it is killed.
+const stopTimeout = 60 * time.Second
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// startService starts "auditq serve" and waits for /readyz.
-func startService(ctx context.Context, binary, dbURL, dataDir string, extra map[string]string) (*child, error) {
-	np, err := freePort()
+// startService starts "auditq serve" on dbURL with its data in dataDir
+// and the variables of extra, and waits for /readyz. Its output goes to
+// dataDir.log and to stderr.
+func startService(ctx context.Context, binary, dbURL, dataDir string, extra map[string]string) (*harness.Child, error) {
+	env, err := harness.BaseEnv(dbURL, dataDir)
 	if err != nil {
 		return nil, err
 	}
-	hp, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	c := &child{natsURL: fmt.Sprintf("nats://127.0.0.1:%d", np), http: fmt.Sprintf("127.0.0.1:%d", hp), done: make(chan struct{})}
-	c.cmd = exec.Command(binary, "serve")
-	env := append(os.Environ(),
-		"AUDITQ_DATABASE_URL="+dbURL, "AUDITQ_DATA_DIR="+dataDir,
-		fmt.Sprintf("AUDITQ_NATS_LISTEN=127.0.0.1:%d", np), "AUDITQ_HTTP_ADDR="+c.http,
-		"AUDITQ_LOG_LEVEL=warn", "AUDITQ_LOG_FORMAT=text")
-	for k, v := range extra {
-		env = append(env, k+"="+v)
-	}
-	c.cmd.Env = env
-	c.cmd.Stderr = os.Stderr
-	if err := c.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { _ = c.cmd.Wait(); close(c.done) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-c.done:
-			return nil, errors.New("auditq serve exited during start-up")
-		case <-ctx.Done():
-			c.stop()
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		resp, err := http.Get("http://" + c.http + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return c, nil
-			}
-		}
-	}
-	c.stop()
-	return nil, errors.New("auditq serve did not become ready within 60s")
+	env["AUDITQ_LOG_FORMAT"] = "text"
+	maps.Copy(env, extra)
+	return harness.Start(ctx, harness.Config{
+		Binary: binary, Env: env, LogPath: dataDir + ".log", Echo: os.Stderr, ReadyTimeout: 60 * time.Second,
+	})
 }
 
-func (c *child) stop() {
-	select {
-	case <-c.done:
-		return
-	default:
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(60 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
-}
-
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
-// peakRSSMB reads the child's high-water resident set size.
-func (c *child) peakRSSMB() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.pid()))
+// peakRSSMB returns the service's high-water resident set size in MiB, 0
+// when it cannot be read.
+func peakRSSMB(c *harness.Child) float64 {
+	b, err := c.VmHWM()
 	if err != nil {
 		return 0
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
+	return float64(b) / (1 << 20)
 }
 
 func bytesPerEvent(ctx context.Context, dbURL string) (float64, error) {

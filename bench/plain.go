@@ -11,9 +11,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditq/auditq/e2e/harness"
 )
 
 var prefillColumns = []string{"id", "user_id", "action", "resource_type", "resource_id", "details", "ip_address",
@@ -93,15 +94,11 @@ func plainPipeline(ctx context.Context, dbURL, dir string, n, prefilled int) (fl
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true})
+	srv, err := harness.StartNATS(harness.NATSConfig{StoreDir: dir, ReadyTimeout: 10 * time.Second})
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("plain pipeline: %w", err)
 	}
-	srv.Start()
 	defer srv.Shutdown()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		return 0, errors.New("plain pipeline: nats-server did not start")
-	}
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		return 0, err

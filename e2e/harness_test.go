@@ -1,10 +1,12 @@
 package e2e
 
-// The harness of the damage tests (chaos_test.go, badinput_test.go,
-// security_test.go): the auditq binary built once per run, "auditq serve"
-// child processes, a publisher that behaves like a careful client, TCP
-// proxies that cut or slow a connection or drop JetStream acks, an in-test
-// nats-server, and the exactly-once assertion.
+// The test side of the harness of the damage tests (chaos_test.go,
+// badinput_test.go, security_test.go, bench_test.go): helpers over package
+// harness (child processes, free ports, the in-test nats-server) that fail
+// the test instead of returning errors, and what only tests need: the
+// auditq binary built once per run, a publisher that behaves like a careful
+// client, TCP proxies that cut or slow a connection or drop JetStream acks,
+// and the exactly-once assertion.
 
 import (
 	"bufio"
@@ -12,8 +14,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -23,7 +25,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +32,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/uptrace/bun"
+
+	"github.com/auditq/auditq/e2e/harness"
 )
 
 var (
@@ -73,12 +76,11 @@ func auditqBinary(t *testing.T) string {
 // fix ports this way so a restarted child listens where the old one did.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := harness.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // childEnv is the environment of an "auditq serve" child on dbURL with an
@@ -87,30 +89,28 @@ func freePort(t *testing.T) int {
 // quickly), and no schedules (they would add rows of their own).
 func childEnv(t *testing.T, dbURL string) map[string]string {
 	t.Helper()
-	return map[string]string{
-		"AUDITQ_DATABASE_URL":    dbURL,
-		"AUDITQ_NATS_LISTEN":     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		"AUDITQ_DATA_DIR":        t.TempDir(),
-		"AUDITQ_HTTP_ADDR":       fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		"AUDITQ_LOG_LEVEL":       "warn",
+	env, err := harness.BaseEnv(dbURL, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps.Copy(env, map[string]string{
 		"AUDITQ_LOG_FORMAT":      "json",
 		"AUDITQ_CONCURRENCY":     "256",
 		"AUDITQ_MAX_ACK_PENDING": "2048",
 		"AUDITQ_ACK_WAIT":        "5s",
 		"AUDITQ_CLEANUP_CRON":    "off",
 		"AUDITQ_REPORT_CRON":     "off",
-	}
+	})
+	return env
 }
 
-// child is one "auditq serve" process.
+// child is one "auditq serve" process (a harness.Child) whose helpers fail
+// the test instead of returning errors.
 type child struct {
-	t       *testing.T
-	name    string
-	env     map[string]string
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
-	state   *os.ProcessState
+	t    *testing.T
+	name string
+	h    *harness.Child
+	done <-chan struct{} // closed once the process has exited
 }
 
 var childSeq atomic.Int64
@@ -129,181 +129,105 @@ func startChild(t *testing.T, name string, env map[string]string) *child {
 // launchChild starts the process without waiting for readiness.
 func launchChild(t *testing.T, name string, env map[string]string) *child {
 	t.Helper()
-	bin := auditqBinary(t)
-	c := &child{t: t, name: name, env: env, done: make(chan struct{})}
-	c.logPath = filepath.Join(t.TempDir(), fmt.Sprintf("%s-%d.log", name, childSeq.Add(1)))
-	logFile, err := os.Create(c.logPath)
+	h, err := harness.Launch(harness.Config{
+		Binary:  auditqBinary(t),
+		Name:    name,
+		Env:     env,
+		LogPath: filepath.Join(t.TempDir(), fmt.Sprintf("%s-%d.log", name, childSeq.Add(1))),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.cmd = exec.Command(bin, "serve")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AUDITQ_") {
-			c.cmd.Env = append(c.cmd.Env, kv)
-		}
-	}
-	for k, v := range env {
-		c.cmd.Env = append(c.cmd.Env, k+"="+v)
-	}
-	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
-	if err := c.cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		_ = c.cmd.Wait()
-		c.state = c.cmd.ProcessState
-		logFile.Close()
-		close(c.done)
-	}()
+	c := &child{t: t, name: name, h: h, done: h.Done()}
 	t.Cleanup(func() {
-		if c.running() {
-			_ = c.cmd.Process.Kill()
-			<-c.done
+		if err := h.Kill(); err != nil {
+			t.Error(err)
 		}
 		if t.Failed() {
-			t.Logf("%s (pid %d) output, last 6 KB:\n%s", c.name, c.cmd.Process.Pid, tail(c.output(), 6<<10))
+			t.Logf("%s (pid %d) output, last 6 KB:\n%s", c.name, h.Pid(), h.Tail(6<<10))
 		}
 	})
 	return c
 }
 
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "..." + s[len(s)-n:]
-}
+func tail(s string, n int) string { return harness.Tail(s, n) }
 
 // output returns everything the process wrote so far.
 func (c *child) output() string {
-	b, _ := os.ReadFile(c.logPath)
-	return string(b)
-}
-
-func (c *child) running() bool {
-	select {
-	case <-c.done:
-		return false
-	default:
-		return true
+	c.t.Helper()
+	out, err := c.h.Output()
+	if err != nil {
+		c.t.Fatal(err)
 	}
+	return out
 }
 
-func (c *child) httpAddr() string { return c.env["AUDITQ_HTTP_ADDR"] }
+func (c *child) running() bool { return c.h.Running() }
+
+// exitCode is the exit code once the process has exited (-1 before, or
+// when a signal ended it).
+func (c *child) exitCode() int { return c.h.ExitCode() }
+
+func (c *child) httpAddr() string { return c.h.HTTPAddr() }
 
 // natsURL is where clients reach the broker this child uses.
-func (c *child) natsURL() string {
-	if u := c.env["AUDITQ_NATS_URL"]; u != "" {
-		return u
-	}
-	return "nats://" + c.env["AUDITQ_NATS_LISTEN"]
-}
+func (c *child) natsURL() string { return c.h.NATSURL() }
 
 func (c *child) waitReady(timeout time.Duration) {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if code, _ := c.readyz(); code == http.StatusOK {
-			return
-		}
-		select {
-		case <-c.done:
-			c.t.Fatalf("%s exited during start-up (%v):\n%s", c.name, c.state, tail(c.output(), 6<<10))
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("%s not ready within %s", c.name, timeout)
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := c.h.WaitReady(ctx); err != nil {
+		c.t.Fatal(err)
 	}
 }
 
 // readyz returns the status of GET /readyz (0 when it does not answer).
-func (c *child) readyz() (int, string) {
-	cl := http.Client{Timeout: 5 * time.Second}
-	resp, err := cl.Get("http://" + c.httpAddr() + "/readyz")
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+func (c *child) readyz() (int, string) { return c.h.Readyz() }
 
 // kill9 kills the process with SIGKILL and waits for it.
 func (c *child) kill9() {
 	c.t.Helper()
-	_ = c.cmd.Process.Signal(syscall.SIGKILL)
-	<-c.done
+	if err := c.h.Kill(); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // terminate sends SIGTERM and returns the exit code and how long the
 // process took to exit; it fails the test after timeout.
 func (c *child) terminate(timeout time.Duration) (int, time.Duration) {
 	c.t.Helper()
-	began := time.Now()
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-		return c.state.ExitCode(), time.Since(began)
-	case <-time.After(timeout):
-		c.t.Fatalf("%s did not exit within %s of SIGTERM", c.name, timeout)
-		return -1, 0
+	code, took, err := c.h.Terminate(timeout)
+	if err != nil {
+		c.t.Fatal(err)
 	}
+	return code, took
 }
 
 // metric returns one sample of the child's /metrics, e.g.
 // `auditq_events_ingested_total{handler="audit.log"}` (0 when absent).
 func (c *child) metric(sample string) float64 {
 	c.t.Helper()
-	v, err := scrape(c.httpAddr(), sample)
+	v, err := c.h.Metric(sample)
 	if err != nil {
-		c.t.Fatalf("%s /metrics: %v", c.name, err)
+		c.t.Fatal(err)
 	}
 	return v
 }
 
-// scrape reads one sample from /metrics at addr.
-func scrape(addr, sample string) (float64, error) {
-	cl := http.Client{Timeout: 10 * time.Second}
-	resp, err := cl.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), sample+" "); ok {
-			return strconv.ParseFloat(v, 64)
-		}
-	}
-	return 0, sc.Err()
-}
-
 // vmHWM returns the process's peak resident set size in bytes.
-func (c *child) vmHWM() int64 { return c.procStatus("VmHWM:") }
+func (c *child) vmHWM() int64 { return c.mem(c.h.VmHWM) }
 
 // vmRSS returns the process's current resident set size in bytes.
-func (c *child) vmRSS() int64 { return c.procStatus("VmRSS:") }
+func (c *child) vmRSS() int64 { return c.mem(c.h.VmRSS) }
 
-func (c *child) procStatus(key string) int64 {
+func (c *child) mem(read func() (int64, error)) int64 {
 	c.t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	n, err := read()
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, key); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				c.t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	c.t.Fatalf("no %s in /proc/%d/status", key, c.cmd.Process.Pid)
-	return 0
+	return n
 }
 
 // chaosEvent is a realistic event of about 300 bytes whose id is id.
@@ -530,21 +454,9 @@ func first(s []string, n int) []string { return s[:min(n, len(s))] }
 // shut down when the test ends, if still running.
 func startNATS(t *testing.T, port int, storeDir string, configure ...func(*server.Options)) *server.Server {
 	t.Helper()
-	opts := &server.Options{
-		ServerName: "in-test", Host: "127.0.0.1", Port: port,
-		JetStream: true, StoreDir: storeDir, NoSigs: true, NoLog: true,
-	}
-	for _, f := range configure {
-		f(opts)
-	}
-	srv, err := server.NewServer(opts)
+	srv, err := harness.StartNATS(harness.NATSConfig{Port: port, StoreDir: storeDir, ServerName: "in-test", Configure: configure})
 	if err != nil {
 		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
-		srv.Shutdown()
-		t.Fatalf("nats-server on port %d not ready", port)
 	}
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	return srv

@@ -393,7 +393,7 @@ func TestSecretsNeverInLogsOrReplies(t *testing.T) {
 			t.Fatalf("%s: still running after 60s", tc.name)
 		}
 		out := c.output()
-		if c.state.ExitCode() == 0 {
+		if c.exitCode() == 0 {
 			t.Errorf("%s: exit code 0", tc.name)
 		}
 		t.Logf("%s: %s", tc.name, strings.TrimSpace(tail(out, 300)))
