@@ -87,27 +87,27 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 		if err != nil {
 			return err
 		}
-		r.print(out)
-		return nil
+		return r.print(out)
 	}
 	first := o
 	first.Swap, first.SkipBaseline, first.SkipPlain = false, true, true
-	fmt.Fprintf(out, "first run: the evidence-on service in the first position\n")
+	say(out, "first run: the evidence-on service in the first position\n")
 	r1, err := run(ctx, first, out)
 	if err != nil {
 		return err
 	}
-	r1.print(out)
+	if err := r1.print(out); err != nil {
+		return err
+	}
 	o.Swap = true
-	fmt.Fprintf(out, "second run: positions swapped\n")
+	say(out, "second run: positions swapped\n")
 	r2, err := run(ctx, o, out)
 	if err != nil {
 		return err
 	}
 	r2.BothSingle = math.Sqrt(r1.SealSingle * r2.SealSingle)
 	r2.BothBulk = math.Sqrt(r1.SealBulk * r2.SealBulk)
-	r2.print(out)
-	return nil
+	return r2.print(out)
 }
 
 // Result is one benchmark run; its JSON form is the last line printed.
@@ -147,53 +147,67 @@ type Result struct {
 	CleanupMs       float64            `json:"cleanup_ms"`
 }
 
-func (r Result) print(out io.Writer) {
+// print writes the table and then the JSON line; it returns the first
+// write error.
+func (r Result) print(out io.Writer) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "measure\tvalue\n")
-	fmt.Fprintf(tw, "table rows before (prefill)\t%d\n", r.Prefill)
-	fmt.Fprintf(tw, "throughput: median of rounds\t%d\n", r.Rounds)
-	fmt.Fprintf(tw, "audit.log singles, events/s\t%.0f\n", r.SinglePerSec)
-	fmt.Fprintf(tw, "audit.bulk (1,000 per message), events/s\t%.0f\n", r.BulkPerSec)
+	say(tw, "measure\tvalue\n")
+	say(tw, "table rows before (prefill)\t%d\n", r.Prefill)
+	say(tw, "throughput: median of rounds\t%d\n", r.Rounds)
+	say(tw, "audit.log singles, events/s\t%.0f\n", r.SinglePerSec)
+	say(tw, "audit.bulk (1,000 per message), events/s\t%.0f\n", r.BulkPerSec)
 	if r.BaselinePerSec > 0 {
-		fmt.Fprintf(tw, "seed-design baseline, events/s\t%.0f\n", r.BaselinePerSec)
-		fmt.Fprintf(tw, "singles vs seed baseline\t%.1fx\n", r.VsBaseline)
+		say(tw, "seed-design baseline, events/s\t%.0f\n", r.BaselinePerSec)
+		say(tw, "singles vs seed baseline\t%.1fx\n", r.VsBaseline)
 	}
 	second, ratio := "tamper evidence off", "tamper evidence on vs off"
 	if r.AA {
 		second, ratio = "A/A: second service, evidence on too", "A/A: first vs second service"
 	}
 	if r.NoSealSingle > 0 {
-		fmt.Fprintf(tw, "%s: singles / bulk, events/s\t%.0f / %.0f\n", second, r.NoSealSingle, r.NoSealBulk)
-		fmt.Fprintf(tw, "%s: singles / bulk\t%.2fx / %.2fx\n", ratio, r.SealSingle, r.SealBulk)
+		say(tw, "%s: singles / bulk, events/s\t%.0f / %.0f\n", second, r.NoSealSingle, r.NoSealBulk)
+		say(tw, "%s: singles / bulk\t%.2fx / %.2fx\n", ratio, r.SealSingle, r.SealBulk)
 	}
 	if r.BothSingle > 0 {
-		fmt.Fprintf(tw, "%s, both runs (geometric mean): singles / bulk\t%.2fx / %.2fx\n", ratio, r.BothSingle, r.BothBulk)
+		say(tw, "%s, both runs (geometric mean): singles / bulk\t%.2fx / %.2fx\n", ratio, r.BothSingle, r.BothBulk)
 	}
-	fmt.Fprintf(tw, "CPU per event, singles: serve / postgres / publisher\t%s\n", r.SingleCPU)
-	fmt.Fprintf(tw, "CPU per event, bulk: serve / postgres / publisher\t%s\n", r.BulkCPU)
+	say(tw, "CPU per event, singles: serve / postgres / publisher\t%s\n", r.SingleCPU)
+	say(tw, "CPU per event, bulk: serve / postgres / publisher\t%s\n", r.BulkCPU)
 	if r.NoSealSingleCPU != nil {
-		fmt.Fprintf(tw, "CPU per event, %s, singles: serve / postgres / publisher\t%s\n", second, r.NoSealSingleCPU)
-		fmt.Fprintf(tw, "CPU per event, %s, bulk: serve / postgres / publisher\t%s\n", second, r.NoSealBulkCPU)
+		say(tw, "CPU per event, %s, singles: serve / postgres / publisher\t%s\n", second, r.NoSealSingleCPU)
+		say(tw, "CPU per event, %s, bulk: serve / postgres / publisher\t%s\n", second, r.NoSealBulkCPU)
 	}
 	if r.PlainPerSec > 0 {
-		fmt.Fprintf(tw, "plain no-framework pipeline, events/s\t%.0f\n", r.PlainPerSec)
-		fmt.Fprintf(tw, "singles vs plain pipeline\t%.2fx\n", r.VsPlain)
+		say(tw, "plain no-framework pipeline, events/s\t%.0f\n", r.PlainPerSec)
+		say(tw, "singles vs plain pipeline\t%.2fx\n", r.VsPlain)
 	}
-	fmt.Fprintf(tw, "latency publish->committed at %d/s: p50 / p99 / max\t%.1f / %.1f / %.1f ms\n", r.LatencyOffered, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs)
-	fmt.Fprintf(tw, "peak RSS of auditq serve\t%.0f MB\n", r.PeakRSSMB)
-	fmt.Fprintf(tw, "disk per stored event (whole database: rows, indexes, seals, rollups)\t%.0f bytes\n", r.BytesPerEvent)
+	say(tw, "latency publish->committed at %d/s: p50 / p99 / max\t%.1f / %.1f / %.1f ms\n", r.LatencyOffered, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs)
+	say(tw, "peak RSS of auditq serve\t%.0f MB\n", r.PeakRSSMB)
+	say(tw, "disk per stored event (whole database: rows, indexes, seals, rollups)\t%.0f bytes\n", r.BytesPerEvent)
 	names := make([]string, 0, len(r.ReportsMs))
 	for n := range r.ReportsMs {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(tw, "report %s, p99 of 20: before / after the ingest runs\t%.1f / %.1f ms\n", n, r.ReportsMs[n], r.ReportsLoaded[n])
+		say(tw, "report %s, p99 of 20: before / after the ingest runs\t%.1f / %.1f ms\n", n, r.ReportsMs[n], r.ReportsLoaded[n])
 	}
-	fmt.Fprintf(tw, "cleanup (retentionDays %d): rows deleted, publish->result\t%d in %.0f ms\n", r.CleanupDays, r.CleanupDeleted, r.CleanupMs)
-	tw.Flush()
-	line, _ := json.Marshal(r)
-	fmt.Fprintln(out, string(line))
+	say(tw, "cleanup (retentionDays %d): rows deleted, publish->result\t%d in %.0f ms\n", r.CleanupDays, r.CleanupDeleted, r.CleanupMs)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	line, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(out, string(line))
+	return err
+}
+
+// say writes one progress line of the benchmark. A failed write is not
+// an error of the measurement: the result's own print reports its errors.
+func say(w io.Writer, format string, a ...any) {
+	_, _ = fmt.Fprintf(w, format, a...)
 }
 
 func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
@@ -203,13 +217,13 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		return res, err
 	}
 	if !o.Keep {
-		defer drop()
+		defer func() { _ = drop() }()
 	}
 	dataDir, err := os.MkdirTemp("", "auditq-bench-")
 	if err != nil {
 		return res, err
 	}
-	defer os.RemoveAll(dataDir)
+	defer func() { _ = os.RemoveAll(dataDir) }()
 
 	fast := map[string]string{
 		"AUDITQ_CONCURRENCY":     strconv.Itoa(o.Concurrency),
@@ -230,7 +244,7 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 			return res, err
 		}
 		if !o.Keep {
-			defer dropOff()
+			defer func() { _ = dropOff() }()
 		}
 		name, env := "evidence off", map[string]string{"AUDITQ_TAMPER_EVIDENCE": "off"}
 		if res.AA {
@@ -247,7 +261,7 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	}
 	targets := make([]*target, len(specs))
 	for i, sp := range specs {
-		fmt.Fprintf(out, "service %d, %s, on a scratch database of its own:\n", i+1, sp.name)
+		say(out, "service %d, %s, on a scratch database of its own:\n", i+1, sp.name)
 		t, err := setUp(ctx, o, sp.name, sp.dbURL, filepath.Join(dataDir, sp.dir), sp.env, out)
 		if err != nil {
 			return res, err
@@ -272,13 +286,13 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 			return res, err
 		}
 		if i != onAt {
-			fmt.Fprintf(out, "the latency run's load on %s, not measured...\n", t.name)
+			say(out, "the latency run's load on %s, not measured...\n", t.name)
 			if _, err := t.pub.latency(ctx, o.LatencyRate, o.LatencyWarm+o.LatencyFor); err != nil {
 				return res, err
 			}
 			continue
 		}
-		fmt.Fprintf(out, "latency at %d/s for %s after %s of warm-up...\n", o.LatencyRate, o.LatencyFor, o.LatencyWarm)
+		say(out, "latency at %d/s for %s after %s of warm-up...\n", o.LatencyRate, o.LatencyFor, o.LatencyWarm)
 		if lat, err = t.pub.latency(ctx, o.LatencyRate, o.LatencyWarm+o.LatencyFor); err != nil {
 			return res, err
 		}
@@ -313,9 +327,9 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 				if err := checkpoint(ctx, t.dbURL); err != nil {
 					return res, err
 				}
-				fmt.Fprintf(out, "round %d/%d, %s: %s, %d events...\n", r+1, o.Rounds, t.name, job.subject, o.Events)
+				say(out, "round %d/%d, %s: %s, %d events...\n", r+1, o.Rounds, t.name, job.subject, o.Events)
 				if waited, quiet := settle(o.Settle); !quiet && o.Settle > 0 {
-					fmt.Fprintf(out, "  (the machine stayed busy for %s; measuring anyway)\n", waited.Round(time.Second))
+					say(out, "  (the machine stayed busy for %s; measuring anyway)\n", waited.Round(time.Second))
 				}
 				before := cpuNow(t.svc.Pid())
 				v, err := t.pub.throughput(ctx, job.subject, o.Events, job.per, fmt.Sprintf("%s%d-%d", job.prefix, r, i))
@@ -323,7 +337,7 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 					return res, err
 				}
 				cpu := job.cpu[i].add(before, cpuNow(t.svc.Pid()), o.Events)
-				fmt.Fprintf(out, "  %.0f events/s; CPU per event: serve / postgres / publisher %s\n", v, cpu)
+				say(out, "  %.0f events/s; CPU per event: serve / postgres / publisher %s\n", v, cpu)
 				job.into[i] = append(job.into[i], v)
 			}
 		}
@@ -350,7 +364,7 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	// A prefill spans the last year: keeping 335 days deletes about a
 	// twelfth of it (nothing of a table without prefill).
 	res.CleanupDays = 335
-	fmt.Fprintf(out, "cleanup, retentionDays %d...\n", res.CleanupDays)
+	say(out, "cleanup, retentionDays %d...\n", res.CleanupDays)
 	var took time.Duration
 	if res.CleanupDeleted, took, err = pub.cleanup(ctx, res.CleanupDays); err != nil {
 		return res, err
@@ -359,7 +373,7 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	on.close()
 
 	if !o.SkipBaseline {
-		fmt.Fprintf(out, "seed-design baseline (concurrency 2, one transaction per event): %d events...\n", o.BaseEvents)
+		say(out, "seed-design baseline (concurrency 2, one transaction per event): %d events...\n", o.BaseEvents)
 		seed := map[string]string{"AUDITQ_CONCURRENCY": "2", "AUDITQ_BATCH_MAX_EVENTS": "1"}
 		base, err := startService(ctx, o.Binary, dbURL, filepath.Join(dataDir, "seed"), seed)
 		if err != nil {
@@ -379,7 +393,7 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		res.VsBaseline = res.SinglePerSec / res.BaselinePerSec
 	}
 	if !o.SkipPlain {
-		fmt.Fprintf(out, "plain no-framework pipeline: %d events...\n", o.Events)
+		say(out, "plain no-framework pipeline: %d events...\n", o.Events)
 		if res.PlainPerSec, err = plainPipeline(ctx, dbURL, filepath.Join(dataDir, "plain"), o.Events, o.Prefill); err != nil {
 			return res, err
 		}
@@ -410,12 +424,12 @@ func setUp(ctx context.Context, o Options, name, dbURL, dataDir string, env map[
 		return nil, err
 	}
 	if o.Prefill > 0 {
-		fmt.Fprintf(out, "prefilling %d rows...\n", o.Prefill)
+		say(out, "prefilling %d rows...\n", o.Prefill)
 		if err := prefill(ctx, dbURL, o.Prefill); err != nil {
 			_ = svc.Stop(stopTimeout)
 			return nil, err
 		}
-		fmt.Fprintf(out, "waiting for the service to roll up the prefilled hours for reports...\n")
+		say(out, "waiting for the service to roll up the prefilled hours for reports...\n")
 		if err := waitRolledUp(ctx, dbURL); err != nil {
 			_ = svc.Stop(stopTimeout)
 			return nil, err
@@ -458,7 +472,7 @@ func waitRolledUp(ctx context.Context, dbURL string) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	deadline := time.Now().Add(30 * time.Minute)
 	for {
 		var stale int64
@@ -488,7 +502,7 @@ func checkpoint(ctx context.Context, dbURL string) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
 		return fmt.Errorf("CHECKPOINT before measuring (needs a superuser or pg_checkpoint): %w", err)
 	}
@@ -532,7 +546,7 @@ func bytesPerEvent(ctx context.Context, dbURL string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	var size, rows int64
 	if err := conn.QueryRow(ctx, "SELECT pg_database_size(current_database()), (SELECT count(*) FROM audit_logs)").Scan(&size, &rows); err != nil {
 		return 0, err

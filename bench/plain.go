@@ -31,7 +31,7 @@ func prefill(ctx context.Context, dbURL string, n int) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	now := time.Now().UTC()
 	span := int64(365 * 24 * time.Hour)
 	details := `{"field":"settings.name","old":"alpha","new":"beta"}`
@@ -119,7 +119,7 @@ func plainPipeline(ctx context.Context, dbURL, dir string, n, prefilled int) (fl
 	if err != nil {
 		return 0, err
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	for _, q := range []string{
 		`CREATE TABLE plain_logs (LIKE audit_logs INCLUDING DEFAULTS, PRIMARY KEY (id))`,
 		`CREATE INDEX ON plain_logs (occurred_at)`,

@@ -235,7 +235,7 @@ func (p *publisher) cleanup(ctx context.Context, days int) (int64, time.Duration
 	if err != nil {
 		return 0, 0, err
 	}
-	defer sub.Unsubscribe()
+	defer func() { _ = sub.Unsubscribe() }()
 	id := fmt.Sprintf("bench-cleanup-%d", time.Now().UnixNano())
 	m := nats.NewMsg("audit.cleanup")
 	m.Header.Set(nats.MsgIdHdr, id)

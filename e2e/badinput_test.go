@@ -367,7 +367,7 @@ func TestHostileInputsArePoisonedWithTheirField(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("/readyz = %d after the hostile inputs", resp.StatusCode)
 	}

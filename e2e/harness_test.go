@@ -47,7 +47,7 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if binDir != "" {
-		os.RemoveAll(binDir)
+		_ = os.RemoveAll(binDir)
 	}
 	os.Exit(code)
 }
@@ -167,8 +167,6 @@ func (c *child) running() bool { return c.h.Running() }
 // exitCode is the exit code once the process has exited (-1 before, or
 // when a signal ended it).
 func (c *child) exitCode() int { return c.h.ExitCode() }
-
-func (c *child) httpAddr() string { return c.h.HTTPAddr() }
 
 // natsURL is where clients reach the broker this child uses.
 func (c *child) natsURL() string { return c.h.NATSURL() }
@@ -493,7 +491,7 @@ func startTCPProxy(t *testing.T, target string) *tcpProxy {
 	}
 	p := &tcpProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
 	go p.accept()
-	t.Cleanup(func() { ln.Close(); p.Cut() })
+	t.Cleanup(func() { _ = ln.Close(); p.Cut() })
 	return p
 }
 
@@ -509,7 +507,7 @@ func (p *tcpProxy) accept() {
 		cut := p.cut
 		p.mu.Unlock()
 		if cut {
-			c.Close()
+			_ = c.Close()
 			continue
 		}
 		go p.serve(c)
@@ -519,21 +517,21 @@ func (p *tcpProxy) accept() {
 func (p *tcpProxy) serve(client net.Conn) {
 	server, err := net.DialTimeout("tcp", p.target, 5*time.Second)
 	if err != nil {
-		client.Close()
+		_ = client.Close()
 		return
 	}
 	p.mu.Lock()
 	if p.cut {
 		p.mu.Unlock()
-		client.Close()
-		server.Close()
+		_ = client.Close()
+		_ = server.Close()
 		return
 	}
 	p.conns[client], p.conns[server] = struct{}{}, struct{}{}
 	p.mu.Unlock()
 	closeBoth := func() {
-		client.Close()
-		server.Close()
+		_ = client.Close()
+		_ = server.Close()
 		p.mu.Lock()
 		delete(p.conns, client)
 		delete(p.conns, server)
@@ -572,7 +570,7 @@ func (p *tcpProxy) Cut() {
 	defer p.mu.Unlock()
 	p.cut = true
 	for c := range p.conns {
-		c.Close()
+		_ = c.Close()
 	}
 }
 
@@ -621,7 +619,7 @@ func startAckDropProxy(t *testing.T, target string, passFrom uint64) *ackDropPro
 			go p.serve(c)
 		}
 	}()
-	t.Cleanup(func() { ln.Close() })
+	t.Cleanup(func() { _ = ln.Close() })
 	return p
 }
 
@@ -630,12 +628,12 @@ func (p *ackDropProxy) Addr() string { return p.ln.Addr().String() }
 func (p *ackDropProxy) serve(client net.Conn) {
 	server, err := net.DialTimeout("tcp", p.target, 5*time.Second)
 	if err != nil {
-		client.Close()
+		_ = client.Close()
 		return
 	}
-	defer client.Close()
-	defer server.Close()
-	go func() { _, _ = io.Copy(client, server); client.Close() }()
+	defer func() { _ = client.Close() }()
+	defer func() { _ = server.Close() }()
+	go func() { _, _ = io.Copy(client, server); _ = client.Close() }()
 	r := bufio.NewReaderSize(client, 64<<10)
 	w := bufio.NewWriterSize(server, 64<<10)
 	for {

@@ -242,7 +242,7 @@ func TestWriterRoleCannotUpdateAuditRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { owner.Close() })
+	t.Cleanup(func() { _ = owner.Close() })
 	if err := migrations.Up(ctx, owner); err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +284,7 @@ func TestWriterRoleCannotUpdateAuditRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	if _, err := conn.Exec(ctx, `INSERT INTO audit_logs (id, action, resource_type, resource_id, occurred_at)
 		VALUES ('w-direct', 'doc.read', 'doc', 'd1', now())`); err != nil {
 		t.Fatalf("INSERT as %s: %v", role, err)

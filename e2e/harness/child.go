@@ -108,13 +108,13 @@ func Launch(cfg Config) (*Child, error) {
 	}
 	c.cmd.Stdout, c.cmd.Stderr = out, out
 	if err := c.cmd.Start(); err != nil {
-		logFile.Close()
+		_ = logFile.Close()
 		return nil, fmt.Errorf("harness: start %s: %w", cfg.Name, err)
 	}
 	go func() {
 		_ = c.cmd.Wait()
 		c.state = c.cmd.ProcessState
-		logFile.Close()
+		_ = logFile.Close()
 		close(c.done)
 	}()
 	return c, nil
@@ -166,7 +166,7 @@ func (c *Child) Readyz() (int, string) {
 	if err != nil {
 		return 0, err.Error()
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
@@ -292,7 +292,7 @@ func scrape(addr, sample string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {

@@ -33,7 +33,7 @@ func FreePort() (int, error) {
 			return 0, fmt.Errorf("harness: free port: %w", err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
+		_ = l.Close()
 		if port != natsDefaultPort {
 			return port, nil
 		}

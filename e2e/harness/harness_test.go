@@ -55,10 +55,10 @@ func fakeServe() {
 			http.Error(w, "not yet", http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintln(w, "ok")
+		_, _ = fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprint(w, "# HELP fake_total A counter.\nfake_total{a=\"b\"} 42\nfake_total{a=\"c\"} 7\n")
+		_, _ = fmt.Fprint(w, "# HELP fake_total A counter.\nfake_total{a=\"b\"} 42\nfake_total{a=\"c\"} 7\n")
 	})
 	ln, err := net.Listen("tcp", os.Getenv("AUDITQ_HTTP_ADDR"))
 	if err != nil {
@@ -265,7 +265,7 @@ func TestFreePortAndBaseEnv(t *testing.T) {
 	if err != nil {
 		t.Fatalf("port %d: %v", port, err)
 	}
-	ln.Close()
+	_ = ln.Close()
 	env, err := BaseEnv("postgres://db", "/data")
 	if err != nil {
 		t.Fatal(err)
@@ -325,9 +325,9 @@ func TestScratchDatabase(t *testing.T) {
 	if err := drop(); err != nil {
 		t.Fatal(err)
 	}
-	conn.Close(ctx)
+	_ = conn.Close(ctx)
 	if c, err := pgx.Connect(ctx, dbURL); err == nil {
-		c.Close(ctx)
+		_ = c.Close(ctx)
 		t.Fatalf("%s still there after drop", name)
 	}
 }

@@ -53,7 +53,7 @@ func adminExec(ctx context.Context, adminURL, sql string) error {
 	if err != nil {
 		return fmt.Errorf("harness: connect to %s: %w", redacted(adminURL), err)
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	if _, err := conn.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("harness: %s: %w", sql, err)
 	}
