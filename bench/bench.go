@@ -35,7 +35,7 @@ type Options struct {
 	Events       int    // events per throughput run
 	BaseEvents   int    // events for the seed-design baseline (it is slow)
 	Prefill      int    // rows in the table before measuring
-	Concurrency  int    // AUDITQ_CONCURRENCY of the measured service
+	Concurrency  int    // AUDITQ_CONCURRENCY of the measured service; 0 keeps the defaults
 	LatencyRate  int    // offered events/s for the latency run
 	LatencyFor   time.Duration
 	LatencyWarm  time.Duration
@@ -62,7 +62,7 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	fs.DurationVar(&o.Settle, "settle", 2*time.Minute, "before each throughput measurement, wait up to this long until the machine has been under 10 % busy for a second (0: do not wait)")
 	fs.IntVar(&o.BaseEvents, "baseline-events", 20000, "events for the seed-design baseline run")
 	fs.IntVar(&o.Prefill, "prefill", 0, "rows COPYed into the table before measuring (e.g. 10000000)")
-	fs.IntVar(&o.Concurrency, "concurrency", 2048, "AUDITQ_CONCURRENCY of the measured service")
+	fs.IntVar(&o.Concurrency, "concurrency", 0, "AUDITQ_CONCURRENCY of the measured service (AUDITQ_MAX_ACK_PENDING twice that); 0: the service's defaults, as users run it")
 	fs.IntVar(&o.LatencyRate, "latency-rate", 10000, "offered events/s in the latency run")
 	fs.DurationVar(&o.LatencyFor, "latency-for", 10*time.Second, "length of the latency run")
 	fs.DurationVar(&o.LatencyWarm, "latency-warmup", 5*time.Second, "offered load before the latency run, at its rate, not measured")
@@ -116,7 +116,7 @@ type Result struct {
 	AA              bool               `json:"aa,omitempty"`
 	Swap            bool               `json:"swap,omitempty"`
 	Events          int                `json:"events"`
-	Concurrency     int                `json:"concurrency"`
+	Concurrency     int                `json:"concurrency"` // 0: the service's defaults
 	Rounds          int                `json:"rounds"`
 	SinglePerSec    float64            `json:"single_events_per_sec"`
 	BulkPerSec      float64            `json:"bulk_events_per_sec"`
@@ -154,6 +154,11 @@ func (r Result) print(out io.Writer) error {
 	say(tw, "measure\tvalue\n")
 	say(tw, "table rows before (prefill)\t%d\n", r.Prefill)
 	say(tw, "throughput: median of rounds\t%d\n", r.Rounds)
+	if r.Concurrency > 0 {
+		say(tw, "measured with AUDITQ_CONCURRENCY\t%d\n", r.Concurrency)
+	} else {
+		say(tw, "measured with\tthe service's defaults\n")
+	}
 	say(tw, "audit.log singles, events/s\t%.0f\n", r.SinglePerSec)
 	say(tw, "audit.bulk (1,000 per message), events/s\t%.0f\n", r.BulkPerSec)
 	if r.BaselinePerSec > 0 {
@@ -225,9 +230,10 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	}
 	defer func() { _ = os.RemoveAll(dataDir) }()
 
-	fast := map[string]string{
-		"AUDITQ_CONCURRENCY":     strconv.Itoa(o.Concurrency),
-		"AUDITQ_MAX_ACK_PENDING": strconv.Itoa(max(o.Concurrency*2, 1000)),
+	fast := map[string]string{}
+	if o.Concurrency > 0 {
+		fast["AUDITQ_CONCURRENCY"] = strconv.Itoa(o.Concurrency)
+		fast["AUDITQ_MAX_ACK_PENDING"] = strconv.Itoa(max(o.Concurrency*2, 1000))
 	}
 	// The services in the order of their positions: the first is set up,
 	// prefilled and loaded first and goes first in odd rounds. The
