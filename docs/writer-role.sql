@@ -1,5 +1,5 @@
 -- auditq_writer: the least-privilege PostgreSQL role auditq serve runs as.
--- (README, "Security"; tested by TestWriterRoleCannotUpdateAuditRows.)
+-- (docs/operations.md, "Security"; tested by TestWriterRoleCannotUpdateAuditRows.)
 --
 -- Migrations run as the database owner: start auditq once with the owner's
 -- AUDITQ_DATABASE_URL (it migrates at start), or after each upgrade that
