@@ -42,13 +42,34 @@ func Load(path string) (ed25519.PrivateKey, error) {
 // created reports a new key. Instances starting at once end up with the
 // same key: the file appears atomically and only once.
 func LoadOrCreate(path string) (priv ed25519.PrivateKey, created bool, err error) {
+	return LoadOrCreateChecked(path, nil)
+}
+
+// LoadOrCreateChecked is LoadOrCreate with a check of the public key
+// before it is used: check (if not nil) is called with the key found in
+// path (created false), or with a newly generated one (created true)
+// before that is written, so that a key the check refuses is never left
+// in path. Its error is returned as is.
+func LoadOrCreateChecked(path string, check func(pub ed25519.PublicKey, created bool) error) (priv ed25519.PrivateKey, created bool, err error) {
+	if check == nil {
+		check = func(ed25519.PublicKey, bool) error { return nil }
+	}
 	priv, err = Load(path)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return priv, false, err
+	if err == nil {
+		if err := check(priv.Public().(ed25519.PublicKey), false); err != nil {
+			return nil, false, err
+		}
+		return priv, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, err
 	}
 	_, priv, err = ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, false, fmt.Errorf("signing key: generate: %w", err)
+	}
+	if err := check(priv.Public().(ed25519.PublicKey), true); err != nil {
+		return nil, false, err
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
@@ -81,8 +102,13 @@ func LoadOrCreate(path string) (priv ed25519.PrivateKey, created bool, err error
 	}
 	if err := os.Link(tmp.Name(), path); err != nil {
 		if errors.Is(err, fs.ErrExist) { // another instance was faster
-			priv, err = Load(path)
-			return priv, false, err
+			if priv, err = Load(path); err != nil {
+				return nil, false, err
+			}
+			if err := check(priv.Public().(ed25519.PublicKey), false); err != nil {
+				return nil, false, err
+			}
+			return priv, false, nil
 		}
 		return nil, false, fmt.Errorf("signing key: create %s: %w", path, err)
 	}
