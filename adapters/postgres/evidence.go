@@ -194,10 +194,45 @@ func (s *EvidenceStore) BatchByID(ctx context.Context, id int64) (evidence.Batch
 	return b, nil
 }
 
+// LastBatch returns the newest chained batch, else the newest batch not
+// yet chained, without its leaves; nil when there is none.
+func (s *EvidenceStore) LastBatch(ctx context.Context) (*evidence.BatchInfo, error) {
+	for _, q := range []string{
+		`SELECT ` + batchCols + ` FROM audit_batches WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1`,
+		`SELECT ` + batchCols + ` FROM audit_batches WHERE seq IS NULL ORDER BY sealed_at DESC, id DESC LIMIT 1`,
+	} {
+		b, err := scanBatch(s.q.QueryRowContext(ctx, q))
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read the last batch: %w", err)
+		}
+		info := b.Info()
+		return &info, nil
+	}
+	return nil, nil
+}
+
+// LastDeletion returns the newest deletion record, or nil when there is
+// none.
+func (s *EvidenceStore) LastDeletion(ctx context.Context) (*evidence.Deletion, error) {
+	var last *evidence.Deletion
+	err := s.deletions(ctx, func(d evidence.Deletion) error { last = &d; return nil }, `ORDER BY seq DESC LIMIT 1`)
+	if err != nil {
+		return nil, err
+	}
+	return last, nil
+}
+
 // Deletions calls fn with every deletion record in chain order.
 func (s *EvidenceStore) Deletions(ctx context.Context, fn func(evidence.Deletion) error) error {
+	return s.deletions(ctx, fn, `ORDER BY seq`)
+}
+
+func (s *EvidenceStore) deletions(ctx context.Context, fn func(evidence.Deletion) error, order string) error {
 	rows, err := s.q.QueryContext(ctx, `SELECT seq, recorded_at, cutoff, criteria, batch_ids, leaf_idx, key_id, prev_hash, hash, signature
-		FROM audit_deletions ORDER BY seq`)
+		FROM audit_deletions `+order)
 	if err != nil {
 		return fmt.Errorf("read deletion records: %w", err)
 	}

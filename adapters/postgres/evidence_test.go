@@ -29,6 +29,9 @@ type trail struct {
 	store  *postgres.EvidenceStore
 	signer *evidence.Signer
 	cp     *command.WriteCheckpointHandler
+	// retired are the keys newKey replaced, which the checkpoint writer
+	// trusts as AUDITQ_RETIRED_KEYS.
+	retired evidence.KeyRing
 }
 
 func newTrail(t testing.TB) *trail {
@@ -50,11 +53,12 @@ func (tr *trail) newKey(t testing.TB) ed25519.PublicKey {
 	var old ed25519.PublicKey
 	if tr.signer != nil {
 		old = tr.signer.PublicKey()
+		tr.retired = append(tr.retired, old)
 	}
 	tr.signer = evidence.NewSigner(priv)
 	tr.sealer = postgres.NewSealer(tr.db, tr.signer)
 	tr.repo = postgres.NewRepository(tr.db).WithSealer(tr.sealer)
-	tr.cp = command.NewWriteCheckpointHandler(tr.store, nil, tr.signer, tr.sealer)
+	tr.cp = command.NewWriteCheckpointHandler(tr.store, nil, tr.signer, tr.sealer).WithRetiredKeys(tr.retired)
 	return old
 }
 

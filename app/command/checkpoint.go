@@ -66,7 +66,16 @@ type WriteCheckpointHandler struct {
 	pub     CheckpointPublisher
 	signer  *evidence.Signer
 	witness SealWitness
+	retired evidence.KeyRing
 	now     func() time.Time
+}
+
+// WithRetiredKeys sets the keys the signing key replaced
+// (AUDITQ_RETIRED_KEYS): a previous checkpoint signed by one of them is
+// chained onto, as "auditq verify" trusts them too. It returns h.
+func (h *WriteCheckpointHandler) WithRetiredKeys(keys evidence.KeyRing) *WriteCheckpointHandler {
+	h.retired = keys
+	return h
 }
 
 // NewWriteCheckpointHandler returns a WriteCheckpointHandler. witness may
@@ -79,7 +88,9 @@ func NewWriteCheckpointHandler(store CheckpointStore, pub CheckpointPublisher, s
 // lock throughout, so checkpoints of several instances never conflict, and
 // publishes every stored checkpoint the stream lacks (a publish that failed
 // before is made up for). It returns the checkpoint once stored; an error
-// after that says it is stored but not (yet) published.
+// after that says it is stored but not (yet) published. It signs nothing,
+// and returns a *ForeignKeyError, when the previous checkpoint is signed
+// by a key neither the signer's nor retired (see WithRetiredKeys).
 func (h *WriteCheckpointHandler) Handle(ctx context.Context, reason string) (CheckpointResult, error) {
 	unlock, err := h.store.LockCheckpoints(ctx)
 	if err != nil {
@@ -94,6 +105,9 @@ func (h *WriteCheckpointHandler) Handle(ctx context.Context, reason string) (Che
 	}
 	prev, err := h.store.LastCheckpoint(ctx)
 	if err != nil {
+		return res, err
+	}
+	if err := h.checkPrevKey(prev); err != nil {
 		return res, err
 	}
 	batches, deletions, err := h.store.Heads(ctx)
@@ -164,6 +178,23 @@ func (h *WriteCheckpointHandler) Handle(ctx context.Context, reason string) (Che
 		res.Tampered = fmt.Sprint(problems)
 	}
 	return res, h.publishPending(ctx)
+}
+
+// checkPrevKey refuses to chain onto a checkpoint signed by a key that is
+// neither the signer's nor a retired one: "auditq verify", which trusts
+// the same keys, would reject the trail however many checkpoints follow.
+func (h *WriteCheckpointHandler) checkPrevKey(prev *evidence.Checkpoint) error {
+	if prev == nil || trusts(append(evidence.KeyRing{h.signer.PublicKey()}, h.retired...), prev.KeyID) {
+		return nil
+	}
+	e := &ForeignKeyError{
+		Record: fmt.Sprintf("newest checkpoint %d (%s)", prev.Seq, evidence.FormatTime(prev.Time)), KeyID: prev.KeyID,
+		Current: h.signer.KeyID(), Refused: fmt.Sprintf("to sign checkpoint %d", prev.Seq+1),
+	}
+	for _, k := range h.retired {
+		e.Retired = append(e.Retired, evidence.KeyID(k))
+	}
+	return e
 }
 
 // publishPending publishes, in order, the stored checkpoints the stream
