@@ -44,12 +44,9 @@ func RequestSubjects() []string {
 	return []string{SubjectReport, SubjectReportGet, SubjectReportList, SubjectQuery, SubjectEventGet, SubjectEventProof, SubjectPubKey}
 }
 
-// ServiceName is the micro service name (nats micro ls), ServiceVersion its
-// version.
-const (
-	ServiceName    = "auditq"
-	ServiceVersion = "1.0.0"
-)
+// ServiceName is the micro service name (nats micro ls); its version is
+// the binary's (ReadBuild().Semver()).
+const ServiceName = "auditq"
 
 // Error codes of the request service, in the Nats-Service-Error-Code
 // header; Nats-Service-Error holds the message.
@@ -115,7 +112,7 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 	r := &Requests{cfg: cfg, app: application}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
-		Version:     ServiceVersion,
+		Version:     ReadBuild().Semver(),
 		Description: "auditq audit trail: compliance reports and search",
 		ErrorHandler: func(_ micro.Service, e *micro.NATSError) {
 			cfg.Logger.Error("request service error", "subject", e.Subject, "err", e.Description)
