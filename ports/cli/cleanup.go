@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,14 +13,15 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditq/auditq/ports"
 )
 
-// Subjects the cleanup command talks on (ports.SubjectCleanup and friends;
-// repeated here because ports/cli is a leaf package).
+// Subjects the cleanup command talks on.
 const (
-	subjectCleanup        = "audit.cleanup"
-	subjectCleanupResults = "audit.results.cleanup"
-	subjectCleanupPoison  = "audit.poison.cleanup"
+	subjectCleanup        = ports.SubjectCleanup
+	subjectCleanupResults = ports.SubjectCleanupResults
+	subjectCleanupPoison  = ports.PoisonPrefix + "cleanup"
 )
 
 // Cleanup implements "auditq cleanup": it publishes one audit.cleanup job
@@ -32,7 +32,7 @@ func Cleanup(ctx context.Context, connect Connector, args []string, out io.Write
 	fs := flag.NewFlagSet("cleanup", flag.ContinueOnError)
 	fs.SetOutput(out)
 	days := fs.String("retention-days", "", "delete events older than this many `days` (counted from now)")
-	before := fs.String("before", "", "delete events before this time: RFC 3339 (2025-01-01T00:00:00Z) or a date (2025-01-01, UTC)")
+	before := fs.String("before", "", "delete events before this time: RFC 3339 (2025-01-01T00:00:00Z) or a date (2025-01-01: its start, UTC)")
 	exclude := fs.String("exclude", "", "comma-separated actions to keep, e.g. security.breach,admin.access")
 	dryRun := fs.Bool("dry-run", false, "count what would be deleted; delete nothing")
 	timeout := fs.Duration("timeout", 35*time.Minute, "how long to wait for the result")
@@ -102,20 +102,21 @@ func cleanupRequest(days, before, exclude string, dryRun bool) ([]byte, error) {
 	req := map[string]any{}
 	switch {
 	case days != "" && before != "":
-		return nil, errors.New("give either --retention-days or --before, not both")
+		return nil, usagef("give either --retention-days or --before, not both")
 	case days != "":
 		n, err := strconv.Atoi(days)
 		if err != nil {
-			return nil, fmt.Errorf("--retention-days: a whole number of days, got %q", days)
+			return nil, usagef("--retention-days: a whole number of days, got %q", days)
 		}
 		req["retentionDays"] = n
 	case before != "":
-		if t, err := time.Parse(time.DateOnly, before); err == nil {
-			before = t.UTC().Format(time.RFC3339)
+		t, err := timeFlag("--before", before, time.UTC)
+		if err != nil {
+			return nil, err
 		}
-		req["beforeDate"] = before
+		req["beforeDate"] = t
 	default:
-		return nil, errors.New("give --retention-days N or --before DATE")
+		return nil, usagef("give --retention-days N or --before DATE")
 	}
 	actions := []string{}
 	for _, a := range strings.Split(exclude, ",") {

@@ -38,8 +38,8 @@ func Query(ctx context.Context, connect Connector, args []string, out io.Writer)
 	success := fs.String("success", "", "true: only successes; false: only failures")
 	fs.StringVar(&req.SessionID, "session", "", "events of this session id")
 	fs.StringVar(&req.RequestID, "request", "", "events of this request id")
-	fs.StringVar(&req.From, "from", "", "events at or after this time, RFC 3339")
-	fs.StringVar(&req.To, "to", "", "events before this time, RFC 3339")
+	from := fs.String("from", "", "events at or after this time: RFC 3339, or a date (its start, UTC)")
+	to := fs.String("to", "", "events before this time: RFC 3339, or a date (its start, UTC)")
 	limit := fs.Int("limit", 0, "events per page, 1 to 1000 (default 100)")
 	fs.StringVar(&req.Cursor, "cursor", "", "continue after the page that printed this cursor")
 	id := fs.String("id", "", "print the event with this id instead of searching")
@@ -47,7 +47,7 @@ func Query(ctx context.Context, connect Connector, args []string, out io.Writer)
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the answer")
 	fs.Usage = usage(fs, out,
 		"Usage: auditq query [--action 'guild.*'] [--user u1] [--resource-type T --resource-id ID] [--success false]",
-		"                    [--from RFC3339] [--to RFC3339] [--limit 50] [--cursor C] [--json]",
+		"                    [--from 2026-11-01] [--to 2026-11-24T12:00:00Z] [--limit 50] [--cursor C] [--json]",
 		"       auditq query --id EVENT_ID [--json]")
 	if help, err := parseFlags(fs, args, false); help || err != nil {
 		return err
@@ -58,7 +58,14 @@ func Query(ctx context.Context, connect Connector, args []string, out io.Writer)
 		v := *success == "true"
 		req.Success = &v
 	default:
-		return fmt.Errorf("--success must be true or false, got %q", *success)
+		return usagef("--success must be true or false, got %q", *success)
+	}
+	var err error
+	if req.From, err = timeFlag("--from", *from, time.UTC); err != nil {
+		return err
+	}
+	if req.To, err = timeFlag("--to", *to, time.UTC); err != nil {
+		return err
 	}
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "limit" {
@@ -72,7 +79,7 @@ func Query(ctx context.Context, connect Connector, args []string, out io.Writer)
 	}
 	data, err := request(ctx, connect, subject, body, *timeout)
 	if err != nil {
-		return err
+		return flagErrors(err, map[string]string{"from": "--from", "to": "--to"})
 	}
 	if *asJSON {
 		_, err := fmt.Fprintf(out, "%s\n", data)

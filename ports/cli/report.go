@@ -15,15 +15,15 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/auditq/auditq/domain/audit"
+	"github.com/auditq/auditq/ports"
 )
 
-// Request subjects of the auditq micro service (ports.SubjectReport and
-// friends; repeated here because ports/cli is a leaf package).
+// Request subjects of the auditq micro service.
 const (
-	subjectReport    = "audit.report"
-	subjectReportGet = "audit.report.get"
-	subjectQuery     = "audit.query"
-	subjectEventGet  = "audit.event.get"
+	subjectReport    = ports.SubjectReport
+	subjectReportGet = ports.SubjectReportGet
+	subjectQuery     = ports.SubjectQuery
+	subjectEventGet  = ports.SubjectEventGet
 )
 
 // ServiceError is an error answer of the auditq request service: its code
@@ -37,6 +37,9 @@ func (e *ServiceError) Error() string {
 	return fmt.Sprintf("%s answered %s: %s", e.Subject, e.Code, e.Message)
 }
 
+// Is makes a 400 answer, a request refused as given, an ErrUsage.
+func (e *ServiceError) Is(target error) bool { return target == ErrUsage && e.Code == "400" }
+
 // Report implements "auditq report": it asks the running service for a
 // report (audit.report), or for a stored one with --id (audit.report.get),
 // and prints it as tables or, with --json, as the JSON received. A service
@@ -47,27 +50,31 @@ func Report(ctx context.Context, connect Connector, args []string, out io.Writer
 	typ := fs.String("type", "", "daily, weekly (ISO, Monday first), monthly or custom")
 	date := fs.String("date", "", "a day of the period, YYYY-MM-DD; default: the last complete period")
 	tz := fs.String("tz", "", "IANA time zone of the period, e.g. Europe/Berlin; default UTC")
-	start := fs.String("start", "", "custom: start, RFC 3339 (inclusive)")
-	end := fs.String("end", "", "custom: end, RFC 3339 (exclusive)")
+	start := fs.String("start", "", "custom: start (inclusive), RFC 3339 or a date (its start in --tz)")
+	end := fs.String("end", "", "custom: end (exclusive), RFC 3339 or a date (its start in --tz)")
 	id := fs.Int64("id", 0, "print the stored report with this id instead of generating one")
 	asJSON := fs.Bool("json", false, "print the JSON response as received")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the answer")
 	fs.Usage = usage(fs, out,
 		"Usage: auditq report --type daily|weekly|monthly [--date 2026-11-24] [--tz Europe/Berlin] [--json]",
-		"       auditq report --type custom --start 2026-11-01T00:00:00Z --end 2026-11-15T00:00:00Z [--json]",
+		"       auditq report --type custom --start 2026-11-01 --end 2026-11-15T12:00:00Z [--tz Europe/Berlin] [--json]",
 		"       auditq report --id 42 [--json]")
 	if help, err := parseFlags(fs, args, false); help || err != nil {
 		return err
 	}
-	subject, body := subjectReport, any(audit.ReportRequest{ReportType: *typ, Date: *date, StartDate: *start, EndDate: *end, TimeZone: *tz})
+	req, err := reportRequest(*typ, *date, *start, *end, *tz)
+	if err != nil {
+		return err
+	}
+	subject, body := subjectReport, any(req)
 	if *id != 0 {
 		subject, body = subjectReportGet, map[string]int64{"id": *id}
 	} else if *typ == "" {
-		return errors.New("--type is required (daily, weekly, monthly or custom), or --id")
+		return usagef("--type is required (daily, weekly, monthly or custom), or --id")
 	}
 	data, err := request(ctx, connect, subject, body, *timeout)
 	if err != nil {
-		return err
+		return flagErrors(err, reportFlags)
 	}
 	if *asJSON {
 		_, err := fmt.Fprintf(out, "%s\n", data)
@@ -78,6 +85,28 @@ func Report(ctx context.Context, connect Connector, args []string, out io.Writer
 		return fmt.Errorf("decode the answer of %s: %w", subject, err)
 	}
 	return printReport(out, rep)
+}
+
+// reportFlags names the flags of the audit.report request fields.
+var reportFlags = map[string]string{"reportType": "--type", "date": "--date", "startDate": "--start", "endDate": "--end", "timeZone": "--tz"}
+
+// reportRequest builds the audit.report request from the flags: --start
+// and --end as RFC 3339 times or dates (a date is its first instant in
+// --tz).
+func reportRequest(typ, date, start, end, tz string) (audit.ReportRequest, error) {
+	req := audit.ReportRequest{ReportType: typ, Date: date, TimeZone: tz}
+	if start == "" && end == "" {
+		return req, nil
+	}
+	loc, err := zoneFlag("--tz", tz)
+	if err != nil {
+		return req, err
+	}
+	if req.StartDate, err = timeFlag("--start", start, loc); err != nil {
+		return req, err
+	}
+	req.EndDate, err = timeFlag("--end", end, loc)
+	return req, err
 }
 
 func printReport(out io.Writer, r audit.StoredReport) error {

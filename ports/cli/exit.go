@@ -1,0 +1,22 @@
+package cli
+
+import "errors"
+
+// Exit codes of the auditq commands.
+const (
+	ExitOK     = 0
+	ExitFailed = 1 // the command failed; for verify, tampering was found
+	ExitUsage  = 2 // the command line cannot work (ErrUsage)
+)
+
+// ExitCode returns the exit code for what a command returned.
+func ExitCode(err error) int {
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, ErrUsage):
+		return ExitUsage
+	default:
+		return ExitFailed
+	}
+}

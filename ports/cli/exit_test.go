@@ -1,0 +1,27 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+)
+
+func TestExitCodes(t *testing.T) {
+	for err, want := range map[error]int{
+		nil:                        ExitOK,
+		errors.New("boom"):         ExitFailed,
+		ErrVerifyFailed:            ExitFailed,
+		usagef("--x: bad"):         ExitUsage,
+		&ServiceError{Code: "400"}: ExitUsage,
+		&ServiceError{Code: "404"}: ExitFailed,
+	} {
+		if got := ExitCode(err); got != want {
+			t.Errorf("ExitCode(%v) = %d, want %d", err, got, want)
+		}
+	}
+	var out bytes.Buffer
+	if err := Query(context.Background(), noConnect(t), []string{"--no-such-flag"}, &out); ExitCode(err) != ExitUsage {
+		t.Errorf("unknown flag: %v", err)
+	}
+}
