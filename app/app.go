@@ -18,6 +18,10 @@ type Commands struct {
 	RecordEvents command.RecordEventsHandler
 	RecordBulk   command.RecordBulkHandler
 	RunCleanup   command.RunCleanupHandler
+
+	// WriteCheckpoint writes a signed checkpoint when asked to
+	// (audit.checkpoint.write); nil when tamper evidence is off.
+	WriteCheckpoint *command.WriteCheckpointHandler
 }
 
 // Queries are the read use cases. Each records the read itself as an

@@ -19,8 +19,10 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/auditq/auditq/app"
+	"github.com/auditq/auditq/app/command"
 	"github.com/auditq/auditq/app/query"
 	"github.com/auditq/auditq/domain/audit"
+	"github.com/auditq/auditq/domain/evidence"
 )
 
 // Request subjects, answered by the micro service "auditq": a public
@@ -41,7 +43,8 @@ const (
 
 // RequestSubjects are the subjects the request service answers.
 func RequestSubjects() []string {
-	return []string{SubjectReport, SubjectReportGet, SubjectReportList, SubjectQuery, SubjectEventGet, SubjectEventProof, SubjectPubKey}
+	return []string{SubjectReport, SubjectReportGet, SubjectReportList, SubjectQuery, SubjectEventGet, SubjectEventProof, SubjectPubKey,
+		SubjectCheckpointWrite}
 }
 
 // ServiceName is the micro service name (nats micro ls); its version is
@@ -57,6 +60,7 @@ const (
 	CodeStopping   = "503" // the instance is shutting down; retry
 	CodeTimeout    = "504" // the deadline (AUDITQ_REQUEST_TIMEOUT) passed
 	CodeDisabled   = "501" // the feature is switched off (e.g. AUDITQ_TAMPER_EVIDENCE)
+	CodeConflict   = "409" // the stored state forbids it (a checkpoint onto a trail signed by an untrusted key)
 )
 
 // Request headers auditq reads to record who asked.
@@ -154,6 +158,9 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 		{"pubkey", SubjectPubKey, endpoint(r, SubjectPubKey, func(ctx context.Context, in query.PublicKeyRequest, who query.Requester) (any, error) {
 			return q.PublicKey.Handle(ctx, in, who)
 		})},
+		{"checkpoint-write", SubjectCheckpointWrite, endpoint(r, SubjectCheckpointWrite, func(ctx context.Context, _ checkpointWriteRequest, _ query.Requester) (any, error) {
+			return r.writeCheckpoint(ctx, application.Commands.WriteCheckpoint)
+		})},
 	}
 	for _, e := range endpoints {
 		if err := svc.AddEndpoint(e.name, e.handler, micro.WithEndpointSubject(e.subject)); err != nil {
@@ -242,6 +249,38 @@ func endpoint[Req any](r *Requests, subject string, call func(context.Context, R
 	})
 }
 
+// checkpointWriteRequest is an audit.checkpoint.write request (no fields).
+type checkpointWriteRequest struct{}
+
+// CheckpointWritten is the answer of audit.checkpoint.write.
+type CheckpointWritten struct {
+	Checkpoint evidence.Checkpoint `json:"checkpoint"`
+	// Published is false when the checkpoint is stored but not yet in the
+	// stream AUDIT_CHECKPOINTS (the next checkpoint publishes it).
+	Published bool `json:"published"`
+}
+
+// writeCheckpoint writes a checkpoint for audit.checkpoint.write.
+func (r *Requests) writeCheckpoint(ctx context.Context, w *command.WriteCheckpointHandler) (any, error) {
+	if w == nil {
+		return nil, query.ErrTamperEvidenceOff
+	}
+	res, err := w.Handle(ctx, command.CheckpointRequest)
+	cp := res.Checkpoint
+	if res.Tampered != "" {
+		r.cfg.Logger.Error("tamper evidence: the stored trail contradicts what was committed; the checkpoint signs what this instance knows",
+			"checkpoint", cp.Seq, "problems", res.Tampered)
+	}
+	if err != nil && cp.Seq == 0 {
+		return nil, err
+	}
+	if err != nil {
+		r.cfg.Logger.Warn("checkpoint stored, not yet published", "seq", cp.Seq, "err", err)
+	}
+	r.cfg.Logger.Info("checkpoint written", "seq", cp.Seq, "reason", cp.Reason, "batches", cp.BatchSeq, "deletions", cp.DeletionSeq)
+	return CheckpointWritten{Checkpoint: cp, Published: err == nil}, nil
+}
+
 // fail answers with the code of err: the one table mapping application
 // errors to this transport.
 func (r *Requests) fail(req micro.Request, subject string, err error) {
@@ -253,6 +292,9 @@ func (r *Requests) fail(req micro.Request, subject string, err error) {
 		respondError(req, CodeNotFound, err.Error(), "")
 	case errors.Is(err, query.ErrTamperEvidenceOff):
 		respondError(req, CodeDisabled, err.Error(), "")
+	case errors.Is(err, command.ErrForeignKey):
+		r.cfg.Logger.Error("request refused", "subject", subject, "err", err)
+		respondError(req, CodeConflict, err.Error(), "")
 	case errors.Is(err, context.DeadlineExceeded):
 		r.cfg.Logger.Warn("request timed out", "subject", subject, "timeout", r.cfg.Timeout, "err", err)
 		respondError(req, CodeTimeout, fmt.Sprintf("the request did not finish within %s", r.cfg.Timeout), "")

@@ -31,6 +31,14 @@ const (
 	// is published to SubjectReportResults.
 	SubjectReportGenerate = "audit.report.generate"
 	SubjectReportResults  = "audit.results.report"
+
+	// SubjectCheckpointWrite is a request answered by the micro service
+	// (see RequestSubjects): write a signed tamper-evidence checkpoint now,
+	// e.g. so that "auditq verify --event" can prove an event without
+	// waiting for AUDITQ_CHECKPOINT_INTERVAL. The body is {}; the reply is
+	// {"checkpoint": {...}, "published": bool}. Not to be confused with
+	// SubjectCheckpoints, the stream subject every checkpoint is kept on.
+	SubjectCheckpointWrite = "audit.checkpoint.write"
 )
 
 // JobSubjects are the subjects of stream AUDIT.

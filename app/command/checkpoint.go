@@ -16,6 +16,7 @@ const (
 	CheckpointStart    = "start"
 	CheckpointShutdown = "shutdown"
 	CheckpointCleanup  = "cleanup"
+	CheckpointRequest  = "request" // asked for (audit.checkpoint.write, "auditq checkpoint")
 )
 
 // CheckpointStore keeps checkpoints and reads the chain state they sign.

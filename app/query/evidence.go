@@ -200,6 +200,8 @@ type ProofReader interface {
 	BatchByID(ctx context.Context, id int64) (evidence.Batch, error)
 	CheckpointCovering(ctx context.Context, batchSeq int64) (*evidence.Checkpoint, error)
 	BatchHashes(ctx context.Context, from, to int64) ([]evidence.Hash, error)
+	// LastCheckpoint returns the newest checkpoint, nil when none.
+	LastCheckpoint(ctx context.Context) (*evidence.Checkpoint, error)
 }
 
 // EventProofRequest is an audit.event.proof request.
@@ -207,11 +209,32 @@ type EventProofRequest struct {
 	ID string `json:"id"`
 }
 
+// EventProofResult is the answer of audit.event.proof: the proof and,
+// while no checkpoint covers the event yet, when the next one is due.
+type EventProofResult struct {
+	evidence.EventProof
+	// NextCheckpointDue is, while Checkpoint is nil, when the next
+	// periodic checkpoint is due at the latest: the newest checkpoint's
+	// time plus AUDITQ_CHECKPOINT_INTERVAL (instances write one every
+	// interval). Nil when a checkpoint covers the event, or when the
+	// interval or the newest checkpoint is unknown.
+	NextCheckpointDue *time.Time `json:"nextCheckpointDue,omitempty"`
+}
+
 // EventProofHandler builds the proof that one event is part of the signed
 // trail (see evidence.EventProof).
 type EventProofHandler struct {
-	store ProofReader
-	reads ReadAuditor
+	store    ProofReader
+	reads    ReadAuditor
+	interval time.Duration
+}
+
+// WithCheckpointInterval sets the interval of the periodic checkpoints
+// (AUDITQ_CHECKPOINT_INTERVAL), from which a proof not yet covered by a
+// checkpoint says when the next one is due.
+func (h EventProofHandler) WithCheckpointInterval(d time.Duration) EventProofHandler {
+	h.interval = d
+	return h
 }
 
 // NewEventProofHandler returns an EventProofHandler; a nil store means
@@ -226,18 +249,36 @@ func NewEventProofHandler(store ProofReader, reads ReadAuditor) EventProofHandle
 // *audit.ValidationError for a missing id, an error wrapping
 // audit.ErrNotFound for an unknown event or an unsealed row, and
 // ErrTamperEvidenceOff when sealing is off.
-func (h EventProofHandler) Handle(ctx context.Context, req EventProofRequest, who Requester) (evidence.EventProof, error) {
+func (h EventProofHandler) Handle(ctx context.Context, req EventProofRequest, who Requester) (EventProofResult, error) {
 	if h.store == nil {
-		return evidence.EventProof{}, ErrTamperEvidenceOff
+		return EventProofResult{}, ErrTamperEvidenceOff
 	}
 	if req.ID == "" {
-		return evidence.EventProof{}, audit.Invalid("id", "is required: the event id")
+		return EventProofResult{}, audit.Invalid("id", "is required: the event id")
 	}
 	proof, err := h.proof(ctx, req.ID)
-	if err := h.reads.record(ctx, read{action: ActionEventProof, endpoint: ActionEventProof, request: req, who: who}, err); err != nil {
-		return evidence.EventProof{}, err
+	res := EventProofResult{EventProof: proof}
+	if err == nil && proof.Checkpoint == nil {
+		res.NextCheckpointDue, err = h.nextCheckpoint(ctx)
 	}
-	return proof, nil
+	if err := h.reads.record(ctx, read{action: ActionEventProof, endpoint: ActionEventProof, request: req, who: who}, err); err != nil {
+		return EventProofResult{}, err
+	}
+	return res, nil
+}
+
+// nextCheckpoint returns when the next periodic checkpoint is due at the
+// latest, nil when that is unknown.
+func (h EventProofHandler) nextCheckpoint(ctx context.Context) (*time.Time, error) {
+	if h.interval <= 0 {
+		return nil, nil
+	}
+	last, err := h.store.LastCheckpoint(ctx)
+	if err != nil || last == nil {
+		return nil, err
+	}
+	due := last.Time.Add(h.interval).UTC()
+	return &due, nil
 }
 
 // ActionEventProof is the action of the event recording an

@@ -20,7 +20,7 @@ type Deps struct {
 
 // Commands lists the client commands Run knows, in the order help shows
 // them.
-var Commands = []string{"publish", "cleanup", "schedule", "report", "query", "verify"}
+var Commands = []string{"publish", "cleanup", "schedule", "report", "query", "verify", "checkpoint"}
 
 // Run runs client command name with its arguments, printing to out. It
 // returns the command's error, or one naming an unknown command.
@@ -38,6 +38,8 @@ func Run(ctx context.Context, name string, args []string, deps Deps, out io.Writ
 		return Query(ctx, deps.Connect, args, out)
 	case "verify":
 		return Verify(ctx, deps.Verify, args, out)
+	case "checkpoint":
+		return Checkpoint(ctx, deps.Connect, args, out)
 	}
 	return fmt.Errorf("unknown command %q", name)
 }

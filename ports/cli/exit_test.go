@@ -15,6 +15,7 @@ func TestExitCodes(t *testing.T) {
 		usagef("--x: bad"):         ExitUsage,
 		&ServiceError{Code: "400"}: ExitUsage,
 		&ServiceError{Code: "404"}: ExitFailed,
+		errors.Join(errors.New("verify"), ErrPending): ExitPending,
 	} {
 		if got := ExitCode(err); got != want {
 			t.Errorf("ExitCode(%v) = %d, want %d", err, got, want)

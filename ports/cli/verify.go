@@ -12,13 +12,13 @@ import (
 
 	"github.com/auditq/auditq/app/query"
 	"github.com/auditq/auditq/domain/evidence"
+	"github.com/auditq/auditq/ports"
 )
 
-// Subjects of the tamper-evidence endpoints (ports.SubjectEventProof and
-// ports.SubjectPubKey).
+// Subjects of the tamper-evidence endpoints.
 const (
-	subjectEventProof = "audit.event.proof"
-	subjectPubKey     = "audit.pubkey"
+	subjectEventProof = ports.SubjectEventProof
+	subjectPubKey     = ports.SubjectPubKey
 )
 
 // VerifyDeps is what "auditq verify" needs; main wires it.
@@ -37,8 +37,14 @@ type VerifyDeps struct {
 }
 
 // ErrVerifyFailed is wrapped by the error Verify returns when the trail,
-// or the event, fails verification.
+// or the event, fails verification (exit code 1).
 var ErrVerifyFailed = errors.New("verification failed")
+
+// ErrPending is wrapped by the error Verify returns for an event that is
+// sealed, its proof holding as far as it goes, but that no signed
+// checkpoint covers yet (exit code 3): not a failure, it verifies once
+// the next checkpoint is written ("auditq checkpoint" writes one now).
+var ErrPending = errors.New("not yet covered by a signed checkpoint")
 
 // Verify implements "auditq verify": it checks the whole table (every
 // row's hash, every batch's Merkle root, the batch chain, the deletion
@@ -46,7 +52,7 @@ var ErrVerifyFailed = errors.New("verification failed")
 // checkpoints kept in JetStream and the report rollups against the rows,
 // or one event through its proof. It prints progress and a summary to out
 // and returns an error wrapping ErrVerifyFailed that names the first
-// failure.
+// failure, or, for an event not yet covered by a checkpoint, ErrPending.
 func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -65,15 +71,17 @@ func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) 
 	timeout := fs.Duration("timeout", 30*time.Second, "--event: how long to wait for the answer")
 	fs.Usage = usage(fs, out,
 		"Usage: auditq verify [--checkpoints-from db|nats] [--reports] [--pubkey KEY]",
-		"       auditq verify --event EVENT_ID [--pubkey KEY]")
+		"       auditq verify --event EVENT_ID [--pubkey KEY]",
+		"Exit codes: 0 verified; 1 tampering found, or verification failed; 2 usage error;",
+		`3 (--event) pending: sealed but not yet covered by a signed checkpoint ("auditq checkpoint" writes one now)`)
 	if help, err := parseFlags(fs, args, false); help || err != nil {
 		return err
 	}
 	if *from != "db" && *from != "nats" {
-		return fmt.Errorf("verify: --checkpoints-from must be db or nats, got %q", *from)
+		return usagef("verify: --checkpoints-from must be db or nats, got %q", *from)
 	}
 	if *eventID != "" && (*reports || *from != "db") {
-		return errors.New("verify: --event checks one event through its proof; --reports and --checkpoints-from apply to the whole table")
+		return usagef("verify: --event checks one event through its proof; --reports and --checkpoints-from apply to the whole table")
 	}
 	keys, keyErr := trustedKeys(pubkeys, deps.TrustedKeys)
 	if *eventID != "" {
@@ -178,14 +186,14 @@ func verifyEvent(ctx context.Context, deps VerifyDeps, id string, keys evidence.
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	var p evidence.EventProof
-	if err := json.Unmarshal(data, &p); err != nil {
+	var res query.EventProofResult
+	if err := json.Unmarshal(data, &res); err != nil {
 		return fmt.Errorf("verify: %s answered an unreadable proof: %w", subjectEventProof, err)
 	}
+	p := res.EventProof
 	if err := p.Verify(keys); err != nil {
 		if errors.Is(err, evidence.ErrNotCheckpointed) {
-			w.printf("event %q: sealed in batch %d (leaf %d of %d), but no signed checkpoint covers that batch yet\n",
-				id, p.Batch.Seq, p.LeafIndex, p.Batch.LeafCount)
+			return pending(w, id, p, res.NextCheckpointDue)
 		}
 		return fmt.Errorf("%w: %w", ErrVerifyFailed, err)
 	}
@@ -195,4 +203,28 @@ func verifyEvent(ctx context.Context, deps VerifyDeps, id string, keys evidence.
 	w.printf("  batch hash  %s  (batch %d of %d in checkpoint %d's range %d..%d)\n", p.Batch.Hash, p.BatchIndex, p.RangeSize, c.Seq, c.RangeFrom, c.BatchSeq)
 	w.printf("  checkpoint  %d, %s, %s, signed by key %s\n", c.Seq, evidence.FormatTime(c.Time), c.Reason, c.KeyID)
 	return w.err
+}
+
+// pending reports an event whose proof holds up to its batch, which no
+// signed checkpoint covers yet, and returns an error wrapping ErrPending.
+func pending(w *printer, id string, p evidence.EventProof, due *time.Time) error {
+	where := fmt.Sprintf("batch %d", p.Batch.Seq)
+	if p.Batch.Seq == 0 {
+		where = fmt.Sprintf("batch id %d, being linked into the chain", p.Batch.ID)
+	}
+	w.printf("PENDING: event %q is sealed (leaf %d of %d of %s, sealed %s, batch signature valid), but no signed checkpoint covers it yet\n",
+		id, p.LeafIndex, p.Batch.LeafCount, where, evidence.FormatTime(p.Batch.SealedAt))
+	next := "the next periodic checkpoint (AUDITQ_CHECKPOINT_INTERVAL)"
+	if due != nil {
+		if wait := time.Until(*due); wait > 0 {
+			next = fmt.Sprintf("the next checkpoint, due by %s (in %s)", due.UTC().Format(time.RFC3339), wait.Round(time.Second))
+		} else {
+			next = fmt.Sprintf("the next checkpoint, overdue since %s (are checkpoints failing? see the service log)", due.UTC().Format(time.RFC3339))
+		}
+	}
+	w.printf("it will verify after %s; \"auditq checkpoint\" writes one now\n", next)
+	if w.err != nil {
+		return w.err
+	}
+	return fmt.Errorf("verify: event %q: %w", id, ErrPending)
 }
