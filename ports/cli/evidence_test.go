@@ -76,7 +76,7 @@ func newSealedService(t *testing.T, writer func(*postgres.EvidenceStore, *postgr
 	}
 	t.Cleanup(func() { _ = r.Stop() })
 	url := srv.ClientURL()
-	s.connect = func() (*nats.Conn, error) { return nats.Connect(url) }
+	s.connect = NewConnector(url, func() (*nats.Conn, error) { return nats.Connect(url) })
 	s.deps = VerifyDeps{Connect: s.connect, TrustedKeys: func() (evidence.KeyRing, error) { return evidence.KeyRing{s.signer.PublicKey()}, nil }}
 	return s
 }

@@ -5,16 +5,19 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/nats-io/nats.go"
 )
 
 func TestExitCodes(t *testing.T) {
 	for err, want := range map[error]int{
-		nil:                        ExitOK,
-		errors.New("boom"):         ExitFailed,
-		ErrVerifyFailed:            ExitFailed,
-		usagef("--x: bad"):         ExitUsage,
-		&ServiceError{Code: "400"}: ExitUsage,
-		&ServiceError{Code: "404"}: ExitFailed,
+		nil:                                      ExitOK,
+		errors.New("boom"):                       ExitFailed,
+		ErrVerifyFailed:                          ExitFailed,
+		usagef("--x: bad"):                       ExitUsage,
+		&ServiceError{Code: "400"}:               ExitUsage,
+		&ServiceError{Code: "404"}:               ExitFailed,
+		&NotRunningError{Err: nats.ErrNoServers}: ExitFailed,
 		errors.Join(errors.New("verify"), ErrPending): ExitPending,
 	} {
 		if got := ExitCode(err); got != want {
