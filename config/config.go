@@ -129,7 +129,7 @@ var Vars = []Var{
 	{"AUDITQ_AUDIT_READS", "true", "record each report and search as an audit event (action audit.report / audit.query): true or false"},
 	{"AUDITQ_TAMPER_EVIDENCE", "on", "seal every write into a hash chain and write signed checkpoints (docs/tamper-evidence.md): on or off"},
 	{"AUDITQ_SIGNING_KEY_FILE", "", "Ed25519 key (PKCS#8 PEM) signing the checkpoints; created (mode 0600) if missing; empty: AUDITQ_DATA_DIR/signing-key.pem"},
-	{"AUDITQ_RETIRED_KEYS", "", "comma-separated Ed25519 public keys (base64 or hex) of signing keys replaced by a key rotation; auditq verify trusts them too and audit.pubkey lists them"},
+	{"AUDITQ_RETIRED_KEYS", "", "comma-separated Ed25519 public keys (base64 or hex) of signing keys replaced by a key rotation; auditq verify trusts them too, audit.pubkey lists them, and the service starts on a trail they signed (it refuses one signed by another key)"},
 	{"AUDITQ_CHECKPOINT_INTERVAL", "1h", "how often a signed checkpoint is written, also when no events arrived"},
 }
 
