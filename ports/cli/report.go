@@ -87,8 +87,9 @@ func Report(ctx context.Context, connect Connector, args []string, out io.Writer
 	return printReport(out, rep)
 }
 
-// reportFlags names the flags of the audit.report request fields.
-var reportFlags = map[string]string{"reportType": "--type", "date": "--date", "startDate": "--start", "endDate": "--end", "timeZone": "--tz"}
+// reportFlags names the flags of the date and time fields of an
+// audit.report request.
+var reportFlags = map[string]string{"date": "--date", "startDate": "--start", "endDate": "--end", "timeZone": "--tz"}
 
 // reportRequest builds the audit.report request from the flags: --start
 // and --end as RFC 3339 times or dates (a date is its first instant in
