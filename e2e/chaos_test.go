@@ -175,6 +175,7 @@ func assertPoisonEmpty(t *testing.T, natsURL string) {
 // publishing. Publishers see errors and retry; every acked event is stored
 // once.
 func TestEmbeddedBrokerRestartDuringPublishing(t *testing.T) {
+	skipIfShort(t)
 	dbURL := pgtest.NewDatabase(t)
 	env := childEnv(t, dbURL)
 	db := servicetest.OpenDB(t, env)
@@ -211,6 +212,7 @@ func TestEmbeddedBrokerRestartDuringPublishing(t *testing.T) {
 // store during ingest. The service reconnects and goes on; publishers
 // retry; every acked event is stored once.
 func TestExternalBrokerRestartDuringIngest(t *testing.T) {
+	skipIfShort(t)
 	dbURL := pgtest.NewDatabase(t)
 	port, store := freePort(t), t.TempDir()
 	srv := startNATS(t, port, store)
@@ -261,6 +263,7 @@ func TestExternalBrokerRestartDuringIngest(t *testing.T) {
 // rows do not change (not even rewritten: same xmin) and the repeats are
 // counted in auditq_events_duplicate_total.
 func TestRedeliveryStormEveryMessageThreeTimes(t *testing.T) {
+	skipIfShort(t)
 	const total = 3000
 	dbURL := pgtest.NewDatabase(t)
 	port := freePort(t)
@@ -393,6 +396,7 @@ func TestBackpressureSlowDatabaseTwoMinutes(t *testing.T) {
 // within AUDITQ_SHUTDOWN_TIMEOUT; after a restart every acked event is
 // stored exactly once.
 func TestGracefulShutdownSIGTERMDuringIngest(t *testing.T) {
+	skipIfShort(t)
 	const total = 40_000
 	dbURL := pgtest.NewDatabase(t)
 	env := childEnv(t, dbURL)
@@ -432,6 +436,7 @@ func TestGracefulShutdownSIGTERMDuringIngest(t *testing.T) {
 // written twice, and killing one (kill -9) mid-ingest loses nothing: its
 // unacked messages go to the other after the ack wait.
 func TestScaleOutTwoInstancesOneKilled(t *testing.T) {
+	skipIfShort(t)
 	const total = 60_000
 	dbURL := pgtest.NewDatabase(t)
 	port := freePort(t)
