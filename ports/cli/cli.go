@@ -20,7 +20,7 @@ type Deps struct {
 
 // Commands lists the client commands Run knows, in the order help shows
 // them.
-var Commands = []string{"publish", "cleanup", "schedule", "report", "query", "verify", "checkpoint"}
+var Commands = []string{"publish", "cleanup", "schedule", "report", "query", "verify", "checkpoint", "version"}
 
 // Run runs client command name with its arguments, printing to out. It
 // returns the command's error, or one naming an unknown command.
@@ -40,6 +40,8 @@ func Run(ctx context.Context, name string, args []string, deps Deps, out io.Writ
 		return Verify(ctx, deps.Verify, args, out)
 	case "checkpoint":
 		return Checkpoint(ctx, deps.Connect, args, out)
+	case "version":
+		return Version(args, out)
 	}
 	return fmt.Errorf("unknown command %q", name)
 }
