@@ -37,9 +37,13 @@ Usage:
                              auditq query --action 'guild.*' --user u1 --limit 50 [--json]
   auditq verify [flags]      check the stored trail for tampering, e.g.
                              auditq verify [--checkpoints-from nats] [--reports] | auditq verify --event EVENT_ID
+  auditq checkpoint          ask the running service to write a signed checkpoint now
+  auditq version             print the version of this binary (also --version)
   auditq help                show this help and the configuration variables
 
-Run "auditq publish -h" or "auditq cleanup -h" for their flags. Configuration comes from the environment:
+Run "auditq COMMAND -h" for the flags of a command. Exit codes: 0 done, 1 failed (verify: tampering found),
+2 a command line that cannot work, 3 pending (verify --event: not yet covered by a signed checkpoint).
+Configuration comes from the environment:
 `
 
 func main() {
@@ -47,7 +51,7 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "auditq:", err)
-		os.Exit(1)
+		os.Exit(cli.ExitCode(err))
 	}
 }
 
@@ -62,6 +66,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "help", "-h", "--help":
 		printHelp(stdout)
 		return nil
+	case "version", "--version": // needs no configuration
+		return cli.Version(args, stdout)
 	}
 	cfg, err := config.Load(getenv)
 	if err != nil {

@@ -41,7 +41,8 @@ func CLIDeps(cfg config.Config) cli.Deps {
 // Connector returns how the CLI's client commands open their connection
 // to the service's NATS server.
 func Connector(cfg config.Config) cli.Connector {
-	return func() (*nats.Conn, error) { return natsjs.Connect(clientConn(cfg), "auditq-cli") }
+	conn := clientConn(cfg)
+	return cli.NewConnector(conn.URL, func() (*nats.Conn, error) { return natsjs.Connect(conn, "auditq-cli") })
 }
 
 // ScheduleLister returns the lister of the installed schedules for

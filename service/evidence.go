@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"crypto/ed25519"
 	"fmt"
 	"log/slog"
@@ -32,7 +33,7 @@ type tamperEvidence struct {
 
 // setupEvidence loads (or creates) the signing key and wires sealing,
 // deletion records and checkpoints, unless AUDITQ_TAMPER_EVIDENCE is off.
-func setupEvidence(cfg config.Config, db *bun.DB, js jetstream.JetStream, log *slog.Logger) (tamperEvidence, error) {
+func setupEvidence(ctx context.Context, cfg config.Config, db *bun.DB, js jetstream.JetStream, log *slog.Logger) (tamperEvidence, error) {
 	if !cfg.TamperEvidence {
 		log.Warn("tamper evidence is off (AUDITQ_TAMPER_EVIDENCE): writes are not sealed and no checkpoints are written")
 		return tamperEvidence{}, nil
@@ -42,7 +43,12 @@ func setupEvidence(cfg config.Config, db *bun.DB, js jetstream.JetStream, log *s
 		return tamperEvidence{}, err
 	}
 	path := cfg.SigningKeyPath()
-	priv, created, err := keyfile.LoadOrCreate(path)
+	// Fail closed on a key that did not sign the stored trail (a new data
+	// directory beside an old database); a refused new key is not written.
+	priv, created, err := keyfile.LoadOrCreateChecked(path, func(pub ed25519.PublicKey, created bool) error {
+		return command.CheckSigningKey(ctx, postgres.NewEvidenceStore(db),
+			command.SigningKey{Public: pub, Retired: retired, File: path, New: created})
+	})
 	if err != nil {
 		return tamperEvidence{}, err
 	}
@@ -54,7 +60,8 @@ func setupEvidence(cfg config.Config, db *bun.DB, js jetstream.JetStream, log *s
 		store:   postgres.NewEvidenceStore(db),
 	}
 	te.deletions = postgres.NewDeletionRecorder(te.signer)
-	te.writer = command.NewWriteCheckpointHandler(te.store, natsjs.NewCheckpoints(js, ports.SubjectCheckpoints), te.signer, te.sealer)
+	te.writer = command.NewWriteCheckpointHandler(te.store, natsjs.NewCheckpoints(js, ports.SubjectCheckpoints), te.signer, te.sealer).
+		WithRetiredKeys(retired)
 	log.Info("tamper evidence on: checkpoints are signed with this Ed25519 public key",
 		"publicKey", keyfile.EncodePublicKey(te.signer.PublicKey()), "keyId", te.signer.KeyID(), "keyFile", path, "created", created)
 	return te, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -192,7 +193,18 @@ func TestKeyRotationThroughTheCLI(t *testing.T) {
 	if err := os.Rename(keyFile, keyFile+".retired"); err != nil {
 		t.Fatal(err)
 	}
-	ingest(servicetest.Start(t, env), "after")
+	// A new key beside the trail the old key signed: the start refuses it
+	// (and writes no key file) until AUDITQ_RETIRED_KEYS lists the old key.
+	if _, err := servicetest.TryStart(t, env); err == nil || !strings.Contains(err.Error(), "signed by key "+retiredID) ||
+		!strings.Contains(err.Error(), keyFile) || !strings.Contains(err.Error(), "AUDITQ_RETIRED_KEYS") {
+		t.Fatalf("serve with a new key beside the old trail: %v", err)
+	}
+	if _, err := os.Stat(keyFile); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused key was written: %v", err)
+	}
+	withRetired := maps.Clone(env)
+	withRetired["AUDITQ_RETIRED_KEYS"] = retired
+	ingest(servicetest.Start(t, withRetired), "after")
 	priv, err = keyfile.Load(keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -203,8 +215,6 @@ func TestKeyRotationThroughTheCLI(t *testing.T) {
 	if err == nil || !strings.Contains(out, "not signed by the trusted key") {
 		t.Fatalf("verify with the new key only: %v\n%s", err, out)
 	}
-	withRetired := maps.Clone(env)
-	withRetired["AUDITQ_RETIRED_KEYS"] = retired
 	if out, err := runVerify(t, withRetired); err != nil || !strings.Contains(out, "OK: no tampering found") {
 		t.Fatalf("verify with AUDITQ_RETIRED_KEYS: %v\n%s", err, out)
 	}

@@ -235,7 +235,7 @@ func (s *Service) connect(cfg natsjs.ConnConfig, name string) (*nats.Conn, error
 // startApplication wires the use cases: the result publisher, the
 // subscriber, tamper evidence (sealing, chaining and checkpoints), the
 // repository with its group-commit batcher, and the commands and queries.
-func (s *Service) startApplication(context.Context) error {
+func (s *Service) startApplication(ctx context.Context) error {
 	pub, err := natsjs.NewPublisher(s.pubConn, ports.WatermillLogger(s.log.With("component", "publisher")))
 	if err != nil {
 		return err
@@ -268,7 +268,7 @@ func (s *Service) startApplication(context.Context) error {
 	s.sub = sub
 	s.onClose("subscriber", sub.Close)
 
-	te, err := setupEvidence(s.cfg, s.db, s.js, s.log)
+	te, err := setupEvidence(ctx, s.cfg, s.db, s.js, s.log)
 	if err != nil {
 		return err
 	}
@@ -334,6 +334,7 @@ func (s *Service) startApplication(context.Context) error {
 			RecordBulk:   command.NewRecordBulkHandler(repo, s.results),
 			RunCleanup: command.NewRunCleanupHandler(te.retention(retention), repo, repo,
 				s.results, policy),
+			WriteCheckpoint: te.writer,
 		},
 		Queries: app.Queries{
 			Report:      report,
@@ -341,7 +342,7 @@ func (s *Service) startApplication(context.Context) error {
 			ListReports: query.NewListReportsHandler(repo, reads),
 			Search:      query.NewSearchHandler(repo, reads),
 			GetEvent:    query.NewGetEventHandler(repo, reads),
-			EventProof:  query.NewEventProofHandler(te.proofs(), reads),
+			EventProof:  query.NewEventProofHandler(te.proofs(), reads).WithCheckpointInterval(s.cfg.CheckpointInterval),
 			PublicKey:   query.NewPublicKeyHandler(te.publicKeys()),
 		},
 	}
