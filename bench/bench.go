@@ -56,6 +56,10 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	o := Options{Binary: binary}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(out)
+	fs.Usage = func() {
+		say(out, "Usage: auditq bench [flags]\n\nStarts auditq serve on scratch databases and measures it against the seed design and a plain pipeline\n(docs/performance.md). Flags:\n")
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&o.AdminURL, "admin-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server for the scratch database")
 	fs.IntVar(&o.Events, "events", 200000, "events per throughput run")
 	fs.IntVar(&o.Rounds, "rounds", 3, "throughput measurements (singles and bulk) per service, alternating with the evidence-off service; the medians are reported")

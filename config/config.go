@@ -64,7 +64,7 @@ type Config struct {
 	RequestTimeout time.Duration // deadline of one request
 	ReportMaxDays  int           // longest custom report period
 	RollupInterval time.Duration // how often stale report rollup hours are rolled
-	AuditReads     bool          // record each report and search as an audit event
+	AuditReads     bool          // record every read of the trail (reports, searches, events, proofs) as an audit event
 
 	// Tamper evidence (docs/tamper-evidence.md).
 	TamperEvidence     bool          // seal every write into the hash chain
@@ -74,7 +74,7 @@ type Config struct {
 }
 
 // Var documents one environment variable: its name, default and meaning.
-// Vars is the single table README and --help are checked against.
+// Vars is the single table docs/configuration.md and --help are checked against.
 type Var struct {
 	Name, Default, Help string
 }
@@ -93,7 +93,7 @@ var Vars = []Var{
 	{"AUDITQ_NATS_TLS_CA", "", "external NATS: CA certificate file to verify the server"},
 	{"AUDITQ_NATS_TLS_CERT", "", "external NATS: client certificate file"},
 	{"AUDITQ_NATS_TLS_KEY", "", "external NATS: client key file"},
-	{"AUDITQ_DATA_DIR", "./data", "embedded server: JetStream storage lives under DIR/jetstream"},
+	{"AUDITQ_DATA_DIR", "./data", "embedded server: JetStream storage lives under DIR/jetstream; also where the signing key lives unless AUDITQ_SIGNING_KEY_FILE is set"},
 	{"AUDITQ_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz, /readyz and /metrics; \"off\" disables"},
 	{"AUDITQ_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"AUDITQ_LOG_FORMAT", "auto", "json, text, or auto (json unless stderr is a terminal)"},
@@ -126,9 +126,9 @@ var Vars = []Var{
 	{"AUDITQ_REQUEST_TIMEOUT", "10s", "deadline of one report or search request (audit.report, audit.query, ...)"},
 	{"AUDITQ_REPORT_MAX_DAYS", "366", "longest period of a custom report, in days"},
 	{"AUDITQ_ROLLUP_INTERVAL", "1m", "how often the hourly report rollups of changed hours are recomputed (reports are exact either way; rolled hours make them fast)"},
-	{"AUDITQ_AUDIT_READS", "true", "record each report and search as an audit event (action audit.report / audit.query): true or false"},
+	{"AUDITQ_AUDIT_READS", "true", "record every read of the trail as an audit event (reports, report jobs, stored reports, searches, events, proofs: actions audit.report, audit.query, audit.event.proof): true or false"},
 	{"AUDITQ_TAMPER_EVIDENCE", "on", "seal every write into a hash chain and write signed checkpoints (docs/tamper-evidence.md): on or off"},
-	{"AUDITQ_SIGNING_KEY_FILE", "", "Ed25519 key (PKCS#8 PEM) signing the checkpoints; created (mode 0600) if missing; empty: AUDITQ_DATA_DIR/signing-key.pem"},
+	{"AUDITQ_SIGNING_KEY_FILE", "", "Ed25519 key (PKCS#8 PEM) signing the checkpoints, batch records and deletion records; created (mode 0600) if missing; empty: AUDITQ_DATA_DIR/signing-key.pem"},
 	{"AUDITQ_RETIRED_KEYS", "", "comma-separated Ed25519 public keys (base64 or hex) of signing keys replaced by a key rotation; auditq verify trusts them too, audit.pubkey lists them, and the service starts on a trail they signed (it refuses one signed by another key)"},
 	{"AUDITQ_CHECKPOINT_INTERVAL", "1h", "how often a signed checkpoint is written, also when no events arrived"},
 }

@@ -4,8 +4,8 @@ package e2e
 // goes away, a broker restart, dropped acks, a slow database, SIGTERM, a
 // second instance) to a real "auditq serve" child process on real
 // PostgreSQL and JetStream, then checks the guarantee: every event whose
-// publish JetStream acked is in audit_logs exactly once. README,
-// "Guarantees and how they are tested", lists them.
+// publish JetStream acked is in audit_logs exactly once.
+// docs/guarantees.md lists them.
 
 import (
 	"context"

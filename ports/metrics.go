@@ -10,7 +10,7 @@ import (
 )
 
 // Metrics are the Prometheus metrics the ports record. Names are a public
-// contract (README, "Metrics").
+// contract (docs/operations.md, "Health, metrics and logs").
 type Metrics struct {
 	Registry *prometheus.Registry
 

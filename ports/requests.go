@@ -26,7 +26,7 @@ import (
 )
 
 // Request subjects, answered by the micro service "auditq": a public
-// contract (README, "Reports and search"). No stream may capture them, or
+// contract (docs/contract.md). No stream may capture them, or
 // JetStream would answer a request with its publish ack.
 const (
 	SubjectReport     = "audit.report"
@@ -117,7 +117,7 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
 		Version:     ReadBuild().Semver(),
-		Description: "auditq audit trail: compliance reports and search",
+		Description: "auditq audit trail: compliance reports, search, events, proofs and checkpoints",
 		ErrorHandler: func(_ micro.Service, e *micro.NATSError) {
 			cfg.Logger.Error("request service error", "subject", e.Subject, "err", e.Description)
 		},

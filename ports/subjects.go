@@ -3,7 +3,7 @@
 // metrics. Ports decode, call one application handler and map the result.
 package ports
 
-// Subjects: a public contract (README, "Subjects and streams"). Never
+// Subjects: a public contract (docs/contract.md, "Subjects and streams"). Never
 // rename one silently.
 const (
 	SubjectLog  = "audit.log"  // one event

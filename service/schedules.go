@@ -16,7 +16,7 @@ import (
 )
 
 // Schedule names: the subjects audit.schedule.cleanup and
-// audit.schedule.report-daily. A public contract (README).
+// audit.schedule.report-daily. A public contract (docs/contract.md).
 const (
 	scheduleCleanup = "cleanup"
 	scheduleReport  = "report-daily"

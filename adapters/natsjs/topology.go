@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Stream names: a public contract (README, "Subjects and streams").
+// Stream names: a public contract (docs/contract.md, "Subjects and streams").
 const (
 	StreamAudit   = "AUDIT"         // job subjects, work-queue retention
 	StreamPoison  = "AUDIT_POISON"  // audit.poison.>

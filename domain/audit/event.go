@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Limits on event fields. They are part of the public contract (README,
+// Limits on event fields. They are part of the public contract (docs/contract.md,
 // "Event fields") and chosen so that one event always fits in one row
 // without surprises: Postgres would accept longer text, but an audit trail
 // that grows without bound is a denial-of-service vector.

@@ -4,9 +4,9 @@ package audit_test
 // from the outside: audit.log events, audit.bulk envelopes and
 // audit.cleanup jobs. Each holds the decoder to invariants rather than
 // to exact outputs: it never panics; whatever it accepts satisfies every
-// documented rule (README, "Event fields"), checked here independently
+// documented rule (docs/contract.md, "Event fields"), checked here independently
 // with encoding/json; whatever it rejects is a *ValidationError naming a
-// field. "go tool task fuzz" runs each for a bounded time; the seeds below
+// field. "go tool task fuzz" runs each for a bounded number of inputs; the seeds below
 // (and any crasher saved under testdata/fuzz) run on every "go test".
 
 import (

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Search limits: a public contract (README, "Reports and search").
+// Search limits: a public contract (docs/contract.md).
 const (
 	DefaultSearchLimit = 100
 	MaxSearchLimit     = 1000

@@ -27,7 +27,7 @@ const (
 )
 
 // ServiceError is an error answer of the auditq request service: its code
-// (400, 404, 500, 503, 504) and message.
+// (400, 404, 409, 500, 501, 503, 504) and message.
 type ServiceError struct {
 	Subject, Code, Message string
 }
