@@ -142,15 +142,15 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 		})},
 		{"query", SubjectQuery, endpoint(r, SubjectQuery, func(ctx context.Context, in query.SearchRequest, who query.Requester) (any, error) {
 			res, err := q.Search.Handle(ctx, in, who)
-			out := searchJSON{Events: make([]eventJSON, len(res.Events)), NextCursor: nullable(res.NextCursor)}
+			out := SearchPage{Events: make([]EventView, len(res.Events)), NextCursor: nullable(res.NextCursor)}
 			for i, e := range res.Events {
-				out.Events[i] = toEventJSON(e)
+				out.Events[i] = toEventView(e)
 			}
 			return out, err
 		})},
 		{"event-get", SubjectEventGet, endpoint(r, SubjectEventGet, func(ctx context.Context, in query.GetEventRequest, who query.Requester) (any, error) {
 			ev, err := q.GetEvent.Handle(ctx, in, who)
-			return toEventJSON(ev), err
+			return toEventView(ev), err
 		})},
 		{"event-proof", SubjectEventProof, endpoint(r, SubjectEventProof, func(ctx context.Context, in query.EventProofRequest, who query.Requester) (any, error) {
 			return q.EventProof.Handle(ctx, in, who)
@@ -464,10 +464,11 @@ func article(v string) string {
 	}
 }
 
-// eventJSON is an event as the request service returns it: the fields of
-// an event as published, plus receivedAt. userId is null for system
-// events; other empty optional fields are left out.
-type eventJSON struct {
+// EventView is an event as the request service returns it (audit.query,
+// audit.event.get): the fields of an event as published, plus receivedAt.
+// userId is null for system events; other empty optional fields are left
+// out. The one definition of that wire format: the CLI decodes it too.
+type EventView struct {
 	ID           string          `json:"id"`
 	UserID       *string         `json:"userId"`
 	Action       string          `json:"action"`
@@ -484,8 +485,8 @@ type eventJSON struct {
 	ReceivedAt   time.Time       `json:"receivedAt"`
 }
 
-func toEventJSON(e audit.Event) eventJSON {
-	return eventJSON{
+func toEventView(e audit.Event) EventView {
+	return EventView{
 		ID: e.ID, UserID: nullable(e.UserID), Action: e.Action, ResourceType: e.ResourceType,
 		ResourceID: e.ResourceID, Details: e.Details, IPAddress: e.IPAddress, UserAgent: e.UserAgent,
 		SessionID: e.SessionID, RequestID: e.RequestID, Success: e.Success, ErrorMessage: e.ErrorMessage,
@@ -493,8 +494,10 @@ func toEventJSON(e audit.Event) eventJSON {
 	}
 }
 
-type searchJSON struct {
-	Events     []eventJSON `json:"events"`
+// SearchPage is the answer of audit.query: a page of events, newest
+// first, and the cursor of the next page (null on the last).
+type SearchPage struct {
+	Events     []EventView `json:"events"`
 	NextCursor *string     `json:"nextCursor"`
 }
 

@@ -14,6 +14,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/auditq/auditq/ports"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -81,7 +82,7 @@ func buildMessages(file string, count int) ([]*nats.Msg, error) {
 				"timestamp": time.Now().UTC().Format(time.RFC3339Nano),
 			}
 			body, _ := json.Marshal(ev)
-			msgs = append(msgs, msg("audit.log", id, body))
+			msgs = append(msgs, msg(ports.SubjectLog, id, body))
 		}
 		return msgs, nil
 	}
@@ -98,7 +99,7 @@ func buildMessages(file string, count int) ([]*nats.Msg, error) {
 		}
 		msgs := make([]*nats.Msg, 0, len(items))
 		for _, it := range items {
-			msgs = append(msgs, msg("audit.log", eventID(it), it))
+			msgs = append(msgs, msg(ports.SubjectLog, eventID(it), it))
 		}
 		return msgs, nil
 	case len(data) > 0 && data[0] == '{':
@@ -108,9 +109,9 @@ func buildMessages(file string, count int) ([]*nats.Msg, error) {
 		_ = json.Unmarshal(data, &probe)
 		if probe.Events != nil {
 			sum := sha256.Sum256(data)
-			return []*nats.Msg{msg("audit.bulk", "bulk-"+hex.EncodeToString(sum[:16]), data)}, nil
+			return []*nats.Msg{msg(ports.SubjectBulk, "bulk-"+hex.EncodeToString(sum[:16]), data)}, nil
 		}
-		return []*nats.Msg{msg("audit.log", eventID(data), data)}, nil
+		return []*nats.Msg{msg(ports.SubjectLog, eventID(data), data)}, nil
 	default:
 		return nil, fmt.Errorf("%s: expected a JSON object or array", file)
 	}

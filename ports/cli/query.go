@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/auditq/auditq/ports"
 )
 
 // Query implements "auditq query": it searches the audit trail
@@ -85,12 +87,9 @@ func Query(ctx context.Context, connect Connector, args []string, out io.Writer)
 		_, err := fmt.Fprintf(out, "%s\n", data)
 		return err
 	}
-	var page struct {
-		Events     []eventView `json:"events"`
-		NextCursor *string     `json:"nextCursor"`
-	}
+	var page ports.SearchPage
 	if *id != "" {
-		var ev eventView
+		var ev ports.EventView
 		if err := json.Unmarshal(data, &ev); err != nil {
 			return fmt.Errorf("decode the answer of %s: %w", subject, err)
 		}
@@ -103,7 +102,7 @@ func Query(ctx context.Context, connect Connector, args []string, out io.Writer)
 	t := &printer{w: tw}
 	t.println("TIME\tUSER\tACTION\tRESOURCE\tOK\tID")
 	for _, e := range page.Events {
-		t.printf("%s\t%s\t%s\t%s\t%s\t%s\n", e.Timestamp.Format(time.RFC3339Nano), cell(e.user()),
+		t.printf("%s\t%s\t%s\t%s\t%s\t%s\n", e.Timestamp.Format(time.RFC3339Nano), cell(userOf(e)),
 			cell(e.Action), cell(e.ResourceType+"/"+e.ResourceID), yesNo(e.Success), cell(e.ID))
 	}
 	t.flush(tw)
@@ -119,37 +118,20 @@ func Query(ctx context.Context, connect Connector, args []string, out io.Writer)
 	return p.err
 }
 
-// eventView is an event as audit.query and audit.event.get return it.
-type eventView struct {
-	ID           string          `json:"id"`
-	UserID       *string         `json:"userId"`
-	Action       string          `json:"action"`
-	ResourceType string          `json:"resourceType"`
-	ResourceID   string          `json:"resourceId"`
-	Details      json.RawMessage `json:"details"`
-	IPAddress    string          `json:"ipAddress"`
-	UserAgent    string          `json:"userAgent"`
-	SessionID    string          `json:"sessionId"`
-	RequestID    string          `json:"requestId"`
-	Success      bool            `json:"success"`
-	ErrorMessage string          `json:"errorMessage"`
-	Timestamp    time.Time       `json:"timestamp"`
-	ReceivedAt   time.Time       `json:"receivedAt"`
-}
-
-func (e eventView) user() string {
+// userOf is how a listing names the event's user.
+func userOf(e ports.EventView) string {
 	if e.UserID == nil {
 		return "(system)"
 	}
 	return *e.UserID
 }
 
-func printEvent(out io.Writer, e eventView) error {
+func printEvent(out io.Writer, e ports.EventView) error {
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	t := &printer{w: tw}
 	for _, row := range [][2]string{
 		{"id", e.ID}, {"timestamp", e.Timestamp.Format(time.RFC3339Nano)}, {"received", e.ReceivedAt.Format(time.RFC3339Nano)},
-		{"user", e.user()}, {"action", e.Action}, {"resource", e.ResourceType + "/" + e.ResourceID},
+		{"user", userOf(e)}, {"action", e.Action}, {"resource", e.ResourceType + "/" + e.ResourceID},
 		{"success", yesNo(e.Success)}, {"error", e.ErrorMessage}, {"ip address", e.IPAddress},
 		{"user agent", e.UserAgent}, {"session", e.SessionID}, {"request", e.RequestID}, {"details", string(e.Details)},
 	} {
