@@ -258,6 +258,7 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *service
 		DuplicateWindow: cfg.DuplicateWindow,
 		AckWait:         cfg.AckWait,
 		MaxAckPending:   cfg.MaxAckPending,
+		Replicas:        cfg.NATSReplicas,
 
 		AllowMsgSchedules: cfg.SchedulesEnabled(),
 	}
