@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -265,4 +266,34 @@ func TestEnsureRefusesReplicasOnASingleServer(t *testing.T) {
 	if _, err := js.Stream(ctx, natsjs.StreamAudit); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatalf("stream AUDIT after the refused Ensure: %v, want not found", err)
 	}
+}
+
+// Three instances starting at once each run Ensure against a different
+// node of a fresh cluster. The server answers only one of several
+// concurrent creates of a stream (nats-io/nats.go#949), so this passes
+// only because Ensure retries an unanswered request.
+func TestEnsureFromThreeInstancesAtOnce(t *testing.T) {
+	servers := startCluster(t, 3)
+	errs := make([]error, len(servers))
+	took := make([]time.Duration, len(servers))
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		_, js := natstest.Connect(t, srv.ClientURL())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			began := time.Now()
+			errs[i] = natsjs.Ensure(context.Background(), js, clusterTopology(3))
+			took[i] = time.Since(began)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Ensure through %s: %v", servers[i].Name(), err)
+		}
+	}
+	_, js := natstest.Connect(t, servers[0].ClientURL())
+	waitReplicated(t, js, 3, 30*time.Second)
+	t.Logf("three concurrent Ensure calls took %v", took)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -67,10 +68,17 @@ func ConsumerName(subject string) string {
 // JetStream servers online than Topology.Replicas.
 var ErrReplicas = errors.New("natsjs: the NATS server cannot hold the replicas asked for")
 
-// apiWaitTimeout bounds how long Ensure waits for the JetStream API to
-// answer: a cluster that is starting answers only once it has elected its
-// meta leader, which needs a majority of its servers.
-const apiWaitTimeout = 30 * time.Second
+// Bounds of Ensure's JetStream API requests. A cluster that is starting
+// answers only once a majority of its servers has elected a meta leader
+// (before, requests time out or get "temporarily unavailable"); and when
+// several instances create the same stream or consumer at once, a
+// clustered server (2.15.2 and older; nats-io/nats.go#949) leaves all but
+// one request unanswered. Ensure's requests are idempotent, so each is
+// retried after apiAttemptTimeout, for up to apiRetryFor.
+const (
+	apiAttemptTimeout = 5 * time.Second
+	apiRetryFor       = time.Minute
+)
 
 // replicaChangeTimeout bounds how long Ensure waits for stream AUDIT (and
 // with it its consumers) to reach a new replica count.
@@ -87,18 +95,33 @@ const replicaChangeTimeout = 2 * time.Minute
 // stream and then its consumers (a work-queue stream's consumers must have
 // its replica count, and the server refuses a consumer update until the
 // stream's move is done); Ensure waits for that move, up to
-// replicaChangeTimeout, before it updates the consumers. Before anything,
-// it waits up to apiWaitTimeout for the JetStream API to answer.
+// replicaChangeTimeout, before it updates the consumers. Each API request
+// that times out or finds JetStream temporarily unavailable is retried
+// (see apiRetryFor).
 func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
-	if err := waitAPI(ctx, js); err != nil {
-		return err
+	var existing *jetstream.StreamInfo
+	err := retryAPI(ctx, func(ctx context.Context) error {
+		str, err := js.Stream(ctx, StreamAudit)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			return nil
+		case err != nil:
+			return err
+		}
+		existing = str.CachedInfo()
+		return nil
+	})
+	if err != nil {
+		if transient(err) {
+			return fmt.Errorf("JetStream did not answer within %s (a cluster answers once a majority of its servers is up and has elected a meta leader): %w",
+				apiRetryFor, err)
+		}
+		return fmt.Errorf("look up stream %s: %w", StreamAudit, err)
 	}
 	replicas := max(t.Replicas, 1)
 	schedules := t.AllowMsgSchedules
-	if !schedules {
-		if str, err := js.Stream(ctx, StreamAudit); err == nil && str.CachedInfo().Config.AllowMsgSchedules {
-			schedules = true // can never be switched off again
-		}
+	if existing != nil && existing.Config.AllowMsgSchedules {
+		schedules = true // can never be switched off again
 	}
 	streams := []jetstream.StreamConfig{
 		{
@@ -156,7 +179,11 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		})
 	}
 	for _, sc := range streams {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		err := retryAPI(ctx, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateStream(ctx, sc)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("create stream %s: %w", sc.Name, replicasError(err, replicas))
 		}
 	}
@@ -178,41 +205,43 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 			DeliverPolicy: jetstream.DeliverAllPolicy,
 			Replicas:      replicas,
 		}
-		if _, err := js.CreateOrUpdateConsumer(ctx, StreamAudit, cc); err != nil {
+		err := retryAPI(ctx, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateConsumer(ctx, StreamAudit, cc)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("create consumer %s: %w", cc.Durable, replicasError(err, replicas))
 		}
 	}
 	return nil
 }
 
-// waitAPI waits until the JetStream API answers a lookup of stream AUDIT
-// (found or not), up to apiWaitTimeout
-// while it times out or reports itself temporarily unavailable (a cluster
-// without a meta leader). Other errors are returned at once.
-func waitAPI(ctx context.Context, js jetstream.JetStream) error {
-	deadline := time.Now().Add(apiWaitTimeout)
+// retryAPI runs call with a deadline of apiAttemptTimeout until it
+// succeeds, fails with an error that is not transient, ctx ends, or
+// apiRetryFor has passed; it returns call's last error.
+func retryAPI(ctx context.Context, call func(context.Context) error) error {
+	deadline := time.Now().Add(apiRetryFor)
 	for {
-		// The stream lookup Ensure makes anyway: no permission beyond it.
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := js.Stream(actx, StreamAudit)
+		actx, cancel := context.WithTimeout(ctx, apiAttemptTimeout)
+		err := call(actx)
 		cancel()
-		if err == nil || errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil
-		}
-		var apiErr *jetstream.APIError
-		unavailable := errors.As(err, &apiErr) && apiErr.ErrorCode == 10008 // JetStream system temporarily unavailable
-		if ctx.Err() != nil || (!unavailable && !errors.Is(err, context.DeadlineExceeded)) {
-			return fmt.Errorf("look up stream %s: %w", StreamAudit, err)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("JetStream did not answer within %s (a cluster answers once a majority of its servers is up and has elected a meta leader): %w",
-				apiWaitTimeout, err)
+		if err == nil || ctx.Err() != nil || !transient(err) || time.Now().After(deadline) {
+			return err
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
+			return err
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// transient reports an API request that went unanswered or found JetStream
+// temporarily unavailable (a cluster without a meta leader).
+func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		(errors.As(err, &apiErr) && apiErr.ErrorCode == 10008) // JetStream system temporarily unavailable
 }
 
 // replicasError wraps err with ErrReplicas and a message saying what to do
@@ -241,7 +270,9 @@ func waitReplicas(ctx context.Context, js jetstream.JetStream, stream string, re
 	defer cancel()
 	state := ""
 	for {
-		s, err := js.Stream(ctx, stream)
+		actx, cancelAttempt := context.WithTimeout(ctx, apiAttemptTimeout)
+		s, err := js.Stream(actx, stream)
+		cancelAttempt()
 		if err == nil {
 			ci := s.CachedInfo().Cluster
 			switch {
