@@ -447,10 +447,12 @@ var logConsumer = natsjs.ConsumerName("audit.log")
 func killNATSNode(t *testing.T, js jetstream.JetStream, nodes []*natsNode, node *natsNode, leadsStream bool, what, probeID string,
 	pub *carefulPublisher, db *bun.DB, rows *rowWatch) failover {
 	t.Helper()
+	before := fmt.Sprintf("stream led by %s, consumer by %s", leaderOf(t, js, nodes, natsjs.StreamAudit, "").name,
+		leaderOf(t, js, nodes, natsjs.StreamAudit, logConsumer).name)
 	retries := pub.retries.Load()
 	began := time.Now()
 	node.kill9()
-	t.Logf("SIGKILL nats-server %s, %s; %d rows", node.name, what, rowCount(db))
+	t.Logf("SIGKILL nats-server %s, %s (%s); %d rows", node.name, what, before, rowCount(db))
 	f := probe(t, pub, db, fmt.Sprintf("nats-server %s (%s) killed", node.name, what), probeID, began)
 	if leadsStream && f.failedAttempts == 0 {
 		// A stream without its leader waits at least the minimum Raft
@@ -477,7 +479,8 @@ func killNATSNode(t *testing.T, js jetstream.JetStream, nodes []*natsNode, node 
 	return f
 }
 
-// On a 3-node cluster with R3 streams and two auditq instances, while a
+// On a 3-node cluster, "auditq serve" asked for 5 replicas exits with an
+// error naming the problem. With R3 streams and two auditq instances, while a
 // careful publisher runs at 500 events/s: SIGKILL the AUDIT stream's
 // leader node and restart it, the same for the node leading the consumer
 // of audit.log, step that consumer's leader down, SIGKILL one auditq
@@ -498,6 +501,22 @@ func TestClusterFailoverR3LosesNothing(t *testing.T) {
 	envB := maps.Clone(envA) // the same data directory: one signing key
 	envB["AUDITQ_HTTP_ADDR"] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	db := openDB(t, envA)
+
+	// More replicas than servers: the start fails, saying why.
+	env5 := maps.Clone(envA)
+	env5["AUDITQ_NATS_REPLICAS"] = "5"
+	r5 := launchChild(t, "serve-r5", env5)
+	select {
+	case <-r5.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("auditq serve with AUDITQ_NATS_REPLICAS=5 on 3 servers still runs after 2 minutes")
+	}
+	if code, out := r5.state.ExitCode(), r5.output(); code != 1 || !strings.Contains(out, "5 replicas need at least 5 JetStream servers online") {
+		t.Fatalf("auditq serve with AUDITQ_NATS_REPLICAS=5 on 3 servers: exit code %d, output:\n%s", code, out)
+	} else {
+		t.Logf("AUDITQ_NATS_REPLICAS=5 on 3 servers: %s", strings.TrimSpace(out))
+	}
+
 	a := launchChild(t, "serve-a", envA)
 	b := launchChild(t, "serve-b", envB)
 	a.waitReady(2 * time.Minute)
@@ -565,6 +584,18 @@ func TestClusterFailoverR3LosesNothing(t *testing.T) {
 		t.Logf("%s: publishing resumed after %s (%d failed 500 ms attempts, first: %s; the acked attempt took %s), ingest after %s; longest time without a new row: %s",
 			f.what, f.publishResumed.Round(time.Millisecond), f.failedAttempts, f.firstFailure, f.longestAckDelay.Round(time.Millisecond),
 			f.ingestResumed.Round(time.Millisecond), stall.Round(100*time.Millisecond))
+	}
+	// Ingest resumes by itself: after a node's death within a few Raft
+	// election timeouts (4-9 s each) plus two missed pull heartbeats (4 s);
+	// after a stepdown or an instance's death at once.
+	for i, f := range results {
+		bound := 25 * time.Second
+		if i >= 2 {
+			bound = 10 * time.Second
+		}
+		if f.ingestResumed > bound {
+			t.Errorf("%s: ingest resumed only after %s, want within %s", f.what, f.ingestResumed.Round(time.Millisecond), bound)
+		}
 	}
 	t.Logf("%d events acknowledged and stored exactly once; %d publish attempts of the careful publisher retried; serve-b: %v duplicates",
 		len(ids), pub.retries.Load(), b.metric(`auditq_events_duplicate_total{handler="audit.log"}`))
