@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the deployment files (CI runs it from .ci/run):
-#   - deploy/systemd/auditq.service: systemd-analyze verify (any warning
-#     fails) and systemd-analyze security --offline, exposure at most 2.0 (--threshold is in tenths);
+#   - deploy/systemd/auditq.service with its drop-in signing-key.conf:
+#     systemd-analyze verify (any warning fails) and systemd-analyze
+#     security --offline, exposure at most 2.0 (--threshold is in tenths);
 #   - deploy/nats/*.conf and the nats.conf of deploy/kubernetes/nats.yaml:
 #     nats-server -t, with the nats-server of go.mod;
 #   - deploy/kubernetes: kube-score (pinned, through the Go module proxy),
@@ -24,6 +25,8 @@ mkdir -p "$root/usr/local/bin" "$root/etc/systemd/system" "$root/usr/lib/systemd
 go build -o "$root/usr/local/bin/auditq" .
 cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
 cp deploy/systemd/auditq.service "$root/etc/systemd/system/"
+mkdir -p "$root/etc/systemd/system/auditq.service.d"
+cp deploy/systemd/signing-key.conf "$root/etc/systemd/system/auditq.service.d/"
 verify=$(systemd-analyze verify --root="$root" auditq.service 2>&1) || {
 	echo "$verify"
 	exit 1
