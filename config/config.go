@@ -26,6 +26,7 @@ type Config struct {
 	NATSTLSCA      string
 	NATSTLSCert    string
 	NATSTLSKey     string
+	NATSReplicas   int // replicas of every stream and consumer: 1, 3 or 5
 	DataDir        string
 	HTTPAddr       string
 	LogLevel       string
@@ -93,6 +94,7 @@ var Vars = []Var{
 	{"AUDITQ_NATS_TLS_CA", "", "external NATS: CA certificate file to verify the server"},
 	{"AUDITQ_NATS_TLS_CERT", "", "external NATS: client certificate file"},
 	{"AUDITQ_NATS_TLS_KEY", "", "external NATS: client key file"},
+	{"AUDITQ_NATS_REPLICAS", "1", "replicas of every stream and consumer auditq creates (1, 3 or 5); existing ones are brought to it at start; above 1 needs an external JetStream cluster of at least that many servers"},
 	{"AUDITQ_DATA_DIR", "./data", "embedded server: JetStream storage lives under DIR/jetstream; also where the signing key lives unless AUDITQ_SIGNING_KEY_FILE is set"},
 	{"AUDITQ_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz, /readyz and /metrics; \"off\" disables"},
 	{"AUDITQ_LOG_LEVEL", "info", "debug, info, warn or error"},
@@ -151,6 +153,7 @@ func Load(getenv func(string) string) (Config, error) {
 		NATSTLSCA:       p.str("AUDITQ_NATS_TLS_CA"),
 		NATSTLSCert:     p.str("AUDITQ_NATS_TLS_CERT"),
 		NATSTLSKey:      p.str("AUDITQ_NATS_TLS_KEY"),
+		NATSReplicas:    p.int("AUDITQ_NATS_REPLICAS"),
 		DataDir:         p.str("AUDITQ_DATA_DIR"),
 		HTTPAddr:        p.str("AUDITQ_HTTP_ADDR"),
 		LogLevel:        p.str("AUDITQ_LOG_LEVEL"),
@@ -217,6 +220,12 @@ func (c Config) Validate() error {
 		if c.DataDir == "" {
 			bad("AUDITQ_DATA_DIR: must not be empty when the embedded server is used")
 		}
+	}
+	switch {
+	case c.NATSReplicas != 1 && c.NATSReplicas != 3 && c.NATSReplicas != 5:
+		bad("AUDITQ_NATS_REPLICAS: must be 1, 3 or 5, got %d", c.NATSReplicas)
+	case c.NATSReplicas > 1 && c.NATSURL == "":
+		bad("AUDITQ_NATS_REPLICAS=%d needs an external JetStream cluster (AUDITQ_NATS_URL): the embedded server is a single node and keeps one replica", c.NATSReplicas)
 	}
 	if c.NATSMaxPayload < 1024 || c.NATSMaxPayload > 64<<20 {
 		bad("AUDITQ_NATS_MAX_PAYLOAD: must be between 1024 and 67108864")

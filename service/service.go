@@ -210,6 +210,7 @@ func (s *Service) startNATS(ctx context.Context) error {
 		DuplicateWindow: s.cfg.DuplicateWindow,
 		AckWait:         s.cfg.AckWait,
 		MaxAckPending:   s.cfg.MaxAckPending,
+		Replicas:        s.cfg.NATSReplicas,
 
 		AllowMsgSchedules: s.cfg.SchedulesEnabled(),
 	}

@@ -3,6 +3,7 @@ package natsjs
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -80,17 +81,24 @@ func Connect(cfg ConnConfig, name string) (*nats.Conn, error) {
 // ServerVersion returns the version the connected server reports.
 func ServerVersion(nc *nats.Conn) string { return nc.ConnectedServerVersion() }
 
-// redactURL hides any user:password@ part of a NATS URL.
+// redactURL hides any user:password@ part of a NATS URL, in each URL of a
+// comma-separated list.
 func redactURL(u string) string {
-	for i := 0; i < len(u); i++ {
-		if u[i] == '@' {
-			for j := i; j >= 0; j-- {
-				if j+2 < len(u) && u[j:j+3] == "://" {
-					return u[:j+3] + "REDACTED" + u[i:]
-				}
-			}
-			return "REDACTED" + u[i:]
-		}
+	parts := strings.Split(u, ",")
+	for i, p := range parts {
+		parts[i] = redactOne(p)
 	}
-	return u
+	return strings.Join(parts, ",")
+}
+
+// redactOne hides the user:password@ part of one URL.
+func redactOne(u string) string {
+	at := strings.LastIndex(u, "@")
+	if at < 0 {
+		return u
+	}
+	if scheme := strings.Index(u[:at], "://"); scheme >= 0 {
+		return u[:scheme+3] + "REDACTED" + u[at:]
+	}
+	return "REDACTED" + u[at:]
 }

@@ -97,6 +97,18 @@ func DefaultNakDelay(delivered uint64) time.Duration {
 	return min(d, 2*time.Minute)
 }
 
+// A pull request lives pullExpiry; while it waits, the server holding it
+// sends a heartbeat every pullHeartbeat, and after two missed ones the
+// client pulls again. A pull request can be lost without notice when a
+// JetStream cluster node dies (seen in TestClusterFailoverR3LosesNothing:
+// ingest stood still for 30 s after the stream leader was killed, with
+// the library's defaults of 30 s and 15 s); these bound that stall to about
+// 4 s, for a heartbeat every 2 s per waiting pull.
+const (
+	pullExpiry    = 10 * time.Second
+	pullHeartbeat = 2 * time.Second
+)
+
 // Subscriber is a Watermill subscriber over JetStream pull consumers that the
 // service created beforehand (it only binds; it never creates or deletes
 // consumers, so Close cannot lose a durable's position). A message is acked
@@ -157,7 +169,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		// next message holds would stall.
 		buffer = jetstream.PullMaxBytes(2*int(s.js.Conn().MaxPayload()) + 64<<10)
 	}
-	it, err := cons.Messages(buffer)
+	it, err := cons.Messages(buffer, jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 	if err != nil {
 		return nil, fmt.Errorf("pull from consumer %s: %w", name, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -41,7 +42,10 @@ type Topology struct {
 	// MaxAckPending bounds unacknowledged messages per consumer across all
 	// instances.
 	MaxAckPending int
-	Replicas      int
+	// Replicas is the replica count of every stream and consumer (0 means
+	// 1). Above 1 the server must be a JetStream cluster of at least that
+	// many servers; Ensure brings existing streams and consumers to it.
+	Replicas int
 	// AllowMsgSchedules lets stream AUDIT hold JetStream message schedules
 	// (nats-server 2.12+; cron patterns 2.14+). The server never lets it be
 	// switched off again, so once AUDIT has it, Ensure keeps it on.
@@ -59,18 +63,65 @@ func ConsumerName(subject string) string {
 	return "auditq-" + strings.ReplaceAll(strings.TrimPrefix(subject, "audit."), ".", "-")
 }
 
+// ErrReplicas is wrapped by Ensure's error when the server cannot hold the
+// replicas asked for: it is not clustered, or its cluster has fewer
+// JetStream servers online than Topology.Replicas.
+var ErrReplicas = errors.New("natsjs: the NATS server cannot hold the replicas asked for")
+
+// Bounds of Ensure's JetStream API requests. A cluster that is starting
+// answers only once a majority of its servers has elected a meta leader
+// (before, requests time out or get "temporarily unavailable"); and when
+// several instances create the same stream or consumer at once, a
+// clustered server (2.15.2 and older; nats-io/nats.go#949) leaves all but
+// one request unanswered. Ensure's requests are idempotent, so each is
+// retried after apiAttemptTimeout, for up to apiRetryFor.
+const (
+	apiAttemptTimeout = 5 * time.Second
+	apiRetryFor       = time.Minute
+)
+
+// replicaChangeTimeout bounds how long Ensure waits for stream AUDIT (and
+// with it its consumers) to reach a new replica count.
+const replicaChangeTimeout = 2 * time.Minute
+
 // Ensure creates or updates the streams and consumers of t. It is
 // idempotent and safe to run from several instances at once. Stream AUDIT
 // uses work-queue retention: a message is removed once its consumer acks
 // it, so acked jobs are never replayed and the stream holds exactly the
 // backlog.
+//
+// Every stream and consumer gets t.Replicas replicas. When that changes
+// the replica count of an existing stream AUDIT, the server moves the
+// stream and then its consumers (a work-queue stream's consumers must have
+// its replica count, and the server refuses a consumer update until the
+// stream's move is done); Ensure waits for that move, up to
+// replicaChangeTimeout, before it updates the consumers. Each API request
+// that times out or finds JetStream temporarily unavailable is retried
+// (see apiRetryFor).
 func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
+	var existing *jetstream.StreamInfo
+	err := retryAPI(ctx, func(ctx context.Context) error {
+		str, err := js.Stream(ctx, StreamAudit)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			return nil
+		case err != nil:
+			return err
+		}
+		existing = str.CachedInfo()
+		return nil
+	})
+	if err != nil {
+		if transient(err) {
+			return fmt.Errorf("JetStream did not answer within %s (a cluster answers once a majority of its servers is up and has elected a meta leader): %w",
+				apiRetryFor, err)
+		}
+		return fmt.Errorf("look up stream %s: %w", StreamAudit, err)
+	}
 	replicas := max(t.Replicas, 1)
 	schedules := t.AllowMsgSchedules
-	if !schedules {
-		if str, err := js.Stream(ctx, StreamAudit); err == nil && str.CachedInfo().Config.AllowMsgSchedules {
-			schedules = true // can never be switched off again
-		}
+	if existing != nil && existing.Config.AllowMsgSchedules {
+		schedules = true // can never be switched off again
 	}
 	streams := []jetstream.StreamConfig{
 		{
@@ -128,9 +179,16 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		})
 	}
 	for _, sc := range streams {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("create stream %s: %w", sc.Name, err)
+		err := retryAPI(ctx, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateStream(ctx, sc)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("create stream %s: %w", sc.Name, replicasError(err, replicas))
 		}
+	}
+	if err := waitReplicas(ctx, js, StreamAudit, replicas); err != nil {
+		return err
 	}
 	for _, subj := range t.JobSubjects {
 		if strings.ContainsAny(subj, "*>") {
@@ -145,12 +203,97 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 			MaxDeliver:    -1, // transient failures are redelivered until they succeed
 			MaxAckPending: t.MaxAckPending,
 			DeliverPolicy: jetstream.DeliverAllPolicy,
+			Replicas:      replicas,
 		}
-		if _, err := js.CreateOrUpdateConsumer(ctx, StreamAudit, cc); err != nil {
-			return fmt.Errorf("create consumer %s: %w", cc.Durable, err)
+		err := retryAPI(ctx, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateConsumer(ctx, StreamAudit, cc)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("create consumer %s: %w", cc.Durable, replicasError(err, replicas))
 		}
 	}
 	return nil
+}
+
+// retryAPI runs call with a deadline of apiAttemptTimeout until it
+// succeeds, fails with an error that is not transient, ctx ends, or
+// apiRetryFor has passed; it returns call's last error.
+func retryAPI(ctx context.Context, call func(context.Context) error) error {
+	deadline := time.Now().Add(apiRetryFor)
+	for {
+		actx, cancel := context.WithTimeout(ctx, apiAttemptTimeout)
+		err := call(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !transient(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// transient reports an API request that went unanswered or found JetStream
+// temporarily unavailable (a cluster without a meta leader).
+func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		(errors.As(err, &apiErr) && apiErr.ErrorCode == 10008) // JetStream system temporarily unavailable
+}
+
+// replicasError wraps err with ErrReplicas and a message saying what to do
+// when it is the server's answer to more replicas than it can place.
+func replicasError(err error, replicas int) error {
+	var apiErr *jetstream.APIError
+	if replicas <= 1 || !errors.As(err, &apiErr) {
+		return err
+	}
+	switch apiErr.ErrorCode {
+	case 10074: // replicas > 1 not supported in non-clustered mode
+		return fmt.Errorf("%w: %d replicas need a JetStream cluster of at least %d servers, and this server is not clustered (%v)",
+			ErrReplicas, replicas, replicas, err)
+	case 10005, 10023: // no suitable peers for placement; insufficient resources
+		return fmt.Errorf("%w: %d replicas need at least %d JetStream servers online in the cluster, and the cluster could not place them (%v)",
+			ErrReplicas, replicas, replicas, err)
+	}
+	return err
+}
+
+// waitReplicas waits until stream holds replicas replicas and no move of
+// it is in progress (its consumers move with it), or fails after
+// replicaChangeTimeout.
+func waitReplicas(ctx context.Context, js jetstream.JetStream, stream string, replicas int) error {
+	ctx, cancel := context.WithTimeout(ctx, replicaChangeTimeout)
+	defer cancel()
+	state := ""
+	for {
+		actx, cancelAttempt := context.WithTimeout(ctx, apiAttemptTimeout)
+		s, err := js.Stream(actx, stream)
+		cancelAttempt()
+		if err == nil {
+			ci := s.CachedInfo().Cluster
+			switch {
+			case ci == nil && replicas == 1:
+				return nil
+			case ci == nil:
+				state = "no cluster information"
+			case ci.Desired == nil && len(ci.Replicas) == replicas-1:
+				return nil
+			default:
+				state = fmt.Sprintf("%d of %d replicas, move in progress: %t", len(ci.Replicas)+1, replicas, ci.Desired != nil)
+			}
+		} else {
+			state = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stream %s did not reach %d replicas within %s (%s): %w", stream, replicas, replicaChangeTimeout, state, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // Ready reports whether the job stream and its consumers exist.
