@@ -140,13 +140,13 @@ func (n *natsNode) start(bin string) {
 	n.cmd = exec.Command(bin, "-c", n.confPath)
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
 	if err := n.cmd.Start(); err != nil {
-		logFile.Close()
+		_ = logFile.Close()
 		n.t.Fatalf("start nats-server %s: %v", n.name, err)
 	}
 	n.done = make(chan struct{})
 	go func() {
 		_ = n.cmd.Wait()
-		logFile.Close()
+		_ = logFile.Close()
 		close(n.done)
 	}()
 	servicetest.Eventually(n.t, 30*time.Second, func() (bool, string) {
@@ -154,7 +154,7 @@ func (n *natsNode) start(bin string) {
 		if err != nil {
 			return false, fmt.Sprintf("nats-server %s not listening: %v", n.name, err)
 		}
-		c.Close()
+		_ = c.Close()
 		return true, ""
 	})
 }

@@ -73,7 +73,7 @@ func freePort(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
 }
 
@@ -132,24 +132,6 @@ func waitReplicated(t *testing.T, js jetstream.JetStream, n int, timeout time.Du
 			t.Fatalf("not every stream and consumer has %d replicas after %s: %s", n, timeout, problem)
 		}
 		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// waitMetaLeader waits until the cluster's JetStream API answers.
-func waitMetaLeader(t *testing.T, js jetstream.JetStream) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := js.AccountInfo(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("JetStream cluster has no meta leader after 60s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
