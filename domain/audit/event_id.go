@@ -9,27 +9,41 @@ import (
 // validating the rest: its "id" field when that is a non-empty string,
 // fallback (the message id the decoder falls back to) when the object has
 // no id (absent, null or ""), and "" when data is not a JSON object or its
-// id is not a string. It names rejected events in logs and in the poison
-// stream's listings; DecodeEvent remains the only judge of validity.
+// id is not a string. The object is read up to its id only, so an event
+// that breaks off later (invalid JSON, a cut payload) is still named. It
+// names rejected events in logs and in the poison stream's listings;
+// DecodeEvent remains the only judge of validity.
 func EventID(data []byte, fallback string) string {
-	data = bytes.TrimSpace(data)
-	if len(data) == 0 || data[0] != '{' {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return ""
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(data, &fields); err != nil {
-		return ""
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return ""
+		}
+		if key != "id" {
+			continue
+		}
+		if isNull(raw) {
+			return fallback
+		}
+		var id string
+		if err := json.Unmarshal(raw, &id); err != nil {
+			return ""
+		}
+		if id == "" {
+			return fallback
+		}
+		return id
 	}
-	raw, ok := fields["id"]
-	if !ok || isNull(raw) {
-		return fallback
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return "" // not a whole object: an id may have followed
 	}
-	var id string
-	if err := json.Unmarshal(raw, &id); err != nil {
-		return ""
-	}
-	if id == "" {
-		return fallback
-	}
-	return id
+	return fallback
 }

@@ -12,7 +12,12 @@ func TestEventID(t *testing.T) {
 		{`{"id":42}`, ""},
 		{`[{"id":"a"}]`, ""},
 		{`not json`, ""},
-		{`{"id":"evt-3"`, ""},
+		{`{"id":"evt-3"`, "evt-3"},
+		{`{"id":"evt-4","action":`, "evt-4"},
+		{`{"action":"x","id":"evt-5","details":{"a":[1,2,`, "evt-5"},
+		{`{"action":"x",`, ""},
+		{`{"action":"x"`, ""},
+		{`{"details":{"id":"inner"},"action":"x"}`, "AUDIT:7"},
 		{``, ""},
 	} {
 		if got := EventID([]byte(c.data), "AUDIT:7"); got != c.want {
