@@ -109,16 +109,6 @@ type PoisonMsg struct {
 	Data      []byte
 }
 
-// HeaderNames returns the header names of m, sorted.
-func (m PoisonMsg) HeaderNames() []string {
-	names := make([]string, 0, len(m.Header))
-	for k := range m.Header {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
-}
-
 // PoisonFilter selects messages of the poison stream.
 type PoisonFilter struct {
 	Job    string // only this job's messages; "" for all
@@ -203,8 +193,8 @@ func (p *Poison) parse(rm *jetstream.RawStreamMsg) PoisonMsg {
 		m.ID = h.Get(nats.MsgIdHdr)
 	}
 	m.Target = p.target(m)
-	if m.Target == p.cfg.EventSubject && !m.Truncated {
-		m.EventID = audit.EventID(m.Data, m.ID)
+	if m.Target == p.cfg.EventSubject {
+		m.EventID = audit.EventID(m.Data, m.ID) // of a cut payload: if before the cut
 	}
 	return m
 }

@@ -256,3 +256,31 @@ func TestPoisonListShowDiscardAndStats(t *testing.T) {
 		t.Fatalf("stats after discard %+v", stats)
 	}
 }
+
+// A payload cut to fit the broker is replayed only corrected.
+func TestTruncatedPayloadNeedsACorrection(t *testing.T) {
+	r := newPoisonRig(t)
+	ctx := context.Background()
+	m := message.NewMessage("cut-1", []byte(`{"id":"ev-cut","details":{"blob":"xxxx`))
+	m.Metadata.Set(middleware.ReasonForPoisonedKey, "details: too big")
+	m.Metadata.Set(middleware.PoisonedTopicKey, "audit.log")
+	m.Metadata.Set(natsjs.HeaderPayloadTruncated, "9000000")
+	if err := r.pub.Publish("audit.poison.log", m); err != nil {
+		t.Fatal(err)
+	}
+	pm := r.list(t, natsjs.PoisonFilter{})[0]
+	if !pm.Truncated || pm.EventID != "ev-cut" {
+		t.Fatalf("%+v", pm)
+	}
+	if _, err := r.poison.Replay(ctx, pm.Seq, nil); err == nil || !strings.Contains(err.Error(), "corrected payload") {
+		t.Fatalf("replay of a cut payload: %v", err)
+	}
+	if _, err := r.poison.Replay(ctx, pm.Seq, []byte(`{"id":"ev-cut"}`)); err != nil {
+		t.Fatal(err)
+	}
+	got := r.next(t)
+	got.Ack()
+	if got.UUID != "cut-1" || string(got.Payload) != `{"id":"ev-cut"}` || got.Metadata.Get(natsjs.HeaderPayloadTruncated) != "" {
+		t.Fatalf("replayed: %s %s %v", got.UUID, got.Payload, got.Metadata)
+	}
+}
