@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/auditq/auditq/ports"
 )
 
 // PoisonMessage is one message of the poison stream, as the poison
@@ -83,7 +85,7 @@ func Poison(ctx context.Context, open PoisonOpener, args []string, out io.Writer
 		if p.err != nil {
 			return p.err
 		}
-		return errors.New(`expected "auditq poison list|show|replay|discard"`)
+		return usagef(`expected "auditq poison list|show|replay|discard"`)
 	}
 	switch sub, rest := args[0], args[1:]; sub {
 	case "list":
@@ -99,7 +101,7 @@ func Poison(ctx context.Context, open PoisonOpener, args []string, out io.Writer
 		p.println(poisonUsage)
 		return p.err
 	default:
-		return fmt.Errorf("unknown poison command %q (list, show, replay, discard)", sub)
+		return usagef("unknown poison command %q (list, show, replay, discard)", sub)
 	}
 }
 
@@ -126,13 +128,13 @@ func parseInterleaved(fs *flag.FlagSet, args []string) (positional []string, hel
 // sequences parses SEQ arguments.
 func sequences(args []string) ([]uint64, error) {
 	if len(args) == 0 {
-		return nil, errors.New("give the sequence number of at least one poison message (see auditq poison list)")
+		return nil, usagef("give the sequence number of at least one poison message (see auditq poison list)")
 	}
 	out := make([]uint64, len(args))
 	for i, a := range args {
 		n, err := strconv.ParseUint(a, 10, 64)
 		if err != nil || n == 0 {
-			return nil, fmt.Errorf("%q is not a sequence number", a)
+			return nil, usagef("%q is not a sequence number", a)
 		}
 		out[i] = n
 	}
@@ -164,10 +166,13 @@ func poisonList(ctx context.Context, open PoisonOpener, args []string, out io.Wr
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
+		return usagef("unexpected argument %q", pos[0])
 	}
 	if f.Limit < 0 {
-		return errors.New("--limit must not be negative")
+		return usagef("--limit must not be negative")
+	}
+	if _, ok := ports.PoisonJobs()[f.Job]; f.Job != "" && !ok {
+		return usagef("--job %q: one of %s", f.Job, strings.Join(poisonJobNames(), ", "))
 	}
 	return withStore(ctx, open, func(store PoisonStore) error {
 		msgs, err := store.List(ctx, f)
@@ -192,6 +197,16 @@ func poisonList(ctx context.Context, open PoisonOpener, args []string, out io.Wr
 		t.flush(tw)
 		return t.err
 	})
+}
+
+// poisonJobNames are the jobs of the poison subjects, sorted.
+func poisonJobNames() []string {
+	var names []string
+	for job := range ports.PoisonJobs() {
+		names = append(names, job)
+	}
+	sort.Strings(names)
+	return names
 }
 
 func filterText(f PoisonFilter) string {
@@ -269,7 +284,7 @@ func poisonShow(ctx context.Context, open PoisonOpener, args []string, out io.Wr
 		return err
 	}
 	if *asJSON && *payloadOnly {
-		return errors.New("give --json or --payload, not both")
+		return usagef("give --json or --payload, not both")
 	}
 	seqs, err := sequences(pos)
 	if err != nil {
@@ -356,7 +371,7 @@ func poisonReplay(ctx context.Context, open PoisonOpener, args []string, out io.
 	var payload []byte
 	if *file != "" {
 		if len(seqs) != 1 {
-			return errors.New("--file replays one message: give one SEQ")
+			return usagef("--file replays one message: give one SEQ")
 		}
 		if *file == "-" {
 			payload, err = io.ReadAll(os.Stdin)
@@ -367,7 +382,7 @@ func poisonReplay(ctx context.Context, open PoisonOpener, args []string, out io.
 			return fmt.Errorf("--file: %w", err)
 		}
 		if len(payload) == 0 {
-			return fmt.Errorf("--file %s is empty", *file)
+			return usagef("--file %s is empty", *file)
 		}
 	}
 	return withStore(ctx, open, func(store PoisonStore) error {

@@ -115,13 +115,16 @@ func TestPoisonCommandsFormatsAndArguments(t *testing.T) {
 	if err == nil || !strings.Contains(out, "replayed 2 to audit.cleanup") {
 		t.Fatalf("replay 7 2: %q %v", out, err)
 	}
+	if ExitCode(err) != ExitFailed {
+		t.Errorf("replay of a missing message: exit code %d, want %d", ExitCode(err), ExitFailed)
+	}
 	for _, args := range [][]string{
 		{"replay"}, {"replay", "x"}, {"replay", "0"}, {"replay", "--file", file, "1", "2"},
 		{"replay", "--file", os.DevNull, "1"}, {"show", "--json", "--payload", "1"}, {"list", "extra"},
-		{"list", "--limit", "-1"}, {"nope"}, {},
+		{"list", "--limit", "-1"}, {"list", "--job", "nope"}, {"list", "--bogus"}, {"nope"}, {},
 	} {
-		if _, err := runPoisonCmd(t, f, args...); err == nil {
-			t.Errorf("poison %v: no error", args)
+		if _, err := runPoisonCmd(t, f, args...); !errors.Is(err, ErrUsage) {
+			t.Errorf("poison %v: %v, want a usage error", args, err)
 		}
 	}
 }
