@@ -17,10 +17,21 @@ type Check func(ctx context.Context) error
 // on error, those it could read.
 type Backlog func(ctx context.Context) (map[string]uint64, error)
 
+// PoisonStat is one job's share of the poison stream.
+type PoisonStat struct {
+	Messages uint64
+	Oldest   time.Time // when its oldest message was stored
+}
+
+// PoisonBacklog returns, per job of the poison stream (audit.poison.<job>),
+// its messages and the oldest one's time.
+type PoisonBacklog func(ctx context.Context) (map[string]PoisonStat, error)
+
 // NewHTTPHandler serves /healthz (the process is alive), /readyz (every
 // check passes: 200, else 503 with the failing checks) and /metrics, whose
-// backlog gauge is refreshed from backlog before each scrape.
-func NewHTTPHandler(m *Metrics, checks map[string]Check, backlog Backlog) http.Handler {
+// backlog gauge is refreshed from backlog, and whose poison gauges from
+// poison (unless nil), before each scrape.
+func NewHTTPHandler(m *Metrics, checks map[string]Check, backlog Backlog, poison PoisonBacklog) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -49,6 +60,14 @@ func NewHTTPHandler(m *Metrics, checks map[string]Check, backlog Backlog) http.H
 		pending, _ := backlog(ctx) // a subject it cannot read keeps its last value
 		cancel()
 		m.SetPending(pending)
+		if poison != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+			stats, err := poison(ctx)
+			cancel()
+			if err == nil { // else the gauges keep their last values
+				m.SetPoison(stats, time.Now())
+			}
+		}
 		metrics.ServeHTTP(w, r)
 	})
 	return mux

@@ -21,6 +21,9 @@ type Metrics struct {
 	latency    *prometheus.HistogramVec
 	batchSize  *prometheus.HistogramVec
 	pending    *prometheus.GaugeVec
+
+	poisonMessages *prometheus.GaugeVec
+	poisonAge      *prometheus.GaugeVec
 }
 
 // NewMetrics registers auditq's metrics and the Go and process collectors
@@ -52,8 +55,15 @@ func NewMetrics() *Metrics {
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "auditq_consumer_pending_messages", Help: "Messages waiting in a job consumer, delivered-but-unacked included: the ingest lag.",
 		}, []string{"subject"}),
+		poisonMessages: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "auditq_poison_messages", Help: "Messages in stream AUDIT_POISON, by job (audit.poison.<job>): rejections waiting to be replayed or discarded.",
+		}, []string{"job"}),
+		poisonAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "auditq_poison_oldest_age_seconds", Help: "Age of the oldest message in stream AUDIT_POISON, by job; 0 when it holds none.",
+		}, []string{"job"}),
 	}
 	reg.MustRegister(m.ingested, m.duplicates, m.rejected, m.poisoned, m.latency, m.batchSize, m.pending,
+		m.poisonMessages, m.poisonAge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -87,5 +97,25 @@ func (m *Metrics) handled(handler string, d time.Duration, err error) {
 func (m *Metrics) SetPending(pending map[string]uint64) {
 	for subj, n := range pending {
 		m.pending.WithLabelValues(subj).Set(float64(n))
+	}
+}
+
+// SetPoison records the poison stream's messages and the age of its
+// oldest, per job, as of now: every job of PoisonJobs appears (0 when it
+// has none), and so does any other job stats names.
+func (m *Metrics) SetPoison(stats map[string]PoisonStat, now time.Time) {
+	m.poisonMessages.Reset()
+	m.poisonAge.Reset()
+	for job := range PoisonJobs() {
+		m.poisonMessages.WithLabelValues(job).Set(0)
+		m.poisonAge.WithLabelValues(job).Set(0)
+	}
+	for job, st := range stats {
+		m.poisonMessages.WithLabelValues(job).Set(float64(st.Messages))
+		age := 0.0
+		if st.Messages > 0 && !st.Oldest.IsZero() {
+			age = max(now.Sub(st.Oldest).Seconds(), 0)
+		}
+		m.poisonAge.WithLabelValues(job).Set(age)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -80,18 +81,22 @@ func NewRouter(cfg RouterConfig, application app.Application) (*message.Router, 
 		return nil, err
 	}
 	h := &handlers{app: application, cfg: cfg}
+	poisonSubject := make(map[string]string) // job subject -> its poison subject
+	for job, subj := range PoisonJobs() {
+		poisonSubject[subj] = PoisonPrefix + job
+	}
 	jobs := []struct {
-		name, subject, poison string
-		fn                    message.NoPublishHandlerFunc
+		name, subject string
+		fn            message.NoPublishHandlerFunc
 	}{
-		{handlerLog, SubjectLog, PoisonPrefix + "log", h.log},
-		{handlerBulk, SubjectBulk, PoisonPrefix + "bulk", h.bulk},
-		{handlerCleanup, SubjectCleanup, PoisonPrefix + "cleanup", h.cleanup},
-		{handlerReportGenerate, SubjectReportGenerate, PoisonPrefix + "report", h.reportGenerate},
+		{handlerLog, SubjectLog, h.log},
+		{handlerBulk, SubjectBulk, h.bulk},
+		{handlerCleanup, SubjectCleanup, h.cleanup},
+		{handlerReportGenerate, SubjectReportGenerate, h.reportGenerate},
 	}
 	for _, j := range jobs {
 		handler := r.AddConsumerHandler(j.name, j.subject, cfg.Subscriber, j.fn)
-		poison, err := middleware.PoisonQueueWithFilter(cfg.Poison, j.poison, audit.IsPermanent)
+		poison, err := middleware.PoisonQueueWithFilter(cfg.Poison, poisonSubject[j.subject], audit.IsPermanent)
 		if err != nil {
 			return nil, err
 		}
@@ -123,13 +128,29 @@ func observe(name string, m *Metrics, log *slog.Logger) message.HandlerMiddlewar
 			m.handled(name, time.Since(start), err)
 			if reason := msg.Metadata.Get(middleware.ReasonForPoisonedKey); reason != "" && err == nil {
 				m.poisonedMessage(name)
-				log.Warn("message poisoned", "handler", name, "id", msg.UUID, "reason", reason)
+				eventID := "" // other jobs' payloads are not events
+				if name == handlerLog {
+					eventID = audit.EventID(msg.Payload, msg.UUID)
+				}
+				logPoisoned(log, name, msg.UUID, eventID, reason)
 			} else if err != nil {
 				log.Warn("message failed; JetStream will redeliver it", "handler", name, "id", msg.UUID, "err", err)
 			}
 			return out, err
 		}
 	}
+}
+
+// logPoisoned logs one message or bulk event that went to the poison
+// stream, naming the event it holds (eventID, omitted when the payload is
+// not one event) besides the message id.
+func logPoisoned(log *slog.Logger, handler, id, eventID, reason string, attrs ...any) {
+	args := []any{"handler", handler, "id", id}
+	if eventID != "" {
+		args = append(args, "event_id", eventID)
+	}
+	args = append(args, "reason", reason)
+	log.Warn("message poisoned", append(args, attrs...)...)
 }
 
 // panicIsPermanent turns a recovered panic into a short permanent error (the
@@ -201,5 +222,12 @@ func (h *handlers) bulk(msg *message.Message) error {
 	h.cfg.Metrics.recorded(handlerBulk, audit.WriteResult{Inserted: res.Inserted, Duplicates: res.Duplicates})
 	h.cfg.Metrics.ObserveBatch("bulk", len(events))
 	h.cfg.Metrics.rejectedEvents(handlerBulk, len(rejected))
+	// Each rejected event went to the poison stream as a message of its
+	// own, "<bulk id>:<index>", the id it is stored under if it names none.
+	for _, rej := range rejected {
+		id := msg.UUID + ":" + strconv.Itoa(rej.Index)
+		logPoisoned(h.cfg.Logger, handlerBulk, id, audit.EventID(rej.Raw, id), rej.Error,
+			"bulk_id", msg.UUID, "bulk_index", rej.Index)
+	}
 	return nil
 }

@@ -41,6 +41,15 @@ const (
 	SubjectCheckpointWrite = "audit.checkpoint.write"
 )
 
+// PoisonJobs maps the job name of each poison subject (PoisonPrefix +
+// job) to the job subject whose rejections it holds. Rejected events of a
+// bulk job are under "bulk" too; each is one event, replayed to SubjectLog.
+func PoisonJobs() map[string]string {
+	return map[string]string{
+		"log": SubjectLog, "bulk": SubjectBulk, "cleanup": SubjectCleanup, "report": SubjectReportGenerate,
+	}
+}
+
 // JobSubjects are the subjects of stream AUDIT.
 func JobSubjects() []string {
 	return []string{SubjectLog, SubjectBulk, SubjectCleanup, ScheduleSubjects, SubjectReportGenerate}

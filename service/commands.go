@@ -35,7 +35,7 @@ func clientConn(cfg config.Config) natsjs.ConnConfig {
 
 // CLIDeps returns what the CLI's client commands reach, configured by cfg.
 func CLIDeps(cfg config.Config) cli.Deps {
-	return cli.Deps{Connect: Connector(cfg), Schedules: ScheduleLister(cfg), Verify: VerifyDeps(cfg)}
+	return cli.Deps{Connect: Connector(cfg), Schedules: ScheduleLister(cfg), Verify: VerifyDeps(cfg), Poison: PoisonOpener(cfg)}
 }
 
 // Connector returns how the CLI's client commands open their connection

@@ -436,13 +436,17 @@ func (s *Service) startHTTP() error {
 	pending := func(ctx context.Context) (map[string]uint64, error) {
 		return natsjs.Pending(ctx, s.js, s.topo.JobSubjects)
 	}
+	poison, err := NewPoison(s.js)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on AUDITQ_HTTP_ADDR %s: %w", s.cfg.HTTPAddr, err)
 	}
 	s.httpAddr = ln.Addr().String()
 	srv := &http.Server{
-		Handler:           ports.NewHTTPHandler(s.metrics, checks, pending),
+		Handler:           ports.NewHTTPHandler(s.metrics, checks, pending, poisonBacklog(poison)),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	go func() {

@@ -46,11 +46,26 @@ func (m republishMarshaler) Marshal(topic string, msg *message.Message) (*nats.M
 			nm.Header.Set(h[1], v)
 		}
 	}
+	nm.Header.Set(nats.MsgIdHdr, copyMsgID(msg))
 	if m.nc != nil {
-		// The publisher adds Nats-Msg-Id (the UUID) after Marshal.
-		fitPayload(nm, m.nc.MaxPayload(), len(nats.MsgIdHdr)+4+len(msg.UUID))
+		fitPayload(nm, m.nc.MaxPayload(), 0)
 	}
 	return nm, nil
+}
+
+// copyMsgID is the Nats-Msg-Id a message is published under, by which the
+// target stream drops a repeated publish: the message's UUID, except for a
+// copy of a received message (a poison copy) whose Nats-Msg-Id differed
+// from its UUID. That is a replay from the poison stream (see toWatermill):
+// its copy keeps the replay's Nats-Msg-Id, so a replay rejected again is
+// not taken for the first rejection, which is still in the poison stream
+// (or in its duplicate window) when the second one arrives. A fired
+// schedule's copied headers name no message: it keeps its UUID.
+func copyMsgID(msg *message.Message) string {
+	if id := msg.Metadata.Get(MetaMsgID); id != "" && msg.Metadata.Get(HeaderScheduler) == "" {
+		return id
+	}
+	return msg.UUID
 }
 
 // fitPayload cuts nm's payload (and, if need be, long header values) so
@@ -91,16 +106,23 @@ func headerSize(h nats.Header) int {
 	return n
 }
 
+// HeaderMessageID is the header that carries a message's id (its Watermill
+// UUID) on everything the publisher sends; on a poison copy it is the
+// original message's id.
+const HeaderMessageID = wmnats.WatermillUUIDHdr
+
 // NewPublisher returns a watermill-nats JetStream publisher on its own
 // connection nc (Close closes nc). It never provisions streams (the service
-// creates them) and sets Nats-Msg-Id to the message UUID, so a retried
-// publish is deduplicated by the stream.
+// creates them) and sets Nats-Msg-Id to the message UUID (see copyMsgID for
+// the one exception), so a retried publish is deduplicated by the stream.
 func NewPublisher(nc *nats.Conn, logger watermill.LoggerAdapter) (message.Publisher, error) {
 	return wmnats.NewPublisherWithNatsConn(nc, wmnats.PublisherPublishConfig{
 		Marshaler: republishMarshaler{nc: nc},
 		JetStream: wmnats.JetStreamConfig{
 			AutoProvision: false,
-			TrackMsgId:    true,
+			// The marshaler sets Nats-Msg-Id itself (copyMsgID); TrackMsgId
+			// would overwrite it with the UUID.
+			TrackMsgId: false,
 		},
 		SubjectCalculator: wmnats.DefaultSubjectCalculator,
 	}, logger)

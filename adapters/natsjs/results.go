@@ -74,6 +74,14 @@ func (r *Results) publish(ctx context.Context, topic, msgID string, payload []by
 	return r.pub.Publish(topic, msg)
 }
 
+// Headers of a rejected bulk event in the poison stream: the bulk job's id
+// and the event's index in it. The message id is "<bulk_id>:<bulk_index>",
+// the id the event is stored under when it names none.
+const (
+	HeaderBulkID    = "bulk_id"
+	HeaderBulkIndex = "bulk_index"
+)
+
 // BulkRejected publishes one rejected event of a bulk job, as sent, with
 // the same poison headers as a poisoned message plus its index in the job.
 func (r *Results) BulkRejected(ctx context.Context, bulkID string, rej audit.Rejection) error {
@@ -81,8 +89,8 @@ func (r *Results) BulkRejected(ctx context.Context, bulkID string, rej audit.Rej
 		middleware.ReasonForPoisonedKey, rej.Error,
 		middleware.PoisonedTopicKey, "audit.bulk",
 		middleware.PoisonedHandlerKey, "audit.bulk",
-		"bulk_id", bulkID,
-		"bulk_index", strconv.Itoa(rej.Index))
+		HeaderBulkID, bulkID,
+		HeaderBulkIndex, strconv.Itoa(rej.Index))
 }
 
 // BulkResult publishes a bulk job's result as JSON with header job_id.

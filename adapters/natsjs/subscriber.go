@@ -371,9 +371,13 @@ func (p *progress) run(done <-chan struct{}) {
 	}
 }
 
-// toWatermill converts a JetStream message. The UUID is the publisher's
-// Nats-Msg-Id if it set one, else "<stream>:<sequence>": both are stable
-// across redeliveries.
+// toWatermill converts a JetStream message. The UUID is the message id the
+// publisher named in header _watermill_message_uuid (HeaderMessageID), else
+// its Nats-Msg-Id, else "<stream>:<sequence>": all stable across
+// redeliveries. The two headers differ only on a replay from the poison
+// stream (Poison.Republish): the message keeps its original id, so its
+// event is stored under the id it would have had, while its Nats-Msg-Id is
+// the replay's own, which the job stream has not seen yet.
 func toWatermill(jm jetstream.Msg) (*message.Message, uint64) {
 	md := make(message.Metadata, len(jm.Headers())+6)
 	for k, v := range jm.Headers() {
@@ -383,7 +387,10 @@ func toWatermill(jm jetstream.Msg) (*message.Message, uint64) {
 	}
 	md.Set(MetaSubject, jm.Subject())
 	var delivered uint64 = 1
-	id := jm.Headers().Get(nats.MsgIdHdr)
+	id := jm.Headers().Get(HeaderMessageID)
+	if id == "" {
+		id = jm.Headers().Get(nats.MsgIdHdr)
+	}
 	if jm.Headers().Get("Nats-Scheduler") != "" {
 		// A fired schedule copies the schedule message's headers on every
 		// firing: a copied id would repeat, the stream sequence does not.

@@ -151,6 +151,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 			Discard:     jetstream.DiscardOld,
 			Duplicates:  t.DuplicateWindow,
 			Replicas:    replicas,
+			// Direct get: "auditq poison list" and "show" read it by
+			// sequence, from any replica, without a consumer.
+			AllowDirect: true,
 		},
 		{
 			Name:        StreamResults,

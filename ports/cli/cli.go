@@ -16,11 +16,12 @@ type Deps struct {
 	Connect   Connector
 	Schedules ScheduleLister
 	Verify    VerifyDeps
+	Poison    PoisonOpener
 }
 
 // Commands lists the client commands Run knows, in the order help shows
 // them.
-var Commands = []string{"publish", "cleanup", "schedule", "report", "query", "verify", "checkpoint", "version"}
+var Commands = []string{"publish", "cleanup", "schedule", "report", "query", "verify", "checkpoint", "poison", "version"}
 
 // Run runs client command name with its arguments, printing to out. It
 // returns the command's error, or one naming an unknown command.
@@ -40,6 +41,8 @@ func Run(ctx context.Context, name string, args []string, deps Deps, out io.Writ
 		return Verify(ctx, deps.Verify, args, out)
 	case "checkpoint":
 		return Checkpoint(ctx, deps.Connect, args, out)
+	case "poison":
+		return Poison(ctx, deps.Poison, args, out)
 	case "version":
 		return Version(args, out)
 	}

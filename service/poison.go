@@ -1,0 +1,111 @@
+package service
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditq/auditq/adapters/natsjs"
+	"github.com/auditq/auditq/config"
+	"github.com/auditq/auditq/ports"
+	"github.com/auditq/auditq/ports/cli"
+)
+
+// This file wires the poison stream: its gauges on /metrics and the
+// "auditq poison" commands.
+
+// poisonConfig is stream AUDIT_POISON as the service lays it out: one
+// subject per job, each replayed to its job subject, a rejected bulk event
+// to audit.log.
+func poisonConfig() natsjs.PoisonConfig {
+	return natsjs.PoisonConfig{
+		Stream: natsjs.StreamPoison, Prefix: ports.PoisonPrefix, Jobs: ports.PoisonJobs(),
+		EventSubject: ports.SubjectLog, JobStream: natsjs.StreamAudit,
+	}
+}
+
+// NewPoison returns the poison stream of the service on js, as the poison
+// commands reach it.
+func NewPoison(js jetstream.JetStream) (*natsjs.Poison, error) {
+	return natsjs.NewPoison(js, poisonConfig())
+}
+
+// poisonBacklog is the source of the poison gauges.
+func poisonBacklog(p *natsjs.Poison) ports.PoisonBacklog {
+	return func(ctx context.Context) (map[string]ports.PoisonStat, error) {
+		stats, err := p.Stats(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[string]ports.PoisonStat, len(stats))
+		for job, st := range stats {
+			out[job] = ports.PoisonStat{Messages: st.Messages, Oldest: st.Oldest}
+		}
+		return out, nil
+	}
+}
+
+// PoisonOpener returns how "auditq poison" opens the poison stream: on a
+// connection of its own, configured by cfg.
+func PoisonOpener(cfg config.Config) cli.PoisonOpener {
+	return func(context.Context) (cli.PoisonStore, error) {
+		nc, err := Connector(cfg)()
+		if err != nil {
+			return nil, err
+		}
+		js, err := jetstream.New(nc)
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("jetstream: %w", err)
+		}
+		p, err := NewPoison(js)
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+		return poisonStore{p: p, nc: nc}, nil
+	}
+}
+
+// poisonStore is natsjs.Poison as the CLI's PoisonStore.
+type poisonStore struct {
+	p  *natsjs.Poison
+	nc *nats.Conn
+}
+
+func (s poisonStore) Stream() string { return natsjs.StreamPoison }
+func (s poisonStore) Close()         { s.nc.Close() }
+
+func (s poisonStore) List(ctx context.Context, f cli.PoisonFilter) ([]cli.PoisonMessage, error) {
+	msgs, err := s.p.List(ctx, natsjs.PoisonFilter{Job: f.Job, Reason: f.Reason, Limit: f.Limit})
+	out := make([]cli.PoisonMessage, len(msgs))
+	for i, m := range msgs {
+		out[i] = cliPoisonMessage(m)
+	}
+	return out, err
+}
+
+func (s poisonStore) Get(ctx context.Context, seq uint64) (cli.PoisonMessage, error) {
+	m, err := s.p.Get(ctx, seq)
+	return cliPoisonMessage(m), err
+}
+
+func (s poisonStore) Replay(ctx context.Context, seq uint64, payload []byte) (cli.PoisonReplay, error) {
+	r, err := s.p.Replay(ctx, seq, payload)
+	return cli.PoisonReplay{Subject: r.Subject, Seq: r.Seq, ID: r.ID, Duplicate: r.Duplicate}, err
+}
+
+func (s poisonStore) Discard(ctx context.Context, seq uint64) (cli.PoisonMessage, error) {
+	m, err := s.p.Discard(ctx, seq)
+	return cliPoisonMessage(m), err
+}
+
+func cliPoisonMessage(m natsjs.PoisonMsg) cli.PoisonMessage {
+	return cli.PoisonMessage{
+		Seq: m.Seq, Time: m.Time, Subject: m.Subject, Job: m.Job, ID: m.ID, EventID: m.EventID,
+		Reason: m.Reason, Handler: m.Handler, Target: m.Target, Truncated: m.Truncated,
+		Headers: m.Header, Payload: m.Data,
+	}
+}
