@@ -37,6 +37,8 @@ Usage:
                              auditq query --action 'guild.*' --user u1 --limit 50 [--json]
   auditq verify [flags]      check the stored trail for tampering, e.g.
                              auditq verify [--checkpoints-from nats] [--reports] | auditq verify --event EVENT_ID
+  auditq poison list|show|replay|discard
+                             see rejected messages, re-drive them to their job (corrected or not), or drop them
   auditq checkpoint          ask the running service to write a signed checkpoint now
   auditq version             print the version of this binary (also --version)
   auditq help                show this help and the configuration variables
