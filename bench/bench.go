@@ -384,7 +384,10 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 
 	if !o.SkipBaseline {
 		say(out, "seed-design baseline (concurrency 2, one transaction per event): %d events...\n", o.BaseEvents)
-		seed := map[string]string{"AUDITQ_CONCURRENCY": "2", "AUDITQ_BATCH_MAX_EVENTS": "1"}
+		// On the evidence-on service's database, so with its signing key:
+		// a new key beside that trail would be refused.
+		seed := map[string]string{"AUDITQ_CONCURRENCY": "2", "AUDITQ_BATCH_MAX_EVENTS": "1",
+			"AUDITQ_SIGNING_KEY_FILE": filepath.Join(dataDir, "on", "signing-key.pem")}
 		base, err := startService(ctx, o.Binary, dbURL, filepath.Join(dataDir, "seed"), seed)
 		if err != nil {
 			return res, err

@@ -24,10 +24,10 @@ func TestBenchBothOrders(t *testing.T) {
 	cmd := exec.CommandContext(ctx, auditqBinary(t), "bench", "-admin-url", pgtest.AdminURL(),
 		"-events", "2000", "-baseline-events", "200", "-rounds", "1", "-both-orders", "-settle", "0",
 		"-latency-for", "1s", "-latency-warmup", "1s", "-latency-rate", "1000")
-	var out bytes.Buffer
-	cmd.Stdout = &out
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("auditq bench: %v\n%s", err, out.String())
+		t.Fatalf("auditq bench: %v\n%s\nstderr:\n%s", err, out.String(), tail(errOut.String(), 4<<10))
 	}
 	type result struct {
 		Swap            bool    `json:"swap"`
