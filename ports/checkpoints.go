@@ -103,7 +103,3 @@ func (c *Checkpoints) Stop() {
 		c.write(command.CheckpointShutdown)
 	})
 }
-
-// SubjectCheckpoints is the subject of stream AUDIT_CHECKPOINTS: every
-// signed checkpoint, as JSON. A public contract (docs/tamper-evidence.md).
-const SubjectCheckpoints = "audit.checkpoints"

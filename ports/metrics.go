@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/auditq/auditq/domain/audit"
+	"github.com/auditq/auditq/ports/contract"
 )
 
 // Metrics are the Prometheus metrics the ports record. Names are a public
@@ -101,12 +102,12 @@ func (m *Metrics) SetPending(pending map[string]uint64) {
 }
 
 // SetPoison records the poison stream's messages and the age of its
-// oldest, per job, as of now: every job of PoisonJobs appears (0 when it
+// oldest, per job, as of now: every job of contract.PoisonJobs appears (0 when it
 // has none), and so does any other job stats names.
 func (m *Metrics) SetPoison(stats map[string]PoisonStat, now time.Time) {
 	m.poisonMessages.Reset()
 	m.poisonAge.Reset()
-	for job := range PoisonJobs() {
+	for job := range contract.PoisonJobs() {
 		m.poisonMessages.WithLabelValues(job).Set(0)
 		m.poisonAge.WithLabelValues(job).Set(0)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/auditq/auditq/app"
 	"github.com/auditq/auditq/app/command"
 	"github.com/auditq/auditq/domain/audit"
+	"github.com/auditq/auditq/ports/contract"
 )
 
 // syncBuffer is a log sink for concurrent handlers.
@@ -50,7 +51,7 @@ func (b bulkSink) BulkResult(_ context.Context, r command.BulkResult) error {
 func TestPoisonedMessagesAndBulkEventsAreLoggedWithTheirEventID(t *testing.T) {
 	ps := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 16}, watermill.NopLogger{})
 	t.Cleanup(func() { _ = ps.Close() })
-	poisoned, err := ps.Subscribe(context.Background(), PoisonPrefix+"log")
+	poisoned, err := ps.Subscribe(context.Background(), contract.PoisonPrefix+"log")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,14 +77,14 @@ func TestPoisonedMessagesAndBulkEventsAreLoggedWithTheirEventID(t *testing.T) {
 
 	valid := `{"id":"ok-1","userId":"u","action":"a","resourceType":"t","resourceId":"r"}`
 	bulk := `{"events":[` + valid + `,{"id":"bad-1","action":"a"},{"userId":"u"}]}`
-	if err := ps.Publish(SubjectBulk, message.NewMessage("AUDIT:128", []byte(bulk))); err != nil {
+	if err := ps.Publish(contract.SubjectBulk, message.NewMessage("AUDIT:128", []byte(bulk))); err != nil {
 		t.Fatal(err)
 	}
-	if err := ps.Publish(SubjectLog, message.NewMessage("m-7", []byte(`{"id":"single-1","action":"a"}`))); err != nil {
+	if err := ps.Publish(contract.SubjectLog, message.NewMessage("m-7", []byte(`{"id":"single-1","action":"a"}`))); err != nil {
 		t.Fatal(err)
 	}
 	// A whole bulk job rejected names no event.
-	if err := ps.Publish(SubjectBulk, message.NewMessage("m-8", []byte(`{"events":[]}`))); err != nil {
+	if err := ps.Publish(contract.SubjectBulk, message.NewMessage("m-8", []byte(`{"events":[]}`))); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -23,29 +23,8 @@ import (
 	"github.com/auditq/auditq/app/query"
 	"github.com/auditq/auditq/domain/audit"
 	"github.com/auditq/auditq/domain/evidence"
+	"github.com/auditq/auditq/ports/contract"
 )
-
-// Request subjects, answered by the micro service "auditq": a public
-// contract (docs/contract.md). No stream may capture them, or
-// JetStream would answer a request with its publish ack.
-const (
-	SubjectReport     = "audit.report"
-	SubjectReportGet  = "audit.report.get"
-	SubjectReportList = "audit.report.list"
-	SubjectQuery      = "audit.query"
-	SubjectEventGet   = "audit.event.get"
-
-	// SubjectEventProof returns an event's tamper-evidence proof,
-	// SubjectPubKey the key checkpoints are signed with.
-	SubjectEventProof = "audit.event.proof"
-	SubjectPubKey     = "audit.pubkey"
-)
-
-// RequestSubjects are the subjects the request service answers.
-func RequestSubjects() []string {
-	return []string{SubjectReport, SubjectReportGet, SubjectReportList, SubjectQuery, SubjectEventGet, SubjectEventProof, SubjectPubKey,
-		SubjectCheckpointWrite}
-}
 
 // ServiceName is the micro service name (nats micro ls); its version is
 // the binary's (ReadBuild().Semver()).
@@ -130,35 +109,35 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 		name, subject string
 		handler       micro.Handler
 	}{
-		{"report", SubjectReport, endpoint(r, SubjectReport, func(ctx context.Context, in audit.ReportRequest, who query.Requester) (any, error) {
+		{"report", contract.SubjectReport, endpoint(r, contract.SubjectReport, func(ctx context.Context, in audit.ReportRequest, who query.Requester) (any, error) {
 			return q.Report.Handle(ctx, query.ReportInput{Request: in, Trigger: audit.TriggerRequest, Requester: who})
 		})},
-		{"report-get", SubjectReportGet, endpoint(r, SubjectReportGet, func(ctx context.Context, in query.GetReportRequest, who query.Requester) (any, error) {
+		{"report-get", contract.SubjectReportGet, endpoint(r, contract.SubjectReportGet, func(ctx context.Context, in query.GetReportRequest, who query.Requester) (any, error) {
 			return q.GetReport.Handle(ctx, in, who)
 		})},
-		{"report-list", SubjectReportList, endpoint(r, SubjectReportList, func(ctx context.Context, in query.ListReportsRequest, who query.Requester) (any, error) {
+		{"report-list", contract.SubjectReportList, endpoint(r, contract.SubjectReportList, func(ctx context.Context, in query.ListReportsRequest, who query.Requester) (any, error) {
 			res, err := q.ListReports.Handle(ctx, in, who)
-			return reportListJSON{Reports: res.Reports, NextCursor: nullable(res.NextCursor)}, err
+			return contract.ReportList{Reports: res.Reports, NextCursor: contract.Nullable(res.NextCursor)}, err
 		})},
-		{"query", SubjectQuery, endpoint(r, SubjectQuery, func(ctx context.Context, in query.SearchRequest, who query.Requester) (any, error) {
+		{"query", contract.SubjectQuery, endpoint(r, contract.SubjectQuery, func(ctx context.Context, in query.SearchRequest, who query.Requester) (any, error) {
 			res, err := q.Search.Handle(ctx, in, who)
-			out := SearchPage{Events: make([]EventView, len(res.Events)), NextCursor: nullable(res.NextCursor)}
+			out := contract.SearchPage{Events: make([]contract.EventView, len(res.Events)), NextCursor: contract.Nullable(res.NextCursor)}
 			for i, e := range res.Events {
-				out.Events[i] = toEventView(e)
+				out.Events[i] = contract.ViewOf(e)
 			}
 			return out, err
 		})},
-		{"event-get", SubjectEventGet, endpoint(r, SubjectEventGet, func(ctx context.Context, in query.GetEventRequest, who query.Requester) (any, error) {
+		{"event-get", contract.SubjectEventGet, endpoint(r, contract.SubjectEventGet, func(ctx context.Context, in query.GetEventRequest, who query.Requester) (any, error) {
 			ev, err := q.GetEvent.Handle(ctx, in, who)
-			return toEventView(ev), err
+			return contract.ViewOf(ev), err
 		})},
-		{"event-proof", SubjectEventProof, endpoint(r, SubjectEventProof, func(ctx context.Context, in query.EventProofRequest, who query.Requester) (any, error) {
+		{"event-proof", contract.SubjectEventProof, endpoint(r, contract.SubjectEventProof, func(ctx context.Context, in query.EventProofRequest, who query.Requester) (any, error) {
 			return q.EventProof.Handle(ctx, in, who)
 		})},
-		{"pubkey", SubjectPubKey, endpoint(r, SubjectPubKey, func(ctx context.Context, in query.PublicKeyRequest, who query.Requester) (any, error) {
+		{"pubkey", contract.SubjectPubKey, endpoint(r, contract.SubjectPubKey, func(ctx context.Context, in query.PublicKeyRequest, who query.Requester) (any, error) {
 			return q.PublicKey.Handle(ctx, in, who)
 		})},
-		{"checkpoint-write", SubjectCheckpointWrite, endpoint(r, SubjectCheckpointWrite, func(ctx context.Context, _ checkpointWriteRequest, _ query.Requester) (any, error) {
+		{"checkpoint-write", contract.SubjectCheckpointWrite, endpoint(r, contract.SubjectCheckpointWrite, func(ctx context.Context, _ checkpointWriteRequest, _ query.Requester) (any, error) {
 			return r.writeCheckpoint(ctx, application.Commands.WriteCheckpoint)
 		})},
 	}
@@ -462,53 +441,4 @@ func article(v string) string {
 	default:
 		return "a " + v
 	}
-}
-
-// EventView is an event as the request service returns it (audit.query,
-// audit.event.get): the fields of an event as published, plus receivedAt.
-// userId is null for system events; other empty optional fields are left
-// out. The one definition of that wire format: the CLI decodes it too.
-type EventView struct {
-	ID           string          `json:"id"`
-	UserID       *string         `json:"userId"`
-	Action       string          `json:"action"`
-	ResourceType string          `json:"resourceType"`
-	ResourceID   string          `json:"resourceId"`
-	Details      json.RawMessage `json:"details,omitempty"`
-	IPAddress    string          `json:"ipAddress,omitempty"`
-	UserAgent    string          `json:"userAgent,omitempty"`
-	SessionID    string          `json:"sessionId,omitempty"`
-	RequestID    string          `json:"requestId,omitempty"`
-	Success      bool            `json:"success"`
-	ErrorMessage string          `json:"errorMessage,omitempty"`
-	Timestamp    time.Time       `json:"timestamp"`
-	ReceivedAt   time.Time       `json:"receivedAt"`
-}
-
-func toEventView(e audit.Event) EventView {
-	return EventView{
-		ID: e.ID, UserID: nullable(e.UserID), Action: e.Action, ResourceType: e.ResourceType,
-		ResourceID: e.ResourceID, Details: e.Details, IPAddress: e.IPAddress, UserAgent: e.UserAgent,
-		SessionID: e.SessionID, RequestID: e.RequestID, Success: e.Success, ErrorMessage: e.ErrorMessage,
-		Timestamp: e.OccurredAt, ReceivedAt: e.ReceivedAt,
-	}
-}
-
-// SearchPage is the answer of audit.query: a page of events, newest
-// first, and the cursor of the next page (null on the last).
-type SearchPage struct {
-	Events     []EventView `json:"events"`
-	NextCursor *string     `json:"nextCursor"`
-}
-
-type reportListJSON struct {
-	Reports    []audit.ReportListItem `json:"reports"`
-	NextCursor *string                `json:"nextCursor"`
-}
-
-func nullable(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
 }

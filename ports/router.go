@@ -14,6 +14,7 @@ import (
 	"github.com/auditq/auditq/app"
 	"github.com/auditq/auditq/app/command"
 	"github.com/auditq/auditq/domain/audit"
+	"github.com/auditq/auditq/ports/contract"
 )
 
 // RouterConfig configures the job router.
@@ -82,17 +83,17 @@ func NewRouter(cfg RouterConfig, application app.Application) (*message.Router, 
 	}
 	h := &handlers{app: application, cfg: cfg}
 	poisonSubject := make(map[string]string) // job subject -> its poison subject
-	for job, subj := range PoisonJobs() {
-		poisonSubject[subj] = PoisonPrefix + job
+	for job, subj := range contract.PoisonJobs() {
+		poisonSubject[subj] = contract.PoisonPrefix + job
 	}
 	jobs := []struct {
 		name, subject string
 		fn            message.NoPublishHandlerFunc
 	}{
-		{handlerLog, SubjectLog, h.log},
-		{handlerBulk, SubjectBulk, h.bulk},
-		{handlerCleanup, SubjectCleanup, h.cleanup},
-		{handlerReportGenerate, SubjectReportGenerate, h.reportGenerate},
+		{handlerLog, contract.SubjectLog, h.log},
+		{handlerBulk, contract.SubjectBulk, h.bulk},
+		{handlerCleanup, contract.SubjectCleanup, h.cleanup},
+		{handlerReportGenerate, contract.SubjectReportGenerate, h.reportGenerate},
 	}
 	for _, j := range jobs {
 		handler := r.AddConsumerHandler(j.name, j.subject, cfg.Subscriber, j.fn)

@@ -16,6 +16,7 @@ import (
 	"github.com/auditq/auditq/app"
 	"github.com/auditq/auditq/app/command"
 	"github.com/auditq/auditq/domain/audit"
+	"github.com/auditq/auditq/ports/contract"
 )
 
 // writerFunc adapts a function to audit.Writer.
@@ -38,7 +39,7 @@ func runRouter(t *testing.T, w audit.Writer) (pub message.Publisher, poisoned <-
 	t.Helper()
 	ps := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 16}, watermill.NopLogger{})
 	t.Cleanup(func() { _ = ps.Close() })
-	poison, err := ps.Subscribe(context.Background(), PoisonPrefix+"log")
+	poison, err := ps.Subscribe(context.Background(), contract.PoisonPrefix+"log")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestPanicIsRecoveredAndPoisonedOnce(t *testing.T) {
 		panic("boom")
 	}))
 	msg := message.NewMessage("m1", []byte(`{"id":"e1","action":"a","resourceType":"t","resourceId":"r"}`))
-	if err := pub.Publish(SubjectLog, msg); err != nil {
+	if err := pub.Publish(contract.SubjectLog, msg); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -90,7 +91,7 @@ func TestTransientErrorIsRetriedThenNacked(t *testing.T) {
 		return audit.WriteResult{}, errors.New("connection refused")
 	}))
 	msg := message.NewMessage("m2", []byte(`{"id":"e2","action":"a","resourceType":"t","resourceId":"r"}`))
-	if err := pub.Publish(SubjectLog, msg); err != nil {
+	if err := pub.Publish(contract.SubjectLog, msg); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {

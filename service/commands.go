@@ -13,8 +13,8 @@ import (
 	"github.com/auditq/auditq/app/query"
 	"github.com/auditq/auditq/config"
 	"github.com/auditq/auditq/domain/evidence"
-	"github.com/auditq/auditq/ports"
 	"github.com/auditq/auditq/ports/cli"
+	"github.com/auditq/auditq/ports/contract"
 )
 
 // This file wires the client commands of the CLI (ports/cli): what they
@@ -58,7 +58,7 @@ func ScheduleLister(cfg config.Config) cli.ScheduleLister {
 		if err != nil {
 			return nil, fmt.Errorf("jetstream: %w", err)
 		}
-		list, err := natsjs.NewScheduler(js, natsjs.StreamAudit, ports.SchedulePrefix).List(ctx, time.Now())
+		list, err := natsjs.NewScheduler(js, natsjs.StreamAudit, contract.SchedulePrefix).List(ctx, time.Now())
 		if err != nil {
 			return nil, err
 		}
@@ -102,7 +102,7 @@ func VerifyDeps(cfg config.Config) cli.VerifyDeps {
 				nc.Close()
 				return nil, nil, fmt.Errorf("jetstream: %w", err)
 			}
-			return natsjs.NewCheckpoints(js, ports.SubjectCheckpoints), nc.Close, nil
+			return natsjs.NewCheckpoints(js, contract.SubjectCheckpoints), nc.Close, nil
 		},
 	}
 }

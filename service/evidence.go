@@ -17,7 +17,7 @@ import (
 	"github.com/auditq/auditq/config"
 	"github.com/auditq/auditq/domain/audit"
 	"github.com/auditq/auditq/domain/evidence"
-	"github.com/auditq/auditq/ports"
+	"github.com/auditq/auditq/ports/contract"
 )
 
 // tamperEvidence is the wiring of tamper evidence; its zero value (all
@@ -60,7 +60,7 @@ func setupEvidence(ctx context.Context, cfg config.Config, db *bun.DB, js jetstr
 		store:   postgres.NewEvidenceStore(db),
 	}
 	te.deletions = postgres.NewDeletionRecorder(te.signer)
-	te.writer = command.NewWriteCheckpointHandler(te.store, natsjs.NewCheckpoints(js, ports.SubjectCheckpoints), te.signer, te.sealer).
+	te.writer = command.NewWriteCheckpointHandler(te.store, natsjs.NewCheckpoints(js, contract.SubjectCheckpoints), te.signer, te.sealer).
 		WithRetiredKeys(retired)
 	log.Info("tamper evidence on: checkpoints are signed with this Ed25519 public key",
 		"publicKey", keyfile.EncodePublicKey(te.signer.PublicKey()), "keyId", te.signer.KeyID(), "keyFile", path, "created", created)

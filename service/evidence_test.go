@@ -21,7 +21,7 @@ import (
 	"github.com/auditq/auditq/adapters/natsjs/natstest"
 	"github.com/auditq/auditq/app/query"
 	"github.com/auditq/auditq/domain/evidence"
-	"github.com/auditq/auditq/ports"
+	"github.com/auditq/auditq/ports/contract"
 	"github.com/auditq/auditq/service"
 	"github.com/auditq/auditq/service/servicetest"
 )
@@ -68,7 +68,7 @@ func TestTamperEvidenceEndToEnd(t *testing.T) {
 	})
 	// Periodic checkpoints arrive, also with nothing new to sign, and each
 	// is published to AUDIT_CHECKPOINTS.
-	cps := natsjs.NewCheckpoints(js, ports.SubjectCheckpoints)
+	cps := natsjs.NewCheckpoints(js, contract.SubjectCheckpoints)
 	servicetest.Eventually(t, 20*time.Second, func() (bool, string) {
 		periodic := checkpointCount(t, db, "reason = 'periodic' AND batch_seq = (SELECT seq FROM audit_chain_heads WHERE chain = 'batches')")
 		total := checkpointCount(t, db, "true")
@@ -94,7 +94,7 @@ func TestTamperEvidenceEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	// audit.pubkey serves the key the checkpoints are signed with.
-	reply, err := nc.Request(ports.SubjectPubKey, nil, 5*time.Second)
+	reply, err := nc.Request(contract.SubjectPubKey, nil, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestKeyRotationThroughTheCLI(t *testing.T) {
 	svc = servicetest.Start(t, withRetired)
 	client["AUDITQ_NATS_URL"] = svc.NATSURL()
 	nc, _ := natstest.Connect(t, svc.NATSURL())
-	reply, err := nc.Request(ports.SubjectPubKey, nil, 5*time.Second)
+	reply, err := nc.Request(contract.SubjectPubKey, nil, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/auditq/auditq/config"
 	"github.com/auditq/auditq/ports"
 	"github.com/auditq/auditq/ports/cli"
+	"github.com/auditq/auditq/ports/contract"
 )
 
 // This file wires the poison stream: its gauges on /metrics and the
@@ -21,8 +22,8 @@ import (
 // to audit.log.
 func poisonConfig() natsjs.PoisonConfig {
 	return natsjs.PoisonConfig{
-		Stream: natsjs.StreamPoison, Prefix: ports.PoisonPrefix, Jobs: ports.PoisonJobs(),
-		EventSubject: ports.SubjectLog, JobStream: natsjs.StreamAudit,
+		Stream: natsjs.StreamPoison, Prefix: contract.PoisonPrefix, Jobs: contract.PoisonJobs(),
+		EventSubject: contract.SubjectLog, JobStream: natsjs.StreamAudit,
 	}
 }
 

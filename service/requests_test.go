@@ -17,7 +17,7 @@ import (
 	"github.com/auditq/auditq/adapters/natsjs"
 	"github.com/auditq/auditq/adapters/postgres"
 	"github.com/auditq/auditq/domain/audit"
-	"github.com/auditq/auditq/ports"
+	"github.com/auditq/auditq/ports/contract"
 	"github.com/auditq/auditq/service"
 	"github.com/auditq/auditq/service/servicetest"
 )
@@ -212,7 +212,7 @@ func TestReportOverNATSIsStoredListedAndAudited(t *testing.T) {
 	for _, e := range info["endpoints"].([]any) {
 		subjects = append(subjects, e.(map[string]any)["subject"].(string))
 	}
-	if info["name"] != "auditq" || !reflect.DeepEqual(subjects, ports.RequestSubjects()) {
+	if info["name"] != "auditq" || !reflect.DeepEqual(subjects, contract.RequestSubjects()) {
 		t.Fatalf("service info: %v", info)
 	}
 }
@@ -514,13 +514,13 @@ func TestNoStreamCapturesRequestSubjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, subj := range ports.RequestSubjects() {
+	for _, subj := range contract.RequestSubjects() {
 		if name, err := js.StreamNameBySubject(ctx, subj); !errors.Is(err, jetstream.ErrStreamNotFound) {
 			t.Errorf("%s is captured by stream %q (%v)", subj, name, err)
 		}
 	}
-	if name, err := js.StreamNameBySubject(ctx, ports.SubjectReportGenerate); err != nil || name != natsjs.StreamAudit {
-		t.Errorf("%s: stream %q, %v", ports.SubjectReportGenerate, name, err)
+	if name, err := js.StreamNameBySubject(ctx, contract.SubjectReportGenerate); err != nil || name != natsjs.StreamAudit {
+		t.Errorf("%s: stream %q, %v", contract.SubjectReportGenerate, name, err)
 	}
 	if _, err := js.Consumer(ctx, natsjs.StreamAudit, "auditq-report-generate"); err != nil {
 		t.Errorf("consumer auditq-report-generate: %v", err)

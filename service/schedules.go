@@ -12,7 +12,7 @@ import (
 	"github.com/auditq/auditq/adapters/natsjs"
 	"github.com/auditq/auditq/config"
 	"github.com/auditq/auditq/domain/audit"
-	"github.com/auditq/auditq/ports"
+	"github.com/auditq/auditq/ports/contract"
 )
 
 // Schedule names: the subjects audit.schedule.cleanup and
@@ -47,7 +47,7 @@ func desiredSchedules(cfg config.Config) (map[string]*natsjs.Schedule, error) {
 		}
 		out[scheduleCleanup] = &natsjs.Schedule{
 			Name: scheduleCleanup, Pattern: cfg.CleanupCron, TimeZone: cfg.CleanupTimeZone,
-			Target: ports.SubjectCleanup, Payload: body,
+			Target: contract.SubjectCleanup, Payload: body,
 		}
 	}
 	if cfg.ReportCron != config.Off {
@@ -57,7 +57,7 @@ func desiredSchedules(cfg config.Config) (map[string]*natsjs.Schedule, error) {
 		}
 		out[scheduleReport] = &natsjs.Schedule{
 			Name: scheduleReport, Pattern: cfg.ReportCron,
-			Target: ports.SubjectReportGenerate, Payload: body,
+			Target: contract.SubjectReportGenerate, Payload: body,
 		}
 	}
 	return out, nil
@@ -71,7 +71,7 @@ func installSchedules(ctx context.Context, js jetstream.JetStream, cfg config.Co
 	if err != nil {
 		return err
 	}
-	sc := natsjs.NewScheduler(js, natsjs.StreamAudit, ports.SchedulePrefix)
+	sc := natsjs.NewScheduler(js, natsjs.StreamAudit, contract.SchedulePrefix)
 	for _, name := range []string{scheduleCleanup, scheduleReport} {
 		s := want[name]
 		if s == nil {

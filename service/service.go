@@ -32,6 +32,7 @@ import (
 	"github.com/auditq/auditq/domain/audit"
 	"github.com/auditq/auditq/migrations"
 	"github.com/auditq/auditq/ports"
+	"github.com/auditq/auditq/ports/contract"
 )
 
 // Service is one auditq instance. Its zero value is not usable: call New.
@@ -201,9 +202,9 @@ func (s *Service) startNATS(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	s.topo = natsjs.Topology{
-		JobSubjects:     ports.JobSubjects(),
-		PoisonSubjects:  ports.PoisonSubjects,
-		ResultSubjects:  ports.ResultSubjects,
+		JobSubjects:     contract.JobSubjects(),
+		PoisonSubjects:  contract.PoisonSubjects,
+		ResultSubjects:  contract.ResultSubjects,
 		PoisonMaxMsgs:   s.cfg.PoisonMaxMsgs,
 		PoisonMaxBytes:  s.cfg.PoisonMaxBytes,
 		ResultsMaxMsgs:  s.cfg.ResultsMaxMsgs,
@@ -215,7 +216,7 @@ func (s *Service) startNATS(ctx context.Context) error {
 		AllowMsgSchedules: s.cfg.SchedulesEnabled(),
 	}
 	if s.cfg.TamperEvidence {
-		s.topo.CheckpointSubject = ports.SubjectCheckpoints
+		s.topo.CheckpointSubject = contract.SubjectCheckpoints
 	}
 	if err := natsjs.Ensure(ctx, s.js, s.topo); err != nil {
 		return err
@@ -254,9 +255,9 @@ func (s *Service) startApplication(ctx context.Context) error {
 		// jobs: two at a time (each in-flight slot is a goroutine and a
 		// pulled message).
 		InFlightFor: map[string]int{
-			ports.SubjectBulk:           max(s.cfg.DatabaseConns-s.cfg.BatchFlushers, 1),
-			ports.SubjectCleanup:        2,
-			ports.SubjectReportGenerate: 2,
+			contract.SubjectBulk:           max(s.cfg.DatabaseConns-s.cfg.BatchFlushers, 1),
+			contract.SubjectCleanup:        2,
+			contract.SubjectReportGenerate: 2,
 		},
 		InFlightBytes: inFlightBytes(s.cfg.InFlightBytes),
 		AckWait:       s.cfg.AckWait,
@@ -312,8 +313,8 @@ func (s *Service) startApplication(ctx context.Context) error {
 		return err
 	}
 	s.results, err = natsjs.NewResults(s.pub, natsjs.ResultsConfig{
-		BulkPoison: ports.PoisonPrefix + "bulk", BulkResults: ports.SubjectBulkResults,
-		CleanupResults: ports.SubjectCleanupResults, ReportResults: ports.SubjectReportResults,
+		BulkPoison: contract.PoisonPrefix + "bulk", BulkResults: contract.SubjectBulkResults,
+		CleanupResults: contract.SubjectCleanupResults, ReportResults: contract.SubjectReportResults,
 	})
 	if err != nil {
 		return err

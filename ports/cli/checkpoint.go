@@ -10,6 +10,7 @@ import (
 
 	"github.com/auditq/auditq/domain/evidence"
 	"github.com/auditq/auditq/ports"
+	"github.com/auditq/auditq/ports/contract"
 )
 
 // Checkpoint implements "auditq checkpoint": it asks the running service
@@ -25,7 +26,7 @@ func Checkpoint(ctx context.Context, connect Connector, args []string, out io.Wr
 	if help, err := parseFlags(fs, args, false); help || err != nil {
 		return err
 	}
-	data, err := request(ctx, connect, ports.SubjectCheckpointWrite, struct{}{}, *timeout)
+	data, err := request(ctx, connect, contract.SubjectCheckpointWrite, struct{}{}, *timeout)
 	if err != nil {
 		return err
 	}
@@ -35,7 +36,7 @@ func Checkpoint(ctx context.Context, connect Connector, args []string, out io.Wr
 	}
 	var res ports.CheckpointWritten
 	if err := json.Unmarshal(data, &res); err != nil {
-		return fmt.Errorf("decode the answer of %s: %w", ports.SubjectCheckpointWrite, err)
+		return fmt.Errorf("decode the answer of %s: %w", contract.SubjectCheckpointWrite, err)
 	}
 	p := &printer{w: out}
 	printCheckpoint(p, res.Checkpoint)

@@ -11,17 +11,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditq/auditq/ports/contract"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/auditq/auditq/ports"
 )
 
 // Subjects the cleanup command talks on.
 const (
-	subjectCleanup        = ports.SubjectCleanup
-	subjectCleanupResults = ports.SubjectCleanupResults
-	subjectCleanupPoison  = ports.PoisonPrefix + "cleanup"
+	subjectCleanup        = contract.SubjectCleanup
+	subjectCleanupResults = contract.SubjectCleanupResults
+	subjectCleanupPoison  = contract.PoisonPrefix + "cleanup"
 )
 
 // Cleanup implements "auditq cleanup": it publishes one audit.cleanup job

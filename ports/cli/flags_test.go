@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/auditq/auditq/adapters/natsjs/natstest"
-	"github.com/auditq/auditq/ports"
+	"github.com/auditq/auditq/ports/contract"
 )
 
 // noConnect is the Connector of a command line that must fail before it
@@ -109,20 +109,20 @@ func TestCommandTimeFlags(t *testing.T) {
 		want    map[string]any // fields of the request sent; nil: an error naming flag
 		flag    string
 	}{
-		{"report dates", report, ports.SubjectReport, []string{"--type", "custom", "--start", "2026-11-01", "--end", "2026-11-15"},
+		{"report dates", report, contract.SubjectReport, []string{"--type", "custom", "--start", "2026-11-01", "--end", "2026-11-15"},
 			map[string]any{"startDate": "2026-11-01T00:00:00Z", "endDate": "2026-11-15T00:00:00Z"}, ""},
-		{"report dates in --tz", report, ports.SubjectReport, []string{"--type", "custom", "--tz", "Europe/Berlin", "--start", "2026-11-01", "--end", "2026-11-15T12:00:00Z"},
+		{"report dates in --tz", report, contract.SubjectReport, []string{"--type", "custom", "--tz", "Europe/Berlin", "--start", "2026-11-01", "--end", "2026-11-15T12:00:00Z"},
 			map[string]any{"startDate": "2026-11-01T00:00:00+01:00", "endDate": "2026-11-15T12:00:00Z", "timeZone": "Europe/Berlin"}, ""},
-		{"report RFC 3339", report, ports.SubjectReport, []string{"--type", "custom", "--start", "2026-11-01T06:00:00+01:00", "--end", "2026-11-02T00:00:00Z"},
+		{"report RFC 3339", report, contract.SubjectReport, []string{"--type", "custom", "--start", "2026-11-01T06:00:00+01:00", "--end", "2026-11-02T00:00:00Z"},
 			map[string]any{"startDate": "2026-11-01T06:00:00+01:00", "endDate": "2026-11-02T00:00:00Z"}, ""},
-		{"report daily, no times", report, ports.SubjectReport, []string{"--type", "daily", "--date", "2026-11-01", "--tz", "Mars/Olympus"},
+		{"report daily, no times", report, contract.SubjectReport, []string{"--type", "daily", "--date", "2026-11-01", "--tz", "Mars/Olympus"},
 			map[string]any{"date": "2026-11-01", "timeZone": "Mars/Olympus"}, ""}, // the zone is the service's to judge
 		{"report bad --start", report, "", []string{"--type", "custom", "--start", "1.11.2026", "--end", "2026-11-15"}, nil, "--start"},
 		{"report bad --end", report, "", []string{"--type", "custom", "--start", "2026-11-01", "--end", "soon"}, nil, "--end"},
 		{"report bad --tz", report, "", []string{"--type", "custom", "--tz", "Mars/Olympus", "--start", "2026-11-01", "--end", "2026-11-02"}, nil, "--tz"},
-		{"query dates", query, ports.SubjectQuery, []string{"--from", "2026-11-01", "--to", "2026-11-02"},
+		{"query dates", query, contract.SubjectQuery, []string{"--from", "2026-11-01", "--to", "2026-11-02"},
 			map[string]any{"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"}, ""},
-		{"query RFC 3339", query, ports.SubjectQuery, []string{"--from", "2026-11-01T10:00:00.5Z"},
+		{"query RFC 3339", query, contract.SubjectQuery, []string{"--from", "2026-11-01T10:00:00.5Z"},
 			map[string]any{"from": "2026-11-01T10:00:00.5Z"}, ""},
 		{"query bad --from", query, "", []string{"--from", "2026-11-01 10:00"}, nil, "--from"},
 		{"query bad --to", query, "", []string{"--to", "tomorrow"}, nil, "--to"},
@@ -177,7 +177,7 @@ func TestCleanupTimeFlags(t *testing.T) {
 
 // A 400 answer about a time field names the flag instead.
 func TestServiceErrorsNameTheTimeFlags(t *testing.T) {
-	se := &ServiceError{Subject: ports.SubjectReport, Code: "400", Message: "endDate: must be after startDate"}
+	se := &ServiceError{Subject: contract.SubjectReport, Code: "400", Message: "endDate: must be after startDate"}
 	err := flagErrors(se, reportFlags)
 	if err == nil || err.Error() != "audit.report answered 400: --end: must be after --start" || !errors.Is(err, ErrUsage) {
 		t.Fatalf("got %v", err)
@@ -187,8 +187,8 @@ func TestServiceErrorsNameTheTimeFlags(t *testing.T) {
 		t.Fatalf("%T is not a *ServiceError", err)
 	}
 	for _, kept := range []*ServiceError{
-		{Subject: ports.SubjectReport, Code: "400", Message: "reportType: must be one of daily, weekly"},
-		{Subject: ports.SubjectReport, Code: "500", Message: "startDate: internal"},
+		{Subject: contract.SubjectReport, Code: "400", Message: "reportType: must be one of daily, weekly"},
+		{Subject: contract.SubjectReport, Code: "500", Message: "startDate: internal"},
 	} {
 		if err := flagErrors(kept, map[string]string{"startDate": "--start"}); err != kept {
 			t.Errorf("%v renamed to %v", kept, err)

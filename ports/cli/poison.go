@@ -15,9 +15,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/auditq/auditq/ports/contract"
 	"github.com/nats-io/nats.go"
-
-	"github.com/auditq/auditq/ports"
 )
 
 // PoisonMessage is one message of the poison stream, as the poison
@@ -171,7 +170,7 @@ func poisonList(ctx context.Context, open PoisonOpener, args []string, out io.Wr
 	if f.Limit < 0 {
 		return usagef("--limit must not be negative")
 	}
-	if _, ok := ports.PoisonJobs()[f.Job]; f.Job != "" && !ok {
+	if _, ok := contract.PoisonJobs()[f.Job]; f.Job != "" && !ok {
 		return usagef("--job %q: one of %s", f.Job, strings.Join(poisonJobNames(), ", "))
 	}
 	return withStore(ctx, open, func(store PoisonStore) error {
@@ -202,7 +201,7 @@ func poisonList(ctx context.Context, open PoisonOpener, args []string, out io.Wr
 // poisonJobNames are the jobs of the poison subjects, sorted.
 func poisonJobNames() []string {
 	var names []string
-	for job := range ports.PoisonJobs() {
+	for job := range contract.PoisonJobs() {
 		names = append(names, job)
 	}
 	sort.Strings(names)

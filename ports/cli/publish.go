@@ -14,7 +14,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/auditq/auditq/ports"
+	"github.com/auditq/auditq/ports/contract"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -82,7 +82,7 @@ func buildMessages(file string, count int) ([]*nats.Msg, error) {
 				"timestamp": time.Now().UTC().Format(time.RFC3339Nano),
 			}
 			body, _ := json.Marshal(ev)
-			msgs = append(msgs, msg(ports.SubjectLog, id, body))
+			msgs = append(msgs, msg(contract.SubjectLog, id, body))
 		}
 		return msgs, nil
 	}
@@ -99,7 +99,7 @@ func buildMessages(file string, count int) ([]*nats.Msg, error) {
 		}
 		msgs := make([]*nats.Msg, 0, len(items))
 		for _, it := range items {
-			msgs = append(msgs, msg(ports.SubjectLog, eventID(it), it))
+			msgs = append(msgs, msg(contract.SubjectLog, eventID(it), it))
 		}
 		return msgs, nil
 	case len(data) > 0 && data[0] == '{':
@@ -109,9 +109,9 @@ func buildMessages(file string, count int) ([]*nats.Msg, error) {
 		_ = json.Unmarshal(data, &probe)
 		if probe.Events != nil {
 			sum := sha256.Sum256(data)
-			return []*nats.Msg{msg(ports.SubjectBulk, "bulk-"+hex.EncodeToString(sum[:16]), data)}, nil
+			return []*nats.Msg{msg(contract.SubjectBulk, "bulk-"+hex.EncodeToString(sum[:16]), data)}, nil
 		}
-		return []*nats.Msg{msg(ports.SubjectLog, eventID(data), data)}, nil
+		return []*nats.Msg{msg(contract.SubjectLog, eventID(data), data)}, nil
 	default:
 		return nil, fmt.Errorf("%s: expected a JSON object or array", file)
 	}

@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/auditq/auditq/ports"
+	"github.com/auditq/auditq/ports/contract"
 )
 
 // Query implements "auditq query": it searches the audit trail
@@ -87,9 +87,9 @@ func Query(ctx context.Context, connect Connector, args []string, out io.Writer)
 		_, err := fmt.Fprintf(out, "%s\n", data)
 		return err
 	}
-	var page ports.SearchPage
+	var page contract.SearchPage
 	if *id != "" {
-		var ev ports.EventView
+		var ev contract.EventView
 		if err := json.Unmarshal(data, &ev); err != nil {
 			return fmt.Errorf("decode the answer of %s: %w", subject, err)
 		}
@@ -119,14 +119,14 @@ func Query(ctx context.Context, connect Connector, args []string, out io.Writer)
 }
 
 // userOf is how a listing names the event's user.
-func userOf(e ports.EventView) string {
+func userOf(e contract.EventView) string {
 	if e.UserID == nil {
 		return "(system)"
 	}
 	return *e.UserID
 }
 
-func printEvent(out io.Writer, e ports.EventView) error {
+func printEvent(out io.Writer, e contract.EventView) error {
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	t := &printer{w: tw}
 	for _, row := range [][2]string{

@@ -15,15 +15,15 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/auditq/auditq/domain/audit"
-	"github.com/auditq/auditq/ports"
+	"github.com/auditq/auditq/ports/contract"
 )
 
 // Request subjects of the auditq micro service.
 const (
-	subjectReport    = ports.SubjectReport
-	subjectReportGet = ports.SubjectReportGet
-	subjectQuery     = ports.SubjectQuery
-	subjectEventGet  = ports.SubjectEventGet
+	subjectReport    = contract.SubjectReport
+	subjectReportGet = contract.SubjectReportGet
+	subjectQuery     = contract.SubjectQuery
+	subjectEventGet  = contract.SubjectEventGet
 )
 
 // ServiceError is an error answer of the auditq request service: its code

@@ -12,13 +12,13 @@ import (
 
 	"github.com/auditq/auditq/app/query"
 	"github.com/auditq/auditq/domain/evidence"
-	"github.com/auditq/auditq/ports"
+	"github.com/auditq/auditq/ports/contract"
 )
 
 // Subjects of the tamper-evidence endpoints.
 const (
-	subjectEventProof = ports.SubjectEventProof
-	subjectPubKey     = ports.SubjectPubKey
+	subjectEventProof = contract.SubjectEventProof
+	subjectPubKey     = contract.SubjectPubKey
 )
 
 // VerifyDeps is what "auditq verify" needs; main wires it.

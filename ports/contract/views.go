@@ -1,0 +1,62 @@
+package contract
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/auditq/auditq/domain/audit"
+)
+
+// EventView is an event as the request service returns it (audit.query,
+// audit.event.get): the fields of an event as published, plus receivedAt.
+// userId is null for system events; other empty optional fields are left
+// out. The one definition of that wire format: the CLI decodes it too.
+type EventView struct {
+	ID           string          `json:"id"`
+	UserID       *string         `json:"userId"`
+	Action       string          `json:"action"`
+	ResourceType string          `json:"resourceType"`
+	ResourceID   string          `json:"resourceId"`
+	Details      json.RawMessage `json:"details,omitempty"`
+	IPAddress    string          `json:"ipAddress,omitempty"`
+	UserAgent    string          `json:"userAgent,omitempty"`
+	SessionID    string          `json:"sessionId,omitempty"`
+	RequestID    string          `json:"requestId,omitempty"`
+	Success      bool            `json:"success"`
+	ErrorMessage string          `json:"errorMessage,omitempty"`
+	Timestamp    time.Time       `json:"timestamp"`
+	ReceivedAt   time.Time       `json:"receivedAt"`
+}
+
+// ViewOf returns e as the request service shows it.
+func ViewOf(e audit.Event) EventView {
+	return EventView{
+		ID: e.ID, UserID: Nullable(e.UserID), Action: e.Action, ResourceType: e.ResourceType,
+		ResourceID: e.ResourceID, Details: e.Details, IPAddress: e.IPAddress, UserAgent: e.UserAgent,
+		SessionID: e.SessionID, RequestID: e.RequestID, Success: e.Success, ErrorMessage: e.ErrorMessage,
+		Timestamp: e.OccurredAt, ReceivedAt: e.ReceivedAt,
+	}
+}
+
+// SearchPage is the answer of audit.query: a page of events, newest
+// first, and the cursor of the next page (null on the last).
+type SearchPage struct {
+	Events     []EventView `json:"events"`
+	NextCursor *string     `json:"nextCursor"`
+}
+
+// ReportList is the answer of audit.report.list: stored reports, newest
+// first, and the cursor of the next page (null on the last).
+type ReportList struct {
+	Reports    []audit.ReportListItem `json:"reports"`
+	NextCursor *string                `json:"nextCursor"`
+}
+
+// Nullable returns nil for "", else a pointer to s: the JSON null of an
+// optional string field.
+func Nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
