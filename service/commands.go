@@ -35,7 +35,9 @@ func clientConn(cfg config.Config) natsjs.ConnConfig {
 
 // CLIDeps returns what the CLI's client commands reach, configured by cfg.
 func CLIDeps(cfg config.Config) cli.Deps {
-	return cli.Deps{Connect: Connector(cfg), Schedules: ScheduleLister(cfg), Verify: VerifyDeps(cfg), Poison: PoisonOpener(cfg)}
+	return cli.Deps{Connect: Connector(cfg), Schedules: ScheduleLister(cfg), Verify: VerifyDeps(cfg), Poison: PoisonOpener(cfg),
+		Publish: cli.PublishLimits{BulkMaxEvents: cfg.BulkMaxEvents, FutureSkew: cfg.FutureSkew},
+	}
 }
 
 // Connector returns how the CLI's client commands open their connection

@@ -17,6 +17,9 @@ type Deps struct {
 	Schedules ScheduleLister
 	Verify    VerifyDeps
 	Poison    PoisonOpener
+	// Publish holds the service's validation limits that "auditq publish"
+	// checks files against before publishing.
+	Publish PublishLimits
 }
 
 // Commands lists the client commands Run knows, in the order help shows
@@ -28,7 +31,7 @@ var Commands = []string{"publish", "cleanup", "schedule", "report", "query", "ve
 func Run(ctx context.Context, name string, args []string, deps Deps, out io.Writer) error {
 	switch name {
 	case "publish":
-		return Publish(ctx, deps.Connect, args, out)
+		return Publish(ctx, deps.Connect, deps.Publish, args, out)
 	case "cleanup":
 		return Cleanup(ctx, deps.Connect, args, out)
 	case "schedule":

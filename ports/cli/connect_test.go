@@ -30,7 +30,7 @@ func TestCommandsSayWhenAuditqIsNotRunning(t *testing.T) {
 		return Verify(ctx, VerifyDeps{Connect: c}, args, out)
 	}
 	for name, run := range map[string]func() error{
-		"publish":    func() error { return Publish(ctx, connect, nil, &bytes.Buffer{}) },
+		"publish":    func() error { return Publish(ctx, connect, PublishLimits{}, nil, &bytes.Buffer{}) },
 		"cleanup":    func() error { return Cleanup(ctx, connect, []string{"--retention-days", "90"}, &bytes.Buffer{}) },
 		"report":     func() error { return Report(ctx, connect, []string{"--type", "daily"}, &bytes.Buffer{}) },
 		"query":      func() error { return Query(ctx, connect, nil, &bytes.Buffer{}) },
