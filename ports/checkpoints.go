@@ -22,6 +22,7 @@ type Checkpoints struct {
 	w        CheckpointWriter
 	interval time.Duration
 	log      *slog.Logger
+	metrics  *Metrics
 	stop     chan struct{}
 	done     chan struct{}
 	once     sync.Once
@@ -33,6 +34,9 @@ type CheckpointsConfig struct {
 	Interval time.Duration
 	// Logger gets the outcome of each checkpoint; nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics gets the time of each checkpoint written
+	// (auditq_last_checkpoint_timestamp_seconds); nil records nothing.
+	Metrics *Metrics
 }
 
 func (c *CheckpointsConfig) setDefaults() {
@@ -56,7 +60,7 @@ func StartCheckpoints(w CheckpointWriter, cfg CheckpointsConfig) (*Checkpoints, 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Checkpoints{w: w, interval: cfg.Interval, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{})}
+	c := &Checkpoints{w: w, interval: cfg.Interval, log: cfg.Logger, metrics: cfg.Metrics, stop: make(chan struct{}), done: make(chan struct{})}
 	go c.run()
 	return c, nil
 }
@@ -86,6 +90,9 @@ func (c *Checkpoints) write(reason string) {
 	if res.Tampered != "" {
 		c.log.Error("tamper evidence: the stored trail contradicts what was committed; the checkpoint signs what this instance knows",
 			"checkpoint", cp.Seq, "problems", res.Tampered)
+	}
+	if cp.Seq != 0 { // stored, even if not yet published
+		c.metrics.CheckpointWritten(cp.Time)
 	}
 	if err != nil {
 		c.log.Error("checkpoint failed; the next one makes up for it", "reason", reason, "err", err)

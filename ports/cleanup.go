@@ -2,6 +2,7 @@ package ports
 
 import (
 	"context"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -31,9 +32,13 @@ func (h *handlers) cleanup(msg *message.Message) error {
 	}
 	ctx, cancel := context.WithTimeout(msg.Context(), timeout)
 	defer cancel()
+	start := time.Now()
 	res, err := h.app.Commands.RunCleanup.Handle(ctx, command.CleanupJob{
 		ID: msg.UUID, Trigger: trigger, AsOf: h.receipt(msg).ReceivedAt, Request: req,
 	})
+	if !req.DryRun { // a dry run changes nothing: it is not the last cleanup
+		h.cfg.Metrics.cleanupFinished(time.Now(), time.Since(start), res.DeletedCount, err)
+	}
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,20 @@ type Metrics struct {
 
 	poisonMessages *prometheus.GaugeVec
 	poisonAge      *prometheus.GaugeVec
+
+	requests        *prometheus.CounterVec
+	requestDuration *prometheus.HistogramVec
+	lastCheckpoint  prometheus.Gauge
+	cleanupTime     prometheus.Gauge
+	cleanupDuration prometheus.Gauge
+	cleanupDeleted  prometheus.Gauge
+	cleanupSuccess  prometheus.Gauge
 }
+
+// CodeOK is the code label of a request answered without error in
+// auditq_requests_total; the others are the request service's error codes
+// (CodeBadRequest, ...).
+const CodeOK = "200"
 
 // NewMetrics registers auditq's metrics and the Go and process collectors
 // on a new registry.
@@ -62,11 +75,86 @@ func NewMetrics() *Metrics {
 		poisonAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "auditq_poison_oldest_age_seconds", Help: "Age of the oldest message in stream AUDIT_POISON, by job; 0 when it holds none.",
 		}, []string{"job"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditq_requests_total", Help: "Requests answered by the request service, by subject and code (200, or the error code of Nats-Service-Error-Code).",
+		}, []string{"subject", "code"}),
+		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "auditq_request_duration_seconds", Help: "Time to answer one request, by subject, errors included.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"subject"}),
+		lastCheckpoint: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "auditq_last_checkpoint_timestamp_seconds", Help: "Unix time of the last signed checkpoint this instance wrote; 0 before the first. Its age: time() - this.",
+		}),
+		cleanupTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "auditq_last_cleanup_timestamp_seconds", Help: "Unix time the last cleanup (not a dry run) this instance ran ended, successful or not; 0 before the first.",
+		}),
+		cleanupDuration: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "auditq_last_cleanup_duration_seconds", Help: "How long the last cleanup this instance ran took.",
+		}),
+		cleanupDeleted: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "auditq_last_cleanup_deleted_rows", Help: "Events the last cleanup this instance ran deleted (0 when it failed).",
+		}),
+		cleanupSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "auditq_last_cleanup_success", Help: "1 when the last cleanup this instance ran succeeded, 0 when it failed or none ran yet.",
+		}),
 	}
 	reg.MustRegister(m.ingested, m.duplicates, m.rejected, m.poisoned, m.latency, m.batchSize, m.pending,
 		m.poisonMessages, m.poisonAge,
+		m.requests, m.requestDuration, m.lastCheckpoint, m.cleanupTime, m.cleanupDuration, m.cleanupDeleted, m.cleanupSuccess,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Every series a dashboard rates exists from the start, at 0, so that
+	// a quiet instance shows 0 rather than no data.
+	for _, h := range []string{handlerLog, handlerBulk, handlerCleanup, handlerReportGenerate} {
+		m.ingested.WithLabelValues(h)
+		m.duplicates.WithLabelValues(h)
+		m.rejected.WithLabelValues(h)
+		m.poisoned.WithLabelValues(h)
+		m.latency.WithLabelValues(h, "ok")
+	}
+	for _, w := range []string{"group-commit", "bulk"} {
+		m.batchSize.WithLabelValues(w)
+	}
+	for _, subj := range contract.RequestSubjects() {
+		m.requests.WithLabelValues(subj, CodeOK)
+		m.requestDuration.WithLabelValues(subj)
+	}
 	return m
+}
+
+// request records one answered request on subject with its code. A nil
+// Metrics records nothing.
+func (m *Metrics) request(subject, code string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(subject, code).Inc()
+	m.requestDuration.WithLabelValues(subject).Observe(d.Seconds())
+}
+
+// CheckpointWritten records the time of a checkpoint just written. A nil
+// Metrics records nothing.
+func (m *Metrics) CheckpointWritten(at time.Time) {
+	if m == nil {
+		return
+	}
+	m.lastCheckpoint.Set(float64(at.UnixNano()) / 1e9)
+}
+
+// cleanupFinished records the outcome of a cleanup that ended at end
+// after d: deleted rows, or a failure (err != nil).
+func (m *Metrics) cleanupFinished(end time.Time, d time.Duration, deleted int64, err error) {
+	if m == nil {
+		return
+	}
+	m.cleanupTime.Set(float64(end.UnixNano()) / 1e9)
+	m.cleanupDuration.Set(d.Seconds())
+	if err != nil {
+		m.cleanupDeleted.Set(0)
+		m.cleanupSuccess.Set(0)
+		return
+	}
+	m.cleanupDeleted.Set(float64(deleted))
+	m.cleanupSuccess.Set(1)
 }
 
 func (m *Metrics) recorded(handler string, r audit.WriteResult) {

@@ -59,6 +59,10 @@ type RequestsConfig struct {
 	// StopTimeout bounds how long Stop waits for requests in progress.
 	StopTimeout time.Duration
 	Logger      *slog.Logger
+	// Metrics gets every answer (auditq_requests_total,
+	// auditq_request_duration_seconds) and every checkpoint written on
+	// request; nil records nothing.
+	Metrics *Metrics
 }
 
 // Validate reports missing or out-of-range settings.
@@ -194,32 +198,36 @@ func (r *Requests) enter() bool {
 // deadline, one call, JSON reply or an error from the table in fail.
 func endpoint[Req any](r *Requests, subject string, call func(context.Context, Req, query.Requester) (any, error)) micro.Handler {
 	return micro.HandlerFunc(func(req micro.Request) {
+		start, code := time.Now(), CodeOK
+		defer func() { r.cfg.Metrics.request(subject, code, time.Since(start)) }()
 		if !r.enter() {
-			respondError(req, CodeStopping, "auditq is shutting down; retry the request", "")
+			code = CodeStopping
+			respondError(req, code, "auditq is shutting down; retry the request", "")
 			return
 		}
 		defer r.inFlight.Done()
 		defer func() {
 			if p := recover(); p != nil {
 				r.cfg.Logger.Error("request handler panicked", "subject", subject, "panic", fmt.Sprint(p))
-				respondError(req, CodeInternal, "internal error", "")
+				code = CodeInternal
+				respondError(req, code, "internal error", "")
 			}
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
 		defer cancel()
 		var in Req
 		if err := DecodeRequest(req.Data(), &in); err != nil {
-			r.fail(req, subject, err)
+			code = r.fail(req, subject, err)
 			return
 		}
 		out, err := call(ctx, in, requester(req.Headers()))
 		if err != nil {
-			r.fail(req, subject, err)
+			code = r.fail(req, subject, err)
 			return
 		}
 		body, err := json.Marshal(out)
 		if err != nil {
-			r.fail(req, subject, fmt.Errorf("encode response: %w", err))
+			code = r.fail(req, subject, fmt.Errorf("encode response: %w", err))
 			return
 		}
 		if err := req.Respond(body); err != nil {
@@ -256,30 +264,37 @@ func (r *Requests) writeCheckpoint(ctx context.Context, w *command.WriteCheckpoi
 	if err != nil {
 		r.cfg.Logger.Warn("checkpoint stored, not yet published", "seq", cp.Seq, "err", err)
 	}
+	r.cfg.Metrics.CheckpointWritten(cp.Time)
 	r.cfg.Logger.Info("checkpoint written", "seq", cp.Seq, "reason", cp.Reason, "batches", cp.BatchSeq, "deletions", cp.DeletionSeq)
 	return CheckpointWritten{Checkpoint: cp, Published: err == nil}, nil
 }
 
-// fail answers with the code of err: the one table mapping application
-// errors to this transport.
-func (r *Requests) fail(req micro.Request, subject string, err error) {
+// fail answers with the code of err, and returns that code: the one table
+// mapping application errors to this transport.
+func (r *Requests) fail(req micro.Request, subject string, err error) string {
 	var v *audit.ValidationError
 	switch {
 	case errors.As(err, &v):
 		respondError(req, CodeBadRequest, v.Error(), v.Field)
+		return CodeBadRequest
 	case errors.Is(err, audit.ErrNotFound):
 		respondError(req, CodeNotFound, err.Error(), "")
+		return CodeNotFound
 	case errors.Is(err, query.ErrTamperEvidenceOff):
 		respondError(req, CodeDisabled, err.Error(), "")
+		return CodeDisabled
 	case errors.Is(err, command.ErrForeignKey):
 		r.cfg.Logger.Error("request refused", "subject", subject, "err", err)
 		respondError(req, CodeConflict, err.Error(), "")
+		return CodeConflict
 	case errors.Is(err, context.DeadlineExceeded):
 		r.cfg.Logger.Warn("request timed out", "subject", subject, "timeout", r.cfg.Timeout, "err", err)
 		respondError(req, CodeTimeout, fmt.Sprintf("the request did not finish within %s", r.cfg.Timeout), "")
+		return CodeTimeout
 	default:
 		r.cfg.Logger.Error("request failed", "subject", subject, "err", err)
 		respondError(req, CodeInternal, "internal error", "")
+		return CodeInternal
 	}
 }
 

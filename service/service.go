@@ -270,6 +270,7 @@ func (s *Service) startApplication(ctx context.Context) error {
 	s.sub = sub
 	s.onClose("subscriber", sub.Close)
 
+	s.metrics = ports.NewMetrics()
 	te, err := setupEvidence(ctx, s.cfg, s.db, s.js, s.log)
 	if err != nil {
 		return err
@@ -280,7 +281,7 @@ func (s *Service) startApplication(ctx context.Context) error {
 	if te.writer != nil {
 		stopChaining := te.sealer.StartChaining(time.Second, s.log.With("component", "chainer"))
 		checkpoints, err := ports.StartCheckpoints(te.writer, ports.CheckpointsConfig{
-			Interval: s.cfg.CheckpointInterval, Logger: s.log.With("component", "checkpoints"),
+			Interval: s.cfg.CheckpointInterval, Logger: s.log.With("component", "checkpoints"), Metrics: s.metrics,
 		})
 		if err != nil {
 			return err
@@ -293,7 +294,6 @@ func (s *Service) startApplication(ctx context.Context) error {
 	}
 
 	repo := postgres.NewRepository(s.db).WithSealer(te.sealer)
-	s.metrics = ports.NewMetrics()
 	batcher, err := postgres.NewBatcher(repo, postgres.BatcherConfig{
 		MaxEvents: s.cfg.BatchMaxEvents, MaxDelay: s.cfg.BatchMaxDelay, Flushers: s.cfg.BatchFlushers,
 		FlushTimeout: s.cfg.HandlerTimeout,
@@ -405,6 +405,7 @@ func (s *Service) startDriving(ctx context.Context) error {
 	}
 	requests, err := ports.NewRequests(reqConn, ports.RequestsConfig{
 		Timeout: s.cfg.RequestTimeout, StopTimeout: s.cfg.ShutdownTimeout, Logger: s.log.With("component", "requests"),
+		Metrics: s.metrics,
 	}, s.app)
 	if err != nil {
 		return err
