@@ -164,6 +164,18 @@ func TestPublishFileValidatesLocallyAndWaitsForTheBulkResult(t *testing.T) {
 		t.Fatalf("bulk again: %v\n%s", err, out)
 	}
 
+	// -no-validate publishes a refused file as it is, for the service to
+	// reject: the example bulk job stores two events, rejects the third.
+	before := lastSeq()
+	out, err = servicetest.Client(ctx, t, cenv, "publish", "-no-validate", "-file", write("rejected.json", `{"action":"a","resourceType":"doc"}`))
+	if err != nil || lastSeq() != before+1 {
+		t.Fatalf("-no-validate: %v (sequence %d -> %d)\n%s", err, before, lastSeq(), out)
+	}
+	out, err = servicetest.Client(ctx, t, cenv, "publish", "-no-validate", "-file", "../docs/examples/bulk.json")
+	if cli.ExitCode(err) != cli.ExitFailed || !strings.Contains(out, ": 3 events: 2 inserted, 0 duplicates, 1 rejected\n  rejected event 2: events[2].action: is required: a non-empty string") {
+		t.Fatalf("-no-validate bulk: %v, want exit 1 with the rejection\n%s", err, out)
+	}
+
 	// The service rejects an event the CLI let pass (a client configured
 	// with a larger future skew than the service's 1h): exit 1, listed.
 	deps := service.CLIDeps(servicetest.Config(t, cenv))

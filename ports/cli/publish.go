@@ -35,6 +35,8 @@ type Connector func() (*nats.Conn, error)
 type PublishLimits struct {
 	BulkMaxEvents int           // AUDITQ_BULK_MAX_EVENTS; 0: 1,000
 	FutureSkew    time.Duration // AUDITQ_MAX_FUTURE_SKEW; 0: audit.DefaultFutureSkew
+
+	unchecked bool // -no-validate: split the file, check nothing
 }
 
 // DefaultBulkMaxEvents is the service's default AUDITQ_BULK_MAX_EVENTS.
@@ -58,13 +60,16 @@ const fallbackStandIn = "AUDIT:0"
 // audit.DecodeBulk) and limits: if any event breaks a rule, nothing is
 // published and the error (exit code 2) names the file, the event and the
 // field. A bulk job whose result rejects an event is an error (exit 1).
+// -no-validate skips the check (the file must still be JSON), so that the
+// service's own rejections can be watched.
 func Publish(ctx context.Context, connect Connector, limits PublishLimits, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
 	fs.SetOutput(out)
 	file := fs.String("file", "", "JSON file: one event, an array of events, or {\"events\": [...]} for audit.bulk")
 	count := fs.Int("count", 1, "without -file: how many demo events to publish")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for each ack, and for the result of a bulk job")
-	fs.Usage = usage(fs, out, "Usage: auditq publish [-file events.json] [-count N] [-timeout 30s]")
+	noValidate := fs.Bool("no-validate", false, "publish the file's events as they are, without checking them first: to watch the service reject them")
+	fs.Usage = usage(fs, out, "Usage: auditq publish [-file events.json [-no-validate]] [-count N] [-timeout 30s]")
 	if help, err := parseFlags(fs, args, false); help || err != nil {
 		return err
 	}
@@ -81,6 +86,9 @@ func Publish(ctx context.Context, connect Connector, limits PublishLimits, args 
 		var data []byte
 		if data, err = os.ReadFile(*file); err != nil {
 			return usageError{err}
+		}
+		if *noValidate {
+			limits.unchecked = true
 		}
 		msgs, err = fileMessages(filepath.Base(*file), data, limits, time.Now())
 	}
@@ -291,7 +299,7 @@ func fileMessages(name string, data []byte, limits PublishLimits, now time.Time)
 		var problems []string
 		msgs := make([]*nats.Msg, 0, len(items))
 		for i, it := range items {
-			if _, err := audit.DecodeEvent(it, receipt); err != nil {
+			if _, err := audit.DecodeEvent(it, receipt); err != nil && !limits.unchecked {
 				problems = append(problems, fmt.Sprintf("%s: event %d: %v", name, i, err))
 				continue
 			}
@@ -306,6 +314,9 @@ func fileMessages(name string, data []byte, limits PublishLimits, now time.Time)
 		id := "bulk-" + hex.EncodeToString(sum[:16])
 		receipt.FallbackID = id
 		_, rejected, err := audit.DecodeBulk(trimmed, limits.BulkMaxEvents, receipt)
+		if limits.unchecked {
+			rejected, err = nil, nil
+		}
 		if err != nil {
 			return nil, usagef("%s: %w", name, err)
 		}
@@ -318,7 +329,7 @@ func fileMessages(name string, data []byte, limits PublishLimits, now time.Time)
 		}
 		return []*nats.Msg{msg(contract.SubjectBulk, id, trimmed)}, nil
 	default:
-		if _, err := audit.DecodeEvent(trimmed, receipt); err != nil {
+		if _, err := audit.DecodeEvent(trimmed, receipt); err != nil && !limits.unchecked {
 			return nil, usagef("%s: %w", name, err)
 		}
 		return []*nats.Msg{msg(contract.SubjectLog, audit.EventID(trimmed, ""), trimmed)}, nil
