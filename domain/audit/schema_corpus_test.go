@@ -71,7 +71,7 @@ func schemaEventCases() []string {
 		`{` + base + `,"timestamp":"2999-01-01T00:00:00Z"}`, `{` + base + `,"timestamp":"2026-11-24T13:00:01Z"}`,
 		`{` + base + `,"timestamp":"2026-11-24T13:00:00Z"}`, `{` + base + `,"timestamp":"2026-02-30T10:00:00Z"}`,
 		`{` + base + `,"timestamp":"2026-11-24t10:00:00z"}`, `{` + base + `,"timestamp":"2026-11-24T10:00:60Z"}`,
-		`{` + base + `,"timestamp":"1970-01-01T00:00:00Z"}`,
+		`{` + base + `,"timestamp":"1970-01-01T00:00:00Z"}`, `{` + base + `,"timestamp":"1970-01-01T00:30:00+01:00"}`,
 		`{'action':'a'}`, `{"action":"a" /* c */}`, `{"action":"a","resourceType":"t","resourceId":"r",}`,
 		`{"action":"a","resourceType":"t\u0007","resourceId":"r"}`,
 	}
