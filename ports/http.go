@@ -28,7 +28,8 @@ type PoisonStat struct {
 type PoisonBacklog func(ctx context.Context) (map[string]PoisonStat, error)
 
 // NewHTTPHandler serves /healthz (the process is alive), /readyz (every
-// check passes: 200, else 503 with the failing checks) and /metrics, whose
+// check passes: 200, else 503 with the failing checks), /schema/<name>.json
+// (the JSON Schemas of the contract) and /metrics, whose
 // backlog gauge is refreshed from backlog, and whose poison gauges from
 // poison (unless nil), before each scrape.
 func NewHTTPHandler(m *Metrics, checks map[string]Check, backlog Backlog, poison PoisonBacklog) http.Handler {
@@ -54,6 +55,7 @@ func NewHTTPHandler(m *Metrics, checks map[string]Check, backlog Backlog, poison
 		}
 		writeJSON(w, status, result)
 	})
+	mux.Handle("GET /schema/", schemaHandler())
 	metrics := promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)

@@ -151,6 +151,10 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 			return nil, fmt.Errorf("add endpoint %s: %w", e.subject, err)
 		}
 	}
+	if err := addSchemaEndpoint(svc); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("add endpoint %s: %w", contract.SubjectSchema, err)
+	}
 	// The subscriptions reach the server asynchronously: a request sent
 	// right after start (by a client on another connection) could find no
 	// responder yet. A round trip makes sure the server has them.
