@@ -126,31 +126,43 @@ func (c *Client) Publish(ctx context.Context, e Event) (string, error) {
 // publish sends m until JetStream acknowledges it, ctx ends or the error
 // is one a retry cannot fix.
 func (c *Client) publish(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
-	if size := int64(len(m.Data)); size > c.nc.MaxPayload() {
-		return nil, fmt.Errorf("the message is %d bytes, more than the server's max_payload of %d bytes", size, c.nc.MaxPayload())
+	if size, limit := int64(len(m.Data)), c.nc.MaxPayload(); limit > 0 && size > limit {
+		return nil, fmt.Errorf("the message is %d bytes, more than the server's max_payload of %d bytes", size, limit)
 	}
+	var ack *jetstream.PubAck
+	err := c.retry(ctx, permanent, func(ctx context.Context) error {
+		var err error
+		ack, err = c.js.PublishMsg(ctx, m)
+		return err
+	})
+	return ack, err
+}
+
+// retry runs attempt, each time with a deadline of AttemptTimeout, until
+// it succeeds, ctx ends or it fails with an error stop says is final;
+// between attempts it waits RetryBackoff, doubling up to MaxRetryBackoff.
+func (c *Client) retry(ctx context.Context, stop func(error) bool, attempt func(context.Context) error) error {
 	wait := c.opts.RetryBackoff
-	for attempt := 1; ; attempt++ {
+	for n := 1; ; n++ {
 		actx, cancel := context.WithTimeout(ctx, c.opts.AttemptTimeout)
-		ack, err := c.js.PublishMsg(actx, m)
+		err := attempt(actx)
 		cancel()
 		if err == nil {
-			return ack, nil
+			return nil
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w (after %d attempts; the last: %v)", ctx.Err(), attempt, err)
+			return fmt.Errorf("%w (after %d attempts; the last: %v)", ctx.Err(), n, err)
 		}
-		if permanent(err) {
-			return nil, err
+		if stop(err) {
+			return err
 		}
-		// Full jitter over the upper half: many publishers that lost the
-		// same server do not come back in step.
-		d := wait/2 + rand.N(wait/2+1)
-		t := time.NewTimer(d)
+		// Jitter over the upper half of the wait: many publishers that lost
+		// the same server do not come back in step.
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("%w (after %d attempts; the last: %v)", ctx.Err(), attempt, err)
+			return fmt.Errorf("%w (after %d attempts; the last: %v)", ctx.Err(), n, err)
 		case <-t.C:
 		}
 		wait = min(2*wait, c.opts.MaxRetryBackoff)
@@ -232,9 +244,16 @@ func (c *Client) PublishBulk(ctx context.Context, events []Event) (BulkResult, e
 	// The poison stream is watched from its end as it is now, and the
 	// results stream from its start (it keeps the last few results): the
 	// answer cannot be missed, and a job published again finds the result
-	// of the first time. Ordered consumers carry on through reconnects.
+	// of the first time. Ordered consumers carry on through reconnects;
+	// setting them up is retried like the publish, while the service has
+	// not created the streams yet.
 	answers := make(chan bulkAnswer, 1)
-	watch, err := c.watchBulk(ctx, id, answers)
+	var watch *bulkWatch
+	err := c.retry(ctx, func(err error) bool { return errors.Is(err, nats.ErrConnectionClosed) }, func(ctx context.Context) error {
+		var err error
+		watch, err = c.watchBulk(ctx, id, answers)
+		return err
+	})
 	if err != nil {
 		return BulkResult{}, fmt.Errorf("bulk %s: %w", id, err)
 	}

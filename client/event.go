@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
-	"unicode/utf8"
 )
 
 // Event is one audit event as published on audit.log: who (UserID; empty
@@ -186,11 +185,10 @@ func (s StoredEvent) MarshalJSON() ([]byte, error) {
 	return json.Marshal(w)
 }
 
-// quoteID is id for error messages: quoted, and cut when long or not text.
+// quoteID is id for error messages: quoted, at most 80 bytes of it.
 func quoteID(id string) string {
-	if len(id) > 80 || !utf8.ValidString(id) {
-		id = strconv.QuoteToASCII(id[:min(len(id), 80)]) + "..."
-		return id
+	if len(id) > 80 {
+		return strconv.Quote(id[:80]) + "..."
 	}
 	return strconv.Quote(id)
 }

@@ -88,7 +88,9 @@ func collect[T any](t *testing.T, seq func(func(T, error) bool)) []T {
 
 func TestClientAgainstTheService(t *testing.T) {
 	env := servicetest.Env(t)
-	env["AUDITQ_MAX_FUTURE_SKEW"] = "1m" // stricter than the client's default of 1 hour
+	// Stricter than the client's defaults (1 hour, 1,000 events).
+	env["AUDITQ_MAX_FUTURE_SKEW"] = "1m"
+	env["AUDITQ_BULK_MAX_EVENTS"] = "5"
 	svc := servicetest.Start(t, env)
 	db := servicetest.OpenDB(t, env)
 	c, _ := newClient(t, svc.NATSURL(), client.Options{Requester: "client-test"})
@@ -151,6 +153,15 @@ func TestClientAgainstTheService(t *testing.T) {
 	if _, err := c.PublishBulk(ctx, nil); !errors.As(err, &verr) || err.Error() != "events: must hold at least one event" {
 		t.Fatalf("PublishBulk of nothing: %v", err)
 	}
+	// Six events: the service, whose limit is five, rejects the job whole.
+	var six []client.Event
+	for i := range 6 {
+		six = append(six, client.Event{ID: fmt.Sprintf("six-%d", i), Action: "a", ResourceType: "r", ResourceID: "1"})
+	}
+	if _, err := c.PublishBulk(ctx, six); err == nil ||
+		!strings.HasSuffix(err.Error(), " rejected as a whole: events: holds 6 events, more than the limit of 5") || errors.As(err, &verr) {
+		t.Fatalf("PublishBulk of six events to a service taking five: %v", err)
+	}
 
 	// Seven events for the pages of a query.
 	for i := range 7 {
@@ -163,7 +174,7 @@ func TestClientAgainstTheService(t *testing.T) {
 		n := servicetest.CountRows(t, db, "id LIKE 'cl%' OR id LIKE 'pg-%' OR id = ?", generated)
 		return n == 11, fmt.Sprintf("%d of 11 events stored", n)
 	})
-	if n := servicetest.CountRows(t, db, "id IN ('cl-bad', 'clb-2')"); n != 0 {
+	if n := servicetest.CountRows(t, db, "id IN ('cl-bad', 'clb-2') OR id LIKE 'six-%'"); n != 0 {
 		t.Fatalf("%d rejected events stored", n)
 	}
 
@@ -474,9 +485,9 @@ func TestClientProofMatchesService(t *testing.T) {
 	}
 }
 
-// A Publish issued while the service and its NATS server are down waits,
-// retrying, and ends acknowledged once they are back, the event stored
-// exactly once.
+// A Publish and a PublishBulk issued while the service and its NATS
+// server are down wait, retrying, and end acknowledged (the bulk job with
+// its result) once they are back, each event stored exactly once.
 func TestClientPublishRetriesThroughARestart(t *testing.T) {
 	env := servicetest.Env(t)
 	svc := servicetest.Start(t, env)
@@ -499,34 +510,44 @@ func TestClientPublishRetriesThroughARestart(t *testing.T) {
 	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
 		return !nc.IsConnected(), "the client is still connected"
 	})
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	go func() {
 		_, err := c.Publish(ctx, client.Event{ID: "rs-1", Action: "a", ResourceType: "r", ResourceID: "1"})
 		done <- err
 	}()
-	// Several attempts fail meanwhile (AttemptTimeout 1s); Publish keeps
+	go func() {
+		res, err := c.PublishBulk(ctx, []client.Event{{ID: "rs-2", Action: "a", ResourceType: "r", ResourceID: "2"},
+			{ID: "rs-3", Action: "a", ResourceType: "r", ResourceID: "3"}})
+		if err == nil && (res.Inserted != 2 || res.Total != 2) {
+			err = fmt.Errorf("result %+v, want 2 inserted", res)
+		}
+		done <- err
+	}()
+	// Several attempts fail meanwhile (AttemptTimeout 1s); both keep
 	// trying.
 	time.Sleep(3 * time.Second)
 	select {
 	case err := <-done:
-		t.Fatalf("Publish returned while the service was down: %v", err)
+		t.Fatalf("a publish returned while the service was down: %v", err)
 	default:
 	}
 
 	servicetest.Start(t, env)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Publish after the restart: %v", err)
+	for range 2 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("after the restart: %v", err)
+			}
+		case <-ctx.Done():
+			t.Fatal("a publish did not return after the restart")
 		}
-	case <-ctx.Done():
-		t.Fatal("Publish did not return after the restart")
 	}
 	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
-		n := servicetest.CountRows(t, db, "id = 'rs-1'")
-		return n == 1, fmt.Sprintf("%d rows of rs-1", n)
+		n := servicetest.CountRows(t, db, "id IN ('rs-1', 'rs-2', 'rs-3')")
+		return n == 3, fmt.Sprintf("%d of rs-1, rs-2, rs-3 stored", n)
 	})
-	if n := servicetest.CountRows(t, db, ""); n != 2 {
-		t.Fatalf("%d rows, want 2", n)
+	if n := servicetest.CountRows(t, db, ""); n != 4 {
+		t.Fatalf("%d rows, want 4", n)
 	}
 }
