@@ -142,6 +142,16 @@ func TestClientAgainstTheService(t *testing.T) {
 		!strings.HasPrefix(res.ID, "bulk-") {
 		t.Fatalf("bulk result: %+v", res)
 	}
+	if !slices.Equal(res.IDs, []string{"clb-0", "clb-1", "clb-2", "cl-1"}) {
+		t.Fatalf("bulk ids: %v", res.IDs)
+	}
+	anon, err := c.PublishBulk(ctx, []client.Event{{Action: "a", ResourceType: "r", ResourceID: "1"}, {Action: "a", ResourceType: "r", ResourceID: "2"}})
+	if err != nil || anon.Inserted != 2 || len(anon.IDs) != 2 || len(anon.IDs[0]) != 32 || anon.IDs[0] == anon.IDs[1] {
+		t.Fatalf("a bulk job without ids: %+v, %v", anon, err)
+	}
+	if n := servicetest.CountRows(t, db, "id IN (?, ?)", anon.IDs[0], anon.IDs[1]); n != 2 {
+		t.Fatalf("%d rows under the generated ids %v", n, anon.IDs)
+	}
 	// Published again: the same job, answered with its earlier result.
 	again, err := c.PublishBulk(ctx, bulk)
 	if err != nil || !slices.Equal(again.Rejected, res.Rejected) || again.ID != res.ID || again.Inserted != res.Inserted {
