@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestEventJSON(t *testing.T) {
@@ -175,4 +176,22 @@ func TestVerifyProof(t *testing.T) {
 			t.Errorf("%s altered: %v", name, err)
 		}
 	}
+}
+
+// appendString writes every valid UTF-8 string so that a JSON decoder
+// reads back the same string.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", "q\"b\\s", "\x00\x01\x1f\x7f", "\n\r\t", "é😀\u2028", "</script>&"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		data := appendString(nil, s)
+		if !utf8.ValidString(s) {
+			return // sent as is, for the rules to reject
+		}
+		var back string
+		if err := json.Unmarshal(data, &back); err != nil || back != s {
+			t.Fatalf("%q: wrote %s, read back %q (%v)", s, data, back, err)
+		}
+	})
 }
