@@ -17,6 +17,13 @@ require (
 
 require github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 
+// The Go client is its own module (client/go.mod), so that the service's
+// dependencies never reach its importers; the service's tests use it from
+// here.
+require github.com/auditq/auditq/client v0.0.0
+
+replace github.com/auditq/auditq/client => ./client
+
 require (
 	cel.dev/expr v0.25.2 // indirect
 	charm.land/bubbles/v2 v2.1.1 // indirect

@@ -1,0 +1,348 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The subjects and streams of auditq's contract that the client uses
+// (docs/contract.md, "Subjects and streams").
+const (
+	subjectLog          = "audit.log"
+	subjectBulk         = "audit.bulk"
+	subjectBulkResults  = "audit.results.bulk"
+	subjectBulkPoison   = "audit.poison.bulk"
+	streamResults       = "AUDIT_RESULTS"
+	streamPoison        = "AUDIT_POISON"
+	headerJobID         = "job_id"
+	headerReasonPoison  = "reason_poisoned"
+	headerRequester     = "Auditq-Requester"
+	headerServiceCode   = "Nats-Service-Error-Code"
+	headerServiceReason = "Nats-Service-Error"
+)
+
+// Options configure a Client. The zero value is ready to use.
+type Options struct {
+	// Rules are the service's validation settings; the zero value is its
+	// defaults.
+	Rules Rules
+	// AttemptTimeout is how long one publish attempt waits for
+	// JetStream's acknowledgement; default 5s.
+	AttemptTimeout time.Duration
+	// RetryBackoff is the wait after the first failed attempt, doubled
+	// after each further one up to MaxRetryBackoff, with jitter; defaults
+	// 100ms and 5s.
+	RetryBackoff    time.Duration
+	MaxRetryBackoff time.Duration
+	// RequestTimeout bounds each request (Report, Query's pages, ...) when
+	// its context has no earlier deadline; default 15s.
+	RequestTimeout time.Duration
+	// Requester names the caller on requests (header Auditq-Requester):
+	// the service records it with each read as an unverified claim.
+	Requester string
+}
+
+// Client publishes events to auditq and asks it for reports, events and
+// proofs, over a NATS connection it does not own. It is safe for
+// concurrent use.
+type Client struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	opts Options
+}
+
+// New returns a Client over nc. Publish retries through reconnects only
+// while nc does: connect with nats.MaxReconnects(-1) so that a long outage
+// does not close it. It returns an error when an option is negative.
+func New(nc *nats.Conn, opts Options) (*Client, error) {
+	if nc == nil {
+		return nil, errors.New("client: no NATS connection")
+	}
+	for _, d := range []struct {
+		name string
+		val  time.Duration
+		def  *time.Duration
+		to   time.Duration
+	}{
+		{"AttemptTimeout", opts.AttemptTimeout, &opts.AttemptTimeout, 5 * time.Second},
+		{"RetryBackoff", opts.RetryBackoff, &opts.RetryBackoff, 100 * time.Millisecond},
+		{"MaxRetryBackoff", opts.MaxRetryBackoff, &opts.MaxRetryBackoff, 5 * time.Second},
+		{"RequestTimeout", opts.RequestTimeout, &opts.RequestTimeout, 15 * time.Second},
+		{"Rules.FutureSkew", opts.Rules.FutureSkew, nil, 0},
+	} {
+		if d.val < 0 {
+			return nil, fmt.Errorf("client: Options.%s is %s, must not be negative", d.name, d.val)
+		}
+		if d.val == 0 && d.def != nil {
+			*d.def = d.to
+		}
+	}
+	if opts.Rules.MaxBulkEvents < 0 {
+		return nil, fmt.Errorf("client: Options.Rules.MaxBulkEvents is %d, must not be negative", opts.Rules.MaxBulkEvents)
+	}
+	opts.MaxRetryBackoff = max(opts.MaxRetryBackoff, opts.RetryBackoff)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	return &Client{nc: nc, js: js, opts: opts}, nil
+}
+
+// Publish checks e with the service's rules and publishes it to audit.log
+// with Nats-Msg-Id set to its id (a random one when e.ID is empty),
+// retrying with backoff through reconnects, leader elections and a
+// service that is not up yet, until JetStream acknowledges it or ctx
+// ends. Once it returns nil the event is stored exactly once, however
+// often it was sent. It returns the event's id, and an error: a
+// *ValidationError when e breaks a rule (nothing was sent), else the
+// reason the publish could not complete (wrapping ctx's error when ctx
+// ended first).
+func (c *Client) Publish(ctx context.Context, e Event) (string, error) {
+	if e.ID == "" {
+		e.ID = newID()
+	}
+	data := e.appendJSON(nil)
+	if err := c.opts.Rules.CheckEvent(data, time.Now()); err != nil {
+		return e.ID, err
+	}
+	m := nats.NewMsg(subjectLog)
+	m.Header.Set(nats.MsgIdHdr, e.ID)
+	m.Data = data
+	if _, err := c.publish(ctx, m); err != nil {
+		return e.ID, fmt.Errorf("publish event %s: %w", quoteID(e.ID), err)
+	}
+	return e.ID, nil
+}
+
+// publish sends m until JetStream acknowledges it, ctx ends or the error
+// is one a retry cannot fix.
+func (c *Client) publish(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
+	if size, limit := int64(len(m.Data)), c.nc.MaxPayload(); limit > 0 && size > limit {
+		return nil, fmt.Errorf("the message is %d bytes, more than the server's max_payload of %d bytes", size, limit)
+	}
+	var ack *jetstream.PubAck
+	err := c.retry(ctx, permanent, func(ctx context.Context) error {
+		var err error
+		ack, err = c.js.PublishMsg(ctx, m)
+		return err
+	})
+	return ack, err
+}
+
+// retry runs attempt, each time with a deadline of AttemptTimeout, until
+// it succeeds, ctx ends or it fails with an error stop says is final;
+// between attempts it waits RetryBackoff, doubling up to MaxRetryBackoff.
+func (c *Client) retry(ctx context.Context, stop func(error) bool, attempt func(context.Context) error) error {
+	wait := c.opts.RetryBackoff
+	for n := 1; ; n++ {
+		actx, cancel := context.WithTimeout(ctx, c.opts.AttemptTimeout)
+		err := attempt(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w (after %d attempts; the last: %v)", ctx.Err(), n, err)
+		}
+		if stop(err) {
+			return err
+		}
+		// Jitter over the upper half of the wait: many publishers that lost
+		// the same server do not come back in step.
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (after %d attempts; the last: %v)", ctx.Err(), n, err)
+		case <-t.C:
+		}
+		wait = min(2*wait, c.opts.MaxRetryBackoff)
+	}
+}
+
+// permanent reports whether a publish error stays the same on retry: a
+// closed connection, a message the server refuses for its size or
+// subject, or a request JetStream rejects (a 4xx API error). Timeouts,
+// no responders (no stream leader yet, or the service not up) and 503s
+// are worth retrying.
+func permanent(err error) bool {
+	var api *jetstream.APIError
+	switch {
+	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrMaxPayload), errors.Is(err, nats.ErrBadSubject):
+		return true
+	case errors.As(err, &api):
+		return api.Code >= 400 && api.Code < 500 && api.Code != 408 && api.Code != 429
+	}
+	return false
+}
+
+// BulkResult is the result of a bulk job, as the service published it on
+// audit.results.bulk: Total = Inserted + Duplicates + len(Rejected).
+type BulkResult struct {
+	ID         string      `json:"id"` // the job id: the message's Nats-Msg-Id
+	Total      int         `json:"total"`
+	Inserted   int         `json:"inserted"`
+	Duplicates int         `json:"duplicates"` // events whose id was stored before
+	Rejected   []Rejection `json:"rejected"`
+	// IDs are the ids of the events published, in order: as given, or
+	// generated by PublishBulk.
+	IDs []string `json:"-"`
+}
+
+// Rejection is one event of a bulk job the service rejected (and put in
+// the poison stream): its index in the job and the reason, e.g.
+// "events[2].timestamp: is more than 1s after the time it was received".
+type Rejection struct {
+	Index  int    `json:"index"`
+	Reason string `json:"error"`
+}
+
+// PublishBulk checks events with the service's rules, publishes them as
+// one audit.bulk job (events without an id get a random one first, listed
+// in the result's IDs; the job's id is "bulk-" plus a hash of the message), retrying as Publish
+// does, and waits for the job's result until ctx ends. The service stores
+// the valid events in one transaction; an event it rejects (under
+// settings stricter than Options.Rules) is listed in the result's
+// Rejected, not an error. A job published again within the service's
+// duplicate window returns the earlier result. It returns a
+// *ValidationError when an event breaks a rule (nothing was sent), and an
+// error when the publish failed, the service rejected the job as a whole,
+// or ctx ended before the result came.
+func (c *Client) PublishBulk(ctx context.Context, events []Event) (BulkResult, error) {
+	if len(events) == 0 {
+		return BulkResult{}, invalid("events", "must hold at least one event")
+	}
+	if n, limit := len(events), c.opts.Rules.maxBulk(); n > limit {
+		return BulkResult{}, invalid("events", "holds %d events, more than the limit of %d", n, limit)
+	}
+	data := append(make([]byte, 0, 256*len(events)), `{"events":[`...)
+	ids := make([]string, len(events))
+	for i, e := range events {
+		if i > 0 {
+			data = append(data, ',')
+		}
+		if e.ID == "" {
+			e.ID = newID()
+		}
+		ids[i] = e.ID
+		data = e.appendJSON(data)
+	}
+	data = append(data, "]}"...)
+	if err := c.opts.Rules.CheckBulk(data, time.Now()); err != nil {
+		return BulkResult{}, err
+	}
+	sum := sha256.Sum256(data)
+	id := "bulk-" + hex.EncodeToString(sum[:16])
+	m := nats.NewMsg(subjectBulk)
+	m.Header.Set(nats.MsgIdHdr, id)
+	m.Data = data
+
+	// The poison stream is watched from its end as it is now, and the
+	// results stream from its start (it keeps the last few results): the
+	// answer cannot be missed, and a job published again finds the result
+	// of the first time. Ordered consumers carry on through reconnects;
+	// setting them up is retried like the publish, while the service has
+	// not created the streams yet.
+	answers := make(chan bulkAnswer, 1)
+	var watch *bulkWatch
+	err := c.retry(ctx, func(err error) bool { return errors.Is(err, nats.ErrConnectionClosed) }, func(ctx context.Context) error {
+		var err error
+		watch, err = c.watchBulk(ctx, id, answers)
+		return err
+	})
+	if err != nil {
+		return BulkResult{}, fmt.Errorf("bulk %s: %w", id, err)
+	}
+	defer watch.stop()
+	if _, err := c.publish(ctx, m); err != nil {
+		return BulkResult{}, fmt.Errorf("publish bulk %s: %w", id, err)
+	}
+	select {
+	case a := <-answers:
+		if a.reason != "" {
+			return BulkResult{}, fmt.Errorf("bulk %s rejected as a whole: %s", id, a.reason)
+		}
+		a.result.IDs = ids
+		return a.result, a.err
+	case <-ctx.Done():
+		return BulkResult{}, fmt.Errorf("no result for bulk %s (published, it may still be waiting in the stream): %w", id, ctx.Err())
+	}
+}
+
+// bulkAnswer is what became of a bulk job: its result, or its rejection
+// as a whole (reason).
+type bulkAnswer struct {
+	result BulkResult
+	err    error
+	reason string
+}
+
+type bulkWatch struct{ stops []func() }
+
+func (w *bulkWatch) stop() {
+	for _, s := range w.stops {
+		s()
+	}
+}
+
+// watchBulk sends the answer to job id to answers: its result from
+// AUDIT_RESULTS, or its rejection from AUDIT_POISON.
+func (c *Client) watchBulk(ctx context.Context, id string, answers chan<- bulkAnswer) (*bulkWatch, error) {
+	w := &bulkWatch{}
+	send := func(a bulkAnswer) {
+		select {
+		case answers <- a:
+		default: // answered already
+		}
+	}
+	poison, err := c.js.Stream(ctx, streamPoison)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", streamPoison, err)
+	}
+	from := poison.CachedInfo().State.LastSeq + 1
+	for _, s := range []struct {
+		stream string
+		cfg    jetstream.OrderedConsumerConfig
+		handle func(jetstream.Msg)
+	}{
+		{streamPoison, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{subjectBulkPoison}, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
+		}, func(m jetstream.Msg) {
+			if m.Headers().Get(nats.MsgIdHdr) == id {
+				send(bulkAnswer{reason: m.Headers().Get(headerReasonPoison)})
+			}
+		}},
+		{streamResults, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjectBulkResults}}, func(m jetstream.Msg) {
+			if m.Headers().Get(headerJobID) == id {
+				var r BulkResult
+				err := json.Unmarshal(m.Data(), &r)
+				if err != nil {
+					err = fmt.Errorf("unreadable result of bulk %s: %w", id, err)
+				}
+				send(bulkAnswer{result: r, err: err})
+			}
+		}},
+	} {
+		cons, err := c.js.OrderedConsumer(ctx, s.stream, s.cfg)
+		if err != nil {
+			w.stop()
+			return nil, fmt.Errorf("watch %s: %w", s.stream, err)
+		}
+		cc, err := cons.Consume(s.handle)
+		if err != nil {
+			w.stop()
+			return nil, fmt.Errorf("watch %s: %w", s.stream, err)
+		}
+		w.stops = append(w.stops, cc.Stop)
+	}
+	return w, nil
+}

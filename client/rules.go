@@ -1,0 +1,623 @@
+package client
+
+// The rules in this file are those of the auditq service's decoder
+// (domain/audit/decode.go in the auditq module), which the client cannot
+// import: the same checks in the same order with the same texts.
+// TestClientRulesMatchService (ports/contract, auditq module) runs every
+// input of the service's fuzz corpora and examples through both and
+// requires the same decision and the same error.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits of the event fields: a public contract of auditq
+// (docs/contract.md, "Event fields").
+const (
+	MaxIDLen           = 256      // id, userId, resourceId, sessionId, requestId (characters)
+	MaxNameLen         = 256      // action, resourceType (characters)
+	MaxUserAgentLen    = 1024     // userAgent (characters)
+	MaxErrorMessageLen = 4096     // errorMessage (characters)
+	MaxDetailsBytes    = 64 << 10 // details, as sent (bytes of JSON)
+	MaxDetailsDepth    = 32       // nesting of objects and arrays inside details
+)
+
+// earliest is the oldest event time the service accepts.
+var earliest = time.Unix(0, 0).UTC()
+
+// normalize returns t in UTC at the service's storage precision.
+func normalize(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// ValidationError says which field of an event broke which rule, in the
+// words of the service: Error() is what the service would have put in the
+// poison stream ("resourceId: is required: a non-empty string"). Nothing
+// was published.
+type ValidationError struct {
+	Field string // JSON path of the field, e.g. "action" or "events[3].ipAddress"
+	Rule  string // what the field must be, e.g. "is required: a non-empty string"
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Rule }
+
+func invalid(field, format string, args ...any) *ValidationError {
+	return &ValidationError{Field: field, Rule: fmt.Sprintf(format, args...)}
+}
+
+// Rules are the service's settings that decide whether an event is
+// valid. The zero value holds the service's defaults; set them when the
+// service runs with others.
+type Rules struct {
+	MaxBulkEvents int           // AUDITQ_BULK_MAX_EVENTS; 0: 1,000
+	FutureSkew    time.Duration // AUDITQ_MAX_FUTURE_SKEW; 0: 1 hour
+}
+
+func (r Rules) maxBulk() int {
+	if r.MaxBulkEvents > 0 {
+		return r.MaxBulkEvents
+	}
+	return 1000
+}
+
+func (r Rules) skew() time.Duration {
+	if r.FutureSkew > 0 {
+		return r.FutureSkew
+	}
+	return time.Hour
+}
+
+// CheckEvent checks one event as sent to audit.log, a JSON object, as the
+// service would on receiving it at now. It returns nil, or a
+// *ValidationError naming the first field that breaks a rule with the
+// service's own words. An event without an id is accepted: Publish gives
+// it one (and the service would use the message id).
+func (r Rules) CheckEvent(data []byte, now time.Time) error {
+	return checkEvent("", data, normalize(now), r.skew())
+}
+
+// CheckBulk checks an audit.bulk message, {"events": [...]}, as the
+// service would on receiving it at now. It returns nil when the service
+// would store every event, else a *ValidationError: about the message as
+// a whole (the service would reject all of it), or about the first
+// invalid event ("events[3].action: ..."; the service would store the
+// others and reject that one).
+func (r Rules) CheckBulk(data []byte, now time.Time) error {
+	var list json.RawMessage
+	err := decodeObject("", data, func(key string, raw json.RawMessage) error {
+		if key != "events" {
+			return invalid(key, "unknown field")
+		}
+		list = raw
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if list == nil || isNull(list) {
+		return invalid("events", "is required: an array of events")
+	}
+	if list[0] != '[' {
+		return invalid("events", "must be an array of events, got %s", kindOf(list))
+	}
+	// decodeObject returned nil, so the whole message is valid JSON.
+	var items []json.RawMessage
+	for i := skipSpace(list, 1); list[i] != ']'; {
+		end := skipValue(list, i)
+		items = append(items, list[i:end:end])
+		if i = skipSpace(list, end); list[i] == ',' {
+			i = skipSpace(list, i+1)
+		}
+	}
+	if len(items) == 0 {
+		return invalid("events", "must hold at least one event")
+	}
+	if len(items) > r.maxBulk() {
+		return invalid("events", "holds %d events, more than the limit of %d", len(items), r.maxBulk())
+	}
+	now = normalize(now)
+	for i, item := range items {
+		if err := checkEvent(fmt.Sprintf("events[%d].", i), item, now, r.skew()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkEvent checks one event object; prefix is prepended to field names
+// in errors ("events[3]." inside a bulk message).
+func checkEvent(prefix string, data []byte, received time.Time, skew time.Duration) error {
+	var action, resourceType, resourceID string
+	err := decodeObject(strings.TrimSuffix(prefix, "."), data, func(key string, raw json.RawMessage) error {
+		f := key
+		if prefix != "" {
+			f = prefix + key
+		}
+		var err error
+		switch key {
+		case "id":
+			_, err = text(f, raw, MaxIDLen, textSingleLine)
+		case "userId":
+			_, err = identifier(f, raw)
+		case "action":
+			action, err = text(f, raw, MaxNameLen, textSingleLine)
+		case "resourceType":
+			resourceType, err = text(f, raw, MaxNameLen, textSingleLine)
+		case "resourceId":
+			resourceID, err = identifier(f, raw)
+		case "details":
+			err = details(f, raw)
+		case "ipAddress":
+			var s string
+			if s, err = text(f, raw, 64, textSingleLine); err == nil && s != "" {
+				if a, perr := netip.ParseAddr(s); perr != nil || a.Zone() != "" {
+					err = invalid(f, "must be an IPv4 or IPv6 address without zone, got %q", s)
+				}
+			}
+		case "userAgent":
+			_, err = text(f, raw, MaxUserAgentLen, textSingleLine)
+		case "sessionId", "requestId":
+			_, err = text(f, raw, MaxIDLen, textSingleLine)
+		case "success":
+			if s := string(raw); s != "true" && s != "false" {
+				err = invalid(f, "must be true or false, got %s", kindOf(raw))
+			}
+		case "errorMessage":
+			_, err = text(f, raw, MaxErrorMessageLen, textMultiLine)
+		case "timestamp":
+			if !isNull(raw) {
+				err = timestamp(f, raw, received, skew)
+			}
+		default:
+			err = invalid(f, "unknown field")
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, req := range []struct{ name, val string }{
+		{"action", action}, {"resourceType", resourceType}, {"resourceId", resourceID},
+	} {
+		if req.val == "" {
+			return invalid(prefix+req.name, "is required: a non-empty string")
+		}
+	}
+	return nil
+}
+
+// decodeObject walks the members of one JSON object, calling fn with each key
+// and raw value. It rejects non-objects, duplicate keys and trailing data.
+// Well-formed input takes a fast, allocation-light scan (validJSON, then
+// scanObject); anything else goes
+// through encoding/json's decoder, whose errors say where the input broke.
+func decodeObject(path string, data []byte, fn func(key string, raw json.RawMessage) error) error {
+	if !utf8.Valid(data) {
+		return invalidUTF8(path, data)
+	}
+	if validJSON(data) {
+		return scanObject(path, data, fn)
+	}
+	return decodeObjectSlow(path, data, fn)
+}
+
+// maxKeyLabel is the most characters of a sender's member name that an
+// error repeats.
+const maxKeyLabel = 64
+
+// keyLabel is how a member name the sender chose appears in field paths
+// (and so in errors, poison headers and logs): as is when it is a short
+// printable name, as every known field is; quoted (Go syntax) and cut to
+// maxKeyLabel characters when it is empty, holds control characters or
+// invalid UTF-8, or is long, so that an empty key does not give the field
+// name "" and a huge unknown key is not repeated in full in the poison
+// reason header.
+func keyLabel(key string) string {
+	if key != "" && len(key) <= maxKeyLabel && utf8.ValidString(key) {
+		printable := true
+		for _, c := range key {
+			if !strconv.IsPrint(c) {
+				printable = false
+				break
+			}
+		}
+		if printable {
+			return key
+		}
+	}
+	cut, more := key, ""
+	if n := 0; len(key) > maxKeyLabel {
+		for i := range key {
+			if n == maxKeyLabel {
+				cut, more = key[:i], "..."
+				break
+			}
+			n++
+		}
+	}
+	return strconv.Quote(cut) + more
+}
+
+func where(path string) string {
+	if path == "" {
+		return "(message)"
+	}
+	return path
+}
+
+func member(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// scanObject walks an object already known to be valid JSON.
+func scanObject(path string, data []byte, fn func(key string, raw json.RawMessage) error) error {
+	i := skipSpace(data, 0)
+	if data[i] != '{' {
+		return invalid(where(path), "must be a JSON object, got %s", kindOf(data[i:]))
+	}
+	var seenBuf [16]string
+	seen := seenBuf[:0]
+	i = skipSpace(data, i+1)
+	for data[i] != '}' {
+		end := skipString(data, i)
+		key := unquote(data[i:end])
+		for _, k := range seen {
+			if k == key {
+				return invalid(member(path, keyLabel(key)), "appears more than once")
+			}
+		}
+		seen = append(seen, key)
+		key = keyLabel(key)
+		i = skipSpace(data, end)
+		i = skipSpace(data, i+1) // the colon
+		end = skipValue(data, i)
+		if err := fn(key, data[i:end:end]); err != nil {
+			return err
+		}
+		i = skipSpace(data, end)
+		if data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
+	}
+	return nil
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at data[i].
+func skipString(data []byte, i int) int {
+	for i++; ; i++ {
+		switch data[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+}
+
+// skipValue returns the index after the value starting at data[i].
+func skipValue(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return skipString(data, i)
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch data[i] {
+			case '"':
+				i = skipString(data, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	default:
+		for i < len(data) {
+			switch data[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
+
+// unquote decodes a valid JSON string literal; the common case without
+// escapes costs one allocation.
+func unquote(raw []byte) string {
+	body := raw[1 : len(raw)-1]
+	if bytes.IndexByte(body, '\\') < 0 {
+		return string(body)
+	}
+	var s string
+	_ = json.Unmarshal(raw, &s)
+	return s
+}
+
+// decodeObjectSlow is decodeObject for input that is not valid JSON: it
+// walks with encoding/json to report where and why.
+func decodeObjectSlow(path string, data []byte, fn func(key string, raw json.RawMessage) error) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return invalid(where(path), "must be a JSON object: %v", syntaxMessage(err))
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return invalid(where(path), "must be a JSON object, got %s", tokenKind(tok))
+	}
+	seen := make(map[string]struct{}, 16)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return invalid(where(path), "is not valid JSON: %v", syntaxMessage(err))
+		}
+		key, _ := tok.(string)
+		if _, dup := seen[key]; dup {
+			return invalid(member(path, keyLabel(key)), "appears more than once")
+		}
+		seen[key] = struct{}{}
+		key = keyLabel(key)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return invalid(member(path, key), "is not valid JSON: %v", syntaxMessage(err))
+		}
+		if err := fn(key, raw); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return invalid(where(path), "is not valid JSON: %v", syntaxMessage(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return invalid(where(path), "has data after the JSON object")
+	}
+	return invalid(where(path), "is not valid JSON")
+}
+
+// invalidUTF8 names the first top-level field whose bytes are not UTF-8.
+func invalidUTF8(path string, data []byte) error {
+	where := path
+	if where == "" {
+		where = "(message)"
+	}
+	// Best effort to name the field: find the last key before the bad byte.
+	bad := 0
+	for bad < len(data) {
+		r, size := utf8.DecodeRune(data[bad:])
+		if r == utf8.RuneError && size <= 1 {
+			break
+		}
+		bad += size
+	}
+	head := data[:bad]
+	if i := bytes.LastIndex(head, []byte(`":`)); i > 0 {
+		if j := bytes.LastIndexByte(head[:i], '"'); j >= 0 {
+			key := keyLabel(string(head[j+1 : i]))
+			if path != "" {
+				key = path + "." + key
+			}
+			return invalid(key, "is not valid UTF-8 (byte offset %d)", bad)
+		}
+	}
+	return invalid(where, "is not valid UTF-8 (byte offset %d)", bad)
+}
+
+type textKind int
+
+const (
+	textSingleLine textKind = iota // no control characters at all
+	textMultiLine                  // tabs and line breaks allowed
+)
+
+// text decodes an optional string field: absent or null gives "", and so
+// does the empty string (documented: empty optional fields are stored NULL).
+func text(field string, raw json.RawMessage, maxLen int, kind textKind) (string, error) {
+	if isNull(raw) {
+		return "", nil
+	}
+	if raw[0] != '"' {
+		return "", invalid(field, "must be a string, got %s", kindOf(raw))
+	}
+	s := unquote(raw)
+	return s, checkText(field, s, maxLen, kind)
+}
+
+func checkText(field, s string, maxLen int, kind textKind) error {
+	if n := utf8.RuneCountInString(s); n > maxLen {
+		return invalid(field, "is %d characters long, more than the limit of %d", n, maxLen)
+	}
+	for i, c := range s {
+		switch {
+		case c == 0:
+			return invalid(field, "must not contain NUL characters (at character offset %d)", i)
+		case c < 0x20 || c == 0x7f:
+			if kind == textMultiLine && (c == '\n' || c == '\r' || c == '\t') {
+				continue
+			}
+			return invalid(field, "must not contain control characters (U+%04X at byte offset %d)", c, i)
+		}
+	}
+	return nil
+}
+
+// identifier decodes userId or resourceId: a string, or a JSON integer
+// (kept as its decimal text) since many systems number their users and
+// resources. resourceId 0 is a valid id.
+func identifier(field string, raw json.RawMessage) (string, error) {
+	if len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')) {
+		s := string(raw)
+		if strings.ContainsAny(s, ".eE") {
+			return "", invalid(field, "must be a string or an integer, got the number %s", s)
+		}
+		if len(s) > 40 {
+			return "", invalid(field, "must be a string or an integer of at most 40 digits")
+		}
+		return s, nil
+	}
+	return text(field, raw, MaxIDLen, textSingleLine)
+}
+
+// timestamp checks an event time against now (when the service will
+// receive it, as far as the client knows).
+func timestamp(field string, raw json.RawMessage, received time.Time, skew time.Duration) error {
+	if raw[0] != '"' {
+		return invalid(field, "must be an RFC 3339 string such as \"2026-11-24T13:45:00Z\", got %s", kindOf(raw))
+	}
+	s := unquote(raw)
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return invalid(field, "must be an RFC 3339 time such as \"2026-11-24T13:45:00Z\", got %q", truncate(s, 64))
+	}
+	t = normalize(t)
+	if t.Before(earliest) {
+		return invalid(field, "is before 1970-01-01T00:00:00Z")
+	}
+	if t.After(received.Add(skew)) {
+		return invalid(field, "is more than %s after the time it was received (%s)", skew, received.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// details checks a JSON object (or null, meaning none): within the size
+// and depth limits, free of NUL characters, and canonicalisable with exact
+// numbers (RFC 8785), as the service's tamper-evidence hash needs it.
+func details(field string, raw json.RawMessage) error {
+	if isNull(raw) {
+		return nil
+	}
+	if raw[0] != '{' {
+		return invalid(field, "must be a JSON object, got %s", kindOf(raw))
+	}
+	if len(raw) > MaxDetailsBytes {
+		return invalid(field, "is %d bytes, more than the limit of %d", len(raw), MaxDetailsBytes)
+	}
+	if err := scanDetails(field, raw); err != nil {
+		return err
+	}
+	buf := checkBufs.Get().(*[]byte)
+	defer checkBufs.Put(buf)
+	canon, err := appendCanonicalJSON((*buf)[:0], raw)
+	if cap(canon) <= 64<<10 {
+		*buf = canon[:0]
+	}
+	switch {
+	case errors.Is(err, errInexactNumber):
+		return invalid(field, "%v (a number must be exactly an IEEE 754 double in its shortest form: at most 17 significant digits, magnitude below 1.8e308; send other numbers as strings)", errors.Unwrap(err))
+	case err != nil:
+		return invalid(field, "%s", strings.TrimPrefix(err.Error(), "canonical JSON at "))
+	}
+	return nil
+}
+
+// checkBufs keeps the canonicalisation buffers of details between calls.
+var checkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// scanDetails checks nesting depth and looks for \u0000 escapes. raw is
+// known to be valid JSON.
+func scanDetails(field string, raw []byte) error {
+	depth, inString := 0, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if inString {
+			switch c {
+			case '\\':
+				if raw[i+1] == 'u' && string(raw[i+2:i+6]) == "0000" {
+					return invalid(field, "must not contain NUL characters (\\u0000 at byte offset %d)", i)
+				}
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			if depth > MaxDetailsDepth {
+				return invalid(field, "is nested more than %d levels deep", MaxDetailsDepth)
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+func isNull(raw []byte) bool { return string(raw) == "null" }
+
+// kindOf names the JSON type of a raw value for error messages.
+func kindOf(raw []byte) string {
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+func tokenKind(tok json.Token) string {
+	switch t := tok.(type) {
+	case json.Delim:
+		if t == '[' {
+			return "an array"
+		}
+		return "'" + t.String() + "'"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+func syntaxMessage(err error) string {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "unexpected end of input"
+	}
+	return err.Error()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
