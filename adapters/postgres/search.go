@@ -21,8 +21,18 @@ import (
 func (r *Repository) Search(ctx context.Context, f audit.SearchFilter) ([]audit.Event, error) {
 	var rows []eventRow
 	q := r.db.NewSelect().Model(&rows)
+	switch {
+	case f.UserID != "" && r.personal != nil:
+		// Rows written before pseudonymisation hold the user id itself.
+		q = q.Where("((user_id = ? AND pseudonymous) OR (user_id = ? AND pseudonymous IS NULL))", r.personal.Pseudonym(f.UserID), f.UserID)
+	case f.UserID != "":
+		q = q.Where("user_id = ? AND pseudonymous IS NULL", f.UserID)
+	}
+	if f.UserPseudonym != "" {
+		q = q.Where("user_id = ? AND pseudonymous", f.UserPseudonym)
+	}
 	for _, eq := range []struct{ col, val string }{
-		{"user_id", f.UserID}, {"resource_type", f.ResourceType}, {"resource_id", f.ResourceID},
+		{"resource_type", f.ResourceType}, {"resource_id", f.ResourceID},
 		{"session_id", f.SessionID}, {"request_id", f.RequestID},
 	} {
 		if eq.val != "" {
@@ -54,6 +64,9 @@ func (r *Repository) Search(ctx context.Context, f audit.SearchFilter) ([]audit.
 	out := make([]audit.Event, len(rows))
 	for i, row := range rows {
 		out[i] = row.toEvent()
+	}
+	if err := r.personal.Reveal(ctx, out); err != nil {
+		return nil, fmt.Errorf("search events: %w", err)
 	}
 	return out, nil
 }
