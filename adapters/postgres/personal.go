@@ -670,25 +670,25 @@ func (p *Personal) DestroyKeys(ctx context.Context, e audit.Erasure) (audit.Eras
 		return audit.Erasure{}, audit.ErrErasureOff
 	}
 	err := p.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(erasureLock)); err != nil {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(erasureLock)); err != nil {
 			return err
 		}
 		var done bool
-		if err := tx.QueryRowContext(ctx, `SELECT completed_at IS NOT NULL, coalesce(keys_erased, 0) FROM audit_erasures WHERE event_id = $1 FOR UPDATE`,
+		if err := tx.QueryRowContext(ctx, `SELECT completed_at IS NOT NULL, coalesce(keys_erased, 0) FROM audit_erasures WHERE event_id = ? FOR UPDATE`,
 			e.EventID).Scan(&done, &e.KeysErased); err != nil {
 			return fmt.Errorf("read erasure: %w", err)
 		}
 		if done {
 			return nil
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM audit_subject_keys WHERE pseudonym = $1`, e.Pseudonym)
+		res, err := tx.ExecContext(ctx, `DELETE FROM audit_subject_keys WHERE pseudonym = ?`, e.Pseudonym)
 		if err != nil {
 			return err
 		}
 		n, _ := res.RowsAffected()
 		e.KeysErased = int(n)
-		_, err = tx.ExecContext(ctx, `UPDATE audit_erasures SET completed_at = $2, keys_erased = $3 WHERE event_id = $1`,
-			e.EventID, audit.Normalize(p.now()), n)
+		_, err = tx.ExecContext(ctx, `UPDATE audit_erasures SET completed_at = ?, keys_erased = ? WHERE event_id = ?`,
+			audit.Normalize(p.now()), n, e.EventID)
 		return err
 	})
 	if err != nil {
