@@ -322,12 +322,12 @@ func splitDetails(details json.RawMessage, listed []string) (kept, moved json.Ra
 	return kept, moved, nil
 }
 
-// erasureLock is the advisory lock key between writes and erasures
+// ErasureLock is the advisory lock key between writes and erasures
 // ("erase" in ASCII): every encrypting write holds it shared while it
 // finds its subject keys and stores rows under them; an erasure holds it
 // exclusively while it destroys keys. So no row is ever stored, after an
 // erasure, under the key it destroyed.
-const erasureLock = 0x6572617365
+const ErasureLock = 0x6572617365
 
 // subjectKeys finds, within tx, the key of each pseudonym (users maps
 // pseudonyms to user ids), creating the missing ones.
@@ -337,7 +337,7 @@ func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, users map[string]
 		names = append(names, ps)
 	}
 	slices.Sort(names) // one order of key creation: no deadlock between writers
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, int64(erasureLock)); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, int64(ErasureLock)); err != nil {
 		return nil, fmt.Errorf("subject keys: %w", err)
 	}
 	keys := make(map[string]subjectKey, len(names))
@@ -663,14 +663,14 @@ func (p *Personal) erasures(ctx context.Context, where string, args ...any) ([]a
 
 // DestroyKeys deletes every key of e's subject and marks e completed, in
 // one transaction that holds the erasure lock exclusively (see
-// erasureLock): writes in progress finish first, later writes create a
+// ErasureLock): writes in progress finish first, later writes create a
 // new key.
 func (p *Personal) DestroyKeys(ctx context.Context, e audit.Erasure) (audit.Erasure, error) {
 	if !p.encrypts() {
 		return audit.Erasure{}, audit.ErrErasureOff
 	}
 	err := p.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(erasureLock)); err != nil {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(ErasureLock)); err != nil {
 			return err
 		}
 		var done bool
