@@ -361,4 +361,3 @@ func TestPseudonymiseOnly(t *testing.T) {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
 }
-
