@@ -16,7 +16,7 @@ import (
 	"github.com/auditq/auditq/domain/audit"
 )
 
-func newKEK(t *testing.T) *keyfile.KEK {
+func newKEK(t testing.TB) *keyfile.KEK {
 	t.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
@@ -27,7 +27,7 @@ func newKEK(t *testing.T) *keyfile.KEK {
 	return k
 }
 
-func openPersonal(t *testing.T, db *bun.DB, mode postgres.PersonalMode, kek postgres.KeyWrapper) *postgres.Personal {
+func openPersonal(t testing.TB, db *bun.DB, mode postgres.PersonalMode, kek postgres.KeyWrapper) *postgres.Personal {
 	t.Helper()
 	p, err := postgres.OpenPersonal(context.Background(), db, postgres.PersonalConfig{Mode: mode, KEK: kek, DetailKeys: []string{"email"}})
 	if err != nil {
