@@ -30,7 +30,7 @@ import (
 // postgres.ErasureLock). The restarted service completes the erasure at
 // start: the erasure event is in the trail exactly once, the subject's
 // keys are gone, its events read as erased, the other user's do not, and
-// the trail verifies.
+// the trail verifies. The key-encryption key never appears in the log.
 func TestErasureKill9BetweenStepsIsCompletedAtStart(t *testing.T) {
 	skipIfShort(t)
 	for _, step := range []struct {
@@ -89,6 +89,7 @@ func TestErasureKill9BetweenStepsIsCompletedAtStart(t *testing.T) {
 				t.Fatalf("%d subject keys before the kill, want 2", n)
 			}
 			svc.kill9()
+			killed := svc
 			if _, err := conn.ExecContext(ctx, step.free); err != nil {
 				t.Fatal(err)
 			}
@@ -135,6 +136,11 @@ func TestErasureKill9BetweenStepsIsCompletedAtStart(t *testing.T) {
 			out, err := servicetest.Client(ctx, t, cenv, "verify")
 			if err != nil || !strings.Contains(out, "3 events erased") {
 				t.Fatalf("verify: %v\n%s", err, out)
+			}
+			for _, c := range []*child{killed, svc} {
+				if strings.Contains(c.output(), hex.EncodeToString(key)) {
+					t.Fatal("the key-encryption key is in the service's output")
+				}
 			}
 		})
 	}
