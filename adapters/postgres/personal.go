@@ -16,6 +16,7 @@ import (
 	"hash"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -93,7 +94,18 @@ type Personal struct {
 	pseudoKey  []byte
 	detailKeys []string
 	now        func() time.Time
+
+	// opened caches unwrapped subject keys by id (ids are never reused
+	// and a key never changes): a key is used only when the read that
+	// needs it finds its row, so a destroyed key is never used again; an
+	// erasure drops its keys here too.
+	mu     sync.Mutex
+	opened map[int64]cipher.AEAD
 }
+
+// maxOpenedKeys bounds the cache of unwrapped subject keys; when full it
+// starts afresh.
+const maxOpenedKeys = 100_000
 
 // pseudonymPrefix starts every pseudonym: "psn_" and 43 characters of
 // unpadded base64url (the 32 bytes of HMAC-SHA256).
@@ -127,7 +139,8 @@ func OpenPersonal(ctx context.Context, db *bun.DB, cfg PersonalConfig) (*Persona
 	if cfg.KEK == nil {
 		return nil, nil
 	}
-	p := &Personal{db: db, mode: cfg.Mode, kek: cfg.KEK, detailKeys: slices.Clone(cfg.DetailKeys), now: time.Now}
+	p := &Personal{db: db, mode: cfg.Mode, kek: cfg.KEK, detailKeys: slices.Clone(cfg.DetailKeys), now: time.Now,
+		opened: map[int64]cipher.AEAD{}}
 	key, err := p.loadPseudonymKey(ctx)
 	if err != nil {
 		return nil, err
@@ -400,13 +413,35 @@ func (p *Personal) readKeys(ctx context.Context, tx pgx.Tx, names []string, keys
 		if err := rows.Scan(&id, &ps, &wrapped, &kekID); err != nil {
 			return fmt.Errorf("subject keys: %w", err)
 		}
-		aead, err := p.unwrap(ps, wrapped, kekID)
+		aead, err := p.open(id, ps, wrapped, kekID)
 		if err != nil {
 			return err
 		}
 		keys[ps] = subjectKey{id: id, aead: aead}
 	}
 	return rows.Err()
+}
+
+// open returns the AEAD of the stored subject key id, from the cache or
+// unwrapped.
+func (p *Personal) open(id int64, pseudonym string, wrapped []byte, kekID string) (cipher.AEAD, error) {
+	p.mu.Lock()
+	aead, ok := p.opened[id]
+	p.mu.Unlock()
+	if ok {
+		return aead, nil
+	}
+	aead, err := p.unwrap(pseudonym, wrapped, kekID)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	if len(p.opened) >= maxOpenedKeys {
+		clear(p.opened)
+	}
+	p.opened[id] = aead
+	p.mu.Unlock()
+	return aead, nil
 }
 
 // unwrap opens one stored subject key.
@@ -528,7 +563,7 @@ func (p *Personal) keysByID(ctx context.Context, ids []int64) (map[int64]cipher.
 		if err := rows.Scan(&id, &ps, &wrapped, &kekID); err != nil {
 			return nil, fmt.Errorf("read subject keys: %w", err)
 		}
-		aead, err := p.unwrap(ps, wrapped, kekID)
+		aead, err := p.open(id, ps, wrapped, kekID)
 		if err != nil {
 			return nil, err
 		}
@@ -681,12 +716,29 @@ func (p *Personal) DestroyKeys(ctx context.Context, e audit.Erasure) (audit.Eras
 		if done {
 			return nil
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM audit_subject_keys WHERE pseudonym = ?`, e.Pseudonym)
+		rows, err := tx.QueryContext(ctx, `DELETE FROM audit_subject_keys WHERE pseudonym = ? RETURNING id`, e.Pseudonym)
 		if err != nil {
 			return err
 		}
-		n, _ := res.RowsAffected()
-		e.KeysErased = int(n)
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				_ = rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Err(); err != nil {
+			_ = rows.Close()
+			return err
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		p.forget(ids)
+		n := len(ids)
+		e.KeysErased = n
 		_, err = tx.ExecContext(ctx, `UPDATE audit_erasures SET completed_at = ?, keys_erased = ? WHERE event_id = ?`,
 			audit.Normalize(p.now()), n, e.EventID)
 		return err
@@ -696,4 +748,13 @@ func (p *Personal) DestroyKeys(ctx context.Context, e audit.Erasure) (audit.Eras
 	}
 	e.Completed = true
 	return e, nil
+}
+
+// forget drops destroyed keys from the cache.
+func (p *Personal) forget(ids []int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range ids {
+		delete(p.opened, id)
+	}
 }
