@@ -141,11 +141,11 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 		{"pubkey", contract.SubjectPubKey, endpoint(r, contract.SubjectPubKey, func(ctx context.Context, in query.PublicKeyRequest, who query.Requester) (any, error) {
 			return q.PublicKey.Handle(ctx, in, who)
 		})},
-		{"admin-erase", contract.SubjectAdminErase, endpoint(r, contract.SubjectAdminErase, func(ctx context.Context, in command.EraseRequest, who query.Requester) (any, error) {
-			return application.Commands.Erase.Handle(ctx, in, who.Details())
-		})},
 		{"checkpoint-write", contract.SubjectCheckpointWrite, endpoint(r, contract.SubjectCheckpointWrite, func(ctx context.Context, _ checkpointWriteRequest, _ query.Requester) (any, error) {
 			return r.writeCheckpoint(ctx, application.Commands.WriteCheckpoint)
+		})},
+		{"admin-erase", contract.SubjectAdminErase, endpoint(r, contract.SubjectAdminErase, func(ctx context.Context, in command.EraseRequest, who query.Requester) (any, error) {
+			return application.Commands.Erase.Handle(ctx, in, who.Details())
 		})},
 	}
 	for _, e := range endpoints {

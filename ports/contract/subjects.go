@@ -81,7 +81,7 @@ const SubjectAdminErase = "audit.admin.erase"
 // RequestSubjects are the subjects the request service answers.
 func RequestSubjects() []string {
 	return []string{SubjectReport, SubjectReportGet, SubjectReportList, SubjectQuery, SubjectEventGet, SubjectEventProof, SubjectPubKey,
-		SubjectCheckpointWrite, SubjectSchema, SubjectAdminErase}
+		SubjectCheckpointWrite, SubjectAdminErase, SubjectSchema}
 }
 
 // SubjectCheckpoints is the subject of stream AUDIT_CHECKPOINTS: every
