@@ -22,6 +22,9 @@ type Commands struct {
 	// WriteCheckpoint writes a signed checkpoint when asked to
 	// (audit.checkpoint.write); nil when tamper evidence is off.
 	WriteCheckpoint *command.WriteCheckpointHandler
+
+	// Erase erases a data subject's personal data (audit.admin.erase).
+	Erase command.EraseHandler
 }
 
 // Queries are the read use cases. Each records the read itself as an

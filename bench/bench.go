@@ -9,6 +9,8 @@ package bench
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -48,6 +50,11 @@ type Options struct {
 	Rounds       int           // throughput measurements per service; medians are reported
 	Settle       time.Duration // longest wait for a quiet machine before each measurement
 	Keep         bool          // keep the scratch database
+	// PersonalData is the AUDITQ_PERSONAL_DATA of the first service
+	// (pseudonymise or encrypt, with a fresh key-encryption key); the
+	// second then has tamper evidence on and personal data off, so the
+	// ratios compare personal data handling on and off. "" or off: unused.
+	PersonalData string
 	Binary       string
 }
 
@@ -77,6 +84,7 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	fs.BoolVar(&o.Swap, "swap", false, "swap positions: the evidence-off service is set up, loaded and measured first (the evidence-on one still gives latency, reports, disk and cleanup); a run with and one without it cancel the benchmark's bias of position")
 	fs.BoolVar(&o.BothOrders, "both-orders", false, "run twice, without and then with -swap (seed baseline and plain pipeline in the second run only), and report the on/off ratios of both combined (geometric mean)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the scratch database")
+	fs.StringVar(&o.PersonalData, "personal-data", "off", "AUDITQ_PERSONAL_DATA of the first service: pseudonymise or encrypt (with a fresh AUDITQ_KEK_FILE); the second service then runs with tamper evidence on and personal data off, and the on/off ratios compare personal data handling (docs/personal-data.md)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -85,6 +93,16 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	}
 	if o.Rounds < 1 || o.Events < 1 {
 		return errors.New("bench: -rounds and -events must be at least 1")
+	}
+	switch o.PersonalData {
+	case "off":
+		o.PersonalData = ""
+	case "", "pseudonymise", "encrypt":
+	default:
+		return fmt.Errorf("bench: -personal-data must be off, pseudonymise or encrypt, got %q", o.PersonalData)
+	}
+	if o.PersonalData != "" && (o.SkipNoSeal || o.AA) {
+		return errors.New("bench: -personal-data compares with the second service: it excludes -skip-evidence-off and -aa")
 	}
 	if !o.BothOrders || o.SkipNoSeal {
 		r, err := run(ctx, o, out)
@@ -118,6 +136,7 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 type Result struct {
 	Prefill         int                `json:"prefill"`
 	AA              bool               `json:"aa,omitempty"`
+	PersonalData    string             `json:"personal_data,omitempty"` // of the first service; the second has it off
 	Swap            bool               `json:"swap,omitempty"`
 	Events          int                `json:"events"`
 	Concurrency     int                `json:"concurrency"` // 0: the service's defaults
@@ -170,8 +189,11 @@ func (r Result) print(out io.Writer) error {
 		say(tw, "singles vs seed baseline\t%.1fx\n", r.VsBaseline)
 	}
 	second, ratio := "tamper evidence off", "tamper evidence on vs off"
-	if r.AA {
+	switch {
+	case r.AA:
 		second, ratio = "A/A: second service, evidence on too", "A/A: first vs second service"
+	case r.PersonalData != "":
+		second, ratio = "personal data off (second service, evidence on)", "personal data "+r.PersonalData+" vs off"
 	}
 	if r.NoSealSingle > 0 {
 		say(tw, "%s: singles / bulk, events/s\t%.0f / %.0f\n", second, r.NoSealSingle, r.NoSealBulk)
@@ -220,7 +242,8 @@ func say(w io.Writer, format string, a ...any) {
 }
 
 func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
-	res := Result{Prefill: o.Prefill, AA: o.AA && !o.SkipNoSeal, Swap: o.Swap && !o.SkipNoSeal, Events: o.Events, Concurrency: o.Concurrency}
+	res := Result{Prefill: o.Prefill, AA: o.AA && !o.SkipNoSeal, Swap: o.Swap && !o.SkipNoSeal, Events: o.Events, Concurrency: o.Concurrency,
+		PersonalData: o.PersonalData}
 	dbURL, drop, err := harness.ScratchDatabase(ctx, o.AdminURL, scratchPrefix)
 	if err != nil {
 		return res, err
@@ -247,7 +270,18 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		name, dbURL, dir string
 		env              map[string]string
 	}
-	specs := []spec{{"evidence on", dbURL, "on", fast}}
+	first, firstName := maps.Clone(fast), "evidence on"
+	if o.PersonalData != "" {
+		kek := make([]byte, 32)
+		_, _ = rand.Read(kek)
+		first["AUDITQ_KEK_FILE"] = filepath.Join(dataDir, "kek")
+		if err := os.WriteFile(first["AUDITQ_KEK_FILE"], []byte(hex.EncodeToString(kek)), 0o600); err != nil {
+			return res, err
+		}
+		first["AUDITQ_PERSONAL_DATA"] = o.PersonalData
+		firstName = "evidence on, personal data " + o.PersonalData
+	}
+	specs := []spec{{firstName, dbURL, "on", first}}
 	if !o.SkipNoSeal {
 		offDB, dropOff, err := harness.ScratchDatabase(ctx, o.AdminURL, scratchPrefix)
 		if err != nil {
@@ -257,8 +291,11 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 			defer func() { _ = dropOff() }()
 		}
 		name, env := "evidence off", map[string]string{"AUDITQ_TAMPER_EVIDENCE": "off"}
-		if res.AA {
+		switch {
+		case res.AA:
 			name, env["AUDITQ_TAMPER_EVIDENCE"] = "evidence on (second)", "on"
+		case o.PersonalData != "":
+			name, env["AUDITQ_TAMPER_EVIDENCE"] = "evidence on, personal data off (second)", "on"
 		}
 		for k, v := range fast {
 			env[k] = v

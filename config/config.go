@@ -72,6 +72,11 @@ type Config struct {
 	SigningKeyFile     string        // Ed25519 key of checkpoints; "" = DataDir/signing-key.pem
 	RetiredKeys        []string      // public keys the signing key replaced (verify trusts them)
 	CheckpointInterval time.Duration // how often a signed checkpoint is written
+
+	// Personal data (docs/personal-data.md).
+	PersonalData       string   // off, pseudonymise or encrypt
+	PersonalDetailKeys []string // details keys encrypted with the personal fields
+	KEKFile            string   // key-encryption key file; "" = none
 }
 
 // Var documents one environment variable: its name, default and meaning.
@@ -133,6 +138,9 @@ var Vars = []Var{
 	{"AUDITQ_SIGNING_KEY_FILE", "", "Ed25519 key (PKCS#8 PEM) signing the checkpoints, batch records and deletion records; created (mode 0600) if missing; empty: AUDITQ_DATA_DIR/signing-key.pem"},
 	{"AUDITQ_RETIRED_KEYS", "", "comma-separated Ed25519 public keys (base64 or hex) of signing keys replaced by a key rotation; auditq verify trusts them too, audit.pubkey lists them, and the service starts on a trail they signed (it refuses one signed by another key)"},
 	{"AUDITQ_CHECKPOINT_INTERVAL", "1h", "how often a signed checkpoint is written, also when no events arrived"},
+	{"AUDITQ_PERSONAL_DATA", "off", "personal data (docs/personal-data.md): off stores events as sent; pseudonymise stores a keyed pseudonym instead of the user id; encrypt also encrypts userId, ipAddress, userAgent, sessionId and AUDITQ_PERSONAL_DETAILS_KEYS under a key per user, so that auditq erase can erase them"},
+	{"AUDITQ_PERSONAL_DETAILS_KEYS", "", "comma-separated top-level keys of details encrypted with the personal fields (AUDITQ_PERSONAL_DATA=encrypt)"},
+	{"AUDITQ_KEK_FILE", "", "key-encryption key (32 bytes as 64 hex digits, openssl rand -hex 32) wrapping the pseudonym key and the per-user keys; required unless AUDITQ_PERSONAL_DATA is off (with off, it still decrypts events encrypted earlier); keep it outside the database and its backups"},
 }
 
 // Load reads the configuration through getenv (os.Getenv in production) and
@@ -195,6 +203,10 @@ func Load(getenv func(string) string) (Config, error) {
 		SigningKeyFile:     p.str("AUDITQ_SIGNING_KEY_FILE"),
 		RetiredKeys:        p.list("AUDITQ_RETIRED_KEYS"),
 		CheckpointInterval: p.dur("AUDITQ_CHECKPOINT_INTERVAL"),
+
+		PersonalData:       p.str("AUDITQ_PERSONAL_DATA"),
+		PersonalDetailKeys: p.list("AUDITQ_PERSONAL_DETAILS_KEYS"),
+		KEKFile:            p.str("AUDITQ_KEK_FILE"),
 	}
 	errs := append(p.errs, c.Validate())
 	if err := errors.Join(errs...); err != nil {
@@ -311,6 +323,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateRetention()...)
 	errs = append(errs, c.validateReads()...)
 	errs = append(errs, c.validateEvidence()...)
+	errs = append(errs, c.validatePersonal()...)
 	return errors.Join(errs...)
 }
 

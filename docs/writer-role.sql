@@ -39,6 +39,10 @@ GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO auditq_writer;
 GRANT DELETE ON audit_rollup_actions, audit_rollup_users, audit_rollup_resources,
     audit_span_actions, audit_span_users, audit_span_resources TO auditq_writer;
 
+-- Erasure (docs/personal-data.md) destroys a data subject's key: delete
+-- on audit_subject_keys, and nothing else of the personal-data tables.
+GRANT DELETE ON audit_subject_keys TO auditq_writer;
+
 -- audit_logs: read, insert, delete (retention); never update.
 REVOKE ALL ON audit_logs FROM auditq_writer;
 GRANT SELECT, INSERT, DELETE ON audit_logs TO auditq_writer;

@@ -144,6 +144,9 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 		{"checkpoint-write", contract.SubjectCheckpointWrite, endpoint(r, contract.SubjectCheckpointWrite, func(ctx context.Context, _ checkpointWriteRequest, _ query.Requester) (any, error) {
 			return r.writeCheckpoint(ctx, application.Commands.WriteCheckpoint)
 		})},
+		{"admin-erase", contract.SubjectAdminErase, endpoint(r, contract.SubjectAdminErase, func(ctx context.Context, in command.EraseRequest, who query.Requester) (any, error) {
+			return application.Commands.Erase.Handle(ctx, in, who.Details())
+		})},
 	}
 	for _, e := range endpoints {
 		if err := svc.AddEndpoint(e.name, e.handler, micro.WithEndpointSubject(e.subject)); err != nil {
@@ -287,6 +290,12 @@ func (r *Requests) fail(req micro.Request, subject string, err error) string {
 	case errors.Is(err, query.ErrTamperEvidenceOff):
 		respondError(req, CodeDisabled, err.Error(), "")
 		return CodeDisabled
+	case errors.Is(err, audit.ErrErasureOff):
+		respondError(req, CodeDisabled, err.Error(), "")
+		return CodeDisabled
+	case errors.Is(err, audit.ErrLegalHold):
+		respondError(req, CodeConflict, err.Error(), "userId")
+		return CodeConflict
 	case errors.Is(err, command.ErrForeignKey):
 		r.cfg.Logger.Error("request refused", "subject", subject, "err", err)
 		respondError(req, CodeConflict, err.Error(), "")

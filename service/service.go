@@ -293,7 +293,11 @@ func (s *Service) startApplication(ctx context.Context) error {
 		})
 	}
 
-	repo := postgres.NewRepository(s.db).WithSealer(te.sealer)
+	personal, err := openPersonal(ctx, s.cfg, s.db)
+	if err != nil {
+		return err
+	}
+	repo := postgres.NewRepository(s.db).WithSealer(te.sealer).WithPersonal(personal)
 	batcher, err := postgres.NewBatcher(repo, postgres.BatcherConfig{
 		MaxEvents: s.cfg.BatchMaxEvents, MaxDelay: s.cfg.BatchMaxDelay, Flushers: s.cfg.BatchFlushers,
 		FlushTimeout: s.cfg.HandlerTimeout,
@@ -312,6 +316,7 @@ func (s *Service) startApplication(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	retention = retention.WithPersonal(personal)
 	s.results, err = natsjs.NewResults(s.pub, natsjs.ResultsConfig{
 		BulkPoison: contract.PoisonPrefix + "bulk", BulkResults: contract.SubjectBulkResults,
 		CleanupResults: contract.SubjectCleanupResults, ReportResults: contract.SubjectReportResults,
@@ -337,6 +342,7 @@ func (s *Service) startApplication(ctx context.Context) error {
 			RunCleanup: command.NewRunCleanupHandler(te.retention(retention), repo, repo,
 				s.results, policy),
 			WriteCheckpoint: te.writer,
+			Erase:           command.NewEraseHandler(erasureStore(personal), batcher, command.EraseConfig{HoldUsers: s.cfg.HoldUsers}),
 		},
 		Queries: app.Queries{
 			Report:      report,
@@ -347,6 +353,14 @@ func (s *Service) startApplication(ctx context.Context) error {
 			EventProof:  query.NewEventProofHandler(te.proofs(), reads).WithCheckpointInterval(s.cfg.CheckpointInterval),
 			PublicKey:   query.NewPublicKeyHandler(te.publicKeys()),
 		},
+	}
+	// Erasures a crash interrupted are completed before anything is served.
+	n, err := s.app.Commands.Erase.CompletePending(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		s.log.Info("completed erasures interrupted by a stop", "erasures", n)
 	}
 	return nil
 }

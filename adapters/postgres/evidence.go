@@ -351,17 +351,21 @@ func (s *EvidenceStore) InsertCheckpoint(ctx context.Context, c evidence.Checkpo
 	return nil
 }
 
-// SealedEvent returns the event with id and its seal position (sealed is
+// SealedEvent returns the event with id in its stored form (personal
+// fields sealed, pseudonym in place of the user id: what was hashed) and
+// its seal position (sealed is
 // false when the row has none), or audit.ErrNotFound.
 func (s *EvidenceStore) SealedEvent(ctx context.Context, id string) (ev audit.Event, batchID int64, leaf int, sealed bool, err error) {
 	var user, details, ip, ua, session, request, errMsg sql.NullString
 	var mask sql.NullInt32
 	var b sql.NullInt64
 	var l sql.NullInt32
+	var pseudonymous sql.NullBool
 	err = s.q.QueryRowContext(ctx, `SELECT id, user_id, action, resource_type, resource_id, details::text, host(ip_address),
-		masklen(ip_address), user_agent, session_id, request_id, success, error_message, occurred_at, received_at, seal_batch, seal_leaf
+		masklen(ip_address), user_agent, session_id, request_id, success, error_message, occurred_at, received_at, seal_batch, seal_leaf,
+		pseudonymous, personal
 		FROM audit_logs WHERE id = $1`, id).Scan(&ev.ID, &user, &ev.Action, &ev.ResourceType, &ev.ResourceID, &details, &ip,
-		&mask, &ua, &session, &request, &ev.Success, &errMsg, &ev.OccurredAt, &ev.ReceivedAt, &b, &l)
+		&mask, &ua, &session, &request, &ev.Success, &errMsg, &ev.OccurredAt, &ev.ReceivedAt, &b, &l, &pseudonymous, &ev.Personal)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ev, 0, 0, false, fmt.Errorf("event %q: %w", id, audit.ErrNotFound)
 	}
@@ -382,12 +386,13 @@ func (s *EvidenceStore) SealedEvent(ctx context.Context, id string) (ev audit.Ev
 		}
 	}
 	ev.OccurredAt, ev.ReceivedAt = ev.OccurredAt.UTC(), ev.ReceivedAt.UTC()
+	ev = storedForm(ev, pseudonymous.Bool)
 	return ev, b.Int64, int(l.Int32), b.Valid && l.Valid, nil
 }
 
 // rowsSQL streams every row of audit_logs, in storage order, as binary COPY.
 const rowsSQL = `COPY (SELECT id, user_id, action, resource_type, resource_id, details, ip_address, user_agent,
-	session_id, request_id, success, error_message, occurred_at, received_at, seal_batch, seal_leaf FROM audit_logs)
+	session_id, request_id, success, error_message, occurred_at, received_at, seal_batch, seal_leaf, pseudonymous, personal FROM audit_logs)
 	TO STDOUT (FORMAT binary)`
 
 // RowChunk is how many rows Rows hands over at a time.
@@ -597,5 +602,24 @@ func decodeTuple(b []byte) evidence.SealedRow {
 		r.Batch = int64(binary.BigEndian.Uint64(bv))
 		r.Leaf = int(int32(binary.BigEndian.Uint32(lv)))
 	}
+	if v, ok := field(); ok && len(v) == 1 && v[0] != 0 {
+		e.Pseudonym, e.UserID = e.UserID, ""
+	}
+	if v, ok := field(); ok {
+		e.Personal = v
+	}
 	return r
+}
+
+// ErasedEvents counts the rows whose sealed personal fields can no longer
+// be decrypted: the subject key they name (bytes 2 to 9 of personal) was
+// destroyed by an erasure.
+func (s *EvidenceStore) ErasedEvents(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.q.QueryRowContext(ctx, `SELECT count(*) FROM audit_logs a WHERE a.personal IS NOT NULL AND NOT EXISTS
+		(SELECT 1 FROM audit_subject_keys k WHERE k.id = ('x' || encode(substring(a.personal FROM 2 FOR 8), 'hex'))::bit(64)::bigint)`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count erased events: %w", err)
+	}
+	return n, nil
 }

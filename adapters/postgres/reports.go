@@ -124,6 +124,34 @@ func (r *Repository) SaveReport(ctx context.Context, rep audit.StoredReport, job
 		return r.ReportByJob(ctx, jobID)
 	}
 	rep.ID = row.ID
+	return r.revealReport(ctx, rep)
+}
+
+// revealReport shows the top users of rep as readers see them: stored
+// reports keep what the rows hold (pseudonyms, when personal data is
+// pseudonymised or encrypted), and each read resolves a pseudonym with a
+// key to its user id, or to audit.ErasedUserID once erased (see
+// Personal.RevealUsers).
+func (r *Repository) revealReport(ctx context.Context, rep audit.StoredReport) (audit.StoredReport, error) {
+	if r.personal == nil || len(rep.TopUsers) == 0 {
+		return rep, nil
+	}
+	names := make([]string, len(rep.TopUsers))
+	for i, u := range rep.TopUsers {
+		names[i] = u.UserID
+	}
+	users, err := r.personal.RevealUsers(ctx, names)
+	if err != nil {
+		return audit.StoredReport{}, fmt.Errorf("report %d: %w", rep.ID, err)
+	}
+	top := make([]audit.UserCount, len(rep.TopUsers))
+	for i, u := range rep.TopUsers {
+		top[i] = u
+		if user, ok := users[u.UserID]; ok {
+			top[i] = audit.UserCount{UserID: user, UserPseudonym: u.UserID, Erased: user == audit.ErasedUserID, Count: u.Count}
+		}
+	}
+	rep.TopUsers = top
 	return rep, nil
 }
 
@@ -146,7 +174,11 @@ func (r *Repository) oneReport(ctx context.Context, where string, arg any) (audi
 	if err != nil {
 		return audit.StoredReport{}, fmt.Errorf("get report (%s %v): %w", where, arg, err)
 	}
-	return row.toStored()
+	rep, err := row.toStored()
+	if err != nil {
+		return audit.StoredReport{}, err
+	}
+	return r.revealReport(ctx, rep)
 }
 
 // ListReports returns up to limit stored reports, newest (highest id)

@@ -19,8 +19,9 @@ import (
 
 // Repository stores and reads audit events in the audit_logs table.
 type Repository struct {
-	db     *bun.DB
-	sealer *Sealer // nil: tamper evidence off
+	db       *bun.DB
+	sealer   *Sealer   // nil: tamper evidence off
+	personal *Personal // nil: personal data stored as sent
 }
 
 var _ audit.Writer = (*Repository)(nil)
@@ -31,7 +32,14 @@ func NewRepository(db *bun.DB) *Repository { return &Repository{db: db} }
 // WithSealer returns a Repository over the same database whose writes are
 // sealed by s (tamper evidence, see Sealer); nil turns sealing off.
 func (r *Repository) WithSealer(s *Sealer) *Repository {
-	return &Repository{db: r.db, sealer: s}
+	return &Repository{db: r.db, sealer: s, personal: r.personal}
+}
+
+// WithPersonal returns a Repository over the same database that stores
+// personal data as p says and reveals it on every read (see Personal);
+// nil stores and reads events as they are.
+func (r *Repository) WithPersonal(p *Personal) *Repository {
+	return &Repository{db: r.db, sealer: r.sealer, personal: p}
 }
 
 // eventRow is the audit_logs row; it never leaves this package.
@@ -52,16 +60,30 @@ type eventRow struct {
 	ErrorMessage string          `bun:"error_message,nullzero"`
 	OccurredAt   time.Time       `bun:"occurred_at,notnull"`
 	ReceivedAt   time.Time       `bun:"received_at,notnull"`
+	Pseudonymous bool            `bun:"pseudonymous,nullzero"`
+	Personal     []byte          `bun:"personal,nullzero"`
 }
 
+// toEvent returns the row as an event in its stored form (see
+// storedForm); readers get it through Personal.Reveal.
 func (r eventRow) toEvent() audit.Event {
-	return audit.Event{
+	return storedForm(audit.Event{
 		ID: r.ID, UserID: r.UserID, Action: r.Action, ResourceType: r.ResourceType,
 		ResourceID: r.ResourceID, Details: r.Details, IPAddress: r.IPAddress,
 		UserAgent: r.UserAgent, SessionID: r.SessionID, RequestID: r.RequestID,
 		Success: r.Success, ErrorMessage: r.ErrorMessage,
-		OccurredAt: r.OccurredAt.UTC(), ReceivedAt: r.ReceivedAt.UTC(),
+		OccurredAt: r.OccurredAt.UTC(), ReceivedAt: r.ReceivedAt.UTC(), Personal: r.Personal,
+	}, r.Pseudonymous)
+}
+
+// storedForm returns e, read from a row whose user_id holds a pseudonym
+// when pseudonymous, in the form that was hashed: the pseudonym in
+// Pseudonym, UserID empty.
+func storedForm(e audit.Event, pseudonymous bool) audit.Event {
+	if pseudonymous {
+		e.Pseudonym, e.UserID = e.UserID, ""
 	}
+	return e
 }
 
 // Write stores events in one transaction, without duplicates: ids already
@@ -89,13 +111,22 @@ func (r *Repository) WriteReturning(ctx context.Context, events []audit.Event) (
 			return nil, fmt.Errorf("event %d (%s): %w", i, e.ID, err)
 		}
 	}
-	rows, err := copyRows(events)
-	if err != nil {
-		return nil, err
+	// With encryption, the events are protected inside the write's
+	// transaction (their subject keys are found and held there); else
+	// before it, so that hashing overlaps the connection's round trips.
+	var pre *prepared
+	if !r.personal.encrypts() {
+		p, err := r.prepare(ctx, nil, events)
+		if err != nil {
+			return nil, err
+		}
+		pre = &p
 	}
-	var seal *sealJob
-	if r.sealer != nil {
-		seal = r.sealer.begin(events) // hashes while the rows are copied
+	plan := func(tx pgx.Tx) (prepared, error) {
+		if pre != nil {
+			return *pre, nil
+		}
+		return r.prepare(ctx, tx, events)
 	}
 	conn, err := r.db.Conn(ctx)
 	if err != nil {
@@ -108,9 +139,9 @@ func (r *Repository) WriteReturning(ctx context.Context, events []audit.Event) (
 	err = conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
 		var err error
-		inserted, err = copyDirect(ctx, pc, events, rows, seal)
+		inserted, err = copyDirect(ctx, pc, events, plan)
 		if isUniqueViolation(err) {
-			inserted, err = copyStaged(ctx, pc, events, rows, seal)
+			inserted, err = copyStaged(ctx, pc, events, plan)
 		}
 		return err
 	})
@@ -120,8 +151,33 @@ func (r *Repository) WriteReturning(ctx context.Context, events []audit.Event) (
 	return inserted, nil
 }
 
+// prepared is what one write copies: the events in their stored form,
+// their COPY rows and, with tamper evidence, the seal job hashing them.
+type prepared struct {
+	rows [][]any
+	seal *sealJob
+}
+
+// prepare protects events (within tx when encrypting, see
+// Personal.protect), converts them into COPY rows and starts hashing them.
+func (r *Repository) prepare(ctx context.Context, tx pgx.Tx, events []audit.Event) (prepared, error) {
+	stored, err := r.personal.protect(ctx, tx, events)
+	if err != nil {
+		return prepared{}, err
+	}
+	rows, err := copyRows(stored)
+	if err != nil {
+		return prepared{}, err
+	}
+	var seal *sealJob
+	if r.sealer != nil {
+		seal = r.sealer.begin(stored) // hashes while the rows are copied
+	}
+	return prepared{rows: rows, seal: seal}, nil
+}
+
 var copyColumns = []string{"id", "user_id", "action", "resource_type", "resource_id", "details", "ip_address",
-	"user_agent", "session_id", "request_id", "success", "error_message", "occurred_at", "received_at"}
+	"user_agent", "session_id", "request_id", "success", "error_message", "occurred_at", "received_at", "pseudonymous", "personal"}
 
 // sealedColumns are copyColumns plus the seal position (batch id, leaf).
 var sealedColumns = append(copyColumns[:len(copyColumns):len(copyColumns)], "seal_batch", "seal_leaf")
@@ -149,10 +205,11 @@ func withSeal(rows [][]any, seal *sealJob) [][]any {
 
 // rowCap is a COPY row's capacity: copyColumns, the seal position and the
 // staging path's order column, so that neither has to copy the row.
-const rowCap = 17
+const rowCap = 19
 
-// copyRows converts events into COPY rows; empty optional strings are NULL.
-// All rows share one backing array.
+// copyRows converts events in their stored form into COPY rows; empty
+// optional strings are NULL, a pseudonym goes into user_id with
+// pseudonymous true. All rows share one backing array.
 func copyRows(events []audit.Event) ([][]any, error) {
 	rows := make([][]any, len(events))
 	cells := make([]any, len(events)*rowCap)
@@ -169,10 +226,18 @@ func copyRows(events []audit.Event) ([][]any, error) {
 		if e.Details != nil {
 			details = string(e.Details)
 		}
+		user, pseudonymous := null(e.UserID), any(nil)
+		if e.Pseudonym != "" {
+			user, pseudonymous = e.Pseudonym, true
+		}
+		var personal any
+		if e.Personal != nil {
+			personal = e.Personal
+		}
 		r := cells[i*rowCap : i*rowCap : (i+1)*rowCap]
-		rows[i] = append(r, e.ID, null(e.UserID), e.Action, e.ResourceType, e.ResourceID, details, ip,
+		rows[i] = append(r, e.ID, user, e.Action, e.ResourceType, e.ResourceID, details, ip,
 			null(e.UserAgent), null(e.SessionID), null(e.RequestID), e.Success, null(e.ErrorMessage),
-			e.OccurredAt, e.ReceivedAt)
+			e.OccurredAt, e.ReceivedAt, pseudonymous, personal)
 	}
 	return rows, nil
 }
@@ -184,28 +249,33 @@ func null(s string) any {
 	return s
 }
 
-// copyDirect COPYs rows (of events) into audit_logs in one transaction;
-// every row is new if it succeeds. The hours of the rows are marked
-// changed for the report rollups (bumpHours) as the last statement.
-// With seal, the batch record goes with the COMMIT (see sealedTx).
-func copyDirect(ctx context.Context, c *pgx.Conn, events []audit.Event, rows [][]any, seal *sealJob) ([]int, error) {
-	all := make([]int, len(rows))
+// copyDirect COPYs the rows plan gives into audit_logs in one
+// transaction; every row is new if it succeeds. The hours of the rows are
+// marked changed for the report rollups (bumpHours) as the last statement.
+// With a seal job, the batch record goes with the COMMIT (see sealedTx).
+func copyDirect(ctx context.Context, c *pgx.Conn, events []audit.Event, plan func(pgx.Tx) (prepared, error)) ([]int, error) {
+	all := make([]int, len(events))
 	for i := range all {
 		all[i] = i
 	}
-	err := sealedTx(ctx, c, seal, func(tx pgx.Tx) error {
+	err := sealedTx(ctx, c, func(tx pgx.Tx) (*sealJob, error) {
+		p, err := plan(tx)
+		if err != nil {
+			return nil, err
+		}
+		seal := p.seal
 		if seal != nil {
 			if err := seal.allocate(ctx, tx); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_logs"}, columns(seal), pgx.CopyFromRows(withSeal(rows, seal))); err != nil {
-			return err
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_logs"}, columns(seal), pgx.CopyFromRows(withSeal(p.rows, seal))); err != nil {
+			return nil, err
 		}
 		if seal != nil {
 			seal.prepare(all)
 		}
-		return bumpHours(ctx, tx, events, all)
+		return seal, bumpHours(ctx, tx, events, all)
 	})
 	if err != nil {
 		return nil, err
@@ -213,28 +283,33 @@ func copyDirect(ctx context.Context, c *pgx.Conn, events []audit.Event, rows [][
 	return all, nil
 }
 
-// copyStaged COPYs rows into a per-session staging table and moves the new
-// ones into audit_logs, returning which were new; it marks their hours
-// changed (bumpHours) as copyDirect does.
-func copyStaged(ctx context.Context, c *pgx.Conn, events []audit.Event, rows [][]any, seal *sealJob) ([]int, error) {
+// copyStaged COPYs the rows plan gives into a per-session staging table
+// and moves the new ones into audit_logs, returning which were new; it
+// marks their hours changed (bumpHours) as copyDirect does.
+func copyStaged(ctx context.Context, c *pgx.Conn, events []audit.Event, plan func(pgx.Tx) (prepared, error)) ([]int, error) {
 	var inserted []int
-	err := sealedTx(ctx, c, seal, func(tx pgx.Tx) error {
+	err := sealedTx(ctx, c, func(tx pgx.Tx) (*sealJob, error) {
+		p, err := plan(tx)
+		if err != nil {
+			return nil, err
+		}
+		seal, rows := p.seal, p.rows
 		if seal != nil {
 			if err := seal.allocate(ctx, tx); err != nil {
-				return err
+				return nil, err
 			}
 			rows = withSeal(rows, seal)
 		}
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS audit_logs_staging
 			(LIKE audit_logs INCLUDING DEFAULTS, ord int) ON COMMIT DELETE ROWS`); err != nil {
-			return err
+			return nil, err
 		}
 		staged := make([][]any, len(rows))
 		for i, r := range rows {
 			staged[i] = append(r, i) // within rowCap: no copy
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_logs_staging"}, append(columns(seal)[:len(columns(seal)):len(columns(seal))], "ord"), pgx.CopyFromRows(staged)); err != nil {
-			return err
+			return nil, err
 		}
 		cols := strings.Join(columns(seal), ", ")
 		// DISTINCT ON keeps the first of ids repeated within the batch.
@@ -242,11 +317,11 @@ func copyStaged(ctx context.Context, c *pgx.Conn, events []audit.Event, rows [][
 			SELECT `+cols+` FROM (SELECT DISTINCT ON (id) * FROM audit_logs_staging ORDER BY id, ord) s ORDER BY ord
 			ON CONFLICT (id) DO NOTHING RETURNING id`)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ids, err := pgx.CollectRows(res, pgx.RowTo[string])
 		if err != nil {
-			return err
+			return nil, err
 		}
 		isNew := make(map[string]bool, len(ids))
 		for _, id := range ids {
@@ -262,7 +337,7 @@ func copyStaged(ctx context.Context, c *pgx.Conn, events []audit.Event, rows [][
 		if seal != nil {
 			seal.prepare(inserted)
 		}
-		return bumpHours(ctx, tx, events, inserted)
+		return seal, bumpHours(ctx, tx, events, inserted)
 	})
 	if err != nil {
 		return nil, err
@@ -285,7 +360,11 @@ func (r *Repository) Get(ctx context.Context, id string) (audit.Event, error) {
 		}
 		return audit.Event{}, fmt.Errorf("get event %q: %w", id, err)
 	}
-	return row.toEvent(), nil
+	out := []audit.Event{row.toEvent()}
+	if err := r.personal.Reveal(ctx, out); err != nil {
+		return audit.Event{}, fmt.Errorf("get event %q: %w", id, err)
+	}
+	return out[0], nil
 }
 
 // classify marks errors that retrying cannot fix as permanent.

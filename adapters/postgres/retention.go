@@ -33,6 +33,8 @@ type Retention struct {
 	// deletions, when set, records each chunk's deleted seal positions in
 	// the chunk's own transaction (tamper evidence).
 	deletions *DeletionRecorder
+	// personal, when set, holds the users' pseudonymised rows as well.
+	personal *Personal
 }
 
 var _ audit.RetentionStore = (*Retention)(nil)
@@ -79,6 +81,15 @@ func (r *Retention) RecordingDeletions(d *DeletionRecorder) *Retention {
 	return &c
 }
 
+// WithPersonal returns a Retention whose held users' rows are held also
+// where user_id holds their pseudonym (see Personal); nil holds user ids
+// only.
+func (r *Retention) WithPersonal(p *Personal) *Retention {
+	c := *r
+	c.personal = p
+	return &c
+}
+
 // keep is the condition, on alias a, of rows a cleanup must never delete:
 // excluded actions ($2), held users ($3), held resources ($4 types, $5 ids
 // pairwise).
@@ -119,13 +130,20 @@ SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM deleted),
 
 const countSQL = `SELECT count(*) FROM audit_logs a WHERE a.occurred_at < $1 AND NOT ` + keep
 
-func args(c audit.Cleanup) []any {
+func (r *Retention) args(c audit.Cleanup) []any {
+	users := nonNil(c.HoldUsers)
+	if r.personal != nil && len(users) > 0 {
+		users = append([]string(nil), users...)
+		for _, u := range c.HoldUsers {
+			users = append(users, r.personal.Pseudonym(u))
+		}
+	}
 	types := make([]string, len(c.HoldResources))
 	ids := make([]string, len(c.HoldResources))
 	for i, r := range c.HoldResources {
 		types[i], ids[i] = r.Type, r.ID
 	}
-	return []any{c.Cutoff, nonNil(c.ExcludeActions), nonNil(c.HoldUsers), types, ids}
+	return []any{c.Cutoff, nonNil(c.ExcludeActions), users, types, ids}
 }
 
 func nonNil(s []string) []string {
@@ -154,7 +172,7 @@ func (r *Retention) DeleteExpired(ctx context.Context, c audit.Cleanup) (int64, 
 			at               sql.NullTime
 			id               sql.NullString
 		)
-		a := append(args(c), r.chunk, lastAt, lastID, hasCursor)
+		a := append(r.args(c), r.chunk, lastAt, lastID, hasCursor)
 		if err := r.deleteChunk(ctx, c, a, &scanned, &deleted, &at, &id); err != nil {
 			return total, fmt.Errorf("delete events before %s: %w", c.Cutoff.Format(time.RFC3339), err)
 		}
@@ -200,7 +218,7 @@ func (r *Retention) deleteChunk(ctx context.Context, c audit.Cleanup, a []any, s
 // CountExpired returns how many rows DeleteExpired would delete now.
 func (r *Retention) CountExpired(ctx context.Context, c audit.Cleanup) (int64, error) {
 	var n int64
-	if err := r.db.DB.QueryRowContext(ctx, countSQL, args(c)...).Scan(&n); err != nil {
+	if err := r.db.DB.QueryRowContext(ctx, countSQL, r.args(c)...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count events before %s: %w", c.Cutoff.Format(time.RFC3339), err)
 	}
 	return n, nil

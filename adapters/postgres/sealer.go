@@ -222,20 +222,22 @@ func (j *sealJob) prepare(inserted []int) {
 	j.inserted = inserted
 }
 
-// sealedTx runs fn in a transaction, as pgx.BeginFunc does. With seal, fn
-// must call seal.prepare; the batch record is then inserted and the
-// transaction committed in one round trip.
-func sealedTx(ctx context.Context, c *pgx.Conn, seal *sealJob, fn func(pgx.Tx) error) error {
-	if seal == nil {
-		return pgx.BeginFunc(ctx, c, fn)
-	}
+// sealedTx runs fn in a transaction and commits it, as pgx.BeginFunc
+// does. When fn returns a seal job, fn must have called its prepare; the
+// batch record is then inserted and the transaction committed in one
+// round trip.
+func sealedTx(ctx context.Context, c *pgx.Conn, fn func(pgx.Tx) (*sealJob, error)) error {
 	tx, err := c.Begin(ctx)
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
+	seal, err := fn(tx)
+	if err != nil {
 		_ = tx.Rollback(ctx)
 		return err
+	}
+	if seal == nil {
+		return tx.Commit(ctx)
 	}
 	if err := seal.commit(ctx, c); err != nil {
 		_ = tx.Rollback(ctx) // a no-op when the failed COMMIT already ended it

@@ -17,12 +17,69 @@ import (
 // (user_id, occurred_at, id) index and resourceType + resourceId the
 // resource index. Other filters are checked on the rows that scan visits,
 // so a selective filter on an unindexed column over a long, sparse history
-// is best bounded with from/to.
+// is best bounded with from/to. With personal data pseudonymised (see
+// Personal) a userId matches its pseudonym, and the user id itself on
+// rows written before: two searches, each down the user index, merged.
+// The events come back through Personal.Reveal.
 func (r *Repository) Search(ctx context.Context, f audit.SearchFilter) ([]audit.Event, error) {
+	rows, err := r.search(ctx, f, f.UserID, false)
+	if err != nil {
+		return nil, err
+	}
+	if f.UserID != "" && r.personal != nil {
+		pseudonymous, err := r.search(ctx, f, r.personal.Pseudonym(f.UserID), true)
+		if err != nil {
+			return nil, err
+		}
+		rows = mergeNewestFirst(rows, pseudonymous, f.Limit)
+	}
+	out := make([]audit.Event, len(rows))
+	for i, row := range rows {
+		out[i] = row.toEvent()
+	}
+	if err := r.personal.Reveal(ctx, out); err != nil {
+		return nil, fmt.Errorf("search events: %w", err)
+	}
+	return out, nil
+}
+
+// mergeNewestFirst merges two lists ordered by (occurred_at, id)
+// descending into the first limit rows of both.
+func mergeNewestFirst(a, b []eventRow, limit int) []eventRow {
+	out := make([]eventRow, 0, min(len(a)+len(b), limit))
+	for len(out) < limit && (len(a) > 0 || len(b) > 0) {
+		if len(b) == 0 || len(a) > 0 && newer(a[0], b[0]) {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return out
+}
+
+func newer(x, y eventRow) bool {
+	if !x.OccurredAt.Equal(y.OccurredAt) {
+		return x.OccurredAt.After(y.OccurredAt)
+	}
+	return x.ID > y.ID
+}
+
+// search runs f with user (a user id, or a pseudonym when pseudonymous)
+// in place of f.UserID.
+func (r *Repository) search(ctx context.Context, f audit.SearchFilter, user string, pseudonymous bool) ([]eventRow, error) {
 	var rows []eventRow
 	q := r.db.NewSelect().Model(&rows)
+	switch {
+	case user != "" && pseudonymous:
+		q = q.Where("user_id = ? AND pseudonymous", user)
+	case user != "":
+		q = q.Where("user_id = ? AND pseudonymous IS NULL", user)
+	}
+	if f.UserPseudonym != "" {
+		q = q.Where("user_id = ? AND pseudonymous", f.UserPseudonym)
+	}
 	for _, eq := range []struct{ col, val string }{
-		{"user_id", f.UserID}, {"resource_type", f.ResourceType}, {"resource_id", f.ResourceID},
+		{"resource_type", f.ResourceType}, {"resource_id", f.ResourceID},
 		{"session_id", f.SessionID}, {"request_id", f.RequestID},
 	} {
 		if eq.val != "" {
@@ -51,11 +108,7 @@ func (r *Repository) Search(ctx context.Context, f audit.SearchFilter) ([]audit.
 	if err := q.Scan(ctx); err != nil {
 		return nil, fmt.Errorf("search events: %w", err)
 	}
-	out := make([]audit.Event, len(rows))
-	for i, row := range rows {
-		out[i] = row.toEvent()
-	}
-	return out, nil
+	return rows, nil
 }
 
 // escapeLike escapes the LIKE metacharacters (%, _ and the escape

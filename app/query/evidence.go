@@ -33,6 +33,9 @@ type TrailReader interface {
 	// rows, calls mismatch for each disagreement and returns how many
 	// current hours and spans it compared.
 	CheckRollups(ctx context.Context, mismatch func(subject, reason string)) (hours, spans int64, err error)
+	// ErasedEvents counts the rows whose personal fields were erased
+	// (their subject key destroyed, docs/personal-data.md).
+	ErasedEvents(ctx context.Context) (int64, error)
 }
 
 // CheckpointSource lists checkpoints kept outside the database.
@@ -185,7 +188,12 @@ func (h VerifyTrailHandler) Handle(ctx context.Context, opts VerifyOptions) (evi
 			}
 			a.RollupsChecked(hours, spans)
 		}
+		erased, err := r.ErasedEvents(ctx)
+		if err != nil {
+			return err
+		}
 		rep = a.Finish()
+		rep.Erased = erased
 		progress("done", rows.Load())
 		return nil
 	})

@@ -129,6 +129,11 @@ func failureKind(err error) string {
 	}
 }
 
+// Details returns the requester as the trail stores it
+// (details.requester of a read, details.requestedBy of an erasure): nil
+// when the transport told nothing.
+func (r Requester) Details() map[string]any { return requesterDetails(r) }
+
 // requesterDetails is the requester as stored in details.requester.
 func requesterDetails(r Requester) map[string]any {
 	out := map[string]any{}

@@ -12,17 +12,20 @@ import (
 
 // SearchRequest is the body of audit.query. Empty fields do not filter.
 type SearchRequest struct {
-	UserID       string `json:"userId,omitempty"`
-	Action       string `json:"action,omitempty"` // exact, or a prefix with a trailing "*": "guild.*"
-	ResourceType string `json:"resourceType,omitempty"`
-	ResourceID   string `json:"resourceId,omitempty"`
-	Success      *bool  `json:"success,omitempty"`
-	SessionID    string `json:"sessionId,omitempty"`
-	RequestID    string `json:"requestId,omitempty"`
-	From         string `json:"from,omitempty"`   // RFC 3339, inclusive
-	To           string `json:"to,omitempty"`     // RFC 3339, exclusive
-	Limit        *int   `json:"limit,omitempty"`  // default 100, at most 1000
-	Cursor       string `json:"cursor,omitempty"` // nextCursor of the previous page
+	UserID string `json:"userId,omitempty"`
+	// UserPseudonym finds the events of the user with this keyed
+	// pseudonym (docs/personal-data.md), erased or not.
+	UserPseudonym string `json:"userPseudonym,omitempty"`
+	Action        string `json:"action,omitempty"` // exact, or a prefix with a trailing "*": "guild.*"
+	ResourceType  string `json:"resourceType,omitempty"`
+	ResourceID    string `json:"resourceId,omitempty"`
+	Success       *bool  `json:"success,omitempty"`
+	SessionID     string `json:"sessionId,omitempty"`
+	RequestID     string `json:"requestId,omitempty"`
+	From          string `json:"from,omitempty"`   // RFC 3339, inclusive
+	To            string `json:"to,omitempty"`     // RFC 3339, exclusive
+	Limit         *int   `json:"limit,omitempty"`  // default 100, at most 1000
+	Cursor        string `json:"cursor,omitempty"` // nextCursor of the previous page
 }
 
 // SearchResult is one page of events, newest first. NextCursor is empty on
@@ -79,7 +82,7 @@ func (h SearchHandler) Handle(ctx context.Context, req SearchRequest, who Reques
 // filter checks the request and turns it into a domain filter.
 func (r SearchRequest) filter() (audit.SearchFilter, error) {
 	f := audit.SearchFilter{
-		UserID: r.UserID, ResourceType: r.ResourceType, ResourceID: r.ResourceID,
+		UserID: r.UserID, UserPseudonym: r.UserPseudonym, ResourceType: r.ResourceType, ResourceID: r.ResourceID,
 		Success: r.Success, SessionID: r.SessionID, RequestID: r.RequestID,
 		Limit: audit.DefaultSearchLimit,
 	}

@@ -45,6 +45,19 @@ type Event struct {
 	OccurredAt   time.Time // UTC, microsecond precision
 	ReceivedAt   time.Time // UTC, microsecond precision
 
+	// Personal data (docs/personal-data.md). Pseudonym is the keyed
+	// pseudonym of UserID when the deployment pseudonymises or encrypts
+	// personal data; in the stored form of such an event (what is hashed
+	// and verified) UserID is empty and Pseudonym stands in its place.
+	Pseudonym string
+	// Personal holds the personal fields sealed under the data subject's
+	// key, in the stored form of an encrypted event only: readers get the
+	// fields back, or Erased.
+	Personal []byte
+	// Erased reports that the subject's key was destroyed: UserID is then
+	// ErasedUserID and the other personal fields are gone.
+	Erased bool
+
 	// canonical is the RFC 8785 form of canonicalOf, which DecodeEvent
 	// computes anyway to check Details; AppendCanonicalDetails uses it
 	// while Details is still that slice.

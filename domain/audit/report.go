@@ -265,10 +265,15 @@ type ActionCount struct {
 	Count  int64  `json:"count"`
 }
 
-// UserCount is how many events a user caused.
+// UserCount is how many events a user caused. With personal data
+// encrypted (docs/personal-data.md) the rows count by pseudonym:
+// UserPseudonym is then set, and once the user is erased UserID is
+// ErasedUserID and Erased is true.
 type UserCount struct {
-	UserID string `json:"userId"`
-	Count  int64  `json:"count"`
+	UserID        string `json:"userId"`
+	UserPseudonym string `json:"userPseudonym,omitempty"`
+	Erased        bool   `json:"erased,omitempty"`
+	Count         int64  `json:"count"`
 }
 
 // ResourceCount is how many events concerned a resource type.

@@ -23,17 +23,20 @@ type Position struct {
 // SearchFilter selects events; empty fields do not filter. The result is
 // ordered newest first by (OccurredAt, ID) descending.
 type SearchFilter struct {
-	UserID       string
-	Action       string // exact, or a prefix when ActionPrefix
-	ActionPrefix bool
-	ResourceType string
-	ResourceID   string
-	Success      *bool
-	SessionID    string
-	RequestID    string
-	From, To     time.Time // [From, To); zero = open
-	Limit        int       // 1..MaxSearchLimit
-	After        *Position // continue after this event
+	UserID string
+	// UserPseudonym selects the events of the user with this keyed
+	// pseudonym (docs/personal-data.md), erased or not.
+	UserPseudonym string
+	Action        string // exact, or a prefix when ActionPrefix
+	ActionPrefix  bool
+	ResourceType  string
+	ResourceID    string
+	Success       *bool
+	SessionID     string
+	RequestID     string
+	From, To      time.Time // [From, To); zero = open
+	Limit         int       // 1..MaxSearchLimit
+	After         *Position // continue after this event
 }
 
 // ParseActionPattern splits an action filter: "guild.*" is the prefix
@@ -57,7 +60,7 @@ func CheckFilterText(field, s string) error {
 // the first bad field.
 func (f SearchFilter) Validate() error {
 	for _, t := range []struct{ name, val string }{
-		{"userId", f.UserID}, {"action", f.Action}, {"resourceType", f.ResourceType},
+		{"userId", f.UserID}, {"userPseudonym", f.UserPseudonym}, {"action", f.Action}, {"resourceType", f.ResourceType},
 		{"resourceId", f.ResourceID}, {"sessionId", f.SessionID}, {"requestId", f.RequestID},
 	} {
 		if err := CheckFilterText(t.name, t.val); err != nil {

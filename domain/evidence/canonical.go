@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"time"
 
@@ -11,8 +12,12 @@ import (
 // AppendCanonicalEvent appends the canonical encoding of e: the RFC 8785
 // (JCS) serialisation of a JSON object holding the event's fields under
 // their camelCase names, in JCS key order (action, details, errorMessage,
-// id, ipAddress, occurredAt, receivedAt, requestId, resourceId,
-// resourceType, sessionId, success, userAgent, userId). Absent optional
+// id, ipAddress, occurredAt, personal, receivedAt, requestId, resourceId,
+// resourceType, sessionId, success, userAgent, userId, userPseudonym).
+// personal (the sealed personal fields, standard base64) and
+// userPseudonym appear only in the stored form of events written with
+// personal data pseudonymised or encrypted (docs/personal-data.md), so
+// the encoding of every other event is unchanged. Absent optional
 // fields (empty strings, nil details) are left out; times are UTC with
 // exactly six fractional digits ("2026-11-24T13:45:00.123000Z"); details
 // is canonicalised with audit.AppendCanonicalJSON (see
@@ -35,7 +40,13 @@ func AppendCanonicalEvent(dst []byte, e audit.Event) ([]byte, error) {
 	dst = optional(dst, `,"ipAddress":`, e.IPAddress)
 	dst = append(dst, `,"occurredAt":"`...)
 	dst = AppendTime(dst, e.OccurredAt)
-	dst = append(dst, `","receivedAt":"`...)
+	dst = append(dst, '"')
+	if e.Personal != nil {
+		dst = append(dst, `,"personal":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, e.Personal)
+		dst = append(dst, '"')
+	}
+	dst = append(dst, `,"receivedAt":"`...)
 	dst = AppendTime(dst, e.ReceivedAt)
 	dst = append(dst, '"')
 	dst = optional(dst, `,"requestId":`, e.RequestID)
@@ -51,6 +62,7 @@ func AppendCanonicalEvent(dst []byte, e audit.Event) ([]byte, error) {
 	}
 	dst = optional(dst, `,"userAgent":`, e.UserAgent)
 	dst = optional(dst, `,"userId":`, e.UserID)
+	dst = optional(dst, `,"userPseudonym":`, e.Pseudonym)
 	return append(dst, '}'), nil
 }
 

@@ -251,3 +251,25 @@ func TestCanonicalEventIgnoresStorageFormatting(t *testing.T) {
 		}
 	}
 }
+
+// The stored form of an event with personal data encrypted
+// (docs/personal-data.md): personal (standard base64) between occurredAt
+// and receivedAt, userPseudonym last, in JCS order.
+func TestCanonicalEventOfEncryptedPersonalData(t *testing.T) {
+	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	e := audit.Event{ID: "e1", Action: "user.login", ResourceType: "user", ResourceID: "r", Success: true,
+		OccurredAt: at, ReceivedAt: at, Pseudonym: "psn_x", Personal: []byte{1, 2, 3, 250}}
+	got, err := AppendCanonicalEvent(nil, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"action":"user.login","id":"e1","occurredAt":"2026-11-24T10:00:00.000000Z","personal":"AQID+g==",` +
+		`"receivedAt":"2026-11-24T10:00:00.000000Z","resourceId":"r","resourceType":"user","success":true,"userPseudonym":"psn_x"}`
+	if string(got) != want {
+		t.Fatalf("canonical\n got %s\nwant %s", got, want)
+	}
+	e.Personal[0] ^= 1
+	if again, _ := AppendCanonicalEvent(nil, e); string(again) == want {
+		t.Fatal("a changed ciphertext kept its encoding")
+	}
+}

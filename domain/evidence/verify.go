@@ -53,6 +53,9 @@ type Report struct {
 	External      int64 // of which from outside the database
 	Uncovered     int64 // batches after the newest checkpoint (not yet signed)
 	Pending       int64 // batches committed but not yet linked into the chain
+	// Erased is how many rows hold personal fields whose subject key an
+	// erasure destroyed: still verified, no longer readable.
+	Erased int64
 	// Whether the report rollups were checked against the rows, and how
 	// many current hours and spans (days, months) were compared.
 	RollupsChecked bool

@@ -119,6 +119,9 @@ func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) 
 	if rep.External > 0 || *from == "nats" {
 		p.printf(" (%d from AUDIT_CHECKPOINTS)", rep.External)
 	}
+	if rep.Erased > 0 {
+		p.printf(", %d events erased (personal data, their keys destroyed)", rep.Erased)
+	}
 	if rep.RollupsChecked {
 		p.printf(", report rollups of %d hours and %d days or months", rep.RollupHours, rep.RollupSpans)
 	}

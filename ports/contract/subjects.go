@@ -73,10 +73,15 @@ const (
 	SubjectPubKey     = "audit.pubkey"
 )
 
+// SubjectAdminErase erases a data subject's personal data (an operator's
+// request, docs/personal-data.md): {"userId": "..."}; the reply is
+// {"eventId", "userPseudonym", "requestedAt", "keysDestroyed"}.
+const SubjectAdminErase = "audit.admin.erase"
+
 // RequestSubjects are the subjects the request service answers.
 func RequestSubjects() []string {
 	return []string{SubjectReport, SubjectReportGet, SubjectReportList, SubjectQuery, SubjectEventGet, SubjectEventProof, SubjectPubKey,
-		SubjectCheckpointWrite, SubjectSchema}
+		SubjectCheckpointWrite, SubjectAdminErase, SubjectSchema}
 }
 
 // SubjectCheckpoints is the subject of stream AUDIT_CHECKPOINTS: every

@@ -10,6 +10,10 @@ import (
 // EventView is an event as the request service returns it (audit.query,
 // audit.event.get): the fields of an event as published, plus receivedAt.
 // userId is null for system events; other empty optional fields are left
+// out. With personal data pseudonymised or encrypted
+// (docs/personal-data.md) userPseudonym is the user's keyed pseudonym;
+// once the user is erased, userId is "[erased]", erased is true and
+// ipAddress, userAgent, sessionId and the personal details keys are left
 // out. The one definition of that wire format: the CLI decodes it too.
 type EventView struct {
 	ID           string          `json:"id"`
@@ -26,6 +30,9 @@ type EventView struct {
 	ErrorMessage string          `json:"errorMessage,omitempty"`
 	Timestamp    time.Time       `json:"timestamp"`
 	ReceivedAt   time.Time       `json:"receivedAt"`
+	// UserPseudonym and Erased: see above.
+	UserPseudonym string `json:"userPseudonym,omitempty"`
+	Erased        bool   `json:"erased,omitempty"`
 }
 
 // ViewOf returns e as the request service shows it.
@@ -34,7 +41,7 @@ func ViewOf(e audit.Event) EventView {
 		ID: e.ID, UserID: Nullable(e.UserID), Action: e.Action, ResourceType: e.ResourceType,
 		ResourceID: e.ResourceID, Details: e.Details, IPAddress: e.IPAddress, UserAgent: e.UserAgent,
 		SessionID: e.SessionID, RequestID: e.RequestID, Success: e.Success, ErrorMessage: e.ErrorMessage,
-		Timestamp: e.OccurredAt, ReceivedAt: e.ReceivedAt,
+		Timestamp: e.OccurredAt, ReceivedAt: e.ReceivedAt, UserPseudonym: e.Pseudonym, Erased: e.Erased,
 	}
 }
 

@@ -1,0 +1,176 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/uptrace/bun"
+
+	"github.com/auditq/auditq/adapters/keyfile"
+	"github.com/auditq/auditq/adapters/postgres"
+	"github.com/auditq/auditq/domain/audit"
+)
+
+func newKEK(t testing.TB) *keyfile.KEK {
+	t.Helper()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	k, err := keyfile.NewKEK(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func openPersonal(t testing.TB, db *bun.DB, mode postgres.PersonalMode, kek postgres.KeyWrapper) *postgres.Personal {
+	t.Helper()
+	p, err := postgres.OpenPersonal(context.Background(), db, postgres.PersonalConfig{Mode: mode, KEK: kek, DetailKeys: []string{"email"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func personalEvent(id, user string) audit.Event {
+	e := event(id)
+	e.UserID = user
+	e.Details = json.RawMessage(`{"email":"x@example.org","k":"v"}`)
+	return e
+}
+
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && reflect.DeepEqual(x, y)
+}
+
+// Encrypted events read back as written; the row holds none of the
+// personal fields; a sealed field moved to another row (same subject,
+// same key) fails authentication instead of showing another event's data.
+func TestPersonalEncryptRoundTripAndTamper(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	p := openPersonal(t, db, postgres.PersonalEncrypt, newKEK(t))
+	repo := postgres.NewRepository(db).WithPersonal(p)
+	in := []audit.Event{personalEvent("p1", "ann"), personalEvent("p2", "ann"), personalEvent("p3", "ben")}
+	in[1].UserAgent, in[1].SessionID = "", ""
+	if _, err := repo.Write(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range in {
+		got, err := repo.Get(ctx, want.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.UserID != want.UserID || got.IPAddress != want.IPAddress || got.UserAgent != want.UserAgent ||
+			got.SessionID != want.SessionID || !sameJSON(got.Details, want.Details) || got.Erased ||
+			got.Pseudonym != p.Pseudonym(want.UserID) || got.Personal != nil {
+			t.Fatalf("read back %+v, wrote %+v", got, want)
+		}
+	}
+	var raw string
+	if err := db.QueryRowContext(ctx, `SELECT audit_logs::text FROM audit_logs WHERE id = 'p1'`).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"ann", "203.0.113.7", "x@example.org", `"ua"`} {
+		if strings.Contains(raw, s) {
+			t.Fatalf("row holds %q in clear: %s", s, raw)
+		}
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE audit_logs SET personal = (SELECT personal FROM audit_logs WHERE id = 'p2') WHERE id = 'p1'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Get(ctx, "p1"); err == nil || !strings.Contains(err.Error(), "fail authentication") {
+		t.Fatalf("read a row holding another row's sealed fields: %v", err)
+	}
+	if _, err := postgres.NewRepository(db).Search(ctx, audit.SearchFilter{UserPseudonym: p.Pseudonym("ben"), Limit: 10}); err == nil ||
+		!strings.Contains(err.Error(), "no key-encryption key is configured") {
+		t.Fatalf("read encrypted events without a KEK: %v", err)
+	}
+}
+
+// The key-encryption key must be the one the stored keys are wrapped
+// under; the pseudonym key survives restarts, so pseudonyms are stable.
+func TestPersonalKEKChecked(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	kek := newKEK(t)
+	p := openPersonal(t, db, postgres.PersonalEncrypt, kek)
+	if _, err := postgres.NewRepository(db).WithPersonal(p).Write(ctx, []audit.Event{personalEvent("k1", "cat")}); err != nil {
+		t.Fatal(err)
+	}
+	again := openPersonal(t, db, postgres.PersonalEncrypt, kek)
+	if again.Pseudonym("cat") != p.Pseudonym("cat") || !strings.HasPrefix(p.Pseudonym("cat"), "psn_") || len(p.Pseudonym("cat")) != 47 {
+		t.Fatalf("pseudonyms %q and %q", p.Pseudonym("cat"), again.Pseudonym("cat"))
+	}
+	other := newKEK(t)
+	_, err := postgres.OpenPersonal(ctx, db, postgres.PersonalConfig{Mode: postgres.PersonalEncrypt, KEK: other})
+	if err == nil || !strings.Contains(err.Error(), kek.ID()) || !strings.Contains(err.Error(), other.ID()) {
+		t.Fatalf("open with another KEK: %v", err)
+	}
+	if _, err := postgres.OpenPersonal(ctx, db, postgres.PersonalConfig{Mode: postgres.PersonalEncrypt}); err == nil {
+		t.Fatal("encrypt without a KEK opened")
+	}
+	// Off with the KEK: written as sent, earlier encrypted events still read.
+	off := openPersonal(t, db, postgres.PersonalOff, kek)
+	repo := postgres.NewRepository(db).WithPersonal(off)
+	if _, err := repo.Write(ctx, []audit.Event{personalEvent("k2", "cat")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := repo.Search(ctx, audit.SearchFilter{UserID: "cat", Limit: 10})
+	if err != nil || len(got) != 2 || got[0].UserID != "cat" || got[1].UserID != "cat" {
+		t.Fatalf("search cat across modes: %v %+v", err, got)
+	}
+	if _, err := postgres.NewRepository(db).WithPersonal(nil).Get(ctx, "k2"); err != nil {
+		t.Fatalf("an event written as sent, read without a KEK: %v", err)
+	}
+}
+
+// Destroying a subject's keys erases its events, not others'; the
+// subject's next event gets a new key and can be read.
+func TestPersonalDestroyKeys(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	p := openPersonal(t, db, postgres.PersonalEncrypt, newKEK(t))
+	repo := postgres.NewRepository(db).WithPersonal(p)
+	if _, err := repo.Write(ctx, []audit.Event{personalEvent("d1", "dan"), personalEvent("d2", "eve")}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := p.BeginErasure(ctx, audit.Erasure{EventID: "erase-1", Pseudonym: p.Pseudonym("dan"), RequestedAt: event("x").OccurredAt, RequestedBy: []byte(`{"who":"test"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pending, err := p.PendingErasures(ctx); err != nil || len(pending) != 1 || !bytes.Contains(pending[0].RequestedBy, []byte("test")) {
+		t.Fatalf("pending erasures %v %+v", err, pending)
+	}
+	if dup, err := p.BeginErasure(ctx, audit.Erasure{EventID: "erase-2", Pseudonym: p.Pseudonym("dan"), RequestedAt: event("x").OccurredAt}); err != nil || dup.EventID != "erase-1" {
+		t.Fatalf("a second erasure while one is pending: %v %+v", err, dup)
+	}
+	if e, err = p.DestroyKeys(ctx, e); err != nil || !e.Completed || e.KeysErased != 1 {
+		t.Fatalf("destroy: %v %+v", err, e)
+	}
+	if e, err = p.DestroyKeys(ctx, e); err != nil || e.KeysErased != 1 {
+		t.Fatalf("destroy again: %v %+v", err, e)
+	}
+	dan, err := repo.Get(ctx, "d1")
+	if err != nil || !dan.Erased || dan.UserID != audit.ErasedUserID || dan.IPAddress != "" || strings.Contains(string(dan.Details), "email") {
+		t.Fatalf("erased event: %v %+v", err, dan)
+	}
+	if eve, err := repo.Get(ctx, "d2"); err != nil || eve.Erased || eve.UserID != "eve" {
+		t.Fatalf("other subject: %v %+v", err, eve)
+	}
+	users, err := p.RevealUsers(ctx, []string{p.Pseudonym("dan"), p.Pseudonym("eve"), "plain-user"})
+	if err != nil || users[p.Pseudonym("dan")] != audit.ErasedUserID || users[p.Pseudonym("eve")] != "eve" || len(users) != 2 {
+		t.Fatalf("reveal users: %v %v", err, users)
+	}
+	if _, err := repo.Write(ctx, []audit.Event{personalEvent("d3", "dan")}); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := repo.Get(ctx, "d3"); err != nil || again.Erased || again.UserID != "dan" {
+		t.Fatalf("the subject's next event: %v %+v", err, again)
+	}
+}

@@ -1,0 +1,151 @@
+package command
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/auditq/auditq/domain/audit"
+)
+
+// EraseRequest is the body of audit.admin.erase: the user whose personal
+// data to erase.
+type EraseRequest struct {
+	UserID string `json:"userId"`
+}
+
+// EraseResult is the answer of audit.admin.erase.
+type EraseResult struct {
+	// EventID is the erasure event in the trail (action
+	// audit.subject.erase, resourceId the pseudonym).
+	EventID       string    `json:"eventId"`
+	UserPseudonym string    `json:"userPseudonym"`
+	RequestedAt   time.Time `json:"requestedAt"`
+	// KeysDestroyed counts the subject keys destroyed: 0 when the user had
+	// no encrypted event (or was erased before and has none since).
+	KeysDestroyed int `json:"keysDestroyed"`
+}
+
+// EraseConfig configures erasures.
+type EraseConfig struct {
+	// HoldUsers are under legal hold (AUDITQ_RETENTION_HOLD_USERS): their
+	// erasure is refused.
+	HoldUsers []string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// EraseHandler erases a data subject's personal data by crypto-shredding:
+// it records a pending erasure, writes the erasure event into the trail,
+// then destroys the subject's keys. A crash between the steps leaves the
+// pending record, which CompletePending finishes at the next start.
+type EraseHandler struct {
+	store  audit.ErasureStore
+	writer audit.Writer
+	holds  map[string]bool
+	now    func() time.Time
+}
+
+// NewEraseHandler returns an EraseHandler over store, writing the erasure
+// events through w. A nil store (personal data not encrypted) refuses
+// every erasure with audit.ErrErasureOff.
+func NewEraseHandler(store audit.ErasureStore, w audit.Writer, cfg EraseConfig) EraseHandler {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	holds := make(map[string]bool, len(cfg.HoldUsers))
+	for _, u := range cfg.HoldUsers {
+		holds[u] = true
+	}
+	return EraseHandler{store: store, writer: w, holds: holds, now: cfg.Now}
+}
+
+// Handle erases the personal data of req.UserID. requestedBy (who asked,
+// as the transport saw it; nil when unknown) is recorded in the erasure
+// event. It returns a *audit.ValidationError for a bad request, an error
+// wrapping audit.ErrLegalHold for a held user, audit.ErrErasureOff when
+// personal data is not encrypted; anything else is transient, and asking
+// again completes the same erasure.
+func (h EraseHandler) Handle(ctx context.Context, req EraseRequest, requestedBy map[string]any) (EraseResult, error) {
+	if req.UserID == "" {
+		return EraseResult{}, audit.Invalid("userId", "is required: the user whose personal data to erase")
+	}
+	if err := audit.CheckFilterText("userId", req.UserID); err != nil {
+		return EraseResult{}, err
+	}
+	if h.holds[req.UserID] {
+		return EraseResult{}, fmt.Errorf("%w: the user is under legal hold (AUDITQ_RETENTION_HOLD_USERS): erasure refused until the hold is lifted", audit.ErrLegalHold)
+	}
+	if h.store == nil {
+		return EraseResult{}, audit.ErrErasureOff
+	}
+	var by []byte
+	if requestedBy != nil {
+		var err error
+		if by, err = json.Marshal(requestedBy); err != nil {
+			return EraseResult{}, fmt.Errorf("erase: encode the requester: %w", err)
+		}
+	}
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	e, err := h.store.BeginErasure(ctx, audit.Erasure{
+		EventID: audit.ErasureEventIDPrefix + hex.EncodeToString(id), Pseudonym: h.store.Pseudonym(req.UserID),
+		RequestedAt: audit.Normalize(h.now()), RequestedBy: by,
+	})
+	if err != nil {
+		return EraseResult{}, fmt.Errorf("erase: %w", err)
+	}
+	if e, err = h.complete(ctx, e); err != nil {
+		return EraseResult{}, err
+	}
+	return EraseResult{EventID: e.EventID, UserPseudonym: e.Pseudonym, RequestedAt: e.RequestedAt, KeysDestroyed: e.KeysErased}, nil
+}
+
+// CompletePending completes every erasure recorded but not finished (a
+// crash between its steps) and returns how many it completed.
+func (h EraseHandler) CompletePending(ctx context.Context) (int, error) {
+	if h.store == nil {
+		return 0, nil
+	}
+	pending, err := h.store.PendingErasures(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("complete erasures: %w", err)
+	}
+	for i, e := range pending {
+		if _, err := h.complete(ctx, e); err != nil {
+			return i, err
+		}
+	}
+	return len(pending), nil
+}
+
+// complete writes e's erasure event (a duplicate when written before),
+// then destroys the subject's keys.
+func (h EraseHandler) complete(ctx context.Context, e audit.Erasure) (audit.Erasure, error) {
+	if e.Completed {
+		return e, nil
+	}
+	details := map[string]json.RawMessage{}
+	if e.RequestedBy != nil {
+		details["requestedBy"] = e.RequestedBy
+	}
+	body, err := json.Marshal(details)
+	if err != nil {
+		return e, fmt.Errorf("erase: %w", err)
+	}
+	ev := audit.Event{
+		ID: e.EventID, Action: audit.ActionErase, ResourceType: audit.ErasureResourceType, ResourceID: e.Pseudonym,
+		Details: body, Success: true, OccurredAt: e.RequestedAt, ReceivedAt: e.RequestedAt,
+	}
+	if _, err := h.writer.Write(ctx, []audit.Event{ev}); err != nil {
+		return e, fmt.Errorf("erase: record the erasure event %s: %w", e.EventID, err)
+	}
+	done, err := h.store.DestroyKeys(ctx, e)
+	if err != nil {
+		return e, fmt.Errorf("erase: %w", err)
+	}
+	return done, nil
+}

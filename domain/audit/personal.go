@@ -1,0 +1,55 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErasedUserID is the userId readers see on an event whose data subject
+// was erased (docs/personal-data.md): a string, so the contract's types
+// hold, and never a valid pseudonym.
+const ErasedUserID = "[erased]"
+
+// Erasure events: the trail records every erasure before the key is
+// destroyed. The event's resourceId is the subject's pseudonym, never the
+// user id.
+const (
+	ActionErase          = "audit.subject.erase"
+	ErasureResourceType  = "data_subject"
+	ErasureEventIDPrefix = "erase-"
+)
+
+// ErrLegalHold is returned when an erasure concerns a user under legal
+// hold (AUDITQ_RETENTION_HOLD_USERS).
+var ErrLegalHold = errors.New("legal hold")
+
+// ErrErasureOff is returned when the deployment does not encrypt personal
+// data (AUDITQ_PERSONAL_DATA is not encrypt), so there is no key to
+// destroy.
+var ErrErasureOff = errors.New("erasure needs AUDITQ_PERSONAL_DATA=encrypt")
+
+// Erasure is one erasure of a data subject, as recorded before the
+// subject's key is destroyed: the pending record a restart completes.
+type Erasure struct {
+	EventID     string    // id of the erasure event in the trail
+	Pseudonym   string    // the subject's keyed pseudonym
+	RequestedAt time.Time // when it was asked for
+	RequestedBy []byte    // JSON object: who asked, as the transport saw it; nil when unknown
+	Completed   bool      // the key is destroyed
+	KeysErased  int       // subject keys destroyed (one per key generation)
+}
+
+// ErasureStore records erasures and destroys subject keys.
+type ErasureStore interface {
+	// Pseudonym returns the keyed pseudonym of a user id.
+	Pseudonym(userID string) string
+	// BeginErasure records a pending erasure of the subject with this
+	// pseudonym, or returns the one already pending.
+	BeginErasure(ctx context.Context, e Erasure) (Erasure, error)
+	// DestroyKeys destroys every key of the erasure's subject and marks it
+	// completed. Doing it again destroys nothing more.
+	DestroyKeys(ctx context.Context, e Erasure) (Erasure, error)
+	// PendingErasures lists the erasures recorded but not completed.
+	PendingErasures(ctx context.Context) ([]Erasure, error)
+}

@@ -1,0 +1,363 @@
+package service_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/auditq/auditq/adapters/natsjs/natstest"
+	"github.com/auditq/auditq/config"
+	"github.com/auditq/auditq/ports/contract"
+	"github.com/auditq/auditq/service/servicetest"
+)
+
+// kekFile writes a fresh key-encryption key and returns its path.
+func kekFile(t *testing.T) string {
+	t.Helper()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	path := filepath.Join(t.TempDir(), "kek")
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// personalEnv is the environment of a service encrypting personal data.
+func personalEnv(t *testing.T) map[string]string {
+	env := servicetest.Env(t)
+	env["AUDITQ_PERSONAL_DATA"] = "encrypt"
+	env["AUDITQ_KEK_FILE"] = kekFile(t)
+	env["AUDITQ_PERSONAL_DETAILS_KEYS"] = "email"
+	env["AUDITQ_RETENTION_HOLD_USERS"] = "held-user"
+	return env
+}
+
+// personalEvent is an event of user with every personal field.
+func personalEvent(id, user string) string {
+	return fmt.Sprintf(`{"id":%q,"userId":%q,"action":"user.login","resourceType":"user","resourceId":"profile",
+		"ipAddress":"198.51.100.7","userAgent":"agent of %s","sessionId":"session-%s","details":{"email":"%s@example.org","k":"v"},
+		"timestamp":"2026-11-24T10:00:00Z"}`, id, user, user, user, user)
+}
+
+type view struct {
+	ID            string          `json:"id"`
+	UserID        *string         `json:"userId"`
+	UserPseudonym string          `json:"userPseudonym"`
+	Erased        bool            `json:"erased"`
+	IPAddress     string          `json:"ipAddress"`
+	UserAgent     string          `json:"userAgent"`
+	SessionID     string          `json:"sessionId"`
+	ResourceID    string          `json:"resourceId"`
+	Details       json.RawMessage `json:"details"`
+}
+
+func search(t *testing.T, nc *nats.Conn, body string) []view {
+	t.Helper()
+	var page struct{ Events []view }
+	if err := json.Unmarshal(ask(t, nc, contract.SubjectQuery, body).ok(t).data, &page); err != nil {
+		t.Fatal(err)
+	}
+	return page.Events
+}
+
+// checkRevealed fails unless v shows every personal field of user.
+func checkRevealed(t *testing.T, v view, user string) {
+	t.Helper()
+	if v.Erased || v.UserID == nil || *v.UserID != user || v.IPAddress != "198.51.100.7" || v.UserAgent != "agent of "+user ||
+		v.SessionID != "session-"+user || !strings.HasPrefix(v.UserPseudonym, "psn_") ||
+		!strings.Contains(string(v.Details), `"email":"`+user+`@example.org"`) || !strings.Contains(string(v.Details), `"k":"v"`) {
+		t.Fatalf("event %s of %s: %+v (details %s)", v.ID, user, v, v.Details)
+	}
+}
+
+// checkErased fails unless v shows user's event erased: no personal field
+// left, the rest intact.
+func checkErased(t *testing.T, v view, pseudonym string) {
+	t.Helper()
+	if !v.Erased || v.UserID == nil || *v.UserID != "[erased]" || v.IPAddress != "" || v.UserAgent != "" || v.SessionID != "" ||
+		v.UserPseudonym != pseudonym || strings.Contains(string(v.Details), "email") || !strings.Contains(string(v.Details), `"k":"v"`) {
+		t.Fatalf("erased event %s: %+v (details %s)", v.ID, v, v.Details)
+	}
+}
+
+// Events of three users are stored encrypted; erasing one records the
+// erasure in the trail, then every read path (search, event get, the
+// report's top users, the proof) shows that user's personal fields
+// erased, and only that user's; a search by pseudonym still finds the
+// events; rows restored from a copy taken before the erasure stay
+// unreadable; auditq verify passes and counts the erased events; a user
+// under legal hold cannot be erased.
+func TestErasureShredsOneSubjectAndKeepsTheTrailVerifiable(t *testing.T) {
+	env := personalEnv(t)
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
+	nc, js := natstest.Connect(t, svc.NATSURL())
+	schemas := schemasServed(t, nc)
+	ctx := context.Background()
+	cenv := map[string]string{}
+	for k, v := range env {
+		cenv[k] = v
+	}
+	cenv["AUDITQ_NATS_URL"] = svc.NATSURL()
+
+	users := []string{"alice", "bob", "carol"}
+	var msgs []*nats.Msg
+	for _, u := range users {
+		for i := range 3 {
+			id := fmt.Sprintf("%c-%d", u[0], i) // ids must not name the user: they are not encrypted
+			msgs = append(msgs, servicetest.EventMsg(contract.SubjectLog, id, personalEvent(id, u)))
+		}
+	}
+	msgs = append(msgs, servicetest.EventMsg(contract.SubjectLog, "system-1",
+		`{"id":"system-1","action":"system.backup","resourceType":"system","resourceId":"db","ipAddress":"192.0.2.9","timestamp":"2026-11-24T11:00:00Z"}`))
+	servicetest.PublishAll(t, js, msgs)
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := servicetest.CountRows(t, db, "resource_type IN ('user', 'system')")
+		return n == 10, fmt.Sprintf("%d rows", n)
+	})
+
+	// Stored: pseudonyms and ciphertext, no personal field in clear.
+	if n := servicetest.CountRows(t, db, "resource_type = 'user' AND (pseudonymous IS NOT TRUE OR personal IS NULL OR ip_address IS NOT NULL OR user_agent IS NOT NULL OR session_id IS NOT NULL OR details ? 'email')"); n != 0 {
+		t.Fatalf("%d user rows hold personal fields in clear", n)
+	}
+	for _, u := range users {
+		if n := servicetest.CountRows(t, db, "audit_logs::text LIKE ?", "%"+u+"%"); n != 0 {
+			t.Fatalf("%d rows hold %q in clear", n, u)
+		}
+	}
+	if n := servicetest.CountRows(t, db, "id = 'system-1' AND ip_address = '192.0.2.9' AND personal IS NULL"); n != 1 {
+		t.Fatal("the system event (no data subject) is not stored as sent")
+	}
+
+	before := search(t, nc, `{"userId":"alice"}`)
+	if len(before) != 3 {
+		t.Fatalf("search alice: %d events", len(before))
+	}
+	for _, v := range before {
+		checkRevealed(t, v, "alice")
+	}
+	pseudonym := before[0].UserPseudonym
+	// A copy of alice's rows taken before the erasure (a backup).
+	if _, err := db.ExecContext(ctx, `CREATE TABLE backup_rows AS SELECT * FROM audit_logs WHERE user_id = ?`, pseudonym); err != nil {
+		t.Fatal(err)
+	}
+
+	if a := ask(t, nc, contract.SubjectAdminErase, `{"userId":"held-user"}`); a.code != "409" || !strings.Contains(a.error, "legal hold") {
+		t.Fatalf("erase a held user: %s %s", a.code, a.error)
+	}
+	if a := ask(t, nc, contract.SubjectAdminErase, `{"user":"alice"}`); a.code != "400" {
+		t.Fatalf("erase with a bad request: %s %s", a.code, a.error)
+	}
+	out, err := servicetest.Client(ctx, t, cenv, "erase", "--user", "alice")
+	if err != nil || !strings.Contains(out, "erased: pseudonym "+pseudonym+", 1 subject keys destroyed") {
+		t.Fatalf("auditq erase: %v\n%s", err, out)
+	}
+	again := ask(t, nc, contract.SubjectAdminErase, `{"userId":"alice"}`).ok(t)
+	if err := schemaErr(t, schemas["erase"], again.data); err != nil {
+		t.Fatalf("erase reply %s: %v", again.data, err)
+	}
+	if !strings.Contains(string(again.data), `"keysDestroyed":0`) {
+		t.Fatalf("second erasure of alice: %s", again.data)
+	}
+
+	// The erasure is in the trail, naming the pseudonym and who asked.
+	erasures := search(t, nc, `{"action":"audit.subject.erase"}`)
+	if len(erasures) != 2 || erasures[0].ResourceID != pseudonym || !strings.Contains(string(erasures[1].Details), `"unverifiedClaim":"cli:`) {
+		t.Fatalf("erasure events: %+v", erasures)
+	}
+
+	// Every read path: search by user id and by pseudonym, event get.
+	for _, q := range []string{`{"userId":"alice"}`, fmt.Sprintf(`{"userPseudonym":%q}`, pseudonym)} {
+		got := search(t, nc, q)
+		if len(got) != 3 {
+			t.Fatalf("search %s after the erasure: %d events", q, len(got))
+		}
+		for _, v := range got {
+			checkErased(t, v, pseudonym)
+		}
+	}
+	a := ask(t, nc, contract.SubjectEventGet, `{"id":"a-1"}`).ok(t)
+	if err := schemaErr(t, schemas["event-view"], a.data); err != nil {
+		t.Fatalf("erased event view %s: %v", a.data, err)
+	}
+	var v view
+	_ = json.Unmarshal(a.data, &v)
+	checkErased(t, v, pseudonym)
+	for _, u := range []string{"bob", "carol"} {
+		got := search(t, nc, fmt.Sprintf(`{"userId":%q}`, u))
+		if len(got) != 3 {
+			t.Fatalf("search %s: %d events", u, len(got))
+		}
+		for _, v := range got {
+			checkRevealed(t, v, u)
+		}
+	}
+
+	// The report's top users: alice erased, the others by name.
+	rep := ask(t, nc, contract.SubjectReport, `{"reportType":"daily","date":"2026-11-24"}`).ok(t)
+	if err := schemaErr(t, schemas["report"], rep.data); err != nil {
+		t.Fatalf("report %s: %v", rep.data, err)
+	}
+	var report struct {
+		ID       int64
+		TopUsers []struct {
+			UserID, UserPseudonym string
+			Erased                bool
+			Count                 int
+		}
+	}
+	_ = json.Unmarshal(rep.data, &report)
+	seen := map[string]int{}
+	for _, u := range report.TopUsers {
+		seen[u.UserID] = u.Count
+		if (u.UserID == "[erased]") != u.Erased || (u.Erased && u.UserPseudonym != pseudonym) {
+			t.Fatalf("top user %+v", u)
+		}
+	}
+	if seen["[erased]"] != 3 || seen["bob"] != 3 || seen["carol"] != 3 || seen["alice"] != 0 {
+		t.Fatalf("top users %+v", report.TopUsers)
+	}
+	if strings.Contains(string(ask(t, nc, contract.SubjectReportGet, fmt.Sprintf(`{"id":%d}`, report.ID)).ok(t).data), "alice") {
+		t.Fatal("the stored report names alice")
+	}
+
+	// A copy from before the erasure, restored, still cannot be read.
+	if _, err := db.ExecContext(ctx, `DELETE FROM audit_logs WHERE user_id = ?`, pseudonym); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO audit_logs SELECT * FROM backup_rows`); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range search(t, nc, `{"userId":"alice"}`) {
+		checkErased(t, v, pseudonym)
+	}
+
+	// The proof holds only the sealed form; the trail verifies.
+	proof := ask(t, nc, contract.SubjectEventProof, `{"id":"a-2"}`)
+	servicetest.Eventually(t, 10*time.Second, func() (bool, string) {
+		proof = ask(t, nc, contract.SubjectEventProof, `{"id":"a-2"}`)
+		return proof.code == "", proof.error
+	})
+	if p := string(proof.data); strings.Contains(p, "alice") || strings.Contains(p, "198.51.100.7") || !strings.Contains(p, `\"personal\":`) {
+		t.Fatalf("proof of an erased event: %s", p)
+	}
+	if out, err := servicetest.Client(ctx, t, cenv, "checkpoint"); err != nil {
+		t.Fatalf("checkpoint: %v\n%s", err, out)
+	}
+	if out, err := runVerify(t, cenv, "--event", "a-2"); err != nil {
+		t.Fatalf("verify --event of an erased event: %v\n%s", err, out)
+	}
+	out, err = runVerify(t, env)
+	if err != nil || !strings.Contains(out, "3 events erased") || !strings.Contains(out, "OK: no tampering found") {
+		t.Fatalf("verify after the erasure: %v\n%s", err, out)
+	}
+
+	// Alice seen again: a new key; her old events stay erased.
+	servicetest.PublishAll(t, js, []*nats.Msg{servicetest.EventMsg(contract.SubjectLog, "alice-new", personalEvent("alice-new", "alice"))})
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		return servicetest.CountRows(t, db, "id = 'alice-new'") == 1, "alice-new not stored"
+	})
+	got := search(t, nc, `{"userId":"alice"}`)
+	if len(got) != 4 || got[0].ID != "alice-new" {
+		t.Fatalf("alice after her return: %+v", got)
+	}
+	checkRevealed(t, got[0], "alice")
+	for _, v := range got[1:] {
+		checkErased(t, v, pseudonym)
+	}
+}
+
+// Without the key-encryption key, or with another one, the service does
+// not start (so no event is stored unprotected), and says why; with the
+// right key it starts and stores the events encrypted.
+func TestPersonalDataNeedsTheRightKEK(t *testing.T) {
+	env := personalEnv(t)
+	good := env["AUDITQ_KEK_FILE"]
+	missing := servicetest.Env(t)
+	missing["AUDITQ_PERSONAL_DATA"] = "encrypt"
+	if _, err := config.Load(func(k string) string { return missing[k] }); err == nil || !strings.Contains(err.Error(), "AUDITQ_KEK_FILE: required") {
+		t.Fatalf("encrypt without AUDITQ_KEK_FILE: %v", err)
+	}
+
+	svc := servicetest.Start(t, env)
+	nc, js := natstest.Connect(t, svc.NATSURL())
+	servicetest.PublishAll(t, js, []*nats.Msg{servicetest.EventMsg(contract.SubjectLog, "e1", personalEvent("e1", "dora"))})
+	db := servicetest.OpenDB(t, env)
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		return servicetest.CountRows(t, db, "id = 'e1'") == 1, "e1 not stored"
+	})
+	nc.Close()
+	if err := svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct{ name, file, want string }{
+		{"missing", filepath.Join(t.TempDir(), "nope"), "AUDITQ_KEK_FILE: key-encryption key: open"},
+		{"malformed", writeFile(t, "not a key"), "must hold 32 bytes as 64 hexadecimal digits"},
+		{"another key", kekFile(t), "the stored keys are wrapped under key-encryption key"},
+	} {
+		env["AUDITQ_KEK_FILE"] = c.file
+		if _, err := servicetest.TryStart(t, env); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("start with a %s KEK: %v", c.name, err)
+		}
+	}
+	if n := servicetest.CountRows(t, db, "user_id IS NOT NULL AND (pseudonymous IS NOT TRUE OR personal IS NULL)"); n != 0 {
+		t.Fatalf("%d rows stored unencrypted", n)
+	}
+	env["AUDITQ_KEK_FILE"] = good
+	svc = servicetest.Start(t, env)
+	nc = natsClient(t, svc)
+	got := search(t, nc, `{"userId":"dora"}`)
+	if len(got) != 1 {
+		t.Fatalf("dora: %+v", got)
+	}
+	checkRevealed(t, got[0], "dora")
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Pseudonymise-only: the user id is stored as its pseudonym, shown as
+// such, and searches by user id still find the events; nothing can be
+// erased.
+func TestPseudonymiseOnly(t *testing.T) {
+	env := servicetest.Env(t)
+	env["AUDITQ_PERSONAL_DATA"] = "pseudonymise"
+	env["AUDITQ_KEK_FILE"] = kekFile(t)
+	svc := servicetest.Start(t, env)
+	nc, js := natstest.Connect(t, svc.NATSURL())
+	servicetest.PublishAll(t, js, []*nats.Msg{servicetest.EventMsg(contract.SubjectLog, "p1", personalEvent("p1", "erin"))})
+	db := servicetest.OpenDB(t, env)
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		return servicetest.CountRows(t, db, "id = 'p1'") == 1, "p1 not stored"
+	})
+	if n := servicetest.CountRows(t, db, "user_id = 'erin' OR pseudonymous IS NOT TRUE"); n != 0 {
+		t.Fatal("the user id is stored in clear")
+	}
+	got := search(t, nc, `{"userId":"erin"}`)
+	if len(got) != 1 || got[0].UserID == nil || *got[0].UserID != got[0].UserPseudonym || got[0].IPAddress != "198.51.100.7" {
+		t.Fatalf("pseudonymised event: %+v", got)
+	}
+	if a := ask(t, nc, contract.SubjectAdminErase, `{"userId":"erin"}`); a.code != "501" {
+		t.Fatalf("erase while pseudonymising: %s %s", a.code, a.error)
+	}
+	if out, err := runVerify(t, env); err != nil {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+}
