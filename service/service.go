@@ -403,9 +403,11 @@ func (s *Service) startDriving(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	concurrency, reportConcurrency := s.cfg.RequestPools()
 	requests, err := ports.NewRequests(reqConn, ports.RequestsConfig{
 		Timeout: s.cfg.RequestTimeout, StopTimeout: s.cfg.ShutdownTimeout, Logger: s.log.With("component", "requests"),
-		Metrics: s.metrics,
+		Metrics:     s.metrics,
+		Concurrency: concurrency, ReportConcurrency: reportConcurrency, QueueWait: s.cfg.RequestQueueWait,
 	}, s.app)
 	if err != nil {
 		return err
