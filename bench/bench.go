@@ -49,6 +49,8 @@ type Options struct {
 	Settle       time.Duration // longest wait for a quiet machine before each measurement
 	Keep         bool          // keep the scratch database
 	Binary       string
+	Viewers      int           // > 0: only the concurrent-viewers measurement, with this many viewers
+	ViewersFor   time.Duration // length of each viewers run
 }
 
 // Run parses args, runs the benchmark and prints a table and a JSON line.
@@ -77,6 +79,8 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	fs.BoolVar(&o.Swap, "swap", false, "swap positions: the evidence-off service is set up, loaded and measured first (the evidence-on one still gives latency, reports, disk and cleanup); a run with and one without it cancel the benchmark's bias of position")
 	fs.BoolVar(&o.BothOrders, "both-orders", false, "run twice, without and then with -swap (seed baseline and plain pipeline in the second run only), and report the on/off ratios of both combined (geometric mean)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the scratch database")
+	fs.IntVar(&o.Viewers, "viewers", 0, "run only the concurrent-viewers measurement: this many viewers (e.g. 20) search back to back while 90-day reports run, against the service's defaults, then serial serving, then the defaults again, on a table of -prefill rows")
+	fs.DurationVar(&o.ViewersFor, "viewers-for", 20*time.Second, "length of each run of -viewers")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -85,6 +89,9 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	}
 	if o.Rounds < 1 || o.Events < 1 {
 		return errors.New("bench: -rounds and -events must be at least 1")
+	}
+	if o.Viewers > 0 {
+		return runViewers(ctx, o, out)
 	}
 	if !o.BothOrders || o.SkipNoSeal {
 		r, err := run(ctx, o, out)
