@@ -220,10 +220,7 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 		return nil, fmt.Errorf("start micro service %s: %w", ServiceName, err)
 	}
 	q := application.Queries
-	endpoints := []struct {
-		name, subject string
-		handler       micro.Handler
-	}{
+	endpoints := []endpointSpec{
 		{"report", contract.SubjectReport, endpointIn(r, PoolReports, contract.SubjectReport, func(ctx context.Context, in audit.ReportRequest, who query.Requester) (any, error) {
 			return q.Report.Handle(ctx, query.ReportInput{Request: in, Trigger: audit.TriggerRequest, Requester: who})
 		})},
@@ -256,6 +253,7 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 			return r.writeCheckpoint(ctx, application.Commands.WriteCheckpoint)
 		})},
 	}
+	endpoints = append(endpoints, adminEndpoints(r, application)...)
 	for _, e := range endpoints {
 		if err := svc.AddEndpoint(e.name, e.handler, micro.WithEndpointSubject(e.subject)); err != nil {
 			_ = svc.Stop()
@@ -311,6 +309,12 @@ func (r *Requests) enter() bool {
 	}
 	r.inFlight.Add(1)
 	return true
+}
+
+// endpointSpec is one endpoint of the micro service.
+type endpointSpec struct {
+	name, subject string
+	handler       micro.Handler
 }
 
 // endpoint adapts one application call to a micro handler of the request

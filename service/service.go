@@ -330,6 +330,16 @@ func (s *Service) startApplication(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The operator's requests (audit.admin.*) reach the poison stream and
+	// the schedules as "auditq poison" and "auditq schedule" do.
+	poison, err := NewPoison(s.js)
+	if err != nil {
+		return err
+	}
+	adminPoison := appPoison{p: poison}
+	backlog := pendingReader(func(ctx context.Context) (map[string]uint64, error) {
+		return natsjs.Pending(ctx, s.js, s.topo.JobSubjects)
+	})
 	s.app = app.Application{
 		Commands: app.Commands{
 			RecordEvents: command.NewRecordEventsHandler(batcher),
@@ -337,6 +347,7 @@ func (s *Service) startApplication(ctx context.Context) error {
 			RunCleanup: command.NewRunCleanupHandler(te.retention(retention), repo, repo,
 				s.results, policy),
 			WriteCheckpoint: te.writer,
+			PoisonActions:   command.NewPoisonActionsHandler(adminPoison, batcher),
 		},
 		Queries: app.Queries{
 			Report:      report,
@@ -346,10 +357,22 @@ func (s *Service) startApplication(ctx context.Context) error {
 			GetEvent:    query.NewGetEventHandler(repo, reads),
 			EventProof:  query.NewEventProofHandler(te.proofs(), reads).WithCheckpointInterval(s.cfg.CheckpointInterval),
 			PublicKey:   query.NewPublicKeyHandler(te.publicKeys()),
+
+			PoisonList:    query.NewPoisonListHandler(adminPoison, reads),
+			PoisonGet:     query.NewPoisonGetHandler(adminPoison, reads),
+			Schedules:     query.NewSchedulesHandler(scheduleSource{sc: natsjs.NewScheduler(s.js, natsjs.StreamAudit, contract.SchedulePrefix)}),
+			Cleanups:      query.NewCleanupsHandler(repo, reads),
+			CleanupDryRun: query.NewCleanupDryRunHandler(retention, policy, scheduledCleanup(s.cfg), reads),
+			Status:        query.NewStatusHandler(te.lastCheckpoints(), s.cfg.CheckpointInterval, adminPoison, backlog),
 		},
 	}
 	return nil
 }
+
+// pendingReader is a function as query.BacklogReader.
+type pendingReader func(ctx context.Context) (map[string]uint64, error)
+
+func (f pendingReader) Pending(ctx context.Context) (map[string]uint64, error) { return f(ctx) }
 
 // startDriving starts the Watermill router on the job subjects, then the
 // request-reply endpoints and the HTTP server (health, readiness,

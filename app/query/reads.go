@@ -129,6 +129,10 @@ func failureKind(err error) string {
 	}
 }
 
+// Details returns the requester as events store it in details.requester
+// (natsRequestInfo, unverifiedClaim), nil when the transport told nothing.
+func (r Requester) Details() map[string]any { return requesterDetails(r) }
+
 // requesterDetails is the requester as stored in details.requester.
 func requesterDetails(r Requester) map[string]any {
 	out := map[string]any{}

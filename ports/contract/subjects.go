@@ -75,8 +75,8 @@ const (
 
 // RequestSubjects are the subjects the request service answers.
 func RequestSubjects() []string {
-	return []string{SubjectReport, SubjectReportGet, SubjectReportList, SubjectQuery, SubjectEventGet, SubjectEventProof, SubjectPubKey,
-		SubjectCheckpointWrite, SubjectSchema}
+	return append([]string{SubjectReport, SubjectReportGet, SubjectReportList, SubjectQuery, SubjectEventGet, SubjectEventProof, SubjectPubKey,
+		SubjectCheckpointWrite, SubjectSchema}, AdminRequestSubjects()...)
 }
 
 // SubjectCheckpoints is the subject of stream AUDIT_CHECKPOINTS: every
