@@ -3,6 +3,7 @@ package service_test
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,105 @@ func TestAdminPoisonRequests(t *testing.T) {
 	})
 	if n := servicetest.CountRows(t, db, "action = 'audit.admin' AND resource_id = 'audit.admin.poison.list'"); n < 5 {
 		t.Errorf("%d poison.list reads recorded, want at least 5", n)
+	}
+}
+
+// The schedules with their next firing, a dry-run cleanup by the
+// schedule's settings and by a date (through the retention policy: the
+// guard rails hold, nothing is deleted), the cleanup runs from the trail,
+// paged newest first, and the status.
+func TestAdminSchedulesCleanupsAndStatus(t *testing.T) {
+	env := cleanupEnv(t)
+	env["AUDITQ_CLEANUP_CRON"] = "0 0 3 * * *"
+	env["AUDITQ_RETENTION_DAYS"] = "90"
+	env["AUDITQ_CLEANUP_EXCLUDE_ACTIONS"] = "security.breach,admin.access"
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
+	nc := natsClient(t, svc)
+	seedRetentionRows(t, db, "")
+	seeded := func() string { return fmt.Sprint(slices.DeleteFunc(eventIDs(t, db), func(id string) bool { return strings.HasPrefix(id, "read-") })) }
+	all := seeded()
+
+	sched := decodeInto[contract.ScheduleList](t, ask(t, nc, contract.SubjectAdminSchedules, ``))
+	if len(sched.Schedules) != 1 {
+		t.Fatalf("schedules: %+v, want the cleanup's only", sched.Schedules)
+	}
+	s := sched.Schedules[0]
+	if s.Name != "cleanup" || s.Subject != "audit.schedule.cleanup" || s.Pattern != "0 0 3 * * *" || s.TimeZone != "UTC" ||
+		s.Target != "audit.cleanup" || !strings.Contains(s.Payload, `"retentionDays":90`) || s.Next == nil ||
+		!s.Next.After(time.Now()) || s.Next.Hour() != 3 || s.Next.Sub(time.Now()) > 24*time.Hour {
+		t.Errorf("cleanup schedule: %+v (next %v)", s, s.Next)
+	}
+
+	dry := decodeInto[contract.CleanupDryRun](t, ask(t, nc, contract.SubjectAdminCleanupDryRun, `{}`))
+	if !dry.Scheduled || dry.RetentionDays == nil || *dry.RetentionDays != 90 || dry.WouldDelete != 4 ||
+		fmt.Sprint(dry.ExcludeActions) != "[security.breach admin.access]" {
+		t.Errorf("dry run of the scheduled cleanup: %+v", dry)
+	}
+	before := time.Now().UTC().AddDate(0, 0, -95).Format(time.RFC3339)
+	dry = decodeInto[contract.CleanupDryRun](t, ask(t, nc, contract.SubjectAdminCleanupDryRun, fmt.Sprintf(`{"beforeDate":%q}`, before)))
+	if dry.Scheduled || dry.BeforeDate == nil || dry.WouldDelete != 5 || dry.Cutoff.Format(time.RFC3339) != before {
+		t.Errorf("dry run before %s: %+v", before, dry)
+	}
+	for body, field := range map[string]string{`{"retentionDays":7}`: "retentionDays", `{"retentionDays":90,"dryRun":false}`: "dryRun",
+		`{"retentionDays":"90"}`: "retentionDays", `[]`: "(request)", `null`: "(request)"} {
+		a := ask(t, nc, contract.SubjectAdminCleanupDryRun, body)
+		var e struct{ Field string }
+		_ = json.Unmarshal(a.data, &e)
+		if a.code != "400" || e.Field != field {
+			t.Errorf("dry run %s: %q %s (field %q), want 400 naming %s", body, a.code, a.error, e.Field, field)
+		}
+	}
+	if got := seeded(); got != all {
+		t.Fatalf("the dry runs deleted rows: %v", got)
+	}
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := servicetest.CountRows(t, db, "action = 'audit.admin' AND resource_id = 'audit.admin.cleanup.dryrun'")
+		return n == 2, fmt.Sprintf("%d dry runs recorded as reads, want 2", n)
+	})
+
+	// Two runs of the cleanup job: listed from their events, newest first.
+	if out, err := runCLI(t, env, svc, "cleanup", "--retention-days", "90", "--timeout", "30s"); err != nil {
+		t.Fatalf("cleanup: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, env, svc, "cleanup", "--retention-days", "60", "--dry-run", "--timeout", "30s"); err != nil {
+		t.Fatalf("cleanup --dry-run: %v\n%s", err, out)
+	}
+	page := decodeInto[contract.CleanupRunList](t, ask(t, nc, contract.SubjectAdminCleanups, `{"limit":1}`))
+	if len(page.Cleanups) != 1 || page.NextCursor == nil || !page.Cleanups[0].DryRun {
+		t.Fatalf("first page: %+v", page)
+	}
+	next := decodeInto[contract.CleanupRunList](t, ask(t, nc, contract.SubjectAdminCleanups, fmt.Sprintf(`{"limit":1,"cursor":%q}`, *page.NextCursor)))
+	if len(next.Cleanups) != 1 || next.NextCursor != nil {
+		t.Fatalf("second page: %+v", next)
+	}
+	run := next.Cleanups[0]
+	if run.DryRun || run.DeletedCount != 6 || run.Trigger != "manual" || !strings.HasPrefix(run.JobID, "cleanup-") ||
+		run.EventID != "cleanup:"+run.JobID || time.Since(run.RanAt) > time.Minute || len(run.ExcludeActions) != 0 {
+		t.Errorf("the cleanup run: %+v", run)
+	}
+	if a := ask(t, nc, contract.SubjectAdminCleanups, `{"cursor":"nope"}`); a.code != "400" {
+		t.Errorf("bad cursor: %q %s", a.code, a.error)
+	}
+
+	// The cleanup wrote a checkpoint; the status shows it.
+	st := decodeInto[contract.Status](t, ask(t, nc, contract.SubjectAdminStatus, `{}`))
+	if !st.TamperEvidence || st.Checkpoint == nil || st.CheckpointAgeSeconds == nil || *st.CheckpointAgeSeconds < 0 ||
+		*st.CheckpointAgeSeconds > 60 || st.NextCheckpointDue == nil || !st.NextCheckpointDue.Equal(st.Checkpoint.Time.Add(time.Hour)) {
+		t.Errorf("status checkpoint: %+v", st)
+	}
+	if _, ok := st.Pending["audit.log"]; !ok || len(st.Poison) != 4 || st.Poison["log"].Messages != 0 || st.Poison["log"].Oldest != nil {
+		t.Errorf("status backlog: pending %v, poison %v", st.Pending, st.Poison)
+	}
+}
+
+// With tamper evidence off the status has no checkpoint.
+func TestAdminStatusWithoutTamperEvidence(t *testing.T) {
+	env := servicetest.Env(t)
+	env["AUDITQ_TAMPER_EVIDENCE"] = "off"
+	svc := servicetest.Start(t, env)
+	st := decodeInto[contract.Status](t, ask(t, natsClient(t, svc), contract.SubjectAdminStatus, ``))
+	if st.TamperEvidence || st.Checkpoint != nil || st.CheckpointAgeSeconds != nil || st.NextCheckpointDue != nil {
+		t.Errorf("status with tamper evidence off: %+v", st)
 	}
 }

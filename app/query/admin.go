@@ -312,7 +312,7 @@ func NewCleanupDryRunHandler(c ExpiredCounter, policy audit.RetentionPolicy, sch
 // policy refuses is a *audit.ValidationError naming the field.
 func (h CleanupDryRunHandler) Handle(ctx context.Context, body json.RawMessage, who Requester) (DryRun, error) {
 	var members map[string]json.RawMessage
-	if err := json.Unmarshal(body, &members); err != nil {
+	if err := json.Unmarshal(body, &members); err != nil || members == nil {
 		return DryRun{}, audit.Invalid("(request)", "must be a JSON object")
 	}
 	if _, ok := members["dryRun"]; ok {
