@@ -125,4 +125,3 @@ func statusView(st query.Status) contract.Status {
 	}
 	return out
 }
-

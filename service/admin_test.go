@@ -176,7 +176,9 @@ func TestAdminSchedulesCleanupsAndStatus(t *testing.T) {
 	db := servicetest.OpenDB(t, env)
 	nc := natsClient(t, svc)
 	seedRetentionRows(t, db, "")
-	seeded := func() string { return fmt.Sprint(slices.DeleteFunc(eventIDs(t, db), func(id string) bool { return strings.HasPrefix(id, "read-") })) }
+	seeded := func() string {
+		return fmt.Sprint(slices.DeleteFunc(eventIDs(t, db), func(id string) bool { return strings.HasPrefix(id, "read-") }))
+	}
 	all := seeded()
 
 	sched := decodeInto[contract.ScheduleList](t, ask(t, nc, contract.SubjectAdminSchedules, ``))
