@@ -134,7 +134,7 @@ var Vars = []Var{
 	{"AUDITQ_REQUEST_TIMEOUT", "10s", "deadline of one report or search request (audit.report, audit.query, ...)"},
 	{"AUDITQ_REQUEST_CONCURRENCY", "auto", "requests to the micro service handled at once by one instance, all endpoints but audit.report and audit.admin.cleanup.dryrun together; auto: half of AUDITQ_DATABASE_MAX_CONNS, at least 1"},
 	{"AUDITQ_REQUEST_REPORT_CONCURRENCY", "auto", "audit.report and audit.admin.cleanup.dryrun requests handled at once by one instance, apart from AUDITQ_REQUEST_CONCURRENCY so that long reports never hold up searches; auto: a quarter of AUDITQ_DATABASE_MAX_CONNS, at least 1"},
-	{"AUDITQ_REQUEST_QUEUE_WAIT", "2s", "how long a request waits for a free slot of its pool before it is answered 429 (busy); at most 16 requests per slot wait, more are answered 429 at once"},
+	{"AUDITQ_REQUEST_QUEUE_WAIT", "2s", "how long a request waits for a free slot of its pool before it is answered 429 (busy), within its AUDITQ_REQUEST_TIMEOUT; at most 16 requests per slot wait, more are answered 429 at once"},
 	{"AUDITQ_REPORT_MAX_DAYS", "366", "longest period of a custom report, in days"},
 	{"AUDITQ_ROLLUP_INTERVAL", "1m", "how often the hourly report rollups of changed hours are recomputed (reports are exact either way; rolled hours make them fast)"},
 	{"AUDITQ_AUDIT_READS", "true", "record every read of the trail as an audit event (reports, report jobs, stored reports, searches, events, proofs: actions audit.report, audit.query, audit.event.proof): true or false"},

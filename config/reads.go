@@ -25,8 +25,8 @@ func (c Config) validateReads() []error {
 	if c.RequestReportConcurrency < 0 || c.RequestReportConcurrency > 1000 {
 		bad("AUDITQ_REQUEST_REPORT_CONCURRENCY: must be auto or between 1 and 1000, got %d", c.RequestReportConcurrency)
 	}
-	if c.RequestQueueWait < 10*time.Millisecond || c.RequestQueueWait > c.RequestTimeout {
-		bad("AUDITQ_REQUEST_QUEUE_WAIT: must be between 10ms and AUDITQ_REQUEST_TIMEOUT (%s), got %s", c.RequestTimeout, c.RequestQueueWait)
+	if c.RequestQueueWait < 10*time.Millisecond || c.RequestQueueWait > 10*time.Minute {
+		bad("AUDITQ_REQUEST_QUEUE_WAIT: must be between 10ms and 10m, got %s", c.RequestQueueWait)
 	}
 	return errs
 }

@@ -75,8 +75,9 @@ const (
 
 // RequestSubjects are the subjects the request service answers.
 func RequestSubjects() []string {
-	return append([]string{SubjectReport, SubjectReportGet, SubjectReportList, SubjectQuery, SubjectEventGet, SubjectEventProof, SubjectPubKey,
-		SubjectCheckpointWrite, SubjectSchema}, AdminRequestSubjects()...)
+	subjects := []string{SubjectReport, SubjectReportGet, SubjectReportList, SubjectQuery, SubjectEventGet, SubjectEventProof, SubjectPubKey,
+		SubjectCheckpointWrite}
+	return append(append(subjects, AdminRequestSubjects()...), SubjectSchema)
 }
 
 // SubjectCheckpoints is the subject of stream AUDIT_CHECKPOINTS: every
