@@ -188,7 +188,7 @@ func TestAdminSchedulesCleanupsAndStatus(t *testing.T) {
 	s := sched.Schedules[0]
 	if s.Name != "cleanup" || s.Subject != "audit.schedule.cleanup" || s.Pattern != "0 0 3 * * *" || s.TimeZone != "UTC" ||
 		s.Target != "audit.cleanup" || !strings.Contains(s.Payload, `"retentionDays":90`) || s.Next == nil ||
-		!s.Next.After(time.Now()) || s.Next.Hour() != 3 || s.Next.Sub(time.Now()) > 24*time.Hour {
+		!s.Next.After(time.Now()) || s.Next.Hour() != 3 || time.Until(*s.Next) > 24*time.Hour {
 		t.Errorf("cleanup schedule: %+v (next %v)", s, s.Next)
 	}
 
