@@ -83,7 +83,7 @@ type RequestsConfig struct {
 }
 
 // Defaults of RequestsConfig; the service derives its own from
-// AUDITQ_DATABASE_MAX_CONNS (config.Config.RequestConcurrency).
+// AUDITQ_DATABASE_MAX_CONNS (config.Config.RequestPools).
 const (
 	DefaultRequestConcurrency = 4
 	DefaultReportConcurrency  = 2
