@@ -135,6 +135,7 @@ const (
 // micro queue group.
 type Requests struct {
 	svc micro.Service
+	nc  *nats.Conn // answers go out on it, not through micro.Request (see reply)
 	cfg RequestsConfig
 	app app.Application
 
@@ -204,7 +205,7 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Requests{cfg: cfg, app: application, stop: make(chan struct{}), pools: map[string]*pool{
+	r := &Requests{nc: nc, cfg: cfg, app: application, stop: make(chan struct{}), pools: map[string]*pool{
 		PoolRequests: newPool(PoolRequests, cfg.Concurrency),
 		PoolReports:  newPool(PoolReports, cfg.ReportConcurrency),
 	}}
@@ -330,13 +331,17 @@ func endpoint[Req any](r *Requests, subject string, call func(context.Context, R
 // table in fail.
 func endpointIn[Req any](r *Requests, poolName, subject string, call func(context.Context, Req, query.Requester) (any, error)) micro.Handler {
 	p := r.pools[poolName]
-	return micro.HandlerFunc(func(req micro.Request) {
+	return micro.HandlerFunc(func(m micro.Request) {
 		start := time.Now()
 		if !r.enter() {
-			respondError(req, CodeStopping, "auditq is shutting down; retry the request", "")
+			respondError(m, CodeStopping, "auditq is shutting down; retry the request", "")
 			r.cfg.Metrics.request(subject, CodeStopping, time.Since(start))
 			return
 		}
+		// The goroutine answers on the connection, never through m: micro
+		// reads m's error state once this handler returns.
+		req := reply{nc: r.nc, subject: m.Reply()}
+		data, headers := m.Data(), m.Headers()
 		go func() {
 			defer r.inFlight.Done()
 			code := CodeOK
@@ -357,10 +362,10 @@ func endpointIn[Req any](r *Requests, poolName, subject string, call func(contex
 			defer func() { p.release(); r.cfg.Metrics.requestInFlight(p.name, -1) }()
 			code = r.handle(ctx, req, subject, func(ctx context.Context) (any, error) {
 				var in Req
-				if err := DecodeRequest(req.Data(), &in); err != nil {
+				if err := DecodeRequest(data, &in); err != nil {
 					return nil, err
 				}
-				return call(ctx, in, requester(req.Headers()))
+				return call(ctx, in, requester(headers))
 			})
 		}()
 	})
@@ -368,7 +373,7 @@ func endpointIn[Req any](r *Requests, poolName, subject string, call func(contex
 
 // handle runs call and answers req with its result, or its error's code;
 // it returns the code answered. A panic is answered 500 and logged.
-func (r *Requests) handle(ctx context.Context, req micro.Request, subject string, call func(context.Context) (any, error)) (code string) {
+func (r *Requests) handle(ctx context.Context, req responder, subject string, call func(context.Context) (any, error)) (code string) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.cfg.Logger.Error("request handler panicked", "subject", subject, "panic", fmt.Sprint(p))
@@ -425,7 +430,7 @@ func (r *Requests) writeCheckpoint(ctx context.Context, w *command.WriteCheckpoi
 
 // fail answers with the code of err, and returns that code: the one table
 // mapping application errors to this transport.
-func (r *Requests) fail(req micro.Request, subject string, err error) string {
+func (r *Requests) fail(req responder, subject string, err error) string {
 	var v *audit.ValidationError
 	switch {
 	case errors.As(err, &v):
@@ -452,10 +457,46 @@ func (r *Requests) fail(req micro.Request, subject string, err error) string {
 	}
 }
 
+// responder answers one request: a micro.Request in the handler micro
+// calls, a reply once the request has gone on to a goroutine of its own.
+type responder interface {
+	Respond(data []byte, opts ...micro.RespondOpt) error
+	Error(code, description string, data []byte, opts ...micro.RespondOpt) error
+}
+
+// reply answers a request on the connection, as micro.Request would: the
+// answer to subject, an error with its code and message in the
+// Nats-Service-Error(-Code) headers. The endpoint statistics of micro
+// ($SRV.STATS) therefore count the requests but not their errors or
+// their time; auditq_requests_total and auditq_request_duration_seconds
+// do.
+type reply struct {
+	nc      *nats.Conn
+	subject string
+}
+
+func (r reply) Respond(data []byte, _ ...micro.RespondOpt) error {
+	if r.subject == "" {
+		return micro.ErrRespond
+	}
+	return r.nc.Publish(r.subject, data)
+}
+
+func (r reply) Error(code, description string, data []byte, _ ...micro.RespondOpt) error {
+	if r.subject == "" {
+		return micro.ErrRespond
+	}
+	m := nats.NewMsg(r.subject)
+	m.Header.Set(micro.ErrorCodeHeader, code)
+	m.Header.Set(micro.ErrorHeader, description)
+	m.Data = data
+	return r.nc.PublishMsg(m)
+}
+
 // respondError sends a micro error: code and message in the
 // Nats-Service-Error(-Code) headers, and as a JSON body
 // {"code","error","field"?} for clients that only read the payload.
-func respondError(req micro.Request, code, msg, field string) {
+func respondError(req responder, code, msg, field string) {
 	msg = strings.NewReplacer("\r", " ", "\n", " ").Replace(msg) // a header value is one line
 	body, _ := json.Marshal(struct {
 		Code  string `json:"code"`
