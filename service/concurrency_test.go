@@ -195,3 +195,47 @@ func TestConcurrentRequestsAreAnsweredWithinTheBound(t *testing.T) {
 		t.Errorf("after the reports: in flight %v, waiting %v (%v); want 0 and 0", n, w, err)
 	}
 }
+
+// At shutdown, requests waiting for a slot are answered 503 rather than
+// left to time out.
+func TestShutdownAnswersWaitingRequests(t *testing.T) {
+	env := servicetest.Env(t)
+	env["AUDITQ_REQUEST_REPORT_CONCURRENCY"] = "1"
+	env["AUDITQ_REQUEST_TIMEOUT"] = "5m"
+	env["AUDITQ_REQUEST_QUEUE_WAIT"] = "5m"
+	env["AUDITQ_SHUTDOWN_TIMEOUT"] = "1s"
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
+	nc, err := nats.Connect(svc.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, "LOCK TABLE audit_spans IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	codes := make(chan string, 3)
+	for range 3 {
+		go func() {
+			code, _ := request(nc, contract.SubjectReport, `{"reportType":"daily","date":"2026-11-24"}`)
+			codes <- code
+		}()
+	}
+	servicetest.Eventually(t, time.Minute, func() (bool, string) {
+		n, w, err := gauges(svc.HTTPAddr(), "reports")
+		return err == nil && n == 1 && w == 2, fmt.Sprintf("reports in flight %v, waiting %v (%v); want 1 and 2", n, w, err)
+	})
+	go func() { _ = svc.Close() }()
+	for range 2 {
+		if code := <-codes; code != "503" {
+			t.Errorf("a report waiting at shutdown was answered %q, want 503", code)
+		}
+	}
+	_ = tx.Rollback()
+}
