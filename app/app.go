@@ -25,6 +25,9 @@ type Commands struct {
 
 	// Erase erases a data subject's personal data (audit.admin.erase).
 	Erase command.EraseHandler
+	// PoisonActions replays and discards poison messages for an operator
+	// (audit.admin.poison.replay, audit.admin.poison.discard).
+	PoisonActions command.PoisonActionsHandler
 }
 
 // Queries are the read use cases. Each records the read itself as an
@@ -42,4 +45,13 @@ type Queries struct {
 	// audit.pubkey).
 	EventProof query.EventProofHandler
 	PublicKey  query.PublicKeyHandler
+
+	// The operator's reads (audit.admin.*): the poison stream, the
+	// schedules, the cleanup runs, a dry-run cleanup and the status.
+	PoisonList    query.PoisonListHandler
+	PoisonGet     query.PoisonGetHandler
+	Schedules     query.SchedulesHandler
+	Cleanups      query.CleanupsHandler
+	CleanupDryRun query.CleanupDryRunHandler
+	Status        query.StatusHandler
 }

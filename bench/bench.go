@@ -56,6 +56,8 @@ type Options struct {
 	// ratios compare personal data handling on and off. "" or off: unused.
 	PersonalData string
 	Binary       string
+	Viewers      int           // > 0: only the concurrent-viewers measurement, with this many viewers
+	ViewersFor   time.Duration // length of each viewers run
 }
 
 // Run parses args, runs the benchmark and prints a table and a JSON line.
@@ -85,6 +87,8 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	fs.BoolVar(&o.BothOrders, "both-orders", false, "run twice, without and then with -swap (seed baseline and plain pipeline in the second run only), and report the on/off ratios of both combined (geometric mean)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the scratch database")
 	fs.StringVar(&o.PersonalData, "personal-data", "off", "AUDITQ_PERSONAL_DATA of the first service: pseudonymise or encrypt (with a fresh AUDITQ_KEK_FILE); the second service then runs with tamper evidence on and personal data off, and the on/off ratios compare personal data handling (docs/personal-data.md)")
+	fs.IntVar(&o.Viewers, "viewers", 0, "run only the concurrent-viewers measurement: this many viewers (e.g. 20) search back to back while 90-day reports run, against the service's defaults, then serial serving, then the defaults again, on a table of -prefill rows")
+	fs.DurationVar(&o.ViewersFor, "viewers-for", 20*time.Second, "length of each run of -viewers")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -103,6 +107,9 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	}
 	if o.PersonalData != "" && (o.SkipNoSeal || o.AA) {
 		return errors.New("bench: -personal-data compares with the second service: it excludes -skip-evidence-off and -aa")
+	}
+	if o.Viewers > 0 {
+		return runViewers(ctx, o, out)
 	}
 	if !o.BothOrders || o.SkipNoSeal {
 		r, err := run(ctx, o, out)

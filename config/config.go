@@ -67,6 +67,12 @@ type Config struct {
 	RollupInterval time.Duration // how often stale report rollup hours are rolled
 	AuditReads     bool          // record every read of the trail (reports, searches, events, proofs) as an audit event
 
+	// Concurrent serving of requests (AUDITQ_REQUEST_*); 0 is auto, see
+	// RequestPools.
+	RequestConcurrency       int           // requests handled at once, reports apart
+	RequestReportConcurrency int           // audit.report and cleanup dry runs handled at once
+	RequestQueueWait         time.Duration // wait for a free slot before answering 429
+
 	// Tamper evidence (docs/tamper-evidence.md).
 	TamperEvidence     bool          // seal every write into the hash chain
 	SigningKeyFile     string        // Ed25519 key of checkpoints; "" = DataDir/signing-key.pem
@@ -131,6 +137,9 @@ var Vars = []Var{
 	{"AUDITQ_CLEANUP_TIMEOUT", "30m", "deadline of one cleanup attempt"},
 	{"AUDITQ_REPORT_CRON", "0 15 0 * * *", "when the daily report is generated (UTC), same syntax; \"off\" removes the schedule"},
 	{"AUDITQ_REQUEST_TIMEOUT", "10s", "deadline of one report or search request (audit.report, audit.query, ...)"},
+	{"AUDITQ_REQUEST_CONCURRENCY", "auto", "requests to the micro service handled at once by one instance, all endpoints but audit.report and audit.admin.cleanup.dryrun together; auto: half of AUDITQ_DATABASE_MAX_CONNS, at least 1"},
+	{"AUDITQ_REQUEST_REPORT_CONCURRENCY", "auto", "audit.report and audit.admin.cleanup.dryrun requests handled at once by one instance, apart from AUDITQ_REQUEST_CONCURRENCY so that long reports never hold up searches; auto: a quarter of AUDITQ_DATABASE_MAX_CONNS, at least 1"},
+	{"AUDITQ_REQUEST_QUEUE_WAIT", "2s", "how long a request waits for a free slot of its pool before it is answered 429 (busy), within its AUDITQ_REQUEST_TIMEOUT; at most 16 requests per slot wait, more are answered 429 at once"},
 	{"AUDITQ_REPORT_MAX_DAYS", "366", "longest period of a custom report, in days"},
 	{"AUDITQ_ROLLUP_INTERVAL", "1m", "how often the hourly report rollups of changed hours are recomputed (reports are exact either way; rolled hours make them fast)"},
 	{"AUDITQ_AUDIT_READS", "true", "record every read of the trail as an audit event (reports, report jobs, stored reports, searches, events, proofs: actions audit.report, audit.query, audit.event.proof): true or false"},
@@ -198,6 +207,10 @@ func Load(getenv func(string) string) (Config, error) {
 		ReportMaxDays:  p.int("AUDITQ_REPORT_MAX_DAYS"),
 		RollupInterval: p.dur("AUDITQ_ROLLUP_INTERVAL"),
 		AuditReads:     p.boolean("AUDITQ_AUDIT_READS"),
+
+		RequestConcurrency:       p.intOrAuto("AUDITQ_REQUEST_CONCURRENCY"),
+		RequestReportConcurrency: p.intOrAuto("AUDITQ_REQUEST_REPORT_CONCURRENCY"),
+		RequestQueueWait:         p.dur("AUDITQ_REQUEST_QUEUE_WAIT"),
 
 		TamperEvidence:     p.onOff("AUDITQ_TAMPER_EVIDENCE"),
 		SigningKeyFile:     p.str("AUDITQ_SIGNING_KEY_FILE"),

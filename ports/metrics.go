@@ -28,6 +28,8 @@ type Metrics struct {
 
 	requests        *prometheus.CounterVec
 	requestDuration *prometheus.HistogramVec
+	requestsActive  *prometheus.GaugeVec
+	requestsWaiting *prometheus.GaugeVec
 	lastCheckpoint  prometheus.Gauge
 	cleanupTime     prometheus.Gauge
 	cleanupDuration prometheus.Gauge
@@ -82,6 +84,12 @@ func NewMetrics() *Metrics {
 			Name: "auditq_request_duration_seconds", Help: "Time to answer one request, by subject, errors included.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"subject"}),
+		requestsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "auditq_requests_in_flight", Help: "Requests being handled now, by pool (requests, reports); at most AUDITQ_REQUEST_CONCURRENCY and AUDITQ_REQUEST_REPORT_CONCURRENCY.",
+		}, []string{"pool"}),
+		requestsWaiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "auditq_requests_waiting", Help: "Requests waiting for a free slot of their pool now, by pool; one that waits AUDITQ_REQUEST_QUEUE_WAIT is answered 429.",
+		}, []string{"pool"}),
 		lastCheckpoint: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "auditq_last_checkpoint_timestamp_seconds", Help: "Unix time of the last signed checkpoint this instance wrote; 0 before the first. Its age: time() - this.",
 		}),
@@ -100,7 +108,7 @@ func NewMetrics() *Metrics {
 	}
 	reg.MustRegister(m.ingested, m.duplicates, m.rejected, m.poisoned, m.latency, m.batchSize, m.pending,
 		m.poisonMessages, m.poisonAge,
-		m.requests, m.requestDuration, m.lastCheckpoint, m.cleanupTime, m.cleanupDuration, m.cleanupDeleted, m.cleanupSuccess,
+		m.requests, m.requestDuration, m.requestsActive, m.requestsWaiting, m.lastCheckpoint, m.cleanupTime, m.cleanupDuration, m.cleanupDeleted, m.cleanupSuccess,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every series a dashboard rates exists from the start, at 0, so that
 	// a quiet instance shows 0 rather than no data.
@@ -118,7 +126,29 @@ func NewMetrics() *Metrics {
 		m.requests.WithLabelValues(subj, CodeOK)
 		m.requestDuration.WithLabelValues(subj)
 	}
+	for _, p := range []string{PoolRequests, PoolReports} {
+		m.requestsActive.WithLabelValues(p)
+		m.requestsWaiting.WithLabelValues(p)
+	}
 	return m
+}
+
+// requestInFlight adds d to the requests in flight of pool. A nil Metrics
+// records nothing.
+func (m *Metrics) requestInFlight(pool string, d float64) {
+	if m == nil {
+		return
+	}
+	m.requestsActive.WithLabelValues(pool).Add(d)
+}
+
+// requestWaiting adds d to the requests waiting for pool. A nil Metrics
+// records nothing.
+func (m *Metrics) requestWaiting(pool string, d float64) {
+	if m == nil {
+		return
+	}
+	m.requestsWaiting.WithLabelValues(pool).Add(d)
 }
 
 // request records one answered request on subject with its code. A nil

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -40,6 +41,7 @@ const (
 	CodeTimeout    = "504" // the deadline (AUDITQ_REQUEST_TIMEOUT) passed
 	CodeDisabled   = "501" // the feature is switched off (e.g. AUDITQ_TAMPER_EVIDENCE)
 	CodeConflict   = "409" // the stored state forbids it (a checkpoint onto a trail signed by an untrusted key)
+	CodeBusy       = "429" // every slot of the request's pool stayed taken for QueueWait; retry later
 )
 
 // Request headers auditq reads to record who asked.
@@ -60,9 +62,50 @@ type RequestsConfig struct {
 	StopTimeout time.Duration
 	Logger      *slog.Logger
 	// Metrics gets every answer (auditq_requests_total,
-	// auditq_request_duration_seconds) and every checkpoint written on
-	// request; nil records nothing.
+	// auditq_request_duration_seconds), the requests in flight and waiting
+	// per pool, and every checkpoint written on request; nil records
+	// nothing.
 	Metrics *Metrics
+
+	// Concurrency bounds the requests handled at once by this instance,
+	// every endpoint but those of the report pool together; zero means
+	// DefaultRequestConcurrency.
+	Concurrency int
+	// ReportConcurrency bounds, apart from Concurrency, the long requests
+	// (audit.report, audit.admin.cleanup.dryrun), so that they never hold
+	// up searches; zero means DefaultReportConcurrency.
+	ReportConcurrency int
+	// QueueWait is how long a request waits for a free slot of its pool
+	// before it is answered CodeBusy; zero means DefaultQueueWait. At most
+	// MaxWaitingPerSlot times the pool's slots wait at once; a request
+	// beyond that is answered CodeBusy at once.
+	QueueWait time.Duration
+}
+
+// Defaults of RequestsConfig; the service derives its own from
+// AUDITQ_DATABASE_MAX_CONNS (config.Config.RequestPools).
+const (
+	DefaultRequestConcurrency = 4
+	DefaultReportConcurrency  = 2
+	DefaultQueueWait          = 2 * time.Second
+	// MaxWaitingPerSlot bounds the requests waiting for a pool: this many
+	// per slot (the memory of a flood stays bounded).
+	MaxWaitingPerSlot = 16
+)
+
+func (c *RequestsConfig) setDefaults() {
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = c.Timeout + time.Second
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultRequestConcurrency
+	}
+	if c.ReportConcurrency == 0 {
+		c.ReportConcurrency = DefaultReportConcurrency
+	}
+	if c.QueueWait == 0 {
+		c.QueueWait = DefaultQueueWait
+	}
 }
 
 // Validate reports missing or out-of-range settings.
@@ -70,33 +113,102 @@ func (c RequestsConfig) Validate() error {
 	if c.Timeout <= 0 || c.Logger == nil {
 		return errors.New("requests: Timeout must be positive and Logger set")
 	}
+	if c.Concurrency < 1 || c.ReportConcurrency < 1 || c.QueueWait < 0 {
+		return fmt.Errorf("requests: Concurrency (%d) and ReportConcurrency (%d) must be at least 1, QueueWait (%s) not negative",
+			c.Concurrency, c.ReportConcurrency, c.QueueWait)
+	}
 	return nil
 }
 
-// Requests is the NATS micro service answering reports and searches. Each
-// endpoint handles one request at a time per instance (a report is one
-// heavy scan; more instances share the load through the micro queue
-// group).
+// Pools of the request service: the label of auditq_requests_in_flight
+// and auditq_requests_waiting.
+const (
+	PoolRequests = "requests" // every endpoint but the report pool's
+	PoolReports  = "reports"  // audit.report, audit.admin.cleanup.dryrun
+)
+
+// Requests is the NATS micro service answering reports and searches. A
+// request is handled in a goroutine of its own once it holds a slot of its
+// pool (PoolRequests or PoolReports), so that many viewers are served at
+// once while the database sees at most Concurrency plus ReportConcurrency
+// requests of this instance; more instances share the load through the
+// micro queue group.
 type Requests struct {
 	svc micro.Service
+	nc  *nats.Conn // answers go out on it, not through micro.Request (see reply)
 	cfg RequestsConfig
 	app app.Application
+
+	pools map[string]*pool
+	stop  chan struct{} // closed by Stop: waiting requests are answered 503
 
 	mu       sync.Mutex
 	stopping bool
 	inFlight sync.WaitGroup
 }
 
+// pool bounds the requests of one kind handled at once.
+type pool struct {
+	name       string
+	slots      chan struct{}
+	waiting    atomic.Int64
+	maxWaiting int64
+}
+
+func newPool(name string, n int) *pool {
+	return &pool{name: name, slots: make(chan struct{}, n), maxWaiting: int64(n) * MaxWaitingPerSlot}
+}
+
+// errBusy: no slot became free within QueueWait, or too many requests
+// wait already.
+var errBusy = errors.New("busy")
+
+// errStopping: the service stopped while the request waited.
+var errStopping = errors.New("stopping")
+
+// acquire takes a slot of p, waiting up to wait (and not past ctx's
+// deadline). It returns errBusy when none came free or too many wait
+// already, errStopping when stop closed meanwhile. The gauges of m follow
+// the waiting requests.
+func (p *pool) acquire(ctx context.Context, wait time.Duration, stop <-chan struct{}, m *Metrics) error {
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	if p.waiting.Add(1) > p.maxWaiting {
+		p.waiting.Add(-1)
+		return errBusy
+	}
+	m.requestWaiting(p.name, 1)
+	defer func() { p.waiting.Add(-1); m.requestWaiting(p.name, -1) }()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	case <-timer.C:
+		return errBusy
+	case <-ctx.Done():
+		return errBusy
+	case <-stop:
+		return errStopping
+	}
+}
+
+func (p *pool) release() { <-p.slots }
+
 // NewRequests registers service "auditq" with its endpoints on nc. It
 // returns an error when the service cannot subscribe.
 func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application) (*Requests, error) {
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.StopTimeout <= 0 {
-		cfg.StopTimeout = cfg.Timeout + time.Second
-	}
-	r := &Requests{cfg: cfg, app: application}
+	r := &Requests{nc: nc, cfg: cfg, app: application, stop: make(chan struct{}), pools: map[string]*pool{
+		PoolRequests: newPool(PoolRequests, cfg.Concurrency),
+		PoolReports:  newPool(PoolReports, cfg.ReportConcurrency),
+	}}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
 		Version:     ReadBuild().Semver(),
@@ -109,11 +221,8 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 		return nil, fmt.Errorf("start micro service %s: %w", ServiceName, err)
 	}
 	q := application.Queries
-	endpoints := []struct {
-		name, subject string
-		handler       micro.Handler
-	}{
-		{"report", contract.SubjectReport, endpoint(r, contract.SubjectReport, func(ctx context.Context, in audit.ReportRequest, who query.Requester) (any, error) {
+	endpoints := []endpointSpec{
+		{"report", contract.SubjectReport, endpointIn(r, PoolReports, contract.SubjectReport, func(ctx context.Context, in audit.ReportRequest, who query.Requester) (any, error) {
 			return q.Report.Handle(ctx, query.ReportInput{Request: in, Trigger: audit.TriggerRequest, Requester: who})
 		})},
 		{"report-get", contract.SubjectReportGet, endpoint(r, contract.SubjectReportGet, func(ctx context.Context, in query.GetReportRequest, who query.Requester) (any, error) {
@@ -148,6 +257,7 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 			return application.Commands.Erase.Handle(ctx, in, who.Details())
 		})},
 	}
+	endpoints = append(endpoints, adminEndpoints(r, application)...)
 	for _, e := range endpoints {
 		if err := svc.AddEndpoint(e.name, e.handler, micro.WithEndpointSubject(e.subject)); err != nil {
 			_ = svc.Stop()
@@ -169,11 +279,15 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 	return r, nil
 }
 
-// Stop unsubscribes the endpoints (requests still queued are answered 503),
-// then waits up to StopTimeout for requests in progress. It is idempotent.
+// Stop unsubscribes the endpoints (requests still queued or waiting for a
+// slot are answered 503), then waits up to StopTimeout for requests in
+// progress. It is idempotent.
 func (r *Requests) Stop() error {
 	r.mu.Lock()
-	r.stopping = true
+	if !r.stopping {
+		r.stopping = true
+		close(r.stop)
+	}
 	r.mu.Unlock()
 	err := r.svc.Stop()
 	done := make(chan struct{})
@@ -201,46 +315,87 @@ func (r *Requests) enter() bool {
 	return true
 }
 
-// endpoint adapts one application call to a micro handler: strict decode,
-// deadline, one call, JSON reply or an error from the table in fail.
+// endpointSpec is one endpoint of the micro service.
+type endpointSpec struct {
+	name, subject string
+	handler       micro.Handler
+}
+
+// endpoint adapts one application call to a micro handler of the request
+// pool: see endpointIn.
 func endpoint[Req any](r *Requests, subject string, call func(context.Context, Req, query.Requester) (any, error)) micro.Handler {
-	return micro.HandlerFunc(func(req micro.Request) {
-		start, code := time.Now(), CodeOK
-		defer func() { r.cfg.Metrics.request(subject, code, time.Since(start)) }()
+	return endpointIn(r, PoolRequests, subject, call)
+}
+
+// endpointIn adapts one application call to a micro handler: it takes a
+// slot of pool poolName (or answers CodeBusy), then in a goroutine of its
+// own decodes strictly, calls once under the deadline (counted from
+// receipt, the wait included) and replies with JSON or an error from the
+// table in fail.
+func endpointIn[Req any](r *Requests, poolName, subject string, call func(context.Context, Req, query.Requester) (any, error)) micro.Handler {
+	p := r.pools[poolName]
+	return micro.HandlerFunc(func(m micro.Request) {
+		start := time.Now()
 		if !r.enter() {
-			code = CodeStopping
-			respondError(req, code, "auditq is shutting down; retry the request", "")
+			respondError(m, CodeStopping, "auditq is shutting down; retry the request", "")
+			r.cfg.Metrics.request(subject, CodeStopping, time.Since(start))
 			return
 		}
-		defer r.inFlight.Done()
-		defer func() {
-			if p := recover(); p != nil {
-				r.cfg.Logger.Error("request handler panicked", "subject", subject, "panic", fmt.Sprint(p))
-				code = CodeInternal
-				respondError(req, code, "internal error", "")
+		// The goroutine answers on the connection, never through m: micro
+		// reads m's error state once this handler returns.
+		req := reply{nc: r.nc, subject: m.Reply()}
+		data, headers := m.Data(), m.Headers()
+		go func() {
+			defer r.inFlight.Done()
+			code := CodeOK
+			defer func() { r.cfg.Metrics.request(subject, code, time.Since(start)) }()
+			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
+			defer cancel()
+			switch err := p.acquire(ctx, r.cfg.QueueWait, r.stop, r.cfg.Metrics); {
+			case errors.Is(err, errStopping):
+				code = CodeStopping
+				respondError(req, code, "auditq is shutting down; retry the request", "")
+				return
+			case err != nil:
+				code = CodeBusy
+				respondError(req, code, fmt.Sprintf("auditq is busy: all %d %s slots of this instance stayed taken; retry shortly", cap(p.slots), p.name), "")
+				return
 			}
+			r.cfg.Metrics.requestInFlight(p.name, 1)
+			defer func() { p.release(); r.cfg.Metrics.requestInFlight(p.name, -1) }()
+			code = r.handle(ctx, req, subject, func(ctx context.Context) (any, error) {
+				var in Req
+				if err := DecodeRequest(data, &in); err != nil {
+					return nil, err
+				}
+				return call(ctx, in, requester(headers))
+			})
 		}()
-		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
-		defer cancel()
-		var in Req
-		if err := DecodeRequest(req.Data(), &in); err != nil {
-			code = r.fail(req, subject, err)
-			return
-		}
-		out, err := call(ctx, in, requester(req.Headers()))
-		if err != nil {
-			code = r.fail(req, subject, err)
-			return
-		}
-		body, err := json.Marshal(out)
-		if err != nil {
-			code = r.fail(req, subject, fmt.Errorf("encode response: %w", err))
-			return
-		}
-		if err := req.Respond(body); err != nil {
-			r.cfg.Logger.Warn("reply failed", "subject", subject, "err", err)
-		}
 	})
+}
+
+// handle runs call and answers req with its result, or its error's code;
+// it returns the code answered. A panic is answered 500 and logged.
+func (r *Requests) handle(ctx context.Context, req responder, subject string, call func(context.Context) (any, error)) (code string) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.cfg.Logger.Error("request handler panicked", "subject", subject, "panic", fmt.Sprint(p))
+			code = CodeInternal
+			respondError(req, code, "internal error", "")
+		}
+	}()
+	out, err := call(ctx)
+	if err != nil {
+		return r.fail(req, subject, err)
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		return r.fail(req, subject, fmt.Errorf("encode response: %w", err))
+	}
+	if err := req.Respond(body); err != nil {
+		r.cfg.Logger.Warn("reply failed", "subject", subject, "err", err)
+	}
+	return CodeOK
 }
 
 // checkpointWriteRequest is an audit.checkpoint.write request (no fields).
@@ -278,7 +433,7 @@ func (r *Requests) writeCheckpoint(ctx context.Context, w *command.WriteCheckpoi
 
 // fail answers with the code of err, and returns that code: the one table
 // mapping application errors to this transport.
-func (r *Requests) fail(req micro.Request, subject string, err error) string {
+func (r *Requests) fail(req responder, subject string, err error) string {
 	var v *audit.ValidationError
 	switch {
 	case errors.As(err, &v):
@@ -311,10 +466,46 @@ func (r *Requests) fail(req micro.Request, subject string, err error) string {
 	}
 }
 
+// responder answers one request: a micro.Request in the handler micro
+// calls, a reply once the request has gone on to a goroutine of its own.
+type responder interface {
+	Respond(data []byte, opts ...micro.RespondOpt) error
+	Error(code, description string, data []byte, opts ...micro.RespondOpt) error
+}
+
+// reply answers a request on the connection, as micro.Request would: the
+// answer to subject, an error with its code and message in the
+// Nats-Service-Error(-Code) headers. The endpoint statistics of micro
+// ($SRV.STATS) therefore count the requests but not their errors or
+// their time; auditq_requests_total and auditq_request_duration_seconds
+// do.
+type reply struct {
+	nc      *nats.Conn
+	subject string
+}
+
+func (r reply) Respond(data []byte, _ ...micro.RespondOpt) error {
+	if r.subject == "" {
+		return micro.ErrRespond
+	}
+	return r.nc.Publish(r.subject, data)
+}
+
+func (r reply) Error(code, description string, data []byte, _ ...micro.RespondOpt) error {
+	if r.subject == "" {
+		return micro.ErrRespond
+	}
+	m := nats.NewMsg(r.subject)
+	m.Header.Set(micro.ErrorCodeHeader, code)
+	m.Header.Set(micro.ErrorHeader, description)
+	m.Data = data
+	return r.nc.PublishMsg(m)
+}
+
 // respondError sends a micro error: code and message in the
 // Nats-Service-Error(-Code) headers, and as a JSON body
 // {"code","error","field"?} for clients that only read the payload.
-func respondError(req micro.Request, code, msg, field string) {
+func respondError(req responder, code, msg, field string) {
 	msg = strings.NewReplacer("\r", " ", "\n", " ").Replace(msg) // a header value is one line
 	body, _ := json.Marshal(struct {
 		Code  string `json:"code"`

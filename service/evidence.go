@@ -84,6 +84,15 @@ func (te tamperEvidence) proofs() query.ProofReader {
 	return te.store
 }
 
+// lastCheckpoints returns the reader of the newest checkpoint, nil when
+// tamper evidence is off.
+func (te tamperEvidence) lastCheckpoints() query.LastCheckpointReader {
+	if te.store == nil {
+		return nil
+	}
+	return te.store
+}
+
 // publicKeys returns the signing key's public half followed by the
 // retired keys; nil when off.
 func (te tamperEvidence) publicKeys() evidence.KeyRing {

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditq/auditq/adapters/natsjs"
+	"github.com/auditq/auditq/app/query"
 	"github.com/auditq/auditq/config"
 	"github.com/auditq/auditq/domain/audit"
 	"github.com/auditq/auditq/ports/contract"
@@ -39,9 +40,7 @@ func checkScheduleServer(cfg config.Config, version string) error {
 func desiredSchedules(cfg config.Config) (map[string]*natsjs.Schedule, error) {
 	out := map[string]*natsjs.Schedule{scheduleCleanup: nil, scheduleReport: nil}
 	if cfg.CleanupCron != config.Off {
-		body, err := json.Marshal(audit.CleanupRequest{
-			RetentionDays: cfg.RetentionDays, HasRetentionDays: true, ExcludeActions: cfg.CleanupExclude,
-		})
+		body, err := json.Marshal(scheduledCleanup(cfg))
 		if err != nil {
 			return nil, err
 		}
@@ -115,4 +114,35 @@ func retentionPolicy(cfg config.Config) (audit.RetentionPolicy, error) {
 		p.HoldResources = append(p.HoldResources, ref)
 	}
 	return p, nil
+}
+
+// scheduleSource is natsjs.Scheduler as the application's
+// query.ScheduleSource (audit.admin.schedules), read as "auditq schedule
+// show" reads it.
+type scheduleSource struct{ sc *natsjs.Scheduler }
+
+func (s scheduleSource) Schedules(ctx context.Context, now time.Time) ([]query.Schedule, error) {
+	list, err := s.sc.List(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]query.Schedule, len(list))
+	for i, is := range list {
+		out[i] = query.Schedule{
+			Name: is.Name, Subject: is.Subject, Pattern: is.Pattern, TimeZone: zoneName(is.TimeZone), Target: is.Target,
+			Payload: is.Payload, Installed: is.Installed, Next: is.Next,
+		}
+	}
+	return out, nil
+}
+
+// scheduledCleanup is the request of the scheduled cleanup, whether or not
+// AUDITQ_CLEANUP_CRON installs it: what audit.admin.cleanup.dryrun counts
+// for {}.
+func scheduledCleanup(cfg config.Config) audit.CleanupRequest {
+	exclude := cfg.CleanupExclude
+	if exclude == nil {
+		exclude = []string{}
+	}
+	return audit.CleanupRequest{RetentionDays: cfg.RetentionDays, HasRetentionDays: true, ExcludeActions: exclude}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,6 +178,44 @@ func TestSchemasDescribeTheLiveContract(t *testing.T) {
 		}
 	}
 
+	// The operator's requests, on two poison messages and the cleanup dry
+	// run above.
+	for i := range 2 {
+		servicetest.PublishAll(t, js, []*nats.Msg{servicetest.EventMsg("audit.log", fmt.Sprintf("schema-bad-%d", i),
+			fmt.Sprintf(`{"id":"schema-bad-%d","action":"a","resourceType":"r","ipAddress":"\xff"}`, i))})
+	}
+	var poisoned contract.PoisonList
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		_ = json.Unmarshal(ask(t, nc, contract.SubjectAdminPoisonList, "").ok(t).data, &poisoned)
+		return len(poisoned.Messages) >= 2 && strings.HasPrefix(poisoned.Messages[1].ID, "schema-bad-"),
+			fmt.Sprintf("poison messages %+v", poisoned.Messages)
+	})
+	replay, _ := json.Marshal(map[string]any{"seq": poisoned.Messages[0].Seq, "payload": `{"id":"schema-bad-1","action":"a","resourceType":"r","resourceId":"1"}`})
+	for _, c := range []struct{ subject, body, request, reply string }{
+		{contract.SubjectAdminPoisonList, `{"job":"log","reason":"ipAddress","limit":1}`, "admin-poison-list-request", "admin-poison-list"},
+		{contract.SubjectAdminPoisonList, `{"job":null,"limit":null,"cursor":null}`, "admin-poison-list-request", "admin-poison-list"},
+		{contract.SubjectAdminPoisonGet, fmt.Sprintf(`{"seq":%d}`, poisoned.Messages[1].Seq), "admin-poison-get-request", "admin-poison-get"},
+		{contract.SubjectAdminPoisonReplay, string(replay), "admin-poison-replay-request", "admin-poison-replay"},
+		{contract.SubjectAdminPoisonDiscard, fmt.Sprintf(`{"seq":%d}`, poisoned.Messages[1].Seq), "admin-poison-discard-request", "admin-poison-discard"},
+		{contract.SubjectAdminSchedules, `{}`, "admin-schedules-request", "admin-schedules"},
+		{contract.SubjectAdminCleanups, `{"limit":5}`, "admin-cleanups-request", "admin-cleanups"},
+		{contract.SubjectAdminCleanupDryRun, `{}`, "admin-cleanup-dryrun-request", "admin-cleanup-dryrun"},
+		{contract.SubjectAdminCleanupDryRun, `{"beforeDate":"2025-01-01T00:00:00Z","excludeActions":["a"]}`, "admin-cleanup-dryrun-request", "admin-cleanup-dryrun"},
+		{contract.SubjectAdminStatus, `{}`, "admin-status-request", "admin-status"},
+	} {
+		if err := schemaErr(t, schemas[c.request], []byte(c.body)); err != nil {
+			t.Errorf("%s %s: request invalid against %s: %v", c.subject, c.body, c.request, err)
+		}
+		a := ask(t, nc, c.subject, c.body)
+		if a.code != "" {
+			t.Errorf("%s %s: %s %s", c.subject, c.body, a.code, a.error)
+			continue
+		}
+		if err := schemaErr(t, schemas[c.reply], a.data); err != nil {
+			t.Errorf("%s %s: reply %.300s invalid against %s: %v", c.subject, c.body, a.data, c.reply, err)
+		}
+	}
+
 	// Bad requests: answered 400 with an error body valid against
 	// error.json, and invalid against their request schema.
 	for _, c := range []struct{ subject, body, request string }{
@@ -203,6 +242,18 @@ func TestSchemasDescribeTheLiveContract(t *testing.T) {
 		{"audit.pubkey", `{"x":1}`, "pubkey-request"},
 		{"audit.checkpoint.write", `{"now":true}`, "checkpoint-write-request"},
 		{"audit.schema", `{"name":7}`, "schema-request"},
+		{contract.SubjectAdminPoisonList, `{"job":"nope"}`, "admin-poison-list-request"},
+		{contract.SubjectAdminPoisonList, `{"limit":0}`, "admin-poison-list-request"},
+		{contract.SubjectAdminPoisonGet, `{}`, "admin-poison-get-request"},
+		{contract.SubjectAdminPoisonGet, `{"seq":-1}`, "admin-poison-get-request"},
+		{contract.SubjectAdminPoisonReplay, `{"seq":1,"payload":{}}`, "admin-poison-replay-request"},
+		{contract.SubjectAdminPoisonDiscard, `{"seq":"1"}`, "admin-poison-discard-request"},
+		{contract.SubjectAdminSchedules, `{"all":true}`, "admin-schedules-request"},
+		{contract.SubjectAdminCleanups, `{"limit":101}`, "admin-cleanups-request"},
+		{contract.SubjectAdminCleanupDryRun, `{"retentionDays":90,"dryRun":true}`, "admin-cleanup-dryrun-request"},
+		{contract.SubjectAdminCleanupDryRun, `{"retentionDays":90,"beforeDate":"2025-01-01T00:00:00Z"}`, "admin-cleanup-dryrun-request"},
+		{contract.SubjectAdminCleanupDryRun, `{"excludeActions":["a"]}`, "admin-cleanup-dryrun-request"},
+		{contract.SubjectAdminStatus, `{"verbose":true}`, "admin-status-request"},
 	} {
 		if schemaErr(t, schemas[c.request], []byte(c.body)) == nil {
 			t.Errorf("%s %s: valid against %s, but the service refuses it", c.subject, c.body, c.request)

@@ -335,6 +335,16 @@ func (s *Service) startApplication(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The operator's requests (audit.admin.*) reach the poison stream and
+	// the schedules as "auditq poison" and "auditq schedule" do.
+	poison, err := NewPoison(s.js)
+	if err != nil {
+		return err
+	}
+	adminPoison := appPoison{p: poison}
+	backlog := pendingReader(func(ctx context.Context) (map[string]uint64, error) {
+		return natsjs.Pending(ctx, s.js, s.topo.JobSubjects)
+	})
 	s.app = app.Application{
 		Commands: app.Commands{
 			RecordEvents: command.NewRecordEventsHandler(batcher),
@@ -343,6 +353,7 @@ func (s *Service) startApplication(ctx context.Context) error {
 				s.results, policy),
 			WriteCheckpoint: te.writer,
 			Erase:           command.NewEraseHandler(erasureStore(personal), batcher, command.EraseConfig{HoldUsers: s.cfg.HoldUsers}),
+			PoisonActions:   command.NewPoisonActionsHandler(adminPoison, batcher),
 		},
 		Queries: app.Queries{
 			Report:      report,
@@ -352,6 +363,13 @@ func (s *Service) startApplication(ctx context.Context) error {
 			GetEvent:    query.NewGetEventHandler(repo, reads),
 			EventProof:  query.NewEventProofHandler(te.proofs(), reads).WithCheckpointInterval(s.cfg.CheckpointInterval),
 			PublicKey:   query.NewPublicKeyHandler(te.publicKeys()),
+
+			PoisonList:    query.NewPoisonListHandler(adminPoison, reads),
+			PoisonGet:     query.NewPoisonGetHandler(adminPoison, reads),
+			Schedules:     query.NewSchedulesHandler(scheduleSource{sc: natsjs.NewScheduler(s.js, natsjs.StreamAudit, contract.SchedulePrefix)}),
+			Cleanups:      query.NewCleanupsHandler(repo, reads),
+			CleanupDryRun: query.NewCleanupDryRunHandler(retention, policy, scheduledCleanup(s.cfg), reads),
+			Status:        query.NewStatusHandler(te.lastCheckpoints(), s.cfg.CheckpointInterval, adminPoison, backlog),
 		},
 	}
 	// Erasures a crash interrupted are completed before anything is served.
@@ -364,6 +382,11 @@ func (s *Service) startApplication(ctx context.Context) error {
 	}
 	return nil
 }
+
+// pendingReader is a function as query.BacklogReader.
+type pendingReader func(ctx context.Context) (map[string]uint64, error)
+
+func (f pendingReader) Pending(ctx context.Context) (map[string]uint64, error) { return f(ctx) }
 
 // startDriving starts the Watermill router on the job subjects, then the
 // request-reply endpoints and the HTTP server (health, readiness,
@@ -417,9 +440,11 @@ func (s *Service) startDriving(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	concurrency, reportConcurrency := s.cfg.RequestPools()
 	requests, err := ports.NewRequests(reqConn, ports.RequestsConfig{
 		Timeout: s.cfg.RequestTimeout, StopTimeout: s.cfg.ShutdownTimeout, Logger: s.log.With("component", "requests"),
-		Metrics: s.metrics,
+		Metrics:     s.metrics,
+		Concurrency: concurrency, ReportConcurrency: reportConcurrency, QueueWait: s.cfg.RequestQueueWait,
 	}, s.app)
 	if err != nil {
 		return err

@@ -113,6 +113,7 @@ type PoisonMsg struct {
 type PoisonFilter struct {
 	Job    string // only this job's messages; "" for all
 	Reason string // only messages whose reason contains this, case-insensitively
+	Before uint64 // only messages with a lower sequence (the next page); 0 for no bound
 	Limit  int    // at most this many; 0 for all
 }
 
@@ -216,7 +217,7 @@ func (p *Poison) target(m PoisonMsg) string {
 }
 
 // List returns the poison messages f selects, newest first. It reads
-// backwards from the stream's last sequence, one direct get per sequence,
+// backwards from the stream's last sequence (or from below f.Before), one direct get per sequence,
 // and stops after f.Limit matches (or, filtered by job, once it has seen
 // every message of that job).
 func (p *Poison) List(ctx context.Context, f PoisonFilter) ([]PoisonMsg, error) {
@@ -243,8 +244,12 @@ func (p *Poison) List(ctx context.Context, f PoisonFilter) ([]PoisonMsg, error) 
 		}
 	}
 	reason := strings.ToLower(f.Reason)
+	last := state.LastSeq
+	if f.Before > 0 && f.Before-1 < last {
+		last = f.Before - 1
+	}
 	var out []PoisonMsg
-	for seq := state.LastSeq; seq >= state.FirstSeq && seq > 0; seq-- {
+	for seq := last; seq >= state.FirstSeq && seq > 0; seq-- {
 		if f.Limit > 0 && len(out) >= f.Limit {
 			break
 		}

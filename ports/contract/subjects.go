@@ -80,8 +80,9 @@ const SubjectAdminErase = "audit.admin.erase"
 
 // RequestSubjects are the subjects the request service answers.
 func RequestSubjects() []string {
-	return []string{SubjectReport, SubjectReportGet, SubjectReportList, SubjectQuery, SubjectEventGet, SubjectEventProof, SubjectPubKey,
-		SubjectCheckpointWrite, SubjectAdminErase, SubjectSchema}
+	subjects := []string{SubjectReport, SubjectReportGet, SubjectReportList, SubjectQuery, SubjectEventGet, SubjectEventProof, SubjectPubKey,
+		SubjectCheckpointWrite, SubjectAdminErase}
+	return append(append(subjects, AdminRequestSubjects()...), SubjectSchema)
 }
 
 // SubjectCheckpoints is the subject of stream AUDIT_CHECKPOINTS: every
