@@ -72,6 +72,13 @@ type Config struct {
 	SigningKeyFile     string        // Ed25519 key of checkpoints; "" = DataDir/signing-key.pem
 	RetiredKeys        []string      // public keys the signing key replaced (verify trusts them)
 	CheckpointInterval time.Duration // how often a signed checkpoint is written
+
+	// Exports (audit.export, docs/export.md).
+	ExportPageEvents int           // events read by one query of an export
+	ExportChunkBytes int           // bytes of one chunk message
+	ExportWindow     int           // chunks sent ahead of the client's acknowledgement
+	ExportAckTimeout time.Duration // an export whose client acknowledges nothing this long ends
+	ExportMaxRunning int           // exports running at once per instance
 }
 
 // Var documents one environment variable: its name, default and meaning.
@@ -133,6 +140,11 @@ var Vars = []Var{
 	{"AUDITQ_SIGNING_KEY_FILE", "", "Ed25519 key (PKCS#8 PEM) signing the checkpoints, batch records and deletion records; created (mode 0600) if missing; empty: AUDITQ_DATA_DIR/signing-key.pem"},
 	{"AUDITQ_RETIRED_KEYS", "", "comma-separated Ed25519 public keys (base64 or hex) of signing keys replaced by a key rotation; auditq verify trusts them too, audit.pubkey lists them, and the service starts on a trail they signed (it refuses one signed by another key)"},
 	{"AUDITQ_CHECKPOINT_INTERVAL", "1h", "how often a signed checkpoint is written, also when no events arrived"},
+	{"AUDITQ_EXPORT_PAGE_EVENTS", "1000", "exports (audit.export): events read by one database query (1 to 10000); each page is its own short read"},
+	{"AUDITQ_EXPORT_CHUNK_BYTES", "262144", "exports: bytes of one chunk message (4096 to 4194304; at most half the NATS max payload is used)"},
+	{"AUDITQ_EXPORT_WINDOW", "8", "exports: chunks sent ahead of the client's last acknowledgement (1 to 1024)"},
+	{"AUDITQ_EXPORT_ACK_TIMEOUT", "30s", "exports: an export whose client acknowledges nothing for this long ends (its end is recorded with the count delivered)"},
+	{"AUDITQ_EXPORT_MAX_RUNNING", "4", "exports running at once per instance (1 to 256); one more is answered 429"},
 }
 
 // Load reads the configuration through getenv (os.Getenv in production) and
@@ -195,6 +207,12 @@ func Load(getenv func(string) string) (Config, error) {
 		SigningKeyFile:     p.str("AUDITQ_SIGNING_KEY_FILE"),
 		RetiredKeys:        p.list("AUDITQ_RETIRED_KEYS"),
 		CheckpointInterval: p.dur("AUDITQ_CHECKPOINT_INTERVAL"),
+
+		ExportPageEvents: p.int("AUDITQ_EXPORT_PAGE_EVENTS"),
+		ExportChunkBytes: p.int("AUDITQ_EXPORT_CHUNK_BYTES"),
+		ExportWindow:     p.int("AUDITQ_EXPORT_WINDOW"),
+		ExportAckTimeout: p.dur("AUDITQ_EXPORT_ACK_TIMEOUT"),
+		ExportMaxRunning: p.int("AUDITQ_EXPORT_MAX_RUNNING"),
 	}
 	errs := append(p.errs, c.Validate())
 	if err := errors.Join(errs...); err != nil {
@@ -311,6 +329,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateRetention()...)
 	errs = append(errs, c.validateReads()...)
 	errs = append(errs, c.validateEvidence()...)
+	errs = append(errs, c.validateExport()...)
 	return errors.Join(errs...)
 }
 

@@ -63,6 +63,8 @@ type RequestsConfig struct {
 	// auditq_request_duration_seconds) and every checkpoint written on
 	// request; nil records nothing.
 	Metrics *Metrics
+	// Export configures the streaming of audit.export.
+	Export ExportConfig
 }
 
 // Validate reports missing or out-of-range settings.
@@ -70,7 +72,7 @@ func (c RequestsConfig) Validate() error {
 	if c.Timeout <= 0 || c.Logger == nil {
 		return errors.New("requests: Timeout must be positive and Logger set")
 	}
-	return nil
+	return c.Export.Validate()
 }
 
 // Requests is the NATS micro service answering reports and searches. Each
@@ -85,6 +87,13 @@ type Requests struct {
 	mu       sync.Mutex
 	stopping bool
 	inFlight sync.WaitGroup
+
+	// Exports stream from goroutines of their own (ports/export.go).
+	nc             *nats.Conn
+	exportSlots    chan struct{} // one per running export
+	exportCtx      context.Context
+	exportCancel   context.CancelFunc // at Stop: running exports end
+	exportsRunning sync.WaitGroup
 }
 
 // NewRequests registers service "auditq" with its endpoints on nc. It
@@ -96,7 +105,8 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = cfg.Timeout + time.Second
 	}
-	r := &Requests{cfg: cfg, app: application}
+	r := &Requests{cfg: cfg, app: application, nc: nc, exportSlots: make(chan struct{}, cfg.Export.MaxRunning)}
+	r.exportCtx, r.exportCancel = context.WithCancel(context.Background())
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
 		Version:     ReadBuild().Semver(),
@@ -151,6 +161,10 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 			return nil, fmt.Errorf("add endpoint %s: %w", e.subject, err)
 		}
 	}
+	if err := svc.AddEndpoint("export", r.exportEndpoint(), micro.WithEndpointSubject(contract.SubjectExport)); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("add endpoint %s: %w", contract.SubjectExport, err)
+	}
 	if err := addSchemaEndpoint(svc); err != nil {
 		_ = svc.Stop()
 		return nil, fmt.Errorf("add endpoint %s: %w", contract.SubjectSchema, err)
@@ -167,14 +181,17 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 }
 
 // Stop unsubscribes the endpoints (requests still queued are answered 503),
-// then waits up to StopTimeout for requests in progress. It is idempotent.
+// ends the running exports (each client gets a 503 with its resume
+// cursor), then waits up to StopTimeout for requests in progress. It is
+// idempotent.
 func (r *Requests) Stop() error {
 	r.mu.Lock()
 	r.stopping = true
 	r.mu.Unlock()
 	err := r.svc.Stop()
+	r.exportCancel()
 	done := make(chan struct{})
-	go func() { r.inFlight.Wait(); close(done) }()
+	go func() { r.inFlight.Wait(); r.exportsRunning.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(r.cfg.StopTimeout):
@@ -360,11 +377,7 @@ func checkKeys(data []byte, v any) error {
 	if t.Kind() != reflect.Struct {
 		return nil
 	}
-	for i := range t.NumField() {
-		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
-			fields[name] = true
-		}
-	}
+	addFields(t, fields)
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil
@@ -397,6 +410,23 @@ func checkKeys(data []byte, v any) error {
 		}
 	}
 	return nil
+}
+
+// addFields adds the JSON names of struct t's fields to fields, those of
+// an embedded struct without a name of its own too (encoding/json promotes
+// them).
+func addFields(t reflect.Type, fields map[string]bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			addFields(f.Type, fields)
+			continue
+		}
+		if name != "" && name != "-" {
+			fields[name] = true
+		}
+	}
 }
 
 func decodeError(err error) error {

@@ -330,6 +330,10 @@ func (s *Service) startApplication(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	export, err := query.NewExportHandler(repo, reads, query.ExportConfig{PageEvents: s.cfg.ExportPageEvents})
+	if err != nil {
+		return err
+	}
 	s.app = app.Application{
 		Commands: app.Commands{
 			RecordEvents: command.NewRecordEventsHandler(batcher),
@@ -344,6 +348,7 @@ func (s *Service) startApplication(ctx context.Context) error {
 			ListReports: query.NewListReportsHandler(repo, reads),
 			Search:      query.NewSearchHandler(repo, reads),
 			GetEvent:    query.NewGetEventHandler(repo, reads),
+			Export:      export,
 			EventProof:  query.NewEventProofHandler(te.proofs(), reads).WithCheckpointInterval(s.cfg.CheckpointInterval),
 			PublicKey:   query.NewPublicKeyHandler(te.publicKeys()),
 		},
@@ -406,6 +411,10 @@ func (s *Service) startDriving(ctx context.Context) error {
 	requests, err := ports.NewRequests(reqConn, ports.RequestsConfig{
 		Timeout: s.cfg.RequestTimeout, StopTimeout: s.cfg.ShutdownTimeout, Logger: s.log.With("component", "requests"),
 		Metrics: s.metrics,
+		Export: ports.ExportConfig{
+			ChunkBytes: s.cfg.ExportChunkBytes, Window: s.cfg.ExportWindow,
+			AckTimeout: s.cfg.ExportAckTimeout, MaxRunning: s.cfg.ExportMaxRunning,
+		},
 	}, s.app)
 	if err != nil {
 		return err
