@@ -58,11 +58,16 @@ func Export(ctx context.Context, connect Connector, args []string, out io.Writer
 		return err
 	}
 	if xe.Code != "" && xe.Events == 0 && xe.Code != "503" && xe.Code != "504" {
-		names := map[string]string{"format": "--format", "cursor": "--resume"}
+		se := &ServiceError{Subject: contract.SubjectExport, Code: xe.Code, Message: xe.Message}
+		if rule, ok := strings.CutPrefix(se.Message, "cursor: "); ok { // the rule speaks of cursors too
+			se.Message = "--resume: " + rule
+			return se
+		}
+		names := map[string]string{"format": "--format"}
 		for k, v := range filterFlagNames {
 			names[k] = v
 		}
-		return flagErrors(&ServiceError{Subject: contract.SubjectExport, Code: xe.Code, Message: xe.Message}, names)
+		return flagErrors(se, names)
 	}
 	if errors.Is(xe.Err, nats.ErrNoResponders) {
 		return xe

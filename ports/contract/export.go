@@ -2,9 +2,9 @@ package contract
 
 import (
 	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -105,26 +105,21 @@ func CSVRecord(v EventView) []string {
 
 // ExportEncoder writes events in an export format into a buffer that the
 // sender takes in chunks: NDJSON, one EventView per line exactly as
-// audit.event.get returns it; or CSV (RFC 4180: CRLF line ends, fields
-// quoted when they hold a comma, quote or line break).
+// audit.event.get returns it; or CSV as RFC 4180 has it: CRLF after each
+// record, a field holding a comma, a double quote, CR or LF enclosed in
+// double quotes with its double quotes doubled, every byte of a value
+// kept (a CR LF inside a value too).
 type ExportEncoder struct {
-	format string
-	buf    bytes.Buffer
-	csv    *csv.Writer
-	record []string
+	csv bool
+	buf bytes.Buffer
 }
 
 // NewExportEncoder returns an encoder for format (ExportNDJSON or
 // ExportCSV); with header, a CSV starts with the header row.
 func NewExportEncoder(format string, header bool) *ExportEncoder {
-	e := &ExportEncoder{format: format}
-	if format == ExportCSV {
-		e.csv = csv.NewWriter(&e.buf)
-		e.csv.UseCRLF = true
-		if header {
-			_ = e.csv.Write(CSVColumns) // into memory: cannot fail
-			e.csv.Flush()
-		}
+	e := &ExportEncoder{csv: format == ExportCSV}
+	if e.csv && header {
+		e.writeRecord(CSVColumns)
 	}
 	return e
 }
@@ -132,12 +127,9 @@ func NewExportEncoder(format string, header bool) *ExportEncoder {
 // Add appends one event. It fails only when v cannot be encoded (details
 // that are not JSON).
 func (e *ExportEncoder) Add(v EventView) error {
-	if e.csv != nil {
-		if err := e.csv.Write(CSVRecord(v)); err != nil {
-			return err
-		}
-		e.csv.Flush()
-		return e.csv.Error()
+	if e.csv {
+		e.writeRecord(CSVRecord(v))
+		return nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -146,6 +138,23 @@ func (e *ExportEncoder) Add(v EventView) error {
 	e.buf.Write(b)
 	e.buf.WriteByte('\n')
 	return nil
+}
+
+// writeRecord appends one CSV record.
+func (e *ExportEncoder) writeRecord(fields []string) {
+	for i, f := range fields {
+		if i > 0 {
+			e.buf.WriteByte(',')
+		}
+		if !strings.ContainsAny(f, ",\"\r\n") {
+			e.buf.WriteString(f)
+			continue
+		}
+		e.buf.WriteByte('"')
+		e.buf.WriteString(strings.ReplaceAll(f, `"`, `""`))
+		e.buf.WriteByte('"')
+	}
+	e.buf.WriteString("\r\n")
 }
 
 // Len returns the bytes encoded and not yet taken.
