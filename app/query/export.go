@@ -50,21 +50,21 @@ func (c ExportConfig) Validate() error {
 // export). Each export is recorded as two reads: when it starts and when
 // it ends, with the count it returned.
 type ExportHandler struct {
-	searcher audit.Searcher
+	pages    audit.ExportReader
 	reads    ReadAuditor
 	cfg      ExportConfig
 }
 
-// NewExportHandler returns an ExportHandler over s, or an error naming a
-// bad setting.
-func NewExportHandler(s audit.Searcher, reads ReadAuditor, cfg ExportConfig) (ExportHandler, error) {
+// NewExportHandler returns an ExportHandler reading pages from p, or an
+// error naming a bad setting.
+func NewExportHandler(p audit.ExportReader, reads ReadAuditor, cfg ExportConfig) (ExportHandler, error) {
 	if cfg.PageEvents == 0 {
 		cfg.PageEvents = DefaultExportPageEvents
 	}
 	if err := cfg.Validate(); err != nil {
 		return ExportHandler{}, err
 	}
-	return ExportHandler{searcher: s, reads: reads, cfg: cfg}, nil
+	return ExportHandler{pages: p, reads: reads, cfg: cfg}, nil
 }
 
 // Export is one export in progress: Next reads its pages in order, Finish
@@ -122,7 +122,7 @@ func (x *Export) Next(ctx context.Context) ([]audit.Event, error) {
 	if x.done {
 		return nil, nil
 	}
-	events, err := x.h.searcher.Search(ctx, x.filter)
+	events, err := x.h.pages.ExportPage(ctx, x.filter)
 	if err != nil {
 		return nil, fmt.Errorf("export %s: %w", x.ID, err)
 	}

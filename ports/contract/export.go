@@ -2,7 +2,6 @@ package contract
 
 import (
 	"bytes"
-	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
@@ -110,8 +109,9 @@ func CSVRecord(v EventView) []string {
 // double quotes with its double quotes doubled, every byte of a value
 // kept (a CR LF inside a value too).
 type ExportEncoder struct {
-	csv bool
-	buf bytes.Buffer
+	csv     bool
+	buf     bytes.Buffer
+	scratch bytes.Buffer
 }
 
 // NewExportEncoder returns an encoder for format (ExportNDJSON or
@@ -131,12 +131,11 @@ func (e *ExportEncoder) Add(v EventView) error {
 		e.writeRecord(CSVRecord(v))
 		return nil
 	}
-	b, err := json.Marshal(v)
+	b, err := v.AppendJSON(e.buf.AvailableBuffer(), &e.scratch)
 	if err != nil {
 		return err
 	}
-	e.buf.Write(b)
-	e.buf.WriteByte('\n')
+	e.buf.Write(append(b, '\n'))
 	return nil
 }
 
