@@ -289,6 +289,21 @@ func TestExportRejectsBadRequests(t *testing.T) {
 	env := exportEnv(t)
 	svc := servicetest.Start(t, env)
 	nc := natsClient(t, svc)
+	schemas := schemasServed(t, nc)
+	for _, body := range []string{`{}`, `{"format":"csv","action":"user.*","from":"2026-11-01T00:00:00Z","success":false}`} {
+		if err := schemaErr(t, schemas["export-request"], []byte(body)); err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		var req contract.ExportRequest
+		if err := json.Unmarshal([]byte(body), &req); err != nil {
+			t.Fatal(err)
+		}
+		_, sum := export(t, nc, req)
+		raw, _ := json.Marshal(sum)
+		if err := schemaErr(t, schemas["export-summary"], raw); err != nil {
+			t.Fatalf("summary %s: %v", raw, err)
+		}
+	}
 	for body, field := range map[string]string{
 		`{"format":"xml"}`:      "format",
 		`{"from":"yesterday"}`:  "from",
@@ -301,6 +316,12 @@ func TestExportRejectsBadRequests(t *testing.T) {
 		a := ask(t, nc, contract.SubjectExport, body)
 		if a.code != "400" || !strings.HasPrefix(a.error, field+": ") {
 			t.Errorf("%s: %s %q, want 400 naming %s", body, a.code, a.error, field)
+		}
+		if err := schemaErr(t, schemas["error"], a.data); err != nil {
+			t.Errorf("%s: error body %s: %v", body, a.data, err)
+		}
+		if field != "cursor" && field != "to" && schemaErr(t, schemas["export-request"], []byte(body)) == nil {
+			t.Errorf("%s: valid against export-request, but the service refuses it", body)
 		}
 	}
 	var xe *contract.ExportError
