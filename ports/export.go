@@ -169,17 +169,21 @@ func (s *session) onAck(m *nats.Msg) {
 }
 
 // run reads the pages and sends the chunks; nil when every event was
-// sent.
+// sent. The next page is read while the current one is encoded and sent
+// (at most two pages are held).
 func (s *session) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := s.prefetch(ctx)
 	enc := contract.NewExportEncoder(s.x.Format, !s.x.Resumed)
-	for {
-		pctx, cancel := context.WithTimeout(ctx, s.r.cfg.Timeout)
-		events, err := s.x.Next(pctx)
-		cancel()
-		if err != nil {
-			return err
+	for p := range pages {
+		if p.err != nil && ctx.Err() != nil {
+			return s.stopReason()
 		}
-		for _, e := range events {
+		if p.err != nil {
+			return p.err
+		}
+		for _, e := range p.events {
 			if err := enc.Add(contract.ViewOf(e)); err != nil {
 				return fmt.Errorf("encode event %s: %w", e.ID, err)
 			}
@@ -191,14 +195,56 @@ func (s *session) run(ctx context.Context) error {
 				}
 			}
 		}
-		if len(events) == 0 {
-			break
-		}
+	}
+	if err := ctx.Err(); err != nil {
+		return s.stopReason()
 	}
 	if enc.Len() > 0 {
 		return s.send(ctx, enc)
 	}
 	return nil
+}
+
+// page is one page read by prefetch, or the error that ended the reads.
+type page struct {
+	events []audit.Event
+	err    error
+}
+
+// prefetch reads the pages of the export one ahead of their sending, in
+// a goroutine that ends with ctx or after the last page, closing the
+// channel.
+func (s *session) prefetch(ctx context.Context) <-chan page {
+	out := make(chan page, 1)
+	go func() {
+		defer close(out)
+		for {
+			pctx, cancel := context.WithTimeout(ctx, s.r.cfg.Timeout)
+			events, err := s.x.Next(pctx)
+			cancel()
+			if len(events) == 0 && err == nil {
+				return
+			}
+			select {
+			case out <- page{events: events, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// stopReason says why ctx ended: the service stopping, or the client's
+// cancel.
+func (s *session) stopReason() error {
+	if s.r.exportCtx.Err() != nil {
+		return query.ExportStopped{Reason: "auditq is shutting down"}
+	}
+	return query.ExportStopped{Reason: "cancelled by the client"}
 }
 
 // send waits for room in the window, then publishes what enc holds as the
@@ -212,10 +258,7 @@ func (s *session) send(ctx context.Context, enc *contract.ExportEncoder) error {
 		case <-s.signal:
 			timer.Reset(s.r.cfg.Export.AckTimeout)
 		case <-ctx.Done():
-			if s.r.exportCtx.Err() != nil {
-				return query.ExportStopped{Reason: "auditq is shutting down"}
-			}
-			return query.ExportStopped{Reason: "cancelled by the client"}
+			return s.stopReason()
 		case <-timer.C:
 			return query.ExportStopped{Reason: fmt.Sprintf("no acknowledgement for %s", s.r.cfg.Export.AckTimeout)}
 		}
