@@ -107,4 +107,3 @@ func exportQuery(f audit.SearchFilter) (string, []any) {
 	}
 	return q + " ORDER BY occurred_at DESC, id DESC LIMIT " + strconv.Itoa(f.Limit), args
 }
-

@@ -50,9 +50,9 @@ func (c ExportConfig) Validate() error {
 // export). Each export is recorded as two reads: when it starts and when
 // it ends, with the count it returned.
 type ExportHandler struct {
-	pages    audit.ExportReader
-	reads    ReadAuditor
-	cfg      ExportConfig
+	pages audit.ExportReader
+	reads ReadAuditor
+	cfg   ExportConfig
 }
 
 // NewExportHandler returns an ExportHandler reading pages from p, or an

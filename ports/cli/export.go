@@ -95,9 +95,10 @@ func withoutResume(args []string) []string {
 func shellWords(args []string) string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		if a == "" || strings.IndexFunc(a, func(r rune) bool {
-			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@,+", r))
-		}) >= 0 {
+		safe := func(r rune) bool {
+			return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@,+", r)
+		}
+		if a == "" || strings.IndexFunc(a, func(r rune) bool { return !safe(r) }) >= 0 {
 			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 		}
 		out[i] = a
