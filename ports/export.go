@@ -23,7 +23,9 @@ import (
 // CodeBusy answers an export while AUDITQ_EXPORT_MAX_RUNNING are running.
 const CodeBusy = "429"
 
-// ExportConfig configures the streaming of exports (audit.export).
+// ExportConfig configures the streaming of exports (audit.export). Zero
+// fields mean the defaults of AUDITQ_EXPORT_*: 256 KiB chunks, a window
+// of 8, 30 s without acknowledgement, 4 exports at once.
 type ExportConfig struct {
 	// ChunkBytes is the size a chunk is sent at (it may exceed it by one
 	// event); at most half the connection's max payload is used.
@@ -35,6 +37,21 @@ type ExportConfig struct {
 	AckTimeout time.Duration
 	// MaxRunning bounds the exports running at once per instance.
 	MaxRunning int
+}
+
+func (c *ExportConfig) setDefaults() {
+	if c.ChunkBytes == 0 {
+		c.ChunkBytes = 256 << 10
+	}
+	if c.Window == 0 {
+		c.Window = 8
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = 30 * time.Second
+	}
+	if c.MaxRunning == 0 {
+		c.MaxRunning = 4
+	}
 }
 
 // Validate names a setting out of range.

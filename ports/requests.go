@@ -99,6 +99,7 @@ type Requests struct {
 // NewRequests registers service "auditq" with its endpoints on nc. It
 // returns an error when the service cannot subscribe.
 func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application) (*Requests, error) {
+	cfg.Export.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
