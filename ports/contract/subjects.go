@@ -76,7 +76,7 @@ const (
 // RequestSubjects are the subjects the request service answers.
 func RequestSubjects() []string {
 	return []string{SubjectReport, SubjectReportGet, SubjectReportList, SubjectQuery, SubjectEventGet, SubjectEventProof, SubjectPubKey,
-		SubjectCheckpointWrite, SubjectSchema}
+		SubjectCheckpointWrite, SubjectExport, SubjectSchema}
 }
 
 // SubjectCheckpoints is the subject of stream AUDIT_CHECKPOINTS: every
