@@ -35,6 +35,8 @@ Usage:
                              auditq report --type weekly [--date 2026-11-24] [--tz Europe/Berlin] [--json]
   auditq query [flags]       search the audit trail, newest first, e.g.
                              auditq query --action 'guild.*' --user u1 --limit 50 [--json]
+  auditq export [flags]      every event of a filter as NDJSON or CSV, e.g.
+                             auditq export --format csv --from 2026-11-01 --to 2026-12-01 > november.csv
   auditq verify [flags]      check the stored trail for tampering, e.g.
                              auditq verify [--checkpoints-from nats] [--reports] | auditq verify --event EVENT_ID
   auditq poison list|show|replay|discard

@@ -41,6 +41,9 @@ type Queries struct {
 	Search      query.SearchHandler
 	GetEvent    query.GetEventHandler
 
+	// Export delivers every event of a filter in pages (audit.export).
+	Export query.ExportHandler
+
 	// EventProof and PublicKey serve tamper evidence (audit.event.proof,
 	// audit.pubkey).
 	EventProof query.EventProofHandler

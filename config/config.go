@@ -83,6 +83,12 @@ type Config struct {
 	PersonalData       string   // off, pseudonymise or encrypt
 	PersonalDetailKeys []string // details keys encrypted with the personal fields
 	KEKFile            string   // key-encryption key file; "" = none
+	// Exports (audit.export, docs/export.md).
+	ExportPageEvents int           // events read by one query of an export
+	ExportChunkBytes int           // bytes of one chunk message
+	ExportWindow     int           // chunks sent ahead of the client's acknowledgement
+	ExportAckTimeout time.Duration // an export whose client acknowledges nothing this long ends
+	ExportMaxRunning int           // exports running at once per instance
 }
 
 // Var documents one environment variable: its name, default and meaning.
@@ -150,6 +156,11 @@ var Vars = []Var{
 	{"AUDITQ_PERSONAL_DATA", "off", "personal data (docs/personal-data.md): off stores events as sent; pseudonymise stores a keyed pseudonym instead of the user id; encrypt also encrypts userId, ipAddress, userAgent, sessionId and AUDITQ_PERSONAL_DETAILS_KEYS under a key per user, so that auditq erase can erase them"},
 	{"AUDITQ_PERSONAL_DETAILS_KEYS", "", "comma-separated top-level keys of details encrypted with the personal fields (AUDITQ_PERSONAL_DATA=encrypt)"},
 	{"AUDITQ_KEK_FILE", "", "key-encryption key (32 bytes as 64 hex digits, openssl rand -hex 32) wrapping the pseudonym key and the per-user keys; required unless AUDITQ_PERSONAL_DATA is off (with off, it still decrypts events encrypted earlier); keep it outside the database and its backups"},
+	{"AUDITQ_EXPORT_PAGE_EVENTS", "1000", "exports (audit.export): events read by one database query (1 to 10000); each page is its own short read"},
+	{"AUDITQ_EXPORT_CHUNK_BYTES", "262144", "exports: bytes of one chunk message (4096 to 4194304; at most half the NATS max payload is used)"},
+	{"AUDITQ_EXPORT_WINDOW", "8", "exports: chunks sent ahead of the client's last acknowledgement (1 to 1024)"},
+	{"AUDITQ_EXPORT_ACK_TIMEOUT", "30s", "exports: an export whose client acknowledges nothing for this long ends (its end is recorded with the count delivered)"},
+	{"AUDITQ_EXPORT_MAX_RUNNING", "4", "exports running at once per instance (1 to 256); one more is answered 429"},
 }
 
 // Load reads the configuration through getenv (os.Getenv in production) and
@@ -220,6 +231,11 @@ func Load(getenv func(string) string) (Config, error) {
 		PersonalData:       p.str("AUDITQ_PERSONAL_DATA"),
 		PersonalDetailKeys: p.list("AUDITQ_PERSONAL_DETAILS_KEYS"),
 		KEKFile:            p.str("AUDITQ_KEK_FILE"),
+		ExportPageEvents:   p.int("AUDITQ_EXPORT_PAGE_EVENTS"),
+		ExportChunkBytes:   p.int("AUDITQ_EXPORT_CHUNK_BYTES"),
+		ExportWindow:       p.int("AUDITQ_EXPORT_WINDOW"),
+		ExportAckTimeout:   p.dur("AUDITQ_EXPORT_ACK_TIMEOUT"),
+		ExportMaxRunning:   p.int("AUDITQ_EXPORT_MAX_RUNNING"),
 	}
 	errs := append(p.errs, c.Validate())
 	if err := errors.Join(errs...); err != nil {
@@ -337,6 +353,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateReads()...)
 	errs = append(errs, c.validateEvidence()...)
 	errs = append(errs, c.validatePersonal()...)
+	errs = append(errs, c.validateExport()...)
 	return errors.Join(errs...)
 }
 

@@ -41,7 +41,7 @@ const (
 	CodeTimeout    = "504" // the deadline (AUDITQ_REQUEST_TIMEOUT) passed
 	CodeDisabled   = "501" // the feature is switched off (e.g. AUDITQ_TAMPER_EVIDENCE)
 	CodeConflict   = "409" // the stored state forbids it (a checkpoint onto a trail signed by an untrusted key)
-	CodeBusy       = "429" // every slot of the request's pool stayed taken for QueueWait; retry later
+	CodeBusy       = "429" // every slot of the request's pool stayed taken for QueueWait, or AUDITQ_EXPORT_MAX_RUNNING exports run; retry later
 )
 
 // Request headers auditq reads to record who asked.
@@ -80,6 +80,8 @@ type RequestsConfig struct {
 	// MaxWaitingPerSlot times the pool's slots wait at once; a request
 	// beyond that is answered CodeBusy at once.
 	QueueWait time.Duration
+	// Export configures the streaming of audit.export.
+	Export ExportConfig
 }
 
 // Defaults of RequestsConfig; the service derives its own from
@@ -117,7 +119,7 @@ func (c RequestsConfig) Validate() error {
 		return fmt.Errorf("requests: Concurrency (%d) and ReportConcurrency (%d) must be at least 1, QueueWait (%s) not negative",
 			c.Concurrency, c.ReportConcurrency, c.QueueWait)
 	}
-	return nil
+	return c.Export.Validate()
 }
 
 // Pools of the request service: the label of auditq_requests_in_flight
@@ -145,6 +147,12 @@ type Requests struct {
 	mu       sync.Mutex
 	stopping bool
 	inFlight sync.WaitGroup
+
+	// Exports stream from goroutines of their own (ports/export.go).
+	exportSlots    chan struct{} // one per running export
+	exportCtx      context.Context
+	exportCancel   context.CancelFunc // at Stop: running exports end
+	exportsRunning sync.WaitGroup
 }
 
 // pool bounds the requests of one kind handled at once.
@@ -202,13 +210,15 @@ func (p *pool) release() { <-p.slots }
 // returns an error when the service cannot subscribe.
 func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application) (*Requests, error) {
 	cfg.setDefaults()
+	cfg.Export.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	r := &Requests{nc: nc, cfg: cfg, app: application, stop: make(chan struct{}), pools: map[string]*pool{
 		PoolRequests: newPool(PoolRequests, cfg.Concurrency),
 		PoolReports:  newPool(PoolReports, cfg.ReportConcurrency),
-	}}
+	}, exportSlots: make(chan struct{}, cfg.Export.MaxRunning)}
+	r.exportCtx, r.exportCancel = context.WithCancel(context.Background())
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
 		Version:     ReadBuild().Semver(),
@@ -264,6 +274,10 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 			return nil, fmt.Errorf("add endpoint %s: %w", e.subject, err)
 		}
 	}
+	if err := svc.AddEndpoint("export", r.exportEndpoint(), micro.WithEndpointSubject(contract.SubjectExport)); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("add endpoint %s: %w", contract.SubjectExport, err)
+	}
 	if err := addSchemaEndpoint(svc); err != nil {
 		_ = svc.Stop()
 		return nil, fmt.Errorf("add endpoint %s: %w", contract.SubjectSchema, err)
@@ -279,9 +293,10 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 	return r, nil
 }
 
-// Stop unsubscribes the endpoints (requests still queued or waiting for a
-// slot are answered 503), then waits up to StopTimeout for requests in
-// progress. It is idempotent.
+// Stop unsubscribes the endpoints (requests still queued are answered 503),
+// ends the running exports (each client gets a 503 with its resume
+// cursor), then waits up to StopTimeout for requests in progress. It is
+// idempotent.
 func (r *Requests) Stop() error {
 	r.mu.Lock()
 	if !r.stopping {
@@ -290,8 +305,9 @@ func (r *Requests) Stop() error {
 	}
 	r.mu.Unlock()
 	err := r.svc.Stop()
+	r.exportCancel()
 	done := make(chan struct{})
-	go func() { r.inFlight.Wait(); close(done) }()
+	go func() { r.inFlight.Wait(); r.exportsRunning.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(r.cfg.StopTimeout):
@@ -560,11 +576,7 @@ func checkKeys(data []byte, v any) error {
 	if t.Kind() != reflect.Struct {
 		return nil
 	}
-	for i := range t.NumField() {
-		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
-			fields[name] = true
-		}
-	}
+	addFields(t, fields)
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil
@@ -597,6 +609,23 @@ func checkKeys(data []byte, v any) error {
 		}
 	}
 	return nil
+}
+
+// addFields adds the JSON names of struct t's fields to fields, those of
+// an embedded struct without a name of its own too (encoding/json promotes
+// them).
+func addFields(t reflect.Type, fields map[string]bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			addFields(f.Type, fields)
+			continue
+		}
+		if name != "" && name != "-" {
+			fields[name] = true
+		}
+	}
 }
 
 func decodeError(err error) error {

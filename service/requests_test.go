@@ -71,7 +71,7 @@ func (a answer) object(t *testing.T) map[string]any {
 }
 
 // seed writes the events straight through the repository (fast, no NATS).
-func seed(t *testing.T, db *bun.DB, events ...audit.Event) {
+func seed(t testing.TB, db *bun.DB, events ...audit.Event) {
 	t.Helper()
 	if _, err := postgres.NewRepository(db).Write(context.Background(), events); err != nil {
 		t.Fatal(err)

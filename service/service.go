@@ -345,6 +345,10 @@ func (s *Service) startApplication(ctx context.Context) error {
 	backlog := pendingReader(func(ctx context.Context) (map[string]uint64, error) {
 		return natsjs.Pending(ctx, s.js, s.topo.JobSubjects)
 	})
+	export, err := query.NewExportHandler(repo, reads, query.ExportConfig{PageEvents: s.cfg.ExportPageEvents})
+	if err != nil {
+		return err
+	}
 	s.app = app.Application{
 		Commands: app.Commands{
 			RecordEvents: command.NewRecordEventsHandler(batcher),
@@ -361,6 +365,7 @@ func (s *Service) startApplication(ctx context.Context) error {
 			ListReports: query.NewListReportsHandler(repo, reads),
 			Search:      query.NewSearchHandler(repo, reads),
 			GetEvent:    query.NewGetEventHandler(repo, reads),
+			Export:      export,
 			EventProof:  query.NewEventProofHandler(te.proofs(), reads).WithCheckpointInterval(s.cfg.CheckpointInterval),
 			PublicKey:   query.NewPublicKeyHandler(te.publicKeys()),
 
@@ -445,6 +450,10 @@ func (s *Service) startDriving(ctx context.Context) error {
 		Timeout: s.cfg.RequestTimeout, StopTimeout: s.cfg.ShutdownTimeout, Logger: s.log.With("component", "requests"),
 		Metrics:     s.metrics,
 		Concurrency: concurrency, ReportConcurrency: reportConcurrency, QueueWait: s.cfg.RequestQueueWait,
+		Export: ports.ExportConfig{
+			ChunkBytes: s.cfg.ExportChunkBytes, Window: s.cfg.ExportWindow,
+			AckTimeout: s.cfg.ExportAckTimeout, MaxRunning: s.cfg.ExportMaxRunning,
+		},
 	}, s.app)
 	if err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 const (
 	ActionReport     = "audit.report"
 	ActionQuery      = "audit.query"
+	ActionExport     = "audit.export"
 	ReadResourceType = "audit_log"
 )
 
@@ -117,9 +118,12 @@ func (a ReadAuditor) record(ctx context.Context, r read, readErr error) error {
 // internal error's text (it may hold SQL).
 func failureKind(err error) string {
 	var v *audit.ValidationError
+	var stopped ExportStopped
 	switch {
 	case errors.As(err, &v):
 		return v.Error()
+	case errors.As(err, &stopped):
+		return stopped.Error()
 	case errors.Is(err, audit.ErrNotFound):
 		return "not found"
 	case errors.Is(err, context.DeadlineExceeded):

@@ -103,7 +103,7 @@ func (r SearchRequest) filter() (audit.SearchFilter, error) {
 	}
 	if r.Cursor != "" {
 		var c searchCursor
-		bad := audit.Invalid("cursor", "is not a cursor returned by audit.query")
+		bad := audit.Invalid("cursor", "is not a cursor returned by audit.query or audit.export")
 		if err := decodeCursor(r.Cursor, &c); err != nil || c.ID == "" {
 			return f, bad
 		}

@@ -35,3 +35,11 @@ type EventGetter interface {
 	// Get returns the event with id, or ErrNotFound.
 	Get(ctx context.Context, id string) (Event, error)
 }
+
+// ExportReader reads the pages of an export.
+type ExportReader interface {
+	// ExportPage returns the events Search returns for f, in the same
+	// order, at a cost that stays the same from the first page to the
+	// last.
+	ExportPage(ctx context.Context, f SearchFilter) ([]Event, error)
+}

@@ -24,7 +24,7 @@ type Deps struct {
 
 // Commands lists the client commands Run knows, in the order help shows
 // them.
-var Commands = []string{"publish", "cleanup", "schedule", "report", "query", "verify", "checkpoint", "poison", "erase", "version"}
+var Commands = []string{"publish", "cleanup", "schedule", "report", "query", "export", "verify", "checkpoint", "poison", "erase", "version"}
 
 // Run runs client command name with its arguments, printing to out. It
 // returns the command's error, or one naming an unknown command.
@@ -40,6 +40,8 @@ func Run(ctx context.Context, name string, args []string, deps Deps, out io.Writ
 		return Report(ctx, deps.Connect, args, out)
 	case "query":
 		return Query(ctx, deps.Connect, args, out)
+	case "export":
+		return Export(ctx, deps.Connect, args, out)
 	case "verify":
 		return Verify(ctx, deps.Verify, args, out)
 	case "checkpoint":

@@ -21,27 +21,11 @@ func Query(ctx context.Context, connect Connector, args []string, out io.Writer)
 	fs := flag.NewFlagSet("query", flag.ContinueOnError)
 	fs.SetOutput(out)
 	var req struct {
-		UserID       string `json:"userId,omitempty"`
-		Action       string `json:"action,omitempty"`
-		ResourceType string `json:"resourceType,omitempty"`
-		ResourceID   string `json:"resourceId,omitempty"`
-		Success      *bool  `json:"success,omitempty"`
-		SessionID    string `json:"sessionId,omitempty"`
-		RequestID    string `json:"requestId,omitempty"`
-		From         string `json:"from,omitempty"`
-		To           string `json:"to,omitempty"`
-		Limit        *int   `json:"limit,omitempty"`
-		Cursor       string `json:"cursor,omitempty"`
+		contract.Filter
+		Limit  *int   `json:"limit,omitempty"`
+		Cursor string `json:"cursor,omitempty"`
 	}
-	fs.StringVar(&req.UserID, "user", "", "events of this user id")
-	fs.StringVar(&req.Action, "action", "", "this action, or a prefix ending in *, e.g. 'guild.*'")
-	fs.StringVar(&req.ResourceType, "resource-type", "", "events on this resource type")
-	fs.StringVar(&req.ResourceID, "resource-id", "", "events on this resource id")
-	success := fs.String("success", "", "true: only successes; false: only failures")
-	fs.StringVar(&req.SessionID, "session", "", "events of this session id")
-	fs.StringVar(&req.RequestID, "request", "", "events of this request id")
-	from := fs.String("from", "", "events at or after this time: RFC 3339, or a date (its start, UTC)")
-	to := fs.String("to", "", "events before this time: RFC 3339, or a date (its start, UTC)")
+	filters := addFilterFlags(fs, &req.Filter)
 	limit := fs.Int("limit", 0, "events per page, 1 to 1000 (default 100)")
 	fs.StringVar(&req.Cursor, "cursor", "", "continue after the page that printed this cursor")
 	id := fs.String("id", "", "print the event with this id instead of searching")
@@ -54,19 +38,7 @@ func Query(ctx context.Context, connect Connector, args []string, out io.Writer)
 	if help, err := parseFlags(fs, args, false); help || err != nil {
 		return err
 	}
-	switch *success {
-	case "":
-	case "true", "false":
-		v := *success == "true"
-		req.Success = &v
-	default:
-		return usagef("--success must be true or false, got %q", *success)
-	}
-	var err error
-	if req.From, err = timeFlag("--from", *from, time.UTC); err != nil {
-		return err
-	}
-	if req.To, err = timeFlag("--to", *to, time.UTC); err != nil {
+	if err := filters.parse(); err != nil {
 		return err
 	}
 	fs.Visit(func(f *flag.Flag) {
@@ -81,7 +53,7 @@ func Query(ctx context.Context, connect Connector, args []string, out io.Writer)
 	}
 	data, err := request(ctx, connect, subject, body, *timeout)
 	if err != nil {
-		return flagErrors(err, map[string]string{"from": "--from", "to": "--to"})
+		return flagErrors(err, filterFlagNames)
 	}
 	if *asJSON {
 		_, err := fmt.Fprintf(out, "%s\n", data)

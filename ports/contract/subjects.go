@@ -81,7 +81,7 @@ const SubjectAdminErase = "audit.admin.erase"
 // RequestSubjects are the subjects the request service answers.
 func RequestSubjects() []string {
 	subjects := []string{SubjectReport, SubjectReportGet, SubjectReportList, SubjectQuery, SubjectEventGet, SubjectEventProof, SubjectPubKey,
-		SubjectCheckpointWrite, SubjectAdminErase}
+		SubjectCheckpointWrite, SubjectAdminErase, SubjectExport}
 	return append(append(subjects, AdminRequestSubjects()...), SubjectSchema)
 }
 

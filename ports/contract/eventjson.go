@@ -1,0 +1,150 @@
+package contract
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+	"unicode/utf8"
+)
+
+// AppendJSON appends v as encoding/json marshals it (the JSON of
+// audit.event.get, byte for byte: the same field order, omissions and
+// escapes, details compacted), without reflection; scratch is reused for
+// the details. It fails only when the details are not valid JSON or a time
+// is outside the years 0 to 9999.
+func (v EventView) AppendJSON(dst []byte, scratch *bytes.Buffer) ([]byte, error) {
+	dst = append(dst, `{"id":`...)
+	dst = appendJSONString(dst, v.ID)
+	dst = append(dst, `,"userId":`...)
+	if v.UserID == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = appendJSONString(dst, *v.UserID)
+	}
+	dst = appendField(dst, "action", v.Action, false)
+	dst = appendField(dst, "resourceType", v.ResourceType, false)
+	dst = appendField(dst, "resourceId", v.ResourceID, false)
+	if len(v.Details) > 0 {
+		scratch.Reset()
+		if err := json.Compact(scratch, v.Details); err != nil {
+			return dst, err
+		}
+		dst = append(dst, `,"details":`...)
+		dst = appendHTMLEscaped(dst, scratch.Bytes())
+	}
+	dst = appendField(dst, "ipAddress", v.IPAddress, true)
+	dst = appendField(dst, "userAgent", v.UserAgent, true)
+	dst = appendField(dst, "sessionId", v.SessionID, true)
+	dst = appendField(dst, "requestId", v.RequestID, true)
+	if v.Success {
+		dst = append(dst, `,"success":true`...)
+	} else {
+		dst = append(dst, `,"success":false`...)
+	}
+	dst = appendField(dst, "errorMessage", v.ErrorMessage, true)
+	var err error
+	if dst, err = appendTime(append(dst, `,"timestamp":`...), v.Timestamp); err != nil {
+		return dst, err
+	}
+	if dst, err = appendTime(append(dst, `,"receivedAt":`...), v.ReceivedAt); err != nil {
+		return dst, err
+	}
+	return append(dst, '}'), nil
+}
+
+func appendField(dst []byte, name, value string, omitEmpty bool) []byte {
+	if omitEmpty && value == "" {
+		return dst
+	}
+	dst = append(dst, ',', '"')
+	dst = append(dst, name...)
+	dst = append(dst, '"', ':')
+	return appendJSONString(dst, value)
+}
+
+// appendTime appends t as time.Time.MarshalJSON does.
+func appendTime(dst []byte, t time.Time) ([]byte, error) {
+	b, err := t.MarshalJSON()
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string the way encoding/json does
+// with HTML escaping (its default): \" \\ \b \f \n \r \t, other control
+// characters and < > & as \u00XX, invalid UTF-8 as \ufffd, U+2028 and
+// U+2029 as \u2028 and \u2029.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		if c == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(append(dst, s[start:]...), '"')
+}
+
+// appendHTMLEscaped appends compact JSON with < > & U+2028 U+2029 escaped,
+// as encoding/json does to a json.RawMessage.
+func appendHTMLEscaped(dst, src []byte) []byte {
+	start := 0
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		if c == '<' || c == '>' || c == '&' {
+			dst = append(dst, src[start:i]...)
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			start = i + 1
+		}
+		// U+2028 and U+2029 are E2 80 A8 and E2 80 A9.
+		if c == 0xE2 && i+2 < len(src) && src[i+1] == 0x80 && src[i+2]&^1 == 0xA8 {
+			dst = append(dst, src[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[src[i+2]&0xF])
+			start = i + 3
+		}
+	}
+	return append(dst, src[start:]...)
+}
