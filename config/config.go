@@ -72,6 +72,10 @@ type Config struct {
 	SigningKeyFile     string        // Ed25519 key of checkpoints; "" = DataDir/signing-key.pem
 	RetiredKeys        []string      // public keys the signing key replaced (verify trusts them)
 	CheckpointInterval time.Duration // how often a signed checkpoint is written
+
+	// Log streams (docs/streams.md).
+	StreamsFile string   // AUDITQ_STREAMS_FILE
+	Streams     []Stream // read from StreamsFile
 }
 
 // Var documents one environment variable: its name, default and meaning.
@@ -133,6 +137,7 @@ var Vars = []Var{
 	{"AUDITQ_SIGNING_KEY_FILE", "", "Ed25519 key (PKCS#8 PEM) signing the checkpoints, batch records and deletion records; created (mode 0600) if missing; empty: AUDITQ_DATA_DIR/signing-key.pem"},
 	{"AUDITQ_RETIRED_KEYS", "", "comma-separated Ed25519 public keys (base64 or hex) of signing keys replaced by a key rotation; auditq verify trusts them too, audit.pubkey lists them, and the service starts on a trail they signed (it refuses one signed by another key)"},
 	{"AUDITQ_CHECKPOINT_INTERVAL", "1h", "how often a signed checkpoint is written, also when no events arrived"},
+	{"AUDITQ_STREAMS_FILE", "", "JSON file of the log streams (webhook, splunk, elasticsearch, file, nats) that get every committed event (docs/streams.md); empty: none"},
 }
 
 // Load reads the configuration through getenv (os.Getenv in production) and
@@ -195,6 +200,12 @@ func Load(getenv func(string) string) (Config, error) {
 		SigningKeyFile:     p.str("AUDITQ_SIGNING_KEY_FILE"),
 		RetiredKeys:        p.list("AUDITQ_RETIRED_KEYS"),
 		CheckpointInterval: p.dur("AUDITQ_CHECKPOINT_INTERVAL"),
+
+		StreamsFile: p.str("AUDITQ_STREAMS_FILE"),
+	}
+	var err error
+	if c.Streams, err = loadStreams(c.StreamsFile, getenv); err != nil {
+		p.errs = append(p.errs, err)
 	}
 	errs := append(p.errs, c.Validate())
 	if err := errors.Join(errs...); err != nil {
@@ -311,6 +322,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateRetention()...)
 	errs = append(errs, c.validateReads()...)
 	errs = append(errs, c.validateEvidence()...)
+	errs = append(errs, c.validateStreams()...)
 	return errors.Join(errs...)
 }
 

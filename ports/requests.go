@@ -63,6 +63,13 @@ type RequestsConfig struct {
 	// auditq_request_duration_seconds) and every checkpoint written on
 	// request; nil records nothing.
 	Metrics *Metrics
+	// Streams answers audit.streams; nil answers an empty list.
+	Streams StreamLister
+}
+
+// StreamLister lists the log streams with their state (streams.Runner).
+type StreamLister interface {
+	List(ctx context.Context) ([]contract.StreamView, error)
 }
 
 // Validate reports missing or out-of-range settings.
@@ -140,6 +147,17 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 		})},
 		{"pubkey", contract.SubjectPubKey, endpoint(r, contract.SubjectPubKey, func(ctx context.Context, in query.PublicKeyRequest, who query.Requester) (any, error) {
 			return q.PublicKey.Handle(ctx, in, who)
+		})},
+		{"streams", contract.SubjectStreams, endpoint(r, contract.SubjectStreams, func(ctx context.Context, _ streamsRequest, _ query.Requester) (any, error) {
+			out := contract.StreamList{Streams: []contract.StreamView{}}
+			if cfg.Streams == nil {
+				return out, nil
+			}
+			list, err := cfg.Streams.List(ctx)
+			if list != nil {
+				out.Streams = list
+			}
+			return out, err
 		})},
 		{"checkpoint-write", contract.SubjectCheckpointWrite, endpoint(r, contract.SubjectCheckpointWrite, func(ctx context.Context, _ checkpointWriteRequest, _ query.Requester) (any, error) {
 			return r.writeCheckpoint(ctx, application.Commands.WriteCheckpoint)
@@ -239,6 +257,9 @@ func endpoint[Req any](r *Requests, subject string, call func(context.Context, R
 		}
 	})
 }
+
+// streamsRequest is an audit.streams request (no fields).
+type streamsRequest struct{}
 
 // checkpointWriteRequest is an audit.checkpoint.write request (no fields).
 type checkpointWriteRequest struct{}

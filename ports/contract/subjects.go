@@ -71,12 +71,16 @@ const (
 	// SubjectPubKey the key checkpoints are signed with.
 	SubjectEventProof = "audit.event.proof"
 	SubjectPubKey     = "audit.pubkey"
+
+	// SubjectStreams lists the log streams with their state
+	// (docs/streams.md): {} answers StreamList.
+	SubjectStreams = "audit.streams"
 )
 
 // RequestSubjects are the subjects the request service answers.
 func RequestSubjects() []string {
 	return []string{SubjectReport, SubjectReportGet, SubjectReportList, SubjectQuery, SubjectEventGet, SubjectEventProof, SubjectPubKey,
-		SubjectCheckpointWrite, SubjectSchema}
+		SubjectCheckpointWrite, SubjectSchema, SubjectStreams}
 }
 
 // SubjectCheckpoints is the subject of stream AUDIT_CHECKPOINTS: every
