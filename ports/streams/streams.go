@@ -554,7 +554,7 @@ func (r *Runner) List(ctx context.Context) ([]contract.StreamView, error) {
 
 // metrics are the auditq_stream_* metrics, by stream.
 type metrics struct {
-	lagEvents, lagSeconds       *prometheus.GaugeVec
+	lagEvents, lagSeconds      *prometheus.GaugeVec
 	delivered, failed, skipped *prometheus.CounterVec
 }
 

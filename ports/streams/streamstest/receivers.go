@@ -26,6 +26,15 @@ type Webhook struct {
 	srv           *server
 	secret        []byte
 	badSignatures int
+	delay         time.Duration
+}
+
+// SetDelay makes the receiver wait d after taking a batch before it
+// answers: a sender that dies meanwhile never learns the batch arrived.
+func (w *Webhook) SetDelay(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.delay = d
 }
 
 // NewWebhook starts a webhook receiver checking signatures with secret.
@@ -90,6 +99,10 @@ func (w *Webhook) handle(rw http.ResponseWriter, r *http.Request) {
 		evs = append(evs, e)
 	}
 	w.add(evs...)
+	w.mu.Lock()
+	delay := w.delay
+	w.mu.Unlock()
+	time.Sleep(delay)
 	rw.WriteHeader(http.StatusNoContent)
 }
 
