@@ -43,6 +43,7 @@ type Options struct {
 	SkipPlain    bool
 	SkipNoSeal   bool          // do not measure the service with tamper evidence off
 	AA           bool          // the second service has tamper evidence on too (A/A)
+	Streams      bool          // the second service has evidence on and two log streams
 	Swap         bool          // the evidence-off service takes the first position
 	BothOrders   bool          // a run without Swap, then one with it, combined
 	Rounds       int           // throughput measurements per service; medians are reported
@@ -74,6 +75,7 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	fs.BoolVar(&o.SkipPlain, "skip-plain", false, "do not measure the plain no-framework pipeline")
 	fs.BoolVar(&o.SkipNoSeal, "skip-evidence-off", false, "do not measure the service with AUDITQ_TAMPER_EVIDENCE=off (its own scratch database, prefilled alike)")
 	fs.BoolVar(&o.AA, "aa", false, "an A/A run: the second service has tamper evidence on too, so the on/off figures size the benchmark's own bias and noise")
+	fs.BoolVar(&o.Streams, "streams", false, "the second service has tamper evidence on too and two active log streams (a signed webhook the benchmark receives, and an NDJSON file): the on/off figures become ingest with two streams vs without")
 	fs.BoolVar(&o.Swap, "swap", false, "swap positions: the evidence-off service is set up, loaded and measured first (the evidence-on one still gives latency, reports, disk and cleanup); a run with and one without it cancel the benchmark's bias of position")
 	fs.BoolVar(&o.BothOrders, "both-orders", false, "run twice, without and then with -swap (seed baseline and plain pipeline in the second run only), and report the on/off ratios of both combined (geometric mean)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the scratch database")
@@ -118,6 +120,10 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 type Result struct {
 	Prefill         int                `json:"prefill"`
 	AA              bool               `json:"aa,omitempty"`
+	Streams         bool               `json:"streams,omitempty"`
+	StreamsSingle   float64            `json:"ratio_single_two_streams_vs_none,omitempty"`
+	StreamsBulk     float64            `json:"ratio_bulk_two_streams_vs_none,omitempty"`
+	StreamsCatchUp  float64            `json:"streams_catch_up_seconds,omitempty"`
 	Swap            bool               `json:"swap,omitempty"`
 	Events          int                `json:"events"`
 	Concurrency     int                `json:"concurrency"` // 0: the service's defaults
@@ -173,9 +179,16 @@ func (r Result) print(out io.Writer) error {
 	if r.AA {
 		second, ratio = "A/A: second service, evidence on too", "A/A: first vs second service"
 	}
+	if r.Streams {
+		second, ratio = "with two log streams (webhook + file)", "no streams vs two streams"
+	}
 	if r.NoSealSingle > 0 {
 		say(tw, "%s: singles / bulk, events/s\t%.0f / %.0f\n", second, r.NoSealSingle, r.NoSealBulk)
 		say(tw, "%s: singles / bulk\t%.2fx / %.2fx\n", ratio, r.SealSingle, r.SealBulk)
+	}
+	if r.StreamsSingle > 0 {
+		say(tw, "two log streams vs none: singles / bulk\t%.2fx / %.2fx\n", r.StreamsSingle, r.StreamsBulk)
+		say(tw, "webhook stream caught up after the last round in\t%.1f s\n", r.StreamsCatchUp)
 	}
 	if r.BothSingle > 0 {
 		say(tw, "%s, both runs (geometric mean): singles / bulk\t%.2fx / %.2fx\n", ratio, r.BothSingle, r.BothBulk)
@@ -220,7 +233,7 @@ func say(w io.Writer, format string, a ...any) {
 }
 
 func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
-	res := Result{Prefill: o.Prefill, AA: o.AA && !o.SkipNoSeal, Swap: o.Swap && !o.SkipNoSeal, Events: o.Events, Concurrency: o.Concurrency}
+	res := Result{Prefill: o.Prefill, AA: o.AA && !o.SkipNoSeal && !o.Streams, Streams: o.Streams && !o.SkipNoSeal, Swap: o.Swap && !o.SkipNoSeal, Events: o.Events, Concurrency: o.Concurrency}
 	dbURL, drop, err := harness.ScratchDatabase(ctx, o.AdminURL, scratchPrefix)
 	if err != nil {
 		return res, err
@@ -248,6 +261,7 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		env              map[string]string
 	}
 	specs := []spec{{"evidence on", dbURL, "on", fast}}
+	var hook *hookReceiver // the -streams run's webhook
 	if !o.SkipNoSeal {
 		offDB, dropOff, err := harness.ScratchDatabase(ctx, o.AdminURL, scratchPrefix)
 		if err != nil {
@@ -259,6 +273,18 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		name, env := "evidence off", map[string]string{"AUDITQ_TAMPER_EVIDENCE": "off"}
 		if res.AA {
 			name, env["AUDITQ_TAMPER_EVIDENCE"] = "evidence on (second)", "on"
+		}
+		if res.Streams {
+			if hook, err = newHookReceiver(); err != nil {
+				return res, err
+			}
+			defer hook.close()
+			senv, err := streamsEnv(hook, filepath.Join(dataDir, "streams"))
+			if err != nil {
+				return res, err
+			}
+			name, env["AUDITQ_TAMPER_EVIDENCE"] = "evidence on, two log streams", "on"
+			maps.Copy(env, senv)
 		}
 		for k, v := range fast {
 			env[k] = v
@@ -361,6 +387,20 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		s, b := singleCPU[offAt].median(), bulkCPU[offAt].median()
 		res.NoSealSingleCPU, res.NoSealBulkCPU = &s, &b
 		res.SealSingle, res.SealBulk = res.SinglePerSec/res.NoSealSingle, res.BulkPerSec/res.NoSealBulk
+		if res.Streams {
+			res.StreamsSingle, res.StreamsBulk = 1/res.SealSingle, 1/res.SealBulk
+			// Every event the streamed service committed, the latency
+			// run's included, reaches the webhook.
+			n, err := rowsOf(ctx, targets[offAt].dbURL)
+			if err != nil {
+				return res, err
+			}
+			took, err := waitDelivered(ctx, hook, n, 10*time.Minute)
+			if err != nil {
+				return res, err
+			}
+			res.StreamsCatchUp = took.Seconds()
+		}
 		targets[offAt].close()
 	}
 	// Again after the ingest runs: their events sit in the newest hours,
