@@ -41,15 +41,19 @@ func Streams(ctx context.Context, connect Connector, args []string, out io.Write
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSINK\tFORMAT\tSTATE\tDELIVERED\tFAILED\tSKIPPED\tLAG EVENTS\tLAG\tCURSOR\tLAST ERROR")
+	p := &printer{w: tw}
+	p.println("NAME\tSINK\tFORMAT\tSTATE\tDELIVERED\tFAILED\tSKIPPED\tLAG EVENTS\tLAG\tCURSOR\tLAST ERROR")
 	for _, s := range res.Streams {
 		lastErr := ""
 		if s.LastError != nil {
 			lastErr = *s.LastError
 		}
 		lag := (time.Duration(s.LagSeconds*1000) * time.Millisecond).String()
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%d/%d\t%s\n", s.Name, s.Sink, s.Format, s.State, s.Delivered,
+		p.printf("%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%d/%d\t%s\n", s.Name, s.Sink, s.Format, s.State, s.Delivered,
 			s.Failed, s.Skipped, s.LagEvents, lag, s.Cursor.NextBatchSeq, s.Cursor.AfterLeaf, lastErr)
+	}
+	if p.err != nil {
+		return p.err
 	}
 	return tw.Flush()
 }

@@ -97,7 +97,7 @@ func (c StreamConfig) Validate() error {
 		return fmt.Errorf("stream %q: %s: %s", c.Name, field, fmt.Sprintf(format, args...))
 	}
 	if c.Name == "" || strings.ContainsFunc(c.Name, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+		return (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' && r != '_'
 	}) || len(c.Name) > 64 {
 		return bad("name", "must be 1 to 64 characters a-z, 0-9, - or _, got %q", c.Name)
 	}
