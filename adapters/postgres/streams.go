@@ -50,7 +50,7 @@ func (s *StreamStore) Claim(ctx context.Context, name, owner string, lease time.
 }
 
 // readBatches is how many batches one Read looks at most.
-const readBatches = 256
+const readBatches = 64
 
 // Read returns up to max events after c in commit order (whole batches,
 // except that one batch larger than what is left of max is cut), and the

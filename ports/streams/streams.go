@@ -48,7 +48,7 @@ type StreamConfig struct {
 	Sink       string
 	Format     string
 	Paused     bool
-	BatchSize  int           // events per delivery; default 500
+	BatchSize  int           // events per delivery; default 1000 (a group commit's batch)
 	Timeout    time.Duration // of one HTTP request; default 30s
 	URL        string        // webhook, splunk, elasticsearch
 	Secret     string        // webhook: HMAC key
@@ -72,7 +72,7 @@ func (c *StreamConfig) setDefaults() {
 		c.Format = format.Native
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = 500
+		c.BatchSize = 1000
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 30 * time.Second
