@@ -192,6 +192,9 @@ func (r Result) print(out io.Writer) error {
 	}
 	if r.BothSingle > 0 {
 		say(tw, "%s, both runs (geometric mean): singles / bulk\t%.2fx / %.2fx\n", ratio, r.BothSingle, r.BothBulk)
+		if r.Streams {
+			say(tw, "two log streams vs none, both runs (geometric mean): singles / bulk\t%.2fx / %.2fx\n", 1/r.BothSingle, 1/r.BothBulk)
+		}
 	}
 	say(tw, "CPU per event, singles: serve / postgres / publisher\t%s\n", r.SingleCPU)
 	say(tw, "CPU per event, bulk: serve / postgres / publisher\t%s\n", r.BulkCPU)
