@@ -15,6 +15,7 @@ import (
 
 	"github.com/auditq/auditq/ports/contract"
 	"github.com/auditq/auditq/ports/streams/streamstest"
+	"github.com/auditq/auditq/service"
 	"github.com/auditq/auditq/service/servicetest"
 )
 
@@ -285,5 +286,59 @@ func TestStreamsRefuseBadSettings(t *testing.T) {
 		if _, err := servicetest.TryStart(t, env); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: start error %v, want one naming %s", c.stream, err, c.want)
 		}
+	}
+}
+
+// Two instances on one database and one stream: one of them holds the
+// lease and delivers; the webhook gets every event once, and
+// audit.streams on either names the same owner.
+func TestStreamsOneInstanceDeliversEachStream(t *testing.T) {
+	hook, err := streamstest.NewWebhook(hookSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hook.Close() })
+	env := servicetest.Env(t)
+	env["AUDITQ_SIGNING_KEY_FILE"] = filepath.Join(t.TempDir(), "key.pem")
+	env["AUDITQ_STREAMS_FILE"] = writeStreams(t, map[string]any{"name": "hook", "sink": "webhook", "url": hook.URL(), "secret": hookSecret, "batchSize": 10})
+	env2 := map[string]string{}
+	for k, v := range env {
+		env2[k] = v
+	}
+	env2["AUDITQ_DATA_DIR"] = t.TempDir()
+	a := servicetest.Start(t, env)
+	b := servicetest.Start(t, env2)
+	var want []string
+	for i, svc := range []*service.Service{a, b} {
+		nc := natsClient(t, svc)
+		js, _ := jetstream.New(nc)
+		var msgs []*nats.Msg
+		for j := range 100 {
+			id := fmt.Sprintf("two-%d-%03d", i, j)
+			want = append(want, id)
+			msgs = append(msgs, servicetest.EventMsg("audit.log", id, servicetest.EventJSON(id, "doc.read")))
+		}
+		servicetest.PublishAll(t, js, msgs)
+	}
+	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		r := streamstest.Check(hook.Events(), want)
+		return len(r.Missing) == 0, r.String()
+	})
+	if r := streamstest.Check(hook.Events(), want); r.Duplicates != 0 || len(r.Disorder) != 0 || r.Rewinds != 0 {
+		t.Errorf("two instances: %s", r)
+	}
+	var owners []string
+	for _, svc := range []*service.Service{a, b} {
+		var list contract.StreamList
+		if err := json.Unmarshal(ask(t, natsClient(t, svc), contract.SubjectStreams, `{}`).ok(t).data, &list); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Streams) != 1 || list.Streams[0].Owner == nil {
+			t.Fatalf("audit.streams: %+v", list.Streams)
+		}
+		owners = append(owners, *list.Streams[0].Owner)
+	}
+	if owners[0] != owners[1] {
+		t.Errorf("owners %q and %q", owners[0], owners[1])
 	}
 }

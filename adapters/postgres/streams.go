@@ -206,7 +206,7 @@ func (s *StreamStore) missing(ctx context.Context, ids []int64, found map[int64]
 // Advance stores cursor to after a confirmed delivery, marks the stream
 // active and renews the lease; audit.ErrLeaseLost when owner lost it.
 func (s *StreamStore) Advance(ctx context.Context, name, owner string, to audit.StreamCursor, delivered, skipped int, lease time.Duration) error {
-	res, err := s.db.DB.ExecContext(ctx, `UPDATE audit_streams SET next_seq = $3, after_leaf = $4,
+	res, err := s.execAsync(ctx, `UPDATE audit_streams SET next_seq = $3, after_leaf = $4,
 		delivered = delivered + $5, skipped = skipped + $6, state = 'active', last_error = NULL,
 		delivered_at = CASE WHEN $5 > 0 THEN now() ELSE delivered_at END,
 		lease_until = now() + $7 * interval '1 millisecond'
@@ -218,10 +218,31 @@ func (s *StreamStore) Advance(ctx context.Context, name, owner string, to audit.
 // stream retrying and renews the lease; audit.ErrLeaseLost when owner
 // lost it.
 func (s *StreamStore) Fail(ctx context.Context, name, owner, reason string, lease time.Duration) error {
-	res, err := s.db.DB.ExecContext(ctx, `UPDATE audit_streams SET state = 'retrying', last_error = $3,
+	res, err := s.execAsync(ctx, `UPDATE audit_streams SET state = 'retrying', last_error = $3,
 		last_error_at = now(), failed = failed + 1, lease_until = now() + $4 * interval '1 millisecond'
 		WHERE name = $1 AND owner = $2`, name, owner, reason, lease.Milliseconds())
 	return leaseResult(res, err, "record stream failure of "+name)
+}
+
+// execAsync runs one statement in a transaction that commits without
+// waiting for its WAL flush (synchronous_commit off), so the cursor
+// updates never queue behind ingest's flushes. A crash may lose the last
+// of them: the cursor then stands a little behind, and the stream sends
+// those events again; it never stands ahead of what was delivered.
+func (s *StreamStore) execAsync(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	tx, err := s.db.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+		return nil, err
+	}
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return res, tx.Commit()
 }
 
 func leaseResult(res sql.Result, err error, what string) error {
