@@ -148,17 +148,6 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 		{"pubkey", contract.SubjectPubKey, endpoint(r, contract.SubjectPubKey, func(ctx context.Context, in query.PublicKeyRequest, who query.Requester) (any, error) {
 			return q.PublicKey.Handle(ctx, in, who)
 		})},
-		{"streams", contract.SubjectStreams, endpoint(r, contract.SubjectStreams, func(ctx context.Context, _ streamsRequest, _ query.Requester) (any, error) {
-			out := contract.StreamList{Streams: []contract.StreamView{}}
-			if cfg.Streams == nil {
-				return out, nil
-			}
-			list, err := cfg.Streams.List(ctx)
-			if list != nil {
-				out.Streams = list
-			}
-			return out, err
-		})},
 		{"checkpoint-write", contract.SubjectCheckpointWrite, endpoint(r, contract.SubjectCheckpointWrite, func(ctx context.Context, _ checkpointWriteRequest, _ query.Requester) (any, error) {
 			return r.writeCheckpoint(ctx, application.Commands.WriteCheckpoint)
 		})},
@@ -172,6 +161,21 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 	if err := addSchemaEndpoint(svc); err != nil {
 		_ = svc.Stop()
 		return nil, fmt.Errorf("add endpoint %s: %w", contract.SubjectSchema, err)
+	}
+	streams := endpoint(r, contract.SubjectStreams, func(ctx context.Context, _ streamsRequest, _ query.Requester) (any, error) {
+		out := contract.StreamList{Streams: []contract.StreamView{}}
+		if cfg.Streams == nil {
+			return out, nil
+		}
+		list, err := cfg.Streams.List(ctx)
+		if list != nil {
+			out.Streams = list
+		}
+		return out, err
+	})
+	if err := svc.AddEndpoint("streams", streams, micro.WithEndpointSubject(contract.SubjectStreams)); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("add endpoint %s: %w", contract.SubjectStreams, err)
 	}
 	// The subscriptions reach the server asynchronously: a request sent
 	// right after start (by a client on another connection) could find no
