@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -22,13 +23,68 @@ import (
 // never passes a batch that commits later.
 type StreamStore struct {
 	db *bun.DB
+
+	// The rows of the batches read last, shared by the streams of this
+	// instance, which read the same batches at about the same time.
+	mu     sync.Mutex
+	cached map[int64][]audit.SealedEvent // by batch id
+	order  []int64                       // oldest first
 }
+
+// cachedBatches is how many batches' rows the cache keeps.
+const cachedBatches = 128
 
 var _ audit.StreamStore = (*StreamStore)(nil)
 
 // NewStreamStore returns a StreamStore over db, whose schema must be
 // migrated.
-func NewStreamStore(db *bun.DB) *StreamStore { return &StreamStore{db: db} }
+func NewStreamStore(db *bun.DB) *StreamStore {
+	return &StreamStore{db: db, cached: map[int64][]audit.SealedEvent{}}
+}
+
+// rowsOf returns the rows of the batches ids, from the cache where it has
+// them. Chained batches never change; a row retention deletes meanwhile
+// may still be delivered from the cache.
+func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]int64) ([]audit.SealedEvent, error) {
+	var out []audit.SealedEvent
+	var missing []int64
+	s.mu.Lock()
+	for _, id := range ids {
+		if evs, ok := s.cached[id]; ok {
+			out = append(out, evs...)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	s.mu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	evs, err := s.sealedRows(ctx, missing, seqOf)
+	if err != nil {
+		return nil, err
+	}
+	byBatch := make(map[int64][]audit.SealedEvent, len(missing))
+	for _, id := range missing {
+		byBatch[id] = nil
+	}
+	for _, e := range evs {
+		byBatch[e.Seal.BatchID] = append(byBatch[e.Seal.BatchID], e)
+	}
+	s.mu.Lock()
+	for _, id := range missing {
+		if _, ok := s.cached[id]; !ok {
+			s.cached[id] = byBatch[id]
+			s.order = append(s.order, id)
+		}
+	}
+	for len(s.order) > cachedBatches {
+		delete(s.cached, s.order[0])
+		s.order = s.order[1:]
+	}
+	s.mu.Unlock()
+	return append(out, evs...), nil
+}
 
 // Claim takes stream name's lease for owner (creating its row at
 // audit.StreamStart) when it is free, expired or owner's already, and
@@ -92,7 +148,7 @@ func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (
 	for i, b := range batches {
 		ids[i], seqOf[b.id] = b.id, b.seq
 	}
-	evs, err := s.sealedRows(ctx, ids, seqOf)
+	evs, err := s.rowsOf(ctx, ids, seqOf)
 	if err != nil {
 		return out, err
 	}
