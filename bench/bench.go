@@ -45,6 +45,7 @@ type Options struct {
 	SkipPlain    bool
 	SkipNoSeal   bool          // do not measure the service with tamper evidence off
 	AA           bool          // the second service has tamper evidence on too (A/A)
+	Streams      bool          // the second service has evidence on and two log streams
 	Swap         bool          // the evidence-off service takes the first position
 	BothOrders   bool          // a run without Swap, then one with it, combined
 	Rounds       int           // throughput measurements per service; medians are reported
@@ -83,6 +84,7 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	fs.BoolVar(&o.SkipPlain, "skip-plain", false, "do not measure the plain no-framework pipeline")
 	fs.BoolVar(&o.SkipNoSeal, "skip-evidence-off", false, "do not measure the service with AUDITQ_TAMPER_EVIDENCE=off (its own scratch database, prefilled alike)")
 	fs.BoolVar(&o.AA, "aa", false, "an A/A run: the second service has tamper evidence on too, so the on/off figures size the benchmark's own bias and noise")
+	fs.BoolVar(&o.Streams, "streams", false, "the second service has tamper evidence on too and two active log streams (a signed webhook the benchmark receives, and an NDJSON file): the on/off figures become ingest with two streams vs without")
 	fs.BoolVar(&o.Swap, "swap", false, "swap positions: the evidence-off service is set up, loaded and measured first (the evidence-on one still gives latency, reports, disk and cleanup); a run with and one without it cancel the benchmark's bias of position")
 	fs.BoolVar(&o.BothOrders, "both-orders", false, "run twice, without and then with -swap (seed baseline and plain pipeline in the second run only), and report the on/off ratios of both combined (geometric mean)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the scratch database")
@@ -107,6 +109,9 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	}
 	if o.PersonalData != "" && (o.SkipNoSeal || o.AA) {
 		return errors.New("bench: -personal-data compares with the second service: it excludes -skip-evidence-off and -aa")
+	}
+	if o.PersonalData != "" && o.Streams {
+		return errors.New("bench: -personal-data and -streams each compare with the second service: run them apart")
 	}
 	if o.Viewers > 0 {
 		return runViewers(ctx, o, out)
@@ -144,6 +149,10 @@ type Result struct {
 	Prefill         int                `json:"prefill"`
 	AA              bool               `json:"aa,omitempty"`
 	PersonalData    string             `json:"personal_data,omitempty"` // of the first service; the second has it off
+	Streams         bool               `json:"streams,omitempty"`
+	StreamsSingle   float64            `json:"ratio_single_two_streams_vs_none,omitempty"`
+	StreamsBulk     float64            `json:"ratio_bulk_two_streams_vs_none,omitempty"`
+	StreamsCatchUp  float64            `json:"streams_catch_up_seconds,omitempty"`
 	Swap            bool               `json:"swap,omitempty"`
 	Events          int                `json:"events"`
 	Concurrency     int                `json:"concurrency"` // 0: the service's defaults
@@ -202,12 +211,22 @@ func (r Result) print(out io.Writer) error {
 	case r.PersonalData != "":
 		second, ratio = "personal data off (second service, evidence on)", "personal data "+r.PersonalData+" vs off"
 	}
+	if r.Streams {
+		second, ratio = "with two log streams (webhook + file)", "no streams vs two streams"
+	}
 	if r.NoSealSingle > 0 {
 		say(tw, "%s: singles / bulk, events/s\t%.0f / %.0f\n", second, r.NoSealSingle, r.NoSealBulk)
 		say(tw, "%s: singles / bulk\t%.2fx / %.2fx\n", ratio, r.SealSingle, r.SealBulk)
 	}
+	if r.StreamsSingle > 0 {
+		say(tw, "two log streams vs none: singles / bulk\t%.2fx / %.2fx\n", r.StreamsSingle, r.StreamsBulk)
+		say(tw, "webhook stream caught up after the last round in\t%.1f s\n", r.StreamsCatchUp)
+	}
 	if r.BothSingle > 0 {
 		say(tw, "%s, both runs (geometric mean): singles / bulk\t%.2fx / %.2fx\n", ratio, r.BothSingle, r.BothBulk)
+		if r.Streams {
+			say(tw, "two log streams vs none, both runs (geometric mean): singles / bulk\t%.2fx / %.2fx\n", 1/r.BothSingle, 1/r.BothBulk)
+		}
 	}
 	say(tw, "CPU per event, singles: serve / postgres / publisher\t%s\n", r.SingleCPU)
 	say(tw, "CPU per event, bulk: serve / postgres / publisher\t%s\n", r.BulkCPU)
@@ -249,7 +268,7 @@ func say(w io.Writer, format string, a ...any) {
 }
 
 func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
-	res := Result{Prefill: o.Prefill, AA: o.AA && !o.SkipNoSeal, Swap: o.Swap && !o.SkipNoSeal, Events: o.Events, Concurrency: o.Concurrency,
+	res := Result{Prefill: o.Prefill, AA: o.AA && !o.SkipNoSeal && !o.Streams, Streams: o.Streams && !o.SkipNoSeal, Swap: o.Swap && !o.SkipNoSeal, Events: o.Events, Concurrency: o.Concurrency,
 		PersonalData: o.PersonalData}
 	dbURL, drop, err := harness.ScratchDatabase(ctx, o.AdminURL, scratchPrefix)
 	if err != nil {
@@ -289,6 +308,7 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		firstName = "evidence on, personal data " + o.PersonalData
 	}
 	specs := []spec{{firstName, dbURL, "on", first}}
+	var hook *hookReceiver // the -streams run's webhook
 	if !o.SkipNoSeal {
 		offDB, dropOff, err := harness.ScratchDatabase(ctx, o.AdminURL, scratchPrefix)
 		if err != nil {
@@ -303,6 +323,18 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 			name, env["AUDITQ_TAMPER_EVIDENCE"] = "evidence on (second)", "on"
 		case o.PersonalData != "":
 			name, env["AUDITQ_TAMPER_EVIDENCE"] = "evidence on, personal data off (second)", "on"
+		}
+		if res.Streams {
+			if hook, err = newHookReceiver(); err != nil {
+				return res, err
+			}
+			defer hook.close()
+			senv, err := streamsEnv(hook, filepath.Join(dataDir, "streams"))
+			if err != nil {
+				return res, err
+			}
+			name, env["AUDITQ_TAMPER_EVIDENCE"] = "evidence on, two log streams", "on"
+			maps.Copy(env, senv)
 		}
 		for k, v := range fast {
 			env[k] = v
@@ -405,6 +437,20 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		s, b := singleCPU[offAt].median(), bulkCPU[offAt].median()
 		res.NoSealSingleCPU, res.NoSealBulkCPU = &s, &b
 		res.SealSingle, res.SealBulk = res.SinglePerSec/res.NoSealSingle, res.BulkPerSec/res.NoSealBulk
+		if res.Streams {
+			res.StreamsSingle, res.StreamsBulk = 1/res.SealSingle, 1/res.SealBulk
+			// Every event the streamed service committed, the latency
+			// run's included, reaches the webhook.
+			n, err := rowsOf(ctx, targets[offAt].dbURL)
+			if err != nil {
+				return res, err
+			}
+			took, err := waitDelivered(ctx, hook, n, 10*time.Minute)
+			if err != nil {
+				return res, err
+			}
+			res.StreamsCatchUp = took.Seconds()
+		}
 		targets[offAt].close()
 	}
 	// Again after the ingest runs: their events sit in the newest hours,

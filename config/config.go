@@ -89,6 +89,9 @@ type Config struct {
 	ExportWindow     int           // chunks sent ahead of the client's acknowledgement
 	ExportAckTimeout time.Duration // an export whose client acknowledges nothing this long ends
 	ExportMaxRunning int           // exports running at once per instance
+	// Log streams (docs/streams.md).
+	StreamsFile string   // AUDITQ_STREAMS_FILE
+	Streams     []Stream // read from StreamsFile
 }
 
 // Var documents one environment variable: its name, default and meaning.
@@ -161,6 +164,7 @@ var Vars = []Var{
 	{"AUDITQ_EXPORT_WINDOW", "8", "exports: chunks sent ahead of the client's last acknowledgement (1 to 1024)"},
 	{"AUDITQ_EXPORT_ACK_TIMEOUT", "30s", "exports: an export whose client acknowledges nothing for this long ends (its end is recorded with the count delivered)"},
 	{"AUDITQ_EXPORT_MAX_RUNNING", "4", "exports running at once per instance (1 to 256); one more is answered 429"},
+	{"AUDITQ_STREAMS_FILE", "", "JSON file of the log streams (webhook, splunk, elasticsearch, file, nats) that get every committed event (docs/streams.md); empty: none"},
 }
 
 // Load reads the configuration through getenv (os.Getenv in production) and
@@ -236,6 +240,11 @@ func Load(getenv func(string) string) (Config, error) {
 		ExportWindow:       p.int("AUDITQ_EXPORT_WINDOW"),
 		ExportAckTimeout:   p.dur("AUDITQ_EXPORT_ACK_TIMEOUT"),
 		ExportMaxRunning:   p.int("AUDITQ_EXPORT_MAX_RUNNING"),
+		StreamsFile:        p.str("AUDITQ_STREAMS_FILE"),
+	}
+	var err error
+	if c.Streams, err = loadStreams(c.StreamsFile, getenv); err != nil {
+		p.errs = append(p.errs, err)
 	}
 	errs := append(p.errs, c.Validate())
 	if err := errors.Join(errs...); err != nil {
@@ -354,6 +363,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateEvidence()...)
 	errs = append(errs, c.validatePersonal()...)
 	errs = append(errs, c.validateExport()...)
+	errs = append(errs, c.validateStreams()...)
 	return errors.Join(errs...)
 }
 

@@ -82,6 +82,13 @@ type RequestsConfig struct {
 	QueueWait time.Duration
 	// Export configures the streaming of audit.export.
 	Export ExportConfig
+	// Streams answers audit.streams; nil answers an empty list.
+	Streams StreamLister
+}
+
+// StreamLister lists the log streams with their state (streams.Runner).
+type StreamLister interface {
+	List(ctx context.Context) ([]contract.StreamView, error)
 }
 
 // Defaults of RequestsConfig; the service derives its own from
@@ -282,6 +289,21 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 		_ = svc.Stop()
 		return nil, fmt.Errorf("add endpoint %s: %w", contract.SubjectSchema, err)
 	}
+	streams := endpoint(r, contract.SubjectStreams, func(ctx context.Context, _ streamsRequest, _ query.Requester) (any, error) {
+		out := contract.StreamList{Streams: []contract.StreamView{}}
+		if cfg.Streams == nil {
+			return out, nil
+		}
+		list, err := cfg.Streams.List(ctx)
+		if list != nil {
+			out.Streams = list
+		}
+		return out, err
+	})
+	if err := svc.AddEndpoint("streams", streams, micro.WithEndpointSubject(contract.SubjectStreams)); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("add endpoint %s: %w", contract.SubjectStreams, err)
+	}
 	// The subscriptions reach the server asynchronously: a request sent
 	// right after start (by a client on another connection) could find no
 	// responder yet. A round trip makes sure the server has them.
@@ -413,6 +435,9 @@ func (r *Requests) handle(ctx context.Context, req responder, subject string, ca
 	}
 	return CodeOK
 }
+
+// streamsRequest is an audit.streams request (no fields).
+type streamsRequest struct{}
 
 // checkpointWriteRequest is an audit.checkpoint.write request (no fields).
 type checkpointWriteRequest struct{}

@@ -65,6 +65,8 @@ func schemaErr(t *testing.T, s *jsonschema.Schema, data []byte) error {
 // shipped.
 func TestSchemasDescribeTheLiveContract(t *testing.T) {
 	env := servicetest.Env(t)
+	// A log stream, so that the answer of audit.streams lists one.
+	env["AUDITQ_STREAMS_FILE"] = writeStreams(t, map[string]any{"name": "files", "sink": "file", "path": t.TempDir()})
 	svc := servicetest.Start(t, env)
 	db := servicetest.OpenDB(t, env)
 	nc, js := natstest.Connect(t, svc.NATSURL())
@@ -157,6 +159,7 @@ func TestSchemasDescribeTheLiveContract(t *testing.T) {
 		{"audit.pubkey", `{}`, "pubkey-request", "pubkey"},
 		{"audit.event.proof", `{"id":"example-0001"}`, "event-proof-request", "event-proof"},
 		{"audit.checkpoint.write", `{}`, "checkpoint-write-request", "checkpoint-write"},
+		{"audit.streams", `{}`, "streams-request", "streams"},
 		{"audit.event.proof", `{"id":"example-0003"}`, "event-proof-request", "event-proof"},
 	} {
 		if err := schemaErr(t, schemas[c.request], []byte(c.body)); err != nil {
@@ -254,6 +257,7 @@ func TestSchemasDescribeTheLiveContract(t *testing.T) {
 		{contract.SubjectAdminCleanupDryRun, `{"retentionDays":90,"beforeDate":"2025-01-01T00:00:00Z"}`, "admin-cleanup-dryrun-request"},
 		{contract.SubjectAdminCleanupDryRun, `{"excludeActions":["a"]}`, "admin-cleanup-dryrun-request"},
 		{contract.SubjectAdminStatus, `{"verbose":true}`, "admin-status-request"},
+		{"audit.streams", `{"state":"active"}`, "streams-request"},
 	} {
 		if schemaErr(t, schemas[c.request], []byte(c.body)) == nil {
 			t.Errorf("%s %s: valid against %s, but the service refuses it", c.subject, c.body, c.request)

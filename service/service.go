@@ -33,6 +33,7 @@ import (
 	"github.com/auditq/auditq/migrations"
 	"github.com/auditq/auditq/ports"
 	"github.com/auditq/auditq/ports/contract"
+	"github.com/auditq/auditq/ports/streams"
 )
 
 // Service is one auditq instance. Its zero value is not usable: call New.
@@ -60,6 +61,7 @@ type Service struct {
 	app      app.Application
 	router   *message.Router
 	httpAddr string
+	streams  *streams.Runner
 }
 
 // closer is one registered shutdown action, named for the log.
@@ -85,7 +87,12 @@ func (s *Service) Run(ctx context.Context) error {
 		{"store", s.startStore},
 		{"nats", s.startNATS},
 		{"application", s.startApplication},
+		{"log streams", s.startStreams},
 		{"driving side", s.startDriving},
+	}
+	// Bad stream settings fail before anything is opened.
+	if err := streams.ValidateStreams(streamConfigs(s.cfg)); err != nil {
+		return fmt.Errorf("AUDITQ_STREAMS_FILE: %w", err)
 	}
 	for _, step := range steps {
 		if err := step.fn(ctx); err != nil {
@@ -448,7 +455,7 @@ func (s *Service) startDriving(ctx context.Context) error {
 	concurrency, reportConcurrency := s.cfg.RequestPools()
 	requests, err := ports.NewRequests(reqConn, ports.RequestsConfig{
 		Timeout: s.cfg.RequestTimeout, StopTimeout: s.cfg.ShutdownTimeout, Logger: s.log.With("component", "requests"),
-		Metrics:     s.metrics,
+		Metrics: s.metrics, Streams: s.streams,
 		Concurrency: concurrency, ReportConcurrency: reportConcurrency, QueueWait: s.cfg.RequestQueueWait,
 		Export: ports.ExportConfig{
 			ChunkBytes: s.cfg.ExportChunkBytes, Window: s.cfg.ExportWindow,

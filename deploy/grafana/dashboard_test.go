@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -175,6 +176,12 @@ func TestDashboardMetricsExistOnARunningService(t *testing.T) {
 	}
 
 	env := servicetest.Env(t)
+	// One log stream, so that the auditq_stream_* series exist.
+	streams := filepath.Join(t.TempDir(), "streams.json")
+	if err := os.WriteFile(streams, []byte(`{"streams":[{"name":"files","sink":"file","path":"`+t.TempDir()+`"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env["AUDITQ_STREAMS_FILE"] = streams
 	svc := servicetest.Start(t, env)
 	resp, err := http.Get("http://" + svc.HTTPAddr() + "/metrics")
 	if err != nil {

@@ -24,7 +24,7 @@ type Deps struct {
 
 // Commands lists the client commands Run knows, in the order help shows
 // them.
-var Commands = []string{"publish", "cleanup", "schedule", "report", "query", "export", "verify", "checkpoint", "poison", "erase", "version"}
+var Commands = []string{"publish", "cleanup", "schedule", "report", "query", "export", "verify", "checkpoint", "poison", "streams", "erase", "version"}
 
 // Run runs client command name with its arguments, printing to out. It
 // returns the command's error, or one naming an unknown command.
@@ -50,6 +50,8 @@ func Run(ctx context.Context, name string, args []string, deps Deps, out io.Writ
 		return Poison(ctx, deps.Poison, args, out)
 	case "erase":
 		return Erase(ctx, deps.Connect, args, out)
+	case "streams":
+		return Streams(ctx, deps.Connect, args, out)
 	case "version":
 		return Version(args, out)
 	}

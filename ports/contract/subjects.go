@@ -71,6 +71,10 @@ const (
 	// SubjectPubKey the key checkpoints are signed with.
 	SubjectEventProof = "audit.event.proof"
 	SubjectPubKey     = "audit.pubkey"
+
+	// SubjectStreams lists the log streams with their state
+	// (docs/streams.md): {} answers StreamList.
+	SubjectStreams = "audit.streams"
 )
 
 // SubjectAdminErase erases a data subject's personal data (an operator's
@@ -82,7 +86,7 @@ const SubjectAdminErase = "audit.admin.erase"
 func RequestSubjects() []string {
 	subjects := []string{SubjectReport, SubjectReportGet, SubjectReportList, SubjectQuery, SubjectEventGet, SubjectEventProof, SubjectPubKey,
 		SubjectCheckpointWrite, SubjectAdminErase, SubjectExport}
-	return append(append(subjects, AdminRequestSubjects()...), SubjectSchema)
+	return append(append(subjects, AdminRequestSubjects()...), SubjectStreams, SubjectSchema)
 }
 
 // SubjectCheckpoints is the subject of stream AUDIT_CHECKPOINTS: every

@@ -67,3 +67,36 @@ func Nullable(s string) *string {
 	}
 	return &s
 }
+
+// StreamView is one log stream in the answer of audit.streams
+// (docs/streams.md): its sink and format, its state (starting, active,
+// retrying with lastError, or paused), its cursor in the commit order,
+// what it delivered and how far behind it is.
+type StreamView struct {
+	Name        string           `json:"name"`
+	Sink        string           `json:"sink"`
+	Format      string           `json:"format"`
+	State       string           `json:"state"`
+	LastError   *string          `json:"lastError"`
+	LastErrorAt *time.Time       `json:"lastErrorAt,omitempty"`
+	DeliveredAt *time.Time       `json:"deliveredAt,omitempty"`
+	Cursor      StreamCursorView `json:"cursor"`
+	Delivered   int64            `json:"delivered"`
+	Failed      int64            `json:"failed"`
+	Skipped     int64            `json:"skipped"`
+	LagEvents   int64            `json:"lagEvents"`
+	LagSeconds  float64          `json:"lagSeconds"`
+	Owner       *string          `json:"owner"`
+}
+
+// StreamCursorView is a stream's cursor: the next batch (chain position)
+// to deliver and the last leaf of it already delivered (-1: none).
+type StreamCursorView struct {
+	NextBatchSeq int64 `json:"nextBatchSeq"`
+	AfterLeaf    int   `json:"afterLeaf"`
+}
+
+// StreamList is the answer of audit.streams.
+type StreamList struct {
+	Streams []StreamView `json:"streams"`
+}

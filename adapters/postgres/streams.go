@@ -1,0 +1,365 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/auditq/auditq/domain/audit"
+)
+
+// StreamStore keeps the cursors of the log streams in audit_streams and
+// reads the events in commit order: the chain positions of audit_batches
+// (seq), then the leaf index within a batch. A batch gets its position
+// only after it committed, under the chain-head row lock, so the
+// positions visible to a reader are always a gapless prefix: a cursor
+// never passes a batch that commits later.
+type StreamStore struct {
+	db *bun.DB
+
+	// The rows of the batches read last, shared by the streams of this
+	// instance, which read the same batches at about the same time.
+	mu     sync.Mutex
+	cached map[int64][]audit.SealedEvent // by batch id
+	order  []int64                       // oldest first
+}
+
+// cachedBatches is how many batches' rows the cache keeps.
+const cachedBatches = 128
+
+var _ audit.StreamStore = (*StreamStore)(nil)
+
+// NewStreamStore returns a StreamStore over db, whose schema must be
+// migrated.
+func NewStreamStore(db *bun.DB) *StreamStore {
+	return &StreamStore{db: db, cached: map[int64][]audit.SealedEvent{}}
+}
+
+// rowsOf returns the rows of the batches ids, from the cache where it has
+// them. Chained batches never change; a row retention deletes meanwhile
+// may still be delivered from the cache.
+func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]int64) ([]audit.SealedEvent, error) {
+	var out []audit.SealedEvent
+	var missing []int64
+	s.mu.Lock()
+	for _, id := range ids {
+		if evs, ok := s.cached[id]; ok {
+			out = append(out, evs...)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	s.mu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	evs, err := s.sealedRows(ctx, missing, seqOf)
+	if err != nil {
+		return nil, err
+	}
+	byBatch := make(map[int64][]audit.SealedEvent, len(missing))
+	for _, id := range missing {
+		byBatch[id] = nil
+	}
+	for _, e := range evs {
+		byBatch[e.Seal.BatchID] = append(byBatch[e.Seal.BatchID], e)
+	}
+	s.mu.Lock()
+	for _, id := range missing {
+		if _, ok := s.cached[id]; !ok {
+			s.cached[id] = byBatch[id]
+			s.order = append(s.order, id)
+		}
+	}
+	for len(s.order) > cachedBatches {
+		delete(s.cached, s.order[0])
+		s.order = s.order[1:]
+	}
+	s.mu.Unlock()
+	return append(out, evs...), nil
+}
+
+// Claim takes stream name's lease for owner (creating its row at
+// audit.StreamStart) when it is free, expired or owner's already, and
+// returns the cursor; false when another owner holds it.
+func (s *StreamStore) Claim(ctx context.Context, name, owner string, lease time.Duration) (audit.StreamCursor, bool, error) {
+	var c audit.StreamCursor
+	err := s.db.DB.QueryRowContext(ctx, `INSERT INTO audit_streams AS s (name, owner, lease_until)
+		VALUES ($1, $2, now() + $3 * interval '1 millisecond')
+		ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until
+		WHERE s.owner = excluded.owner OR s.owner IS NULL OR s.lease_until < now()
+		RETURNING next_seq, after_leaf`, name, owner, lease.Milliseconds()).Scan(&c.NextSeq, &c.AfterLeaf)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, false, nil
+	}
+	if err != nil {
+		return c, false, fmt.Errorf("claim stream %s: %w", name, err)
+	}
+	return c, true, nil
+}
+
+// readBatches is how many batches one Read looks at most.
+const readBatches = 64
+
+// Read returns up to max events after c in commit order (whole batches,
+// except that one batch larger than what is left of max is cut), and the
+// cursor after them. Leaves of batches it passed whose rows are gone
+// (retention deleted them before delivery) are counted in Skipped.
+func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (audit.StreamRead, error) {
+	out := audit.StreamRead{Next: c}
+	type batch struct {
+		id, seq int64
+		leaves  int
+	}
+	rows, err := s.db.DB.QueryContext(ctx, `SELECT id, seq, leaf_count FROM audit_batches
+		WHERE seq >= $1 ORDER BY seq LIMIT $2`, c.NextSeq, readBatches)
+	if err != nil {
+		return out, fmt.Errorf("read stream batches: %w", err)
+	}
+	var batches []batch
+	sum := 0
+	for rows.Next() {
+		var b batch
+		if err := rows.Scan(&b.id, &b.seq, &b.leaves); err != nil {
+			_ = rows.Close()
+			return out, fmt.Errorf("read stream batches: %w", err)
+		}
+		if len(batches) > 0 && (sum+b.leaves > max || b.seq != batches[len(batches)-1].seq+1) {
+			break
+		}
+		batches = append(batches, b)
+		sum += b.leaves
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return out, fmt.Errorf("read stream batches: %w", err)
+	}
+	if len(batches) == 0 || batches[0].seq != c.NextSeq {
+		return out, nil // nothing committed after c yet
+	}
+	ids := make([]int64, len(batches))
+	seqOf := make(map[int64]int64, len(batches))
+	for i, b := range batches {
+		ids[i], seqOf[b.id] = b.id, b.seq
+	}
+	evs, err := s.rowsOf(ctx, ids, seqOf)
+	if err != nil {
+		return out, err
+	}
+	sort.Slice(evs, func(i, j int) bool {
+		a, b := evs[i].Seal, evs[j].Seal
+		return a.BatchSeq < b.BatchSeq || a.BatchSeq == b.BatchSeq && a.Leaf < b.Leaf
+	})
+	found := make(map[int64]int, len(batches)) // rows found per batch id
+	for _, e := range evs {
+		found[e.Seal.BatchID]++
+	}
+	kept := evs[:0]
+	for _, e := range evs {
+		if e.Seal.BatchSeq == c.NextSeq && e.Seal.Leaf <= c.AfterLeaf {
+			continue
+		}
+		kept = append(kept, e)
+	}
+	if len(kept) > max { // one batch larger than max: deliver part of it
+		kept = kept[:max]
+		last := kept[max-1].Seal
+		out.Events, out.Next = kept, audit.StreamCursor{NextSeq: last.BatchSeq, AfterLeaf: last.Leaf}
+		if last.BatchSeq == c.NextSeq {
+			return out, nil
+		}
+		// The batches before the cut one are passed whole.
+		batches = batches[:last.BatchSeq-c.NextSeq]
+	} else {
+		out.Events = kept
+		out.Next = audit.StreamCursor{NextSeq: batches[len(batches)-1].seq + 1, AfterLeaf: -1}
+	}
+	var short []int64
+	for _, b := range batches {
+		if found[b.id] < b.leaves {
+			short = append(short, b.id)
+		}
+	}
+	if out.Skipped, err = s.missing(ctx, short, found); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// sealedRows reads the rows of the batches ids.
+func (s *StreamStore) sealedRows(ctx context.Context, ids []int64, seqOf map[int64]int64) ([]audit.SealedEvent, error) {
+	rows, err := s.db.DB.QueryContext(ctx, `SELECT id, user_id, action, resource_type, resource_id, details::text,
+		host(ip_address), user_agent, session_id, request_id, success, error_message, occurred_at, received_at,
+		seal_batch, seal_leaf FROM audit_logs WHERE seal_batch = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read stream events: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []audit.SealedEvent
+	for rows.Next() {
+		var e audit.SealedEvent
+		var user, details, ip, ua, session, request, errMsg sql.NullString
+		if err := rows.Scan(&e.ID, &user, &e.Action, &e.ResourceType, &e.ResourceID, &details, &ip, &ua, &session,
+			&request, &e.Success, &errMsg, &e.OccurredAt, &e.ReceivedAt, &e.Seal.BatchID, &e.Seal.Leaf); err != nil {
+			return nil, fmt.Errorf("read stream events: %w", err)
+		}
+		e.UserID, e.UserAgent, e.SessionID, e.RequestID, e.ErrorMessage = user.String, ua.String, session.String, request.String, errMsg.String
+		if details.Valid {
+			e.Details = []byte(details.String)
+		}
+		if a, err := netip.ParseAddr(ip.String); ip.Valid && err == nil {
+			e.IPAddress = a.String()
+		}
+		e.OccurredAt, e.ReceivedAt = e.OccurredAt.UTC(), e.ReceivedAt.UTC()
+		e.Seal.BatchSeq = seqOf[e.Seal.BatchID]
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read stream events: %w", err)
+	}
+	return out, nil
+}
+
+// missing counts the sealed leaves of the batches ids that have no row:
+// a leaf of a duplicate event is all zeros and had no row to begin with.
+func (s *StreamStore) missing(ctx context.Context, ids []int64, found map[int64]int) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	rows, err := s.db.DB.QueryContext(ctx, `SELECT id, leaves FROM audit_batches WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return 0, fmt.Errorf("read stream batch leaves: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	n := 0
+	var zero [32]byte
+	for rows.Next() {
+		var id int64
+		var leaves []byte
+		if err := rows.Scan(&id, &leaves); err != nil {
+			return 0, fmt.Errorf("read stream batch leaves: %w", err)
+		}
+		sealed := 0
+		for i := 0; i+32 <= len(leaves); i += 32 {
+			if [32]byte(leaves[i:i+32]) != zero {
+				sealed++
+			}
+		}
+		n += max(sealed-found[id], 0)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("read stream batch leaves: %w", err)
+	}
+	return n, nil
+}
+
+// Advance stores cursor to after a confirmed delivery, marks the stream
+// active and renews the lease; audit.ErrLeaseLost when owner lost it.
+func (s *StreamStore) Advance(ctx context.Context, name, owner string, to audit.StreamCursor, delivered, skipped int, lease time.Duration) error {
+	res, err := s.execAsync(ctx, `UPDATE audit_streams SET next_seq = $3, after_leaf = $4,
+		delivered = delivered + $5, skipped = skipped + $6, state = 'active', last_error = NULL,
+		delivered_at = CASE WHEN $5 > 0 THEN now() ELSE delivered_at END,
+		lease_until = now() + $7 * interval '1 millisecond'
+		WHERE name = $1 AND owner = $2`, name, owner, to.NextSeq, to.AfterLeaf, delivered, skipped, lease.Milliseconds())
+	return leaseResult(res, err, "advance stream "+name)
+}
+
+// Fail records a failed delivery attempt with its reason, marks the
+// stream retrying and renews the lease; audit.ErrLeaseLost when owner
+// lost it.
+func (s *StreamStore) Fail(ctx context.Context, name, owner, reason string, lease time.Duration) error {
+	res, err := s.execAsync(ctx, `UPDATE audit_streams SET state = 'retrying', last_error = $3,
+		last_error_at = now(), failed = failed + 1, lease_until = now() + $4 * interval '1 millisecond'
+		WHERE name = $1 AND owner = $2`, name, owner, reason, lease.Milliseconds())
+	return leaseResult(res, err, "record stream failure of "+name)
+}
+
+// execAsync runs one statement in a transaction that commits without
+// waiting for its WAL flush (synchronous_commit off), so the cursor
+// updates never queue behind ingest's flushes. A crash may lose the last
+// of them: the cursor then stands a little behind, and the stream sends
+// those events again; it never stands ahead of what was delivered.
+func (s *StreamStore) execAsync(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	tx, err := s.db.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+		return nil, err
+	}
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return res, tx.Commit()
+}
+
+func leaseResult(res sql.Result, err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	} else if n == 0 {
+		return fmt.Errorf("%s: %w", what, audit.ErrLeaseLost)
+	}
+	return nil
+}
+
+// States returns every stream in audit_streams, by name, with its lag:
+// the leaves of the batches not yet delivered, chained or not (the part of
+// a partly delivered batch already sent left out), and the sealing time of
+// the oldest of them.
+func (s *StreamStore) States(ctx context.Context) ([]audit.StreamState, error) {
+	rows, err := s.db.DB.QueryContext(ctx, `SELECT name, next_seq, after_leaf, state, coalesce(last_error, ''),
+		last_error_at, delivered_at, delivered, failed, skipped, coalesce(owner, ''), lease_until
+		FROM audit_streams ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list streams: %w", err)
+	}
+	var out []audit.StreamState
+	for rows.Next() {
+		var st audit.StreamState
+		var errAt, delAt, lease sql.NullTime
+		if err := rows.Scan(&st.Name, &st.Cursor.NextSeq, &st.Cursor.AfterLeaf, &st.State, &st.LastError, &errAt, &delAt,
+			&st.Delivered, &st.Failed, &st.Skipped, &st.Owner, &lease); err != nil {
+			_ = rows.Close()
+			return nil, fmt.Errorf("list streams: %w", err)
+		}
+		st.LastErrorAt, st.DeliveredAt, st.LeaseUntil = errAt.Time.UTC(), delAt.Time.UTC(), lease.Time.UTC()
+		out = append(out, st)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("list streams: %w", err)
+	}
+	for i := range out {
+		if err := s.lag(ctx, &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// lag fills st's lag from audit_batches.
+func (s *StreamStore) lag(ctx context.Context, st *audit.StreamState) error {
+	var n int64
+	var since sql.NullTime
+	err := s.db.DB.QueryRowContext(ctx, `SELECT coalesce(sum(leaf_count), 0), min(sealed_at) FROM (
+		SELECT leaf_count, sealed_at FROM audit_batches WHERE seq >= $1
+		UNION ALL SELECT leaf_count, sealed_at FROM audit_batches WHERE seq IS NULL) b`, st.Cursor.NextSeq).Scan(&n, &since)
+	if err != nil {
+		return fmt.Errorf("lag of stream %s: %w", st.Name, err)
+	}
+	if n > 0 {
+		n = max(n-int64(st.Cursor.AfterLeaf+1), 0)
+	}
+	st.LagEvents, st.LagSince = n, since.Time.UTC()
+	return nil
+}

@@ -1,0 +1,110 @@
+package format_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/auditq/auditq/domain/audit"
+	"github.com/auditq/auditq/ports/streams/format"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func events() map[string]audit.SealedEvent {
+	at := time.Date(2026, 11, 24, 9, 1, 40, 250_000_000, time.UTC)
+	rec := at.Add(1500 * time.Millisecond)
+	seal := audit.Seal{BatchSeq: 42, BatchID: 1811234567890123, Leaf: 3}
+	return map[string]audit.SealedEvent{
+		"login-failed": {Event: audit.Event{ID: "example-0002", UserID: "u-1002", Action: "user.login", ResourceType: "user",
+			ResourceID: "u-1002", IPAddress: "198.51.100.23", UserAgent: "Mozilla/5.0", SessionID: "s-9", Success: false,
+			ErrorMessage: "wrong password", OccurredAt: at, ReceivedAt: rec}, Seal: seal},
+		"password-change": {Event: audit.Event{ID: "example-0007", UserID: "u-1001", Action: "user.password.change", ResourceType: "user",
+			ResourceID: "u-1002", Success: true, OccurredAt: at, ReceivedAt: rec}, Seal: seal},
+		"document-delete": {Event: audit.Event{ID: "example-0004", UserID: "u-1001", Action: "document.delete", ResourceType: "document",
+			ResourceID: "42", Details: json.RawMessage(`{"reason": "retention"}`), IPAddress: "2001:db8::1", RequestID: "req-7",
+			Success: true, OccurredAt: at, ReceivedAt: rec}, Seal: seal},
+		"system-backup": {Event: audit.Event{ID: "example-0005", Action: "system.backup", ResourceType: "system",
+			ResourceID: "db-main", Success: true, OccurredAt: at, ReceivedAt: rec}, Seal: audit.Seal{BatchSeq: 1, BatchID: 7, Leaf: 0}},
+	}
+}
+
+// Every format of every sample event equals its golden file
+// (testdata/<event>.<format>.json; go test -update rewrites them).
+func TestFormatsGolden(t *testing.T) {
+	for name, e := range events() {
+		for _, f := range format.Names {
+			enc, err := format.New(f, format.Options{ProductVersion: "1.2.3"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := enc(e)
+			if err != nil {
+				t.Fatalf("%s %s: %v", name, f, err)
+			}
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, got, "", "  "); err != nil {
+				t.Fatalf("%s %s: not JSON: %v", name, f, err)
+			}
+			pretty.WriteByte('\n')
+			path := filepath.Join("testdata", name+"."+f+".json")
+			if *update {
+				if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (go test -update writes it)", err)
+			}
+			if !bytes.Equal(pretty.Bytes(), want) {
+				t.Errorf("%s differs from the golden file:\n%s", path, pretty.Bytes())
+			}
+		}
+	}
+}
+
+// The OCSF class and activity follow the action (the table in
+// docs/streams.md), and type_uid is class_uid * 100 + activity_id.
+func TestOCSFClasses(t *testing.T) {
+	enc, _ := format.New(format.OCSF, format.Options{})
+	for _, c := range []struct {
+		action, resourceType string
+		class, activity      int
+	}{
+		{"user.login", "user", 3002, 1},
+		{"session.logout", "session", 3002, 2},
+		{"user.create", "user", 3001, 1},
+		{"account.disable", "account", 3001, 5},
+		{"user.password.reset", "user", 3001, 4},
+		{"user.role.grant", "user", 3001, 7},
+		{"user.update", "user", 6003, 3},
+		{"document.create", "document", 6003, 1},
+		{"document.view", "document", 6003, 2},
+		{"invoice.delete", "invoice", 6003, 4},
+		{"system.backup", "system", 6003, 99},
+	} {
+		b, err := enc(audit.SealedEvent{Event: audit.Event{ID: "x", Action: c.action, ResourceType: c.resourceType, ResourceID: "1", Success: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var o struct{ ClassUID, ActivityID, TypeUID int }
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		o.ClassUID, o.ActivityID, o.TypeUID = int(m["class_uid"].(float64)), int(m["activity_id"].(float64)), int(m["type_uid"].(float64))
+		if o.ClassUID != c.class || o.ActivityID != c.activity || o.TypeUID != c.class*100+c.activity {
+			t.Errorf("%s on %s: class %d activity %d type %d, want %d/%d", c.action, c.resourceType, o.ClassUID, o.ActivityID, o.TypeUID, c.class, c.activity)
+		}
+		if md := m["metadata"].(map[string]any); md["product"].(map[string]any)["name"] != "auditq" || md["version"] != format.OCSFVersion {
+			t.Errorf("%s: metadata %v", c.action, md)
+		}
+	}
+	if _, err := format.New("xml", format.Options{}); err == nil {
+		t.Error("format xml accepted")
+	}
+}

@@ -1,0 +1,473 @@
+package streams
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Item is one encoded event handed to a sink.
+type Item struct {
+	ID   string
+	Time time.Time // when the event happened
+	Body []byte    // the event in the stream's format: one JSON value
+}
+
+// Sink delivers items. Send returns nil only once the receiver confirmed
+// every item (durably, where the receiver offers a way to tell); on error
+// the runner sends the same items again, so a sink must be safe to repeat
+// (receivers deduplicate by event id).
+type Sink interface {
+	Send(ctx context.Context, items []Item) error
+	Close() error
+}
+
+// Webhook signature headers (docs/streams.md, "Webhook"): the signature
+// is hex HMAC-SHA256, keyed by the stream's secret, over
+// "<timestamp>.<body>", the timestamp being HeaderTimestamp (Unix
+// seconds).
+const (
+	HeaderTimestamp = "X-Auditq-Timestamp"
+	HeaderSignature = "X-Auditq-Signature"
+	HeaderStream    = "X-Auditq-Stream"
+)
+
+// Sign returns the webhook signature of body sent at timestamp ts ("v1="
+// and hex HMAC-SHA256 of "<ts>.<body>" keyed by secret).
+func Sign(secret []byte, ts string, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(ts))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return "v1=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// webhook POSTs each batch as one JSON array.
+type webhook struct {
+	name, url string
+	secret    []byte
+	client    *http.Client
+	now       func() time.Time
+}
+
+func (w *webhook) Send(ctx context.Context, items []Item) error {
+	var body bytes.Buffer
+	body.WriteByte('[')
+	for i, it := range items {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		body.Write(it.Body)
+	}
+	body.WriteByte(']')
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body.Bytes()))
+	if err != nil {
+		return err
+	}
+	ts := strconv.FormatInt(w.now().Unix(), 10)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(HeaderStream, w.name)
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderSignature, Sign(w.secret, ts, body.Bytes()))
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return err
+	}
+	return drainStatus(resp, "webhook")
+}
+
+func (w *webhook) Close() error { w.client.CloseIdleConnections(); return nil }
+
+// drainStatus reads and closes resp, returning an error for a status
+// other than 2xx that quotes the start of the body.
+func drainStatus(resp *http.Response, what string) error {
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s answered %s: %s", what, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
+// splunk sends to the HTTP Event Collector: POST
+// <url>/services/collector/event with "Authorization: Splunk <token>" and
+// a channel (X-Splunk-Request-Channel). When the answer carries an ackId
+// (indexer acknowledgement is on), it polls <url>/services/collector/ack
+// until the events are indexed; only then is the batch delivered.
+type splunk struct {
+	url, token, channel string
+	index, sourceType   string
+	ackTimeout, ackPoll time.Duration
+	client              *http.Client
+}
+
+type hecEvent struct {
+	Time       json.Number     `json:"time"`
+	Source     string          `json:"source"`
+	SourceType string          `json:"sourcetype"`
+	Index      string          `json:"index,omitempty"`
+	Event      json.RawMessage `json:"event"`
+}
+
+func (s *splunk) Send(ctx context.Context, items []Item) error {
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
+	for _, it := range items {
+		t := json.Number(strconv.FormatFloat(float64(it.Time.UnixMilli())/1000, 'f', 3, 64))
+		if err := enc.Encode(hecEvent{Time: t, Source: "auditq", SourceType: s.sourceType, Index: s.index, Event: it.Body}); err != nil {
+			return err
+		}
+	}
+	var ans struct {
+		Text  string `json:"text"`
+		Code  int    `json:"code"`
+		AckID *int64 `json:"ackId"`
+	}
+	if err := s.post(ctx, "/services/collector/event", body.Bytes(), &ans); err != nil {
+		return err
+	}
+	if ans.Code != 0 {
+		return fmt.Errorf("splunk HEC: code %d: %s", ans.Code, ans.Text)
+	}
+	if ans.AckID == nil {
+		return nil // no indexer acknowledgement on this token: accepted is all we learn
+	}
+	return s.awaitAck(ctx, *ans.AckID)
+}
+
+// awaitAck polls the ack endpoint until ackID is true or ackTimeout.
+func (s *splunk) awaitAck(ctx context.Context, ackID int64) error {
+	deadline := time.Now().Add(s.ackTimeout)
+	req, _ := json.Marshal(map[string][]int64{"acks": {ackID}})
+	for {
+		var ans struct {
+			Acks map[string]bool `json:"acks"`
+		}
+		if err := s.post(ctx, "/services/collector/ack", req, &ans); err != nil {
+			return fmt.Errorf("splunk HEC ack %d: %w", ackID, err)
+		}
+		if ans.Acks[strconv.FormatInt(ackID, 10)] {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("splunk HEC: ack %d not indexed within %s; sending again", ackID, s.ackTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(s.ackPoll):
+		}
+	}
+}
+
+func (s *splunk) post(ctx context.Context, path string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Splunk "+s.token)
+	req.Header.Set("X-Splunk-Request-Channel", s.channel)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("splunk HEC %s answered %s: %s", path, resp.Status, strings.TrimSpace(string(b[:min(len(b), 512)])))
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("splunk HEC %s: answer %.200q: %w", path, b, err)
+	}
+	return nil
+}
+
+func (s *splunk) Close() error { s.client.CloseIdleConnections(); return nil }
+
+// newChannel returns a random GUID: Splunk wants the channel to be one.
+func newChannel() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// elastic writes with the Bulk API: one "create" per event with the event
+// id as _id, so a re-send is a 409 conflict per item, counted as
+// delivered; any other item error fails the batch.
+type elastic struct {
+	url, index     string
+	auth           string // Authorization header value, or ""
+	client         *http.Client
+	user, password string
+}
+
+func (e *elastic) Send(ctx context.Context, items []Item) error {
+	var body bytes.Buffer
+	for _, it := range items {
+		action, _ := json.Marshal(map[string]map[string]string{"create": {"_index": e.index, "_id": it.ID}})
+		body.Write(action)
+		body.WriteByte('\n')
+		body.Write(it.Body)
+		body.WriteByte('\n')
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url+"/_bulk", &body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	switch {
+	case e.auth != "":
+		req.Header.Set("Authorization", e.auth)
+	case e.user != "":
+		req.SetBasicAuth(e.user, e.password)
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("elasticsearch _bulk answered %s: %s", resp.Status, strings.TrimSpace(string(b[:min(len(b), 512)])))
+	}
+	var ans struct {
+		Errors bool `json:"errors"`
+		Items  []map[string]struct {
+			ID     string          `json:"_id"`
+			Status int             `json:"status"`
+			Error  json.RawMessage `json:"error"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal(b, &ans); err != nil {
+		return fmt.Errorf("elasticsearch _bulk: answer %.200q: %w", b, err)
+	}
+	if len(ans.Items) != len(items) {
+		return fmt.Errorf("elasticsearch _bulk: %d items answered for %d sent", len(ans.Items), len(items))
+	}
+	for i, m := range ans.Items {
+		r, ok := m["create"]
+		switch {
+		case !ok:
+			return fmt.Errorf("elasticsearch _bulk: item %d is no create result", i)
+		case r.Status/100 == 2, r.Status == http.StatusConflict: // stored now, or by an earlier send
+		default:
+			return fmt.Errorf("elasticsearch _bulk: event %s: status %d: %.300s", items[i].ID, r.Status, r.Error)
+		}
+	}
+	return nil
+}
+
+func (e *elastic) Close() error { e.client.CloseIdleConnections(); return nil }
+
+// file appends NDJSON to <dir>/<name>.ndjson and fsyncs before Send
+// returns. It rotates the file, renaming it to <name>-<UTC time>.ndjson,
+// once it reaches maxBytes or maxAge.
+type file struct {
+	dir, name string
+	maxBytes  int64
+	maxAge    time.Duration
+	now       func() time.Time
+
+	f      *os.File
+	size   int64
+	opened time.Time
+}
+
+func (f *file) path() string { return filepath.Join(f.dir, f.name+".ndjson") }
+
+// open opens the current file for appending. A line that a crash left
+// half-written was never confirmed: it is cut off (the runner sends it
+// again).
+func (f *file) open() error {
+	fh, err := os.OpenFile(f.path(), os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return err
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		_ = fh.Close()
+		return err
+	}
+	size := st.Size()
+	if size > 0 {
+		end, err := lastNewline(fh, size)
+		if err != nil {
+			_ = fh.Close()
+			return err
+		}
+		if end != size {
+			if err := fh.Truncate(end); err != nil {
+				_ = fh.Close()
+				return err
+			}
+			size = end
+		}
+	}
+	if _, err := fh.Seek(size, io.SeekStart); err != nil {
+		_ = fh.Close()
+		return err
+	}
+	f.f, f.size, f.opened = fh, size, f.now()
+	if size > 0 {
+		f.opened = st.ModTime() // age counts from the file's last write before the restart
+	}
+	return nil
+}
+
+// lastNewline returns the offset just after the last '\n' in the file's
+// first size bytes (0 when there is none).
+func lastNewline(fh *os.File, size int64) (int64, error) {
+	buf := make([]byte, 64<<10)
+	for end := size; end > 0; {
+		start := max(end-int64(len(buf)), 0)
+		n, err := fh.ReadAt(buf[:end-start], start)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			return start + int64(i) + 1, nil
+		}
+		end = start
+	}
+	return 0, nil
+}
+
+func (f *file) rotate() error {
+	if err := f.f.Close(); err != nil {
+		return err
+	}
+	f.f = nil
+	to := filepath.Join(f.dir, f.name+"-"+f.now().UTC().Format("20060102T150405.000000000Z")+".ndjson")
+	if err := os.Rename(f.path(), to); err != nil {
+		return err
+	}
+	return syncDir(f.dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = d.Close() }()
+	return d.Sync()
+}
+
+func (f *file) Send(_ context.Context, items []Item) error {
+	if f.f != nil && f.size > 0 && (f.size >= f.maxBytes || f.now().Sub(f.opened) >= f.maxAge) {
+		if err := f.rotate(); err != nil {
+			return fmt.Errorf("rotate %s: %w", f.path(), err)
+		}
+	}
+	if f.f == nil {
+		if err := f.open(); err != nil {
+			return fmt.Errorf("open %s: %w", f.path(), err)
+		}
+	}
+	w := bufio.NewWriterSize(f.f, 256<<10)
+	n := int64(0)
+	for _, it := range items {
+		m, _ := w.Write(it.Body)
+		_ = w.WriteByte('\n')
+		n += int64(m) + 1
+	}
+	err := w.Flush()
+	if err == nil {
+		err = f.f.Sync()
+	}
+	if err != nil {
+		// What was written is unconfirmed: reopen (cutting a partial line)
+		// before the next attempt.
+		_ = f.f.Close()
+		f.f = nil
+		return fmt.Errorf("write %s: %w", f.path(), err)
+	}
+	f.size += n
+	return nil
+}
+
+func (f *file) Close() error {
+	if f.f == nil {
+		return nil
+	}
+	err := f.f.Close()
+	f.f = nil
+	return err
+}
+
+// natsSink publishes each event as one message on a subject, with
+// Nats-Msg-Id set to the event id. With JetStream it waits for every
+// publish acknowledgement (a stream capturing the subject stores each id
+// once within its duplicate window); without, for the server's
+// round trip only (core NATS keeps nothing for a subscriber that is
+// away).
+type natsSink struct {
+	name, subject string
+	nc            *nats.Conn
+	js            jetstream.JetStream // nil: core NATS
+}
+
+func (n *natsSink) Send(ctx context.Context, items []Item) error {
+	var futures []jetstream.PubAckFuture
+	for _, it := range items {
+		m := nats.NewMsg(n.subject)
+		m.Data = it.Body
+		m.Header.Set(nats.MsgIdHdr, it.ID)
+		m.Header.Set("Auditq-Stream", n.name)
+		m.Header.Set("Content-Type", "application/json")
+		if n.js == nil {
+			if err := n.nc.PublishMsg(m); err != nil {
+				return err
+			}
+			continue
+		}
+		f, err := n.js.PublishMsgAsync(m)
+		if err != nil {
+			return err
+		}
+		futures = append(futures, f)
+	}
+	if n.js == nil {
+		return n.nc.FlushWithContext(ctx)
+	}
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publish event %s to %s: %w", items[i].ID, n.subject, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (n *natsSink) Close() error { return nil }
