@@ -72,6 +72,14 @@ type Config struct {
 	SigningKeyFile     string        // Ed25519 key of checkpoints; "" = DataDir/signing-key.pem
 	RetiredKeys        []string      // public keys the signing key replaced (verify trusts them)
 	CheckpointInterval time.Duration // how often a signed checkpoint is written
+
+	// The admin console (docs/console.md) and its WebSocket listener.
+	Console              bool   // serve the console at / on AUDITQ_HTTP_ADDR
+	NATSWebsocket        string // embedded server's WebSocket listener (host:port), or "off"
+	NATSWebsocketTLSCert string // its certificate file; required beyond loopback
+	NATSWebsocketTLSKey  string
+	ConsoleWebsocketURL  string // the WebSocket URL the console connects to; "" = the embedded listener's
+	ConsoleInboxPrefix   string // inbox prefix the console's connection uses; "" = nats.js's _INBOX
 }
 
 // Var documents one environment variable: its name, default and meaning.
@@ -133,6 +141,12 @@ var Vars = []Var{
 	{"AUDITQ_SIGNING_KEY_FILE", "", "Ed25519 key (PKCS#8 PEM) signing the checkpoints, batch records and deletion records; created (mode 0600) if missing; empty: AUDITQ_DATA_DIR/signing-key.pem"},
 	{"AUDITQ_RETIRED_KEYS", "", "comma-separated Ed25519 public keys (base64 or hex) of signing keys replaced by a key rotation; auditq verify trusts them too, audit.pubkey lists them, and the service starts on a trail they signed (it refuses one signed by another key)"},
 	{"AUDITQ_CHECKPOINT_INTERVAL", "1h", "how often a signed checkpoint is written, also when no events arrived"},
+	{"AUDITQ_CONSOLE", "on", "serve the admin console at / on AUDITQ_HTTP_ADDR (docs/console.md): on or off"},
+	{"AUDITQ_NATS_WEBSOCKET", DefaultNATSWebsocket, "embedded server: address of the NATS WebSocket listener the console connects to; \"off\" disables; beyond loopback only with TLS"},
+	{"AUDITQ_NATS_WEBSOCKET_TLS_CERT", "", "embedded server: certificate file (PEM) of the WebSocket listener (wss://); required beyond loopback"},
+	{"AUDITQ_NATS_WEBSOCKET_TLS_KEY", "", "key file (PEM) for AUDITQ_NATS_WEBSOCKET_TLS_CERT"},
+	{"AUDITQ_CONSOLE_WEBSOCKET_URL", "", "the ws:// or wss:// URL the console's browser connects to; empty: the embedded server's WebSocket listener (set it for an external NATS server)"},
+	{"AUDITQ_CONSOLE_INBOX_PREFIX", "", "inbox prefix of the console's NATS connection, for console users whose permissions allow only a private inbox; empty: _INBOX"},
 }
 
 // Load reads the configuration through getenv (os.Getenv in production) and
@@ -195,6 +209,13 @@ func Load(getenv func(string) string) (Config, error) {
 		SigningKeyFile:     p.str("AUDITQ_SIGNING_KEY_FILE"),
 		RetiredKeys:        p.list("AUDITQ_RETIRED_KEYS"),
 		CheckpointInterval: p.dur("AUDITQ_CHECKPOINT_INTERVAL"),
+
+		Console:              p.onOff("AUDITQ_CONSOLE"),
+		NATSWebsocket:        p.str("AUDITQ_NATS_WEBSOCKET"),
+		NATSWebsocketTLSCert: p.str("AUDITQ_NATS_WEBSOCKET_TLS_CERT"),
+		NATSWebsocketTLSKey:  p.str("AUDITQ_NATS_WEBSOCKET_TLS_KEY"),
+		ConsoleWebsocketURL:  p.str("AUDITQ_CONSOLE_WEBSOCKET_URL"),
+		ConsoleInboxPrefix:   p.str("AUDITQ_CONSOLE_INBOX_PREFIX"),
 	}
 	errs := append(p.errs, c.Validate())
 	if err := errors.Join(errs...); err != nil {
@@ -311,6 +332,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateRetention()...)
 	errs = append(errs, c.validateReads()...)
 	errs = append(errs, c.validateEvidence()...)
+	errs = append(errs, c.validateConsole()...)
 	return errors.Join(errs...)
 }
 

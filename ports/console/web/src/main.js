@@ -1,0 +1,504 @@
+// The auditq console: a client of the request subjects of
+// docs/contract.md over the NATS WebSocket listener. Views, chosen by the
+// URL's fragment so that every view and filter can be bookmarked:
+//   #/trail?filters   the trail and its search
+//   #/event/ID        one event, its fields, raw JSON and checked proof
+//   #/reports         generate a report
+//   #/stored          stored reports, newest first; #/stored/ID one of them
+import { ApiError, connect, isAuthError, loadConfig, request, requestText } from "./api.js";
+import { fromLocalInput, h, num, timeEl, toLocalInput, viewerZone } from "./format.js";
+import { keyRing, parseProof, verifyProof } from "./proof.js";
+import { barChart, ratioBar } from "./charts.js";
+
+const main = document.getElementById("main");
+const connEl = document.getElementById("conn");
+
+// The trail's own read events: hidden unless asked for.
+const READ_ACTIONS = new Set(["audit.query", "audit.report", "audit.event.proof"]);
+const FILTERS = ["action", "userId", "resourceType", "resourceId", "sessionId", "requestId"];
+const LABELS = { action: "Action", userId: "User", resourceType: "Resource type", resourceId: "Resource id", sessionId: "Session", requestId: "Request" };
+const POLL_MS = 5000;
+
+let stopView = () => {};
+
+function setStatus(s) {
+  connEl.textContent = { connected: "connected", reconnecting: "reconnecting…", disconnected: "disconnected" }[s] || s;
+  connEl.className = "conn " + s;
+}
+
+function errorBox(err) {
+  const msg = err instanceof ApiError ? `${err.code}: ${err.message}` : String(err && err.message ? err.message : err);
+  return h("p", { class: "error", role: "alert" }, msg);
+}
+
+function parseHash() {
+  const raw = location.hash.replace(/^#\/?/, "");
+  const [path, qs] = raw.split("?", 2);
+  return { parts: path.split("/").filter(Boolean).map(decodeURIComponent), params: new URLSearchParams(qs || "") };
+}
+
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+function route() {
+  stopView();
+  stopView = () => {};
+  const { parts, params } = parseHash();
+  const view = parts[0] || "trail";
+  for (const a of document.querySelectorAll("nav a")) {
+    if (a.dataset.view === (view === "event" ? "trail" : view)) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  main.replaceChildren();
+  if (view === "event" && parts[1]) eventView(parts[1]);
+  else if (view === "reports") reportsView();
+  else if (view === "stored" && parts[1]) storedReportView(parts[1]);
+  else if (view === "stored") storedView(params);
+  else trailView(params);
+}
+
+// ---- the trail and its search
+
+function queryOf(params) {
+  const q = {};
+  for (const f of FILTERS) if (params.get(f)) q[f] = params.get(f);
+  if (params.get("success") === "true" || params.get("success") === "false") q.success = params.get("success") === "true";
+  if (params.get("from")) q.from = params.get("from");
+  if (params.get("to")) q.to = params.get("to");
+  q.limit = Number(params.get("limit")) || 50;
+  return q;
+}
+
+// fetchPage returns up to q.limit events from cursor on, leaving out the
+// trail's own reads unless showReads: it asks for the rest until the page
+// is full, the trail ends or 20 requests were made.
+async function fetchPage(q, cursor, showReads) {
+  const events = [];
+  let hidden = 0;
+  let next = cursor || null;
+  for (let i = 0; i < 20; i++) {
+    const ans = await request("audit.query", { ...q, limit: q.limit - events.length, ...(next ? { cursor: next } : {}) });
+    for (const e of ans.events) {
+      if (!showReads && READ_ACTIONS.has(e.action)) hidden++;
+      else events.push(e);
+    }
+    next = ans.nextCursor;
+    if (!next || events.length >= q.limit || showReads) break;
+  }
+  return { events, next, hidden };
+}
+
+function trailHash(params) {
+  const p = new URLSearchParams();
+  for (const [k, v] of params) if (v !== "") p.append(k, v);
+  const s = p.toString();
+  return "#/trail" + (s ? "?" + s : "");
+}
+
+function eventRow(e, fresh) {
+  const resource = `${e.resourceType}/${e.resourceId}`;
+  return h("tr", { class: fresh ? "fresh" : undefined, "data-id": e.id },
+    h("td", {}, timeEl(e.timestamp)),
+    h("td", {}, e.userId ?? h("span", { class: "muted" }, "(system)")),
+    h("td", {}, e.action),
+    h("td", {}, resource),
+    h("td", {}, e.success === false ? h("span", { class: "badge bad" }, "failed") : h("span", { class: "badge good" }, "ok")),
+    h("td", {}, h("a", { href: `#/event/${encodeURIComponent(e.id)}`, "aria-label": `Open event ${e.id}` }, e.id)));
+}
+
+function trailView(params) {
+  const showReads = params.get("reads") === "1";
+  const q = queryOf(params);
+  const cursor = params.get("cursor");
+  const back = params.getAll("back");
+  // The trail's own reads are hidden unless asked for, or searched for by
+  // action.
+  const hideReads = !showReads && !q.action;
+
+  const field = (name, label, attrs = {}) =>
+    h("label", {}, label, h("input", { name, value: params.get(name) || "", autocomplete: "off", ...attrs }));
+  const form = h("form", { class: "filters", role: "search", "aria-label": "Search the trail" },
+    field("action", "Action", { placeholder: "user.login or user.*" }),
+    field("userId", "User"),
+    field("resourceType", "Resource type"),
+    field("resourceId", "Resource id"),
+    field("sessionId", "Session"),
+    field("requestId", "Request"),
+    h("label", {}, "Outcome", h("select", { name: "success" },
+      h("option", { value: "" }, "any"),
+      h("option", { value: "true", selected: params.get("success") === "true" }, "succeeded"),
+      h("option", { value: "false", selected: params.get("success") === "false" }, "failed"))),
+    h("label", {}, `From (${viewerZone})`, h("input", { type: "datetime-local", step: "1", name: "from", value: toLocalInput(params.get("from")) })),
+    h("label", {}, `To, exclusive (${viewerZone})`, h("input", { type: "datetime-local", step: "1", name: "to", value: toLocalInput(params.get("to")) })),
+    h("label", {}, "Per page", h("select", { name: "limit" },
+      ...[25, 50, 100, 200].map((n) => h("option", { value: n, selected: q.limit === n }, n)))),
+    h("label", { class: "check" }, h("input", { type: "checkbox", name: "reads", value: "1", checked: showReads }),
+      "Show the trail's own reads (audit.query, audit.report, audit.event.proof)"),
+    h("div", { class: "buttons" },
+      h("button", { type: "submit" }, "Search"),
+      h("button", { type: "button", class: "secondary", onclick: () => go("#/trail") }, "Clear")));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const fd = new FormData(form);
+    const p = new URLSearchParams();
+    for (const f of FILTERS) p.set(f, String(fd.get(f) || "").trim());
+    p.set("success", String(fd.get("success") || ""));
+    p.set("from", fromLocalInput(String(fd.get("from") || "")));
+    p.set("to", fromLocalInput(String(fd.get("to") || "")));
+    if (Number(fd.get("limit")) !== 50) p.set("limit", String(fd.get("limit")));
+    if (fd.get("reads")) p.set("reads", "1");
+    go(trailHash(p));
+  });
+
+  const status = h("p", { class: "muted", role: "status", "aria-live": "polite", id: "trail-status" }, "Loading…");
+  const tbody = h("tbody", { id: "trail-rows" });
+  const table = h("table", { class: "events", "aria-describedby": "trail-status" },
+    h("caption", { class: "sr-only" }, "Events, newest first"),
+    h("thead", {}, h("tr", {}, ...["Time", "User", "Action", "Resource", "Outcome", "Event id"].map((c) => h("th", { scope: "col" }, c)))),
+    tbody);
+  const pager = h("nav", { class: "pager", "aria-label": "Pages" });
+  const active = FILTERS.filter((f) => q[f]).map((f) => `${LABELS[f]} ${q[f]}`);
+  if (q.success !== undefined) active.push(q.success ? "succeeded" : "failed");
+  if (q.from) active.push(`from ${q.from}`);
+  if (q.to) active.push(`before ${q.to}`);
+  main.append(
+    h("h1", {}, cursor ? "Trail: older events" : "Trail: newest events"),
+    h("details", { class: "search", open: active.length > 0 || undefined },
+      h("summary", {}, active.length ? `Search: ${active.join(", ")}` : "Search and filter"), form),
+    // Export of the current filter (CSV, NDJSON) belongs here, next to the
+    // search, once the export subject exists (the export issue).
+    status, h("div", { class: "scroll" }, table), pager);
+
+  const shown = new Set();
+  let newest = null;
+  let stopped = false;
+  stopView = () => { stopped = true; };
+
+  const render = (page) => {
+    for (const e of page.events) shown.add(e.id);
+    newest = page.events.length ? page.events[0].timestamp : null;
+    tbody.replaceChildren(...page.events.map((e) => eventRow(e, false)));
+    const hiddenNote = hideReads && page.hidden ? ` (${page.hidden} of the trail's own reads hidden)` : "";
+    status.textContent = page.events.length ? `${page.events.length} events${hiddenNote}` : `No events match${hiddenNote}.`;
+    pager.replaceChildren();
+    if (cursor) {
+      const prev = new URLSearchParams(params);
+      prev.delete("back");
+      prev.delete("cursor");
+      back.slice(0, -1).forEach((b) => prev.append("back", b));
+      const last = back[back.length - 1];
+      if (last) prev.set("cursor", last);
+      pager.append(h("a", { class: "button", href: trailHash(prev), rel: "prev" }, "← Newer"));
+      const first = new URLSearchParams(params);
+      first.delete("back");
+      first.delete("cursor");
+      pager.append(h("a", { class: "button secondary", href: trailHash(first) }, "Newest"));
+    }
+    if (page.next) {
+      const nx = new URLSearchParams(params);
+      nx.delete("back");
+      nx.delete("cursor");
+      [...back, cursor || ""].forEach((b) => nx.append("back", b));
+      nx.set("cursor", page.next);
+      pager.append(h("a", { class: "button", href: trailHash(nx), rel: "next" }, "Older →"));
+    }
+  };
+
+  fetchPage(q, cursor, !hideReads).then((page) => {
+    if (stopped) return;
+    render(page);
+    if (!cursor) poll();
+  }, (err) => {
+    status.replaceWith(errorBox(err));
+  });
+
+  // On the newest page, new events appear without a reload: every few
+  // seconds, the events since the newest shown are asked for and put on top.
+  const poll = () => {
+    const timer = setTimeout(async () => {
+      if (stopped) return;
+      if (!document.hidden) {
+        try {
+          const since = { ...q, limit: 1000 };
+          if (newest && (!q.from || newest > q.from)) since.from = newest;
+          const ans = await request("audit.query", since);
+          const fresh = ans.events.filter((e) => !shown.has(e.id) && !(hideReads && READ_ACTIONS.has(e.action)));
+          if (fresh.length && !stopped) {
+            for (const e of fresh) shown.add(e.id);
+            newest = fresh[0].timestamp > (newest || "") ? fresh[0].timestamp : newest;
+            tbody.prepend(...fresh.map((e) => eventRow(e, true)));
+            status.textContent = `${tbody.rows.length} events, ${fresh.length} new`;
+          }
+        } catch {
+          // the connection status says what is wrong; try again later
+        }
+      }
+      if (!stopped) poll();
+    }, POLL_MS);
+    const prevStop = stopView;
+    stopView = () => { prevStop(); clearTimeout(timer); };
+  };
+}
+
+// ---- one event
+
+function eventView(id) {
+  main.append(h("p", {}, h("a", { href: "#/trail", onclick: (e) => { if (history.length > 1) { e.preventDefault(); history.back(); } } }, "← Back to the trail")),
+    h("h1", {}, "Event ", h("code", {}, id)));
+  const proofBox = h("section", { class: "proof", "aria-labelledby": "proof-h" },
+    h("h2", { id: "proof-h" }, "Tamper evidence"),
+    h("p", { id: "proof-state", class: "state checking", role: "status", "aria-live": "polite" }, "Checking the proof in this browser…"));
+  const body = h("div");
+  main.append(body);
+  requestText("audit.event.get", { id }).then(async (text) => {
+    const e = JSON.parse(text);
+    const rows = [
+      ["Time", timeEl(e.timestamp)], ["Received", timeEl(e.receivedAt)], ["User", e.userId ?? "(system)"], ["Action", e.action],
+      ["Resource", `${e.resourceType}/${e.resourceId}`], ["Outcome", e.success === false ? "failed" : "succeeded"],
+      ["Error", e.errorMessage], ["IP address", e.ipAddress], ["User agent", e.userAgent], ["Session", e.sessionId], ["Request", e.requestId],
+    ].filter(([, v]) => v !== undefined && v !== null && v !== "");
+    body.append(
+      h("dl", { class: "fields" }, ...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+      e.details ? h("section", {}, h("h2", {}, "Details"), h("pre", { class: "json", tabindex: "0" }, JSON.stringify(e.details, null, 2))) : "",
+      proofBox,
+      h("section", {}, h("h2", {}, "Raw JSON"), h("pre", { class: "json", tabindex: "0", id: "raw-json" }, JSON.stringify(JSON.parse(text), null, 2))));
+    await checkProof(e, proofBox);
+  }, (err) => body.append(errorBox(err)));
+}
+
+async function checkProof(e, box) {
+  const state = box.querySelector("#proof-state");
+  const say = (cls, title, detail) => {
+    state.className = "state " + cls;
+    state.replaceChildren(h("strong", {}, title), detail ? h("span", {}, " " + detail) : "");
+  };
+  if (!globalThis.crypto || !crypto.subtle) {
+    say("error", "Cannot check here:", "this browser offers WebCrypto only on https:// or localhost pages.");
+    return;
+  }
+  try {
+    const [proofText, pubkey] = await Promise.all([requestText("audit.event.proof", { id: e.id }), request("audit.pubkey", {})]);
+    const proof = parseProof(proofText);
+    const ring = await keyRing(pubkey);
+    const r = await verifyProof(e, proof, ring);
+    if (r.state === "verified") say("verified", `Verified at checkpoint ${r.checkpoint.seq}`, `(${r.message}).`);
+    else if (r.state === "pending") say("pending", "Pending:", r.message);
+    else say("mismatch", "Does not match:", r.message);
+    box.dataset.state = r.state;
+    box.append(h("details", {}, h("summary", {}, "The proof"), h("pre", { class: "json", tabindex: "0" }, JSON.stringify(proof, null, 2))));
+  } catch (err) {
+    if (err instanceof ApiError && err.code === "501") say("error", "Not sealed:", "tamper evidence is off on this service.");
+    else if (err instanceof ApiError && err.code === "404") say("pending", "Pending:", "the event is not sealed yet.");
+    else say("error", "Cannot check:", String(err.message || err));
+  }
+}
+
+// ---- reports
+
+const REPORT_TYPES = ["daily", "weekly", "monthly", "custom"];
+
+function zones() {
+  try {
+    return Intl.supportedValuesOf("timeZone");
+  } catch {
+    return [viewerZone, "UTC"];
+  }
+}
+
+function reportsView() {
+  const list = zones();
+  if (!list.includes("UTC")) list.unshift("UTC");
+  const typeSel = h("select", { name: "reportType", id: "report-type" }, ...REPORT_TYPES.map((t) => h("option", { value: t }, t)));
+  const dateRow = h("label", { id: "report-date-row" }, "Any day in the period (empty: the last complete one)", h("input", { type: "date", name: "date" }));
+  const customRows = h("div", { class: "custom", hidden: true },
+    h("label", {}, "Start", h("input", { type: "datetime-local", step: "1", name: "startDate" })),
+    h("label", {}, "End, exclusive", h("input", { type: "datetime-local", step: "1", name: "endDate" })));
+  const tz = h("select", { name: "timeZone" }, ...list.map((z) => h("option", { value: z, selected: z === viewerZone }, z)));
+  const out = h("div", { id: "report-out", "aria-live": "polite" });
+  const form = h("form", { class: "report-form", "aria-label": "Generate a report" },
+    h("label", {}, "Period", typeSel), dateRow, customRows, h("label", {}, "Time zone", tz),
+    h("div", { class: "buttons" }, h("button", { type: "submit" }, "Generate report")));
+  typeSel.addEventListener("change", () => {
+    const custom = typeSel.value === "custom";
+    customRows.hidden = !custom;
+    dateRow.hidden = custom;
+  });
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const fd = new FormData(form);
+    const req = { reportType: String(fd.get("reportType")), timeZone: String(fd.get("timeZone")) };
+    if (req.reportType === "custom") {
+      // The wall-clock times are read in the report's zone, not the viewer's.
+      req.startDate = zonedToRFC3339(String(fd.get("startDate") || ""), req.timeZone);
+      req.endDate = zonedToRFC3339(String(fd.get("endDate") || ""), req.timeZone);
+    } else if (fd.get("date")) {
+      req.date = String(fd.get("date"));
+    }
+    out.replaceChildren(h("p", { class: "muted" }, "Generating…"));
+    try {
+      const rep = await request("audit.report", req, 60000);
+      go(`#/stored/${rep.id}`);
+    } catch (err) {
+      out.replaceChildren(errorBox(err));
+    }
+  });
+  main.append(h("h1", {}, "Reports"),
+    h("p", { class: "muted" }, "A report counts the events of a calendar period (or of any span) in a time zone. Each one is stored: find it again under ", h("a", { href: "#/stored" }, "Stored reports"), "."),
+    form, out);
+}
+
+// zonedToRFC3339 reads a datetime-local value as wall-clock time in zone
+// and returns it as RFC 3339 with that zone's offset ("" for "").
+function zonedToRFC3339(v, zone) {
+  if (!v) return "";
+  const [d, t = "00:00:00"] = v.split("T");
+  const [Y, M, D] = d.split("-").map(Number);
+  const [hh, mm, ss = 0] = t.split(":").map(Number);
+  const asUTC = Date.UTC(Y, M - 1, D, hh, mm, ss);
+  // The zone's offset at that instant, found by formatting; twice, for
+  // times near a change of offset.
+  const offsetAt = (ms) => {
+    const parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", { timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" })
+      .formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
+    return Date.UTC(+parts.year, +parts.month - 1, +parts.day, +parts.hour, +parts.minute, +parts.second) - ms;
+  };
+  let off = offsetAt(asUTC);
+  off = offsetAt(asUTC - off);
+  const sign = off < 0 ? "-" : "+";
+  const a = Math.abs(off) / 60000;
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d}T${p(hh)}:${p(mm)}:${p(ss)}${sign}${p(Math.floor(a / 60))}:${p(a % 60)}`;
+}
+
+function figure(label, value, key) {
+  return h("div", { class: "figure" }, h("span", { class: "label" }, label), h("span", { class: "value", "data-figure": key }, value));
+}
+
+function renderReport(r) {
+  const s = r.summary;
+  const period = r.period;
+  return h("article", { class: "report", "data-report-id": r.id },
+    h("h1", {}, `${r.reportType[0].toUpperCase()}${r.reportType.slice(1)} report #${r.id}`),
+    h("p", { class: "muted" }, "From ", timeEl(period.startDate), " to ", timeEl(period.endDate), ` (exclusive), time zone ${period.timeZone}; generated `, timeEl(r.generatedAt), `, trigger ${r.trigger}.`),
+    h("div", { class: "figures" },
+      figure("Events", num(s.total), "total"), figure("Succeeded", num(s.successful), "successful"),
+      figure("Failed", num(s.failed), "failed"), figure("Success rate", `${s.successRate}%`, "successRate")),
+    h("figure", { class: "chart" }, h("figcaption", {}, "Success rate"), ratioBar(s.successful, s.failed)),
+    h("div", { class: "charts" },
+      barChart("Top actions", r.topActions.map((x) => ({ label: x.action, value: x.count }))),
+      barChart("Top users", r.topUsers.map((x) => ({ label: x.userId, value: x.count }))),
+      barChart("Top resource types", r.topResources.map((x) => ({ label: x.resourceType, value: x.count }))),
+      barChart("Failures by action", r.failureAnalysis.map((x) => ({ label: x.action, value: x.failed })), { color: "var(--bad)" })),
+    h("section", {}, h("h2", {}, "Failure analysis"),
+      r.failureAnalysis.length === 0 ? h("p", { class: "muted" }, "No failed events in this period.") :
+        h("table", { class: "data", id: "failures" }, h("thead", {}, h("tr", {}, ...["Action", "Failed", "Total", "Failure rate"].map((c) => h("th", { scope: "col" }, c)))),
+          h("tbody", {}, ...r.failureAnalysis.map((x) => h("tr", {}, h("td", {}, x.action), h("td", {}, num(x.failed)), h("td", {}, num(x.total)), h("td", {}, `${x.failureRate}%`)))))),
+    h("section", {}, h("h2", {}, "Every action"),
+      h("table", { class: "data", id: "breakdown" }, h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Action"), h("th", { scope: "col" }, "Events"))),
+        h("tbody", {}, ...s.actionBreakdown.map((x) => h("tr", {}, h("td", {}, x.action), h("td", { "data-count": x.count }, num(x.count))))))));
+}
+
+function storedReportView(id) {
+  main.append(h("p", {}, h("a", { href: "#/stored" }, "← Stored reports")));
+  const n = Number(id);
+  request("audit.report.get", { id: n }).then((r) => main.append(renderReport(r)), (err) => main.append(errorBox(err)));
+}
+
+function storedView(params) {
+  const type = params.get("type") || "";
+  const cursor = params.get("cursor");
+  const back = params.getAll("back");
+  const sel = h("select", { name: "type", id: "stored-type" }, h("option", { value: "" }, "all"), ...REPORT_TYPES.map((t) => h("option", { value: t, selected: t === type }, t)));
+  sel.addEventListener("change", () => go(sel.value ? `#/stored?type=${sel.value}` : "#/stored"));
+  const tbody = h("tbody", { id: "stored-rows" });
+  const pager = h("nav", { class: "pager", "aria-label": "Pages" });
+  const status = h("p", { class: "muted", role: "status" }, "Loading…");
+  main.append(h("h1", {}, "Stored reports"), h("label", { class: "inline" }, "Period ", sel), status,
+    h("div", { class: "scroll" }, h("table", { class: "data" },
+      h("caption", { class: "sr-only" }, "Stored reports, newest first"),
+      h("thead", {}, h("tr", {}, ...["Report", "Period", "From", "To", "Generated", "Trigger"].map((c) => h("th", { scope: "col" }, c)))), tbody)), pager);
+  const req = { limit: 25 };
+  if (type) req.reportType = type;
+  if (cursor) req.cursor = cursor;
+  request("audit.report.list", req).then((ans) => {
+    status.textContent = ans.reports.length ? "" : "No stored reports yet: generate one under Reports.";
+    tbody.replaceChildren(...ans.reports.map((r) => h("tr", {},
+      h("td", {}, h("a", { href: `#/stored/${r.id}` }, `#${r.id}`)), h("td", {}, r.reportType),
+      h("td", {}, timeEl(r.period.startDate)), h("td", {}, timeEl(r.period.endDate)), h("td", {}, timeEl(r.generatedAt)), h("td", {}, r.trigger))));
+    const base = () => { const p = new URLSearchParams(); if (type) p.set("type", type); return p; };
+    if (cursor) {
+      const p = base();
+      back.slice(0, -1).forEach((b) => p.append("back", b));
+      if (back[back.length - 1]) p.set("cursor", back[back.length - 1]);
+      pager.append(h("a", { class: "button", href: "#/stored?" + p, rel: "prev" }, "← Newer"));
+    }
+    if (ans.nextCursor) {
+      const p = base();
+      [...back, cursor || ""].forEach((b) => p.append("back", b));
+      p.set("cursor", ans.nextCursor);
+      pager.append(h("a", { class: "button", href: "#/stored?" + p, rel: "next" }, "Older →"));
+    }
+  }, (err) => status.replaceWith(errorBox(err)));
+}
+
+// ---- start: connect, with a login form when the server wants one
+
+function loginForm(cfg, problem) {
+  const err = h("p", { class: "error", role: "alert" }, problem || "");
+  const form = h("form", { class: "login", "aria-labelledby": "login-h" },
+    h("h1", { id: "login-h" }, "Log in"),
+    h("p", { class: "muted" }, "The NATS server asks for credentials: a console user and password, or a token."),
+    h("label", {}, "User", h("input", { name: "user", autocomplete: "username" })),
+    h("label", {}, "Password", h("input", { name: "pass", type: "password", autocomplete: "current-password" })),
+    h("label", {}, "or token", h("input", { name: "token", type: "password", autocomplete: "off" })),
+    err, h("div", { class: "buttons" }, h("button", { type: "submit" }, "Log in")));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const fd = new FormData(form);
+    const creds = fd.get("user") ? { user: String(fd.get("user")), pass: String(fd.get("pass")) } : { token: String(fd.get("token") || "") };
+    try {
+      await connect(cfg, creds, setStatus);
+      start();
+    } catch (e) {
+      err.textContent = isAuthError(e) ? "The server refused these credentials." : String(e.message || e);
+    }
+  });
+  main.replaceChildren(form);
+  form.querySelector("input").focus();
+}
+
+function start() {
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+(async () => {
+  let cfg;
+  try {
+    cfg = await loadConfig();
+  } catch (e) {
+    main.replaceChildren(errorBox(e));
+    return;
+  }
+  if (!cfg.websocketUrl) {
+    setStatus("not configured");
+    main.replaceChildren(h("p", { class: "error", role: "alert" },
+      "The console has no NATS WebSocket URL: enable the embedded server's listener (AUDITQ_NATS_WEBSOCKET) or set AUDITQ_CONSOLE_WEBSOCKET_URL."));
+    return;
+  }
+  try {
+    await connect(cfg, {}, setStatus);
+  } catch (e) {
+    if (isAuthError(e)) {
+      setStatus("login required");
+      loginForm(cfg);
+      return;
+    }
+    setStatus("disconnected");
+    main.replaceChildren(errorBox(new Error(`cannot reach NATS at ${cfg.websocketUrl}: ${e.message || e}`)));
+    return;
+  }
+  start();
+})();
