@@ -209,6 +209,8 @@ function trailView(params) {
   fetchPage(q, cursor, !hideReads).then((page) => {
     if (stopped) return;
     render(page);
+    // A user-timing mark: how long the first page took (docs/console.md).
+    if (!performance.getEntriesByName("auditq-first-rows").length) performance.mark("auditq-first-rows");
     if (!cursor) poll();
   }, (err) => {
     status.replaceWith(errorBox(err));
@@ -372,8 +374,8 @@ function zonedToRFC3339(v, zone) {
   return `${d}T${p(hh)}:${p(mm)}:${p(ss)}${sign}${p(Math.floor(a / 60))}:${p(a % 60)}`;
 }
 
-function figure(label, value, key) {
-  return h("div", { class: "figure" }, h("span", { class: "label" }, label), h("span", { class: "value", "data-figure": key }, value));
+function figure(label, text, key, value) {
+  return h("div", { class: "figure" }, h("span", { class: "label" }, label), h("span", { class: "value", "data-figure": key, "data-value": value }, text));
 }
 
 function renderReport(r) {
@@ -383,8 +385,8 @@ function renderReport(r) {
     h("h1", {}, `${r.reportType[0].toUpperCase()}${r.reportType.slice(1)} report #${r.id}`),
     h("p", { class: "muted" }, "From ", timeEl(period.startDate), " to ", timeEl(period.endDate), ` (exclusive), time zone ${period.timeZone}; generated `, timeEl(r.generatedAt), `, trigger ${r.trigger}.`),
     h("div", { class: "figures" },
-      figure("Events", num(s.total), "total"), figure("Succeeded", num(s.successful), "successful"),
-      figure("Failed", num(s.failed), "failed"), figure("Success rate", `${s.successRate}%`, "successRate")),
+      figure("Events", num(s.total), "total", s.total), figure("Succeeded", num(s.successful), "successful", s.successful),
+      figure("Failed", num(s.failed), "failed", s.failed), figure("Success rate", `${s.successRate}%`, "successRate", s.successRate)),
     h("figure", { class: "chart" }, h("figcaption", {}, "Success rate"), ratioBar(s.successful, s.failed)),
     h("div", { class: "charts" },
       barChart("Top actions", r.topActions.map((x) => ({ label: x.action, value: x.count }))),
