@@ -474,6 +474,9 @@ func (s *Service) startHTTP() error {
 			s.log.Error("HTTP server stopped", "err", err)
 		}
 	}()
+	if consoleHandler != nil {
+		s.log.Info("admin console", "url", "http://"+s.httpAddr+"/")
+	}
 	s.onClose("http", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

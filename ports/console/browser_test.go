@@ -107,7 +107,7 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
 	tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(tctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,4 +428,45 @@ func TestConsoleInBrowser(t *testing.T) {
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// TestConsoleLogin checks that against a server that requires a user and
+// password the console asks for them, refuses wrong ones, and shows the
+// trail once logged in.
+func TestConsoleLogin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the browser test boots a service and chromium")
+	}
+	ctx := browser(t)
+	env := servicetest.Env(t)
+	env["AUDITQ_NATS_AUTH_USER"] = "console-user"
+	env["AUDITQ_NATS_AUTH_PASSWORD"] = "console-password"
+	svc := servicetest.Start(t, env)
+	nc, err := nats.Connect(svc.NATSURL(), nats.UserInfo("console-user", "console-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	servicetest.PublishAll(t, js, []*nats.Msg{servicetest.EventMsg("audit.log", "login-1", servicetest.EventJSON("login-1", "user.login"))})
+	db := servicetest.OpenDB(t, env)
+	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		return servicetest.CountRows(t, db, "id = 'login-1'") == 1, "login-1 not stored"
+	})
+
+	run(t, ctx, chromedp.Navigate("http://"+svc.HTTPAddr()+"/"))
+	waitFor(t, ctx, "the login form", `document.querySelector("form.login")`)
+	screenshot(t, ctx, t.ArtifactDir(), "login")
+	run(t, ctx,
+		chromedp.SetValue(chromedp.CSS(`input[name="user"]`), "console-user"),
+		chromedp.SetValue(chromedp.CSS(`input[name="pass"]`), "wrong"),
+		chromedp.Click(chromedp.CSS(`form.login button[type="submit"]`)))
+	waitFor(t, ctx, "wrong credentials refused", `document.querySelector("form.login .error").textContent.includes("refused")`)
+	run(t, ctx,
+		chromedp.SetValue(chromedp.CSS(`input[name="pass"]`), "console-password"),
+		chromedp.Click(chromedp.CSS(`form.login button[type="submit"]`)))
+	waitFor(t, ctx, "the trail after logging in", `document.querySelector('#trail-rows tr[data-id="login-1"]')`)
 }

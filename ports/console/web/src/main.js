@@ -133,7 +133,7 @@ function trailView(params) {
     h("label", {}, `From (${viewerZone})`, h("input", { type: "datetime-local", step: "1", name: "from", value: toLocalInput(params.get("from")) })),
     h("label", {}, `To, exclusive (${viewerZone})`, h("input", { type: "datetime-local", step: "1", name: "to", value: toLocalInput(params.get("to")) })),
     h("label", {}, "Per page", h("select", { name: "limit" },
-      ...[25, 50, 100, 200].map((n) => h("option", { value: n, selected: q.limit === n }, n)))),
+      ...[...new Set([25, 50, 100, 200, q.limit])].sort((a, b) => a - b).map((n) => h("option", { value: n, selected: q.limit === n }, n)))),
     h("label", { class: "check" }, h("input", { type: "checkbox", name: "reads", value: "1", checked: showReads }),
       "Show the trail's own reads (audit.query, audit.report, audit.event.proof)"),
     h("div", { class: "buttons" },
@@ -383,7 +383,8 @@ function renderReport(r) {
   const period = r.period;
   return h("article", { class: "report", "data-report-id": r.id },
     h("h1", {}, `${r.reportType[0].toUpperCase()}${r.reportType.slice(1)} report #${r.id}`),
-    h("p", { class: "muted" }, "From ", timeEl(period.startDate), " to ", timeEl(period.endDate), ` (exclusive), time zone ${period.timeZone}; generated `, timeEl(r.generatedAt), `, trigger ${r.trigger}.`),
+    h("p", { class: "muted" }, `${period.timeZone}: from ${period.startDate} to ${period.endDate} (exclusive); in your zone from `, timeEl(period.startDate), " to ", timeEl(period.endDate),
+      ". Generated ", timeEl(r.generatedAt), `, trigger ${r.trigger}.`),
     h("div", { class: "figures" },
       figure("Events", num(s.total), "total", s.total), figure("Succeeded", num(s.successful), "successful", s.successful),
       figure("Failed", num(s.failed), "failed", s.failed), figure("Success rate", `${s.successRate}%`, "successRate", s.successRate)),
