@@ -104,7 +104,7 @@ var Vars = []Var{
 	{"AUDITQ_NATS_TLS_KEY", "", "external NATS: client key file"},
 	{"AUDITQ_NATS_REPLICAS", "1", "replicas of every stream and consumer auditq creates (1, 3 or 5); existing ones are brought to it at start; above 1 needs an external JetStream cluster of at least that many servers"},
 	{"AUDITQ_DATA_DIR", "./data", "embedded server: JetStream storage lives under DIR/jetstream; also where the signing key lives unless AUDITQ_SIGNING_KEY_FILE is set"},
-	{"AUDITQ_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz, /readyz and /metrics; \"off\" disables"},
+	{"AUDITQ_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz, /readyz, /metrics, /schema/ and the admin console (/); \"off\" disables"},
 	{"AUDITQ_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"AUDITQ_LOG_FORMAT", "auto", "json, text, or auto (json unless stderr is a terminal)"},
 	{"AUDITQ_BATCH_MAX_EVENTS", "1000", "group commit of audit.log events: flush a batch at this many events"},

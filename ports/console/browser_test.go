@@ -371,8 +371,8 @@ func TestConsoleInBrowser(t *testing.T) {
 			return out
 		}
 		checks := map[string][][2]string{
-			"Top actions":       pairs(len(api.TopActions), func(i int) (string, int) { return api.TopActions[i].Action, api.TopActions[i].Count }),
-			"Top users":         pairs(len(api.TopUsers), func(i int) (string, int) { return api.TopUsers[i].UserID, api.TopUsers[i].Count }),
+			"Top actions":        pairs(len(api.TopActions), func(i int) (string, int) { return api.TopActions[i].Action, api.TopActions[i].Count }),
+			"Top users":          pairs(len(api.TopUsers), func(i int) (string, int) { return api.TopUsers[i].UserID, api.TopUsers[i].Count }),
 			"Failures by action": pairs(len(api.FailureAnalysis), func(i int) (string, int) { return api.FailureAnalysis[i].Action, api.FailureAnalysis[i].Failed }),
 		}
 		for name, w := range checks {

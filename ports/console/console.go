@@ -36,7 +36,7 @@ type Config struct {
 
 // asset is one embedded file with its content type and ETag.
 type asset struct {
-	body []byte
+	body  []byte
 	ctype string
 	etag  string
 }
