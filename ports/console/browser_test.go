@@ -398,6 +398,14 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("stored reports %v, want the console's #%s second, after the API's", first, id)
 		}
 		screenshot(t, ctx, shots, "stored")
+
+		// The daily reports over time: both are of Berlin's 20 November.
+		run(t, ctx, chromedp.Navigate(base+"#/stored?type=daily"))
+		waitFor(t, ctx, "the daily timeline", `document.querySelector("#stored-timeline table[data-chart]")`)
+		columns := eval[[][2]string](t, ctx, `[...document.querySelectorAll("#stored-timeline table[data-chart] tr")].map(r => [r.cells[1].dataset.value, r.cells[1].dataset.failed])`)
+		if !slices.Equal(columns, [][2]string{{"6", "2"}, {"6", "2"}}) {
+			t.Errorf("daily timeline (total, failed) %v, want the two reports' 6 and 2", columns)
+		}
 	})
 
 	t.Run("a changed row does not match its proof", func(t *testing.T) {

@@ -61,3 +61,47 @@ export function ratioBar(ok, failed) {
   if (w > 0) svg.append(s("rect", { x: 0, y: 2, width: w, height: 24, rx: 4, fill: "var(--good)" }));
   return svg;
 }
+
+// columnChart draws one column per period, oldest first: total events,
+// with the failed ones in red at its foot. rows: [{label, total, failed}].
+export function columnChart(title, rows) {
+  const fig = document.createElement("figure");
+  fig.className = "chart";
+  const cap = document.createElement("figcaption");
+  cap.textContent = title;
+  fig.append(cap);
+  const max = Math.max(...rows.map((r) => r.total), 1);
+  const W = 600;
+  const H = 160;
+  const step = W / rows.length;
+  const bw = Math.max(2, Math.min(40, step * 0.7));
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H + 18}`, width: "100%", role: "img", "aria-label": `${title}: ` + rows.map((r) => `${r.label} ${r.total} events, ${r.failed} failed`).join("; ") });
+  svg.append(s("line", { x1: 0, y1: H, x2: W, y2: H, stroke: "var(--line)" }));
+  rows.forEach((r, i) => {
+    const x = i * step + (step - bw) / 2;
+    const ht = (r.total / max) * (H - 16);
+    const hf = (r.failed / max) * (H - 16);
+    const col = s("g", {});
+    col.append(s("title", {}, `${r.label}: ${r.total} events, ${r.failed} failed`));
+    col.append(s("rect", { x, y: H - ht, width: bw, height: ht, fill: "var(--accent)" }));
+    if (hf > 0) col.append(s("rect", { x, y: H - hf, width: bw, height: hf, fill: "var(--bad)" }));
+    col.append(s("text", { x: x + bw / 2, y: H - ht - 3, "text-anchor": "middle", class: "val" }, r.total.toLocaleString()));
+    svg.append(col);
+  });
+  svg.append(s("text", { x: 0, y: H + 15, class: "val" }, rows[0].label.slice(0, 10)));
+  svg.append(s("text", { x: W, y: H + 15, "text-anchor": "end", class: "val" }, rows[rows.length - 1].label.slice(0, 10)));
+  fig.append(svg);
+  const table = document.createElement("table");
+  table.className = "sr-only";
+  table.dataset.chart = title;
+  for (const r of rows) {
+    const tr = table.insertRow();
+    tr.insertCell().textContent = r.label;
+    const td = tr.insertCell();
+    td.textContent = `${r.total} events, ${r.failed} failed`;
+    td.dataset.value = String(r.total);
+    td.dataset.failed = String(r.failed);
+  }
+  fig.append(table);
+  return fig;
+}

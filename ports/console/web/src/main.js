@@ -8,7 +8,7 @@
 import { ApiError, connect, isAuthError, loadConfig, request, requestText } from "./api.js";
 import { fromLocalInput, h, num, timeEl, toLocalInput, viewerZone } from "./format.js";
 import { keyRing, parseProof, verifyProof } from "./proof.js";
-import { barChart, ratioBar } from "./charts.js";
+import { barChart, columnChart, ratioBar } from "./charts.js";
 
 const main = document.getElementById("main");
 const connEl = document.getElementById("conn");
@@ -224,14 +224,16 @@ function trailView(params) {
       if (!document.hidden) {
         try {
           const since = { ...q, limit: 1000 };
-          if (newest && (!q.from || newest > q.from)) since.from = newest;
+          if (newest && (!q.from || Date.parse(newest) > Date.parse(q.from))) since.from = newest;
           const ans = await request("audit.query", since);
+          // The next poll starts at the newest event seen, hidden or not.
+          if (ans.events.length && Date.parse(ans.events[0].timestamp) > Date.parse(newest || 0)) newest = ans.events[0].timestamp;
           const fresh = ans.events.filter((e) => !shown.has(e.id) && !(hideReads && READ_ACTIONS.has(e.action)));
           if (fresh.length && !stopped) {
             for (const e of fresh) shown.add(e.id);
-            newest = fresh[0].timestamp > (newest || "") ? fresh[0].timestamp : newest;
             tbody.prepend(...fresh.map((e) => eventRow(e, true)));
-            status.textContent = `${tbody.rows.length} events, ${fresh.length} new`;
+            const more = ans.nextCursor ? " (more than 1,000 arrived at once: reload for every one)" : "";
+            status.textContent = `${tbody.rows.length} events, ${fresh.length} new${more}`;
           }
         } catch {
           // the connection status says what is wrong; try again later
@@ -425,8 +427,11 @@ function storedView(params) {
   const req = { limit: 25 };
   if (type) req.reportType = type;
   if (cursor) req.cursor = cursor;
+  const timeline = h("div", { id: "stored-timeline" });
+  main.insertBefore(timeline, status);
   request("audit.report.list", req).then((ans) => {
     status.textContent = ans.reports.length ? "" : "No stored reports yet: generate one under Reports.";
+    if (type === "daily" && ans.reports.length) dailyTimeline(ans.reports, timeline);
     tbody.replaceChildren(...ans.reports.map((r) => h("tr", {},
       h("td", {}, h("a", { href: `#/stored/${r.id}` }, `#${r.id}`)), h("td", {}, r.reportType),
       h("td", {}, timeEl(r.period.startDate)), h("td", {}, timeEl(r.period.endDate)), h("td", {}, timeEl(r.generatedAt)), h("td", {}, r.trigger))));
@@ -444,6 +449,31 @@ function storedView(params) {
       pager.append(h("a", { class: "button", href: "#/stored?" + p, rel: "next" }, "Older →"));
     }
   }, (err) => status.replaceWith(errorBox(err)));
+}
+
+// dailyTimeline draws the events of each listed daily report, oldest on
+// the left: the trail over time, in the API's own figures.
+async function dailyTimeline(reports, into) {
+  const full = new Array(reports.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < reports.length) {
+      const i = next++;
+      full[i] = await request("audit.report.get", { id: reports[i].id });
+    }
+  };
+  try {
+    await Promise.all([worker(), worker(), worker(), worker()]);
+  } catch (err) {
+    into.replaceChildren(errorBox(err));
+    return;
+  }
+  const rows = full.reverse().map((r) => ({
+    label: `${r.period.startDate.slice(0, 10)} ${r.period.timeZone} (#${r.id})`,
+    total: r.summary.total,
+    failed: r.summary.failed,
+  }));
+  into.replaceChildren(columnChart("Events per day, from these daily reports", rows));
 }
 
 // ---- start: connect, with a login form when the server wants one
