@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -477,4 +478,137 @@ func TestConsoleLogin(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`input[name="pass"]`), "console-password"),
 		chromedp.Click(chromedp.CSS(`form.login button[type="submit"]`)))
 	waitFor(t, ctx, "the trail after logging in", `document.querySelector('#trail-rows tr[data-id="login-1"]')`)
+}
+
+// operatorStandIn answers the operator subjects (audit.admin.*) on nc
+// with the request and reply shapes the console assumes (docs/console.md,
+// Operations): a stand-in for the service's own endpoints, which another
+// branch adds. It records the sequence numbers replayed and discarded.
+type operatorStandIn struct {
+	mu        sync.Mutex
+	poison    []map[string]any
+	replayed  []float64
+	discarded []float64
+}
+
+func startOperatorStandIn(t *testing.T, nc *nats.Conn) *operatorStandIn {
+	t.Helper()
+	o := &operatorStandIn{poison: []map[string]any{
+		{"seq": 5, "time": "2026-12-01T10:00:00Z", "subject": "audit.poison.log", "job": "log", "id": "bad-1", "reason": "action: is required: a non-empty string", "payload": `{"id":"bad-1"}`},
+		{"seq": 7, "time": "2026-12-01T11:00:00Z", "subject": "audit.poison.log", "job": "log", "id": "bad-2", "reason": "resourceId: is required: a non-empty string", "payload": `{"id":"bad-2","action":"x"}`},
+	}}
+	reply := func(m *nats.Msg, v any) {
+		b, _ := json.Marshal(v)
+		_ = m.Respond(b)
+	}
+	seqOf := func(m *nats.Msg) float64 {
+		var req struct{ Seq float64 }
+		_ = json.Unmarshal(m.Data, &req)
+		return req.Seq
+	}
+	handlers := map[string]nats.MsgHandler{
+		"audit.admin.status": func(m *nats.Msg) {
+			reply(m, map[string]any{"checkpoint": map[string]any{"seq": 3, "time": "2026-12-02T10:00:00Z", "ageSeconds": 120},
+				"lastVerify": map[string]any{"time": "2026-12-02T09:00:00Z", "ok": true, "summary": "verified 60 events"}})
+		},
+		"audit.admin.poison.list": func(m *nats.Msg) {
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			reply(m, map[string]any{"messages": o.poison, "nextCursor": nil})
+		},
+		"audit.admin.poison.get": func(m *nats.Msg) {
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			for _, p := range o.poison {
+				if float64(p["seq"].(int)) == seqOf(m) {
+					reply(m, p)
+					return
+				}
+			}
+			reply(m, map[string]any{})
+		},
+		"audit.admin.poison.replay":  func(m *nats.Msg) { o.remove(seqOf(m), &o.replayed); reply(m, map[string]any{"replayed": true}) },
+		"audit.admin.poison.discard": func(m *nats.Msg) { o.remove(seqOf(m), &o.discarded); reply(m, map[string]any{"discarded": true}) },
+		"audit.admin.schedules": func(m *nats.Msg) {
+			reply(m, map[string]any{"schedules": []map[string]any{{"subject": "audit.schedule.cleanup", "pattern": "0 0 3 * * *", "timeZone": "UTC", "target": "audit.cleanup", "next": "2026-12-03T03:00:00Z"}}})
+		},
+		"audit.admin.cleanups": func(m *nats.Msg) {
+			reply(m, map[string]any{"cleanups": []map[string]any{{"id": "cleanup-1", "cutoff": "2025-12-02T03:00:00Z", "deletedCount": 12, "dryRun": false, "durationMs": 40, "trigger": "schedule"}}})
+		},
+	}
+	for subject, h := range handlers {
+		sub, err := nc.Subscribe(subject, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Unsubscribe() })
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func (o *operatorStandIn) remove(seq float64, into *[]float64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	*into = append(*into, seq)
+	o.poison = slices.DeleteFunc(o.poison, func(p map[string]any) bool { return float64(p["seq"].(int)) == seq })
+}
+
+func (o *operatorStandIn) done() (replayed, discarded []float64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.replayed), slices.Clone(o.discarded)
+}
+
+// TestConsoleOperations checks that the Operations view is offered only
+// when the operator subjects answer, and that it shows the poison stream,
+// schedules, cleanups and checkpoint status and sends replay and discard.
+func TestConsoleOperations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the browser test boots a service and chromium")
+	}
+	ctx := browser(t)
+	env := servicetest.Env(t)
+	svc := servicetest.Start(t, env)
+	nc, err := nats.Connect(svc.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	base := "http://" + svc.HTTPAddr() + "/"
+
+	// Nothing answers audit.admin.*: no Operations link.
+	run(t, ctx, chromedp.Navigate(base))
+	waitFor(t, ctx, "the operator probe", `document.body.dataset.operator`)
+	if got := eval[string](t, ctx, `document.body.dataset.operator`); got != "no" {
+		t.Fatalf("operator probe %q without operator subjects, want no", got)
+	}
+	if eval[bool](t, ctx, `!!document.querySelector('nav a[data-view="operations"]')`) {
+		t.Fatal("the Operations link is shown though audit.admin.status does not answer")
+	}
+
+	o := startOperatorStandIn(t, nc)
+	run(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(base+"#/operations"))
+	waitFor(t, ctx, "the poison rows", `document.querySelectorAll("#poison-rows tbody tr[data-seq]").length === 2`)
+	waitFor(t, ctx, "schedules and cleanups", `document.querySelector("#schedule-rows") && document.querySelector("#cleanup-rows")`)
+	if text := eval[string](t, ctx, `document.querySelector("#ops-status").innerText`); !strings.Contains(text, "#3") || !strings.Contains(text, "ok") {
+		t.Errorf("status shows %q, want checkpoint #3 and the verify result", text)
+	}
+	screenshot(t, ctx, t.ArtifactDir(), "operations")
+	run(t, ctx, chromedp.Click(chromedp.CSS(`#poison-rows tr[data-seq="5"] button[aria-label="Show the payload of message 5"]`)))
+	waitFor(t, ctx, "the payload", `document.querySelector("#poison-rows pre")?.textContent === '{"id":"bad-1"}'`)
+	run(t, ctx, chromedp.Click(chromedp.CSS(`#poison-rows tr[data-seq="5"] button[aria-label="Replay message 5"]`)))
+	waitFor(t, ctx, "message 5 gone after its replay", `document.querySelectorAll("#poison-rows tbody tr[data-seq]").length === 1`)
+	// Discard asks first: one press arms it, the second discards.
+	run(t, ctx, chromedp.Click(chromedp.CSS(`#poison-rows tr[data-seq="7"] button[aria-label="Discard message 7"]`)))
+	if r, d := o.done(); !slices.Equal(r, []float64{5}) || len(d) != 0 {
+		t.Fatalf("after one press of Discard: replayed %v, discarded %v", r, d)
+	}
+	run(t, ctx, chromedp.Click(chromedp.CSS(`#poison-rows tr[data-seq="7"] button[aria-label="Discard message 7"]`)))
+	waitFor(t, ctx, "the poison stream empty", `document.querySelector("#poison-rows") === null`)
+	if r, d := o.done(); !slices.Equal(r, []float64{5}) || !slices.Equal(d, []float64{7}) {
+		t.Errorf("replayed %v, discarded %v; want 5 and 7", r, d)
+	}
 }

@@ -56,6 +56,8 @@ function route() {
   else if (view === "reports") reportsView();
   else if (view === "stored" && parts[1]) storedReportView(parts[1]);
   else if (view === "stored") storedView(params);
+  else if (view === "operations" && document.querySelector('nav a[data-view="operations"]')) operationsView();
+  else if (view === "operations") main.append(h("p", { class: "muted", role: "status" }, "Operations are for operators: this login may not use them (or the service does not offer them)."));
   else trailView(params);
 }
 
@@ -476,6 +478,109 @@ async function dailyTimeline(reports, into) {
   into.replaceChildren(columnChart("Events per day, from these daily reports", rows));
 }
 
+// ---- operations (operator role): the audit.admin.* subjects. The view
+// and its link appear only when audit.admin.status answers, so a reader
+// whose permissions refuse those subjects never sees them.
+
+async function operatorAllowed() {
+  try {
+    await request("audit.admin.status", {}, 5000);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function rawJSON(label, v) {
+  return h("details", {}, h("summary", {}, label), h("pre", { class: "json", tabindex: "0" }, JSON.stringify(v, null, 2)));
+}
+
+function operationsView() {
+  const status = h("section", { "aria-labelledby": "ops-status-h" }, h("h2", { id: "ops-status-h" }, "Tamper evidence"), h("p", { class: "muted" }, "Loading…"));
+  const poison = h("section", { "aria-labelledby": "ops-poison-h" }, h("h2", { id: "ops-poison-h" }, "Poison stream"), h("p", { class: "muted" }, "Loading…"));
+  const schedules = h("section", { "aria-labelledby": "ops-sched-h" }, h("h2", { id: "ops-sched-h" }, "Schedules"), h("p", { class: "muted" }, "Loading…"));
+  const cleanups = h("section", { "aria-labelledby": "ops-clean-h" }, h("h2", { id: "ops-clean-h" }, "Last cleanups"), h("p", { class: "muted" }, "Loading…"));
+  main.append(h("h1", {}, "Operations"), status, poison, schedules, cleanups);
+  const fill = (sec, ...nodes) => sec.replaceChildren(sec.firstChild, ...nodes);
+
+  request("audit.admin.status", {}).then((st) => {
+    const c = st.checkpoint;
+    const v = st.lastVerify;
+    fill(status,
+      h("dl", { class: "fields", id: "ops-status" },
+        h("dt", {}, "Last checkpoint"), h("dd", {}, c ? [`#${c.seq}, `, timeEl(c.time), c.ageSeconds !== undefined ? ` (${Math.round(c.ageSeconds)} s ago)` : ""] : "none yet"),
+        h("dt", {}, "Last verify"), h("dd", {}, v ? [timeEl(v.time), " ", h("span", { class: v.ok ? "badge good" : "badge bad" }, v.ok ? "ok" : "failed"), v.summary ? ` ${v.summary}` : ""] : "never run")),
+      rawJSON("Answer", st));
+  }, (err) => fill(status, errorBox(err)));
+
+  const loadPoison = () => request("audit.admin.poison.list", { limit: 50 }).then((ans) => {
+    const msgs = ans.messages || [];
+    if (!msgs.length) {
+      fill(poison, h("p", { class: "muted" }, "No poisoned messages."));
+      return;
+    }
+    const note = h("p", { role: "status", "aria-live": "polite", class: "muted" });
+    const act = async (subject, m, verb) => {
+      try {
+        await request(subject, { seq: m.seq });
+        note.textContent = `Message ${m.seq} ${verb === "replay" ? "replayed" : "discarded"}.`;
+        loadPoison();
+      } catch (err) {
+        note.replaceChildren(errorBox(err));
+      }
+    };
+    const show = async (m, cell) => {
+      try {
+        const full = await request("audit.admin.poison.get", { seq: m.seq });
+        cell.replaceChildren(h("pre", { class: "json", tabindex: "0" }, full.payload ?? JSON.stringify(full, null, 2)));
+      } catch (err) {
+        cell.replaceChildren(errorBox(err));
+      }
+    };
+    fill(poison, note, h("div", { class: "scroll" }, h("table", { class: "data", id: "poison-rows" },
+      h("thead", {}, h("tr", {}, ...["Seq", "Time", "Job", "Message id", "Reason", "Actions"].map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, ...msgs.flatMap((m) => {
+        const payload = h("td", { colspan: 6 });
+        const extra = h("tr", { hidden: true }, payload);
+        return [h("tr", { "data-seq": m.seq },
+          h("td", {}, m.seq), h("td", {}, timeEl(m.time)), h("td", {}, m.job || m.subject), h("td", {}, m.id), h("td", {}, m.reason),
+          h("td", { class: "actions" },
+            h("button", { type: "button", class: "secondary", "aria-label": `Show the payload of message ${m.seq}`, onclick: () => { extra.hidden = !extra.hidden; if (!extra.hidden) show(m, payload); } }, "Payload"),
+            h("button", { type: "button", "aria-label": `Replay message ${m.seq}`, onclick: () => act("audit.admin.poison.replay", m, "replay") }, "Replay"),
+            // Discarding cannot be undone: the first press asks, the second discards.
+            h("button", { type: "button", class: "secondary", "aria-label": `Discard message ${m.seq}`, onclick: (ev) => {
+              const b = ev.currentTarget;
+              if (!b.dataset.armed) {
+                b.dataset.armed = "1";
+                b.textContent = "Discard for good?";
+                return;
+              }
+              act("audit.admin.poison.discard", m, "discard");
+            } }, "Discard"))),
+        extra];
+      })))));
+  }, (err) => fill(poison, errorBox(err)));
+  loadPoison();
+
+  request("audit.admin.schedules", {}).then((ans) => {
+    const list = ans.schedules || [];
+    fill(schedules, list.length === 0 ? h("p", { class: "muted" }, "No schedules installed.") :
+      h("table", { class: "data", id: "schedule-rows" },
+        h("thead", {}, h("tr", {}, ...["Schedule", "Pattern", "Fires", "Next firing"].map((x) => h("th", { scope: "col" }, x)))),
+        h("tbody", {}, ...list.map((x) => h("tr", {}, h("td", {}, x.subject), h("td", {}, `${x.pattern}${x.timeZone ? ` (${x.timeZone})` : ""}`),
+          h("td", {}, x.target), h("td", {}, x.next ? timeEl(x.next) : "unknown"))))));
+  }, (err) => fill(schedules, errorBox(err)));
+
+  request("audit.admin.cleanups", {}).then((ans) => {
+    const list = ans.cleanups || [];
+    fill(cleanups, list.length === 0 ? h("p", { class: "muted" }, "No cleanup has run yet.") :
+      h("table", { class: "data", id: "cleanup-rows" },
+        h("thead", {}, h("tr", {}, ...["Job", "Cutoff", "Deleted", "Dry run", "Duration", "Trigger"].map((x) => h("th", { scope: "col" }, x)))),
+        h("tbody", {}, ...list.map((x) => h("tr", {}, h("td", {}, x.id), h("td", {}, timeEl(x.cutoff)), h("td", {}, num(x.deletedCount)),
+          h("td", {}, x.dryRun ? "yes" : "no"), h("td", {}, `${x.durationMs} ms`), h("td", {}, x.trigger))))));
+  }, (err) => fill(cleanups, errorBox(err)));
+}
+
 // ---- start: connect, with a login form when the server wants one
 
 function loginForm(cfg, problem) {
@@ -505,6 +610,12 @@ function loginForm(cfg, problem) {
 function start() {
   window.addEventListener("hashchange", route);
   route();
+  operatorAllowed().then((ok) => {
+    document.body.dataset.operator = ok ? "yes" : "no";
+    if (!ok) return;
+    document.querySelector("nav").append(h("a", { href: "#/operations", "data-view": "operations" }, "Operations"));
+    if (parseHash().parts[0] === "operations") route();
+  });
 }
 
 (async () => {
