@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -450,12 +451,18 @@ func TestConsoleLogin(t *testing.T) {
 	env := servicetest.Env(t)
 	env["AUDITQ_NATS_AUTH_USER"] = "console-user"
 	env["AUDITQ_NATS_AUTH_PASSWORD"] = "console-password"
+	env["AUDITQ_CONSOLE_INBOX_PREFIX"] = "_INBOX_console"
 	svc := servicetest.Start(t, env)
 	nc, err := nats.Connect(svc.NATSURL(), nats.UserInfo("console-user", "console-password"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
+	// The console's replies arrive under its configured inbox prefix.
+	var inboxReplies atomic.Int64
+	if _, err := nc.Subscribe("_INBOX_console.>", func(*nats.Msg) { inboxReplies.Add(1) }); err != nil {
+		t.Fatal(err)
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -478,6 +485,9 @@ func TestConsoleLogin(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`input[name="pass"]`), "console-password"),
 		chromedp.Click(chromedp.CSS(`form.login button[type="submit"]`)))
 	waitFor(t, ctx, "the trail after logging in", `document.querySelector('#trail-rows tr[data-id="login-1"]')`)
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		return inboxReplies.Load() > 0, "no reply seen under _INBOX_console.>"
+	})
 }
 
 // operatorStandIn answers the operator subjects (audit.admin.*) on nc
