@@ -35,7 +35,7 @@ func TestHandlerServesTheBundle(t *testing.T) {
 	if !strings.Contains(csp, "connect-src 'self' ws://127.0.0.1:4224;") || !strings.Contains(csp, "script-src 'self';") {
 		t.Errorf("Content-Security-Policy %q: want scripts from this origin only and the WebSocket listener", csp)
 	}
-	for path, ctype := range map[string]string{"/console/app.js": "text/javascript", "/console/app.css": "text/css"} {
+	for path, ctype := range map[string]string{"/console/app.js": "text/javascript", "/console/app.css": "text/css", "/console/licenses.txt": "text/plain"} {
 		w := get(t, h, "127.0.0.1:8080", path, nil)
 		if w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), ctype) || w.Body.Len() < 1000 {
 			t.Errorf("GET %s answered %d, %s, %d bytes", path, w.Code, w.Header().Get("Content-Type"), w.Body.Len())

@@ -3,7 +3,7 @@
 // index.html copied. Deterministic: the same sources and lockfile give
 // the same bytes (no timestamps, no hashes of absolute paths).
 import { build } from "esbuild";
-import { copyFile, mkdir, rm } from "node:fs/promises";
+import { copyFile, mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 const out = process.argv[2];
@@ -13,7 +13,8 @@ if (!out) {
 }
 await rm(out, { recursive: true, force: true });
 await mkdir(out, { recursive: true });
-await build({
+const js = await build({
+  metafile: true,
   entryPoints: { app: "src/main.js" },
   bundle: true,
   minify: true,
@@ -33,3 +34,20 @@ await build({
   logLevel: "warning",
 });
 await copyFile(join("src", "index.html"), join(out, "index.html"));
+
+// licenses.txt: the license of every npm package bundled into app.js,
+// sorted by name (served at /console/licenses.txt).
+const pkgs = new Set();
+for (const input of Object.keys(js.metafile.inputs)) {
+  const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input);
+  if (m) pkgs.add(m[1]);
+}
+let text = "Third-party software bundled into app.js\n";
+for (const name of [...pkgs].sort()) {
+  const dir = join("node_modules", name);
+  const { version, license } = JSON.parse(await readFile(join(dir, "package.json"), "utf8"));
+  const file = (await readdir(dir)).sort().find((f) => /^licen[cs]e/i.test(f));
+  text += `\n==== ${name} ${version} (${license})\n\n`;
+  text += file ? (await readFile(join(dir, file), "utf8")).trimEnd() + "\n" : "(no license file in the package)\n";
+}
+await writeFile(join(out, "licenses.txt"), text);
