@@ -15,7 +15,13 @@ require (
 	golang.org/x/term v0.47.0
 )
 
-require github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
+require (
+	github.com/chromedp/cdproto v0.160.1
+	github.com/chromedp/chromedp v0.23.1
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
+)
+
+require github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 
 // The Go client is its own module (client/go.mod), so that the service's
 // dependencies never reach its importers; the service's tests use it from

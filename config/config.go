@@ -92,6 +92,13 @@ type Config struct {
 	// Log streams (docs/streams.md).
 	StreamsFile string   // AUDITQ_STREAMS_FILE
 	Streams     []Stream // read from StreamsFile
+	// The admin console (docs/console.md) and its WebSocket listener.
+	Console              bool   // serve the console at / on AUDITQ_HTTP_ADDR
+	NATSWebsocket        string // embedded server's WebSocket listener (host:port), or "off"
+	NATSWebsocketTLSCert string // its certificate file; required beyond loopback
+	NATSWebsocketTLSKey  string
+	ConsoleWebsocketURL  string // the WebSocket URL the console connects to; "" = the embedded listener's
+	ConsoleInboxPrefix   string // inbox prefix the console's connection uses; "" = nats.js's _INBOX
 }
 
 // Var documents one environment variable: its name, default and meaning.
@@ -116,7 +123,7 @@ var Vars = []Var{
 	{"AUDITQ_NATS_TLS_KEY", "", "external NATS: client key file"},
 	{"AUDITQ_NATS_REPLICAS", "1", "replicas of every stream and consumer auditq creates (1, 3 or 5); existing ones are brought to it at start; above 1 needs an external JetStream cluster of at least that many servers"},
 	{"AUDITQ_DATA_DIR", "./data", "embedded server: JetStream storage lives under DIR/jetstream; also where the signing key lives unless AUDITQ_SIGNING_KEY_FILE is set"},
-	{"AUDITQ_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz, /readyz and /metrics; \"off\" disables"},
+	{"AUDITQ_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz, /readyz, /metrics, /schema/ and the admin console (/); \"off\" disables"},
 	{"AUDITQ_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"AUDITQ_LOG_FORMAT", "auto", "json, text, or auto (json unless stderr is a terminal)"},
 	{"AUDITQ_BATCH_MAX_EVENTS", "1000", "group commit of audit.log events: flush a batch at this many events"},
@@ -165,6 +172,12 @@ var Vars = []Var{
 	{"AUDITQ_EXPORT_ACK_TIMEOUT", "30s", "exports: an export whose client acknowledges nothing for this long ends (its end is recorded with the count delivered)"},
 	{"AUDITQ_EXPORT_MAX_RUNNING", "4", "exports running at once per instance (1 to 256); one more is answered 429"},
 	{"AUDITQ_STREAMS_FILE", "", "JSON file of the log streams (webhook, splunk, elasticsearch, file, nats) that get every committed event (docs/streams.md); empty: none"},
+	{"AUDITQ_CONSOLE", "on", "serve the admin console at / on AUDITQ_HTTP_ADDR (docs/console.md): on or off"},
+	{"AUDITQ_NATS_WEBSOCKET", DefaultNATSWebsocket, "embedded server: address of the NATS WebSocket listener the console connects to; \"off\" disables; beyond loopback only with TLS"},
+	{"AUDITQ_NATS_WEBSOCKET_TLS_CERT", "", "embedded server: certificate file (PEM) of the WebSocket listener (wss://); required beyond loopback"},
+	{"AUDITQ_NATS_WEBSOCKET_TLS_KEY", "", "key file (PEM) for AUDITQ_NATS_WEBSOCKET_TLS_CERT"},
+	{"AUDITQ_CONSOLE_WEBSOCKET_URL", "", "the ws:// or wss:// URL the console's browser connects to; empty: the embedded server's WebSocket listener (set it for an external NATS server)"},
+	{"AUDITQ_CONSOLE_INBOX_PREFIX", "", "inbox prefix of the console's NATS connection, for console users whose permissions allow only a private inbox; empty: _INBOX"},
 }
 
 // Load reads the configuration through getenv (os.Getenv in production) and
@@ -232,15 +245,21 @@ func Load(getenv func(string) string) (Config, error) {
 		RetiredKeys:        p.list("AUDITQ_RETIRED_KEYS"),
 		CheckpointInterval: p.dur("AUDITQ_CHECKPOINT_INTERVAL"),
 
-		PersonalData:       p.str("AUDITQ_PERSONAL_DATA"),
-		PersonalDetailKeys: p.list("AUDITQ_PERSONAL_DETAILS_KEYS"),
-		KEKFile:            p.str("AUDITQ_KEK_FILE"),
-		ExportPageEvents:   p.int("AUDITQ_EXPORT_PAGE_EVENTS"),
-		ExportChunkBytes:   p.int("AUDITQ_EXPORT_CHUNK_BYTES"),
-		ExportWindow:       p.int("AUDITQ_EXPORT_WINDOW"),
-		ExportAckTimeout:   p.dur("AUDITQ_EXPORT_ACK_TIMEOUT"),
-		ExportMaxRunning:   p.int("AUDITQ_EXPORT_MAX_RUNNING"),
-		StreamsFile:        p.str("AUDITQ_STREAMS_FILE"),
+		PersonalData:         p.str("AUDITQ_PERSONAL_DATA"),
+		PersonalDetailKeys:   p.list("AUDITQ_PERSONAL_DETAILS_KEYS"),
+		KEKFile:              p.str("AUDITQ_KEK_FILE"),
+		ExportPageEvents:     p.int("AUDITQ_EXPORT_PAGE_EVENTS"),
+		ExportChunkBytes:     p.int("AUDITQ_EXPORT_CHUNK_BYTES"),
+		ExportWindow:         p.int("AUDITQ_EXPORT_WINDOW"),
+		ExportAckTimeout:     p.dur("AUDITQ_EXPORT_ACK_TIMEOUT"),
+		ExportMaxRunning:     p.int("AUDITQ_EXPORT_MAX_RUNNING"),
+		StreamsFile:          p.str("AUDITQ_STREAMS_FILE"),
+		Console:              p.onOff("AUDITQ_CONSOLE"),
+		NATSWebsocket:        p.str("AUDITQ_NATS_WEBSOCKET"),
+		NATSWebsocketTLSCert: p.str("AUDITQ_NATS_WEBSOCKET_TLS_CERT"),
+		NATSWebsocketTLSKey:  p.str("AUDITQ_NATS_WEBSOCKET_TLS_KEY"),
+		ConsoleWebsocketURL:  p.str("AUDITQ_CONSOLE_WEBSOCKET_URL"),
+		ConsoleInboxPrefix:   p.str("AUDITQ_CONSOLE_INBOX_PREFIX"),
 	}
 	var err error
 	if c.Streams, err = loadStreams(c.StreamsFile, getenv); err != nil {
@@ -364,6 +383,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validatePersonal()...)
 	errs = append(errs, c.validateExport()...)
 	errs = append(errs, c.validateStreams()...)
+	errs = append(errs, c.validateConsole()...)
 	return errors.Join(errs...)
 }
 

@@ -61,6 +61,10 @@ func TestEmbeddedNATSListensOnLoopbackByDefault(t *testing.T) {
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		t.Fatalf("default AUDITQ_NATS_LISTEN = %s, want a loopback address", cfg.NATSListen)
 	}
+	// The console's WebSocket listener too.
+	if host, _, err = net.SplitHostPort(cfg.NATSWebsocket); err != nil || !net.ParseIP(host).IsLoopback() {
+		t.Fatalf("default AUDITQ_NATS_WEBSOCKET = %s, want a loopback address", cfg.NATSWebsocket)
+	}
 }
 
 // With AUDITQ_NATS_AUTH_USER/PASSWORD (or TOKEN), the embedded server
@@ -84,12 +88,15 @@ func TestEmbeddedNATSRequiresConfiguredAuth(t *testing.T) {
 				env[k] = v
 			}
 			svc := servicetest.Start(t, env)
-			for _, opts := range [][]nats.Option{nil, tc.bad} {
-				if nc, err := nats.Connect(svc.NATSURL(), opts...); err == nil {
-					nc.Close()
-					t.Fatal("a client without the right credentials was let in")
-				} else if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
-					t.Fatalf("refused with %v, want an authorization error", err)
+			// Over the console's WebSocket listener as over the client port.
+			for _, url := range []string{svc.NATSURL(), svc.WebsocketURL()} {
+				for _, opts := range [][]nats.Option{nil, tc.bad} {
+					if nc, err := nats.Connect(url, opts...); err == nil {
+						nc.Close()
+						t.Fatalf("%s: a client without the right credentials was let in", url)
+					} else if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+						t.Fatalf("%s: refused with %v, want an authorization error", url, err)
+					}
 				}
 			}
 			nc, err := nats.Connect(svc.NATSURL(), tc.good...)
@@ -235,6 +242,32 @@ func TestExternalNATSOverMutualTLS(t *testing.T) {
 // the retention cleanup) delete audit rows, but never update them. The
 // service runs as that role: ingest and retention work; UPDATE, TRUNCATE
 // and schema changes fail.
+// With AUDITQ_NATS_WEBSOCKET_TLS_CERT and _KEY the console's WebSocket
+// listener speaks only wss://, with that certificate.
+func TestEmbeddedWebsocketOverTLS(t *testing.T) {
+	files := writeTLSFiles(t, t.TempDir())
+	env := servicetest.Env(t)
+	env["AUDITQ_NATS_WEBSOCKET_TLS_CERT"] = files.serverCert
+	env["AUDITQ_NATS_WEBSOCKET_TLS_KEY"] = files.serverKey
+	svc := servicetest.Start(t, env)
+	url := svc.WebsocketURL()
+	if !strings.HasPrefix(url, "wss://127.0.0.1:") {
+		t.Fatalf("WebSocket URL %q, want wss://127.0.0.1:...", url)
+	}
+	if nc, err := nats.Connect("ws://"+strings.TrimPrefix(url, "wss://"), nats.Timeout(5*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("a plain ws:// client was let in")
+	}
+	nc, err := nats.Connect(url, nats.RootCAs(files.ca))
+	if err != nil {
+		t.Fatalf("connect over wss: %v", err)
+	}
+	defer nc.Close()
+	if _, err := nc.Request("audit.pubkey", []byte(`{}`), 10*time.Second); err != nil {
+		t.Fatalf("audit.pubkey over wss: %v", err)
+	}
+}
+
 func TestWriterRoleCannotUpdateAuditRows(t *testing.T) {
 	ctx := context.Background()
 	ownerURL := pgtest.NewDatabase(t)

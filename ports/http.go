@@ -31,8 +31,9 @@ type PoisonBacklog func(ctx context.Context) (map[string]PoisonStat, error)
 // check passes: 200, else 503 with the failing checks), /schema/<name>.json
 // (the JSON Schemas of the contract) and /metrics, whose
 // backlog gauge is refreshed from backlog, and whose poison gauges from
-// poison (unless nil), before each scrape.
-func NewHTTPHandler(m *Metrics, checks map[string]Check, backlog Backlog, poison PoisonBacklog) http.Handler {
+// poison (unless nil), before each scrape; and, unless console is nil,
+// the admin console at / and /console/ (ports/console).
+func NewHTTPHandler(m *Metrics, checks map[string]Check, backlog Backlog, poison PoisonBacklog, console http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -56,6 +57,10 @@ func NewHTTPHandler(m *Metrics, checks map[string]Check, backlog Backlog, poison
 		writeJSON(w, status, result)
 	})
 	mux.Handle("GET /schema/", schemaHandler())
+	if console != nil {
+		mux.Handle("GET /{$}", console)
+		mux.Handle("GET /console/", console)
+	}
 	metrics := promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)

@@ -62,6 +62,7 @@ type Service struct {
 	router   *message.Router
 	httpAddr string
 	streams  *streams.Runner
+	wsURL    string // the embedded server's WebSocket listener, "" when none
 }
 
 // closer is one registered shutdown action, named for the log.
@@ -110,6 +111,10 @@ func (s *Service) Run(ctx context.Context) error {
 // NATSURL returns the URL of the NATS server the service uses: the
 // embedded server's client URL, or AUDITQ_NATS_URL.
 func (s *Service) NATSURL() string { return s.natsURL }
+
+// WebsocketURL returns the URL of the embedded server's WebSocket
+// listener (the console's), "" when there is none.
+func (s *Service) WebsocketURL() string { return s.wsURL }
 
 // HTTPAddr returns the address the health and metrics endpoints listen on,
 // "" when AUDITQ_HTTP_ADDR is off.
@@ -178,12 +183,20 @@ func (s *Service) startNATS(ctx context.Context) error {
 	conn := clientConn(s.cfg)
 	conn.Logger = s.log
 	if s.cfg.NATSURL == "" {
-		srv, err := natsjs.StartEmbedded(natsjs.EmbeddedConfig{
+		embedded := natsjs.EmbeddedConfig{
 			Listen: s.cfg.NATSListen, DataDir: s.cfg.DataDir, MaxPayload: s.cfg.NATSMaxPayload,
 			User: s.cfg.NATSUser, Password: s.cfg.NATSPassword, Token: s.cfg.NATSToken,
-		})
+		}
+		if err := websocketConfig(s.cfg, &embedded); err != nil {
+			return err
+		}
+		srv, err := natsjs.StartEmbedded(embedded)
 		if err != nil {
 			return err
+		}
+		if embedded.Websocket != "" {
+			s.wsURL = srv.WebsocketURL()
+			s.log.Info("NATS WebSocket listener started", "url", s.wsURL)
 		}
 		s.embedded = srv
 		s.onClose("embedded NATS", func() error { srv.Shutdown(); srv.WaitForShutdown(); return nil })
@@ -502,8 +515,13 @@ func (s *Service) startHTTP() error {
 		return fmt.Errorf("listen on AUDITQ_HTTP_ADDR %s: %w", s.cfg.HTTPAddr, err)
 	}
 	s.httpAddr = ln.Addr().String()
+	consoleHandler, err := s.console()
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	srv := &http.Server{
-		Handler:           ports.NewHTTPHandler(s.metrics, checks, pending, poisonBacklog(poison)),
+		Handler:           ports.NewHTTPHandler(s.metrics, checks, pending, poisonBacklog(poison), consoleHandler),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	go func() {
@@ -511,6 +529,9 @@ func (s *Service) startHTTP() error {
 			s.log.Error("HTTP server stopped", "err", err)
 		}
 	}()
+	if consoleHandler != nil {
+		s.log.Info("admin console", "url", "http://"+s.httpAddr+"/")
+	}
 	s.onClose("http", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

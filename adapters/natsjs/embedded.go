@@ -1,6 +1,7 @@
 package natsjs
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -19,14 +20,29 @@ type EmbeddedConfig struct {
 	User       string // with Password: clients must authenticate
 	Password   string
 	Token      string // alternative to User/Password
+
+	// Websocket is host:port of the WebSocket listener for browsers (the
+	// console); "" opens none, port -1 picks a free one. Without
+	// WebsocketTLS it must be a loopback address.
+	Websocket    string
+	WebsocketTLS *tls.Config
 }
 
 // Validate returns an error naming a listen address that is not
-// host:port, an empty DataDir, a negative MaxPayload, or a User without a
-// Password.
+// host:port, a WebSocket address beyond loopback without TLS, an empty
+// DataDir, a negative MaxPayload, or a User without a Password.
 func (c EmbeddedConfig) Validate() error {
 	if _, _, err := c.hostPort(); err != nil {
 		return err
+	}
+	if c.Websocket != "" {
+		host, _, err := wsHostPort(c.Websocket)
+		if err != nil {
+			return err
+		}
+		if c.WebsocketTLS == nil && !isLoopback(host) {
+			return fmt.Errorf("embedded NATS WebSocket address %q: not a loopback address, and no TLS", c.Websocket)
+		}
 	}
 	if c.DataDir == "" {
 		return errors.New("embedded NATS: DataDir must not be empty")
@@ -52,6 +68,26 @@ func (c EmbeddedConfig) hostPort() (string, int, error) {
 	return host, port, nil
 }
 
+func wsHostPort(addr string) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("embedded NATS WebSocket address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return "", 0, fmt.Errorf("embedded NATS WebSocket port %q: %w", portStr, err)
+	}
+	return host, port, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // StartEmbedded starts a nats-server with JetStream in this process and
 // waits until it accepts connections; it returns cfg's validation error,
 // or why the server did not start. Shut it down with Shutdown.
@@ -73,6 +109,10 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		NoSigs:        true,
 		NoLog:         true,
 	}
+	if cfg.Websocket != "" {
+		wsHost, wsPort, _ := wsHostPort(cfg.Websocket)
+		opts.Websocket = server.WebsocketOpts{Host: wsHost, Port: wsPort, TLSConfig: cfg.WebsocketTLS, NoTLS: cfg.WebsocketTLS == nil}
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
@@ -80,6 +120,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	srv.Start()
 	if !srv.ReadyForConnections(15 * time.Second) {
 		srv.Shutdown()
+		if cfg.Websocket != "" {
+			return nil, fmt.Errorf("embedded NATS did not start listening on %s and WebSocket %s within 15s (is an address in use?)", cfg.Listen, cfg.Websocket)
+		}
 		return nil, fmt.Errorf("embedded NATS did not start listening on %s within 15s", cfg.Listen)
 	}
 	return srv, nil

@@ -34,6 +34,7 @@ run=(podman --runtime runc run --network host --ulimit nofile=4096:4096 --ulimit
 	-e AUDITQ_DATA_DIR=/data \
 	-e "AUDITQ_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db?sslmode=disable" \
 	-e AUDITQ_NATS_LISTEN=127.0.0.1:-1 \
+	-e AUDITQ_NATS_WEBSOCKET=127.0.0.1:-1 \
 	-e AUDITQ_HTTP_ADDR=127.0.0.1:0 \
 	-e AUDITQ_LOG_FORMAT=json \
 	"$image" serve >/dev/null

@@ -58,12 +58,18 @@ func BaseEnv(dbURL, dataDir string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	wsPort, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
 	return map[string]string{
 		"AUDITQ_DATABASE_URL": dbURL,
 		"AUDITQ_DATA_DIR":     dataDir,
 		"AUDITQ_NATS_LISTEN":  fmt.Sprintf("127.0.0.1:%d", natsPort),
 		"AUDITQ_HTTP_ADDR":    fmt.Sprintf("127.0.0.1:%d", httpPort),
-		"AUDITQ_LOG_LEVEL":    "warn",
+		// The console's WebSocket listener, on a port of its own per child.
+		"AUDITQ_NATS_WEBSOCKET": fmt.Sprintf("127.0.0.1:%d", wsPort),
+		"AUDITQ_LOG_LEVEL":      "warn",
 	}, nil
 }
 

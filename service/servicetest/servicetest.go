@@ -33,12 +33,13 @@ import (
 func Env(t testing.TB) map[string]string {
 	t.Helper()
 	return map[string]string{
-		"AUDITQ_DATABASE_URL":  pgtest.NewDatabase(t),
-		"AUDITQ_NATS_LISTEN":   "127.0.0.1:-1",
-		"AUDITQ_DATA_DIR":      t.TempDir(),
-		"AUDITQ_HTTP_ADDR":     "127.0.0.1:0",
-		"AUDITQ_LOG_LEVEL":     "warn",
-		"AUDITQ_RETRY_BACKOFF": "100ms",
+		"AUDITQ_DATABASE_URL":   pgtest.NewDatabase(t),
+		"AUDITQ_NATS_LISTEN":    "127.0.0.1:-1",
+		"AUDITQ_NATS_WEBSOCKET": "127.0.0.1:-1",
+		"AUDITQ_DATA_DIR":       t.TempDir(),
+		"AUDITQ_HTTP_ADDR":      "127.0.0.1:0",
+		"AUDITQ_LOG_LEVEL":      "warn",
+		"AUDITQ_RETRY_BACKOFF":  "100ms",
 		// No nightly jobs in the middle of a test that counts rows; tests of
 		// the schedules turn theirs back on.
 		"AUDITQ_CLEANUP_CRON": "off",
