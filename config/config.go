@@ -72,6 +72,10 @@ type Config struct {
 	SigningKeyFile     string        // Ed25519 key of checkpoints; "" = DataDir/signing-key.pem
 	RetiredKeys        []string      // public keys the signing key replaced (verify trusts them)
 	CheckpointInterval time.Duration // how often a signed checkpoint is written
+
+	// Access control (docs/security.md).
+	NATSConfigFile string // nats-server configuration: authorization, accounts, websocket; "" = none
+	NATSAccount    string // the service's own account in NATSConfigFile
 }
 
 // Var documents one environment variable: its name, default and meaning.
@@ -94,6 +98,8 @@ var Vars = []Var{
 	{"AUDITQ_NATS_TLS_CA", "", "external NATS: CA certificate file to verify the server"},
 	{"AUDITQ_NATS_TLS_CERT", "", "external NATS: client certificate file"},
 	{"AUDITQ_NATS_TLS_KEY", "", "external NATS: client key file"},
+	{"AUDITQ_NATS_CONFIG", "", "a nats-server configuration file whose authorization, accounts and websocket blocks apply to the embedded server (docs/security.md); auditq refuses to start when it lets anyone else publish its results, poison, checkpoints or schedules or answer its requests. With AUDITQ_NATS_URL: the external server's file, checked the same way. Empty: loopback only, AUDITQ_NATS_AUTH_* if set"},
+	{"AUDITQ_NATS_ACCOUNT", "AUDITQ", "with AUDITQ_NATS_CONFIG: auditq's own account in it, which holds the streams and exports the subjects other accounts import"},
 	{"AUDITQ_NATS_REPLICAS", "1", "replicas of every stream and consumer auditq creates (1, 3 or 5); existing ones are brought to it at start; above 1 needs an external JetStream cluster of at least that many servers"},
 	{"AUDITQ_DATA_DIR", "./data", "embedded server: JetStream storage lives under DIR/jetstream; also where the signing key lives unless AUDITQ_SIGNING_KEY_FILE is set"},
 	{"AUDITQ_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz, /readyz and /metrics; \"off\" disables"},
@@ -195,6 +201,9 @@ func Load(getenv func(string) string) (Config, error) {
 		SigningKeyFile:     p.str("AUDITQ_SIGNING_KEY_FILE"),
 		RetiredKeys:        p.list("AUDITQ_RETIRED_KEYS"),
 		CheckpointInterval: p.dur("AUDITQ_CHECKPOINT_INTERVAL"),
+
+		NATSConfigFile: p.str("AUDITQ_NATS_CONFIG"),
+		NATSAccount:    p.str("AUDITQ_NATS_ACCOUNT"),
 	}
 	errs := append(p.errs, c.Validate())
 	if err := errors.Join(errs...); err != nil {
@@ -235,6 +244,9 @@ func (c Config) Validate() error {
 	}
 	if (c.NATSUser == "") != (c.NATSPassword == "") {
 		bad("AUDITQ_NATS_AUTH_USER and AUDITQ_NATS_AUTH_PASSWORD: set both or neither")
+	}
+	if c.NATSConfigFile != "" && c.NATSAccount == "" {
+		bad("AUDITQ_NATS_ACCOUNT: must not be empty with AUDITQ_NATS_CONFIG")
 	}
 	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
 		bad("AUDITQ_NATS_TLS_CERT and AUDITQ_NATS_TLS_KEY: set both or neither")
