@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -285,5 +287,41 @@ func TestReadsNameTheAuthenticatedIdentity(t *testing.T) {
 		if who.UnverifiedClaim != "cli:someone-else" || who.NatsRequestInfo["name"] == "forged" {
 			t.Errorf("%s: requester %s: the claim is kept as unverified, the forged header replaced", r.name, rows[0].Requester)
 		}
+	}
+}
+
+// TestBadNATSConfigurationIsRefusedAtStart: a file breaking a rule stops
+// the start naming the file, the rule and the user; a client with a wrong
+// password gets the server's authorization error.
+func TestBadNATSConfigurationIsRefusedAtStart(t *testing.T) {
+	text, err := os.ReadFile(rolesConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The reader may now also subscribe to every audit subject.
+	broken := strings.Replace(string(text), `subscribe: {allow: ["_INBOX_reader.>"]}`, `subscribe: {allow: ["_INBOX_reader.>", "audit.>"]}`, 1)
+	if broken == string(text) {
+		t.Fatal("the example's reader permissions changed; update this test")
+	}
+	path := filepath.Join(t.TempDir(), "broken.conf")
+	if err := os.WriteFile(path, []byte(broken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := rolesEnv(t)
+	env["AUDITQ_NATS_CONFIG"] = path
+	_, err = servicetest.TryStart(t, env)
+	if err == nil || !strings.Contains(err.Error(), path) ||
+		!strings.Contains(err.Error(), `rule "only auditq subscribes to audit.query": user "reader" in account "READERS" may subscribe to audit.query (allow "audit.>")`) {
+		t.Fatalf("start: %v", err)
+	}
+
+	svc := servicetest.Start(t, rolesEnv(t))
+	_, err = nats.Connect(svc.NATSURL(), nats.UserInfo(reader.user, "wrong"))
+	if err == nil || !strings.Contains(err.Error(), "Authorization Violation") {
+		t.Fatalf("wrong password: %v", err)
+	}
+	// Nor is there a user without a password any more.
+	if _, err = nats.Connect(svc.NATSURL()); err == nil {
+		t.Fatal("connected without credentials")
 	}
 }

@@ -78,8 +78,8 @@ func LoadServerConfig(path string) (*server.Options, map[string]any, error) {
 		return nil, nil, fmt.Errorf("NATS configuration %s: %w", path, err)
 	}
 	tree, err := conf.ParseFile(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("NATS configuration: %w", err)
+	if err != nil { // the parser names the line, not the file
+		return nil, nil, fmt.Errorf("NATS configuration %s: %w", path, err)
 	}
 	var bad []string
 	for k := range tree {
