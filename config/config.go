@@ -99,6 +99,9 @@ type Config struct {
 	NATSWebsocketTLSKey  string
 	ConsoleWebsocketURL  string // the WebSocket URL the console connects to; "" = the embedded listener's
 	ConsoleInboxPrefix   string // inbox prefix the console's connection uses; "" = nats.js's _INBOX
+	// Access control (docs/security.md).
+	NATSConfigFile string // nats-server configuration: authorization, accounts, websocket; "" = none
+	NATSAccount    string // the service's own account in NATSConfigFile
 }
 
 // Var documents one environment variable: its name, default and meaning.
@@ -121,6 +124,8 @@ var Vars = []Var{
 	{"AUDITQ_NATS_TLS_CA", "", "external NATS: CA certificate file to verify the server"},
 	{"AUDITQ_NATS_TLS_CERT", "", "external NATS: client certificate file"},
 	{"AUDITQ_NATS_TLS_KEY", "", "external NATS: client key file"},
+	{"AUDITQ_NATS_CONFIG", "", "a nats-server configuration file whose authorization, accounts and websocket blocks apply to the embedded server (docs/security.md); auditq refuses to start when it lets anyone else publish its results, poison, checkpoints or schedules or answer its requests. With AUDITQ_NATS_URL: the external server's file, checked the same way. Empty: loopback only, AUDITQ_NATS_AUTH_* if set"},
+	{"AUDITQ_NATS_ACCOUNT", "AUDITQ", "with AUDITQ_NATS_CONFIG: auditq's own account in it, which holds the streams and exports the subjects other accounts import"},
 	{"AUDITQ_NATS_REPLICAS", "1", "replicas of every stream and consumer auditq creates (1, 3 or 5); existing ones are brought to it at start; above 1 needs an external JetStream cluster of at least that many servers"},
 	{"AUDITQ_DATA_DIR", "./data", "embedded server: JetStream storage lives under DIR/jetstream; also where the signing key lives unless AUDITQ_SIGNING_KEY_FILE is set"},
 	{"AUDITQ_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz, /readyz, /metrics, /schema/ and the admin console (/); \"off\" disables"},
@@ -260,6 +265,8 @@ func Load(getenv func(string) string) (Config, error) {
 		NATSWebsocketTLSKey:  p.str("AUDITQ_NATS_WEBSOCKET_TLS_KEY"),
 		ConsoleWebsocketURL:  p.str("AUDITQ_CONSOLE_WEBSOCKET_URL"),
 		ConsoleInboxPrefix:   p.str("AUDITQ_CONSOLE_INBOX_PREFIX"),
+		NATSConfigFile:       p.str("AUDITQ_NATS_CONFIG"),
+		NATSAccount:          p.str("AUDITQ_NATS_ACCOUNT"),
 	}
 	var err error
 	if c.Streams, err = loadStreams(c.StreamsFile, getenv); err != nil {
@@ -304,6 +311,9 @@ func (c Config) Validate() error {
 	}
 	if (c.NATSUser == "") != (c.NATSPassword == "") {
 		bad("AUDITQ_NATS_AUTH_USER and AUDITQ_NATS_AUTH_PASSWORD: set both or neither")
+	}
+	if c.NATSConfigFile != "" && c.NATSAccount == "" {
+		bad("AUDITQ_NATS_ACCOUNT: must not be empty with AUDITQ_NATS_CONFIG")
 	}
 	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
 		bad("AUDITQ_NATS_TLS_CERT and AUDITQ_NATS_TLS_KEY: set both or neither")

@@ -90,7 +90,7 @@ func (r *Requests) exportEndpoint() micro.Handler {
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.exportCtx, r.cfg.Timeout)
-		x, err := r.app.Queries.Export.Start(ctx, in, requester(req.Headers()))
+		x, err := r.app.Queries.Export.Start(ctx, in, requester(req.Headers(), r.cfg.Identity))
 		cancel()
 		if err != nil {
 			<-r.exportSlots

@@ -61,6 +61,8 @@ type RequestsConfig struct {
 	// StopTimeout bounds how long Stop waits for requests in progress.
 	StopTimeout time.Duration
 	Logger      *slog.Logger
+	// Identity says whether a request's Nats-Request-Info names who asked.
+	Identity Identity
 	// Metrics gets every answer (auditq_requests_total,
 	// auditq_request_duration_seconds), the requests in flight and waiting
 	// per pool, and every checkpoint written on request; nil records
@@ -406,7 +408,7 @@ func endpointIn[Req any](r *Requests, poolName, subject string, call func(contex
 				if err := DecodeRequest(data, &in); err != nil {
 					return nil, err
 				}
-				return call(ctx, in, requester(headers))
+				return call(ctx, in, requester(headers, r.cfg.Identity))
 			})
 		}()
 	})
@@ -556,12 +558,49 @@ func respondError(req responder, code, msg, field string) {
 	_ = req.Error(code, msg, body)
 }
 
+// Identity says whether the NATS server vouches for the Nats-Request-Info
+// of a request: true when the service has an account of its own that no
+// other user is in (AUDITQ_NATS_CONFIG), so that every request reaches it
+// through a service import, and the server replaces any such header a
+// client sent with its own (nats-server client.go, processServiceImport).
+type Identity struct {
+	Trusted bool
+	Account string // the service's account: a request without the header came from within it
+}
+
 // requester reads who asked from the request headers.
-func requester(h micro.Headers) query.Requester {
-	return query.Requester{
+func requester(h micro.Headers, id Identity) query.Requester {
+	who := query.Requester{
 		RequestInfo: nats.Header(h).Get(HeaderRequestInfo),
 		Claimed:     nats.Header(h).Get(HeaderRequester),
 	}
+	if id.Trusted {
+		who.Verified = verifiedIdentity(nats.Header(h).Values(HeaderRequestInfo), id.Account)
+	}
+	return who
+}
+
+// verifiedIdentity is the caller a server-set Nats-Request-Info names
+// (fields acc, user, name of the server's ClientInfo); without the
+// header, the request came from within the service's own account. It
+// returns nil when the header is repeated or not such JSON.
+func verifiedIdentity(values []string, account string) *query.Identity {
+	switch len(values) {
+	case 0:
+		return &query.Identity{Account: account}
+	case 1:
+	default:
+		return nil
+	}
+	var ci struct {
+		Account string `json:"acc"`
+		User    string `json:"user"`
+		Name    string `json:"name"`
+	}
+	if err := json.Unmarshal([]byte(values[0]), &ci); err != nil || ci.Account == "" {
+		return nil
+	}
+	return &query.Identity{Account: ci.Account, User: ci.User, Name: ci.Name}
 }
 
 // DecodeRequest decodes a request body strictly into v: one JSON object,

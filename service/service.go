@@ -50,6 +50,8 @@ type Service struct {
 	db       *bun.DB
 	embedded *server.Server
 	natsURL  string
+	conn     natsjs.ConnConfig // how the service's own connections reach NATS
+	identity ports.Identity    // whether Nats-Request-Info names who asked
 	subConn  *nats.Conn
 	pubConn  *nats.Conn
 	js       jetstream.JetStream
@@ -183,29 +185,37 @@ func (s *Service) startNATS(ctx context.Context) error {
 	conn := clientConn(s.cfg)
 	conn.Logger = s.log
 	if s.cfg.NATSURL == "" {
-		embedded := natsjs.EmbeddedConfig{
-			Listen: s.cfg.NATSListen, DataDir: s.cfg.DataDir, MaxPayload: s.cfg.NATSMaxPayload,
-			User: s.cfg.NATSUser, Password: s.cfg.NATSPassword, Token: s.cfg.NATSToken,
-		}
-		if err := websocketConfig(s.cfg, &embedded); err != nil {
-			return err
-		}
-		srv, err := natsjs.StartEmbedded(embedded)
+		ec, serviceKey, err := embeddedConfig(s.cfg)
 		if err != nil {
 			return err
 		}
-		if embedded.Websocket != "" {
+		if err := websocketConfig(s.cfg, &ec); err != nil {
+			return err
+		}
+		srv, err := natsjs.StartEmbedded(ec)
+		if err != nil {
+			return err
+		}
+		if ec.Websocket != "" {
 			s.wsURL = srv.WebsocketURL()
 			s.log.Info("NATS WebSocket listener started", "url", s.wsURL)
 		}
 		s.embedded = srv
 		s.onClose("embedded NATS", func() error { srv.Shutdown(); srv.WaitForShutdown(); return nil })
 		conn.Embedded = srv
+		if serviceKey != nil {
+			// The service's own user, in its own account: every request
+			// from elsewhere crosses an account boundary, so the server
+			// stamps Nats-Request-Info and nobody else can.
+			conn = natsjs.ConnConfig{Embedded: srv, Nkey: serviceKey, Logger: s.log}
+			s.identity = ports.Identity{Trusted: true, Account: s.cfg.NATSAccount}
+		}
 		s.natsURL = srv.ClientURL()
 		s.log.Info("embedded NATS started", "url", s.natsURL, "store", s.cfg.DataDir)
 	} else {
 		s.natsURL = s.cfg.NATSURL
 	}
+	s.conn = conn
 	// Separate connections: the publisher closes its own on Close, and the
 	// subscriber's pulls do not queue behind publishes.
 	var err error
@@ -459,16 +469,14 @@ func (s *Service) startDriving(ctx context.Context) error {
 
 	// Request-reply endpoints (micro service "auditq") on their own
 	// connection, once the router runs.
-	conn := clientConn(s.cfg)
-	conn.Logger, conn.Embedded = s.log, s.embedded
-	reqConn, err := s.connect(conn, "auditq-requests")
+	reqConn, err := s.connect(s.conn, "auditq-requests")
 	if err != nil {
 		return err
 	}
 	concurrency, reportConcurrency := s.cfg.RequestPools()
 	requests, err := ports.NewRequests(reqConn, ports.RequestsConfig{
 		Timeout: s.cfg.RequestTimeout, StopTimeout: s.cfg.ShutdownTimeout, Logger: s.log.With("component", "requests"),
-		Metrics: s.metrics, Streams: s.streams,
+		Metrics: s.metrics, Streams: s.streams, Identity: s.identity,
 		Concurrency: concurrency, ReportConcurrency: reportConcurrency, QueueWait: s.cfg.RequestQueueWait,
 		Export: ports.ExportConfig{
 			ChunkBytes: s.cfg.ExportChunkBytes, Window: s.cfg.ExportWindow,

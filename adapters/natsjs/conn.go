@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // ConnConfig says how to reach NATS: an embedded server (in process, no TCP
@@ -20,7 +21,11 @@ type ConnConfig struct {
 	CredsFile             string // NATS decentralised-auth credentials
 	TLSCA                 string // CA bundle to verify the server
 	TLSCert, TLSKey       string // client certificate
-	Logger                *slog.Logger
+	// Nkey, when set, authenticates with this key pair instead of User,
+	// Password or Token: the service's own user on an embedded server
+	// with a configuration file.
+	Nkey   nkeys.KeyPair
+	Logger *slog.Logger
 }
 
 // Connect opens a NATS connection named name that reconnects for ever; it
@@ -52,6 +57,12 @@ func Connect(cfg ConnConfig, name string) (*nats.Conn, error) {
 		}),
 	}
 	switch {
+	case cfg.Nkey != nil:
+		pub, err := cfg.Nkey.PublicKey()
+		if err != nil {
+			return nil, fmt.Errorf("connect to NATS: nkey: %w", err)
+		}
+		opts = append(opts, nats.Nkey(pub, cfg.Nkey.Sign))
 	case cfg.User != "":
 		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
 	case cfg.Token != "":

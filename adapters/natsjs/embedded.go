@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 )
 
 // EmbeddedConfig configures the in-process nats-server.
@@ -26,6 +27,15 @@ type EmbeddedConfig struct {
 	// WebsocketTLS it must be a loopback address.
 	Websocket    string
 	WebsocketTLS *tls.Config
+	// ConfigFile is a nats-server configuration file whose authorization,
+	// accounts and websocket blocks apply (AUDITQ_NATS_CONFIG); User,
+	// Password and Token are then not used. Access says what only the
+	// service may do (checked before the server starts), and ServiceKey
+	// is the nkey of the user StartEmbedded adds to Access.Account for the
+	// service's own connections.
+	ConfigFile string
+	Access     AccessRules
+	ServiceKey nkeys.KeyPair
 }
 
 // Validate returns an error naming a listen address that is not
@@ -52,6 +62,12 @@ func (c EmbeddedConfig) Validate() error {
 	}
 	if (c.User == "") != (c.Password == "") {
 		return errors.New("embedded NATS: User and Password go together")
+	}
+	if c.ConfigFile != "" {
+		if c.ServiceKey == nil {
+			return errors.New("embedded NATS: a ConfigFile needs a ServiceKey for the service's own user")
+		}
+		return c.Access.Validate()
 	}
 	return nil
 }
@@ -95,21 +111,13 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	host, port, _ := cfg.hostPort()
-	opts := &server.Options{
-		ServerName:    "auditq",
-		Host:          host,
-		Port:          port,
-		JetStream:     true,
-		StoreDir:      filepath.Join(cfg.DataDir, "jetstream"),
-		MaxPayload:    cfg.MaxPayload,
-		Username:      cfg.User,
-		Password:      cfg.Password,
-		Authorization: cfg.Token,
-		NoSigs:        true,
-		NoLog:         true,
+	opts, err := serverOptions(cfg)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Websocket != "" {
+	// A websocket block of ConfigFile wins: it carries its own settings
+	// (TLS, authorization) that the operator wrote.
+	if cfg.Websocket != "" && opts.Websocket.Port == 0 {
 		wsHost, wsPort, _ := wsHostPort(cfg.Websocket)
 		opts.Websocket = server.WebsocketOpts{Host: wsHost, Port: wsPort, TLSConfig: cfg.WebsocketTLS, NoTLS: cfg.WebsocketTLS == nil}
 	}
@@ -126,4 +134,44 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		return nil, fmt.Errorf("embedded NATS did not start listening on %s within 15s", cfg.Listen)
 	}
 	return srv, nil
+}
+
+// serverOptions are the embedded server's options: the ones auditq owns
+// (name, listen address, JetStream store, maximum payload, no signal
+// handling, no log), over either the single user or token of cfg, or the
+// authorization, accounts and websocket blocks of cfg.ConfigFile plus the
+// service's own nkey user, once CheckAccess passes them.
+func serverOptions(cfg EmbeddedConfig) (*server.Options, error) {
+	opts := &server.Options{Username: cfg.User, Password: cfg.Password, Authorization: cfg.Token}
+	if cfg.ConfigFile != "" {
+		fileOpts, tree, err := LoadServerConfig(cfg.ConfigFile)
+		if err != nil {
+			return nil, err
+		}
+		if err := CheckAccess(fileOpts, tree, cfg.Access); err != nil {
+			return nil, fmt.Errorf("NATS configuration %s refused:\n%w", cfg.ConfigFile, err)
+		}
+		var acc *server.Account
+		for _, a := range fileOpts.Accounts {
+			if a.GetName() == cfg.Access.Account {
+				acc = a
+			}
+		}
+		pub, err := cfg.ServiceKey.PublicKey()
+		if err != nil {
+			return nil, fmt.Errorf("embedded NATS: service key: %w", err)
+		}
+		// No permissions: the service's user may do everything in its
+		// account, and nobody else is in it.
+		fileOpts.Nkeys = append(fileOpts.Nkeys, &server.NkeyUser{Nkey: pub, Account: acc})
+		opts = fileOpts
+	}
+	host, port, _ := cfg.hostPort()
+	opts.ServerName = "auditq"
+	opts.Host, opts.Port = host, port
+	opts.JetStream = true
+	opts.StoreDir = filepath.Join(cfg.DataDir, "jetstream")
+	opts.MaxPayload = cfg.MaxPayload
+	opts.NoSigs, opts.NoLog = true, true
+	return opts, nil
 }

@@ -35,6 +35,25 @@ type Requester struct {
 	// Claimed is an identity the client supplied itself (header
 	// Auditq-Requester); it is recorded, labelled unverified.
 	Claimed string
+	// Verified is who the NATS server authenticated, when the transport
+	// can vouch for it (RequestInfo set by the server); nil otherwise.
+	Verified *Identity
+}
+
+// Identity is a caller as the NATS server authenticated it.
+type Identity struct {
+	Account string // the caller's account
+	User    string // its user name or nkey; "" when the server did not share it
+	Name    string // the client name its connection gave
+}
+
+// UserID is the identity as the userId of the read's event:
+// "nats:<account>/<user>", or "" without a user.
+func (i *Identity) UserID() string {
+	if i == nil || i.User == "" {
+		return ""
+	}
+	return cleanHeader("nats:"+i.Account+"/"+i.User, audit.MaxIDLen)
 }
 
 // ReadAuditor records reads of the audit trail as audit events, written
@@ -99,7 +118,7 @@ func (a ReadAuditor) record(ctx context.Context, r read, readErr error) error {
 	}
 	now := audit.Normalize(a.now())
 	ev := audit.Event{
-		ID: id, Action: r.action, ResourceType: ReadResourceType, ResourceID: r.endpoint,
+		ID: id, UserID: r.who.Verified.UserID(), Action: r.action, ResourceType: ReadResourceType, ResourceID: r.endpoint,
 		Details: body, Success: readErr == nil, OccurredAt: now, ReceivedAt: now,
 	}
 	if readErr != nil {
@@ -141,6 +160,14 @@ func (r Requester) Details() map[string]any { return requesterDetails(r) }
 // requesterDetails is the requester as stored in details.requester.
 func requesterDetails(r Requester) map[string]any {
 	out := map[string]any{}
+	if v := r.Verified; v != nil {
+		out["verified"] = true
+		for k, val := range map[string]string{"account": v.Account, "user": v.User, "name": v.Name} {
+			if c := cleanHeader(val, audit.MaxIDLen); c != "" {
+				out[k] = c
+			}
+		}
+	}
 	if info := strings.TrimSpace(r.RequestInfo); info != "" {
 		out["natsRequestInfo"] = safeJSON(info)
 	}
