@@ -110,11 +110,13 @@ func TestPoisonListShowFiltersJSONDiscardAndMetrics(t *testing.T) {
 	_, js := natstest.Connect(t, svc.NATSURL())
 
 	// seq 1, 2: singles; 3, 4: two rejected events of one bulk job (the
-	// second without an id); 5: a cleanup job with a bad body.
-	servicetest.PublishAll(t, js, []*nats.Msg{
-		servicetest.EventMsg("audit.log", "m-1", incomplete("ev-1")),
-		servicetest.EventMsg("audit.log", "m-2", `{"id":"ev-2","action":`),
-	})
+	// second without an id); 5: a cleanup job with a bad body. Each is
+	// published once the one before is in the poison stream: the service
+	// handles messages in flight concurrently, so two published together
+	// may reach the poison stream in either order.
+	servicetest.PublishAll(t, js, []*nats.Msg{servicetest.EventMsg("audit.log", "m-1", incomplete("ev-1"))})
+	waitPoison(t, js, 1)
+	servicetest.PublishAll(t, js, []*nats.Msg{servicetest.EventMsg("audit.log", "m-2", `{"id":"ev-2","action":`)})
 	waitPoison(t, js, 2)
 	bulk := `{"events":[` + servicetest.EventJSON("ok-1", "doc.read") + `,{"id":"ev-3","action":"x"},{"action":"y"}]}`
 	servicetest.PublishAll(t, js, []*nats.Msg{servicetest.EventMsg("audit.bulk", "AUDIT-bulk-1", bulk)})
