@@ -15,13 +15,18 @@ import (
 // the service's own user there.
 
 // accessRules are the subjects and streams of the contract as the
-// checker of a NATS configuration needs them.
+// checker of a NATS configuration needs them. The cleanup and report job
+// subjects are the service's own: operators start those jobs through
+// audit.admin.cleanup and audit.admin.report.generate, which carry the
+// identity the server vouched for into the job, and so a job on those
+// subjects can believe the identity it carries.
 func accessRules(cfg config.Config) natsjs.AccessRules {
 	return natsjs.AccessRules{
-		Account:      cfg.NATSAccount,
-		Owned:        []string{contract.ResultSubjects, contract.PoisonSubjects, contract.SubjectCheckpoints, contract.ScheduleSubjects},
+		Account: cfg.NATSAccount,
+		Owned: []string{contract.ResultSubjects, contract.PoisonSubjects, contract.SubjectCheckpoints, contract.ScheduleSubjects,
+			contract.SubjectCleanup, contract.SubjectReportGenerate},
 		Requests:     contract.RequestSubjects(),
-		Jobs:         []string{contract.SubjectLog, contract.SubjectBulk, contract.SubjectCleanup, contract.SubjectReportGenerate},
+		Jobs:         []string{contract.SubjectLog, contract.SubjectBulk},
 		Results:      []string{contract.ResultSubjects, contract.SubjectCheckpoints},
 		Streams:      []string{natsjs.StreamAudit, natsjs.StreamPoison, natsjs.StreamResults, natsjs.StreamCheckpoints},
 		PoisonStream: natsjs.StreamPoison,

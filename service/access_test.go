@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -168,8 +169,15 @@ func roleActions() []action {
 	event := `{"action":"role.test","resourceType":"test","resourceId":"1"}`
 	send(contract.SubjectLog, event, publisher, operator)
 	send(contract.SubjectBulk, `{"events":[`+event+`]}`, publisher, operator)
-	send(contract.SubjectCleanup, `{"retentionDays":3650,"dryRun":true}`, operator)
-	send(contract.SubjectReportGenerate, `{"reportType":"daily","date":"2026-11-24"}`, operator)
+	// Every operator request; its answer (a refusal of an incomplete
+	// body included) shows that it reached auditq.
+	for _, s := range append(contract.AdminRequestSubjects(), contract.SubjectAdminErase, contract.SubjectStreams) {
+		body := map[string]string{
+			contract.SubjectAdminCleanup: `{"retentionDays":3650,"dryRun":true}`, contract.SubjectAdminReportGenerate: `{"reportType":"daily","date":"2026-11-24"}`,
+			contract.SubjectAdminCleanupDryRun: `{"retentionDays":3650}`,
+		}[s]
+		send(s, body, operator)
+	}
 	for _, s := range []string{contract.SubjectReport, contract.SubjectReportGet, contract.SubjectReportList, contract.SubjectQuery,
 		contract.SubjectEventGet, contract.SubjectEventProof, contract.SubjectPubKey, contract.SubjectSchema} {
 		body := map[string]string{
@@ -183,7 +191,9 @@ func roleActions() []action {
 	send("$JS.API.STREAM.INFO.AUDIT", "", operator)
 	// What only auditq publishes, and the JetStream API that would change
 	// its streams: refused to everyone.
-	for _, s := range []string{contract.SubjectBulkResults, contract.SubjectCleanupResults, contract.SubjectReportResults,
+	// The cleanup and report job subjects are auditq's too: operators
+	// start those jobs through audit.admin.*, which names who did.
+	for _, s := range []string{contract.SubjectCleanup, contract.SubjectReportGenerate, contract.SubjectBulkResults, contract.SubjectCleanupResults, contract.SubjectReportResults,
 		contract.PoisonPrefix + "log", contract.PoisonPrefix + "bulk", contract.SubjectCheckpoints, contract.SchedulePrefix + "cleanup",
 		"$JS.API.STREAM.DELETE.AUDIT", "$JS.API.STREAM.PURGE.AUDIT", "$JS.API.STREAM.MSG.DELETE.AUDIT",
 		"$JS.API.STREAM.UPDATE.AUDIT_CHECKPOINTS", "$JS.API.CONSUMER.CREATE.AUDIT", "$JS.API.STREAM.CREATE.AUDIT_RESULTS"} {
@@ -226,6 +236,7 @@ func rolesEnv(t *testing.T) map[string]string {
 	env["AUDITQ_NATS_CONFIG"] = rolesConfig
 	// The client commands of the test log in as the operator.
 	env["AUDITQ_NATS_AUTH_USER"], env["AUDITQ_NATS_AUTH_PASSWORD"] = operator.user, operator.password
+	env["AUDITQ_NATS_INBOX_PREFIX"] = operator.inbox
 	return env
 }
 
@@ -324,4 +335,93 @@ func TestBadNATSConfigurationIsRefusedAtStart(t *testing.T) {
 	if _, err = nats.Connect(svc.NATSURL()); err == nil {
 		t.Fatal("connected without credentials")
 	}
+}
+
+// TestOperatorJobsNameWhoStartedThem: a cleanup started with "auditq
+// cleanup" and a report job started through audit.admin.report.generate,
+// both as the operator, record the operator the server authenticated on
+// the job's event and result, whatever the request claims; a cleanup the
+// schedule fired is recorded as the service's.
+func TestOperatorJobsNameWhoStartedThem(t *testing.T) {
+	env := rolesEnv(t)
+	env["AUDITQ_CLEANUP_CRON"] = "* * * * * *" // every second
+	env["AUDITQ_RETENTION_DAYS"] = "3650"
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
+	ctx := context.Background()
+
+	// The CLI logs in as the operator (rolesEnv).
+	out, err := runCLI(t, env, svc, "cleanup", "--retention-days", "3650", "--dry-run", "--timeout", "30s")
+	if err != nil {
+		t.Fatalf("cleanup: %v\n%s", err, out)
+	}
+	var jobID string
+	if _, err := fmt.Sscanf(out, "started audit.cleanup job %s", &jobID); err != nil {
+		t.Fatalf("no job id in %q: %v", out, err)
+	}
+	jobID = strings.TrimSuffix(jobID, ":")
+	if !strings.Contains(out, `"startedBy"`) || !strings.Contains(out, `"user": "operator"`) {
+		t.Errorf("the printed result does not name the operator:\n%s", out)
+	}
+
+	rc := connectAs(t, svc.NATSURL(), operator)
+	m := nats.NewMsg(contract.SubjectAdminReportGenerate)
+	m.Data = []byte(`{"reportType":"daily","date":"2026-11-24"}`)
+	m.Header.Set("Auditq-Requester", "cli:someone-else")
+	m.Header.Set("Nats-Request-Info", `{"acc":"AUDITQ","user":"auditq"}`)
+	reply, err := rc.nc.RequestMsg(m, 20*time.Second)
+	if err != nil || reply.Header.Get("Nats-Service-Error-Code") != "" {
+		t.Fatalf("report job: %v %v", err, reply.Header)
+	}
+	var job contract.JobStarted
+	if err := json.Unmarshal(reply.Data, &job); err != nil || job.Subject != contract.SubjectReportGenerate || job.ID == "" {
+		t.Fatalf("report job answer %s: %v", reply.Data, err)
+	}
+
+	type row struct {
+		UserID    string          `bun:"user_id"`
+		StartedBy json.RawMessage `bun:"started_by"`
+	}
+	find := func(where string, args ...any) row {
+		t.Helper()
+		var rows []row
+		servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+			rows = nil
+			err := db.NewSelect().Table("audit_logs").
+				ColumnExpr("coalesce(user_id, '') AS user_id, coalesce(details->'startedBy', details->'requester') AS started_by").
+				Where(where, args...).Limit(1).Scan(ctx, &rows)
+			return err == nil && len(rows) == 1, fmt.Sprintf("no event where %s %v: %v", where, args, err)
+		})
+		return rows[0]
+	}
+	type who struct {
+		Verified            bool
+		Account, User, Name string
+		UnverifiedClaim     string
+	}
+	check := func(what string, r row, userID string, want who) {
+		t.Helper()
+		var got who
+		if err := json.Unmarshal(r.StartedBy, &got); err != nil {
+			t.Fatalf("%s: %s: %v", what, r.StartedBy, err)
+		}
+		if r.UserID != userID || got != want {
+			t.Errorf("%s: userId %q, started by %s; want %q, %+v", what, r.UserID, r.StartedBy, userID, want)
+		}
+	}
+	check("cleanup", find("id = ?", "cleanup:"+jobID), "nats:OPERATORS/operator",
+		who{Verified: true, Account: "OPERATORS", User: "operator", Name: "auditq-cli", UnverifiedClaim: cliClaim(t)})
+	check("report job", find("id = ?", "audit.report.generate:"+job.ID), "nats:OPERATORS/operator",
+		who{Verified: true, Account: "OPERATORS", User: "operator", Name: "operator-client", UnverifiedClaim: "cli:someone-else"})
+	check("scheduled cleanup", find("action = 'audit.cleanup' AND details->>'trigger' = 'schedule'"), "nats:AUDITQ/auditq",
+		who{Verified: true, Account: "AUDITQ", User: "auditq", Name: "audit.schedule.cleanup"})
+}
+
+// cliClaim is the unverified name the CLI sends (Auditq-Requester).
+func cliClaim(t *testing.T) string {
+	u, err := user.Current()
+	if err != nil || u.Username == "" {
+		return ""
+	}
+	return "cli:" + u.Username
 }

@@ -30,6 +30,7 @@ func clientConn(cfg config.Config) natsjs.ConnConfig {
 	return natsjs.ConnConfig{
 		URL: url, User: cfg.NATSUser, Password: cfg.NATSPassword, Token: cfg.NATSToken,
 		CredsFile: cfg.NATSCredsFile, TLSCA: cfg.NATSTLSCA, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey,
+		InboxPrefix: cfg.NATSInboxPrefix,
 	}
 }
 

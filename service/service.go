@@ -379,12 +379,21 @@ func (s *Service) startApplication(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	jobs, err := natsjs.NewJobQueue(s.js, natsjs.JobQueueConfig{
+		Stream:          natsjs.StreamAudit,
+		Subjects:        map[string]string{command.JobCleanup: contract.SubjectCleanup, command.JobReport: contract.SubjectReportGenerate},
+		StartedByHeader: ports.HeaderStartedBy,
+	})
+	if err != nil {
+		return err
+	}
 	s.app = app.Application{
 		Commands: app.Commands{
 			RecordEvents: command.NewRecordEventsHandler(batcher),
 			RecordBulk:   command.NewRecordBulkHandler(repo, s.results),
 			RunCleanup: command.NewRunCleanupHandler(te.retention(retention), repo, repo,
 				s.results, policy),
+			StartJob:        command.NewStartJobHandler(jobs, policy, s.cfg.ReportMaxDays),
 			WriteCheckpoint: te.writer,
 			Erase:           command.NewEraseHandler(erasureStore(personal), batcher, command.EraseConfig{HoldUsers: s.cfg.HoldUsers}),
 			PoisonActions:   command.NewPoisonActionsHandler(adminPoison, batcher),
@@ -438,6 +447,7 @@ func (s *Service) startDriving(ctx context.Context) error {
 		CloseTimeout:   s.cfg.ShutdownTimeout,
 		BulkMaxEvents:  s.cfg.BulkMaxEvents,
 		FutureSkew:     s.cfg.FutureSkew,
+		Identity:       s.identity,
 		Metrics:        s.metrics,
 		Logger:         s.log,
 	}, s.app)

@@ -166,15 +166,20 @@ func printReport(out io.Writer, r audit.StoredReport) error {
 // request-reply and returns the answer's payload. An error answer
 // (Nats-Service-Error-Code) becomes a *ServiceError.
 func request(ctx context.Context, connect Connector, subject string, body any, timeout time.Duration) ([]byte, error) {
-	data, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
 	nc, err := connect()
 	if err != nil {
 		return nil, err
 	}
 	defer nc.Close()
+	return requestOn(ctx, nc, subject, body, timeout)
+}
+
+// requestOn is request on the open connection nc.
+func requestOn(ctx context.Context, nc *nats.Conn, subject string, body any, timeout time.Duration) ([]byte, error) {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
 	m := nats.NewMsg(subject)
 	m.Data = data
 	if u, err := user.Current(); err == nil && u.Username != "" {
