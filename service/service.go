@@ -214,6 +214,10 @@ func (s *Service) startNATS(ctx context.Context) error {
 		s.log.Info("embedded NATS started", "url", s.natsURL, "store", s.cfg.DataDir)
 	} else {
 		s.natsURL = s.cfg.NATSURL
+		var err error
+		if conn, s.identity, err = externalConfig(s.cfg, conn); err != nil {
+			return err
+		}
 	}
 	s.conn = conn
 	// Separate connections: the publisher closes its own on Close, and the
@@ -224,6 +228,11 @@ func (s *Service) startNATS(ctx context.Context) error {
 	}
 	if s.pubConn, err = s.connect(conn, "auditq-publisher"); err != nil {
 		return err
+	}
+	if s.embedded == nil && s.identity.Trusted {
+		if err := probeExternal(s.cfg, s.subConn, conn); err != nil {
+			return err
+		}
 	}
 	if err := checkScheduleServer(s.cfg, s.subConn.ConnectedServerVersion()); err != nil {
 		return err
