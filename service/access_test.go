@@ -11,9 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/conf"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
+	"github.com/auditq/auditq/adapters/natsjs"
+	"github.com/auditq/auditq/config"
 	"github.com/auditq/auditq/ports/contract"
+	"github.com/auditq/auditq/service"
 	"github.com/auditq/auditq/service/servicetest"
 )
 
@@ -213,4 +218,54 @@ func cliClaim(t *testing.T) string {
 		return ""
 	}
 	return "cli:" + u.Username
+}
+
+// TestExternalExampleHasTheRolesOfTheEmbeddedOne: the shipped external
+// server configuration has the accounts and permissions of the embedded
+// example, plus auditq's own nkey user in its account, and passes the
+// same check.
+func TestExternalExampleHasTheRolesOfTheEmbeddedOne(t *testing.T) {
+	dir := t.TempDir()
+	text, err := os.ReadFile("../deploy/nats/auditq-external.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, _ := nkeys.CreateUser()
+	pub, _ := kp.PublicKey()
+	ext := filepath.Join(dir, "auditq-external.conf")
+	for name, body := range map[string]string{ext: string(text), filepath.Join(dir, "auditq-service.conf"): "AUDITQ_SERVICE_NKEY: " + pub + "\n"} {
+		if err := os.WriteFile(name, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	extTree, err := conf.ParseFile(ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	embTree, err := conf.ParseFile(rolesConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts := func(tree map[string]any) map[string]any { return tree["accounts"].(map[string]any) }
+	auditq := accounts(extTree)["AUDITQ"].(map[string]any)
+	if users, _ := json.Marshal(auditq["users"]); string(users) != `[{"nkey":"`+pub+`"}]` {
+		t.Errorf("users of AUDITQ in the external file: %s, want auditq's nkey only", users)
+	}
+	delete(auditq, "users")
+	for _, key := range []string{"accounts", "READ"} {
+		a, _ := json.Marshal(extTree[key])
+		b, _ := json.Marshal(embTree[key])
+		if string(a) != string(b) {
+			t.Errorf("%s differs between the external and the embedded example:\n%s\n%s", key, a, b)
+		}
+	}
+	opts, tree, err := natsjs.LoadExternalServerConfig(ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := service.AccessRules(config.Config{NATSAccount: "AUDITQ"})
+	rules.ServiceUsers = []string{pub}
+	if err := natsjs.CheckAccess(opts, tree, rules); err != nil {
+		t.Errorf("the external example is refused: %v", err)
+	}
 }
