@@ -158,6 +158,14 @@ func TestOperatorJobsNameWhoStartedThem(t *testing.T) {
 		t.Errorf("the printed result does not name the operator:\n%s", out)
 	}
 
+	out, err = runCLI(t, env, svc, "report", "--type", "daily", "--date", "2026-11-24", "--job")
+	if err != nil || !strings.Contains(out, "started audit.report.generate job report-") || !strings.Contains(out, "daily report, 2026-11-24T00:00:00Z") {
+		t.Fatalf("report --job: %v\n%s", err, out)
+	}
+	var cliJob string
+	if _, err := fmt.Sscanf(out, "started audit.report.generate job %s", &cliJob); err != nil {
+		t.Fatal(err)
+	}
 	rc := servicetest.ConnectAs(t, svc.NATSURL(), servicetest.Operator)
 	m := nats.NewMsg(contract.SubjectAdminReportGenerate)
 	m.Data = []byte(`{"reportType":"daily","date":"2026-11-24"}`)
@@ -207,6 +215,8 @@ func TestOperatorJobsNameWhoStartedThem(t *testing.T) {
 		who{Verified: true, Account: "OPERATORS", User: "operator", Name: "auditq-cli", UnverifiedClaim: cliClaim(t)})
 	check("report job", find("id = ?", "audit.report.generate:"+job.ID), "nats:OPERATORS/operator",
 		who{Verified: true, Account: "OPERATORS", User: "operator", Name: "operator-client", UnverifiedClaim: "cli:someone-else"})
+	check("report job of the CLI", find("id = ?", "audit.report.generate:"+cliJob), "nats:OPERATORS/operator",
+		who{Verified: true, Account: "OPERATORS", User: "operator", Name: "auditq-cli", UnverifiedClaim: cliClaim(t)})
 	check("scheduled cleanup", find("action = 'audit.cleanup' AND details->>'trigger' = 'schedule'"), "nats:AUDITQ/auditq",
 		who{Verified: true, Account: "AUDITQ", User: "auditq", Name: "audit.schedule.cleanup"})
 }
