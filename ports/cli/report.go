@@ -253,6 +253,27 @@ func requestOn(ctx context.Context, nc *nats.Conn, subject string, body any, tim
 	return reply.Data, nil
 }
 
+// askAndPrint is a client command's one request: it asks subject with
+// body, then writes the answer as received when asJSON, else decodes it
+// into a T and prints it with show. It returns the request's error (a
+// *ServiceError for a service error), a decode error naming the subject,
+// or show's.
+func askAndPrint[T any](ctx context.Context, connect Connector, subject string, body any, timeout time.Duration, asJSON bool, out io.Writer, show func(T) error) error {
+	data, err := request(ctx, connect, subject, body, timeout)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		_, err := fmt.Fprintf(out, "%s\n", data)
+		return err
+	}
+	var res T
+	if err := json.Unmarshal(data, &res); err != nil {
+		return fmt.Errorf("decode the answer of %s: %w", subject, err)
+	}
+	return show(res)
+}
+
 // cell keeps one table cell on one line and reasonably short.
 func cell(s string) string {
 	s = strings.Map(func(r rune) rune {
