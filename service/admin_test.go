@@ -38,6 +38,7 @@ func TestAdminPoisonRequests(t *testing.T) {
 		id := fmt.Sprintf("bad-%d", i)
 		servicetest.PublishAll(t, js, []*nats.Msg{servicetest.EventMsg("audit.log", id,
 			fmt.Sprintf(`{"id":%q,"action":"user.login","resourceType":"user"}`, id))})
+		waitPoison(t, js, uint64(i+1)) // one at a time: poisoned concurrently, they would land in either order
 	}
 	var list contract.PoisonList
 	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
