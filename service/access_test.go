@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -277,5 +278,36 @@ func TestExternalExampleHasTheRolesOfTheEmbeddedOne(t *testing.T) {
 	rules.ServiceUsers = []string{pub}
 	if err := natsjs.CheckAccess(opts, tree, rules); err != nil {
 		t.Errorf("the external example is refused: %v", err)
+	}
+}
+
+// TestClientCommandsAsEachRole: the operator's client commands work with
+// the operator's credentials alone (requests, no JetStream permission on
+// the streams); a reader's are refused by the server.
+func TestClientCommandsAsEachRole(t *testing.T) {
+	env := rolesEnv(t)
+	svc := servicetest.Start(t, env)
+	as := func(r servicetest.Role) map[string]string {
+		e := maps.Clone(env)
+		e["AUDITQ_NATS_AUTH_USER"], e["AUDITQ_NATS_AUTH_PASSWORD"], e["AUDITQ_NATS_INBOX_PREFIX"] = r.User, r.Password, r.Inbox
+		return e
+	}
+	op := as(servicetest.Operator)
+	for _, args := range [][]string{{"poison", "list"}, {"schedule", "show"}, {"streams"}} {
+		if out, err := runCLI(t, op, svc, args...); err != nil {
+			t.Errorf("operator: %v: %v\n%s", args, err, out)
+		}
+	}
+	// Answered by auditq (personal data is off here): the request got through.
+	if _, err := runCLI(t, op, svc, "erase", "--user", "u-1", "--timeout", "10s"); err == nil || !strings.Contains(err.Error(), "audit.admin.erase answered") {
+		t.Errorf("operator: erase: %v, want auditq's answer", err)
+	}
+	rd := as(servicetest.Reader)
+	if out, err := runCLI(t, rd, svc, "query", "--action", "none"); err != nil {
+		t.Errorf("reader: query: %v\n%s", err, out)
+	}
+	// Refused by the server: no answer comes.
+	if _, err := runCLI(t, rd, svc, "erase", "--user", "u-1", "--timeout", "2s"); err == nil || strings.Contains(err.Error(), "answered") {
+		t.Errorf("reader: erase: %v, want no answer", err)
 	}
 }
