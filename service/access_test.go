@@ -302,6 +302,13 @@ func TestClientCommandsAsEachRole(t *testing.T) {
 	if _, err := runCLI(t, op, svc, "erase", "--user", "u-1", "--timeout", "10s"); err == nil || !strings.Contains(err.Error(), "audit.admin.erase answered") {
 		t.Errorf("operator: erase: %v, want auditq's answer", err)
 	}
+	pub := as(servicetest.Publisher)
+	if out, err := runCLI(t, pub, svc, "publish", "-count", "2"); err != nil {
+		t.Errorf("publisher: publish: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, pub, svc, "report", "--type", "daily", "--timeout", "2s"); err == nil || strings.Contains(err.Error(), "answered") {
+		t.Errorf("publisher: report: %v, want no answer", err)
+	}
 	rd := as(servicetest.Reader)
 	if out, err := runCLI(t, rd, svc, "query", "--action", "none"); err != nil {
 		t.Errorf("reader: query: %v\n%s", err, out)
