@@ -18,6 +18,9 @@ type Commands struct {
 	RecordEvents command.RecordEventsHandler
 	RecordBulk   command.RecordBulkHandler
 	RunCleanup   command.RunCleanupHandler
+	// StartJob stores the cleanup and report jobs an operator starts
+	// through a request, with who started them.
+	StartJob command.StartJobHandler
 
 	// WriteCheckpoint writes a signed checkpoint when asked to
 	// (audit.checkpoint.write); nil when tamper evidence is off.

@@ -102,6 +102,12 @@ type Config struct {
 	// Access control (docs/security.md).
 	NATSConfigFile string // nats-server configuration: authorization, accounts, websocket; "" = none
 	NATSAccount    string // the service's own account in NATSConfigFile
+	// NATSServiceNkey is the nkey seed file of the service's own user on
+	// an external server; "" = AUDITQ_NATS_AUTH_* / AUDITQ_NATS_CREDS.
+	NATSServiceNkey string
+	// NATSInboxPrefix is the inbox prefix of the client commands'
+	// connections; "" = nats.go's _INBOX.
+	NATSInboxPrefix string
 }
 
 // Var documents one environment variable: its name, default and meaning.
@@ -124,8 +130,10 @@ var Vars = []Var{
 	{"AUDITQ_NATS_TLS_CA", "", "external NATS: CA certificate file to verify the server"},
 	{"AUDITQ_NATS_TLS_CERT", "", "external NATS: client certificate file"},
 	{"AUDITQ_NATS_TLS_KEY", "", "external NATS: client key file"},
-	{"AUDITQ_NATS_CONFIG", "", "a nats-server configuration file whose authorization, accounts and websocket blocks apply to the embedded server (docs/security.md); auditq refuses to start when it lets anyone else publish its results, poison, checkpoints or schedules or answer its requests. With AUDITQ_NATS_URL: the external server's file, checked the same way. Empty: loopback only, AUDITQ_NATS_AUTH_* if set"},
+	{"AUDITQ_NATS_CONFIG", "", "a nats-server configuration file whose authorization, accounts and websocket blocks apply to the embedded server (docs/security.md); auditq refuses to start when it lets anyone else publish its results, poison, checkpoints, schedules or cleanup and report jobs or answer its requests. With AUDITQ_NATS_URL: the external server's own file, checked the same way with auditq's nkey (AUDITQ_NATS_SERVICE_NKEY) as the one user of its account, and the running server asked who auditq is and whether it admits clients without credentials into that account. Empty: loopback only, AUDITQ_NATS_AUTH_* if set"},
 	{"AUDITQ_NATS_ACCOUNT", "AUDITQ", "with AUDITQ_NATS_CONFIG: auditq's own account in it, which holds the streams and exports the subjects other accounts import"},
+	{"AUDITQ_NATS_SERVICE_NKEY", "", "external NATS: file holding the nkey seed (SU...) of auditq's own user, the only user of AUDITQ_NATS_ACCOUNT; \"auditq serve\" connects with it, and AUDITQ_NATS_AUTH_* and AUDITQ_NATS_CREDS are then only what the client commands log in with. Required with AUDITQ_NATS_URL and AUDITQ_NATS_CONFIG"},
+	{"AUDITQ_NATS_INBOX_PREFIX", "", "inbox prefix of the client commands' connections (auditq cleanup, report, ...), for users whose permissions allow only a private inbox, e.g. _INBOX_operator; empty: _INBOX"},
 	{"AUDITQ_NATS_REPLICAS", "1", "replicas of every stream and consumer auditq creates (1, 3 or 5); existing ones are brought to it at start; above 1 needs an external JetStream cluster of at least that many servers"},
 	{"AUDITQ_DATA_DIR", "./data", "embedded server: JetStream storage lives under DIR/jetstream; also where the signing key lives unless AUDITQ_SIGNING_KEY_FILE is set"},
 	{"AUDITQ_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz, /readyz, /metrics, /schema/ and the admin console (/); \"off\" disables"},
@@ -267,6 +275,8 @@ func Load(getenv func(string) string) (Config, error) {
 		ConsoleInboxPrefix:   p.str("AUDITQ_CONSOLE_INBOX_PREFIX"),
 		NATSConfigFile:       p.str("AUDITQ_NATS_CONFIG"),
 		NATSAccount:          p.str("AUDITQ_NATS_ACCOUNT"),
+		NATSServiceNkey:      p.str("AUDITQ_NATS_SERVICE_NKEY"),
+		NATSInboxPrefix:      p.str("AUDITQ_NATS_INBOX_PREFIX"),
 	}
 	var err error
 	if c.Streams, err = loadStreams(c.StreamsFile, getenv); err != nil {
@@ -314,6 +324,14 @@ func (c Config) Validate() error {
 	}
 	if c.NATSConfigFile != "" && c.NATSAccount == "" {
 		bad("AUDITQ_NATS_ACCOUNT: must not be empty with AUDITQ_NATS_CONFIG")
+	}
+	// Required with AUDITQ_NATS_URL and AUDITQ_NATS_CONFIG, by "auditq
+	// serve" only (service.Run says so): client commands do without.
+	if c.NATSServiceNkey != "" && c.NATSURL == "" {
+		bad("AUDITQ_NATS_SERVICE_NKEY: only with AUDITQ_NATS_URL; the embedded server makes the service's key itself, in memory")
+	}
+	if p := c.NATSInboxPrefix; p != "" && (strings.ContainsAny(p, " \t*>") || strings.HasPrefix(p, ".") || strings.HasSuffix(p, ".")) {
+		bad("AUDITQ_NATS_INBOX_PREFIX: must be a subject prefix without wildcards, spaces or a leading or trailing dot, got %q", p)
 	}
 	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
 		bad("AUDITQ_NATS_TLS_CERT and AUDITQ_NATS_TLS_KEY: set both or neither")

@@ -16,7 +16,8 @@ const metaScheduler = "Nats-Scheduler"
 
 // cleanup handles audit.cleanup: a retention run, manual or scheduled. The
 // job id is the message UUID (a manual job's Nats-Msg-Id; for a fired
-// schedule, the stream sequence, unique per firing).
+// schedule, the stream sequence, unique per firing). Who started it
+// (jobRequester) is recorded on the run's event and its result.
 func (h *handlers) cleanup(msg *message.Message) error {
 	req, err := audit.DecodeCleanupRequest(msg.Payload)
 	if err != nil {
@@ -33,8 +34,10 @@ func (h *handlers) cleanup(msg *message.Message) error {
 	ctx, cancel := context.WithTimeout(msg.Context(), timeout)
 	defer cancel()
 	start := time.Now()
+	who := jobRequester(msg, h.cfg.Identity)
 	res, err := h.app.Commands.RunCleanup.Handle(ctx, command.CleanupJob{
 		ID: msg.UUID, Trigger: trigger, AsOf: h.receipt(msg).ReceivedAt, Request: req,
+		StartedBy: who.Details(), UserID: who.Verified.UserID(),
 	})
 	if !req.DryRun { // a dry run changes nothing: it is not the last cleanup
 		h.cfg.Metrics.cleanupFinished(time.Now(), time.Since(start), res.DeletedCount, err)

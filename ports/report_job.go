@@ -22,7 +22,8 @@ type ReportPublisher interface {
 // stream sequence, unique per firing), so a redelivery finds its stored
 // report and publishes it again under the same message id, which the
 // results stream deduplicates. An invalid body is poisoned to
-// audit.poison.report.
+// audit.poison.report. The recorded read names who started the job
+// (jobRequester).
 func (h *handlers) reportGenerate(msg *message.Message) error {
 	var req audit.ReportRequest
 	if err := DecodeRequest(msg.Payload, &req); err != nil {
@@ -36,6 +37,7 @@ func (h *handlers) reportGenerate(msg *message.Message) error {
 	}
 	rep, err := h.app.Queries.Report.Handle(ctx, query.ReportInput{
 		Request: req, Trigger: trigger, JobID: msg.UUID, Now: h.receipt(msg).ReceivedAt,
+		Requester: jobRequester(msg, h.cfg.Identity),
 	})
 	if err != nil {
 		return fmt.Errorf("report job %s: %w", msg.UUID, err)

@@ -277,6 +277,7 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 		})},
 	}
 	endpoints = append(endpoints, adminEndpoints(r, application)...)
+	endpoints = append(endpoints, jobEndpoints(r, application)...)
 	for _, e := range endpoints {
 		if err := svc.AddEndpoint(e.name, e.handler, micro.WithEndpointSubject(e.subject)); err != nil {
 			_ = svc.Stop()

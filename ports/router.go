@@ -44,6 +44,10 @@ type RouterConfig struct {
 	BulkMaxEvents int
 	FutureSkew    time.Duration
 
+	// Identity says whether the service may believe who started a cleanup
+	// or report job (HeaderStartedBy, the schedule's header).
+	Identity Identity
+
 	Metrics *Metrics
 	Logger  *slog.Logger
 }

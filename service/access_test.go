@@ -4,234 +4,40 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/conf"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
+	"github.com/auditq/auditq/adapters/natsjs"
+	"github.com/auditq/auditq/config"
 	"github.com/auditq/auditq/ports/contract"
+	"github.com/auditq/auditq/service"
 	"github.com/auditq/auditq/service/servicetest"
 )
 
 // rolesConfig is the shipped example of roles (docs/security.md).
 const rolesConfig = "../deploy/nats/auditq-roles.conf"
 
-// role is a user of the example configuration, with the password its
-// bcrypt hash was made from and its private inbox prefix.
-type role struct {
-	name, user, password, inbox string
-}
-
-var (
-	publisher = role{"publisher", "publisher", "publisher-example", "_INBOX_publisher"}
-	reader    = role{"reader", "reader", "reader-example", "_INBOX_reader"}
-	operator  = role{"operator", "operator", "operator-example", "_INBOX_operator"}
-	console   = role{"console", "console", "console-example", "_INBOX_console"}
-	roles     = []role{publisher, reader, operator, console}
-)
-
-// roleConn is a connection as one role that collects the server's
-// permission errors.
-type roleConn struct {
-	nc *nats.Conn
-
-	mu   sync.Mutex
-	errs []string
-}
-
-func connectAs(t *testing.T, url string, r role) *roleConn {
-	t.Helper()
-	rc := &roleConn{}
-	nc, err := nats.Connect(url, nats.UserInfo(r.user, r.password), nats.CustomInboxPrefix(r.inbox), nats.Name(r.name+"-client"),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			rc.mu.Lock()
-			rc.errs = append(rc.errs, err.Error())
-			rc.mu.Unlock()
-		}))
-	if err != nil {
-		t.Fatalf("connect as %s: %v", r.name, err)
-	}
-	t.Cleanup(nc.Close)
-	rc.nc = nc
-	return rc
-}
-
-// violation waits for the server's permission error naming what (e.g.
-// `Publish to "audit.log"`), and reports whether it came before the
-// permission error of sentinel, which the caller triggers after its
-// action: errors arrive in order, so a missing one is known without
-// waiting for a timeout.
-func (rc *roleConn) violation(t *testing.T, what, sentinel string) bool {
-	t.Helper()
-	var found bool
-	servicetest.Eventually(t, 20*time.Second, func() (bool, string) {
-		rc.mu.Lock()
-		defer rc.mu.Unlock()
-		for i, e := range rc.errs {
-			switch {
-			case strings.Contains(e, "Permissions Violation for "+what):
-				found = true
-				rc.errs = rc.errs[i+1:]
-				return true, ""
-			case strings.Contains(e, sentinel):
-				rc.errs = rc.errs[i+1:]
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("no permission error for %s nor %s among %q", what, sentinel, rc.errs)
-	})
-	return found
-}
-
-// action is one thing a role tries: send a message (a request, an event
-// or job through JetStream, a JetStream API call) and wait for its
-// answer, or subscribe.
-type action struct {
-	kind    string // "send", "sub" or "qsub"
-	subject string
-	body    string
-	allowed []role
-}
-
-// try does a and reports whether the server let it: for a send, whether
-// an answer came back (any answer: the request reached auditq or
-// JetStream) rather than a permission error; for a subscription, whether
-// no permission error came.
-func (rc *roleConn) try(t *testing.T, r role, a action, n int) bool {
-	t.Helper()
-	// Every role is refused this subject: its error marks the end of
-	// a's errors.
-	sentinelSubj := fmt.Sprintf("audit.results.sentinel%d", n)
-	sentinel := `Publish to "` + sentinelSubj + `"`
-	var what string
-	switch a.kind {
-	case "send":
-		what = `Publish to "` + a.subject + `"`
-		inbox := r.inbox + "." + nats.NewInbox()[len("_INBOX."):]
-		replies := make(chan *nats.Msg, 1)
-		sub, err := rc.nc.ChanSubscribe(inbox, replies)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = sub.Unsubscribe() }()
-		m := nats.NewMsg(a.subject)
-		m.Reply, m.Data = inbox, []byte(a.body)
-		if err := rc.nc.PublishMsg(m); err != nil {
-			t.Fatal(err)
-		}
-		_ = rc.nc.Publish(sentinelSubj, nil)
-		if rc.violation(t, what, sentinel) {
-			return false
-		}
-		select {
-		case reply := <-replies:
-			if len(reply.Data) == 0 && reply.Header.Get("Status") == "503" {
-				t.Fatalf("%s: %s: no responders (missing import?)", r.name, a.subject)
-			}
-			return true
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%s: %s: allowed, but no answer within 30s", r.name, a.subject)
-		}
-	case "sub", "qsub":
-		var sub *nats.Subscription
-		var err error
-		if a.kind == "sub" {
-			what = `Subscription to "` + a.subject + `"`
-			sub, err = rc.nc.SubscribeSync(a.subject)
-		} else {
-			what = `Subscription to "` + a.subject + `" using queue "q"`
-			sub, err = rc.nc.QueueSubscribeSync(a.subject, "q")
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = sub.Unsubscribe() }()
-		_ = rc.nc.Publish(sentinelSubj, nil)
-		return !rc.violation(t, what, sentinel)
-	}
-	t.Fatalf("unknown action kind %q", a.kind)
-	return false
-}
-
-// roleActions is every subject of the contract against every role of the
-// example: what each may do, and that everything else is refused.
-func roleActions() []action {
-	readers := []role{reader, operator, console}
-	var out []action
-	send := func(subject, body string, allowed ...role) {
-		out = append(out, action{kind: "send", subject: subject, body: body, allowed: allowed})
-	}
-	event := `{"action":"role.test","resourceType":"test","resourceId":"1"}`
-	send(contract.SubjectLog, event, publisher, operator)
-	send(contract.SubjectBulk, `{"events":[`+event+`]}`, publisher, operator)
-	send(contract.SubjectCleanup, `{"retentionDays":3650,"dryRun":true}`, operator)
-	send(contract.SubjectReportGenerate, `{"reportType":"daily","date":"2026-11-24"}`, operator)
-	for _, s := range []string{contract.SubjectReport, contract.SubjectReportGet, contract.SubjectReportList, contract.SubjectQuery,
-		contract.SubjectEventGet, contract.SubjectEventProof, contract.SubjectPubKey, contract.SubjectSchema} {
-		body := map[string]string{
-			contract.SubjectReport: `{"reportType":"daily","date":"2026-11-24"}`, contract.SubjectReportGet: `{"id":1}`,
-			contract.SubjectEventGet: `{"id":"none"}`, contract.SubjectEventProof: `{"id":"none"}`,
-		}[s]
-		send(s, body, readers...)
-	}
-	send(contract.SubjectCheckpointWrite, "", operator, console)
-	send("$JS.API.STREAM.INFO.AUDIT_POISON", "", operator)
-	send("$JS.API.STREAM.INFO.AUDIT", "", operator)
-	// What only auditq publishes, and the JetStream API that would change
-	// its streams: refused to everyone.
-	for _, s := range []string{contract.SubjectBulkResults, contract.SubjectCleanupResults, contract.SubjectReportResults,
-		contract.PoisonPrefix + "log", contract.PoisonPrefix + "bulk", contract.SubjectCheckpoints, contract.SchedulePrefix + "cleanup",
-		"$JS.API.STREAM.DELETE.AUDIT", "$JS.API.STREAM.PURGE.AUDIT", "$JS.API.STREAM.MSG.DELETE.AUDIT",
-		"$JS.API.STREAM.UPDATE.AUDIT_CHECKPOINTS", "$JS.API.CONSUMER.CREATE.AUDIT", "$JS.API.STREAM.CREATE.AUDIT_RESULTS"} {
-		send(s, "{}")
-	}
-	// Nobody but auditq answers a request, in its queue group or not.
-	for _, s := range contract.RequestSubjects() {
-		out = append(out, action{kind: "sub", subject: s}, action{kind: "qsub", subject: s})
-	}
-	out = append(out,
-		action{kind: "sub", subject: contract.SubjectBulkResults, allowed: []role{publisher, operator}},
-		action{kind: "sub", subject: contract.ResultSubjects, allowed: []role{operator}},
-		action{kind: "sub", subject: "_INBOX.>"},
-		action{kind: "sub", subject: contract.SubjectLog},
-	)
-	return out
-}
-
-// checkRoles runs every action as every role against the server at url.
-func checkRoles(t *testing.T, url string) {
-	conns := map[string]*roleConn{}
-	for _, r := range roles {
-		conns[r.name] = connectAs(t, url, r)
-	}
-	for i, a := range roleActions() {
-		for _, r := range roles {
-			want := false
-			for _, ok := range a.allowed {
-				want = want || ok == r
-			}
-			if got := conns[r.name].try(t, r, a, i); got != want {
-				t.Errorf("%s %s %s: allowed %v, want %v", r.name, a.kind, a.subject, got, want)
-			}
-		}
-	}
-}
-
 func rolesEnv(t *testing.T) map[string]string {
 	env := servicetest.Env(t)
 	env["AUDITQ_NATS_CONFIG"] = rolesConfig
 	// The client commands of the test log in as the operator.
-	env["AUDITQ_NATS_AUTH_USER"], env["AUDITQ_NATS_AUTH_PASSWORD"] = operator.user, operator.password
+	env["AUDITQ_NATS_AUTH_USER"], env["AUDITQ_NATS_AUTH_PASSWORD"] = servicetest.Operator.User, servicetest.Operator.Password
+	env["AUDITQ_NATS_INBOX_PREFIX"] = servicetest.Operator.Inbox
 	return env
 }
 
 func TestRolesOfTheExampleOnTheEmbeddedServer(t *testing.T) {
 	svc := servicetest.Start(t, rolesEnv(t))
-	checkRoles(t, svc.NATSURL())
+	servicetest.CheckRoles(t, svc.NATSURL())
 }
 
 // TestReadsNameTheAuthenticatedIdentity asks as each role that may read,
@@ -243,30 +49,30 @@ func TestReadsNameTheAuthenticatedIdentity(t *testing.T) {
 	svc := servicetest.Start(t, env)
 	db := servicetest.OpenDB(t, env)
 	forged := `{"acc":"AUDITQ","user":"auditq","name":"forged"}`
-	for _, r := range []role{reader, operator, console} {
-		rc := connectAs(t, svc.NATSURL(), r)
+	for _, r := range []servicetest.Role{servicetest.Reader, servicetest.Operator, servicetest.Console} {
+		rc := servicetest.ConnectAs(t, svc.NATSURL(), r)
 		m := nats.NewMsg(contract.SubjectQuery)
-		m.Data = []byte(`{"userId":"probe-` + r.name + `"}`)
+		m.Data = []byte(`{"userId":"probe-` + r.Name + `"}`)
 		m.Header.Set("Nats-Request-Info", forged)
 		m.Header.Set("Auditq-Requester", "cli:someone-else")
-		reply, err := rc.nc.RequestMsg(m, 20*time.Second)
+		reply, err := rc.NC.RequestMsg(m, 20*time.Second)
 		if err != nil {
-			t.Fatalf("%s: %v", r.name, err)
+			t.Fatalf("%s: %v", r.Name, err)
 		}
 		if code := reply.Header.Get("Nats-Service-Error-Code"); code != "" {
-			t.Fatalf("%s: answered %s %s", r.name, code, reply.Header.Get("Nats-Service-Error"))
+			t.Fatalf("%s: answered %s %s", r.Name, code, reply.Header.Get("Nats-Service-Error"))
 		}
 	}
-	for _, r := range []role{reader, operator, console} {
+	for _, r := range []servicetest.Role{servicetest.Reader, servicetest.Operator, servicetest.Console} {
 		var rows []struct {
 			UserID    string          `bun:"user_id"`
 			Requester json.RawMessage `bun:"requester"`
 		}
 		servicetest.Eventually(t, 20*time.Second, func() (bool, string) {
 			err := db.NewSelect().Table("audit_logs").ColumnExpr("coalesce(user_id, '') AS user_id, details->'requester' AS requester").
-				Where("action = 'audit.query' AND details->'request'->>'userId' = ?", "probe-"+r.name).
+				Where("action = 'audit.query' AND details->'request'->>'userId' = ?", "probe-"+r.Name).
 				Scan(context.Background(), &rows)
-			return err == nil && len(rows) == 1, fmt.Sprintf("read of %s: %d rows, %v", r.name, len(rows), err)
+			return err == nil && len(rows) == 1, fmt.Sprintf("read of %s: %d rows, %v", r.Name, len(rows), err)
 		})
 		var who struct {
 			Verified            bool
@@ -277,15 +83,15 @@ func TestReadsNameTheAuthenticatedIdentity(t *testing.T) {
 		if err := json.Unmarshal(rows[0].Requester, &who); err != nil {
 			t.Fatal(err)
 		}
-		account := map[string]string{reader.name: "READERS", operator.name: "OPERATORS", console.name: "OPERATORS"}[r.name]
-		if !who.Verified || who.Account != account || who.User != r.user || who.Name != r.name+"-client" {
-			t.Errorf("%s: requester %s, want verified %s/%s (%s-client)", r.name, rows[0].Requester, account, r.user, r.name)
+		account := map[string]string{servicetest.Reader.Name: "READERS", servicetest.Operator.Name: "OPERATORS", servicetest.Console.Name: "OPERATORS"}[r.Name]
+		if !who.Verified || who.Account != account || who.User != r.User || who.Name != r.Name+"-client" {
+			t.Errorf("%s: requester %s, want verified %s/%s (%s-client)", r.Name, rows[0].Requester, account, r.User, r.Name)
 		}
-		if want := "nats:" + account + "/" + r.user; rows[0].UserID != want {
-			t.Errorf("%s: userId %q, want %q", r.name, rows[0].UserID, want)
+		if want := "nats:" + account + "/" + r.User; rows[0].UserID != want {
+			t.Errorf("%s: userId %q, want %q", r.Name, rows[0].UserID, want)
 		}
 		if who.UnverifiedClaim != "cli:someone-else" || who.NatsRequestInfo["name"] == "forged" {
-			t.Errorf("%s: requester %s: the claim is kept as unverified, the forged header replaced", r.name, rows[0].Requester)
+			t.Errorf("%s: requester %s: the claim is kept as unverified, the forged header replaced", r.Name, rows[0].Requester)
 		}
 	}
 }
@@ -316,12 +122,199 @@ func TestBadNATSConfigurationIsRefusedAtStart(t *testing.T) {
 	}
 
 	svc := servicetest.Start(t, rolesEnv(t))
-	_, err = nats.Connect(svc.NATSURL(), nats.UserInfo(reader.user, "wrong"))
+	_, err = nats.Connect(svc.NATSURL(), nats.UserInfo(servicetest.Reader.User, "wrong"))
 	if err == nil || !strings.Contains(err.Error(), "Authorization Violation") {
 		t.Fatalf("wrong password: %v", err)
 	}
 	// Nor is there a user without a password any more.
 	if _, err = nats.Connect(svc.NATSURL()); err == nil {
 		t.Fatal("connected without credentials")
+	}
+}
+
+// TestOperatorJobsNameWhoStartedThem: a cleanup started with "auditq
+// cleanup" and a report job started through audit.admin.report.generate,
+// both as the operator, record the operator the server authenticated on
+// the job's event and result, whatever the request claims; a cleanup the
+// schedule fired is recorded as the service's.
+func TestOperatorJobsNameWhoStartedThem(t *testing.T) {
+	env := rolesEnv(t)
+	env["AUDITQ_CLEANUP_CRON"] = "* * * * * *" // every second
+	env["AUDITQ_RETENTION_DAYS"] = "3650"
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
+	ctx := context.Background()
+
+	// The CLI logs in as the operator (rolesEnv).
+	out, err := runCLI(t, env, svc, "cleanup", "--retention-days", "3650", "--dry-run", "--timeout", "30s")
+	if err != nil {
+		t.Fatalf("cleanup: %v\n%s", err, out)
+	}
+	var jobID string
+	if _, err := fmt.Sscanf(out, "started audit.cleanup job %s", &jobID); err != nil {
+		t.Fatalf("no job id in %q: %v", out, err)
+	}
+	jobID = strings.TrimSuffix(jobID, ":")
+	if !strings.Contains(out, `"startedBy"`) || !strings.Contains(out, `"user": "operator"`) {
+		t.Errorf("the printed result does not name the operator:\n%s", out)
+	}
+
+	out, err = runCLI(t, env, svc, "report", "--type", "daily", "--date", "2026-11-24", "--job")
+	if err != nil || !strings.Contains(out, "started audit.report.generate job report-") || !strings.Contains(out, "daily report, 2026-11-24T00:00:00Z") {
+		t.Fatalf("report --job: %v\n%s", err, out)
+	}
+	var cliJob string
+	if _, err := fmt.Sscanf(out, "started audit.report.generate job %s", &cliJob); err != nil {
+		t.Fatal(err)
+	}
+	rc := servicetest.ConnectAs(t, svc.NATSURL(), servicetest.Operator)
+	m := nats.NewMsg(contract.SubjectAdminReportGenerate)
+	m.Data = []byte(`{"reportType":"daily","date":"2026-11-24"}`)
+	m.Header.Set("Auditq-Requester", "cli:someone-else")
+	m.Header.Set("Nats-Request-Info", `{"acc":"AUDITQ","user":"auditq"}`)
+	reply, err := rc.NC.RequestMsg(m, 20*time.Second)
+	if err != nil || reply.Header.Get("Nats-Service-Error-Code") != "" {
+		t.Fatalf("report job: %v %v", err, reply.Header)
+	}
+	var job contract.JobStarted
+	if err := json.Unmarshal(reply.Data, &job); err != nil || job.Subject != contract.SubjectReportGenerate || job.ID == "" {
+		t.Fatalf("report job answer %s: %v", reply.Data, err)
+	}
+
+	type row struct {
+		UserID    string          `bun:"user_id"`
+		StartedBy json.RawMessage `bun:"started_by"`
+	}
+	find := func(where string, args ...any) row {
+		t.Helper()
+		var rows []row
+		servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+			rows = nil
+			err := db.NewSelect().Table("audit_logs").
+				ColumnExpr("coalesce(user_id, '') AS user_id, coalesce(details->'startedBy', details->'requester') AS started_by").
+				Where(where, args...).Limit(1).Scan(ctx, &rows)
+			return err == nil && len(rows) == 1, fmt.Sprintf("no event where %s %v: %v", where, args, err)
+		})
+		return rows[0]
+	}
+	type who struct {
+		Verified            bool
+		Account, User, Name string
+		UnverifiedClaim     string
+	}
+	check := func(what string, r row, userID string, want who) {
+		t.Helper()
+		var got who
+		if err := json.Unmarshal(r.StartedBy, &got); err != nil {
+			t.Fatalf("%s: %s: %v", what, r.StartedBy, err)
+		}
+		if r.UserID != userID || got != want {
+			t.Errorf("%s: userId %q, started by %s; want %q, %+v", what, r.UserID, r.StartedBy, userID, want)
+		}
+	}
+	check("cleanup", find("id = ?", "cleanup:"+jobID), "nats:OPERATORS/operator",
+		who{Verified: true, Account: "OPERATORS", User: "operator", Name: "auditq-cli", UnverifiedClaim: cliClaim(t)})
+	check("report job", find("id = ?", "audit.report.generate:"+job.ID), "nats:OPERATORS/operator",
+		who{Verified: true, Account: "OPERATORS", User: "operator", Name: "operator-client", UnverifiedClaim: "cli:someone-else"})
+	check("report job of the CLI", find("id = ?", "audit.report.generate:"+cliJob), "nats:OPERATORS/operator",
+		who{Verified: true, Account: "OPERATORS", User: "operator", Name: "auditq-cli", UnverifiedClaim: cliClaim(t)})
+	check("scheduled cleanup", find("action = 'audit.cleanup' AND details->>'trigger' = 'schedule'"), "nats:AUDITQ/auditq",
+		who{Verified: true, Account: "AUDITQ", User: "auditq", Name: "audit.schedule.cleanup"})
+}
+
+// cliClaim is the unverified name the CLI sends (Auditq-Requester).
+func cliClaim(t *testing.T) string {
+	u, err := user.Current()
+	if err != nil || u.Username == "" {
+		return ""
+	}
+	return "cli:" + u.Username
+}
+
+// TestExternalExampleHasTheRolesOfTheEmbeddedOne: the shipped external
+// server configuration has the accounts and permissions of the embedded
+// example, plus auditq's own nkey user in its account, and passes the
+// same check.
+func TestExternalExampleHasTheRolesOfTheEmbeddedOne(t *testing.T) {
+	dir := t.TempDir()
+	text, err := os.ReadFile("../deploy/nats/auditq-external.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, _ := nkeys.CreateUser()
+	pub, _ := kp.PublicKey()
+	ext := filepath.Join(dir, "auditq-external.conf")
+	for name, body := range map[string]string{ext: string(text), filepath.Join(dir, "auditq-service.conf"): "AUDITQ_SERVICE_NKEY: " + pub + "\n"} {
+		if err := os.WriteFile(name, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	extTree, err := conf.ParseFile(ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	embTree, err := conf.ParseFile(rolesConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts := func(tree map[string]any) map[string]any { return tree["accounts"].(map[string]any) }
+	auditq := accounts(extTree)["AUDITQ"].(map[string]any)
+	if users, _ := json.Marshal(auditq["users"]); string(users) != `[{"nkey":"`+pub+`"}]` {
+		t.Errorf("users of AUDITQ in the external file: %s, want auditq's nkey only", users)
+	}
+	delete(auditq, "users")
+	for _, key := range []string{"accounts", "READ"} {
+		a, _ := json.Marshal(extTree[key])
+		b, _ := json.Marshal(embTree[key])
+		if string(a) != string(b) {
+			t.Errorf("%s differs between the external and the embedded example:\n%s\n%s", key, a, b)
+		}
+	}
+	opts, tree, err := natsjs.LoadExternalServerConfig(ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := service.AccessRules(config.Config{NATSAccount: "AUDITQ"})
+	rules.ServiceUsers = []string{pub}
+	if err := natsjs.CheckAccess(opts, tree, rules); err != nil {
+		t.Errorf("the external example is refused: %v", err)
+	}
+}
+
+// TestClientCommandsAsEachRole: the operator's client commands work with
+// the operator's credentials alone (requests, no JetStream permission on
+// the streams); a reader's are refused by the server.
+func TestClientCommandsAsEachRole(t *testing.T) {
+	env := rolesEnv(t)
+	svc := servicetest.Start(t, env)
+	as := func(r servicetest.Role) map[string]string {
+		e := maps.Clone(env)
+		e["AUDITQ_NATS_AUTH_USER"], e["AUDITQ_NATS_AUTH_PASSWORD"], e["AUDITQ_NATS_INBOX_PREFIX"] = r.User, r.Password, r.Inbox
+		return e
+	}
+	op := as(servicetest.Operator)
+	for _, args := range [][]string{{"poison", "list"}, {"schedule", "show"}, {"streams"}} {
+		if out, err := runCLI(t, op, svc, args...); err != nil {
+			t.Errorf("operator: %v: %v\n%s", args, err, out)
+		}
+	}
+	// Answered by auditq (personal data is off here): the request got through.
+	if _, err := runCLI(t, op, svc, "erase", "--user", "u-1", "--timeout", "10s"); err == nil || !strings.Contains(err.Error(), "audit.admin.erase answered") {
+		t.Errorf("operator: erase: %v, want auditq's answer", err)
+	}
+	pub := as(servicetest.Publisher)
+	if out, err := runCLI(t, pub, svc, "publish", "-count", "2"); err != nil {
+		t.Errorf("publisher: publish: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, pub, svc, "report", "--type", "daily", "--timeout", "2s"); err == nil || strings.Contains(err.Error(), "answered") {
+		t.Errorf("publisher: report: %v, want no answer", err)
+	}
+	rd := as(servicetest.Reader)
+	if out, err := runCLI(t, rd, svc, "query", "--action", "none"); err != nil {
+		t.Errorf("reader: query: %v\n%s", err, out)
+	}
+	// Refused by the server: no answer comes.
+	if _, err := runCLI(t, rd, svc, "erase", "--user", "u-1", "--timeout", "2s"); err == nil || strings.Contains(err.Error(), "answered") {
+		t.Errorf("reader: erase: %v, want no answer", err)
 	}
 }

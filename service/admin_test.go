@@ -34,13 +34,11 @@ func TestAdminPoisonRequests(t *testing.T) {
 	db := servicetest.OpenDB(t, env)
 	nc, js := natstest.Connect(t, svc.NATSURL())
 	const who = "Auditq-Requester"
-	// One at a time: messages in flight are handled concurrently, so two
-	// published together may reach the poison stream in either order.
 	for i := range 3 {
 		id := fmt.Sprintf("bad-%d", i)
 		servicetest.PublishAll(t, js, []*nats.Msg{servicetest.EventMsg("audit.log", id,
 			fmt.Sprintf(`{"id":%q,"action":"user.login","resourceType":"user"}`, id))})
-		waitPoison(t, js, uint64(i+1))
+		waitPoison(t, js, uint64(i+1)) // one at a time: poisoned concurrently, they would land in either order
 	}
 	var list contract.PoisonList
 	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {

@@ -268,9 +268,9 @@ func TestCleanupGuardRailsArePoisonedAndDeleteNothing(t *testing.T) {
 		t.Fatalf("rejected cleanups were recorded: %+v", runs)
 	}
 
-	// The CLI reports the rejection.
+	// The CLI's job is refused on its request, naming the rule.
 	out, err := runCLI(t, env, svc, "cleanup", "--retention-days", "5", "--timeout", "30s")
-	if err == nil || !strings.Contains(err.Error(), "rejected: retentionDays: is 5, less than the minimum retention of 30 days") {
+	if err == nil || !strings.Contains(err.Error(), "audit.admin.cleanup answered 400: retentionDays: is 5, less than the minimum retention of 30 days") {
 		t.Fatalf("cli: %v\n%s", err, out)
 	}
 }

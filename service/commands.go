@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,6 +29,7 @@ func clientConn(cfg config.Config) natsjs.ConnConfig {
 	return natsjs.ConnConfig{
 		URL: url, User: cfg.NATSUser, Password: cfg.NATSPassword, Token: cfg.NATSToken,
 		CredsFile: cfg.NATSCredsFile, TLSCA: cfg.NATSTLSCA, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey,
+		InboxPrefix: cfg.NATSInboxPrefix,
 	}
 }
 
@@ -48,31 +48,9 @@ func Connector(cfg config.Config) cli.Connector {
 }
 
 // ScheduleLister returns the lister of the installed schedules for
-// "auditq schedule show".
+// "auditq schedule show": the service's audit.admin.schedules request.
 func ScheduleLister(cfg config.Config) cli.ScheduleLister {
-	return func(ctx context.Context) ([]cli.Schedule, error) {
-		nc, err := Connector(cfg)()
-		if err != nil {
-			return nil, err
-		}
-		defer nc.Close()
-		js, err := jetstream.New(nc)
-		if err != nil {
-			return nil, fmt.Errorf("jetstream: %w", err)
-		}
-		list, err := natsjs.NewScheduler(js, natsjs.StreamAudit, contract.SchedulePrefix).List(ctx, time.Now())
-		if err != nil {
-			return nil, err
-		}
-		out := make([]cli.Schedule, len(list))
-		for i, s := range list {
-			out[i] = cli.Schedule{
-				Subject: s.Subject, Pattern: s.Pattern, TimeZone: zoneName(s.TimeZone), Target: s.Target,
-				Payload: string(s.Payload), Installed: s.Installed, Next: s.Next,
-			}
-		}
-		return out, nil
-	}
+	return cli.RequestSchedules(Connector(cfg))
 }
 
 // VerifyDeps returns what "auditq verify" reads: the configured database

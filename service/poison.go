@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditq/auditq/adapters/natsjs"
@@ -52,67 +51,13 @@ func poisonBacklog(p *natsjs.Poison) ports.PoisonBacklog {
 	}
 }
 
-// PoisonOpener returns how "auditq poison" opens the poison stream: on a
-// connection of its own, configured by cfg.
+// PoisonOpener returns how "auditq poison" reaches the poison stream:
+// through the service's audit.admin.poison.* requests, on a connection of
+// its own configured by cfg, so that an operator needs no JetStream
+// permission on the stream and each action is recorded under the
+// identity the server authenticated.
 func PoisonOpener(cfg config.Config) cli.PoisonOpener {
-	return func(context.Context) (cli.PoisonStore, error) {
-		nc, err := Connector(cfg)()
-		if err != nil {
-			return nil, err
-		}
-		js, err := jetstream.New(nc)
-		if err != nil {
-			nc.Close()
-			return nil, fmt.Errorf("jetstream: %w", err)
-		}
-		p, err := NewPoison(js)
-		if err != nil {
-			nc.Close()
-			return nil, err
-		}
-		return poisonStore{p: p, nc: nc}, nil
-	}
-}
-
-// poisonStore is natsjs.Poison as the CLI's PoisonStore.
-type poisonStore struct {
-	p  *natsjs.Poison
-	nc *nats.Conn
-}
-
-func (s poisonStore) Stream() string { return natsjs.StreamPoison }
-func (s poisonStore) Close()         { s.nc.Close() }
-
-func (s poisonStore) List(ctx context.Context, f cli.PoisonFilter) ([]cli.PoisonMessage, error) {
-	msgs, err := s.p.List(ctx, natsjs.PoisonFilter{Job: f.Job, Reason: f.Reason, Limit: f.Limit})
-	out := make([]cli.PoisonMessage, len(msgs))
-	for i, m := range msgs {
-		out[i] = cliPoisonMessage(m)
-	}
-	return out, err
-}
-
-func (s poisonStore) Get(ctx context.Context, seq uint64) (cli.PoisonMessage, error) {
-	m, err := s.p.Get(ctx, seq)
-	return cliPoisonMessage(m), err
-}
-
-func (s poisonStore) Replay(ctx context.Context, seq uint64, payload []byte) (cli.PoisonReplay, error) {
-	r, err := s.p.Replay(ctx, seq, payload)
-	return cli.PoisonReplay{Subject: r.Subject, Seq: r.Seq, ID: r.ID, Duplicate: r.Duplicate}, err
-}
-
-func (s poisonStore) Discard(ctx context.Context, seq uint64) (cli.PoisonMessage, error) {
-	m, err := s.p.Discard(ctx, seq)
-	return cliPoisonMessage(m), err
-}
-
-func cliPoisonMessage(m natsjs.PoisonMsg) cli.PoisonMessage {
-	return cli.PoisonMessage{
-		Seq: m.Seq, Time: m.Time, Subject: m.Subject, Job: m.Job, ID: m.ID, EventID: m.EventID,
-		Reason: m.Reason, Handler: m.Handler, Target: m.Target, Truncated: m.Truncated,
-		Headers: m.Header, Payload: m.Data,
-	}
+	return cli.RequestPoison(Connector(cfg))
 }
 
 // appPoison is natsjs.Poison as the application's audit.PoisonStream: the

@@ -214,6 +214,10 @@ func (s *Service) startNATS(ctx context.Context) error {
 		s.log.Info("embedded NATS started", "url", s.natsURL, "store", s.cfg.DataDir)
 	} else {
 		s.natsURL = s.cfg.NATSURL
+		var err error
+		if conn, s.identity, err = externalConfig(s.cfg, conn); err != nil {
+			return err
+		}
 	}
 	s.conn = conn
 	// Separate connections: the publisher closes its own on Close, and the
@@ -224,6 +228,11 @@ func (s *Service) startNATS(ctx context.Context) error {
 	}
 	if s.pubConn, err = s.connect(conn, "auditq-publisher"); err != nil {
 		return err
+	}
+	if s.embedded == nil && s.identity.Trusted {
+		if err := probeExternal(s.cfg, s.subConn, conn); err != nil {
+			return err
+		}
 	}
 	if err := checkScheduleServer(s.cfg, s.subConn.ConnectedServerVersion()); err != nil {
 		return err
@@ -379,12 +388,21 @@ func (s *Service) startApplication(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	jobs, err := natsjs.NewJobQueue(s.js, natsjs.JobQueueConfig{
+		Stream:          natsjs.StreamAudit,
+		Subjects:        map[string]string{command.JobCleanup: contract.SubjectCleanup, command.JobReport: contract.SubjectReportGenerate},
+		StartedByHeader: ports.HeaderStartedBy,
+	})
+	if err != nil {
+		return err
+	}
 	s.app = app.Application{
 		Commands: app.Commands{
 			RecordEvents: command.NewRecordEventsHandler(batcher),
 			RecordBulk:   command.NewRecordBulkHandler(repo, s.results),
 			RunCleanup: command.NewRunCleanupHandler(te.retention(retention), repo, repo,
 				s.results, policy),
+			StartJob:        command.NewStartJobHandler(jobs, policy, s.cfg.ReportMaxDays),
 			WriteCheckpoint: te.writer,
 			Erase:           command.NewEraseHandler(erasureStore(personal), batcher, command.EraseConfig{HoldUsers: s.cfg.HoldUsers}),
 			PoisonActions:   command.NewPoisonActionsHandler(adminPoison, batcher),
@@ -438,6 +456,7 @@ func (s *Service) startDriving(ctx context.Context) error {
 		CloseTimeout:   s.cfg.ShutdownTimeout,
 		BulkMaxEvents:  s.cfg.BulkMaxEvents,
 		FutureSkew:     s.cfg.FutureSkew,
+		Identity:       s.identity,
 		Metrics:        s.metrics,
 		Logger:         s.log,
 	}, s.app)

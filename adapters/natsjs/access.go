@@ -40,6 +40,11 @@ type AccessRules struct {
 	// PoisonStream is the one stream whose messages others may delete
 	// (STREAM.MSG.DELETE), to discard a rejected message.
 	PoisonStream string
+	// ServiceUsers are the public nkeys of the service's own users: on
+	// an external server they are the only users of Account, and at
+	// least one must be there. Empty for the embedded server, which adds
+	// its own user after the check.
+	ServiceUsers []string
 }
 
 // Validate returns an error when Account is empty.
@@ -102,6 +107,46 @@ func LoadServerConfig(path string) (*server.Options, map[string]any, error) {
 	return opts, tree, nil
 }
 
+// trustModels are the top-level keys of trust models CheckAccess cannot
+// check: accounts and users defined by JWTs, outside the file.
+var trustModels = []string{"operator", "operators", "resolver", "resolver_preload", "trusted", "trusted_keys", "authorization_callout", "auth_callout"}
+
+// LoadExternalServerConfig reads the configuration file of an external
+// nats-server with the server package's own parser, and returns its
+// options and its parsed tree; unlike LoadServerConfig, listeners,
+// JetStream and clustering are the file's own. It returns an error
+// naming the file (and the line, where the parser gives one) for a
+// missing file, a syntax error, a block the server refuses, or a trust
+// model whose users the file does not hold (operator, resolver, auth
+// callout), which auditq cannot check.
+func LoadExternalServerConfig(path string) (*server.Options, map[string]any, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, nil, fmt.Errorf("NATS configuration %s: %w", path, err)
+	}
+	tree, err := conf.ParseFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("NATS configuration %s: %w", path, err)
+	}
+	var bad []string
+	for k := range tree {
+		if slices.Contains(trustModels, strings.ToLower(k)) {
+			bad = append(bad, fmt.Sprintf("%q is not supported: auditq checks the users and accounts written in the file, and cannot check those of JWTs or an auth callout", k))
+		}
+	}
+	if auth := lowerKeys(asMap(lowerKeys(tree)["authorization"])); auth["auth_callout"] != nil || auth["callout"] != nil {
+		bad = append(bad, "authorization.auth_callout is not supported: auditq cannot check the users a callout admits")
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		return nil, nil, fmt.Errorf("NATS configuration %s: %s", path, strings.Join(bad, "; "))
+	}
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("NATS configuration: %w", err)
+	}
+	return opts, tree, nil
+}
+
 // CheckAccess returns every way the configuration (opts and the tree it
 // was parsed from) would let anyone but the service publish to an owned
 // subject, subscribe to a request subject, reach the JetStream API of
@@ -130,9 +175,22 @@ func CheckAccess(opts *server.Options, tree map[string]any, rules AccessRules) e
 	if opts.Websocket.Username != "" || opts.Websocket.Token != "" {
 		bad("every client has a role", "websocket.authorization sets a single user or token: whoever holds it may do everything; let WebSocket clients log in as users of accounts {}")
 	}
+	serviceUserFound := false
 	for _, u := range users(opts) {
+		if u.account == rules.Account && slices.Contains(rules.ServiceUsers, u.name) {
+			serviceUserFound = true
+			continue
+		}
+		if slices.Contains(rules.ServiceUsers, u.name) {
+			bad("auditq's user is in its account", "auditq's user %s is in account %q, not %q", u.name, u.account, rules.Account)
+			continue
+		}
 		if u.account == rules.Account {
-			bad("no user in auditq's account", "user %q is in account %q: auditq adds its own user there; a user of its own could answer requests and sign Nats-Request-Info itself", u.name, u.account)
+			if len(rules.ServiceUsers) > 0 {
+				bad("no user in auditq's account", "user %q is in account %q: only auditq's own user (%s) may be there; another user could answer requests and sign Nats-Request-Info itself", u.name, u.account, strings.Join(rules.ServiceUsers, ", "))
+			} else {
+				bad("no user in auditq's account", "user %q is in account %q: auditq adds its own user there; a user of its own could answer requests and sign Nats-Request-Info itself", u.name, u.account)
+			}
 			continue
 		}
 		for _, s := range rules.Owned {
@@ -145,6 +203,9 @@ func CheckAccess(opts *server.Options, tree map[string]any, rules AccessRules) e
 				bad("only auditq subscribes to "+s, "user %q in account %q may subscribe to %s (%s), and so answer requests in auditq's place", u.name, u.account, s, at)
 			}
 		}
+	}
+	if len(rules.ServiceUsers) > 0 && !serviceUserFound {
+		bad("auditq's user is in its account", "no user of account %q has auditq's nkey %s (AUDITQ_NATS_SERVICE_NKEY)", rules.Account, strings.Join(rules.ServiceUsers, ", "))
 	}
 	accMap := lowerKeys(asMap(acc))
 	if imports := asList(accMap["imports"]); len(imports) > 0 {

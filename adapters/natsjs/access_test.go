@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nkeys"
+
 	"github.com/auditq/auditq/adapters/natsjs"
 )
 
@@ -142,5 +144,61 @@ func TestLoadServerConfigNamesTheFileAndLine(t *testing.T) {
 	_, _, err = natsjs.LoadServerConfig(badBlock)
 	if err == nil || !strings.Contains(err.Error(), badBlock+":3:") {
 		t.Fatalf("unusable block: %v", err)
+	}
+}
+
+// An external server's file holds auditq's own nkey user in its account
+// (and its listeners): that user, and only it, is allowed there; JWT
+// trust models are refused as uncheckable.
+func TestCheckAccessOfAnExternalServer(t *testing.T) {
+	key := func() string {
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, _ := kp.PublicKey()
+		return pub
+	}
+	svc, other := key(), key()
+	ext := rules
+	ext.ServiceUsers = []string{svc}
+	cases := []struct {
+		name, config string
+		want         []string
+	}{
+		{"auditq's user, listeners and JetStream", "listen: 127.0.0.1:4222\njetstream {store_dir: /tmp/x}\n" +
+			roleConfig(okAuditq+"\nusers [{nkey: "+svc+"}]", okPerms, okImports), nil},
+		{"auditq's user missing", roleConfig(okAuditq, okPerms, okImports),
+			[]string{`rule "auditq's user is in its account": no user of account "AUDITQ" has auditq's nkey ` + svc}},
+		{"another user beside it", roleConfig(okAuditq+"\nusers [{nkey: "+svc+"}, {nkey: "+other+"}]", okPerms, okImports),
+			[]string{`rule "no user in auditq's account": user "` + other + `" is in account "AUDITQ": only auditq's own user`}},
+		{"an operator", "operator: /etc/nats/op.jwt\n" + roleConfig(okAuditq+"\nusers [{nkey: "+svc+"}]", okPerms, okImports),
+			[]string{`"operator" is not supported: auditq checks the users and accounts written in the file`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "nats.conf")
+			if err := os.WriteFile(path, []byte(c.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			opts, tree, err := natsjs.LoadExternalServerConfig(path)
+			if err == nil {
+				err = natsjs.CheckAccess(opts, tree, ext)
+			}
+			if len(c.want) == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
 	}
 }

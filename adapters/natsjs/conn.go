@@ -24,8 +24,11 @@ type ConnConfig struct {
 	// Nkey, when set, authenticates with this key pair instead of User,
 	// Password or Token: the service's own user on an embedded server
 	// with a configuration file.
-	Nkey   nkeys.KeyPair
-	Logger *slog.Logger
+	Nkey nkeys.KeyPair
+	// InboxPrefix replaces _INBOX for the connection's reply subjects
+	// (a user allowed only a private inbox); "" keeps _INBOX.
+	InboxPrefix string
+	Logger      *slog.Logger
 }
 
 // Connect opens a NATS connection named name that reconnects for ever; it
@@ -67,6 +70,9 @@ func Connect(cfg ConnConfig, name string) (*nats.Conn, error) {
 		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
 	case cfg.Token != "":
 		opts = append(opts, nats.Token(cfg.Token))
+	}
+	if cfg.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(cfg.InboxPrefix))
 	}
 	if cfg.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))

@@ -26,30 +26,39 @@ type CleanupJob struct {
 	Trigger string    // TriggerSchedule or TriggerManual
 	AsOf    time.Time // when the job was sent (the stream's time): retentionDays count back from it
 	Request audit.CleanupRequest
+	// StartedBy is who started the job as the trail records it (the
+	// transport's requester details: verified account, user and client
+	// name, or the service for a schedule); nil when nothing is known.
+	StartedBy map[string]any
+	// UserID is the verified identity as the userId of the run's event
+	// ("nats:<account>/<user>"), or "".
+	UserID string
 }
 
 // CleanupResult is what a cleanup did, as published to
 // audit.results.cleanup. For a dry run DeletedCount is the number of rows
 // that would have been deleted.
 type CleanupResult struct {
-	ID             string    `json:"id"`
-	EventID        string    `json:"eventId"`
-	Cutoff         time.Time `json:"cutoff"`
-	ExcludeActions []string  `json:"excludeActions"`
-	DeletedCount   int64     `json:"deletedCount"`
-	DryRun         bool      `json:"dryRun"`
-	DurationMs     int64     `json:"durationMs"`
-	Trigger        string    `json:"trigger"`
+	ID             string         `json:"id"`
+	EventID        string         `json:"eventId"`
+	Cutoff         time.Time      `json:"cutoff"`
+	ExcludeActions []string       `json:"excludeActions"`
+	DeletedCount   int64          `json:"deletedCount"`
+	DryRun         bool           `json:"dryRun"`
+	DurationMs     int64          `json:"durationMs"`
+	Trigger        string         `json:"trigger"`
+	StartedBy      map[string]any `json:"startedBy,omitempty"`
 }
 
 // cleanupDetails is the details object of the cleanup's own audit event.
 type cleanupDetails struct {
-	Cutoff         time.Time `json:"cutoff"`
-	ExcludeActions []string  `json:"excludeActions"`
-	DeletedCount   int64     `json:"deletedCount"`
-	DryRun         bool      `json:"dryRun"`
-	DurationMs     int64     `json:"durationMs"`
-	Trigger        string    `json:"trigger"`
+	Cutoff         time.Time      `json:"cutoff"`
+	ExcludeActions []string       `json:"excludeActions"`
+	DeletedCount   int64          `json:"deletedCount"`
+	DryRun         bool           `json:"dryRun"`
+	DurationMs     int64          `json:"durationMs"`
+	Trigger        string         `json:"trigger"`
+	StartedBy      map[string]any `json:"startedBy,omitempty"`
 }
 
 // CleanupReporter publishes a cleanup's result.
@@ -131,17 +140,18 @@ func (h RunCleanupHandler) Handle(ctx context.Context, job CleanupJob) (CleanupR
 	res := CleanupResult{
 		ID: job.ID, EventID: eventID, Cutoff: plan.Cutoff, ExcludeActions: plan.ExcludeActions,
 		DeletedCount: n, DryRun: plan.DryRun, DurationMs: end.Sub(start).Milliseconds(), Trigger: job.Trigger,
+		StartedBy: job.StartedBy,
 	}
 	details, err := json.Marshal(cleanupDetails{
 		Cutoff: res.Cutoff, ExcludeActions: res.ExcludeActions, DeletedCount: res.DeletedCount,
-		DryRun: res.DryRun, DurationMs: res.DurationMs, Trigger: res.Trigger,
+		DryRun: res.DryRun, DurationMs: res.DurationMs, Trigger: res.Trigger, StartedBy: res.StartedBy,
 	})
 	if err != nil {
 		return CleanupResult{}, fmt.Errorf("cleanup %s: %w: encode details: %v", job.ID, audit.ErrPermanent, err)
 	}
 	at := audit.Normalize(end)
 	ev := audit.Event{
-		ID: eventID, Action: audit.CleanupAction, ResourceType: audit.CleanupResourceType,
+		ID: eventID, UserID: job.UserID, Action: audit.CleanupAction, ResourceType: audit.CleanupResourceType,
 		ResourceID: audit.CleanupResourceID, Details: details, RequestID: truncateID(job.ID),
 		Success: true, OccurredAt: at, ReceivedAt: at,
 	}
@@ -166,6 +176,7 @@ func resultFromEvent(jobID string, ev audit.Event) (CleanupResult, error) {
 	return CleanupResult{
 		ID: jobID, EventID: ev.ID, Cutoff: d.Cutoff.UTC(), ExcludeActions: d.ExcludeActions,
 		DeletedCount: d.DeletedCount, DryRun: d.DryRun, DurationMs: d.DurationMs, Trigger: d.Trigger,
+		StartedBy: d.StartedBy,
 	}, nil
 }
 

@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
-	"fmt"
 	"io"
 	"time"
 
@@ -26,24 +24,14 @@ func Checkpoint(ctx context.Context, connect Connector, args []string, out io.Wr
 	if help, err := parseFlags(fs, args, false); help || err != nil {
 		return err
 	}
-	data, err := request(ctx, connect, contract.SubjectCheckpointWrite, struct{}{}, *timeout)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		_, err := fmt.Fprintf(out, "%s\n", data)
-		return err
-	}
-	var res ports.CheckpointWritten
-	if err := json.Unmarshal(data, &res); err != nil {
-		return fmt.Errorf("decode the answer of %s: %w", contract.SubjectCheckpointWrite, err)
-	}
-	p := &printer{w: out}
-	printCheckpoint(p, res.Checkpoint)
-	if !res.Published {
-		p.println("note: stored, but not yet published to the stream AUDIT_CHECKPOINTS (the next checkpoint publishes it; see the service log)")
-	}
-	return p.err
+	return askAndPrint(ctx, connect, contract.SubjectCheckpointWrite, struct{}{}, *timeout, *asJSON, out, func(res ports.CheckpointWritten) error {
+		p := &printer{w: out}
+		printCheckpoint(p, res.Checkpoint)
+		if !res.Published {
+			p.println("note: stored, but not yet published to the stream AUDIT_CHECKPOINTS (the next checkpoint publishes it; see the service log)")
+		}
+		return p.err
+	})
 }
 
 func printCheckpoint(p *printer, c evidence.Checkpoint) {

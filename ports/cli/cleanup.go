@@ -13,20 +13,14 @@ import (
 
 	"github.com/auditq/auditq/ports/contract"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Subjects the cleanup command talks on.
-const (
-	subjectCleanup        = contract.SubjectCleanup
-	subjectCleanupResults = contract.SubjectCleanupResults
-	subjectCleanupPoison  = contract.PoisonPrefix + "cleanup"
-)
-
-// Cleanup implements "auditq cleanup": it publishes one audit.cleanup job
-// with a fresh Nats-Msg-Id, waits for its result on audit.results.cleanup
-// (or its rejection on audit.poison.cleanup) and prints it. It returns an
-// error when the job is rejected or no answer comes within -timeout.
+// Cleanup implements "auditq cleanup": it asks the service to start one
+// cleanup job (audit.admin.cleanup, so that the job records who started
+// it), waits for its result on audit.results.cleanup and prints it. The
+// service checks the job as the job will before storing it, so a job it
+// would reject is refused on the request. It returns an error when the
+// job is refused or no result comes within -timeout.
 func Cleanup(ctx context.Context, connect Connector, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("cleanup", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -49,30 +43,25 @@ func Cleanup(ctx context.Context, connect Connector, args []string, out io.Write
 		return err
 	}
 	defer nc.Close()
-	id := "cleanup-" + randomID()
-	// Subscribe before publishing, so the answer cannot be missed.
+	// Subscribe before starting the job, so the answer cannot be missed.
 	answers := make(chan *nats.Msg, 64)
-	for _, subj := range []string{subjectCleanupResults, subjectCleanupPoison} {
-		sub, err := nc.ChanSubscribe(subj, answers)
-		if err != nil {
-			return fmt.Errorf("subscribe to %s: %w", subj, err)
-		}
-		defer sub.Unsubscribe() //nolint:errcheck // the connection closes anyway
+	sub, err := nc.ChanSubscribe(contract.SubjectCleanupResults, answers)
+	if err != nil {
+		return fmt.Errorf("subscribe to %s: %w", contract.SubjectCleanupResults, err)
 	}
+	defer sub.Unsubscribe() //nolint:errcheck // the connection closes anyway
 	if err := nc.Flush(); err != nil {
 		return err
 	}
-	js, err := jetstream.New(nc)
+	data, err := requestOn(ctx, nc, contract.SubjectAdminCleanup, json.RawMessage(body), 30*time.Second)
 	if err != nil {
 		return err
 	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	_, err = js.PublishMsg(pctx, msg(subjectCleanup, id, body))
-	cancel()
-	if err != nil {
-		return fmt.Errorf("publish to %s: %w", subjectCleanup, err)
+	var job contract.JobStarted
+	if err := json.Unmarshal(data, &job); err != nil || job.ID == "" {
+		return fmt.Errorf("unreadable answer of %s: %q", contract.SubjectAdminCleanup, data)
 	}
-	if _, err := fmt.Fprintf(out, "published %s job %s: %s\n", subjectCleanup, id, body); err != nil {
+	if _, err := fmt.Fprintf(out, "started %s job %s: %s\n", job.Subject, job.ID, body); err != nil {
 		return err
 	}
 
@@ -81,14 +70,11 @@ func Cleanup(ctx context.Context, connect Connector, args []string, out io.Write
 	for {
 		select {
 		case m := <-answers:
-			switch {
-			case m.Subject == subjectCleanupResults && m.Header.Get("job_id") == id:
+			if m.Header.Get("job_id") == job.ID {
 				return printCleanupResult(out, m.Data)
-			case m.Subject == subjectCleanupPoison && m.Header.Get(nats.MsgIdHdr) == id:
-				return fmt.Errorf("cleanup %s rejected: %s", id, m.Header.Get("reason_poisoned"))
 			}
 		case <-wait.C:
-			return fmt.Errorf("no result for cleanup %s within %s; it may still be running (see audit.results.cleanup)", id, *timeout)
+			return fmt.Errorf("no result for cleanup %s within %s; it may still be running (see audit.results.cleanup, and auditq poison list for a rejection)", job.ID, *timeout)
 		case <-ctx.Done():
 			return ctx.Err()
 		}

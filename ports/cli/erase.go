@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
-	"fmt"
 	"io"
 	"time"
 
@@ -31,20 +29,10 @@ func Erase(ctx context.Context, connect Connector, args []string, out io.Writer)
 	if *user == "" {
 		return usagef("erase: --user is required")
 	}
-	data, err := request(ctx, connect, contract.SubjectAdminErase, command.EraseRequest{UserID: *user}, *timeout)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		_, err := fmt.Fprintf(out, "%s\n", data)
-		return err
-	}
-	var res command.EraseResult
-	if err := json.Unmarshal(data, &res); err != nil {
-		return fmt.Errorf("decode the answer of %s: %w", contract.SubjectAdminErase, err)
-	}
-	p := &printer{w: out}
-	p.printf("erased: pseudonym %s, %d subject keys destroyed, recorded as event %s at %s\n",
-		res.UserPseudonym, res.KeysDestroyed, res.EventID, res.RequestedAt.Format(time.RFC3339Nano))
-	return p.err
+	return askAndPrint(ctx, connect, contract.SubjectAdminErase, command.EraseRequest{UserID: *user}, *timeout, *asJSON, out, func(res command.EraseResult) error {
+		p := &printer{w: out}
+		p.printf("erased: pseudonym %s, %d subject keys destroyed, recorded as event %s at %s\n",
+			res.UserPseudonym, res.KeysDestroyed, res.EventID, res.RequestedAt.Format(time.RFC3339Nano))
+		return p.err
+	})
 }

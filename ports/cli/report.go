@@ -54,9 +54,10 @@ func Report(ctx context.Context, connect Connector, args []string, out io.Writer
 	end := fs.String("end", "", "custom: end (exclusive), RFC 3339 or a date (its start in --tz)")
 	id := fs.Int64("id", 0, "print the stored report with this id instead of generating one")
 	asJSON := fs.Bool("json", false, "print the JSON response as received")
+	job := fs.Bool("job", false, "run it as a report job (audit.admin.report.generate, an operator's request): the job records who started it, and its report is published to audit.results.report")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the answer")
 	fs.Usage = usage(fs, out,
-		"Usage: auditq report --type daily|weekly|monthly [--date 2026-11-24] [--tz Europe/Berlin] [--json]",
+		"Usage: auditq report --type daily|weekly|monthly [--date 2026-11-24] [--tz Europe/Berlin] [--job] [--json]",
 		"       auditq report --type custom --start 2026-11-01 --end 2026-11-15T12:00:00Z [--tz Europe/Berlin] [--json]",
 		"       auditq report --id 42 [--json]")
 	if help, err := parseFlags(fs, args, false); help || err != nil {
@@ -72,7 +73,12 @@ func Report(ctx context.Context, connect Connector, args []string, out io.Writer
 	} else if *typ == "" {
 		return usagef("--type is required (daily, weekly, monthly or custom), or --id")
 	}
-	data, err := request(ctx, connect, subject, body, *timeout)
+	var data []byte
+	if *job && *id == 0 {
+		data, err = reportJob(ctx, connect, req, *timeout, out)
+	} else {
+		data, err = request(ctx, connect, subject, body, *timeout)
+	}
 	if err != nil {
 		return flagErrors(err, reportFlags)
 	}
@@ -85,6 +91,52 @@ func Report(ctx context.Context, connect Connector, args []string, out io.Writer
 		return fmt.Errorf("decode the answer of %s: %w", subject, err)
 	}
 	return printReport(out, rep)
+}
+
+// reportJob starts a report job for req through
+// audit.admin.report.generate and returns the report it published on
+// audit.results.report (subscribed to before the job starts), or an error
+// when the request is refused or no report comes within timeout.
+func reportJob(ctx context.Context, connect Connector, req audit.ReportRequest, timeout time.Duration, out io.Writer) ([]byte, error) {
+	nc, err := connect()
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	reports := make(chan *nats.Msg, 64)
+	sub, err := nc.ChanSubscribe(contract.SubjectReportResults, reports)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to %s: %w", contract.SubjectReportResults, err)
+	}
+	defer sub.Unsubscribe() //nolint:errcheck // the connection closes anyway
+	if err := nc.Flush(); err != nil {
+		return nil, err
+	}
+	data, err := requestOn(ctx, nc, contract.SubjectAdminReportGenerate, req, timeout)
+	if err != nil {
+		return nil, err
+	}
+	var job contract.JobStarted
+	if err := json.Unmarshal(data, &job); err != nil || job.ID == "" {
+		return nil, fmt.Errorf("unreadable answer of %s: %q", contract.SubjectAdminReportGenerate, data)
+	}
+	if _, err := fmt.Fprintf(out, "started %s job %s\n", job.Subject, job.ID); err != nil {
+		return nil, err
+	}
+	wait := time.NewTimer(timeout)
+	defer wait.Stop()
+	for {
+		select {
+		case m := <-reports:
+			if m.Header.Get("job_id") == job.ID {
+				return m.Data, nil
+			}
+		case <-wait.C:
+			return nil, fmt.Errorf("no report for job %s within %s; it may still be running (see audit.results.report)", job.ID, timeout)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // reportFlags names the flags of the date and time fields of an
@@ -166,15 +218,20 @@ func printReport(out io.Writer, r audit.StoredReport) error {
 // request-reply and returns the answer's payload. An error answer
 // (Nats-Service-Error-Code) becomes a *ServiceError.
 func request(ctx context.Context, connect Connector, subject string, body any, timeout time.Duration) ([]byte, error) {
-	data, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
 	nc, err := connect()
 	if err != nil {
 		return nil, err
 	}
 	defer nc.Close()
+	return requestOn(ctx, nc, subject, body, timeout)
+}
+
+// requestOn is request on the open connection nc.
+func requestOn(ctx context.Context, nc *nats.Conn, subject string, body any, timeout time.Duration) ([]byte, error) {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
 	m := nats.NewMsg(subject)
 	m.Data = data
 	if u, err := user.Current(); err == nil && u.Username != "" {
@@ -194,6 +251,27 @@ func request(ctx context.Context, connect Connector, subject string, body any, t
 		return nil, &ServiceError{Subject: subject, Code: code, Message: reply.Header.Get("Nats-Service-Error")}
 	}
 	return reply.Data, nil
+}
+
+// askAndPrint is a client command's one request: it asks subject with
+// body, then writes the answer as received when asJSON, else decodes it
+// into a T and prints it with show. It returns the request's error (a
+// *ServiceError for a service error), a decode error naming the subject,
+// or show's.
+func askAndPrint[T any](ctx context.Context, connect Connector, subject string, body any, timeout time.Duration, asJSON bool, out io.Writer, show func(T) error) error {
+	data, err := request(ctx, connect, subject, body, timeout)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		_, err := fmt.Fprintf(out, "%s\n", data)
+		return err
+	}
+	var res T
+	if err := json.Unmarshal(data, &res); err != nil {
+		return fmt.Errorf("decode the answer of %s: %w", subject, err)
+	}
+	return show(res)
 }
 
 // cell keeps one table cell on one line and reasonably short.

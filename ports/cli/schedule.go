@@ -2,11 +2,15 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
+
+	"github.com/auditq/auditq/ports/contract"
 )
 
 // Schedule is one installed JetStream message schedule, as "auditq schedule
@@ -23,6 +27,30 @@ type Schedule struct {
 
 // ScheduleLister returns the installed schedules.
 type ScheduleLister func(ctx context.Context) ([]Schedule, error)
+
+// RequestSchedules returns a ScheduleLister asking the running service
+// (audit.admin.schedules, an operator's request) on a connection of its
+// own: no JetStream permission on stream AUDIT is needed.
+func RequestSchedules(connect Connector) ScheduleLister {
+	return func(ctx context.Context) ([]Schedule, error) {
+		data, err := request(ctx, connect, contract.SubjectAdminSchedules, struct{}{}, 30*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		var list contract.ScheduleList
+		if err := json.Unmarshal(data, &list); err != nil {
+			return nil, fmt.Errorf("decode the answer of %s: %w", contract.SubjectAdminSchedules, err)
+		}
+		out := make([]Schedule, len(list.Schedules))
+		for i, v := range list.Schedules {
+			out[i] = Schedule{Subject: v.Subject, Pattern: v.Pattern, TimeZone: v.TimeZone, Target: v.Target, Payload: v.Payload, Installed: v.Installed}
+			if v.Next != nil {
+				out[i].Next = *v.Next
+			}
+		}
+		return out, nil
+	}
+}
 
 // ScheduleCmd implements "auditq schedule show": it prints every installed
 // schedule with its next firing. It returns the lister's error, or one for

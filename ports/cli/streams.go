@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -24,18 +23,13 @@ func Streams(ctx context.Context, connect Connector, args []string, out io.Write
 	if help, err := parseFlags(fs, args, false); help || err != nil {
 		return err
 	}
-	data, err := request(ctx, connect, contract.SubjectStreams, struct{}{}, *timeout)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		_, err := fmt.Fprintf(out, "%s\n", data)
-		return err
-	}
-	var res contract.StreamList
-	if err := json.Unmarshal(data, &res); err != nil {
-		return fmt.Errorf("decode the answer of %s: %w", contract.SubjectStreams, err)
-	}
+	return askAndPrint(ctx, connect, contract.SubjectStreams, struct{}{}, *timeout, *asJSON, out, func(res contract.StreamList) error {
+		return printStreams(out, res)
+	})
+}
+
+// printStreams prints the log streams as a table.
+func printStreams(out io.Writer, res contract.StreamList) error {
 	if len(res.Streams) == 0 {
 		_, err := fmt.Fprintln(out, "no log streams (AUDITQ_STREAMS_FILE)")
 		return err

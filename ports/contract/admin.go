@@ -25,12 +25,33 @@ const (
 	SubjectAdminCleanups      = "audit.admin.cleanups"
 	SubjectAdminCleanupDryRun = "audit.admin.cleanup.dryrun"
 	SubjectAdminStatus        = "audit.admin.status"
+
+	// SubjectAdminCleanup starts a cleanup job (the body of an
+	// audit.cleanup job) and SubjectAdminReportGenerate a report job (the
+	// body of an audit.report request), for an operator: the service
+	// stores the job in stream AUDIT with the identity the NATS server
+	// authenticated, which JetStream would not keep on a job published
+	// directly. The reply is a JobStarted.
+	SubjectAdminCleanup        = "audit.admin.cleanup"
+	SubjectAdminReportGenerate = "audit.admin.report.generate"
 )
+
+// JobStarted is the answer of audit.admin.cleanup and
+// audit.admin.report.generate: the job as stored in stream AUDIT. Its
+// result carries job id ID (header job_id on audit.results.cleanup and
+// audit.results.report).
+type JobStarted struct {
+	ID        string `json:"id"`
+	Subject   string `json:"subject"` // the job subject: audit.cleanup or audit.report.generate
+	Seq       uint64 `json:"seq"`     // its sequence in stream AUDIT
+	Duplicate bool   `json:"duplicate"`
+}
 
 // AdminRequestSubjects are the operator's request subjects.
 func AdminRequestSubjects() []string {
 	return []string{SubjectAdminPoisonList, SubjectAdminPoisonGet, SubjectAdminPoisonReplay, SubjectAdminPoisonDiscard,
-		SubjectAdminSchedules, SubjectAdminCleanups, SubjectAdminCleanupDryRun, SubjectAdminStatus}
+		SubjectAdminSchedules, SubjectAdminCleanups, SubjectAdminCleanupDryRun, SubjectAdminStatus,
+		SubjectAdminCleanup, SubjectAdminReportGenerate}
 }
 
 // PoisonPreviewBytes is the most bytes of a payload a poison list shows.

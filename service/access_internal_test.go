@@ -1,0 +1,4 @@
+package service
+
+// AccessRules exposes accessRules to the external tests of the package.
+var AccessRules = accessRules
