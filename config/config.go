@@ -102,6 +102,9 @@ type Config struct {
 	// Access control (docs/security.md).
 	NATSConfigFile string // nats-server configuration: authorization, accounts, websocket; "" = none
 	NATSAccount    string // the service's own account in NATSConfigFile
+	// Tenants (docs/tenants.md).
+	Tenants               bool     // store events of audit.t.<tenant>.*; bind readers to their account's tenant
+	TenantUnboundAccounts []string // accounts whose readers may read every tenant
 }
 
 // Var documents one environment variable: its name, default and meaning.
@@ -126,6 +129,8 @@ var Vars = []Var{
 	{"AUDITQ_NATS_TLS_KEY", "", "external NATS: client key file"},
 	{"AUDITQ_NATS_CONFIG", "", "a nats-server configuration file whose authorization, accounts and websocket blocks apply to the embedded server (docs/security.md); auditq refuses to start when it lets anyone else publish its results, poison, checkpoints or schedules or answer its requests. With AUDITQ_NATS_URL: the external server's file, checked the same way. Empty: loopback only, AUDITQ_NATS_AUTH_* if set"},
 	{"AUDITQ_NATS_ACCOUNT", "AUDITQ", "with AUDITQ_NATS_CONFIG: auditq's own account in it, which holds the streams and exports the subjects other accounts import"},
+	{"AUDITQ_TENANTS", "false", "tenants (docs/tenants.md): store the events of audit.t.<tenant>.log and audit.t.<tenant>.bulk under that tenant, and bind each reader to the tenant named as its NATS account; needs AUDITQ_NATS_CONFIG"},
+	{"AUDITQ_TENANT_UNBOUND_ACCOUNTS", "", "with AUDITQ_TENANTS: comma-separated NATS accounts whose readers are bound to no tenant and may read any tenant or all (operators); auditq's own account always is"},
 	{"AUDITQ_NATS_REPLICAS", "1", "replicas of every stream and consumer auditq creates (1, 3 or 5); existing ones are brought to it at start; above 1 needs an external JetStream cluster of at least that many servers"},
 	{"AUDITQ_DATA_DIR", "./data", "embedded server: JetStream storage lives under DIR/jetstream; also where the signing key lives unless AUDITQ_SIGNING_KEY_FILE is set"},
 	{"AUDITQ_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz, /readyz, /metrics, /schema/ and the admin console (/); \"off\" disables"},
@@ -250,23 +255,25 @@ func Load(getenv func(string) string) (Config, error) {
 		RetiredKeys:        p.list("AUDITQ_RETIRED_KEYS"),
 		CheckpointInterval: p.dur("AUDITQ_CHECKPOINT_INTERVAL"),
 
-		PersonalData:         p.str("AUDITQ_PERSONAL_DATA"),
-		PersonalDetailKeys:   p.list("AUDITQ_PERSONAL_DETAILS_KEYS"),
-		KEKFile:              p.str("AUDITQ_KEK_FILE"),
-		ExportPageEvents:     p.int("AUDITQ_EXPORT_PAGE_EVENTS"),
-		ExportChunkBytes:     p.int("AUDITQ_EXPORT_CHUNK_BYTES"),
-		ExportWindow:         p.int("AUDITQ_EXPORT_WINDOW"),
-		ExportAckTimeout:     p.dur("AUDITQ_EXPORT_ACK_TIMEOUT"),
-		ExportMaxRunning:     p.int("AUDITQ_EXPORT_MAX_RUNNING"),
-		StreamsFile:          p.str("AUDITQ_STREAMS_FILE"),
-		Console:              p.onOff("AUDITQ_CONSOLE"),
-		NATSWebsocket:        p.str("AUDITQ_NATS_WEBSOCKET"),
-		NATSWebsocketTLSCert: p.str("AUDITQ_NATS_WEBSOCKET_TLS_CERT"),
-		NATSWebsocketTLSKey:  p.str("AUDITQ_NATS_WEBSOCKET_TLS_KEY"),
-		ConsoleWebsocketURL:  p.str("AUDITQ_CONSOLE_WEBSOCKET_URL"),
-		ConsoleInboxPrefix:   p.str("AUDITQ_CONSOLE_INBOX_PREFIX"),
-		NATSConfigFile:       p.str("AUDITQ_NATS_CONFIG"),
-		NATSAccount:          p.str("AUDITQ_NATS_ACCOUNT"),
+		PersonalData:          p.str("AUDITQ_PERSONAL_DATA"),
+		PersonalDetailKeys:    p.list("AUDITQ_PERSONAL_DETAILS_KEYS"),
+		KEKFile:               p.str("AUDITQ_KEK_FILE"),
+		ExportPageEvents:      p.int("AUDITQ_EXPORT_PAGE_EVENTS"),
+		ExportChunkBytes:      p.int("AUDITQ_EXPORT_CHUNK_BYTES"),
+		ExportWindow:          p.int("AUDITQ_EXPORT_WINDOW"),
+		ExportAckTimeout:      p.dur("AUDITQ_EXPORT_ACK_TIMEOUT"),
+		ExportMaxRunning:      p.int("AUDITQ_EXPORT_MAX_RUNNING"),
+		StreamsFile:           p.str("AUDITQ_STREAMS_FILE"),
+		Console:               p.onOff("AUDITQ_CONSOLE"),
+		NATSWebsocket:         p.str("AUDITQ_NATS_WEBSOCKET"),
+		NATSWebsocketTLSCert:  p.str("AUDITQ_NATS_WEBSOCKET_TLS_CERT"),
+		NATSWebsocketTLSKey:   p.str("AUDITQ_NATS_WEBSOCKET_TLS_KEY"),
+		ConsoleWebsocketURL:   p.str("AUDITQ_CONSOLE_WEBSOCKET_URL"),
+		ConsoleInboxPrefix:    p.str("AUDITQ_CONSOLE_INBOX_PREFIX"),
+		NATSConfigFile:        p.str("AUDITQ_NATS_CONFIG"),
+		NATSAccount:           p.str("AUDITQ_NATS_ACCOUNT"),
+		Tenants:               p.boolean("AUDITQ_TENANTS"),
+		TenantUnboundAccounts: p.list("AUDITQ_TENANT_UNBOUND_ACCOUNTS"),
 	}
 	var err error
 	if c.Streams, err = loadStreams(c.StreamsFile, getenv); err != nil {
@@ -394,6 +401,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateExport()...)
 	errs = append(errs, c.validateStreams()...)
 	errs = append(errs, c.validateConsole()...)
+	errs = append(errs, c.validateTenants()...)
 	return errors.Join(errs...)
 }
 

@@ -17,12 +17,25 @@ import (
 // accessRules are the subjects and streams of the contract as the
 // checker of a NATS configuration needs them.
 func accessRules(cfg config.Config) natsjs.AccessRules {
+	owned := []string{contract.ResultSubjects, contract.PoisonSubjects, contract.SubjectCheckpoints, contract.ScheduleSubjects}
+	results := []string{contract.ResultSubjects, contract.SubjectCheckpoints}
+	var tenants []natsjs.TenantPattern
+	if cfg.Tenants {
+		owned = append(owned, contract.TenantBulkResults)
+		results = append(results, contract.TenantBulkResults)
+		tenants = []natsjs.TenantPattern{
+			{Subject: contract.TenantLogSubjects, Token: contract.TenantToken},
+			{Subject: contract.TenantBulkSubjects, Token: contract.TenantToken},
+			{Subject: contract.TenantBulkResults, Token: contract.TenantToken},
+		}
+	}
 	return natsjs.AccessRules{
+		Tenants:      tenants,
 		Account:      cfg.NATSAccount,
-		Owned:        []string{contract.ResultSubjects, contract.PoisonSubjects, contract.SubjectCheckpoints, contract.ScheduleSubjects},
+		Owned:        owned,
 		Requests:     contract.RequestSubjects(),
 		Jobs:         []string{contract.SubjectLog, contract.SubjectBulk, contract.SubjectCleanup, contract.SubjectReportGenerate},
-		Results:      []string{contract.ResultSubjects, contract.SubjectCheckpoints},
+		Results:      results,
 		Streams:      []string{natsjs.StreamAudit, natsjs.StreamPoison, natsjs.StreamResults, natsjs.StreamCheckpoints},
 		PoisonStream: natsjs.StreamPoison,
 	}

@@ -248,6 +248,13 @@ func (s *Service) startNATS(ctx context.Context) error {
 	if s.cfg.TamperEvidence {
 		s.topo.CheckpointSubject = contract.SubjectCheckpoints
 	}
+	if s.cfg.Tenants {
+		s.topo.AlsoFor = map[string][]string{
+			contract.SubjectLog:  {contract.TenantLogSubjects},
+			contract.SubjectBulk: {contract.TenantBulkSubjects},
+		}
+		s.topo.MoreResultSubjects = []string{contract.TenantBulkResults}
+	}
 	if err := natsjs.Ensure(ctx, s.js, s.topo); err != nil {
 		return err
 	}
@@ -350,6 +357,7 @@ func (s *Service) startApplication(ctx context.Context) error {
 	s.results, err = natsjs.NewResults(s.pub, natsjs.ResultsConfig{
 		BulkPoison: contract.PoisonPrefix + "bulk", BulkResults: contract.SubjectBulkResults,
 		CleanupResults: contract.SubjectCleanupResults, ReportResults: contract.SubjectReportResults,
+		TenantBulkResults: contract.TenantBulkResultSubject,
 	})
 	if err != nil {
 		return err

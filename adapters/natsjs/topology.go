@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,9 +29,16 @@ const (
 type Topology struct {
 	// JobSubjects are the subjects of stream AUDIT; each gets one durable
 	// pull consumer named by ConsumerName.
-	JobSubjects    []string
+	JobSubjects []string
+	// AlsoFor adds subjects to stream AUDIT that the consumer of a job
+	// subject serves besides the job subject itself (tenant subjects:
+	// audit.t.*.log for audit.log); nil adds none.
+	AlsoFor        map[string][]string
 	PoisonSubjects string // e.g. "audit.poison.>"
 	ResultSubjects string // e.g. "audit.results.>"
+	// MoreResultSubjects are further subjects of stream AUDIT_RESULTS
+	// (the tenants' bulk results, audit.t.*.results.bulk).
+	MoreResultSubjects []string
 
 	PoisonMaxMsgs  int64
 	PoisonMaxBytes int64
@@ -127,7 +135,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		{
 			Name:        StreamAudit,
 			Description: "auditq jobs: events to record and jobs to run",
-			Subjects:    t.JobSubjects,
+			Subjects:    t.streamSubjects(),
 			Retention:   jetstream.WorkQueuePolicy,
 			Storage:     jetstream.FileStorage,
 			Duplicates:  t.DuplicateWindow,
@@ -158,7 +166,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		{
 			Name:        StreamResults,
 			Description: "auditq job results (the last few)",
-			Subjects:    []string{t.ResultSubjects},
+			Subjects:    append([]string{t.ResultSubjects}, t.MoreResultSubjects...),
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			MaxMsgs:     t.ResultsMaxMsgs,
@@ -208,6 +216,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 			DeliverPolicy: jetstream.DeliverAllPolicy,
 			Replicas:      replicas,
 		}
+		if also := t.AlsoFor[subj]; len(also) > 0 {
+			cc.FilterSubject, cc.FilterSubjects = "", append([]string{subj}, also...)
+		}
 		err := retryAPI(ctx, func(ctx context.Context) error {
 			_, err := js.CreateOrUpdateConsumer(ctx, StreamAudit, cc)
 			return err
@@ -217,6 +228,16 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		}
 	}
 	return nil
+}
+
+// streamSubjects are the subjects of stream AUDIT: the job subjects and
+// those AlsoFor adds, in that order.
+func (t Topology) streamSubjects() []string {
+	out := slices.Clone(t.JobSubjects)
+	for _, subj := range t.JobSubjects {
+		out = append(out, t.AlsoFor[subj]...)
+	}
+	return out
 }
 
 // retryAPI runs call with a deadline of apiAttemptTimeout until it
