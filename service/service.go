@@ -485,6 +485,7 @@ func (s *Service) startDriving(ctx context.Context) error {
 	requests, err := ports.NewRequests(reqConn, ports.RequestsConfig{
 		Timeout: s.cfg.RequestTimeout, StopTimeout: s.cfg.ShutdownTimeout, Logger: s.log.With("component", "requests"),
 		Metrics: s.metrics, Streams: s.streams, Identity: s.identity,
+		Tenants:     ports.TenantPolicy{Enabled: s.cfg.Tenants, Unbound: s.cfg.TenantUnboundAccounts},
 		Concurrency: concurrency, ReportConcurrency: reportConcurrency, QueueWait: s.cfg.RequestQueueWait,
 		Export: ports.ExportConfig{
 			ChunkBytes: s.cfg.ExportChunkBytes, Window: s.cfg.ExportWindow,

@@ -2,6 +2,8 @@ package service_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -177,4 +179,174 @@ func TestTenantImportOfAnotherTenantIsRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// into decodes a successful answer into v.
+func (a answer) into(t *testing.T, v any) {
+	t.Helper()
+	if a.code != "" {
+		t.Fatalf("answered %s: %s", a.code, a.data)
+	}
+	if err := json.Unmarshal(a.data, v); err != nil {
+		t.Fatalf("decode %s: %v", a.data, err)
+	}
+}
+
+// refused checks an error answer's code and field.
+func (a answer) refused(t *testing.T, code, field string) {
+	t.Helper()
+	var e struct{ Code, Error, Field string }
+	_ = json.Unmarshal(a.data, &e)
+	if a.code != code || e.Field != field {
+		t.Fatalf("answered %q %s, want %s naming %q", a.code, a.data, code, field)
+	}
+}
+
+type page struct {
+	Events []struct {
+		ID     string `json:"id"`
+		Tenant string `json:"tenant"`
+	} `json:"events"`
+	NextCursor *string `json:"nextCursor"`
+}
+
+// allPages runs a query of filter (a JSON object's members, may be
+// empty) page by page, limit 7, and returns every id with its tenant and
+// the first page's cursor.
+func allPages(t *testing.T, rc *roleConn, filter string) (map[string]string, string) {
+	t.Helper()
+	out := map[string]string{}
+	first, cursor := "", ""
+	for range 100 {
+		body := `{"limit":7` + filter
+		if cursor != "" {
+			body += `,"cursor":"` + cursor + `"`
+		}
+		var p page
+		ask(t, rc.nc, contract.SubjectQuery, body+`}`).into(t, &p)
+		for _, e := range p.Events {
+			out[e.ID] = e.Tenant
+		}
+		if p.NextCursor == nil {
+			return out, first
+		}
+		cursor = *p.NextCursor
+		if first == "" {
+			first = cursor
+		}
+	}
+	t.Fatal("more than 100 pages")
+	return nil, ""
+}
+
+// TestTenantReadersSeeOnlyTheirOwnTenant: acme and globex publish at
+// once; each tenant's reader, on every endpoint it may ask, gets its own
+// tenant's events, proofs and reports only, including with cursors,
+// report ids and event ids taken from the other tenant; the operator
+// reads any tenant or all.
+func TestTenantReadersSeeOnlyTheirOwnTenant(t *testing.T) {
+	env := tenantsEnv(t)
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
+	counts := map[string]int{"acme": 30, "globex": 20}
+	var wg sync.WaitGroup
+	for tenant, r := range map[string]role{"acme": acmePublisher, "globex": globexPublisher} {
+		wg.Add(1)
+		go func() { defer wg.Done(); publishAs(t, svc.NATSURL(), r, tenant, counts[tenant]) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); publishAs(t, svc.NATSURL(), tenantOperator, "default", 5) }()
+	wg.Wait()
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		a, g := servicetest.CountRows(t, db, "tenant = 'acme'"), servicetest.CountRows(t, db, "tenant = 'globex'")
+		d := servicetest.CountRows(t, db, "id LIKE 'default-%' AND tenant = ''")
+		return a == 30 && g == 20 && d == 5, fmt.Sprintf("acme %d, globex %d, default %d", a, g, d)
+	})
+
+	readers := map[string]role{"acme": acmeReader, "globex": globexReader}
+	conns := map[string]*roleConn{}
+	for tenant, r := range readers {
+		conns[tenant] = connectAs(t, svc.NATSURL(), r)
+	}
+	other := map[string]string{"acme": "globex", "globex": "acme"}
+	firstCursor := map[string]string{}
+	for tenant := range readers {
+		rc := conns[tenant]
+		// audit.query, every page: own events only, each naming its tenant.
+		got, cursor := allPages(t, rc, "")
+		if len(got) != counts[tenant] {
+			t.Errorf("%s: %d events, want %d", tenant, len(got), counts[tenant])
+		}
+		for id, tn := range got {
+			if !strings.HasPrefix(id, tenant+"-") || tn != tenant {
+				t.Errorf("%s read %s of tenant %q", tenant, id, tn)
+			}
+		}
+		firstCursor[tenant] = cursor
+		// Naming its own tenant is the same; another is refused.
+		if own, _ := allPages(t, rc, `,"tenant":"`+tenant+`"`); len(own) != counts[tenant] {
+			t.Errorf("%s with its own tenant: %d events", tenant, len(own))
+		}
+		ask(t, rc.nc, contract.SubjectQuery, `{"tenant":"`+other[tenant]+`"}`).refused(t, "403", "tenant")
+		ask(t, rc.nc, contract.SubjectQuery, `{"tenant":""}`).refused(t, "403", "tenant")
+		// Another tenant's event: as absent as none, for the event and its proof.
+		ask(t, rc.nc, contract.SubjectEventGet, `{"id":"`+other[tenant]+`-0"}`).refused(t, "404", "")
+		ask(t, rc.nc, contract.SubjectEventProof, `{"id":"`+other[tenant]+`-0"}`).refused(t, "404", "")
+		ask(t, rc.nc, contract.SubjectEventGet, `{"id":"default-0"}`).refused(t, "404", "")
+		var ev struct{ ID, Tenant string }
+		ask(t, rc.nc, contract.SubjectEventGet, `{"id":"`+tenant+`-0"}`).into(t, &ev)
+		if ev.Tenant != tenant {
+			t.Errorf("%s: own event has tenant %q", tenant, ev.Tenant)
+		}
+		// The proof of its own event covers its tenant.
+		var proof struct{ Canonical string }
+		servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+			a := ask(t, rc.nc, contract.SubjectEventProof, `{"id":"`+tenant+`-0"}`)
+			return a.code == "", fmt.Sprintf("proof: %s %s", a.code, a.data)
+		})
+		ask(t, rc.nc, contract.SubjectEventProof, `{"id":"`+tenant+`-0"}`).into(t, &proof)
+		if !strings.Contains(proof.Canonical, `"tenant":"`+tenant+`"`) {
+			t.Errorf("%s: the proof's canonical event does not name its tenant: %s", tenant, proof.Canonical)
+		}
+	}
+	// Cursors: the other tenant's cursor, replayed, is refused; one forged
+	// to name its own tenant but point among the other's events still
+	// reads its own tenant only.
+	for tenant := range readers {
+		rc := conns[tenant]
+		ask(t, rc.nc, contract.SubjectQuery, `{"cursor":"`+firstCursor[other[tenant]]+`"}`).refused(t, "400", "cursor")
+		forged := base64.RawURLEncoding.EncodeToString([]byte(`{"t":"2100-01-01T00:00:00Z","id":"` + other[tenant] + `-9","tn":"` + tenant + `"}`))
+		var p page
+		ask(t, rc.nc, contract.SubjectQuery, `{"limit":1000,"cursor":"`+forged+`"}`).into(t, &p)
+		for _, e := range p.Events {
+			if e.Tenant != tenant {
+				t.Errorf("%s with a forged cursor read %s of %q", tenant, e.ID, e.Tenant)
+			}
+		}
+		if len(p.Events) != counts[tenant] {
+			t.Errorf("%s with a forged cursor: %d events, want %d", tenant, len(p.Events), counts[tenant])
+		}
+		noTenant := base64.RawURLEncoding.EncodeToString([]byte(`{"t":"2100-01-01T00:00:00Z","id":"x"}`))
+		ask(t, rc.nc, contract.SubjectQuery, `{"cursor":"`+noTenant+`"}`).refused(t, "400", "cursor")
+	}
+
+	// The operator reads every tenant, or one.
+	op := connectAs(t, svc.NATSURL(), tenantOperator)
+	all, _ := allPages(t, op, `,"action":"tenant.test"`)
+	if len(all) != 55 {
+		t.Errorf("operator: %d events, want 55", len(all))
+	}
+	for tenant, n := range map[string]int{"acme": 30, "globex": 20, "": 5} {
+		got, _ := allPages(t, op, `,"action":"tenant.test","tenant":"`+tenant+`"`)
+		if len(got) != n {
+			t.Errorf("operator, tenant %q: %d events, want %d", tenant, len(got), n)
+		}
+		for id, tn := range got {
+			if tn != tenant {
+				t.Errorf("operator, tenant %q: got %s of %q", tenant, id, tn)
+			}
+		}
+	}
+	ask(t, op.nc, contract.SubjectQuery, `{"tenant":"no.such"}`).refused(t, "400", "tenant")
+	ask(t, op.nc, contract.SubjectQuery, `{"tenant":"`+strings.Repeat("x", 65)+`"}`).refused(t, "400", "tenant")
 }

@@ -90,6 +90,9 @@ func exportQuery(f audit.SearchFilter) (string, []any) {
 	if f.Success != nil {
 		where = append(where, "success = "+arg(*f.Success))
 	}
+	if f.Tenant != nil {
+		where = append(where, "tenant = "+arg(*f.Tenant))
+	}
 	if !f.From.IsZero() {
 		where = append(where, "occurred_at >= "+arg(f.From.UTC()))
 	}

@@ -88,3 +88,10 @@ func (s TenantScope) Resolve(field string, requested *string) (*string, error) {
 // Allows reports whether a caller of scope s may see what belongs to
 // tenant t.
 func (s TenantScope) Allows(t string) bool { return !s.Bound || s.Tenant == t }
+
+// AllowsReport reports whether a caller of scope s may see a stored
+// report of tenant t (nil: a report over every tenant, for unbound
+// callers only).
+func (s TenantScope) AllowsReport(t *string) bool {
+	return !s.Bound || t != nil && *t == s.Tenant
+}
