@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/uptrace/bun"
 
 	"github.com/auditq/auditq/ports/contract"
 	"github.com/auditq/auditq/service/servicetest"
@@ -349,4 +350,208 @@ func TestTenantReadersSeeOnlyTheirOwnTenant(t *testing.T) {
 	}
 	ask(t, op.nc, contract.SubjectQuery, `{"tenant":"no.such"}`).refused(t, "400", "tenant")
 	ask(t, op.nc, contract.SubjectQuery, `{"tenant":"`+strings.Repeat("x", 65)+`"}`).refused(t, "400", "tenant")
+}
+
+// publishEvents publishes the events of tenant (ids <tenant>-r<i>) as r:
+// actions cycling through three, every third one failed.
+func publishEvents(t *testing.T, url string, r role, tenant string, n int) {
+	t.Helper()
+	rc := connectAs(t, url, r)
+	js, err := jetstream.New(rc.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actions := []string{"doc.read", "doc.write", "user.login"}
+	var msgs []*nats.Msg
+	for i := range n {
+		id := fmt.Sprintf("%s-r%d", tenant, i)
+		body := fmt.Sprintf(`{"id":%q,"userId":"u-%d","action":%q,"resourceType":"doc","resourceId":"d%d","success":%t,"timestamp":"2026-11-24T%02d:00:00Z"}`,
+			id, i%4, actions[i%3], i, i%3 != 2, i%24)
+		msgs = append(msgs, servicetest.EventMsg(contract.SubjectLog, id, body))
+	}
+	servicetest.PublishAll(t, js, msgs)
+}
+
+// exportAll runs an NDJSON export as rc and returns the tenant of every
+// event it delivered, by id.
+func exportAll(t *testing.T, rc *roleConn, r role, body string) map[string]string {
+	t.Helper()
+	inbox := r.inbox + "." + nats.NewInbox()[len("_INBOX."):]
+	sub, err := rc.nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := rc.nc.PublishRequest(contract.SubjectExport, inbox, []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for {
+		m, err := sub.NextMsg(30 * time.Second)
+		if err != nil {
+			t.Fatalf("%s: export: %v", r.name, err)
+		}
+		if code := m.Header.Get("Nats-Service-Error-Code"); code != "" {
+			t.Fatalf("%s: export answered %s: %s", r.name, code, m.Data)
+		}
+		if m.Header.Get(contract.HeaderExportStatus) == contract.ExportDone {
+			return out
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(m.Data)), "\n") {
+			var e struct{ ID, Tenant string }
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("export line %q: %v", line, err)
+			}
+			out[e.ID] = e.Tenant
+		}
+	}
+}
+
+type tenantReport struct {
+	ID      int64  `json:"id"`
+	Tenant  string `json:"tenant"`
+	Summary struct {
+		Total, Successful, Failed int64
+		ActionBreakdown           []struct {
+			Action string
+			Count  int64
+		}
+	}
+}
+
+// sqlCounts counts the events of the report period in SQL: total,
+// successful, per action, over the rows where holds.
+func sqlCounts(t *testing.T, db *bun.DB, where string) (total, successful int64, actions map[string]int64) {
+	t.Helper()
+	var rows []struct {
+		Action string `bun:"action"`
+		N      int64  `bun:"n"`
+		OK     int64  `bun:"ok"`
+	}
+	err := db.NewSelect().Table("audit_logs").ColumnExpr("action, count(*) AS n, count(*) FILTER (WHERE success) AS ok").
+		Where("occurred_at >= '2026-11-24T00:00:00Z' AND occurred_at < '2026-11-25T00:00:00Z'").Where(where).
+		Group("action").Scan(context.Background(), &rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actions = map[string]int64{}
+	for _, r := range rows {
+		total, successful, actions[r.Action] = total+r.N, successful+r.OK, r.N
+	}
+	return total, successful, actions
+}
+
+// checkReport compares a report's figures with the SQL counts of where.
+func checkReport(t *testing.T, name string, rep tenantReport, db *bun.DB, where string) {
+	t.Helper()
+	total, ok, actions := sqlCounts(t, db, where)
+	if total == 0 || rep.Summary.Total != total || rep.Summary.Successful != ok || rep.Summary.Failed != total-ok {
+		t.Errorf("%s: report total %d successful %d failed %d, SQL %d %d %d", name,
+			rep.Summary.Total, rep.Summary.Successful, rep.Summary.Failed, total, ok, total-ok)
+	}
+	got := map[string]int64{}
+	for _, a := range rep.Summary.ActionBreakdown {
+		got[a.Action] = a.Count
+	}
+	if fmt.Sprint(got) != fmt.Sprint(actions) {
+		t.Errorf("%s: actions %v, SQL %v", name, got, actions)
+	}
+}
+
+// TestTenantReportsAndExportsCountTheirTenant: two tenants publish at once;
+// each tenant's reader gets reports whose figures equal an SQL count over
+// its tenant's rows, cannot get or list the other's stored reports, and
+// exports its own events only; the operator's report of one tenant and of
+// all equal their SQL counts; the whole chain still verifies with the
+// tenants in the hashed events.
+func TestTenantReportsAndExportsCountTheirTenant(t *testing.T) {
+	env := tenantsEnv(t)
+	env["AUDITQ_CHECKPOINT_INTERVAL"] = "1s"
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
+	counts := map[string]int{"acme": 40, "globex": 25}
+	var wg sync.WaitGroup
+	for tenant, r := range map[string]role{"acme": acmePublisher, "globex": globexPublisher} {
+		wg.Add(1)
+		go func() { defer wg.Done(); publishEvents(t, svc.NATSURL(), r, tenant, counts[tenant]) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); publishEvents(t, svc.NATSURL(), tenantOperator, "default", 7) }()
+	wg.Wait()
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		a, g := servicetest.CountRows(t, db, "tenant = 'acme'"), servicetest.CountRows(t, db, "tenant = 'globex'")
+		d := servicetest.CountRows(t, db, "id LIKE 'default-%'")
+		return a == 40 && g == 25 && d == 7, fmt.Sprintf("acme %d, globex %d, default %d", a, g, d)
+	})
+
+	readers := map[string]role{"acme": acmeReader, "globex": globexReader}
+	conns := map[string]*roleConn{}
+	reports := map[string]tenantReport{}
+	const daily = `{"reportType":"daily","date":"2026-11-24"}`
+	for tenant, r := range readers {
+		conns[tenant] = connectAs(t, svc.NATSURL(), r)
+		var rep tenantReport
+		ask(t, conns[tenant].nc, contract.SubjectReport, daily).into(t, &rep)
+		if rep.Tenant != tenant {
+			t.Errorf("%s: report of tenant %q", tenant, rep.Tenant)
+		}
+		checkReport(t, tenant, rep, db, "tenant = '"+tenant+"'")
+		reports[tenant] = rep
+	}
+	other := map[string]string{"acme": "globex", "globex": "acme"}
+	for tenant := range readers {
+		nc := conns[tenant].nc
+		ask(t, nc, contract.SubjectReport, `{"reportType":"daily","date":"2026-11-24","tenant":"`+other[tenant]+`"}`).refused(t, "403", "tenant")
+		ask(t, nc, contract.SubjectReportGet, fmt.Sprintf(`{"id":%d}`, reports[other[tenant]].ID)).refused(t, "404", "")
+		var own tenantReport
+		ask(t, nc, contract.SubjectReportGet, fmt.Sprintf(`{"id":%d}`, reports[tenant].ID)).into(t, &own)
+		if own.Summary.Total != reports[tenant].Summary.Total {
+			t.Errorf("%s: stored report total %d, generated %d", tenant, own.Summary.Total, reports[tenant].Summary.Total)
+		}
+		var list struct{ Reports []struct{ ID int64 } }
+		ask(t, nc, contract.SubjectReportList, `{}`).into(t, &list)
+		if len(list.Reports) != 1 || list.Reports[0].ID != reports[tenant].ID {
+			t.Errorf("%s lists %v, want only its report %d", tenant, list.Reports, reports[tenant].ID)
+		}
+		ask(t, nc, contract.SubjectReportList, `{"tenant":"`+other[tenant]+`"}`).refused(t, "403", "tenant")
+		// The export: its own events, every one of them.
+		got := exportAll(t, conns[tenant], readers[tenant], `{"from":"2026-11-24T00:00:00Z"}`)
+		if len(got) != counts[tenant] {
+			t.Errorf("%s exported %d events, want %d", tenant, len(got), counts[tenant])
+		}
+		for id, tn := range got {
+			if tn != tenant {
+				t.Errorf("%s exported %s of %q", tenant, id, tn)
+			}
+		}
+		ask(t, nc, contract.SubjectExport, `{"tenant":"`+other[tenant]+`"}`).refused(t, "403", "tenant")
+	}
+
+	// The operator: one tenant's report, the default tenant's, everyone's.
+	op := connectAs(t, svc.NATSURL(), tenantOperator)
+	for _, c := range []struct{ body, where, tenant string }{
+		{`{"reportType":"daily","date":"2026-11-24","tenant":"globex"}`, "tenant = 'globex'", "globex"},
+		{`{"reportType":"daily","date":"2026-11-24","tenant":""}`, "tenant = ''", ""},
+		{daily, "true", ""},
+	} {
+		var rep tenantReport
+		ask(t, op.nc, contract.SubjectReport, c.body).into(t, &rep)
+		checkReport(t, "operator "+c.body, rep, db, c.where)
+		if rep.Tenant != c.tenant {
+			t.Errorf("operator %s: tenant %q", c.body, rep.Tenant)
+		}
+	}
+	var acmeOnly struct{ Reports []struct{ ID int64 } }
+	ask(t, op.nc, contract.SubjectReportList, `{"tenant":"acme"}`).into(t, &acmeOnly)
+	if len(acmeOnly.Reports) != 1 || acmeOnly.Reports[0].ID != reports["acme"].ID {
+		t.Errorf("operator lists %v for acme, want %d", acmeOnly.Reports, reports["acme"].ID)
+	}
+	if got := exportAll(t, op, tenantOperator, `{"from":"2026-11-24T00:00:00Z","to":"2026-11-25T00:00:00Z"}`); len(got) != 72 {
+		t.Errorf("operator exported %d events, want 72", len(got))
+	}
+
+	// The tenant is part of each hashed event: the whole trail verifies.
+	if out, err := runVerify(t, env); err != nil {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
 }
