@@ -34,7 +34,7 @@ func accessRules(cfg config.Config) natsjs.AccessRules {
 		Account:      cfg.NATSAccount,
 		Owned:        owned,
 		Requests:     contract.RequestSubjects(),
-		Jobs:         []string{contract.SubjectLog, contract.SubjectBulk, contract.SubjectCleanup, contract.SubjectReportGenerate},
+		Jobs:         []string{contract.SubjectLog, contract.SubjectBulk, contract.SubjectCleanup, contract.SubjectReportGenerate, contract.ExportAckPrefix + "*"},
 		Results:      results,
 		Streams:      []string{natsjs.StreamAudit, natsjs.StreamPoison, natsjs.StreamResults, natsjs.StreamCheckpoints},
 		PoisonStream: natsjs.StreamPoison,

@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -372,39 +373,28 @@ func publishEvents(t *testing.T, url string, r role, tenant string, n int) {
 	servicetest.PublishAll(t, js, msgs)
 }
 
-// exportAll runs an NDJSON export as rc and returns the tenant of every
-// event it delivered, by id.
-func exportAll(t *testing.T, rc *roleConn, r role, body string) map[string]string {
+// exportAll runs an NDJSON export of req as rc, acknowledging each chunk
+// (contract.ReceiveExport), and returns the tenant of every event it
+// delivered, by id.
+func exportAll(t *testing.T, rc *roleConn, r role, req contract.ExportRequest) map[string]string {
 	t.Helper()
-	inbox := r.inbox + "." + nats.NewInbox()[len("_INBOX."):]
-	sub, err := rc.nc.SubscribeSync(inbox)
+	var buf bytes.Buffer
+	sum, err := contract.ReceiveExport(context.Background(), rc.nc, req, &buf, contract.ExportOptions{})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: export: %v", r.name, err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := rc.nc.PublishRequest(contract.SubjectExport, inbox, []byte(body)); err != nil {
-		t.Fatal(err)
+	if sum.Chunks < 2 {
+		t.Errorf("%s: export of %d chunks: the test wants acknowledgements across accounts", r.name, sum.Chunks)
 	}
 	out := map[string]string{}
-	for {
-		m, err := sub.NextMsg(30 * time.Second)
-		if err != nil {
-			t.Fatalf("%s: export: %v", r.name, err)
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var e struct{ ID, Tenant string }
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("export line %q: %v", line, err)
 		}
-		if code := m.Header.Get("Nats-Service-Error-Code"); code != "" {
-			t.Fatalf("%s: export answered %s: %s", r.name, code, m.Data)
-		}
-		if m.Header.Get(contract.HeaderExportStatus) == contract.ExportDone {
-			return out
-		}
-		for _, line := range strings.Split(strings.TrimSpace(string(m.Data)), "\n") {
-			var e struct{ ID, Tenant string }
-			if err := json.Unmarshal([]byte(line), &e); err != nil {
-				t.Fatalf("export line %q: %v", line, err)
-			}
-			out[e.ID] = e.Tenant
-		}
+		out[e.ID] = e.Tenant
 	}
+	return out
 }
 
 type tenantReport struct {
@@ -467,6 +457,9 @@ func checkReport(t *testing.T, name string, rep tenantReport, db *bun.DB, where 
 func TestTenantReportsAndExportsCountTheirTenant(t *testing.T) {
 	env := tenantsEnv(t)
 	env["AUDITQ_CHECKPOINT_INTERVAL"] = "1s"
+	// Small chunks, one ahead: an export goes on only as its client
+	// acknowledges, across the account boundary.
+	env["AUDITQ_EXPORT_CHUNK_BYTES"], env["AUDITQ_EXPORT_WINDOW"] = "4096", "1"
 	svc := servicetest.Start(t, env)
 	db := servicetest.OpenDB(t, env)
 	counts := map[string]int{"acme": 40, "globex": 25}
@@ -515,7 +508,7 @@ func TestTenantReportsAndExportsCountTheirTenant(t *testing.T) {
 		}
 		ask(t, nc, contract.SubjectReportList, `{"tenant":"`+other[tenant]+`"}`).refused(t, "403", "tenant")
 		// The export: its own events, every one of them.
-		got := exportAll(t, conns[tenant], readers[tenant], `{"from":"2026-11-24T00:00:00Z"}`)
+		got := exportAll(t, conns[tenant], readers[tenant], contract.ExportRequest{Filter: contract.Filter{From: "2026-11-24T00:00:00Z"}})
 		if len(got) != counts[tenant] {
 			t.Errorf("%s exported %d events, want %d", tenant, len(got), counts[tenant])
 		}
@@ -546,7 +539,7 @@ func TestTenantReportsAndExportsCountTheirTenant(t *testing.T) {
 	if len(acmeOnly.Reports) != 1 || acmeOnly.Reports[0].ID != reports["acme"].ID {
 		t.Errorf("operator lists %v for acme, want %d", acmeOnly.Reports, reports["acme"].ID)
 	}
-	if got := exportAll(t, op, tenantOperator, `{"from":"2026-11-24T00:00:00Z","to":"2026-11-25T00:00:00Z"}`); len(got) != 72 {
+	if got := exportAll(t, op, tenantOperator, contract.ExportRequest{Filter: contract.Filter{From: "2026-11-24T00:00:00Z", To: "2026-11-25T00:00:00Z"}}); len(got) != 72 {
 		t.Errorf("operator exported %d events, want 72", len(got))
 	}
 
