@@ -105,6 +105,7 @@ type Config struct {
 	// Tenants (docs/tenants.md).
 	Tenants               bool     // store events of audit.t.<tenant>.*; bind readers to their account's tenant
 	TenantUnboundAccounts []string // accounts whose readers may read every tenant
+	TenantRetentionDays   []string // tenant:days entries, a retention per tenant (see TenantRetention)
 }
 
 // Var documents one environment variable: its name, default and meaning.
@@ -131,6 +132,7 @@ var Vars = []Var{
 	{"AUDITQ_NATS_ACCOUNT", "AUDITQ", "with AUDITQ_NATS_CONFIG: auditq's own account in it, which holds the streams and exports the subjects other accounts import"},
 	{"AUDITQ_TENANTS", "false", "tenants (docs/tenants.md): store the events of audit.t.<tenant>.log and audit.t.<tenant>.bulk under that tenant, and bind each reader to the tenant named as its NATS account; needs AUDITQ_NATS_CONFIG"},
 	{"AUDITQ_TENANT_UNBOUND_ACCOUNTS", "", "with AUDITQ_TENANTS: comma-separated NATS accounts whose readers are bound to no tenant and may read any tenant or all (operators); auditq's own account always is"},
+	{"AUDITQ_TENANT_RETENTION_DAYS", "", "with AUDITQ_TENANTS: comma-separated tenant:days (acme:90,globex:400): a retentionDays cleanup, the scheduled one included, keeps this many days of that tenant's events instead of its own; at least AUDITQ_RETENTION_MIN_DAYS"},
 	{"AUDITQ_NATS_REPLICAS", "1", "replicas of every stream and consumer auditq creates (1, 3 or 5); existing ones are brought to it at start; above 1 needs an external JetStream cluster of at least that many servers"},
 	{"AUDITQ_DATA_DIR", "./data", "embedded server: JetStream storage lives under DIR/jetstream; also where the signing key lives unless AUDITQ_SIGNING_KEY_FILE is set"},
 	{"AUDITQ_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz, /readyz, /metrics, /schema/ and the admin console (/); \"off\" disables"},
@@ -274,6 +276,7 @@ func Load(getenv func(string) string) (Config, error) {
 		NATSAccount:           p.str("AUDITQ_NATS_ACCOUNT"),
 		Tenants:               p.boolean("AUDITQ_TENANTS"),
 		TenantUnboundAccounts: p.list("AUDITQ_TENANT_UNBOUND_ACCOUNTS"),
+		TenantRetentionDays:   p.list("AUDITQ_TENANT_RETENTION_DAYS"),
 	}
 	var err error
 	if c.Streams, err = loadStreams(c.StreamsFile, getenv); err != nil {

@@ -548,3 +548,76 @@ func TestTenantReportsAndExportsCountTheirTenant(t *testing.T) {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
 }
+
+// TestTenantRetention: with acme keeping 60 days and globex 400, a
+// cleanup of 90 days deletes each tenant's events by its own retention
+// and the rest by the job's; the trail verifies afterwards.
+func TestTenantRetention(t *testing.T) {
+	env := tenantsEnv(t)
+	env["AUDITQ_TENANT_RETENTION_DAYS"] = "acme:60,globex:400"
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
+	now := time.Now().UTC()
+	ago := func(days int) string { return now.AddDate(0, 0, -days).Format(time.RFC3339) }
+	publish := func(r role, events map[string]int) {
+		rc := connectAs(t, svc.NATSURL(), r)
+		js, err := jetstream.New(rc.nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var msgs []*nats.Msg
+		for id, days := range events {
+			body := fmt.Sprintf(`{"id":%q,"action":"retention.test","resourceType":"doc","resourceId":"d1","timestamp":%q}`, id, ago(days))
+			msgs = append(msgs, servicetest.EventMsg(contract.SubjectLog, id, body))
+		}
+		servicetest.PublishAll(t, js, msgs)
+	}
+	publish(acmePublisher, map[string]int{"acme-100": 100, "acme-70": 70, "acme-50": 50})
+	publish(globexPublisher, map[string]int{"globex-100": 100, "globex-70": 70})
+	publish(tenantOperator, map[string]int{"default-100": 100, "default-70": 70})
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := servicetest.CountRows(t, db, "action = 'retention.test'")
+		return n == 7, fmt.Sprintf("%d of 7 events stored", n)
+	})
+
+	op := connectAs(t, svc.NATSURL(), tenantOperator)
+	js, err := jetstream.New(op.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := op.nc.SubscribeSync(contract.SubjectCleanupResults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := op.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	job := servicetest.EventMsg(contract.SubjectCleanup, "tenant-cleanup-1", `{"retentionDays":90}`)
+	if _, err := js.PublishMsg(context.Background(), job); err != nil {
+		t.Fatal(err)
+	}
+	m, err := results.NextMsg(30 * time.Second)
+	if err != nil {
+		t.Fatalf("cleanup result: %v", err)
+	}
+	var res struct {
+		DeletedCount  int64                `json:"deletedCount"`
+		TenantCutoffs map[string]time.Time `json:"tenantCutoffs"`
+	}
+	if err := json.Unmarshal(m.Data, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.DeletedCount != 3 || len(res.TenantCutoffs) != 2 {
+		t.Errorf("cleanup result %s: want 3 deleted and the cutoffs of acme and globex", m.Data)
+	}
+	var left []string
+	if err := db.NewSelect().Table("audit_logs").Column("id").Where("action = 'retention.test'").Order("id").Scan(context.Background(), &left); err != nil {
+		t.Fatal(err)
+	}
+	if want := "[acme-50 default-70 globex-100 globex-70]"; fmt.Sprint(left) != want {
+		t.Errorf("left %v, want %s", left, want)
+	}
+	if out, err := runVerify(t, env); err != nil {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+}

@@ -40,6 +40,9 @@ type CleanupResult struct {
 	DryRun         bool      `json:"dryRun"`
 	DurationMs     int64     `json:"durationMs"`
 	Trigger        string    `json:"trigger"`
+	// TenantCutoffs are the cutoffs of the tenants with a retention of
+	// their own (AUDITQ_TENANT_RETENTION_DAYS), by tenant; absent without.
+	TenantCutoffs map[string]time.Time `json:"tenantCutoffs,omitempty"`
 }
 
 // cleanupDetails is the details object of the cleanup's own audit event.
@@ -50,6 +53,9 @@ type cleanupDetails struct {
 	DryRun         bool      `json:"dryRun"`
 	DurationMs     int64     `json:"durationMs"`
 	Trigger        string    `json:"trigger"`
+	// TenantCutoffs are the cutoffs of the tenants with a retention of
+	// their own (AUDITQ_TENANT_RETENTION_DAYS), by tenant; absent without.
+	TenantCutoffs map[string]time.Time `json:"tenantCutoffs,omitempty"`
 }
 
 // CleanupReporter publishes a cleanup's result.
@@ -132,9 +138,15 @@ func (h RunCleanupHandler) Handle(ctx context.Context, job CleanupJob) (CleanupR
 		ID: job.ID, EventID: eventID, Cutoff: plan.Cutoff, ExcludeActions: plan.ExcludeActions,
 		DeletedCount: n, DryRun: plan.DryRun, DurationMs: end.Sub(start).Milliseconds(), Trigger: job.Trigger,
 	}
+	for _, t := range plan.TenantCutoffs {
+		if res.TenantCutoffs == nil {
+			res.TenantCutoffs = map[string]time.Time{}
+		}
+		res.TenantCutoffs[t.Tenant] = t.Cutoff
+	}
 	details, err := json.Marshal(cleanupDetails{
 		Cutoff: res.Cutoff, ExcludeActions: res.ExcludeActions, DeletedCount: res.DeletedCount,
-		DryRun: res.DryRun, DurationMs: res.DurationMs, Trigger: res.Trigger,
+		DryRun: res.DryRun, DurationMs: res.DurationMs, Trigger: res.Trigger, TenantCutoffs: res.TenantCutoffs,
 	})
 	if err != nil {
 		return CleanupResult{}, fmt.Errorf("cleanup %s: %w: encode details: %v", job.ID, audit.ErrPermanent, err)
@@ -166,6 +178,7 @@ func resultFromEvent(jobID string, ev audit.Event) (CleanupResult, error) {
 	return CleanupResult{
 		ID: jobID, EventID: ev.ID, Cutoff: d.Cutoff.UTC(), ExcludeActions: d.ExcludeActions,
 		DeletedCount: d.DeletedCount, DryRun: d.DryRun, DurationMs: d.DurationMs, Trigger: d.Trigger,
+		TenantCutoffs: d.TenantCutoffs,
 	}, nil
 }
 
