@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/uptrace/bun"
 
+	"github.com/auditq/auditq/client"
 	"github.com/auditq/auditq/ports/contract"
 	"github.com/auditq/auditq/service/servicetest"
 )
@@ -347,6 +348,33 @@ func TestTenantReadersSeeOnlyTheirOwnTenant(t *testing.T) {
 			if tn != tenant {
 				t.Errorf("operator, tenant %q: got %s of %q", tenant, id, tn)
 			}
+		}
+	}
+	// The Go client: a bound reader's query holds its tenant's events, each
+	// naming it; the operator's, one tenant's.
+	ctx := context.Background()
+	for _, c := range []struct {
+		rc     *roleConn
+		tenant *string
+		want   string
+		n      int
+	}{{conns["acme"], nil, "acme", 30}, {op, func() *string { s := "globex"; return &s }(), "globex", 20}} {
+		cl, err := client.New(c.rc.nc, client.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for ev, err := range cl.Query(ctx, client.Query{Action: "tenant.test", PageSize: 9, Tenant: c.tenant}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Tenant != c.want {
+				t.Errorf("client: %s of tenant %q, want %q", ev.ID, ev.Tenant, c.want)
+			}
+			n++
+		}
+		if n != c.n {
+			t.Errorf("client, tenant %s: %d events, want %d", c.want, n, c.n)
 		}
 	}
 	ask(t, op.nc, contract.SubjectQuery, `{"tenant":"no.such"}`).refused(t, "400", "tenant")

@@ -29,12 +29,16 @@ func CheckTenant(field, t string) error {
 		return Invalid(field, "must be a tenant name of at most %d characters, got %d", MaxTenantLen, len(t))
 	}
 	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+		if c := t[i]; !tenantByte(c) {
 			return Invalid(field, "must be a tenant name of A-Z, a-z, 0-9, _ and -, got %q at byte %d", string(c), i)
 		}
 	}
 	return nil
+}
+
+// tenantByte reports whether c may appear in a tenant name.
+func tenantByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }
 
 // ErrForbidden marks a request that asks for more than its caller may
