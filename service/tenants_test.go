@@ -649,3 +649,41 @@ func TestTenantRetention(t *testing.T) {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
 }
+
+// TestTenantsSwitchedOnLater: a deployment that ran without tenants (the
+// roles example, its events of the default tenant) restarts with the
+// tenants example and AUDITQ_TENANTS on: the stream and its consumers take
+// the tenant subjects, the earlier events stay the default tenant's, and a
+// tenant's new events are its own.
+func TestTenantsSwitchedOnLater(t *testing.T) {
+	env := tenantsEnv(t)
+	env["AUDITQ_NATS_CONFIG"] = rolesConfig
+	env["AUDITQ_TENANTS"], env["AUDITQ_TENANT_UNBOUND_ACCOUNTS"] = "false", ""
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
+	publishAs(t, svc.NATSURL(), operator, "before", 5)
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := servicetest.CountRows(t, db, "id LIKE 'before-%'")
+		return n == 5, fmt.Sprintf("%d of 5 events before", n)
+	})
+	_ = svc.Close()
+
+	env["AUDITQ_NATS_CONFIG"] = tenantsConfig
+	env["AUDITQ_TENANTS"], env["AUDITQ_TENANT_UNBOUND_ACCOUNTS"] = "true", "OPERATORS"
+	svc = servicetest.Start(t, env)
+	publishAs(t, svc.NATSURL(), acmePublisher, "after", 5)
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := servicetest.CountRows(t, db, "id LIKE 'after-%' AND tenant = 'acme'")
+		return n == 5, fmt.Sprintf("%d of 5 events of acme", n)
+	})
+	if n := servicetest.CountRows(t, db, "id LIKE 'before-%' AND tenant = ''"); n != 5 {
+		t.Fatalf("%d of the 5 earlier events kept the default tenant", n)
+	}
+	// The tenants example without AUDITQ_TENANTS is refused: its tenant
+	// exports would reach subjects no stream captures.
+	_ = svc.Close()
+	env["AUDITQ_TENANTS"], env["AUDITQ_TENANT_UNBOUND_ACCOUNTS"] = "false", ""
+	if _, err := servicetest.TryStart(t, env); err == nil || !strings.Contains(err.Error(), `exports service "audit.t.*.log"`) {
+		t.Fatalf("start of the tenants example without AUDITQ_TENANTS: %v", err)
+	}
+}

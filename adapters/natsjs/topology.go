@@ -216,11 +216,20 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 			DeliverPolicy: jetstream.DeliverAllPolicy,
 			Replicas:      replicas,
 		}
-		if also := t.AlsoFor[subj]; len(also) > 0 {
+		also := t.AlsoFor[subj]
+		if len(also) > 0 {
 			cc.FilterSubject, cc.FilterSubjects = "", append([]string{subj}, also...)
 		}
 		err := retryAPI(ctx, func(ctx context.Context) error {
 			_, err := js.CreateOrUpdateConsumer(ctx, StreamAudit, cc)
+			// nats-server 2.15.2, on the first update of a consumer
+			// loaded from its store since the start, answers with the
+			// configuration it had (one filter subject) although it
+			// applies the new one; nats.go takes that for a server without
+			// multiple filters. Asking again gets the true answer.
+			if len(also) > 0 && errors.Is(err, jetstream.ErrConsumerMultipleFilterSubjectsNotSupported) {
+				return errStaleConsumerInfo
+			}
 			return err
 		})
 		if err != nil {
@@ -239,6 +248,10 @@ func (t Topology) streamSubjects() []string {
 	}
 	return out
 }
+
+// errStaleConsumerInfo is a consumer update answered with the consumer's
+// previous configuration: retried (see Ensure).
+var errStaleConsumerInfo = errors.New("the server answered a consumer update with the previous configuration")
 
 // retryAPI runs call with a deadline of apiAttemptTimeout until it
 // succeeds, fails with an error that is not transient, ctx ends, or
@@ -264,7 +277,7 @@ func retryAPI(ctx context.Context, call func(context.Context) error) error {
 // temporarily unavailable (a cluster without a meta leader).
 func transient(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, errStaleConsumerInfo) ||
 		(errors.As(err, &apiErr) && apiErr.ErrorCode == 10008) // JetStream system temporarily unavailable
 }
 
