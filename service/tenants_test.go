@@ -143,6 +143,20 @@ func TestTenantsPublishIntoTheirOwnTenantOnly(t *testing.T) {
 	if got := servicetest.CountRows(t, db, "id = 'acme-into-globex'"); got != 0 {
 		t.Fatalf("acme-into-globex stored %d times", got)
 	}
+
+	// A payload naming a tenant is refused whole (tenant: unknown field),
+	// never stored under its own tenant or the one it names.
+	bad := `{"id":"acme-claims-globex","action":"tenant.spoof","resourceType":"doc","resourceId":"d1","tenant":"globex"}`
+	if _, err := js.Publish(context.Background(), contract.SubjectLog, []byte(bad)); err != nil {
+		t.Fatal(err)
+	}
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := servicetest.Metric(t, svc.HTTPAddr(), `auditq_events_rejected_total{handler="audit.log"}`)
+		return n == 1, fmt.Sprintf("%v events rejected", n)
+	})
+	if got := servicetest.CountRows(t, db, "id = 'acme-claims-globex'"); got != 0 {
+		t.Fatalf("acme-claims-globex stored %d times", got)
+	}
 }
 
 // TestTenantImportOfAnotherTenantIsRefused: an account importing another
