@@ -132,6 +132,9 @@ func newID() string {
 type StoredEvent struct {
 	Event
 	ReceivedAt time.Time
+	// Tenant is the event's tenant (docs/tenants.md); "" for the default
+	// tenant.
+	Tenant string
 }
 
 // storedEventJSON is the wire form of StoredEvent (docs/contract.md,
@@ -151,6 +154,7 @@ type storedEventJSON struct {
 	ErrorMessage string          `json:"errorMessage,omitempty"`
 	Timestamp    time.Time       `json:"timestamp"`
 	ReceivedAt   time.Time       `json:"receivedAt"`
+	Tenant       string          `json:"tenant,omitempty"`
 }
 
 // UnmarshalJSON reads an event of an audit.query or audit.event.get
@@ -164,7 +168,7 @@ func (s *StoredEvent) UnmarshalJSON(data []byte) error {
 		ID: w.ID, Action: w.Action, ResourceType: w.ResourceType, ResourceID: w.ResourceID,
 		Details: w.Details, IPAddress: w.IPAddress, UserAgent: w.UserAgent, SessionID: w.SessionID,
 		RequestID: w.RequestID, Failed: !w.Success, ErrorMessage: w.ErrorMessage, Timestamp: w.Timestamp,
-	}, ReceivedAt: w.ReceivedAt}
+	}, ReceivedAt: w.ReceivedAt, Tenant: w.Tenant}
 	if w.UserID != nil {
 		s.UserID = *w.UserID
 	}
@@ -177,7 +181,7 @@ func (s StoredEvent) MarshalJSON() ([]byte, error) {
 		ID: s.ID, Action: s.Action, ResourceType: s.ResourceType, ResourceID: s.ResourceID,
 		Details: s.Details, IPAddress: s.IPAddress, UserAgent: s.UserAgent, SessionID: s.SessionID,
 		RequestID: s.RequestID, Success: !s.Failed, ErrorMessage: s.ErrorMessage, Timestamp: s.Timestamp,
-		ReceivedAt: s.ReceivedAt,
+		ReceivedAt: s.ReceivedAt, Tenant: s.Tenant,
 	}
 	if s.UserID != "" {
 		w.UserID = &s.UserID

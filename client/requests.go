@@ -103,6 +103,10 @@ type ReportRequest struct {
 	Start    time.Time `json:"startDate,omitzero"`
 	End      time.Time `json:"endDate,omitzero"`
 	TimeZone string    `json:"timeZone,omitempty"`
+	// Tenant, for a reader bound to no tenant, counts one tenant's events
+	// ("" the default tenant's; docs/tenants.md); nil counts every
+	// tenant, or a bound reader's own.
+	Tenant *string `json:"tenant,omitempty"`
 }
 
 // Report is a stored compliance report (docs/contract.md, "Report").
@@ -110,6 +114,7 @@ type Report struct {
 	ID              int64            `json:"id"`
 	Trigger         string           `json:"trigger"` // request, job or schedule
 	Request         ReportRequest    `json:"request"`
+	Tenant          string           `json:"tenant,omitempty"` // the one tenant it counts; "" every tenant (or the default tenant, as Request says)
 	Type            string           `json:"reportType"`
 	Period          Period           `json:"period"`
 	GeneratedAt     time.Time        `json:"generatedAt"`
@@ -239,6 +244,10 @@ type Query struct {
 	// PageSize is how many events each request fetches: 1 to 1,000;
 	// 0: 100.
 	PageSize int `json:"limit,omitzero"`
+	// Tenant, for a reader bound to no tenant, selects one tenant's
+	// events ("" the default tenant's; docs/tenants.md); nil selects
+	// every tenant, or a bound reader's own.
+	Tenant *string `json:"tenant,omitempty"`
 }
 
 // Query returns every event q selects, newest first, fetching the pages

@@ -108,6 +108,10 @@ type Config struct {
 	// NATSInboxPrefix is the inbox prefix of the client commands'
 	// connections; "" = nats.go's _INBOX.
 	NATSInboxPrefix string
+	// Tenants (docs/tenants.md).
+	Tenants               bool     // store events of audit.t.<tenant>.*; bind readers to their account's tenant
+	TenantUnboundAccounts []string // accounts whose readers may read every tenant
+	TenantRetentionDays   []string // tenant:days entries, a retention per tenant (see TenantRetention)
 }
 
 // Var documents one environment variable: its name, default and meaning.
@@ -134,6 +138,9 @@ var Vars = []Var{
 	{"AUDITQ_NATS_ACCOUNT", "AUDITQ", "with AUDITQ_NATS_CONFIG: auditq's own account in it, which holds the streams and exports the subjects other accounts import"},
 	{"AUDITQ_NATS_SERVICE_NKEY", "", "external NATS: file holding the nkey seed (SU...) of auditq's own user, the only user of AUDITQ_NATS_ACCOUNT; \"auditq serve\" connects with it, and AUDITQ_NATS_AUTH_* and AUDITQ_NATS_CREDS are then only what the client commands log in with. Required with AUDITQ_NATS_URL and AUDITQ_NATS_CONFIG"},
 	{"AUDITQ_NATS_INBOX_PREFIX", "", "inbox prefix of the client commands' connections (auditq cleanup, report, ...), for users whose permissions allow only a private inbox, e.g. _INBOX_operator; empty: _INBOX"},
+	{"AUDITQ_TENANTS", "false", "tenants (docs/tenants.md): store the events of audit.t.<tenant>.log and audit.t.<tenant>.bulk under that tenant, and bind each reader to the tenant named as its NATS account; needs AUDITQ_NATS_CONFIG"},
+	{"AUDITQ_TENANT_UNBOUND_ACCOUNTS", "", "with AUDITQ_TENANTS: comma-separated NATS accounts whose readers are bound to no tenant and may read any tenant or all (operators); auditq's own account always is"},
+	{"AUDITQ_TENANT_RETENTION_DAYS", "", "with AUDITQ_TENANTS: comma-separated tenant:days (acme:90,globex:400): a retentionDays cleanup, the scheduled one included, keeps this many days of that tenant's events instead of its own; at least AUDITQ_RETENTION_MIN_DAYS"},
 	{"AUDITQ_NATS_REPLICAS", "1", "replicas of every stream and consumer auditq creates (1, 3 or 5); existing ones are brought to it at start; above 1 needs an external JetStream cluster of at least that many servers"},
 	{"AUDITQ_DATA_DIR", "./data", "embedded server: JetStream storage lives under DIR/jetstream; also where the signing key lives unless AUDITQ_SIGNING_KEY_FILE is set"},
 	{"AUDITQ_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz, /readyz, /metrics, /schema/ and the admin console (/); \"off\" disables"},
@@ -258,25 +265,28 @@ func Load(getenv func(string) string) (Config, error) {
 		RetiredKeys:        p.list("AUDITQ_RETIRED_KEYS"),
 		CheckpointInterval: p.dur("AUDITQ_CHECKPOINT_INTERVAL"),
 
-		PersonalData:         p.str("AUDITQ_PERSONAL_DATA"),
-		PersonalDetailKeys:   p.list("AUDITQ_PERSONAL_DETAILS_KEYS"),
-		KEKFile:              p.str("AUDITQ_KEK_FILE"),
-		ExportPageEvents:     p.int("AUDITQ_EXPORT_PAGE_EVENTS"),
-		ExportChunkBytes:     p.int("AUDITQ_EXPORT_CHUNK_BYTES"),
-		ExportWindow:         p.int("AUDITQ_EXPORT_WINDOW"),
-		ExportAckTimeout:     p.dur("AUDITQ_EXPORT_ACK_TIMEOUT"),
-		ExportMaxRunning:     p.int("AUDITQ_EXPORT_MAX_RUNNING"),
-		StreamsFile:          p.str("AUDITQ_STREAMS_FILE"),
-		Console:              p.onOff("AUDITQ_CONSOLE"),
-		NATSWebsocket:        p.str("AUDITQ_NATS_WEBSOCKET"),
-		NATSWebsocketTLSCert: p.str("AUDITQ_NATS_WEBSOCKET_TLS_CERT"),
-		NATSWebsocketTLSKey:  p.str("AUDITQ_NATS_WEBSOCKET_TLS_KEY"),
-		ConsoleWebsocketURL:  p.str("AUDITQ_CONSOLE_WEBSOCKET_URL"),
-		ConsoleInboxPrefix:   p.str("AUDITQ_CONSOLE_INBOX_PREFIX"),
-		NATSConfigFile:       p.str("AUDITQ_NATS_CONFIG"),
-		NATSAccount:          p.str("AUDITQ_NATS_ACCOUNT"),
-		NATSServiceNkey:      p.str("AUDITQ_NATS_SERVICE_NKEY"),
-		NATSInboxPrefix:      p.str("AUDITQ_NATS_INBOX_PREFIX"),
+		PersonalData:          p.str("AUDITQ_PERSONAL_DATA"),
+		PersonalDetailKeys:    p.list("AUDITQ_PERSONAL_DETAILS_KEYS"),
+		KEKFile:               p.str("AUDITQ_KEK_FILE"),
+		ExportPageEvents:      p.int("AUDITQ_EXPORT_PAGE_EVENTS"),
+		ExportChunkBytes:      p.int("AUDITQ_EXPORT_CHUNK_BYTES"),
+		ExportWindow:          p.int("AUDITQ_EXPORT_WINDOW"),
+		ExportAckTimeout:      p.dur("AUDITQ_EXPORT_ACK_TIMEOUT"),
+		ExportMaxRunning:      p.int("AUDITQ_EXPORT_MAX_RUNNING"),
+		StreamsFile:           p.str("AUDITQ_STREAMS_FILE"),
+		Console:               p.onOff("AUDITQ_CONSOLE"),
+		NATSWebsocket:         p.str("AUDITQ_NATS_WEBSOCKET"),
+		NATSWebsocketTLSCert:  p.str("AUDITQ_NATS_WEBSOCKET_TLS_CERT"),
+		NATSWebsocketTLSKey:   p.str("AUDITQ_NATS_WEBSOCKET_TLS_KEY"),
+		ConsoleWebsocketURL:   p.str("AUDITQ_CONSOLE_WEBSOCKET_URL"),
+		ConsoleInboxPrefix:    p.str("AUDITQ_CONSOLE_INBOX_PREFIX"),
+		NATSConfigFile:        p.str("AUDITQ_NATS_CONFIG"),
+		NATSAccount:           p.str("AUDITQ_NATS_ACCOUNT"),
+		NATSServiceNkey:       p.str("AUDITQ_NATS_SERVICE_NKEY"),
+		NATSInboxPrefix:       p.str("AUDITQ_NATS_INBOX_PREFIX"),
+		Tenants:               p.boolean("AUDITQ_TENANTS"),
+		TenantUnboundAccounts: p.list("AUDITQ_TENANT_UNBOUND_ACCOUNTS"),
+		TenantRetentionDays:   p.list("AUDITQ_TENANT_RETENTION_DAYS"),
 	}
 	var err error
 	if c.Streams, err = loadStreams(c.StreamsFile, getenv); err != nil {
@@ -412,6 +422,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateExport()...)
 	errs = append(errs, c.validateStreams()...)
 	errs = append(errs, c.validateConsole()...)
+	errs = append(errs, c.validateTenants()...)
 	return errors.Join(errs...)
 }
 

@@ -90,7 +90,12 @@ func (r *Requests) exportEndpoint() micro.Handler {
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.exportCtx, r.cfg.Timeout)
-		x, err := r.app.Queries.Export.Start(ctx, in, requester(req.Headers(), r.cfg.Identity))
+		who := requester(req.Headers(), r.cfg.Identity)
+		var x *query.Export
+		err := r.bind(&who, contract.SubjectExport)
+		if err == nil {
+			x, err = r.app.Queries.Export.Start(ctx, in, who)
+		}
 		cancel()
 		if err != nil {
 			<-r.exportSlots
@@ -285,7 +290,7 @@ func (s *session) send(ctx context.Context, enc *contract.ExportEncoder) error {
 	m.Header.Set(contract.HeaderExportWindow, strconv.FormatUint(s.window, 10))
 	cursor := s.cursor
 	if s.pending > 0 {
-		cursor = query.CursorAfter(s.last)
+		cursor = s.x.CursorAfter(s.last)
 		m.Header.Set(contract.HeaderExportCursor, cursor)
 	}
 	if err := s.r.nc.PublishMsg(m); err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,7 @@ const (
 	CodeTimeout    = "504" // the deadline (AUDITQ_REQUEST_TIMEOUT) passed
 	CodeDisabled   = "501" // the feature is switched off (e.g. AUDITQ_TAMPER_EVIDENCE)
 	CodeConflict   = "409" // the stored state forbids it (a checkpoint onto a trail signed by an untrusted key)
+	CodeForbidden  = "403" // a reader bound to a tenant asked beyond it (docs/tenants.md); the message names the field
 	CodeBusy       = "429" // every slot of the request's pool stayed taken for QueueWait, or AUDITQ_EXPORT_MAX_RUNNING exports run; retry later
 )
 
@@ -63,6 +65,9 @@ type RequestsConfig struct {
 	Logger      *slog.Logger
 	// Identity says whether a request's Nats-Request-Info names who asked.
 	Identity Identity
+	// Tenants binds each reader to the tenant of its account
+	// (docs/tenants.md); the zero value binds none.
+	Tenants TenantPolicy
 	// Metrics gets every answer (auditq_requests_total,
 	// auditq_request_duration_seconds), the requests in flight and waiting
 	// per pool, and every checkpoint written on request; nil records
@@ -409,7 +414,11 @@ func endpointIn[Req any](r *Requests, poolName, subject string, call func(contex
 				if err := DecodeRequest(data, &in); err != nil {
 					return nil, err
 				}
-				return call(ctx, in, requester(headers, r.cfg.Identity))
+				who := requester(headers, r.cfg.Identity)
+				if err := r.bind(&who, subject); err != nil {
+					return nil, err
+				}
+				return call(ctx, in, who)
 			})
 		}()
 	})
@@ -479,10 +488,14 @@ func (r *Requests) writeCheckpoint(ctx context.Context, w *command.WriteCheckpoi
 // mapping application errors to this transport.
 func (r *Requests) fail(req responder, subject string, err error) string {
 	var v *audit.ValidationError
+	var f *audit.ForbiddenError
 	switch {
 	case errors.As(err, &v):
 		respondError(req, CodeBadRequest, v.Error(), v.Field)
 		return CodeBadRequest
+	case errors.As(err, &f):
+		respondError(req, CodeForbidden, f.Error(), f.Field)
+		return CodeForbidden
 	case errors.Is(err, audit.ErrNotFound):
 		respondError(req, CodeNotFound, err.Error(), "")
 		return CodeNotFound
@@ -567,6 +580,53 @@ func respondError(req responder, code, msg, field string) {
 type Identity struct {
 	Trusted bool
 	Account string // the service's account: a request without the header came from within it
+}
+
+// TenantPolicy says how readers are bound to tenants (docs/tenants.md).
+type TenantPolicy struct {
+	// Enabled binds every reader whose account is not Unbound (nor the
+	// service's own) to the tenant named as its account.
+	Enabled bool
+	// Unbound are the accounts whose readers may read every tenant
+	// (AUDITQ_TENANT_UNBOUND_ACCOUNTS).
+	Unbound []string
+}
+
+// tenantScoped are the request subjects whose answers are confined to the
+// asker's tenant: the only ones a reader bound to a tenant may ask
+// (besides audit.schema, which reads nothing).
+var tenantScoped = map[string]bool{
+	contract.SubjectReport: true, contract.SubjectReportGet: true, contract.SubjectReportList: true,
+	contract.SubjectQuery: true, contract.SubjectEventGet: true, contract.SubjectEventProof: true,
+	contract.SubjectPubKey: true, contract.SubjectExport: true,
+}
+
+// bind sets who's tenant scope under the policy, for a request on
+// subject. With tenants enabled it fails closed, with a
+// *audit.ForbiddenError naming "tenant": when the server did not vouch for
+// the caller's account, when an account that is not unbound is no tenant
+// name, and when a bound reader asks a subject that is not scoped to a
+// tenant (operations, erasure, checkpoints, log streams).
+func (r *Requests) bind(who *query.Requester, subject string) error {
+	p := r.cfg.Tenants
+	if !p.Enabled {
+		return nil
+	}
+	v := who.Verified
+	if v == nil {
+		return audit.Forbidden("tenant", "the NATS server did not vouch for the caller's account (Nats-Request-Info), so its tenant is unknown")
+	}
+	if v.Account == r.cfg.Identity.Account || slices.Contains(p.Unbound, v.Account) {
+		return nil
+	}
+	if audit.CheckTenant("tenant", v.Account) != nil {
+		return audit.Forbidden("tenant", "account %q is not in AUDITQ_TENANT_UNBOUND_ACCOUNTS and its name is no tenant name (1 to %d of A-Z a-z 0-9 _ -)", v.Account, audit.MaxTenantLen)
+	}
+	who.Scope = audit.TenantScope{Bound: true, Tenant: v.Account}
+	if !tenantScoped[subject] {
+		return audit.Forbidden("tenant", "this reader is bound to tenant %q, and %s reaches beyond a tenant: only accounts of AUDITQ_TENANT_UNBOUND_ACCOUNTS may ask it", v.Account, subject)
+	}
+	return nil
 }
 
 // requester reads who asked from the request headers.

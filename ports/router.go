@@ -193,13 +193,42 @@ func (h *handlers) ctx(msg *message.Message) (context.Context, context.CancelFun
 	return context.WithTimeout(msg.Context(), h.cfg.HandlerTimeout)
 }
 
-// log handles audit.log: one event.
+// tenant is the tenant of the subject msg arrived on: the default
+// tenant for audit.log and audit.bulk, T for audit.t.T.log and
+// audit.t.T.bulk (docs/tenants.md). A payload never names its tenant: the
+// decoder refuses a "tenant" member as an unknown field. Any other
+// subject, or a tenant token that is no tenant name, is a permanent error
+// (the message is poisoned, never stored under a guessed tenant).
+func tenant(msg *message.Message) (string, error) {
+	subject := msg.Metadata.Get("nats_subject")
+	if subject == "" {
+		return audit.DefaultTenant, nil // a subscriber that does not say: the job subject itself
+	}
+	_, t, ok := contract.TenantOf(subject)
+	if !ok {
+		return "", audit.Invalid("subject", "%q is not an event subject (audit.log, audit.bulk, audit.t.<tenant>.log, audit.t.<tenant>.bulk)", subject)
+	}
+	if t != audit.DefaultTenant {
+		if err := audit.CheckTenant("subject", t); err != nil {
+			return "", err
+		}
+	}
+	return t, nil
+}
+
+// log handles audit.log (and audit.t.<tenant>.log): one event.
 func (h *handlers) log(msg *message.Message) error {
+	t, err := tenant(msg)
+	if err != nil {
+		h.cfg.Metrics.rejectedEvents(handlerLog, 1)
+		return err
+	}
 	ev, err := audit.DecodeEvent(msg.Payload, h.receipt(msg))
 	if err != nil {
 		h.cfg.Metrics.rejectedEvents(handlerLog, 1)
 		return err
 	}
+	ev.Tenant = t
 	ctx, cancel := h.ctx(msg)
 	defer cancel()
 	res, err := h.app.Commands.RecordEvents.Handle(ctx, []audit.Event{ev})
@@ -210,16 +239,26 @@ func (h *handlers) log(msg *message.Message) error {
 	return nil
 }
 
-// bulk handles audit.bulk: {"events": [...]}.
+// bulk handles audit.bulk (and audit.t.<tenant>.bulk): {"events": [...]}.
 func (h *handlers) bulk(msg *message.Message) error {
+	t, err := tenant(msg)
+	if err != nil {
+		return err
+	}
 	events, rejected, err := audit.DecodeBulk(msg.Payload, h.cfg.BulkMaxEvents, h.receipt(msg))
 	if err != nil {
 		return err
 	}
+	for i := range events {
+		events[i].Tenant = t
+	}
+	for i := range rejected {
+		rejected[i].Tenant = t
+	}
 	ctx, cancel := h.ctx(msg)
 	defer cancel()
 	res, err := h.app.Commands.RecordBulk.Handle(ctx, command.Bulk{
-		ID: msg.UUID, Total: len(events) + len(rejected), Events: events, Rejected: rejected,
+		ID: msg.UUID, Tenant: t, Total: len(events) + len(rejected), Events: events, Rejected: rejected,
 	})
 	if err != nil {
 		return err

@@ -24,13 +24,26 @@ import (
 // identity the server vouched for into the job, and so a job on those
 // subjects can believe the identity it carries.
 func accessRules(cfg config.Config) natsjs.AccessRules {
+	owned := []string{contract.ResultSubjects, contract.PoisonSubjects, contract.SubjectCheckpoints, contract.ScheduleSubjects,
+		contract.SubjectCleanup, contract.SubjectReportGenerate}
+	results := []string{contract.ResultSubjects, contract.SubjectCheckpoints}
+	var tenants []natsjs.TenantPattern
+	if cfg.Tenants {
+		owned = append(owned, contract.TenantBulkResults)
+		results = append(results, contract.TenantBulkResults)
+		tenants = []natsjs.TenantPattern{
+			{Subject: contract.TenantLogSubjects, Token: contract.TenantToken},
+			{Subject: contract.TenantBulkSubjects, Token: contract.TenantToken},
+			{Subject: contract.TenantBulkResults, Token: contract.TenantToken},
+		}
+	}
 	return natsjs.AccessRules{
-		Account: cfg.NATSAccount,
-		Owned: []string{contract.ResultSubjects, contract.PoisonSubjects, contract.SubjectCheckpoints, contract.ScheduleSubjects,
-			contract.SubjectCleanup, contract.SubjectReportGenerate},
+		Tenants:      tenants,
+		Account:      cfg.NATSAccount,
+		Owned:        owned,
 		Requests:     contract.RequestSubjects(),
-		Jobs:         []string{contract.SubjectLog, contract.SubjectBulk},
-		Results:      []string{contract.ResultSubjects, contract.SubjectCheckpoints},
+		Jobs:         []string{contract.SubjectLog, contract.SubjectBulk, contract.ExportAckPrefix + "*"},
+		Results:      results,
 		Streams:      []string{natsjs.StreamAudit, natsjs.StreamPoison, natsjs.StreamResults, natsjs.StreamCheckpoints},
 		PoisonStream: natsjs.StreamPoison,
 	}

@@ -27,6 +27,7 @@ func poisonConfig() natsjs.PoisonConfig {
 	return natsjs.PoisonConfig{
 		Stream: natsjs.StreamPoison, Prefix: contract.PoisonPrefix, Jobs: contract.PoisonJobs(),
 		EventSubject: contract.SubjectLog, JobStream: natsjs.StreamAudit,
+		TenantSubject: contract.TenantSubject, TenantOf: contract.TenantOf,
 	}
 }
 

@@ -106,6 +106,9 @@ func zoneName(tz string) string {
 // retentionPolicy builds the domain policy from cfg (already validated).
 func retentionPolicy(cfg config.Config) (audit.RetentionPolicy, error) {
 	p := audit.RetentionPolicy{MinDays: cfg.RetentionMinDays, HoldUsers: cfg.HoldUsers}
+	if days := cfg.TenantRetention(); len(days) > 0 {
+		p.TenantDays = days
+	}
 	for _, r := range cfg.HoldResources {
 		ref, err := audit.ParseResourceRef(r)
 		if err != nil {

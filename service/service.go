@@ -257,6 +257,13 @@ func (s *Service) startNATS(ctx context.Context) error {
 	if s.cfg.TamperEvidence {
 		s.topo.CheckpointSubject = contract.SubjectCheckpoints
 	}
+	if s.cfg.Tenants {
+		s.topo.AlsoFor = map[string][]string{
+			contract.SubjectLog:  {contract.TenantLogSubjects},
+			contract.SubjectBulk: {contract.TenantBulkSubjects},
+		}
+		s.topo.MoreResultSubjects = []string{contract.TenantBulkResults}
+	}
 	if err := natsjs.Ensure(ctx, s.js, s.topo); err != nil {
 		return err
 	}
@@ -359,6 +366,7 @@ func (s *Service) startApplication(ctx context.Context) error {
 	s.results, err = natsjs.NewResults(s.pub, natsjs.ResultsConfig{
 		BulkPoison: contract.PoisonPrefix + "bulk", BulkResults: contract.SubjectBulkResults,
 		CleanupResults: contract.SubjectCleanupResults, ReportResults: contract.SubjectReportResults,
+		TenantBulkResults: contract.TenantBulkResultSubject,
 	})
 	if err != nil {
 		return err
@@ -496,6 +504,7 @@ func (s *Service) startDriving(ctx context.Context) error {
 	requests, err := ports.NewRequests(reqConn, ports.RequestsConfig{
 		Timeout: s.cfg.RequestTimeout, StopTimeout: s.cfg.ShutdownTimeout, Logger: s.log.With("component", "requests"),
 		Metrics: s.metrics, Streams: s.streams, Identity: s.identity,
+		Tenants:     ports.TenantPolicy{Enabled: s.cfg.Tenants, Unbound: s.cfg.TenantUnboundAccounts},
 		Concurrency: concurrency, ReportConcurrency: reportConcurrency, QueueWait: s.cfg.RequestQueueWait,
 		Export: ports.ExportConfig{
 			ChunkBytes: s.cfg.ExportChunkBytes, Window: s.cfg.ExportWindow,

@@ -45,6 +45,19 @@ type AccessRules struct {
 	// least one must be there. Empty for the embedded server, which adds
 	// its own user after the check.
 	ServiceUsers []string
+	// Tenants are the subjects of tenants (docs/tenants.md), nil without
+	// tenants: patterns with a "*" where the tenant is. The service's
+	// account may export them only so that each account reaches the
+	// subjects of its own name: the pattern with account_token_position
+	// at the tenant, or one tenant's subject to that account alone.
+	Tenants []TenantPattern
+}
+
+// TenantPattern is a subject pattern of tenants and the position (from 1)
+// of its tenant token, e.g. audit.t.*.log and 3.
+type TenantPattern struct {
+	Subject string
+	Token   int
 }
 
 // Validate returns an error when Account is empty.
@@ -213,6 +226,10 @@ func CheckAccess(opts *server.Options, tree map[string]any, rules AccessRules) e
 	}
 	for _, e := range asList(accMap["exports"]) {
 		em := lowerKeys(asMap(e))
+		if err := tenantExport(em, rules); err != nil {
+			bad("a tenant's subjects reach its own account only", "account %q %v", rules.Account, err)
+			continue
+		}
 		switch {
 		case em["service"] != nil:
 			s := fmt.Sprint(em["service"])
@@ -241,12 +258,61 @@ func CheckAccess(opts *server.Options, tree map[string]any, rules AccessRules) e
 	return errors.Join(errs...)
 }
 
+// tenantExport returns why export em (lower-cased keys) would let an
+// account reach another tenant's subjects, nil when it cannot or covers
+// no tenant subject. Allowed: a tenant pattern with account_token_position
+// at its tenant token, and one tenant's subject (the pattern with the
+// tenant filled in) exported to that tenant's account alone.
+func tenantExport(em map[string]any, rules AccessRules) error {
+	kind, s := "service", fmt.Sprint(em["service"])
+	if em["service"] == nil {
+		kind, s = "stream", fmt.Sprint(em["stream"])
+		if em["stream"] == nil {
+			return nil
+		}
+	}
+	var accounts []string
+	for _, a := range asList(em["accounts"]) {
+		accounts = append(accounts, fmt.Sprint(a))
+	}
+	pos, _ := em["account_token_position"].(int64)
+	for _, tp := range rules.Tenants {
+		if !server.SubjectsCollide(s, tp.Subject) {
+			continue
+		}
+		if s == tp.Subject {
+			if pos == int64(tp.Token) {
+				return nil
+			}
+			return fmt.Errorf("exports %s %q without account_token_position: %d: any account could import another tenant's subject", kind, s, tp.Token)
+		}
+		tokens := strings.Split(s, ".")
+		if tp.Token <= len(tokens) && server.IsValidLiteralSubject(s) {
+			tenant := tokens[tp.Token-1]
+			if len(accounts) == 1 && accounts[0] == tenant {
+				return nil
+			}
+			return fmt.Errorf("exports %s %q to %v: one tenant's subject goes to that tenant's account only (accounts: [%s])", kind, s, accounts, tenant)
+		}
+		// nats-server authorises an import by the first matching export
+		// of its unordered map: an export overlapping the tenant pattern
+		// could let any account of its list in.
+		return fmt.Errorf("exports %s %q to %v: it overlaps the tenant subjects %s, which are exported only as %q with account_token_position: %d, or one tenant's subject to that tenant's account", kind, s, accounts, tp.Subject, tp.Subject, tp.Token)
+	}
+	return nil
+}
+
 // exportableService reports whether s may be a service export of the
 // service's account: a job or request subject, or a read-only JetStream
 // API call on one of its streams, or deleting a poison message.
 func exportableService(s string, rules AccessRules) bool {
 	if slices.Contains(rules.Jobs, s) || slices.Contains(rules.Requests, s) || s == "$JS.API.INFO" {
 		return true
+	}
+	for _, tp := range rules.Tenants {
+		if server.SubjectMatchesFilter(s, tp.Subject) { // tenantExport checked who gets it
+			return true
+		}
 	}
 	for _, st := range rules.Streams {
 		for _, api := range []string{"$JS.API.STREAM.INFO.", "$JS.API.STREAM.MSG.GET.", "$JS.API.DIRECT.GET."} {

@@ -42,6 +42,12 @@ type PoisonConfig struct {
 	EventSubject string
 	// JobStream is the stream a replay must land in; default StreamAudit.
 	JobStream string
+	// TenantSubject, when set, returns the subject of job ("log", "bulk")
+	// of tenant, and the tenant of an event subject (ok false for any
+	// other): a tenant's message is replayed to its tenant's subject
+	// (docs/tenants.md), never to the default tenant's.
+	TenantSubject func(tenant, job string) string
+	TenantOf      func(subject string) (job, tenant string, ok bool)
 }
 
 func (c *PoisonConfig) setDefaults() {
@@ -194,16 +200,34 @@ func (p *Poison) parse(rm *jetstream.RawStreamMsg) PoisonMsg {
 		m.ID = h.Get(nats.MsgIdHdr)
 	}
 	m.Target = p.target(m)
-	if m.Target == p.cfg.EventSubject {
+	if job, _, ok := p.tenantOf(m.Target); m.Target == p.cfg.EventSubject || ok && job == p.cfg.EventSubject {
 		m.EventID = audit.EventID(m.Data, m.ID) // of a cut payload: if before the cut
 	}
 	return m
+}
+
+// tenantOf is TenantOf, or not ok without it.
+func (p *Poison) tenantOf(subject string) (job, tenant string, ok bool) {
+	if p.cfg.TenantOf == nil {
+		return "", "", false
+	}
+	return p.cfg.TenantOf(subject)
 }
 
 // target is where a replay of m goes: a rejected event of a bulk job as
 // one event; anything else to the subject it was consumed from, else to
 // its job's subject.
 func (p *Poison) target(m PoisonMsg) string {
+	if p.cfg.TenantSubject != nil && p.cfg.TenantOf != nil {
+		if t := m.Header.Get(HeaderTenant); t != "" && m.Header.Get(HeaderBulkIndex) != "" {
+			return p.cfg.TenantSubject(t, "log")
+		}
+		if s := m.Header.Get(MetaSubject); s != "" {
+			if _, t, ok := p.cfg.TenantOf(s); ok && t != "" {
+				return s
+			}
+		}
+	}
 	if m.Header.Get(HeaderBulkIndex) != "" {
 		return p.cfg.EventSubject
 	}

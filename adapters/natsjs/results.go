@@ -20,6 +20,10 @@ type ResultsConfig struct {
 	BulkResults    string // e.g. audit.results.bulk
 	CleanupResults string // e.g. audit.results.cleanup
 	ReportResults  string // e.g. audit.results.report
+	// TenantBulkResults, when set, names the subject of a tenant's bulk
+	// results (audit.results.t.<tenant>.bulk), which only that tenant's
+	// account may import; nil sends every result to BulkResults.
+	TenantBulkResults func(tenant string) string
 }
 
 // Validate returns an error naming the first subject that is empty.
@@ -80,17 +84,29 @@ func (r *Results) publish(ctx context.Context, topic, msgID string, payload []by
 const (
 	HeaderBulkID    = "bulk_id"
 	HeaderBulkIndex = "bulk_index"
+	// HeaderTenant names the tenant of a rejected bulk event of a tenant
+	// (docs/tenants.md); a replay goes to audit.t.<tenant>.log.
+	HeaderTenant = "tenant"
 )
 
 // BulkRejected publishes one rejected event of a bulk job, as sent, with
 // the same poison headers as a poisoned message plus its index in the job.
+// A tenant's event also carries HeaderTenant, and its message id the
+// tenant.
 func (r *Results) BulkRejected(ctx context.Context, bulkID string, rej audit.Rejection) error {
-	return r.publish(ctx, r.cfg.BulkPoison, bulkID+":"+strconv.Itoa(rej.Index), rej.Raw,
+	md := []string{
 		middleware.ReasonForPoisonedKey, rej.Error,
 		middleware.PoisonedTopicKey, "audit.bulk",
 		middleware.PoisonedHandlerKey, "audit.bulk",
 		HeaderBulkID, bulkID,
-		HeaderBulkIndex, strconv.Itoa(rej.Index))
+		HeaderBulkIndex, strconv.Itoa(rej.Index),
+	}
+	id := bulkID + ":" + strconv.Itoa(rej.Index)
+	if rej.Tenant != "" {
+		md = append(md, HeaderTenant, rej.Tenant)
+		id = rej.Tenant + ":" + id
+	}
+	return r.publish(ctx, r.cfg.BulkPoison, id, rej.Raw, md...)
 }
 
 // BulkResult publishes a bulk job's result as JSON with header job_id.
@@ -98,6 +114,11 @@ func (r *Results) BulkResult(ctx context.Context, res command.BulkResult) error 
 	body, err := json.Marshal(res)
 	if err != nil {
 		return fmt.Errorf("encode bulk result %s: %w", res.ID, err)
+	}
+	if res.Tenant != "" && r.cfg.TenantBulkResults != nil {
+		// The tenant in the message id too: another tenant's job of the
+		// same id is not a duplicate.
+		return r.publish(ctx, r.cfg.TenantBulkResults(res.Tenant), "result:"+res.Tenant+":"+res.ID, body, "job_id", res.ID)
 	}
 	return r.publish(ctx, r.cfg.BulkResults, "result:"+res.ID, body, "job_id", res.ID)
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,9 +29,16 @@ const (
 type Topology struct {
 	// JobSubjects are the subjects of stream AUDIT; each gets one durable
 	// pull consumer named by ConsumerName.
-	JobSubjects    []string
+	JobSubjects []string
+	// AlsoFor adds subjects to stream AUDIT that the consumer of a job
+	// subject serves besides the job subject itself (tenant subjects:
+	// audit.t.*.log for audit.log); nil adds none.
+	AlsoFor        map[string][]string
 	PoisonSubjects string // e.g. "audit.poison.>"
 	ResultSubjects string // e.g. "audit.results.>"
+	// MoreResultSubjects are further subjects of stream AUDIT_RESULTS
+	// (the tenants' bulk results, audit.t.*.results.bulk).
+	MoreResultSubjects []string
 
 	PoisonMaxMsgs  int64
 	PoisonMaxBytes int64
@@ -127,7 +135,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		{
 			Name:        StreamAudit,
 			Description: "auditq jobs: events to record and jobs to run",
-			Subjects:    t.JobSubjects,
+			Subjects:    t.streamSubjects(),
 			Retention:   jetstream.WorkQueuePolicy,
 			Storage:     jetstream.FileStorage,
 			Duplicates:  t.DuplicateWindow,
@@ -158,7 +166,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		{
 			Name:        StreamResults,
 			Description: "auditq job results (the last few)",
-			Subjects:    []string{t.ResultSubjects},
+			Subjects:    append([]string{t.ResultSubjects}, t.MoreResultSubjects...),
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			MaxMsgs:     t.ResultsMaxMsgs,
@@ -208,8 +216,20 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 			DeliverPolicy: jetstream.DeliverAllPolicy,
 			Replicas:      replicas,
 		}
+		also := t.AlsoFor[subj]
+		if len(also) > 0 {
+			cc.FilterSubject, cc.FilterSubjects = "", append([]string{subj}, also...)
+		}
 		err := retryAPI(ctx, func(ctx context.Context) error {
 			_, err := js.CreateOrUpdateConsumer(ctx, StreamAudit, cc)
+			// nats-server 2.15.2, on the first update of a consumer
+			// loaded from its store since the start, answers with the
+			// configuration it had (one filter subject) although it
+			// applies the new one; nats.go takes that for a server without
+			// multiple filters. Asking again gets the true answer.
+			if len(also) > 0 && errors.Is(err, jetstream.ErrConsumerMultipleFilterSubjectsNotSupported) {
+				return errStaleConsumerInfo
+			}
 			return err
 		})
 		if err != nil {
@@ -218,6 +238,20 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	}
 	return nil
 }
+
+// streamSubjects are the subjects of stream AUDIT: the job subjects and
+// those AlsoFor adds, in that order.
+func (t Topology) streamSubjects() []string {
+	out := slices.Clone(t.JobSubjects)
+	for _, subj := range t.JobSubjects {
+		out = append(out, t.AlsoFor[subj]...)
+	}
+	return out
+}
+
+// errStaleConsumerInfo is a consumer update answered with the consumer's
+// previous configuration: retried (see Ensure).
+var errStaleConsumerInfo = errors.New("the server answered a consumer update with the previous configuration")
 
 // retryAPI runs call with a deadline of apiAttemptTimeout until it
 // succeeds, fails with an error that is not transient, ctx ends, or
@@ -243,7 +277,7 @@ func retryAPI(ctx context.Context, call func(context.Context) error) error {
 // temporarily unavailable (a cluster without a meta leader).
 func transient(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, errStaleConsumerInfo) ||
 		(errors.As(err, &apiErr) && apiErr.ErrorCode == 10008) // JetStream system temporarily unavailable
 }
 

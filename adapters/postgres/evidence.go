@@ -363,9 +363,9 @@ func (s *EvidenceStore) SealedEvent(ctx context.Context, id string) (ev audit.Ev
 	var pseudonymous sql.NullBool
 	err = s.q.QueryRowContext(ctx, `SELECT id, user_id, action, resource_type, resource_id, details::text, host(ip_address),
 		masklen(ip_address), user_agent, session_id, request_id, success, error_message, occurred_at, received_at, seal_batch, seal_leaf,
-		pseudonymous, personal
+		pseudonymous, personal, tenant
 		FROM audit_logs WHERE id = $1`, id).Scan(&ev.ID, &user, &ev.Action, &ev.ResourceType, &ev.ResourceID, &details, &ip,
-		&mask, &ua, &session, &request, &ev.Success, &errMsg, &ev.OccurredAt, &ev.ReceivedAt, &b, &l, &pseudonymous, &ev.Personal)
+		&mask, &ua, &session, &request, &ev.Success, &errMsg, &ev.OccurredAt, &ev.ReceivedAt, &b, &l, &pseudonymous, &ev.Personal, &ev.Tenant)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ev, 0, 0, false, fmt.Errorf("event %q: %w", id, audit.ErrNotFound)
 	}
@@ -392,7 +392,7 @@ func (s *EvidenceStore) SealedEvent(ctx context.Context, id string) (ev audit.Ev
 
 // rowsSQL streams every row of audit_logs, in storage order, as binary COPY.
 const rowsSQL = `COPY (SELECT id, user_id, action, resource_type, resource_id, details, ip_address, user_agent,
-	session_id, request_id, success, error_message, occurred_at, received_at, seal_batch, seal_leaf, pseudonymous, personal FROM audit_logs)
+	session_id, request_id, success, error_message, occurred_at, received_at, seal_batch, seal_leaf, pseudonymous, personal, tenant FROM audit_logs)
 	TO STDOUT (FORMAT binary)`
 
 // RowChunk is how many rows Rows hands over at a time.
@@ -608,6 +608,7 @@ func decodeTuple(b []byte) evidence.SealedRow {
 	if v, ok := field(); ok {
 		e.Personal = v
 	}
+	e.Tenant = str()
 	return r
 }
 

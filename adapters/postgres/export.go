@@ -41,7 +41,7 @@ func (r *Repository) ExportPage(ctx context.Context, f audit.SearchFilter) ([]au
 			for rows.Next() {
 				var e audit.Event
 				if err := rows.Scan(&e.ID, &e.UserID, &e.Action, &e.ResourceType, &e.ResourceID, &details, &e.IPAddress,
-					&e.UserAgent, &e.SessionID, &e.RequestID, &e.Success, &e.ErrorMessage, &e.OccurredAt, &e.ReceivedAt); err != nil {
+					&e.UserAgent, &e.SessionID, &e.RequestID, &e.Success, &e.ErrorMessage, &e.OccurredAt, &e.ReceivedAt, &e.Tenant); err != nil {
 					return err
 				}
 				if details != "" {
@@ -90,6 +90,9 @@ func exportQuery(f audit.SearchFilter) (string, []any) {
 	if f.Success != nil {
 		where = append(where, "success = "+arg(*f.Success))
 	}
+	if f.Tenant != nil {
+		where = append(where, "tenant = "+arg(*f.Tenant))
+	}
 	if !f.From.IsZero() {
 		where = append(where, "occurred_at >= "+arg(f.From.UTC()))
 	}
@@ -101,7 +104,7 @@ func exportQuery(f audit.SearchFilter) (string, []any) {
 	}
 	q := `SELECT id, coalesce(user_id, ''), action, resource_type, resource_id, coalesce(details::text, ''),
 		coalesce(host(ip_address), ''), coalesce(user_agent, ''), coalesce(session_id, ''), coalesce(request_id, ''),
-		success, coalesce(error_message, ''), occurred_at, received_at FROM audit_logs`
+		success, coalesce(error_message, ''), occurred_at, received_at, tenant FROM audit_logs`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -15,10 +16,11 @@ import (
 )
 
 var (
-	_ audit.ReportReader = (*Repository)(nil)
-	_ audit.ReportStore  = (*Repository)(nil)
-	_ audit.Searcher     = (*Repository)(nil)
-	_ audit.EventGetter  = (*Repository)(nil)
+	_ audit.ReportReader  = (*Repository)(nil)
+	_ audit.ReportStore   = (*Repository)(nil)
+	_ audit.Searcher      = (*Repository)(nil)
+	_ audit.EventGetter   = (*Repository)(nil)
+	_ audit.TenantReports = (*Repository)(nil)
 )
 
 // GROUPING(action, user_id, resource_type) of each grouping set: a bit is
@@ -55,6 +57,11 @@ func (r *Repository) ReportCounts(ctx context.Context, p audit.Period) (audit.Re
 	if err != nil {
 		return audit.ReportCounts{}, fmt.Errorf("report counts %s: %w", p, err)
 	}
+	return countsOf(rows), nil
+}
+
+// countsOf sorts the rows of reportCountsSQL into a report's counts.
+func countsOf(rows []countRow) audit.ReportCounts {
 	var out audit.ReportCounts
 	for _, row := range rows {
 		switch row.G {
@@ -68,8 +75,29 @@ func (r *Repository) ReportCounts(ctx context.Context, p audit.Period) (audit.Re
 	}
 	sortCounts(out.TopUsers, func(u audit.UserCount) (int64, string) { return u.Count, u.UserID })
 	sortCounts(out.TopResources, func(c audit.ResourceCount) (int64, string) { return c.Count, c.ResourceType })
-	return out, nil
+	return out
 }
+
+// TenantReportCounts reads the figures of a report over [p.Start, p.End)
+// counting the events of tenant only, from one snapshot. The rollups
+// count every tenant together, so it reads the tenant's rows themselves:
+// down audit_logs_tenant_idx for a named tenant, down the time index with
+// a filter for the default one. Exact by construction; its cost grows
+// with the tenant's events in the period (docs/tenants.md).
+func (r *Repository) TenantReportCounts(ctx context.Context, p audit.Period, tenant string) (audit.ReportCounts, error) {
+	var rows []countRow
+	err := r.db.RunInTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}, func(ctx context.Context, tx bun.Tx) error {
+		raw := "tenant = " + quoteText(tenant) + " AND " + rangePredicate("occurred_at", []span{{p.Start.UTC(), p.End.UTC()}})
+		return tx.NewRaw(fmt.Sprintf(reportCountsSQL, "false", raw, "false", audit.TopN)).Scan(ctx, &rows)
+	})
+	if err != nil {
+		return audit.ReportCounts{}, fmt.Errorf("report counts %s of tenant %q: %w", p, tenant, err)
+	}
+	return countsOf(rows), nil
+}
+
+// quoteText renders s as an SQL string literal.
+func quoteText(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // reportRow is the audit_reports row; it never leaves this package.
 type reportRow struct {
@@ -85,10 +113,11 @@ type reportRow struct {
 	GeneratedAt time.Time       `bun:"generated_at,notnull"`
 	Trigger     string          `bun:"trigger,notnull"`
 	JobID       string          `bun:"job_id,nullzero"`
+	Tenant      *string         `bun:"tenant"`
 }
 
 func (row reportRow) toStored() (audit.StoredReport, error) {
-	out := audit.StoredReport{ID: row.ID, Trigger: row.Trigger}
+	out := audit.StoredReport{ID: row.ID, Trigger: row.Trigger, Tenant: row.Tenant}
 	if err := json.Unmarshal(row.Request, &out.Request); err != nil {
 		return audit.StoredReport{}, fmt.Errorf("report %d: decode request: %w", row.ID, err)
 	}
@@ -113,7 +142,7 @@ func (r *Repository) SaveReport(ctx context.Context, rep audit.StoredReport, job
 	row := reportRow{
 		ReportType: rep.ReportType, Request: request, Result: result,
 		PeriodStart: rep.Period.Start, PeriodEnd: rep.Period.End, TimeZone: rep.Period.TimeZone,
-		GeneratedAt: rep.GeneratedAt, Trigger: rep.Trigger, JobID: jobID,
+		GeneratedAt: rep.GeneratedAt, Trigger: rep.Trigger, JobID: jobID, Tenant: rep.Tenant,
 	}
 	res, err := r.db.NewInsert().Model(&row).ExcludeColumn("id").
 		On("CONFLICT (job_id) DO NOTHING").Returning("id").Exec(ctx)
@@ -167,7 +196,7 @@ func (r *Repository) GetReport(ctx context.Context, id int64) (audit.StoredRepor
 
 func (r *Repository) oneReport(ctx context.Context, where string, arg any) (audit.StoredReport, error) {
 	var row reportRow
-	err := r.db.NewSelect().Model(&row).Column("id", "trigger", "request", "result").Where(where, arg).Scan(ctx)
+	err := r.db.NewSelect().Model(&row).Column("id", "trigger", "request", "result", "tenant").Where(where, arg).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return audit.StoredReport{}, audit.ErrNotFound
 	}
@@ -185,6 +214,12 @@ func (r *Repository) oneReport(ctx context.Context, where string, arg any) (audi
 // first, with ids below beforeID when it is positive and of reportType
 // when it is not empty.
 func (r *Repository) ListReports(ctx context.Context, reportType string, beforeID int64, limit int) ([]audit.ReportListItem, error) {
+	return r.ListTenantReports(ctx, nil, reportType, beforeID, limit)
+}
+
+// ListTenantReports is ListReports confined to the reports of tenant (nil:
+// every report), down the (tenant, id) index.
+func (r *Repository) ListTenantReports(ctx context.Context, tenant *string, reportType string, beforeID int64, limit int) ([]audit.ReportListItem, error) {
 	var rows []struct {
 		ID          int64           `bun:"id"`
 		ReportType  string          `bun:"report_type"`
@@ -200,6 +235,9 @@ func (r *Repository) ListReports(ctx context.Context, reportType string, beforeI
 	}
 	if reportType != "" {
 		q = q.Where("report_type = ?", reportType)
+	}
+	if tenant != nil {
+		q = q.Where("tenant = ?", *tenant)
 	}
 	if err := q.Scan(ctx, &rows); err != nil {
 		return nil, fmt.Errorf("list reports: %w", err)

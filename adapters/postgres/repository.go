@@ -62,6 +62,7 @@ type eventRow struct {
 	ReceivedAt   time.Time       `bun:"received_at,notnull"`
 	Pseudonymous bool            `bun:"pseudonymous,nullzero"`
 	Personal     []byte          `bun:"personal,nullzero"`
+	Tenant       string          `bun:"tenant,notnull"`
 }
 
 // toEvent returns the row as an event in its stored form (see
@@ -73,6 +74,7 @@ func (r eventRow) toEvent() audit.Event {
 		UserAgent: r.UserAgent, SessionID: r.SessionID, RequestID: r.RequestID,
 		Success: r.Success, ErrorMessage: r.ErrorMessage,
 		OccurredAt: r.OccurredAt.UTC(), ReceivedAt: r.ReceivedAt.UTC(), Personal: r.Personal,
+		Tenant: r.Tenant,
 	}, r.Pseudonymous)
 }
 
@@ -177,7 +179,7 @@ func (r *Repository) prepare(ctx context.Context, tx pgx.Tx, events []audit.Even
 }
 
 var copyColumns = []string{"id", "user_id", "action", "resource_type", "resource_id", "details", "ip_address",
-	"user_agent", "session_id", "request_id", "success", "error_message", "occurred_at", "received_at", "pseudonymous", "personal"}
+	"user_agent", "session_id", "request_id", "success", "error_message", "occurred_at", "received_at", "pseudonymous", "personal", "tenant"}
 
 // sealedColumns are copyColumns plus the seal position (batch id, leaf).
 var sealedColumns = append(copyColumns[:len(copyColumns):len(copyColumns)], "seal_batch", "seal_leaf")
@@ -205,7 +207,7 @@ func withSeal(rows [][]any, seal *sealJob) [][]any {
 
 // rowCap is a COPY row's capacity: copyColumns, the seal position and the
 // staging path's order column, so that neither has to copy the row.
-const rowCap = 19
+const rowCap = 20
 
 // copyRows converts events in their stored form into COPY rows; empty
 // optional strings are NULL, a pseudonym goes into user_id with
@@ -237,7 +239,7 @@ func copyRows(events []audit.Event) ([][]any, error) {
 		r := cells[i*rowCap : i*rowCap : (i+1)*rowCap]
 		rows[i] = append(r, e.ID, user, e.Action, e.ResourceType, e.ResourceID, details, ip,
 			null(e.UserAgent), null(e.SessionID), null(e.RequestID), e.Success, null(e.ErrorMessage),
-			e.OccurredAt, e.ReceivedAt, pseudonymous, personal)
+			e.OccurredAt, e.ReceivedAt, pseudonymous, personal, e.Tenant)
 	}
 	return rows, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -130,6 +131,33 @@ SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM deleted),
 
 const countSQL = `SELECT count(*) FROM audit_logs a WHERE a.occurred_at < $1 AND NOT ` + keep
 
+// tenantCutoff is the cutoff of the row (alias) of a cleanup with tenant
+// cutoffs (docs/tenants.md): its tenant's in the arrays $tenants and
+// $cutoffs, else $1; the index walk is bounded by $bound, the latest of
+// them.
+func tenantCutoff(alias string, bound, tenants, cutoffs int) string {
+	return fmt.Sprintf(`%[1]soccurred_at < $%[2]d AND %[1]soccurred_at < coalesce((SELECT x.c FROM unnest($%[3]d::text[], $%[4]d::timestamptz[]) AS x(t, c) WHERE x.t = %[1]stenant), $1)`,
+		alias, bound, tenants, cutoffs)
+}
+
+// chunkTenantSQL and countTenantSQL are chunkSQL and countSQL with tenant
+// cutoffs ($10 to $12, $6 to $8): a cleanup without them runs the plain
+// statements.
+var (
+	chunkTenantSQL = strings.Replace(chunkSQL, "WHERE occurred_at < $1 AND", "WHERE "+tenantCutoff("", 10, 11, 12)+" AND", 1)
+	countTenantSQL = strings.Replace(countSQL, "WHERE a.occurred_at < $1 AND", "WHERE "+tenantCutoff("a.", 6, 7, 8)+" AND", 1)
+)
+
+// tenantArgs are the bound and the tenant cutoffs of c as arguments.
+func tenantArgs(c audit.Cleanup) []any {
+	tenants := make([]string, len(c.TenantCutoffs))
+	cutoffs := make([]time.Time, len(c.TenantCutoffs))
+	for i, t := range c.TenantCutoffs {
+		tenants[i], cutoffs[i] = t.Tenant, t.Cutoff
+	}
+	return []any{c.Bound(), tenants, cutoffs}
+}
+
 func (r *Retention) args(c audit.Cleanup) []any {
 	users := nonNil(c.HoldUsers)
 	if r.personal != nil && len(users) > 0 {
@@ -173,6 +201,9 @@ func (r *Retention) DeleteExpired(ctx context.Context, c audit.Cleanup) (int64, 
 			id               sql.NullString
 		)
 		a := append(r.args(c), r.chunk, lastAt, lastID, hasCursor)
+		if len(c.TenantCutoffs) > 0 {
+			a = append(a, tenantArgs(c)...)
+		}
 		if err := r.deleteChunk(ctx, c, a, &scanned, &deleted, &at, &id); err != nil {
 			return total, fmt.Errorf("delete events before %s: %w", c.Cutoff.Format(time.RFC3339), err)
 		}
@@ -194,9 +225,13 @@ func (r *Retention) DeleteExpired(ctx context.Context, c audit.Cleanup) (int64, 
 // deleteChunk runs chunkSQL; with a DeletionRecorder, in a transaction
 // that also records the deleted seal positions.
 func (r *Retention) deleteChunk(ctx context.Context, c audit.Cleanup, a []any, scanned, deleted *int64, at *sql.NullTime, id *sql.NullString) error {
+	q := chunkSQL
+	if len(c.TenantCutoffs) > 0 {
+		q = chunkTenantSQL
+	}
 	if r.deletions == nil {
 		var ignore1, ignore2 any
-		return r.db.DB.QueryRowContext(ctx, chunkSQL, a...).Scan(scanned, deleted, at, id, &ignore1, &ignore2)
+		return r.db.DB.QueryRowContext(ctx, q, a...).Scan(scanned, deleted, at, id, &ignore1, &ignore2)
 	}
 	tx, err := r.db.DB.BeginTx(ctx, nil)
 	if err != nil {
@@ -206,7 +241,7 @@ func (r *Retention) deleteChunk(ctx context.Context, c audit.Cleanup, a []any, s
 	var batchIDs []int64
 	var leafIdx []int32
 	m := pgtype.NewMap()
-	if err := tx.QueryRowContext(ctx, chunkSQL, a...).Scan(scanned, deleted, at, id, m.SQLScanner(&batchIDs), m.SQLScanner(&leafIdx)); err != nil {
+	if err := tx.QueryRowContext(ctx, q, a...).Scan(scanned, deleted, at, id, m.SQLScanner(&batchIDs), m.SQLScanner(&leafIdx)); err != nil {
 		return err
 	}
 	if err := r.deletions.Record(ctx, tx, c, batchIDs, leafIdx); err != nil {
@@ -218,7 +253,11 @@ func (r *Retention) deleteChunk(ctx context.Context, c audit.Cleanup, a []any, s
 // CountExpired returns how many rows DeleteExpired would delete now.
 func (r *Retention) CountExpired(ctx context.Context, c audit.Cleanup) (int64, error) {
 	var n int64
-	if err := r.db.DB.QueryRowContext(ctx, countSQL, r.args(c)...).Scan(&n); err != nil {
+	q, a := countSQL, r.args(c)
+	if len(c.TenantCutoffs) > 0 {
+		q, a = countTenantSQL, append(a, tenantArgs(c)...)
+	}
+	if err := r.db.DB.QueryRowContext(ctx, q, a...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count events before %s: %w", c.Cutoff.Format(time.RFC3339), err)
 	}
 	return n, nil

@@ -312,6 +312,9 @@ type cleanupCriteria struct {
 	ExcludeActions []string `json:"excludeActions"`
 	HoldUsers      []string `json:"holdUsers"`
 	HoldResources  []string `json:"holdResources"`
+	// TenantCutoffs are the cutoffs of tenants with a retention of their
+	// own, by tenant (docs/tenants.md); absent without.
+	TenantCutoffs map[string]string `json:"tenantCutoffs,omitempty"`
 }
 
 // Record appends to the deletion chain, within tx, a signed record of the
@@ -334,9 +337,16 @@ func (d *DeletionRecorder) Record(ctx context.Context, tx *sql.Tx, c audit.Clean
 	for i, r := range c.HoldResources {
 		holds[i] = r.String()
 	}
-	crit, err := json.Marshal(cleanupCriteria{
+	criteria := cleanupCriteria{
 		ExcludeActions: orEmpty(c.ExcludeActions), HoldUsers: orEmpty(c.HoldUsers), HoldResources: holds,
-	})
+	}
+	for _, t := range c.TenantCutoffs {
+		if criteria.TenantCutoffs == nil {
+			criteria.TenantCutoffs = map[string]string{}
+		}
+		criteria.TenantCutoffs[t.Tenant] = evidence.FormatTime(t.Cutoff)
+	}
+	crit, err := json.Marshal(criteria)
 	if err != nil {
 		return fmt.Errorf("record deletions: %w", err)
 	}

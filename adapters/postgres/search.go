@@ -95,6 +95,9 @@ func (r *Repository) search(ctx context.Context, f audit.SearchFilter, user stri
 	if f.Success != nil {
 		q = q.Where("success = ?", *f.Success)
 	}
+	if f.Tenant != nil {
+		q = q.Where("tenant = ?", *f.Tenant)
+	}
 	if !f.From.IsZero() {
 		q = q.Where("occurred_at >= ?", f.From.UTC())
 	}

@@ -196,7 +196,7 @@ func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (
 func (s *StreamStore) sealedRows(ctx context.Context, ids []int64, seqOf map[int64]int64) ([]audit.SealedEvent, error) {
 	rows, err := s.db.DB.QueryContext(ctx, `SELECT id, user_id, action, resource_type, resource_id, details::text,
 		host(ip_address), user_agent, session_id, request_id, success, error_message, occurred_at, received_at,
-		seal_batch, seal_leaf FROM audit_logs WHERE seal_batch = ANY($1)`, ids)
+		seal_batch, seal_leaf, tenant FROM audit_logs WHERE seal_batch = ANY($1)`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read stream events: %w", err)
 	}
@@ -206,7 +206,7 @@ func (s *StreamStore) sealedRows(ctx context.Context, ids []int64, seqOf map[int
 		var e audit.SealedEvent
 		var user, details, ip, ua, session, request, errMsg sql.NullString
 		if err := rows.Scan(&e.ID, &user, &e.Action, &e.ResourceType, &e.ResourceID, &details, &ip, &ua, &session,
-			&request, &e.Success, &errMsg, &e.OccurredAt, &e.ReceivedAt, &e.Seal.BatchID, &e.Seal.Leaf); err != nil {
+			&request, &e.Success, &errMsg, &e.OccurredAt, &e.ReceivedAt, &e.Seal.BatchID, &e.Seal.Leaf, &e.Tenant); err != nil {
 			return nil, fmt.Errorf("read stream events: %w", err)
 		}
 		e.UserID, e.UserAgent, e.SessionID, e.RequestID, e.ErrorMessage = user.String, ua.String, session.String, request.String, errMsg.String

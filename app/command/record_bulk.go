@@ -10,6 +10,7 @@ import (
 // Bulk is one decoded audit.bulk job.
 type Bulk struct {
 	ID       string // stable job id (the message id)
+	Tenant   string // the tenant of its subject (every event's Tenant)
 	Total    int    // events in the message
 	Events   []audit.Event
 	Rejected []audit.Rejection
@@ -23,6 +24,9 @@ type BulkResult struct {
 	Inserted   int               `json:"inserted"`
 	Duplicates int               `json:"duplicates"`
 	Rejected   []audit.Rejection `json:"rejected"`
+	// Tenant decides where the result goes (audit.results.t.<tenant>.bulk
+	// for a tenant); it is not part of the result's JSON.
+	Tenant string `json:"-"`
 }
 
 // BulkReporter publishes what a bulk job did: each rejected event to the
@@ -54,7 +58,7 @@ func (h RecordBulkHandler) Handle(ctx context.Context, b Bulk) (BulkResult, erro
 	}
 	out := BulkResult{
 		ID: b.ID, Total: b.Total, Inserted: res.Inserted, Duplicates: res.Duplicates,
-		Rejected: b.Rejected,
+		Rejected: b.Rejected, Tenant: b.Tenant,
 	}
 	if out.Rejected == nil {
 		out.Rejected = []audit.Rejection{}

@@ -48,6 +48,9 @@ type CleanupResult struct {
 	DurationMs     int64          `json:"durationMs"`
 	Trigger        string         `json:"trigger"`
 	StartedBy      map[string]any `json:"startedBy,omitempty"`
+	// TenantCutoffs are the cutoffs of the tenants with a retention of
+	// their own (AUDITQ_TENANT_RETENTION_DAYS), by tenant; absent without.
+	TenantCutoffs map[string]time.Time `json:"tenantCutoffs,omitempty"`
 }
 
 // cleanupDetails is the details object of the cleanup's own audit event.
@@ -59,6 +62,9 @@ type cleanupDetails struct {
 	DurationMs     int64          `json:"durationMs"`
 	Trigger        string         `json:"trigger"`
 	StartedBy      map[string]any `json:"startedBy,omitempty"`
+	// TenantCutoffs are the cutoffs of the tenants with a retention of
+	// their own (AUDITQ_TENANT_RETENTION_DAYS), by tenant; absent without.
+	TenantCutoffs map[string]time.Time `json:"tenantCutoffs,omitempty"`
 }
 
 // CleanupReporter publishes a cleanup's result.
@@ -142,9 +148,16 @@ func (h RunCleanupHandler) Handle(ctx context.Context, job CleanupJob) (CleanupR
 		DeletedCount: n, DryRun: plan.DryRun, DurationMs: end.Sub(start).Milliseconds(), Trigger: job.Trigger,
 		StartedBy: job.StartedBy,
 	}
+	for _, t := range plan.TenantCutoffs {
+		if res.TenantCutoffs == nil {
+			res.TenantCutoffs = map[string]time.Time{}
+		}
+		res.TenantCutoffs[t.Tenant] = t.Cutoff
+	}
 	details, err := json.Marshal(cleanupDetails{
 		Cutoff: res.Cutoff, ExcludeActions: res.ExcludeActions, DeletedCount: res.DeletedCount,
 		DryRun: res.DryRun, DurationMs: res.DurationMs, Trigger: res.Trigger, StartedBy: res.StartedBy,
+		TenantCutoffs: res.TenantCutoffs,
 	})
 	if err != nil {
 		return CleanupResult{}, fmt.Errorf("cleanup %s: %w: encode details: %v", job.ID, audit.ErrPermanent, err)
@@ -176,7 +189,8 @@ func resultFromEvent(jobID string, ev audit.Event) (CleanupResult, error) {
 	return CleanupResult{
 		ID: jobID, EventID: ev.ID, Cutoff: d.Cutoff.UTC(), ExcludeActions: d.ExcludeActions,
 		DeletedCount: d.DeletedCount, DryRun: d.DryRun, DurationMs: d.DurationMs, Trigger: d.Trigger,
-		StartedBy: d.StartedBy,
+		StartedBy:     d.StartedBy,
+		TenantCutoffs: d.TenantCutoffs,
 	}, nil
 }
 

@@ -264,7 +264,7 @@ func (h EventProofHandler) Handle(ctx context.Context, req EventProofRequest, wh
 	if req.ID == "" {
 		return EventProofResult{}, audit.Invalid("id", "is required: the event id")
 	}
-	proof, err := h.proof(ctx, req.ID)
+	proof, err := h.proof(ctx, req.ID, who.Scope)
 	res := EventProofResult{EventProof: proof}
 	if err == nil && proof.Checkpoint == nil {
 		res.NextCheckpointDue, err = h.nextCheckpoint(ctx)
@@ -293,10 +293,17 @@ func (h EventProofHandler) nextCheckpoint(ctx context.Context) (*time.Time, erro
 // audit.event.proof read.
 const ActionEventProof = "audit.event.proof"
 
-func (h EventProofHandler) proof(ctx context.Context, id string) (evidence.EventProof, error) {
+// proof builds the proof of event id for a caller of scope: another
+// tenant's event is not found, as if it did not exist. The proof's
+// sibling hashes and batch hashes are hashes only: they reveal no
+// other event's content (docs/tenants.md).
+func (h EventProofHandler) proof(ctx context.Context, id string, scope audit.TenantScope) (evidence.EventProof, error) {
 	ev, batchID, leaf, sealed, err := h.store.SealedEvent(ctx, id)
 	if err != nil {
 		return evidence.EventProof{}, err
+	}
+	if !scope.Allows(ev.Tenant) {
+		return evidence.EventProof{}, fmt.Errorf("event %q: %w", id, audit.ErrNotFound)
 	}
 	if !sealed {
 		return evidence.EventProof{}, fmt.Errorf("event %q is not sealed in any batch: %w", id, audit.ErrNotFound)

@@ -101,7 +101,7 @@ func (h ExportHandler) Start(ctx context.Context, req ExportRequest, who Request
 	if req.Limit != nil {
 		return nil, audit.Invalid("limit", "is not allowed: an export delivers every matching event (narrow it with from/to)")
 	}
-	f, err := req.filter()
+	f, err := req.scopedFilter(who.Scope)
 	if err != nil {
 		return nil, err
 	}
@@ -136,10 +136,10 @@ func (x *Export) Next(ctx context.Context) ([]audit.Event, error) {
 	return events, nil
 }
 
-// CursorAfter returns the cursor that continues an export (or a search)
-// strictly after e.
-func CursorAfter(e audit.Event) string {
-	return encodeCursor(searchCursor{T: e.OccurredAt.UTC().Format(time.RFC3339Nano), ID: e.ID})
+// CursorAfter returns the cursor that continues the export (or a search
+// of its filter) strictly after e, confined to the same tenant.
+func (x *Export) CursorAfter(e audit.Event) string {
+	return cursorAfter(e, x.filter.Tenant)
 }
 
 // ExportStopped is why an export ended before its last event: the client

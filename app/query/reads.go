@@ -38,6 +38,9 @@ type Requester struct {
 	// Verified is who the NATS server authenticated, when the transport
 	// can vouch for it (RequestInfo set by the server); nil otherwise.
 	Verified *Identity
+	// Scope is what the caller may read (docs/tenants.md): every tenant,
+	// or only the tenant its account is bound to.
+	Scope audit.TenantScope
 }
 
 // Identity is a caller as the NATS server authenticated it.

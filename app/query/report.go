@@ -54,6 +54,18 @@ func NewReportHandler(reader audit.ReportReader, store audit.ReportStore, reads 
 	return ReportHandler{reader: reader, store: store, reads: reads, now: cfg.Now, maxDays: cfg.MaxDays}, nil
 }
 
+// counts reads the figures of p over every tenant (tenant nil) or one.
+func (h ReportHandler) counts(ctx context.Context, p audit.Period, tenant *string) (audit.ReportCounts, error) {
+	if tenant == nil {
+		return h.reader.ReportCounts(ctx, p)
+	}
+	tr, ok := h.reader.(audit.TenantReports)
+	if !ok {
+		return audit.ReportCounts{}, errors.New("the report store cannot count one tenant")
+	}
+	return tr.TenantReportCounts(ctx, p, *tenant)
+}
+
 // ReportInput is one report to generate.
 type ReportInput struct {
 	Request audit.ReportRequest
@@ -85,7 +97,11 @@ func (h ReportHandler) Handle(ctx context.Context, in ReportInput) (audit.Stored
 	if err != nil {
 		return audit.StoredReport{}, err
 	}
-	stored, err := h.generate(ctx, in, p)
+	tenant, err := in.Requester.Scope.Resolve("tenant", in.Request.Tenant)
+	if err != nil {
+		return audit.StoredReport{}, err
+	}
+	stored, err := h.generate(ctx, in, p, tenant)
 	r := read{
 		action: ActionReport, endpoint: "audit.report", request: in.Request, who: in.Requester,
 		extra: map[string]any{"trigger": in.Trigger},
@@ -104,7 +120,9 @@ func (h ReportHandler) Handle(ctx context.Context, in ReportInput) (audit.Stored
 	return stored, nil
 }
 
-func (h ReportHandler) generate(ctx context.Context, in ReportInput, p audit.Period) (audit.StoredReport, error) {
+// generate makes the report of period p over the events of tenant (nil:
+// every tenant) and stores it, or returns the one a job stored before.
+func (h ReportHandler) generate(ctx context.Context, in ReportInput, p audit.Period, tenant *string) (audit.StoredReport, error) {
 	if in.JobID != "" {
 		got, err := h.store.ReportByJob(ctx, in.JobID)
 		if err == nil {
@@ -114,12 +132,12 @@ func (h ReportHandler) generate(ctx context.Context, in ReportInput, p audit.Per
 			return audit.StoredReport{}, fmt.Errorf("report job %s: %w", in.JobID, err)
 		}
 	}
-	counts, err := h.reader.ReportCounts(ctx, p)
+	counts, err := h.counts(ctx, p, tenant)
 	if err != nil {
 		return audit.StoredReport{}, fmt.Errorf("%s report %s: %w", in.Request.ReportType, p, err)
 	}
 	rep := audit.BuildReport(in.Request.ReportType, p, counts, h.now())
-	stored, err := h.store.SaveReport(ctx, audit.StoredReport{Trigger: in.Trigger, Request: in.Request, Report: rep}, in.JobID)
+	stored, err := h.store.SaveReport(ctx, audit.StoredReport{Trigger: in.Trigger, Request: in.Request, Tenant: tenant, Report: rep}, in.JobID)
 	if err != nil {
 		return audit.StoredReport{}, fmt.Errorf("%s report %s: %w", in.Request.ReportType, p, err)
 	}
@@ -149,6 +167,9 @@ func (h GetReportHandler) Handle(ctx context.Context, req GetReportRequest, who 
 		return audit.StoredReport{}, audit.Invalid("id", "is required: a report id (a positive integer)")
 	}
 	rep, err := h.store.GetReport(ctx, req.ID)
+	if err == nil && !who.Scope.AllowsReport(rep.Tenant) {
+		rep, err = audit.StoredReport{}, audit.ErrNotFound // another tenant's report is as absent as none
+	}
 	if err != nil {
 		err = fmt.Errorf("report %d: %w", req.ID, err)
 	}
@@ -163,6 +184,9 @@ type ListReportsRequest struct {
 	ReportType string `json:"reportType,omitempty"` // only reports of this type
 	Limit      *int   `json:"limit,omitempty"`      // default audit.DefaultListLimit
 	Cursor     string `json:"cursor,omitempty"`     // nextCursor of the previous page
+	// Tenant lists the reports of one tenant; nil lists all, or, for a
+	// reader bound to a tenant, its own.
+	Tenant *string `json:"tenant,omitempty"`
 }
 
 // ReportList is one page of stored reports, newest first. NextCursor is
@@ -206,7 +230,18 @@ func (h ListReportsHandler) Handle(ctx context.Context, req ListReportsRequest, 
 		}
 		before = c.ID
 	}
-	items, err := h.store.ListReports(ctx, req.ReportType, before, limit+1)
+	tenant, err := who.Scope.Resolve("tenant", req.Tenant)
+	if err != nil {
+		return ReportList{}, err
+	}
+	var items []audit.ReportListItem
+	if tenant == nil {
+		items, err = h.store.ListReports(ctx, req.ReportType, before, limit+1)
+	} else if tr, ok := h.store.(audit.TenantReports); ok {
+		items, err = tr.ListTenantReports(ctx, tenant, req.ReportType, before, limit+1)
+	} else {
+		err = errors.New("the report store cannot list one tenant's reports")
+	}
 	if err != nil {
 		err = fmt.Errorf("list reports: %w", err)
 	}

@@ -26,6 +26,9 @@ type SearchRequest struct {
 	To            string `json:"to,omitempty"`     // RFC 3339, exclusive
 	Limit         *int   `json:"limit,omitempty"`  // default 100, at most 1000
 	Cursor        string `json:"cursor,omitempty"` // nextCursor of the previous page
+	// Tenant selects one tenant's events ("" the default tenant's); nil
+	// reads every tenant, or, for a reader bound to a tenant, its own.
+	Tenant *string `json:"tenant,omitempty"`
 }
 
 // SearchResult is one page of events, newest first. NextCursor is empty on
@@ -52,7 +55,7 @@ func NewSearchHandler(s audit.Searcher, reads ReadAuditor) SearchHandler {
 // *audit.ValidationError naming the field of a bad request; anything else
 // is transient.
 func (h SearchHandler) Handle(ctx context.Context, req SearchRequest, who Requester) (SearchResult, error) {
-	f, err := req.filter()
+	f, err := req.scopedFilter(who.Scope)
 	if err != nil {
 		return SearchResult{}, err
 	}
@@ -66,7 +69,7 @@ func (h SearchHandler) Handle(ctx context.Context, req SearchRequest, who Reques
 	if len(events) > limit {
 		out.Events = events[:limit]
 		last := events[limit-1]
-		out.NextCursor = encodeCursor(searchCursor{T: last.OccurredAt.UTC().Format(time.RFC3339Nano), ID: last.ID})
+		out.NextCursor = cursorAfter(last, f.Tenant)
 	}
 	rec := read{action: ActionQuery, endpoint: "audit.query", request: req, who: who,
 		extra: map[string]any{"returned": len(out.Events)}}
@@ -79,18 +82,30 @@ func (h SearchHandler) Handle(ctx context.Context, req SearchRequest, who Reques
 	return out, nil
 }
 
-// filter checks the request and turns it into a domain filter.
+// filter checks the request and turns it into a domain filter, for a
+// caller that may read every tenant.
 func (r SearchRequest) filter() (audit.SearchFilter, error) {
+	return r.scopedFilter(audit.TenantScope{})
+}
+
+// scopedFilter checks the request and turns it into a domain filter for
+// a caller of scope: a bound caller's filter always holds its tenant, a
+// tenant field naming another is a *audit.ForbiddenError, and a cursor
+// issued for another tenant's search is refused.
+func (r SearchRequest) scopedFilter(scope audit.TenantScope) (audit.SearchFilter, error) {
 	f := audit.SearchFilter{
 		UserID: r.UserID, UserPseudonym: r.UserPseudonym, ResourceType: r.ResourceType, ResourceID: r.ResourceID,
 		Success: r.Success, SessionID: r.SessionID, RequestID: r.RequestID,
 		Limit: audit.DefaultSearchLimit,
 	}
 	f.Action, f.ActionPrefix = audit.ParseActionPattern(r.Action)
+	var err error
+	if f.Tenant, err = scope.Resolve("tenant", r.Tenant); err != nil {
+		return f, err
+	}
 	if r.Limit != nil {
 		f.Limit = *r.Limit
 	}
-	var err error
 	if r.From != "" {
 		if f.From, err = audit.ParseInstant("from", r.From); err != nil {
 			return f, err
@@ -111,15 +126,34 @@ func (r SearchRequest) filter() (audit.SearchFilter, error) {
 		if err != nil {
 			return f, bad
 		}
+		if !sameTenant(c.Tenant, f.Tenant) {
+			return f, audit.Invalid("cursor", "was issued for a search of another tenant")
+		}
 		f.After = &audit.Position{OccurredAt: t, ID: c.ID}
 	}
 	return f, f.Validate()
 }
 
-// searchCursor is the position of the last event of a page.
+// searchCursor is the position of the last event of a page, and the
+// tenant the search was confined to (absent: none), so that a cursor
+// continues only a search of the same tenant.
 type searchCursor struct {
-	T  string `json:"t"`
-	ID string `json:"id"`
+	T      string  `json:"t"`
+	ID     string  `json:"id"`
+	Tenant *string `json:"tn,omitempty"`
+}
+
+// cursorAfter returns the cursor continuing a search confined to tenant
+// (nil: none) strictly after e.
+func cursorAfter(e audit.Event, tenant *string) string {
+	return encodeCursor(searchCursor{T: e.OccurredAt.UTC().Format(time.RFC3339Nano), ID: e.ID, Tenant: tenant})
+}
+
+func sameTenant(a, b *string) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return *a == *b
 }
 
 // encodeCursor makes an opaque cursor: base64url (unpadded) of JSON.
@@ -166,6 +200,9 @@ func (h GetEventHandler) Handle(ctx context.Context, req GetEventRequest, who Re
 		return audit.Event{}, err
 	}
 	ev, err := h.events.Get(ctx, req.ID)
+	if err == nil && !who.Scope.Allows(ev.Tenant) {
+		ev, err = audit.Event{}, audit.ErrNotFound // another tenant's event is as absent as none
+	}
 	if err != nil {
 		err = fmt.Errorf("event %q: %w", req.ID, err)
 	}

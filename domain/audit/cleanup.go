@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -191,6 +192,17 @@ type RetentionPolicy struct {
 	HoldUsers []string
 	// HoldResources: rows about these resources are never deleted.
 	HoldResources []ResourceRef
+	// TenantDays gives tenants a retention of their own
+	// (AUDITQ_TENANT_RETENTION_DAYS, docs/tenants.md): a retentionDays
+	// cleanup keeps this many days of the tenant's events instead of the
+	// job's. Legal holds apply to every tenant.
+	TenantDays map[string]int
+}
+
+// TenantCutoff is the cutoff of one tenant's events in a cleanup.
+type TenantCutoff struct {
+	Tenant string
+	Cutoff time.Time // UTC, microsecond precision
 }
 
 // Cleanup is a validated retention run: delete the rows whose event time
@@ -202,6 +214,22 @@ type Cleanup struct {
 	HoldUsers      []string  // never nil
 	HoldResources  []ResourceRef
 	DryRun         bool
+	// TenantCutoffs replace Cutoff for the events of these tenants, by
+	// tenant name; none unless the policy has TenantDays and the job
+	// asked for retentionDays (a beforeDate applies to every tenant).
+	TenantCutoffs []TenantCutoff
+}
+
+// Bound is the latest cutoff of c, its own or a tenant's: no row at or
+// after it is deleted.
+func (c Cleanup) Bound() time.Time {
+	b := c.Cutoff
+	for _, t := range c.TenantCutoffs {
+		if t.Cutoff.After(b) {
+			b = t.Cutoff
+		}
+	}
+	return b
 }
 
 // Plan checks req against the policy and returns what to delete. asOf is
@@ -238,6 +266,12 @@ func (p RetentionPolicy) Plan(req CleanupRequest, asOf time.Time) (Cleanup, erro
 	}
 	if c.HoldUsers == nil {
 		c.HoldUsers = []string{}
+	}
+	if req.HasRetentionDays {
+		for t, days := range p.TenantDays {
+			c.TenantCutoffs = append(c.TenantCutoffs, TenantCutoff{Tenant: t, Cutoff: Normalize(asOf.AddDate(0, 0, -days))})
+		}
+		slices.SortFunc(c.TenantCutoffs, func(a, b TenantCutoff) int { return strings.Compare(a.Tenant, b.Tenant) })
 	}
 	return c, nil
 }

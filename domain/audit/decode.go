@@ -25,6 +25,9 @@ type Rejection struct {
 	Index int             `json:"index"`
 	Error string          `json:"error"`
 	Raw   json.RawMessage `json:"-"` // the event as sent, for the poison stream
+	// Tenant is the tenant of the bulk message's subject, so that a
+	// replay of the rejected event goes to that tenant's subject.
+	Tenant string `json:"-"`
 }
 
 // DecodeBulk parses an audit.bulk message, {"events":[...]}, with at most

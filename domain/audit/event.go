@@ -44,6 +44,10 @@ type Event struct {
 	ErrorMessage string
 	OccurredAt   time.Time // UTC, microsecond precision
 	ReceivedAt   time.Time // UTC, microsecond precision
+	// Tenant is the tenant the event belongs to (docs/tenants.md), taken
+	// from the subject it arrived on, never from its payload;
+	// DefaultTenant ("") in a single-tenant deployment.
+	Tenant string
 
 	// Personal data (docs/personal-data.md). Pseudonym is the keyed
 	// pseudonym of UserID when the deployment pseudonymises or encrypts

@@ -43,3 +43,12 @@ type ExportReader interface {
 	// last.
 	ExportPage(ctx context.Context, f SearchFilter) ([]Event, error)
 }
+
+// TenantReports reads and lists the reports of one tenant (docs/tenants.md).
+type TenantReports interface {
+	// TenantReportCounts is ReportCounts over the events of tenant only.
+	TenantReportCounts(ctx context.Context, p Period, tenant string) (ReportCounts, error)
+	// ListTenantReports is ListReports confined to the reports of tenant
+	// (nil: every report).
+	ListTenantReports(ctx context.Context, tenant *string, reportType string, beforeID int64, limit int) ([]ReportListItem, error)
+}

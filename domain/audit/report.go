@@ -38,6 +38,10 @@ type ReportRequest struct {
 	StartDate  string `json:"startDate,omitempty"` // RFC 3339, custom
 	EndDate    string `json:"endDate,omitempty"`   // RFC 3339, custom
 	TimeZone   string `json:"timeZone,omitempty"`  // IANA name, default UTC
+	// Tenant confines the report to one tenant ("" the default tenant's
+	// events, docs/tenants.md); nil counts every tenant, or, for a reader
+	// bound to a tenant, its own.
+	Tenant *string `json:"tenant,omitempty"`
 }
 
 // Period is the half-open time range [Start, End) of a report. Start and End
@@ -377,6 +381,8 @@ type StoredReport struct {
 	ID      int64         `json:"id"`
 	Trigger string        `json:"trigger"`
 	Request ReportRequest `json:"request"`
+	// Tenant is the one tenant the report counts; nil: every tenant.
+	Tenant *string `json:"tenant,omitempty"`
 	Report
 }
 

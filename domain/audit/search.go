@@ -37,6 +37,8 @@ type SearchFilter struct {
 	From, To      time.Time // [From, To); zero = open
 	Limit         int       // 1..MaxSearchLimit
 	After         *Position // continue after this event
+	// Tenant selects one tenant's events; nil selects every tenant's.
+	Tenant *string
 }
 
 // ParseActionPattern splits an action filter: "guild.*" is the prefix

@@ -13,11 +13,14 @@ import (
 // (JCS) serialisation of a JSON object holding the event's fields under
 // their camelCase names, in JCS key order (action, details, errorMessage,
 // id, ipAddress, occurredAt, personal, receivedAt, requestId, resourceId,
-// resourceType, sessionId, success, userAgent, userId, userPseudonym).
+// resourceType, sessionId, success, tenant, userAgent, userId,
+// userPseudonym).
 // personal (the sealed personal fields, standard base64) and
 // userPseudonym appear only in the stored form of events written with
 // personal data pseudonymised or encrypted (docs/personal-data.md), so
-// the encoding of every other event is unchanged. Absent optional
+// the encoding of every other event is unchanged; tenant appears only
+// for an event of a tenant other than the default (docs/tenants.md), so
+// that moving an event to another tenant breaks its proof. Absent optional
 // fields (empty strings, nil details) are left out; times are UTC with
 // exactly six fractional digits ("2026-11-24T13:45:00.123000Z"); details
 // is canonicalised with audit.AppendCanonicalJSON (see
@@ -60,6 +63,7 @@ func AppendCanonicalEvent(dst []byte, e audit.Event) ([]byte, error) {
 	} else {
 		dst = append(dst, `,"success":false`...)
 	}
+	dst = optional(dst, `,"tenant":`, e.Tenant)
 	dst = optional(dst, `,"userAgent":`, e.UserAgent)
 	dst = optional(dst, `,"userId":`, e.UserID)
 	dst = optional(dst, `,"userPseudonym":`, e.Pseudonym)

@@ -19,6 +19,7 @@ type filterFlags struct {
 var filterFlagNames = map[string]string{
 	"userId": "--user", "action": "--action", "resourceType": "--resource-type", "resourceId": "--resource-id",
 	"success": "--success", "sessionId": "--session", "requestId": "--request", "from": "--from", "to": "--to",
+	"tenant": "--tenant",
 }
 
 // addFilterFlags defines the filter flags on fs, filling f; parse checks
@@ -34,6 +35,10 @@ func addFilterFlags(fs *flag.FlagSet, f *contract.Filter) *filterFlags {
 	fs.StringVar(&f.RequestID, "request", "", "events of this request id")
 	fs.StringVar(&ff.from, "from", "", "events at or after this time: RFC 3339, or a date (its start, UTC)")
 	fs.StringVar(&ff.to, "to", "", "events before this time: RFC 3339, or a date (its start, UTC)")
+	fs.Func("tenant", "one tenant's events, \"\" the default tenant's (for readers bound to no tenant, docs/tenants.md)", func(s string) error {
+		f.Tenant = &s
+		return nil
+	})
 	return ff
 }
 

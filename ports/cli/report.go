@@ -53,6 +53,11 @@ func Report(ctx context.Context, connect Connector, args []string, out io.Writer
 	start := fs.String("start", "", "custom: start (inclusive), RFC 3339 or a date (its start in --tz)")
 	end := fs.String("end", "", "custom: end (exclusive), RFC 3339 or a date (its start in --tz)")
 	id := fs.Int64("id", 0, "print the stored report with this id instead of generating one")
+	var tenant *string
+	fs.Func("tenant", "count one tenant's events, \"\" the default tenant's (for readers bound to no tenant, docs/tenants.md)", func(s string) error {
+		tenant = &s
+		return nil
+	})
 	asJSON := fs.Bool("json", false, "print the JSON response as received")
 	job := fs.Bool("job", false, "run it as a report job (audit.admin.report.generate, an operator's request): the job records who started it, and its report is published to audit.results.report")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the answer")
@@ -67,6 +72,7 @@ func Report(ctx context.Context, connect Connector, args []string, out io.Writer
 	if err != nil {
 		return err
 	}
+	req.Tenant = tenant
 	subject, body := subjectReport, any(req)
 	if *id != 0 {
 		subject, body = subjectReportGet, map[string]int64{"id": *id}
@@ -141,7 +147,7 @@ func reportJob(ctx context.Context, connect Connector, req audit.ReportRequest, 
 
 // reportFlags names the flags of the date and time fields of an
 // audit.report request.
-var reportFlags = map[string]string{"date": "--date", "startDate": "--start", "endDate": "--end", "timeZone": "--tz"}
+var reportFlags = map[string]string{"date": "--date", "startDate": "--start", "endDate": "--end", "timeZone": "--tz", "tenant": "--tenant"}
 
 // reportRequest builds the audit.report request from the flags: --start
 // and --end as RFC 3339 times or dates (a date is its first instant in

@@ -49,6 +49,7 @@ func (v EventView) AppendJSON(dst []byte, scratch *bytes.Buffer) ([]byte, error)
 	if dst, err = appendTime(append(dst, `,"receivedAt":`...), v.ReceivedAt); err != nil {
 		return dst, err
 	}
+	dst = appendField(dst, "tenant", v.Tenant, true)
 	return append(dst, '}'), nil
 }
 

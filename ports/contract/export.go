@@ -46,6 +46,9 @@ type Filter struct {
 	RequestID    string `json:"requestId,omitempty"`
 	From         string `json:"from,omitempty"` // RFC 3339, inclusive
 	To           string `json:"to,omitempty"`   // RFC 3339, exclusive
+	// Tenant selects one tenant (docs/tenants.md; "" the default
+	// tenant); nil: every tenant, or a bound reader's own.
+	Tenant *string `json:"tenant,omitempty"`
 }
 
 // ExportRequest is the body of an audit.export request.

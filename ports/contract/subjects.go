@@ -5,6 +5,8 @@
 // the Go client share one definition. See docs/contract.md.
 package contract
 
+import "strings"
+
 // Subjects: a public contract (docs/contract.md, "Subjects and streams"). Never
 // rename one silently.
 const (
@@ -42,6 +44,66 @@ const (
 	// SubjectCheckpoints, the stream subject every checkpoint is kept on.
 	SubjectCheckpointWrite = "audit.checkpoint.write"
 )
+
+// Tenant subjects (docs/tenants.md): the events of tenant T arrive on
+// audit.t.T.log and audit.t.T.bulk. A tenant's account publishes to
+// audit.log and audit.bulk as any publisher does; its import of auditq's
+// export maps them there, and the export lets each account import only
+// the subjects whose tenant token is its own name. With AUDITQ_TENANTS
+// off no stream captures them.
+const (
+	TenantPrefix       = "audit.t."
+	TenantLogSubjects  = "audit.t.*.log"
+	TenantBulkSubjects = "audit.t.*.bulk"
+	// TenantToken is the position (from 1) of the tenant in a tenant
+	// subject: the account_token_position of auditq's exports.
+	TenantToken = 3
+	// TenantBulkResults is where a tenant's bulk results go
+	// (audit.t.T.results.bulk, in stream AUDIT_RESULTS), its tenant at
+	// TenantToken too. It lies outside audit.results.>: nats-server
+	// authorises an import by the first export in its (unordered) map
+	// that matches, so exports must not overlap.
+	TenantBulkResults = "audit.t.*.results.bulk"
+)
+
+// TenantSubject returns the subject of job ("log" or "bulk") for tenant:
+// audit.t.<tenant>.<job>.
+func TenantSubject(tenant, job string) string { return TenantPrefix + tenant + "." + job }
+
+// TenantOf splits a job subject into its job subject (audit.log or
+// audit.bulk) and tenant: "" for audit.log and audit.bulk themselves; ok
+// is false for any other subject.
+func TenantOf(subject string) (job, tenant string, ok bool) {
+	switch subject {
+	case SubjectLog, SubjectBulk:
+		return subject, "", true
+	}
+	rest, found := strings.CutPrefix(subject, TenantPrefix)
+	if !found {
+		return "", "", false
+	}
+	tenant, kind, found := strings.Cut(rest, ".")
+	if !found || tenant == "" {
+		return "", "", false
+	}
+	switch kind {
+	case "log":
+		return SubjectLog, tenant, true
+	case "bulk":
+		return SubjectBulk, tenant, true
+	}
+	return "", "", false
+}
+
+// TenantBulkResultSubject is the subject of a bulk result of tenant:
+// audit.results.bulk for the default tenant, else
+// audit.t.<tenant>.results.bulk.
+func TenantBulkResultSubject(tenant string) string {
+	if tenant == "" {
+		return SubjectBulkResults
+	}
+	return TenantPrefix + tenant + ".results.bulk"
+}
 
 // PoisonJobs maps the job name of each poison subject (PoisonPrefix +
 // job) to the job subject whose rejections it holds. Rejected events of a

@@ -33,6 +33,9 @@ type EventView struct {
 	// UserPseudonym and Erased: see above.
 	UserPseudonym string `json:"userPseudonym,omitempty"`
 	Erased        bool   `json:"erased,omitempty"`
+	// Tenant is the event's tenant (docs/tenants.md), left out for the
+	// default tenant.
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // ViewOf returns e as the request service shows it.
@@ -42,6 +45,7 @@ func ViewOf(e audit.Event) EventView {
 		ResourceID: e.ResourceID, Details: e.Details, IPAddress: e.IPAddress, UserAgent: e.UserAgent,
 		SessionID: e.SessionID, RequestID: e.RequestID, Success: e.Success, ErrorMessage: e.ErrorMessage,
 		Timestamp: e.OccurredAt, ReceivedAt: e.ReceivedAt, UserPseudonym: e.Pseudonym, Erased: e.Erased,
+		Tenant: e.Tenant,
 	}
 }
 

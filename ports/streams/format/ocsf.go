@@ -52,6 +52,9 @@ type ocsfMetadata struct {
 	UID            string      `json:"uid"`
 	LoggedTime     int64       `json:"logged_time"`
 	CorrelationUID string      `json:"correlation_uid,omitempty"`
+	// TenantUID is the event's tenant (docs/tenants.md), left out for the
+	// default tenant.
+	TenantUID string `json:"tenant_uid,omitempty"`
 }
 
 type ocsfProduct struct {
@@ -176,7 +179,7 @@ func ocsfOf(e audit.SealedEvent, o Options) OCSFEvent {
 		Message: e.Action + " " + e.ResourceType + "/" + e.ResourceID,
 		Metadata: ocsfMetadata{
 			Version: OCSFVersion, Product: ocsfProduct{Name: "auditq", VendorName: "auditq", Version: o.ProductVersion},
-			UID: e.ID, LoggedTime: e.ReceivedAt.UnixMilli(), CorrelationUID: e.RequestID,
+			UID: e.ID, LoggedTime: e.ReceivedAt.UnixMilli(), CorrelationUID: e.RequestID, TenantUID: e.Tenant,
 		},
 		SrcEndpoint: ocsfEndpoint{IP: e.IPAddress},
 		Resources:   []ocsfRes{{Type: e.ResourceType, UID: e.ResourceID}},
