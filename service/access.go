@@ -22,6 +22,7 @@ func accessRules(cfg config.Config) natsjs.AccessRules {
 		Owned:        []string{contract.ResultSubjects, contract.PoisonSubjects, contract.SubjectCheckpoints, contract.ScheduleSubjects},
 		Requests:     contract.RequestSubjects(),
 		Jobs:         []string{contract.SubjectLog, contract.SubjectBulk, contract.SubjectCleanup, contract.SubjectReportGenerate},
+		Acks:         []string{contract.ExportAckPrefix + ">"},
 		Results:      []string{contract.ResultSubjects, contract.SubjectCheckpoints},
 		Streams:      []string{natsjs.StreamAudit, natsjs.StreamPoison, natsjs.StreamResults, natsjs.StreamCheckpoints},
 		PoisonStream: natsjs.StreamPoison,

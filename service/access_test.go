@@ -179,6 +179,13 @@ func roleActions() []action {
 		send(s, body, readers...)
 	}
 	send(contract.SubjectCheckpointWrite, "", operator, console)
+	// An export (its answer is a stream of messages across the accounts),
+	// and the operator's requests.
+	send(contract.SubjectExport, `{"userId":"nobody"}`, readers...)
+	for _, s := range contract.AdminRequestSubjects() {
+		send(s, map[string]string{contract.SubjectAdminPoisonGet: `{"seq":1}`, contract.SubjectAdminPoisonReplay: `{"seq":1}`,
+			contract.SubjectAdminPoisonDiscard: `{"seq":1}`}[s], operator)
+	}
 	send("$JS.API.STREAM.INFO.AUDIT_POISON", "", operator)
 	send("$JS.API.STREAM.INFO.AUDIT", "", operator)
 	// What only auditq publishes, and the JetStream API that would change

@@ -772,3 +772,101 @@ func TestConsoleOperations(t *testing.T) {
 	}
 	screenshot(t, ctx, shots, "operations-phone")
 }
+
+// TestConsoleReaderRefused logs in to the console with the shipped roles
+// (deploy/nats/auditq-roles.conf), each user on its own inbox
+// (AUDITQ_CONSOLE_INBOX_PREFIX=_INBOX_{user}): the reader sees the trail
+// and exports it, has no Operations link, and when it opens the view
+// anyway, the server's refusal is shown for each operator subject; the
+// operator gets the view and its answers.
+func TestConsoleReaderRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the browser test boots a service and chromium")
+	}
+	ctx := browser(t)
+	env := servicetest.Env(t)
+	env["AUDITQ_NATS_CONFIG"] = "../../deploy/nats/auditq-roles.conf"
+	env["AUDITQ_CONSOLE_INBOX_PREFIX"] = "_INBOX_{user}"
+	svc := servicetest.Start(t, env)
+	nc, err := nats.Connect(svc.NATSURL(), nats.UserInfo("operator", "operator-example"), nats.CustomInboxPrefix("_INBOX_operator"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []*nats.Msg
+	for i := range 3 {
+		id := fmt.Sprintf("role-%d", i)
+		msgs = append(msgs, servicetest.EventMsg("audit.log", id, servicetest.EventJSON(id, "user.login")))
+	}
+	servicetest.PublishAll(t, js, msgs)
+	db := servicetest.OpenDB(t, env)
+	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		n := servicetest.CountRows(t, db, "id LIKE 'role-%'")
+		return n == 3, fmt.Sprintf("%d of 3 events stored", n)
+	})
+	base := "http://" + svc.HTTPAddr() + "/"
+	login := func(user, password string) {
+		t.Helper()
+		run(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(base))
+		waitFor(t, ctx, "the login form", `document.querySelector("form.login")`)
+		run(t, ctx,
+			chromedp.SetValue(chromedp.CSS(`input[name="user"]`), user),
+			chromedp.SetValue(chromedp.CSS(`input[name="pass"]`), password),
+			chromedp.Click(chromedp.CSS(`form.login button[type="submit"]`)))
+		waitFor(t, ctx, "the trail as "+user, `document.querySelector('#trail-rows tr[data-id="role-2"]')`)
+		waitFor(t, ctx, "the operator probe", `document.body.dataset.operator`)
+	}
+
+	login("reader", "reader-example")
+	if got := eval[string](t, ctx, `document.body.dataset.operator`); got != "no" {
+		t.Fatalf("the reader is taken for an operator (%q)", got)
+	}
+	if eval[bool](t, ctx, `!!document.querySelector('nav a[data-view="operations"]')`) {
+		t.Fatal("the reader sees the Operations link")
+	}
+	// The reader may export: the chunks cross from auditq's account.
+	downloads := t.TempDir()
+	if _, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+		Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, chromedp.Navigate(base+"#/trail?action=user.login"))
+	waitFor(t, ctx, "the reader's search", `document.querySelectorAll("#trail-rows tr").length === 3`)
+	run(t, ctx, chromedp.SetValue(chromedp.CSS(`#export-format`), "ndjson"), chromedp.Click(chromedp.CSS(`#export-button`)))
+	waitFor(t, ctx, "the reader's export saved", `document.querySelector("#export-state").dataset.events === "3"`)
+
+	// Asked anyway: refused by the server, plainly.
+	run(t, ctx, chromedp.Navigate(base+"#/operations"))
+	waitFor(t, ctx, "the refusals", `document.querySelectorAll("main section .error").length >= 4`)
+	for _, c := range []struct{ section, subject string }{
+		{"ops-status", "audit.admin.status"}, {"ops-poison", "audit.admin.poison.list"},
+		{"ops-schedules", "audit.admin.schedules"}, {"ops-cleanups", "audit.admin.cleanups"},
+	} {
+		text := eval[string](t, ctx, `document.querySelector("#`+c.section+` .error")?.textContent || ""`)
+		if !strings.Contains(text, "Refused by the NATS server") || !strings.Contains(text, `Publish to "`+c.subject+`"`) {
+			t.Errorf("%s shows %q, want the server's refusal of %s", c.section, text, c.subject)
+		}
+	}
+	run(t, ctx, chromedp.Click(chromedp.CSS(`#dryrun-button`)))
+	waitFor(t, ctx, "the dry run refused", `document.querySelector("#dryrun-result .error")?.textContent.includes('Publish to "audit.admin.cleanup.dryrun"')`)
+	if text := eval[string](t, ctx, `document.querySelector("main").innerText`); !strings.Contains(text, "not an operator") {
+		t.Errorf("the view does not say that this login is not an operator's: %q", text[:min(len(text), 300)])
+	}
+	screenshot(t, ctx, t.ArtifactDir(), "operations-refused")
+
+	login("operator", "operator-example")
+	if got := eval[string](t, ctx, `document.body.dataset.operator`); got != "yes" {
+		t.Fatalf("the operator is not taken for one (%q)", got)
+	}
+	run(t, ctx, chromedp.Click(chromedp.CSS(`nav a[data-view="operations"]`)))
+	waitFor(t, ctx, "the operator's status", `document.querySelector("#status-verify")`)
+	waitFor(t, ctx, "the operator's poison stream", `document.querySelector("#poison-empty")`)
+	if n := eval[int](t, ctx, `document.querySelectorAll("main .error").length`); n != 0 {
+		t.Errorf("the operator's view shows %d errors: %s", n, eval[string](t, ctx, `document.querySelector("main .error").textContent`))
+	}
+}

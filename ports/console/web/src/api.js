@@ -70,8 +70,14 @@ export function inboxPrefixFor(prefix, user) {
 // refusal says plainly that the NATS server refused a subject to this
 // login, or returns "" for any other error.
 export function refusal(err) {
-  if (err && err.name === "PermissionViolationError") return `Refused by the NATS server: this login may not use it (${err.message}).`;
-  return "";
+  const pve = isPermissionError(err) ? err : err && isPermissionError(err.cause) ? err.cause : null;
+  return pve ? `Refused by the NATS server: this login may not use it (${pve.message}).` : "";
+}
+
+// isPermissionError tells whether err is the server's permissions
+// violation (nats.js may hand it over as the cause of a request error).
+function isPermissionError(err) {
+  return !!err && (err.name === "PermissionViolationError" || /^Permissions Violation/.test(String(err.message)));
 }
 
 // requestText sends body (an object) to subject and returns the answer's
@@ -123,7 +129,7 @@ export async function exportEvents(body, { onProgress, signal, timeout = 60000 }
   let ack = "";
   let refused = null;
   const onErr = (err) => {
-    if (err && err.name === "PermissionViolationError" && (err.subject === "audit.export" || err.subject === inbox || err.subject === ack)) {
+    if (isPermissionError(err) && (err.subject === "audit.export" || err.subject === inbox || err.subject === ack)) {
       refused = err;
       sub.unsubscribe();
     }
