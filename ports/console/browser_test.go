@@ -716,6 +716,9 @@ func TestConsoleOperations(t *testing.T) {
 	run(t, ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[aria-label="Replay message %d"]`, b1))))
 	waitFor(t, ctx, "bad-1 replayed", `document.querySelector("#poison-note").textContent.includes("replayed to audit.log as bad-1")`)
 	waitFor(t, ctx, "one poison row left", `document.querySelectorAll("#poison-rows tbody tr[data-seq]").length === 1`)
+	if focused := eval[string](t, ctx, `document.activeElement.id`); focused != "poison-note" {
+		t.Errorf("after the replay the focus is on %q, want the outcome (poison-note)", focused)
+	}
 	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
 		n := servicetest.CountRows(t, db, "id = 'bad-1' AND resource_id = 'd-fixed' AND user_id = 'u-9'")
 		return n == 1, fmt.Sprintf("%d rows of the replayed bad-1", n)

@@ -594,7 +594,7 @@ function operationsView() {
       rawJSON("The answer of audit.admin.status", st));
   }, (err) => fill(status, errorBox(err)));
 
-  const poisonNote = h("p", { role: "status", "aria-live": "polite", id: "poison-note", class: "muted" });
+  const poisonNote = h("p", { role: "status", "aria-live": "polite", id: "poison-note", class: "muted", tabindex: "-1" });
   const loadPoison = () => request("audit.admin.poison.list", { limit: 50 }).then((ans) => {
     if (stopped) return;
     const msgs = ans.messages;
@@ -670,8 +670,11 @@ function poisonRow(m, note, reload) {
       note.className = "ok";
       reload();
     } catch (err) {
+      note.className = "";
       note.replaceChildren(errorBox(err));
     }
+    // The row's buttons go with the row: the focus moves to the outcome.
+    note.focus();
   };
   const show = async () => {
     detail.replaceChildren(h("p", { class: "muted" }, "Loading…"));
