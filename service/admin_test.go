@@ -293,10 +293,14 @@ func TestAdminStatusReportsTheLastVerify(t *testing.T) {
 	if out, err := runVerify(t, env); err != nil {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
-	st := decodeInto[contract.Status](t, ask(t, nc, contract.SubjectAdminStatus, `{}`))
+	answer := ask(t, nc, contract.SubjectAdminStatus, `{}`)
+	st := decodeInto[contract.Status](t, answer)
 	v := st.LastVerify
 	if v == nil {
 		t.Fatal("no lastVerify after auditq verify")
+	}
+	if err := schemaErr(t, schemasServed(t, nc)["admin-status"], answer.data); err != nil {
+		t.Errorf("the status with a last verify breaks its schema: %v\n%s", err, answer.data)
 	}
 	rows := int64(servicetest.CountRows(t, db, "true"))
 	if !v.OK || v.FailureCount != 0 || v.FirstFailure != "" || v.Trigger != "auditq verify" || v.Events < 5 || v.Events > rows ||
