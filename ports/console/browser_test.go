@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -790,8 +791,12 @@ func TestConsoleReaderRefused(t *testing.T) {
 	env := servicetest.Env(t)
 	env["AUDITQ_NATS_CONFIG"] = "../../deploy/nats/auditq-roles.conf"
 	env["AUDITQ_CONSOLE_INBOX_PREFIX"] = "_INBOX_{user}"
+	// Several chunks with a window of 1: the reader's acknowledgements
+	// must cross into auditq's account for the export to finish.
+	env["AUDITQ_EXPORT_CHUNK_BYTES"] = "4096"
+	env["AUDITQ_EXPORT_WINDOW"] = "1"
 	svc := servicetest.Start(t, env)
-	nc, err := nats.Connect(svc.NATSURL(), nats.UserInfo("operator", "operator-example"), nats.CustomInboxPrefix("_INBOX_operator"))
+	nc, err := nats.Connect(svc.NATSURL(), nats.UserInfo("operator", "operator-example"), nats.CustomInboxPrefix("_INBOX_operator"), nats.Timeout(20*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -801,15 +806,15 @@ func TestConsoleReaderRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	var msgs []*nats.Msg
-	for i := range 3 {
-		id := fmt.Sprintf("role-%d", i)
+	for i := range 40 {
+		id := fmt.Sprintf("role-%02d", i)
 		msgs = append(msgs, servicetest.EventMsg("audit.log", id, servicetest.EventJSON(id, "user.login")))
 	}
 	servicetest.PublishAll(t, js, msgs)
 	db := servicetest.OpenDB(t, env)
 	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
 		n := servicetest.CountRows(t, db, "id LIKE 'role-%'")
-		return n == 3, fmt.Sprintf("%d of 3 events stored", n)
+		return n == 40, fmt.Sprintf("%d of 40 events stored", n)
 	})
 	base := "http://" + svc.HTTPAddr() + "/"
 	login := func(user, password string) {
@@ -820,7 +825,7 @@ func TestConsoleReaderRefused(t *testing.T) {
 			chromedp.SetValue(chromedp.CSS(`input[name="user"]`), user),
 			chromedp.SetValue(chromedp.CSS(`input[name="pass"]`), password),
 			chromedp.Click(chromedp.CSS(`form.login button[type="submit"]`)))
-		waitFor(t, ctx, "the trail as "+user, `document.querySelector('#trail-rows tr[data-id="role-2"]')`)
+		waitFor(t, ctx, "the trail as "+user, `document.querySelector('#trail-rows tr[data-id="role-39"]')`)
 		waitFor(t, ctx, "the operator probe", `document.body.dataset.operator`)
 	}
 
@@ -839,9 +844,21 @@ func TestConsoleReaderRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, ctx, chromedp.Navigate(base+"#/trail?action=user.login"))
-	waitFor(t, ctx, "the reader's search", `document.querySelectorAll("#trail-rows tr").length === 3`)
+	waitFor(t, ctx, "the reader's search", `document.querySelectorAll("#trail-rows tr").length === 40`)
 	run(t, ctx, chromedp.SetValue(chromedp.CSS(`#export-format`), "ndjson"), chromedp.Click(chromedp.CSS(`#export-button`)))
-	waitFor(t, ctx, "the reader's export saved", `document.querySelector("#export-state").dataset.events === "3"`)
+	waitFor(t, ctx, "the reader's export saved", `document.querySelector("#export-state").dataset.events === "40"`)
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		names, _ := filepath.Glob(filepath.Join(downloads, "auditq-export-*.ndjson"))
+		if len(names) != 1 {
+			return false, fmt.Sprintf("downloads: %v", names)
+		}
+		data, err := os.ReadFile(names[0])
+		return err == nil && strings.Count(string(data), "\n") == 40, fmt.Sprintf("%d lines (%v)", strings.Count(string(data), "\n"), err)
+	})
+	// The export came in more than one chunk (as the operator sees it).
+	if sum, err := contract.ReceiveExport(t.Context(), nc, contract.ExportRequest{Filter: contract.Filter{Action: "user.login"}}, io.Discard, contract.ExportOptions{}); err != nil || sum.Chunks < 2 {
+		t.Fatalf("the operator's export of the same filter: %+v, %v; want more than one chunk", sum, err)
+	}
 
 	// Asked anyway: refused by the server, plainly.
 	run(t, ctx, chromedp.Navigate(base+"#/operations"))
