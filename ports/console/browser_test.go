@@ -124,6 +124,17 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 	}
 }
 
+// unlabelled returns the form controls and buttons of the page without a
+// name a screen reader can announce (a label, aria-label or
+// aria-labelledby; for a button, its text).
+func unlabelled(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	return eval[[]string](t, ctx, `[...document.querySelectorAll("main button, main input, main select, main textarea")]
+		.filter(el => !(el.getAttribute("aria-label") || el.getAttribute("aria-labelledby") || (el.labels && el.labels.length) ||
+			(el.tagName === "BUTTON" && el.textContent.trim())))
+		.map(el => el.outerHTML.slice(0, 120))`)
+}
+
 func rowIDs(t *testing.T, ctx context.Context) []string {
 	t.Helper()
 	return eval[[]string](t, ctx, `[...document.querySelectorAll("#trail-rows tr")].map(r => r.dataset.id)`)
@@ -451,6 +462,9 @@ func TestConsoleInBrowser(t *testing.T) {
 			}
 			if format == "csv" {
 				screenshot(t, ctx, shots, "export")
+				if bad := unlabelled(t, ctx); len(bad) > 0 {
+					t.Errorf("controls without a name for screen readers: %v", bad)
+				}
 			}
 			var file string
 			servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
@@ -768,6 +782,9 @@ func TestConsoleOperations(t *testing.T) {
 		t.Errorf("%d events after the dry runs, want the 5 the cleanup kept", n)
 	}
 	screenshot(t, ctx, shots, "operations-dryrun")
+	if bad := unlabelled(t, ctx); len(bad) > 0 {
+		t.Errorf("controls without a name for screen readers: %v", bad)
+	}
 
 	run(t, ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Reload())
 	waitFor(t, ctx, "the view at phone width", `document.querySelector("#status-verify") && document.querySelector("#cleanup-rows")`)

@@ -668,12 +668,13 @@ function poisonRow(m, note, reload) {
       const ans = await request(subject, body);
       note.textContent = done(ans);
       note.className = "ok";
-      reload();
+      await reload();
     } catch (err) {
       note.className = "";
       note.replaceChildren(errorBox(err));
     }
-    // The row's buttons go with the row: the focus moves to the outcome.
+    // The row's buttons went with the row: the focus moves to the outcome,
+    // once the list is drawn again.
     note.focus();
   };
   const show = async () => {
