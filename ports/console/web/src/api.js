@@ -128,6 +128,7 @@ export async function exportEvents(body, { onProgress, signal, timeout = 60000 }
   let bytes = 0;
   let ack = "";
   let refused = null;
+  let ended = false; // the service sent its last message
   const onErr = (err) => {
     if (isPermissionError(err) && (err.subject === "audit.export" || err.subject === inbox || err.subject === ack)) {
       refused = err;
@@ -164,6 +165,7 @@ export async function exportEvents(body, { onProgress, signal, timeout = 60000 }
         } catch {
           // the headers say enough
         }
+        ended = true;
         const e = new ApiError(code, message, field);
         e.cursor = hd("Auditq-Export-Cursor");
         e.events = events;
@@ -173,6 +175,7 @@ export async function exportEvents(body, { onProgress, signal, timeout = 60000 }
       if (n !== seq + 1) throw new Error(`export: message ${n} arrived after ${seq}: a message was lost`);
       seq = n;
       if (hd("Auditq-Export-Status") === "done") {
+        ended = true;
         const summary = JSON.parse(dec.decode(m.data));
         if (summary.events !== events || summary.chunks !== seq - 1 || summary.bytes !== bytes) {
           throw new Error(`export: received ${events} events in ${seq - 1} chunks (${bytes} bytes), the service sent ${summary.events} in ${summary.chunks} (${summary.bytes} bytes)`);
@@ -197,6 +200,9 @@ export async function exportEvents(body, { onProgress, signal, timeout = 60000 }
     if (signal && signal.aborted) throw new Error(`export cancelled after ${events} events`);
     throw new Error(`export: nothing arrived for ${timeout / 1000} s after ${events} events`);
   } finally {
+    // Stopped early on this side (a lost message, a bad summary): the
+    // service is told at once rather than after its ack timeout.
+    if (!ended && ack && !(signal && signal.aborted)) nc.publish(ack, "cancel");
     clearTimeout(idle);
     errorListeners.delete(onErr);
     if (signal) signal.removeEventListener("abort", cancel);
