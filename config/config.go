@@ -197,7 +197,7 @@ var Vars = []Var{
 	{"AUDITQ_NATS_WEBSOCKET_TLS_CERT", "", "embedded server: certificate file (PEM) of the WebSocket listener (wss://); required beyond loopback"},
 	{"AUDITQ_NATS_WEBSOCKET_TLS_KEY", "", "key file (PEM) for AUDITQ_NATS_WEBSOCKET_TLS_CERT"},
 	{"AUDITQ_CONSOLE_WEBSOCKET_URL", "", "the ws:// or wss:// URL the console's browser connects to; empty: the embedded server's WebSocket listener (set it for an external NATS server)"},
-	{"AUDITQ_CONSOLE_INBOX_PREFIX", "", "inbox prefix of the console's NATS connection, for console users whose permissions allow only a private inbox; empty: _INBOX"},
+	{"AUDITQ_CONSOLE_INBOX_PREFIX", "", "inbox prefix of the console's NATS connection, for console users whose permissions allow only a private inbox; {user} stands for the logged-in user (_INBOX_{user}); empty: _INBOX"},
 }
 
 // Load reads the configuration through getenv (os.Getenv in production) and

@@ -123,5 +123,13 @@ func statusView(st query.Status) contract.Status {
 	if out.Pending == nil {
 		out.Pending = map[string]uint64{}
 	}
+	if v := st.LastVerify; v != nil {
+		out.LastVerify = &contract.VerifyRunView{
+			StartedAt: v.StartedAt.UTC(), FinishedAt: v.FinishedAt.UTC(), DurationMs: v.FinishedAt.Sub(v.StartedAt).Milliseconds(),
+			OK: v.OK, Events: v.Events, Batches: v.Batches, BatchSeq: v.BatchSeq, Checkpoints: v.Checkpoints,
+			CheckpointSeq: v.CheckpointSeq, Uncovered: v.Uncovered, FailureCount: v.FailureCount, FirstFailure: v.FirstFailure,
+			Trigger: v.Trigger,
+		}
+	}
 	return out
 }

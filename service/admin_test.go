@@ -265,3 +265,63 @@ func TestAdminStatusWithoutTamperEvidence(t *testing.T) {
 		t.Errorf("status with tamper evidence off: %+v", st)
 	}
 }
+
+// "auditq verify" records each finished verification of the whole trail,
+// and audit.admin.status reports the newest: none before the first; an
+// OK run with its counts and the checkpoint it reached; after a row is
+// changed, a failed run naming the event.
+func TestAdminStatusReportsTheLastVerify(t *testing.T) {
+	env := servicetest.Env(t)
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
+	nc, js := natstest.Connect(t, svc.NATSURL())
+	if st := decodeInto[contract.Status](t, ask(t, nc, contract.SubjectAdminStatus, `{}`)); st.LastVerify != nil {
+		t.Fatalf("lastVerify before any verify: %+v", st.LastVerify)
+	}
+	var msgs []*nats.Msg
+	for i := range 5 {
+		id := fmt.Sprintf("lv-%d", i)
+		msgs = append(msgs, servicetest.EventMsg("audit.log", id, servicetest.EventJSON(id, "user.login")))
+	}
+	servicetest.PublishAll(t, js, msgs)
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := servicetest.CountRows(t, db, "id LIKE 'lv-%'")
+		return n == 5, fmt.Sprintf("%d of 5 rows", n)
+	})
+	cp := decodeInto[struct{ Checkpoint struct{ Seq int64 } }](t, ask(t, nc, contract.SubjectCheckpointWrite, `{}`))
+
+	before := time.Now().UTC()
+	if out, err := runVerify(t, env); err != nil {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	answer := ask(t, nc, contract.SubjectAdminStatus, `{}`)
+	st := decodeInto[contract.Status](t, answer)
+	v := st.LastVerify
+	if v == nil {
+		t.Fatal("no lastVerify after auditq verify")
+	}
+	if err := schemaErr(t, schemasServed(t, nc)["admin-status"], answer.data); err != nil {
+		t.Errorf("the status with a last verify breaks its schema: %v\n%s", err, answer.data)
+	}
+	rows := int64(servicetest.CountRows(t, db, "true"))
+	if !v.OK || v.FailureCount != 0 || v.FirstFailure != "" || v.Trigger != "auditq verify" || v.Events < 5 || v.Events > rows ||
+		v.Batches < 1 || v.BatchSeq < 1 || v.CheckpointSeq < cp.Checkpoint.Seq || v.Checkpoints < 1 ||
+		v.FinishedAt.Before(before) || v.StartedAt.After(v.FinishedAt) || v.DurationMs < 0 {
+		t.Errorf("lastVerify after an OK verify: %+v (rows %d, checkpoint %d)", v, rows, cp.Checkpoint.Seq)
+	}
+
+	if _, err := db.ExecContext(t.Context(), `UPDATE audit_logs SET action = 'user.logout' WHERE id = 'lv-2'`); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runVerify(t, env); err == nil {
+		t.Fatalf("verify after a changed row passed:\n%s", out)
+	}
+	v = decodeInto[contract.Status](t, ask(t, nc, contract.SubjectAdminStatus, `{}`)).LastVerify
+	if v == nil || v.OK || v.FailureCount < 1 || !strings.Contains(v.FirstFailure, "lv-2") {
+		t.Errorf("lastVerify after a failed verify: %+v, want failed naming lv-2", v)
+	}
+	var runs int
+	if err := db.NewSelect().Table("audit_verify_runs").ColumnExpr("count(*)").Scan(t.Context(), &runs); err != nil || runs != 2 {
+		t.Errorf("audit_verify_runs holds %d rows (%v), want 2", runs, err)
+	}
+}

@@ -69,7 +69,7 @@ func VerifyDeps(cfg config.Config) cli.VerifyDeps {
 			store := postgres.NewEvidenceStore(db)
 			h := query.NewVerifyTrailHandler(func(ctx context.Context, fn func(query.TrailReader) error) error {
 				return store.Snapshot(ctx, func(s *postgres.EvidenceStore) error { return fn(s) })
-			})
+			}).WithRecorder(postgres.NewVerifyRuns(db), "auditq verify")
 			return h.Handle(ctx, opts)
 		},
 		External: func(context.Context) (query.CheckpointSource, func(), error) {

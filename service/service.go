@@ -430,7 +430,7 @@ func (s *Service) startApplication(ctx context.Context) error {
 			Schedules:     query.NewSchedulesHandler(scheduleSource{sc: natsjs.NewScheduler(s.js, natsjs.StreamAudit, contract.SchedulePrefix)}),
 			Cleanups:      query.NewCleanupsHandler(repo, reads),
 			CleanupDryRun: query.NewCleanupDryRunHandler(retention, policy, scheduledCleanup(s.cfg), reads),
-			Status:        query.NewStatusHandler(te.lastCheckpoints(), s.cfg.CheckpointInterval, adminPoison, backlog),
+			Status:        query.NewStatusHandler(te.lastCheckpoints(), s.cfg.CheckpointInterval, adminPoison, backlog, postgres.NewVerifyRuns(s.db)),
 		},
 	}
 	// Erasures a crash interrupted are completed before anything is served.

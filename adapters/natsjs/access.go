@@ -30,6 +30,11 @@ type AccessRules struct {
 	// Jobs are the subjects other accounts may publish to through a
 	// service export of Account (events and jobs, stored by JetStream).
 	Jobs []string
+	// Acks are subjects other accounts may publish to through a service
+	// export that are neither jobs nor requests: the acknowledgements of
+	// an export's chunks (audit.export.ack.>), which only the service
+	// reads.
+	Acks []string
 	// Results are the subjects other accounts may import as streams
 	// (results and checkpoints, to watch them).
 	Results []string
@@ -234,7 +239,7 @@ func CheckAccess(opts *server.Options, tree map[string]any, rules AccessRules) e
 		case em["service"] != nil:
 			s := fmt.Sprint(em["service"])
 			if !exportableService(s, rules) {
-				bad("auditq's account exports only its job and request subjects", "account %q exports service %q: only %s, the request subjects, and read-only JetStream API calls on its streams ($JS.API.STREAM.INFO.<stream>, $JS.API.STREAM.MSG.GET.<stream>, $JS.API.DIRECT.GET.<stream>, $JS.API.STREAM.MSG.DELETE.%s) may be exported as services", rules.Account, s, strings.Join(rules.Jobs, ", "), rules.PoisonStream)
+				bad("auditq's account exports only its job and request subjects", "account %q exports service %q: only %s, the request subjects, the export acknowledgements (%s), and read-only JetStream API calls on its streams ($JS.API.STREAM.INFO.<stream>, $JS.API.STREAM.MSG.GET.<stream>, $JS.API.DIRECT.GET.<stream>, $JS.API.STREAM.MSG.DELETE.%s) may be exported as services", rules.Account, s, strings.Join(rules.Jobs, ", "), strings.Join(rules.Acks, ", "), rules.PoisonStream)
 			}
 		case em["stream"] != nil:
 			s := fmt.Sprint(em["stream"])
@@ -306,7 +311,7 @@ func tenantExport(em map[string]any, rules AccessRules) error {
 // service's account: a job or request subject, or a read-only JetStream
 // API call on one of its streams, or deleting a poison message.
 func exportableService(s string, rules AccessRules) bool {
-	if slices.Contains(rules.Jobs, s) || slices.Contains(rules.Requests, s) || s == "$JS.API.INFO" {
+	if slices.Contains(rules.Jobs, s) || slices.Contains(rules.Requests, s) || slices.Contains(rules.Acks, s) || s == "$JS.API.INFO" {
 		return true
 	}
 	for _, tp := range rules.Tenants {

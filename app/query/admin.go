@@ -368,6 +368,14 @@ type Status struct {
 	NextCheckpointDue time.Time
 	Poison            map[string]audit.PoisonStat
 	Pending           map[string]uint64
+	// LastVerify is the newest recorded verification of the whole trail,
+	// nil when none was recorded.
+	LastVerify *VerifyRun
+}
+
+// LastVerifyReader reads the newest recorded verification, nil when none.
+type LastVerifyReader interface {
+	LastVerify(ctx context.Context) (*VerifyRun, error)
 }
 
 // StatusHandler reads the status. It reads no event and is not recorded
@@ -377,13 +385,15 @@ type StatusHandler struct {
 	interval    time.Duration
 	poison      audit.PoisonStream
 	backlog     BacklogReader
+	verifies    LastVerifyReader
 	now         func() time.Time
 }
 
 // NewStatusHandler returns a StatusHandler; cp is nil when tamper
-// evidence is off, interval is AUDITQ_CHECKPOINT_INTERVAL.
-func NewStatusHandler(cp LastCheckpointReader, interval time.Duration, poison audit.PoisonStream, backlog BacklogReader) StatusHandler {
-	return StatusHandler{checkpoints: cp, interval: interval, poison: poison, backlog: backlog, now: time.Now}
+// evidence is off, interval is AUDITQ_CHECKPOINT_INTERVAL, verifies reads
+// the verifications "auditq verify" recorded.
+func NewStatusHandler(cp LastCheckpointReader, interval time.Duration, poison audit.PoisonStream, backlog BacklogReader, verifies LastVerifyReader) StatusHandler {
+	return StatusHandler{checkpoints: cp, interval: interval, poison: poison, backlog: backlog, verifies: verifies, now: time.Now}
 }
 
 // Handle returns the status; the error is transient.
@@ -405,6 +415,9 @@ func (h StatusHandler) Handle(ctx context.Context) (Status, error) {
 	}
 	if out.Pending, err = h.backlog.Pending(ctx); err != nil {
 		return Status{}, fmt.Errorf("job backlog: %w", err)
+	}
+	if out.LastVerify, err = h.verifies.LastVerify(ctx); err != nil {
+		return Status{}, fmt.Errorf("last verify: %w", err)
 	}
 	return out, nil
 }

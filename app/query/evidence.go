@@ -72,9 +72,40 @@ type VerifyOptions struct {
 
 // VerifyTrailHandler verifies the whole trail: every row's hash, every
 // batch's Merkle root, the batch chain, the deletion records, and the
-// checkpoints' signatures and chain; optionally the report rollups.
+// checkpoints' signatures and chain; optionally the report rollups. With
+// a recorder it records each finished verification's result.
 type VerifyTrailHandler struct {
 	snapshot func(ctx context.Context, fn func(TrailReader) error) error
+	recorder VerifyRecorder
+	trigger  string
+}
+
+// VerifyRun is the result of one finished verification of the whole
+// trail, as recorded for audit.admin.status.
+type VerifyRun struct {
+	StartedAt, FinishedAt time.Time
+	OK                    bool
+	Events                int64 // rows checked
+	Batches               int64
+	BatchSeq              int64 // the newest batch of the chain checked (its position)
+	Checkpoints           int64
+	CheckpointSeq         int64 // the newest checkpoint checked; 0 when none
+	Uncovered             int64 // batches after the newest checkpoint
+	FailureCount          int64
+	FirstFailure          string // the first failure in trail order; "" when OK
+	Trigger               string // who ran it: "auditq verify"
+}
+
+// VerifyRecorder keeps verification results.
+type VerifyRecorder interface {
+	RecordVerify(ctx context.Context, run VerifyRun) error
+}
+
+// WithRecorder returns h recording every finished verification's result
+// through rec, with trigger naming who ran it.
+func (h VerifyTrailHandler) WithRecorder(rec VerifyRecorder, trigger string) VerifyTrailHandler {
+	h.recorder, h.trigger = rec, trigger
+	return h
 }
 
 // NewVerifyTrailHandler returns a VerifyTrailHandler reading through
@@ -111,6 +142,7 @@ func (h VerifyTrailHandler) Handle(ctx context.Context, opts VerifyOptions) (evi
 	}
 	a := evidence.NewAuditor(opts.Keys)
 	var rep evidence.Report
+	var newestCheckpoint, headSeq int64
 	err := h.snapshot(ctx, func(r TrailReader) error {
 		progress("records", 0)
 		if err := r.Batches(ctx, func(b evidence.Batch) error { a.AddBatch(b); return nil }); err != nil {
@@ -123,7 +155,11 @@ func (h VerifyTrailHandler) Handle(ctx context.Context, opts VerifyOptions) (evi
 		if err := r.Deletions(ctx, func(d evidence.Deletion) error { a.AddDeletion(d); return nil }); err != nil {
 			return err
 		}
-		if err := r.Checkpoints(ctx, func(c evidence.Checkpoint) error { a.AddCheckpoint(c); return nil }); err != nil {
+		if err := r.Checkpoints(ctx, func(c evidence.Checkpoint) error {
+			newestCheckpoint = max(newestCheckpoint, c.Seq)
+			a.AddCheckpoint(c)
+			return nil
+		}); err != nil {
 			return err
 		}
 		if opts.External != nil {
@@ -136,6 +172,7 @@ func (h VerifyTrailHandler) Handle(ctx context.Context, opts VerifyOptions) (evi
 			return err
 		}
 		a.CheckHeads(bh, dh)
+		headSeq = bh.Seq
 
 		var rows atomic.Int64
 		chunks := make(chan []evidence.SealedRow, workers*2)
@@ -197,7 +234,21 @@ func (h VerifyTrailHandler) Handle(ctx context.Context, opts VerifyOptions) (evi
 		progress("done", rows.Load())
 		return nil
 	})
-	return rep, err
+	if err != nil || h.recorder == nil {
+		return rep, err
+	}
+	run := VerifyRun{
+		StartedAt: audit.Normalize(start), FinishedAt: audit.Normalize(time.Now()), OK: rep.OK(),
+		Events: rep.Events, Batches: rep.Batches, BatchSeq: headSeq, Checkpoints: rep.Checkpoints, CheckpointSeq: newestCheckpoint,
+		Uncovered: rep.Uncovered, FailureCount: rep.FailureCount, Trigger: h.trigger,
+	}
+	if len(rep.Failures) > 0 {
+		run.FirstFailure = rep.Failures[0].String()
+	}
+	if err := h.recorder.RecordVerify(ctx, run); err != nil {
+		return rep, fmt.Errorf("record the verification's result: %w", err)
+	}
+	return rep, nil
 }
 
 // ProofReader reads what an event's proof is made of.

@@ -1,23 +1,29 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/auditq/auditq/ports/contract"
 	"github.com/auditq/auditq/service/servicetest"
 )
 
@@ -118,6 +124,17 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 	}
 }
 
+// unlabelled returns the form controls and buttons of the page without a
+// name a screen reader can announce (a label, aria-label or
+// aria-labelledby; for a button, its text).
+func unlabelled(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	return eval[[]string](t, ctx, `[...document.querySelectorAll("main button, main input, main select, main textarea")]
+		.filter(el => !(el.getAttribute("aria-label") || el.getAttribute("aria-labelledby") || (el.labels && el.labels.length) ||
+			(el.tagName === "BUTTON" && el.textContent.trim())))
+		.map(el => el.outerHTML.slice(0, 120))`)
+}
+
 func rowIDs(t *testing.T, ctx context.Context) []string {
 	t.Helper()
 	return eval[[]string](t, ctx, `[...document.querySelectorAll("#trail-rows tr")].map(r => r.dataset.id)`)
@@ -168,6 +185,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	ctx := browser(t)
 	shots := t.ArtifactDir()
 	env := servicetest.Env(t)
+	// Small export chunks and a small window, so that the console's export
+	// acknowledges chunks to get the rest.
+	env["AUDITQ_EXPORT_CHUNK_BYTES"] = "4096"
+	env["AUDITQ_EXPORT_WINDOW"] = "1"
+	env["AUDITQ_EXPORT_PAGE_EVENTS"] = "25"
 	svc := servicetest.Start(t, env)
 	db := servicetest.OpenDB(t, env)
 	nc, err := nats.Connect(svc.NATSURL())
@@ -410,6 +432,86 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("export of a filter, all its events, as a download", func(t *testing.T) {
+		downloads := t.TempDir()
+		if _, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+			Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// What the API exports for the same filter (the Go consumer).
+		var apiCSV bytes.Buffer
+		sum, err := contract.ReceiveExport(t.Context(), nc, contract.ExportRequest{Filter: contract.Filter{Action: "page.*"}, Format: contract.ExportCSV}, &apiCSV, contract.ExportOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 60 events: more than the console's page of 50, and, in chunks of
+		// 4 KiB with a window of 1, more chunks than the window.
+		if sum.Events != 60 || sum.Chunks < 2 {
+			t.Fatalf("the API exports %d events in %d chunks, want 60 in more than one", sum.Events, sum.Chunks)
+		}
+		for _, format := range []string{"csv", "ndjson"} {
+			run(t, ctx, chromedp.Navigate(base+"#/trail?action=page.*"))
+			waitFor(t, ctx, "the first page of 50", `document.querySelectorAll("#trail-rows tr").length === 50`)
+			// By keyboard: the format, then the button.
+			run(t, ctx, chromedp.SetValue(chromedp.CSS(`#export-format`), format),
+				chromedp.Focus(chromedp.CSS(`#export-button`)), chromedp.KeyEvent(kb.Enter))
+			waitFor(t, ctx, "the export saved", `document.querySelector("#export-state").dataset.events`)
+			if state := eval[string](t, ctx, `document.querySelector("#export-state").textContent`); !strings.Contains(state, "60 events") || !strings.Contains(state, "SHA-256 checked") {
+				t.Errorf("%s: the export says %q", format, state)
+			}
+			if format == "csv" {
+				screenshot(t, ctx, shots, "export")
+				if bad := unlabelled(t, ctx); len(bad) > 0 {
+					t.Errorf("controls without a name for screen readers: %v", bad)
+				}
+			}
+			var file string
+			servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+				names, _ := filepath.Glob(filepath.Join(downloads, "auditq-export-*."+format))
+				if len(names) == 1 {
+					file = names[0]
+				}
+				return file != "", fmt.Sprintf("downloads: %v", names)
+			})
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			if format == "csv" {
+				if !bytes.Equal(data, apiCSV.Bytes()) {
+					t.Errorf("the downloaded CSV (%d bytes) differs from the API's export (%d bytes)", len(data), apiCSV.Len())
+				}
+				records, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(records) != 61 || records[0][0] != "id" {
+					t.Fatalf("the CSV has %d records (first %v), want a header and 60 rows", len(records), records[0])
+				}
+				for _, r := range records[1:] {
+					ids = append(ids, r[0])
+				}
+			} else {
+				for line := range strings.Lines(string(data)) {
+					var e struct{ ID, Action string }
+					if err := json.Unmarshal([]byte(line), &e); err != nil || e.Action != "page.view" {
+						t.Fatalf("NDJSON line %q: %v", line, err)
+					}
+					ids = append(ids, e.ID)
+				}
+			}
+			want := make([]string, 60)
+			for i := range want {
+				want[i] = fmt.Sprintf("page-%03d", 59-i)
+			}
+			if !slices.Equal(ids, want) {
+				t.Errorf("%s: the file holds %d events %v, want page-059 down to page-000", format, len(ids), ids)
+			}
+		}
+	})
+
 	t.Run("a changed row does not match its proof", func(t *testing.T) {
 		if _, err := db.ExecContext(context.Background(), `UPDATE audit_logs SET resource_id = 'p-tampered' WHERE id = 'page-013'`); err != nil {
 			t.Fatal(err)
@@ -490,136 +592,318 @@ func TestConsoleLogin(t *testing.T) {
 	})
 }
 
-// operatorStandIn answers the operator subjects (audit.admin.*) on nc
-// with the request and reply shapes the console assumes (docs/console.md,
-// Operations): a stand-in for the service's own endpoints, which another
-// branch adds. It records the sequence numbers replayed and discarded.
-type operatorStandIn struct {
-	mu        sync.Mutex
-	poison    []map[string]any
-	replayed  []float64
-	discarded []float64
-}
-
-func startOperatorStandIn(t *testing.T, nc *nats.Conn) *operatorStandIn {
-	t.Helper()
-	o := &operatorStandIn{poison: []map[string]any{
-		{"seq": 5, "time": "2026-12-01T10:00:00Z", "subject": "audit.poison.log", "job": "log", "id": "bad-1", "reason": "action: is required: a non-empty string", "payload": `{"id":"bad-1"}`},
-		{"seq": 7, "time": "2026-12-01T11:00:00Z", "subject": "audit.poison.log", "job": "log", "id": "bad-2", "reason": "resourceId: is required: a non-empty string", "payload": `{"id":"bad-2","action":"x"}`},
-	}}
-	reply := func(m *nats.Msg, v any) {
-		b, _ := json.Marshal(v)
-		_ = m.Respond(b)
-	}
-	seqOf := func(m *nats.Msg) float64 {
-		var req struct{ Seq float64 }
-		_ = json.Unmarshal(m.Data, &req)
-		return req.Seq
-	}
-	handlers := map[string]nats.MsgHandler{
-		"audit.admin.status": func(m *nats.Msg) {
-			reply(m, map[string]any{"checkpoint": map[string]any{"seq": 3, "time": "2026-12-02T10:00:00Z", "ageSeconds": 120},
-				"lastVerify": map[string]any{"time": "2026-12-02T09:00:00Z", "ok": true, "summary": "verified 60 events"}})
-		},
-		"audit.admin.poison.list": func(m *nats.Msg) {
-			o.mu.Lock()
-			defer o.mu.Unlock()
-			reply(m, map[string]any{"messages": o.poison, "nextCursor": nil})
-		},
-		"audit.admin.poison.get": func(m *nats.Msg) {
-			o.mu.Lock()
-			defer o.mu.Unlock()
-			for _, p := range o.poison {
-				if float64(p["seq"].(int)) == seqOf(m) {
-					reply(m, p)
-					return
-				}
-			}
-			reply(m, map[string]any{})
-		},
-		"audit.admin.poison.replay":  func(m *nats.Msg) { o.remove(seqOf(m), &o.replayed); reply(m, map[string]any{"replayed": true}) },
-		"audit.admin.poison.discard": func(m *nats.Msg) { o.remove(seqOf(m), &o.discarded); reply(m, map[string]any{"discarded": true}) },
-		"audit.admin.schedules": func(m *nats.Msg) {
-			reply(m, map[string]any{"schedules": []map[string]any{{"subject": "audit.schedule.cleanup", "pattern": "0 0 3 * * *", "timeZone": "UTC", "target": "audit.cleanup", "next": "2026-12-03T03:00:00Z"}}})
-		},
-		"audit.admin.cleanups": func(m *nats.Msg) {
-			reply(m, map[string]any{"cleanups": []map[string]any{{"id": "cleanup-1", "cutoff": "2025-12-02T03:00:00Z", "deletedCount": 12, "dryRun": false, "durationMs": 40, "trigger": "schedule"}}})
-		},
-	}
-	for subject, h := range handlers {
-		sub, err := nc.Subscribe(subject, h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = sub.Unsubscribe() })
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return o
-}
-
-func (o *operatorStandIn) remove(seq float64, into *[]float64) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	*into = append(*into, seq)
-	o.poison = slices.DeleteFunc(o.poison, func(p map[string]any) bool { return float64(p["seq"].(int)) == seq })
-}
-
-func (o *operatorStandIn) done() (replayed, discarded []float64) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return slices.Clone(o.replayed), slices.Clone(o.discarded)
-}
-
-// TestConsoleOperations checks that the Operations view is offered only
-// when the operator subjects answer, and that it shows the poison stream,
-// schedules, cleanups and checkpoint status and sends replay and discard.
+// TestConsoleOperations drives the Operations view against the service's
+// own audit.admin.* endpoints: the status with the checkpoint and the
+// last verify; two rejected events in the poison stream with reason and
+// payload, one replayed corrected (and then stored in the table), one
+// discarded; the schedules with their next firing and the last cleanups,
+// as the API lists them; a dry-run cleanup from its button, whose figure
+// equals the API's. It keeps screenshots at 1280 px and at phone width.
 func TestConsoleOperations(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the browser test boots a service and chromium")
 	}
-	t.Skip("the operations view was written against assumed audit.admin.* shapes and this test answers them with a stand-in; the real subjects now exist and answer differently: reconcile the view and test it against the service (issue 18)")
 	ctx := browser(t)
+	shots := t.ArtifactDir()
 	env := servicetest.Env(t)
+	env["AUDITQ_CLEANUP_CRON"] = "0 0 3 * * *"
+	env["AUDITQ_RETENTION_DAYS"] = "90"
+	env["AUDITQ_RETENTION_MIN_DAYS"] = "30"
 	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
 	nc, err := nats.Connect(svc.NATSURL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	base := "http://" + svc.HTTPAddr() + "/"
 
-	// Nothing answers audit.admin.*: no Operations link.
-	run(t, ctx, chromedp.Navigate(base))
-	waitFor(t, ctx, "the operator probe", `document.body.dataset.operator`)
-	if got := eval[string](t, ctx, `document.body.dataset.operator`); got != "no" {
-		t.Fatalf("operator probe %q without operator subjects, want no", got)
+	// Events 400, 200 and 10 days old; a cleanup of what is older than a
+	// year deletes one; two events without resourceId are rejected.
+	now := time.Now().UTC()
+	var msgs []*nats.Msg
+	for i, age := range []int{400, 200, 200, 200, 10, 10} {
+		id := fmt.Sprintf("ops-%d", i)
+		msgs = append(msgs, servicetest.EventMsg("audit.log", id, fmt.Sprintf(`{"id":%q,"userId":"u-1","action":"doc.view","resourceType":"doc","resourceId":"d%d","timestamp":%q}`,
+			id, i, now.AddDate(0, 0, -age).Format(time.RFC3339))))
 	}
-	if eval[bool](t, ctx, `!!document.querySelector('nav a[data-view="operations"]')`) {
-		t.Fatal("the Operations link is shown though audit.admin.status does not answer")
+	msgs = append(msgs,
+		servicetest.EventMsg("audit.log", "bad-1", `{"id":"bad-1","userId":"u-9","action":"doc.view","resourceType":"doc"}`),
+		servicetest.EventMsg("audit.log", "bad-2", `{"id":"bad-2","action":"doc.view","resourceId":"d2"}`))
+	servicetest.PublishAll(t, js, msgs)
+	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		n := servicetest.CountRows(t, db, "id LIKE 'ops-%'")
+		return n == 6, fmt.Sprintf("%d of 6 events stored", n)
+	})
+	servicetest.PublishAll(t, js, []*nats.Msg{servicetest.EventMsg("audit.cleanup", "cleanup-ops", `{"retentionDays":365}`)})
+	var runs struct {
+		Cleanups []struct {
+			JobID        string `json:"jobId"`
+			DeletedCount int    `json:"deletedCount"`
+		}
+	}
+	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		request(t, nc, "audit.admin.cleanups", map[string]any{}, &runs)
+		return len(runs.Cleanups) == 1, fmt.Sprintf("%d cleanup runs", len(runs.Cleanups))
+	})
+	if runs.Cleanups[0].DeletedCount != 1 {
+		t.Fatalf("the cleanup deleted %d events, want the one 400 days old", runs.Cleanups[0].DeletedCount)
+	}
+	var poison struct {
+		Messages []struct {
+			Seq    int
+			ID     string
+			Reason string
+		}
+	}
+	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		request(t, nc, "audit.admin.poison.list", map[string]any{}, &poison)
+		return len(poison.Messages) == 2, fmt.Sprintf("%d poison messages", len(poison.Messages))
+	})
+	seqOf := map[string]int{}
+	for _, m := range poison.Messages {
+		seqOf[m.ID] = m.Seq
+	}
+	var cp struct{ Checkpoint struct{ Seq int } }
+	request(t, nc, "audit.checkpoint.write", struct{}{}, &cp)
+	// The last verify, as an operator's "auditq verify" records it.
+	cli := maps.Clone(env)
+	cli["AUDITQ_NATS_URL"] = svc.NATSURL()
+	if out, err := servicetest.Client(t.Context(), t, cli, "verify"); err != nil {
+		t.Fatalf("auditq verify: %v\n%s", err, out)
 	}
 
-	o := startOperatorStandIn(t, nc)
-	run(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(base+"#/operations"))
+	run(t, ctx, chromedp.Navigate(base))
+	waitFor(t, ctx, "the Operations link", `document.querySelector('nav a[data-view="operations"]')`)
+	run(t, ctx, chromedp.Click(chromedp.CSS(`nav a[data-view="operations"]`)))
 	waitFor(t, ctx, "the poison rows", `document.querySelectorAll("#poison-rows tbody tr[data-seq]").length === 2`)
-	waitFor(t, ctx, "schedules and cleanups", `document.querySelector("#schedule-rows") && document.querySelector("#cleanup-rows")`)
-	if text := eval[string](t, ctx, `document.querySelector("#ops-status").innerText`); !strings.Contains(text, "#3") || !strings.Contains(text, "ok") {
-		t.Errorf("status shows %q, want checkpoint #3 and the verify result", text)
+	waitFor(t, ctx, "status, schedules and cleanups", `document.querySelector("#status-verify") && document.querySelector("#schedule-rows") && document.querySelector("#cleanup-rows")`)
+	if text := eval[string](t, ctx, `document.querySelector("#status-checkpoint").innerText`); !strings.Contains(text, fmt.Sprintf("#%d", cp.Checkpoint.Seq)) || !strings.Contains(text, "ago") {
+		t.Errorf("the checkpoint shows %q, want #%d and its age", text, cp.Checkpoint.Seq)
 	}
-	screenshot(t, ctx, t.ArtifactDir(), "operations")
-	run(t, ctx, chromedp.Click(chromedp.CSS(`#poison-rows tr[data-seq="5"] button[aria-label="Show the payload of message 5"]`)))
-	waitFor(t, ctx, "the payload", `document.querySelector("#poison-rows pre")?.textContent === '{"id":"bad-1"}'`)
-	run(t, ctx, chromedp.Click(chromedp.CSS(`#poison-rows tr[data-seq="5"] button[aria-label="Replay message 5"]`)))
-	waitFor(t, ctx, "message 5 gone after its replay", `document.querySelectorAll("#poison-rows tbody tr[data-seq]").length === 1`)
-	// Discard asks first: one press arms it, the second discards.
-	run(t, ctx, chromedp.Click(chromedp.CSS(`#poison-rows tr[data-seq="7"] button[aria-label="Discard message 7"]`)))
-	if r, d := o.done(); !slices.Equal(r, []float64{5}) || len(d) != 0 {
-		t.Fatalf("after one press of Discard: replayed %v, discarded %v", r, d)
+	if text := eval[string](t, ctx, `document.querySelector("#status-verify").innerText`); !strings.HasPrefix(text, "ok") || !strings.Contains(text, "auditq verify") ||
+		!strings.Contains(text, fmt.Sprintf("up to checkpoint #%d", cp.Checkpoint.Seq)) {
+		t.Errorf("the last verify shows %q", text)
 	}
-	run(t, ctx, chromedp.Click(chromedp.CSS(`#poison-rows tr[data-seq="7"] button[aria-label="Discard message 7"]`)))
-	waitFor(t, ctx, "the poison stream empty", `document.querySelector("#poison-rows") === null`)
-	if r, d := o.done(); !slices.Equal(r, []float64{5}) || !slices.Equal(d, []float64{7}) {
-		t.Errorf("replayed %v, discarded %v; want 5 and 7", r, d)
+	if text := eval[string](t, ctx, `document.querySelector("#status-poison").innerText`); !strings.Contains(text, "log 2") {
+		t.Errorf("the poison backlog shows %q, want log 2", text)
+	}
+	reason := eval[string](t, ctx, fmt.Sprintf(`document.querySelector('#poison-rows tr[data-seq="%d"] td.reason').textContent`, seqOf["bad-1"]))
+	if reason != poison.Messages[1].Reason && reason != poison.Messages[0].Reason || !strings.Contains(reason, "resourceId") {
+		t.Errorf("bad-1's reason shows %q", reason)
+	}
+
+	// The schedule and its next firing; the cleanup run: as the API says.
+	var sched struct {
+		Schedules []struct {
+			Name string
+			Next time.Time
+		}
+	}
+	request(t, nc, "audit.admin.schedules", struct{}{}, &sched)
+	shownNext := eval[string](t, ctx, `document.querySelector('#schedule-rows tr[data-name="cleanup"] td.next time')?.getAttribute("datetime") || ""`)
+	if len(sched.Schedules) != 1 || shownNext == "" {
+		t.Fatalf("schedules: the API lists %+v, the console shows next %q", sched.Schedules, shownNext)
+	}
+	if next, err := time.Parse(time.RFC3339Nano, shownNext); err != nil || !next.Equal(sched.Schedules[0].Next) {
+		t.Errorf("the cleanup's next firing shows %q, the API says %s", shownNext, sched.Schedules[0].Next)
+	}
+	deleted := eval[string](t, ctx, fmt.Sprintf(`document.querySelector('#cleanup-rows tr[data-job=%s] td[data-count]')?.dataset.count || ""`, jsString(runs.Cleanups[0].JobID)))
+	if deleted != "1" {
+		t.Errorf("the cleanup run %s shows %q deleted, want 1", runs.Cleanups[0].JobID, deleted)
+	}
+	screenshot(t, ctx, shots, "operations")
+
+	// bad-1: its payload shown, corrected in place, replayed: stored.
+	b1 := seqOf["bad-1"]
+	run(t, ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[aria-label="Show the payload of message %d"]`, b1))))
+	waitFor(t, ctx, "bad-1's payload", fmt.Sprintf(`document.querySelector("#payload-%d")?.value.includes('"id":"bad-1"')`, b1))
+	if focused := eval[string](t, ctx, `document.activeElement.id`); focused != fmt.Sprintf("payload-%d", b1) {
+		t.Errorf("the focus is on %q after opening the payload, want the payload", focused)
+	}
+	fixed := `{"id":"bad-1","userId":"u-9","action":"doc.view","resourceType":"doc","resourceId":"d-fixed"}`
+	run(t, ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => { const a = document.querySelector("#payload-%d"); a.value = %s; a.dispatchEvent(new Event("input")); })()`, b1, jsString(fixed))))
+	screenshot(t, ctx, shots, "operations-payload")
+	run(t, ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[aria-label="Replay message %d"]`, b1))))
+	waitFor(t, ctx, "bad-1 replayed", `document.querySelector("#poison-note").textContent.includes("replayed to audit.log as bad-1")`)
+	waitFor(t, ctx, "one poison row left", `document.querySelectorAll("#poison-rows tbody tr[data-seq]").length === 1`)
+	if focused := eval[string](t, ctx, `document.activeElement.id`); focused != "poison-note" {
+		t.Errorf("after the replay the focus is on %q, want the outcome (poison-note)", focused)
+	}
+	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		n := servicetest.CountRows(t, db, "id = 'bad-1' AND resource_id = 'd-fixed' AND user_id = 'u-9'")
+		return n == 1, fmt.Sprintf("%d rows of the replayed bad-1", n)
+	})
+
+	// bad-2: discarded by keyboard, in two presses.
+	b2 := fmt.Sprintf(`button[aria-label="Discard message %d"]`, seqOf["bad-2"])
+	run(t, ctx, chromedp.Focus(chromedp.CSS(b2)), chromedp.KeyEvent(kb.Enter))
+	if text := eval[string](t, ctx, `document.querySelector(`+jsString(b2)+`).textContent`); text != "Discard for good?" {
+		t.Fatalf("after one press Discard says %q", text)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll("#poison-rows tbody tr[data-seq]").length`); n != 1 {
+		t.Fatalf("one press of Discard left %d rows, want 1", n)
+	}
+	run(t, ctx, chromedp.KeyEvent(kb.Enter))
+	waitFor(t, ctx, "the poison stream empty", `document.querySelector("#poison-empty")`)
+	request(t, nc, "audit.admin.poison.list", map[string]any{}, &poison)
+	if len(poison.Messages) != 0 {
+		t.Errorf("the API still lists %d poison messages", len(poison.Messages))
+	}
+	if n := servicetest.CountRows(t, db, "id = 'bad-2'"); n != 0 {
+		t.Errorf("the discarded bad-2 is stored (%d rows)", n)
+	}
+
+	// A dry run from its button: the scheduled cleanup's (90 days), then
+	// 150 days; the figures equal the API's.
+	for _, c := range []struct {
+		days string
+		body map[string]any
+		want int
+	}{{"", map[string]any{}, 3}, {"150", map[string]any{"retentionDays": 150}, 3}, {"300", map[string]any{"retentionDays": 300}, 0}} {
+		var api struct{ WouldDelete int }
+		request(t, nc, "audit.admin.cleanup.dryrun", c.body, &api)
+		if api.WouldDelete != c.want {
+			t.Fatalf("the API's dry run %v counts %d, want %d", c.body, api.WouldDelete, c.want)
+		}
+		run(t, ctx, chromedp.Evaluate[chromedp.Void](`document.querySelector("#dryrun-result").replaceChildren()`),
+			chromedp.SetValue(chromedp.CSS(`input[name="retentionDays"]`), c.days),
+			chromedp.Click(chromedp.CSS(`#dryrun-button`)))
+		waitFor(t, ctx, "the dry run's figures", `document.querySelector("#dryrun-result [data-would-delete]")`)
+		if got := eval[string](t, ctx, `document.querySelector("#dryrun-result [data-would-delete]").dataset.wouldDelete`); got != fmt.Sprint(api.WouldDelete) {
+			t.Errorf("dry run %v: the console shows %s, the API %d", c.body, got, api.WouldDelete)
+		}
+	}
+	if n := servicetest.CountRows(t, db, "id LIKE 'ops-%'"); n != 5 {
+		t.Errorf("%d events after the dry runs, want the 5 the cleanup kept", n)
+	}
+	screenshot(t, ctx, shots, "operations-dryrun")
+	if bad := unlabelled(t, ctx); len(bad) > 0 {
+		t.Errorf("controls without a name for screen readers: %v", bad)
+	}
+
+	run(t, ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Reload())
+	waitFor(t, ctx, "the view at phone width", `document.querySelector("#status-verify") && document.querySelector("#cleanup-rows")`)
+	if eval[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth + 1`) {
+		t.Error("the Operations view is wider than a phone's screen")
+	}
+	screenshot(t, ctx, shots, "operations-phone")
+}
+
+// TestConsoleReaderRefused logs in to the console with the shipped roles
+// (deploy/nats/auditq-roles.conf), each user on its own inbox
+// (AUDITQ_CONSOLE_INBOX_PREFIX=_INBOX_{user}): the reader sees the trail
+// and exports it, has no Operations link, and when it opens the view
+// anyway, the server's refusal is shown for each operator subject; the
+// operator gets the view and its answers.
+func TestConsoleReaderRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the browser test boots a service and chromium")
+	}
+	ctx := browser(t)
+	env := servicetest.Env(t)
+	env["AUDITQ_NATS_CONFIG"] = "../../deploy/nats/auditq-roles.conf"
+	env["AUDITQ_CONSOLE_INBOX_PREFIX"] = "_INBOX_{user}"
+	// Several chunks with a window of 1: the reader's acknowledgements
+	// must cross into auditq's account for the export to finish.
+	env["AUDITQ_EXPORT_CHUNK_BYTES"] = "4096"
+	env["AUDITQ_EXPORT_WINDOW"] = "1"
+	svc := servicetest.Start(t, env)
+	nc, err := nats.Connect(svc.NATSURL(), nats.UserInfo("operator", "operator-example"), nats.CustomInboxPrefix("_INBOX_operator"), nats.Timeout(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []*nats.Msg
+	for i := range 40 {
+		id := fmt.Sprintf("role-%02d", i)
+		msgs = append(msgs, servicetest.EventMsg("audit.log", id, servicetest.EventJSON(id, "user.login")))
+	}
+	servicetest.PublishAll(t, js, msgs)
+	db := servicetest.OpenDB(t, env)
+	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		n := servicetest.CountRows(t, db, "id LIKE 'role-%'")
+		return n == 40, fmt.Sprintf("%d of 40 events stored", n)
+	})
+	base := "http://" + svc.HTTPAddr() + "/"
+	login := func(user, password string) {
+		t.Helper()
+		run(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(base))
+		waitFor(t, ctx, "the login form", `document.querySelector("form.login")`)
+		run(t, ctx,
+			chromedp.SetValue(chromedp.CSS(`input[name="user"]`), user),
+			chromedp.SetValue(chromedp.CSS(`input[name="pass"]`), password),
+			chromedp.Click(chromedp.CSS(`form.login button[type="submit"]`)))
+		waitFor(t, ctx, "the trail as "+user, `document.querySelector('#trail-rows tr[data-id="role-39"]')`)
+		waitFor(t, ctx, "the operator probe", `document.body.dataset.operator`)
+	}
+
+	login("reader", "reader-example")
+	if got := eval[string](t, ctx, `document.body.dataset.operator`); got != "no" {
+		t.Fatalf("the reader is taken for an operator (%q)", got)
+	}
+	if eval[bool](t, ctx, `!!document.querySelector('nav a[data-view="operations"]')`) {
+		t.Fatal("the reader sees the Operations link")
+	}
+	// The reader may export: the chunks cross from auditq's account.
+	downloads := t.TempDir()
+	if _, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+		Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, chromedp.Navigate(base+"#/trail?action=user.login"))
+	waitFor(t, ctx, "the reader's search", `document.querySelectorAll("#trail-rows tr").length === 40`)
+	run(t, ctx, chromedp.SetValue(chromedp.CSS(`#export-format`), "ndjson"), chromedp.Click(chromedp.CSS(`#export-button`)))
+	waitFor(t, ctx, "the reader's export saved", `document.querySelector("#export-state").dataset.events === "40"`)
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		names, _ := filepath.Glob(filepath.Join(downloads, "auditq-export-*.ndjson"))
+		if len(names) != 1 {
+			return false, fmt.Sprintf("downloads: %v", names)
+		}
+		data, err := os.ReadFile(names[0])
+		return err == nil && strings.Count(string(data), "\n") == 40, fmt.Sprintf("%d lines (%v)", strings.Count(string(data), "\n"), err)
+	})
+	// The export came in more than one chunk (as the operator sees it).
+	if sum, err := contract.ReceiveExport(t.Context(), nc, contract.ExportRequest{Filter: contract.Filter{Action: "user.login"}}, io.Discard, contract.ExportOptions{}); err != nil || sum.Chunks < 2 {
+		t.Fatalf("the operator's export of the same filter: %+v, %v; want more than one chunk", sum, err)
+	}
+
+	// Asked anyway: refused by the server, plainly.
+	run(t, ctx, chromedp.Navigate(base+"#/operations"))
+	waitFor(t, ctx, "the refusals", `document.querySelectorAll("main section .error").length >= 4`)
+	for _, c := range []struct{ section, subject string }{
+		{"ops-status", "audit.admin.status"}, {"ops-poison", "audit.admin.poison.list"},
+		{"ops-schedules", "audit.admin.schedules"}, {"ops-cleanups", "audit.admin.cleanups"},
+	} {
+		text := eval[string](t, ctx, `document.querySelector("#`+c.section+` .error")?.textContent || ""`)
+		if !strings.Contains(text, "Refused by the NATS server") || !strings.Contains(text, `Publish to "`+c.subject+`"`) {
+			t.Errorf("%s shows %q, want the server's refusal of %s", c.section, text, c.subject)
+		}
+	}
+	run(t, ctx, chromedp.Click(chromedp.CSS(`#dryrun-button`)))
+	waitFor(t, ctx, "the dry run refused", `document.querySelector("#dryrun-result .error")?.textContent.includes('Publish to "audit.admin.cleanup.dryrun"')`)
+	if text := eval[string](t, ctx, `document.querySelector("main").innerText`); !strings.Contains(text, "not an operator") {
+		t.Errorf("the view does not say that this login is not an operator's: %q", text[:min(len(text), 300)])
+	}
+	screenshot(t, ctx, t.ArtifactDir(), "operations-refused")
+
+	login("operator", "operator-example")
+	if got := eval[string](t, ctx, `document.body.dataset.operator`); got != "yes" {
+		t.Fatalf("the operator is not taken for one (%q)", got)
+	}
+	run(t, ctx, chromedp.Click(chromedp.CSS(`nav a[data-view="operations"]`)))
+	waitFor(t, ctx, "the operator's status", `document.querySelector("#status-verify")`)
+	waitFor(t, ctx, "the operator's poison stream", `document.querySelector("#poison-empty")`)
+	if n := eval[int](t, ctx, `document.querySelectorAll("main .error").length`); n != 0 {
+		t.Errorf("the operator's view shows %d errors: %s", n, eval[string](t, ctx, `document.querySelector("main .error").textContent`))
 	}
 }

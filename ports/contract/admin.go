@@ -201,9 +201,25 @@ type PoisonBacklog struct {
 	Oldest   *time.Time `json:"oldest"` // when its oldest message was stored; null when it has none
 }
 
-// Status is the answer of audit.admin.status. The service runs no verify
-// of its own and records none ("auditq verify" reports to its caller), so
-// there is no last verify result.
+// VerifyRunView is a recorded verification of the whole trail ("auditq
+// verify"), as audit.admin.status reports the newest.
+type VerifyRunView struct {
+	StartedAt     time.Time `json:"startedAt"`
+	FinishedAt    time.Time `json:"finishedAt"`
+	DurationMs    int64     `json:"durationMs"`
+	OK            bool      `json:"ok"`
+	Events        int64     `json:"events"`        // rows checked
+	Batches       int64     `json:"batches"`       // batches checked
+	BatchSeq      int64     `json:"batchSeq"`      // the newest batch of the chain checked
+	Checkpoints   int64     `json:"checkpoints"`   // checkpoints checked
+	CheckpointSeq int64     `json:"checkpointSeq"` // the newest checkpoint checked; 0 when none
+	Uncovered     int64     `json:"uncovered"`     // batches after the newest checkpoint
+	FailureCount  int64     `json:"failureCount"`
+	FirstFailure  string    `json:"firstFailure,omitempty"` // the first problem in trail order
+	Trigger       string    `json:"trigger"`                // who ran it: "auditq verify"
+}
+
+// Status is the answer of audit.admin.status.
 type Status struct {
 	Time           time.Time `json:"time"`
 	TamperEvidence bool      `json:"tamperEvidence"`
@@ -214,4 +230,7 @@ type Status struct {
 	NextCheckpointDue    *time.Time               `json:"nextCheckpointDue"`
 	Poison               map[string]PoisonBacklog `json:"poison"`  // every job of PoisonJobs
 	Pending              map[string]uint64        `json:"pending"` // messages waiting per job subject
+	// LastVerify is the newest verification "auditq verify" recorded in
+	// the database, null when none was.
+	LastVerify *VerifyRunView `json:"lastVerify"`
 }

@@ -186,6 +186,8 @@ func RoleActions() []Action {
 		send(s, body, readers...)
 	}
 	send(contract.SubjectCheckpointWrite, "", Operator, Console)
+	// An export: its answer is a stream of messages across the accounts.
+	send(contract.SubjectExport, `{"userId":"nobody"}`, readers...)
 	send("$JS.API.STREAM.INFO.AUDIT_POISON", "", Operator)
 	send("$JS.API.STREAM.INFO.AUDIT", "", Operator)
 	// What only auditq publishes, and the JetStream API that would change

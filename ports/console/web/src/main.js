@@ -5,7 +5,7 @@
 //   #/event/ID        one event, its fields, raw JSON and checked proof
 //   #/reports         generate a report
 //   #/stored          stored reports, newest first; #/stored/ID one of them
-import { ApiError, connect, isAuthError, loadConfig, request, requestText } from "./api.js";
+import { ApiError, connect, exportEvents, isAuthError, loadConfig, refusal, request, requestText } from "./api.js";
 import { fromLocalInput, h, num, timeEl, toLocalInput, viewerZone } from "./format.js";
 import { keyRing, parseProof, verifyProof } from "./proof.js";
 import { barChart, columnChart, ratioBar } from "./charts.js";
@@ -27,7 +27,7 @@ function setStatus(s) {
 }
 
 function errorBox(err) {
-  const msg = err instanceof ApiError ? `${err.code}: ${err.message}` : String(err && err.message ? err.message : err);
+  const msg = refusal(err) || (err instanceof ApiError ? `${err.code}: ${err.message}` : String(err && err.message ? err.message : err));
   return h("p", { class: "error", role: "alert" }, msg);
 }
 
@@ -56,8 +56,7 @@ function route() {
   else if (view === "reports") reportsView();
   else if (view === "stored" && parts[1]) storedReportView(parts[1]);
   else if (view === "stored") storedView(params);
-  else if (view === "operations" && document.querySelector('nav a[data-view="operations"]')) operationsView();
-  else if (view === "operations") main.append(h("p", { class: "muted", role: "status" }, "Operations are for operators: this login may not use them (or the service does not offer them)."));
+  else if (view === "operations") operationsView();
   else trailView(params);
 }
 
@@ -169,8 +168,7 @@ function trailView(params) {
     h("h1", {}, cursor ? "Trail: older events" : "Trail: newest events"),
     h("details", { class: "search", open: active.length > 0 || undefined },
       h("summary", {}, active.length ? `Search: ${active.join(", ")}` : "Search and filter"), form),
-    // Export of the current filter (CSV, NDJSON) belongs here, next to the
-    // search, once the export subject exists (the export issue).
+    exportPanel(q, hideReads),
     status, h("div", { class: "scroll" }, table), pager);
 
   const shown = new Set();
@@ -246,6 +244,56 @@ function trailView(params) {
     const prevStop = stopView;
     stopView = () => { prevStop(); clearTimeout(timer); };
   };
+}
+
+// exportPanel exports every event of the filter q (not one page) through
+// audit.export, as CSV or NDJSON, and saves it as a download.
+function exportPanel(q, hideReads) {
+  const filter = { ...q };
+  delete filter.limit;
+  const fmt = h("select", { name: "format", id: "export-format" }, h("option", { value: "csv" }, "CSV"), h("option", { value: "ndjson" }, "NDJSON"));
+  const state = h("span", { id: "export-state", role: "status", "aria-live": "polite", class: "muted" });
+  const cancel = h("button", { type: "button", class: "secondary", id: "export-cancel", hidden: true }, "Cancel export");
+  const btn = h("button", { type: "button", id: "export-button", "aria-describedby": "export-help" }, "Export all matching events");
+  let ctl = null;
+  cancel.addEventListener("click", () => ctl && ctl.abort());
+  btn.addEventListener("click", async () => {
+    ctl = new AbortController();
+    btn.disabled = true;
+    cancel.hidden = false;
+    state.className = "muted";
+    delete state.dataset.events;
+    state.textContent = "Exporting…";
+    const format = fmt.value;
+    try {
+      const { blob, summary } = await exportEvents({ ...filter, format }, {
+        signal: ctl.signal,
+        onProgress: (p) => { state.textContent = `Exporting: ${num(p.events)} events, ${num(p.bytes)} bytes so far…`; },
+      });
+      const name = `auditq-export-${new Date().toISOString().replace(/[:.]/g, "-")}.${format === "csv" ? "csv" : "ndjson"}`;
+      const url = URL.createObjectURL(blob);
+      const a = h("a", { href: url, download: name, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      state.className = "ok";
+      state.dataset.events = summary.events;
+      state.textContent = `Saved ${name}: ${num(summary.events)} events, ${num(summary.bytes)} bytes${summary.checked ? ", SHA-256 checked" : ""}.`;
+    } catch (err) {
+      state.className = "error";
+      state.textContent = (refusal(err) || (err instanceof ApiError ? `${err.code}: ${err.message}` : String(err.message || err))) +
+        (err.events ? ` (after ${num(err.events)} events; auditq export --resume ${err.cursor} continues it)` : "");
+    } finally {
+      btn.disabled = false;
+      cancel.hidden = true;
+    }
+  });
+  return h("section", { class: "export", "aria-labelledby": "export-h" },
+    h("h2", { id: "export-h", class: "sr-only" }, "Export"),
+    h("label", { class: "inline" }, "Format", fmt), btn, cancel, state,
+    h("p", { class: "muted small", id: "export-help" }, "Every event of the current filter, newest first, not only this page",
+      hideReads ? " (the trail's own reads included: the export has no filter to leave them out)." : "."));
 }
 
 // ---- one event
@@ -478,9 +526,10 @@ async function dailyTimeline(reports, into) {
   into.replaceChildren(columnChart("Events per day, from these daily reports", rows));
 }
 
-// ---- operations (operator role): the audit.admin.* subjects. The view
-// and its link appear only when audit.admin.status answers, so a reader
-// whose permissions refuse those subjects never sees them.
+// ---- operations (operator role): the audit.admin.* subjects
+// (docs/contract.md, "Operations"). The link appears only when
+// audit.admin.status answers; the view itself always asks, so a login
+// that may not use these subjects sees the server's refusal.
 
 async function operatorAllowed() {
   try {
@@ -495,90 +544,181 @@ function rawJSON(label, v) {
   return h("details", {}, h("summary", {}, label), h("pre", { class: "json", tabindex: "0" }, JSON.stringify(v, null, 2)));
 }
 
+function seconds(s) {
+  if (s < 120) return `${Math.round(s)} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+function section(id, title) {
+  return h("section", { "aria-labelledby": id + "-h", id },
+    h("h2", { id: id + "-h" }, title), h("p", { class: "muted", role: "status" }, "Loading…"));
+}
+
 function operationsView() {
-  const status = h("section", { "aria-labelledby": "ops-status-h" }, h("h2", { id: "ops-status-h" }, "Tamper evidence"), h("p", { class: "muted" }, "Loading…"));
-  const poison = h("section", { "aria-labelledby": "ops-poison-h" }, h("h2", { id: "ops-poison-h" }, "Poison stream"), h("p", { class: "muted" }, "Loading…"));
-  const schedules = h("section", { "aria-labelledby": "ops-sched-h" }, h("h2", { id: "ops-sched-h" }, "Schedules"), h("p", { class: "muted" }, "Loading…"));
-  const cleanups = h("section", { "aria-labelledby": "ops-clean-h" }, h("h2", { id: "ops-clean-h" }, "Last cleanups"), h("p", { class: "muted" }, "Loading…"));
-  main.append(h("h1", {}, "Operations"), status, poison, schedules, cleanups);
+  const status = section("ops-status", "Status");
+  const poison = section("ops-poison", "Poison stream");
+  const schedules = section("ops-schedules", "Schedules");
+  const cleanups = section("ops-cleanups", "Last cleanups");
+  const dryrun = section("ops-dryrun", "Dry-run cleanup");
+  const note = document.body.dataset.operator === "no"
+    ? h("p", { class: "muted" }, "This login is not an operator's: the server refuses it the operator subjects (audit.admin.*), as each section below shows.")
+    : "";
+  main.append(h("h1", {}, "Operations"), note, status, poison, schedules, cleanups, dryrun);
   const fill = (sec, ...nodes) => sec.replaceChildren(sec.firstChild, ...nodes);
+  let stopped = false;
+  stopView = () => { stopped = true; };
 
   request("audit.admin.status", {}).then((st) => {
     const c = st.checkpoint;
     const v = st.lastVerify;
+    const jobs = Object.entries(st.poison || {});
+    const pending = Object.entries(st.pending || {});
     fill(status,
-      h("dl", { class: "fields", id: "ops-status" },
-        h("dt", {}, "Last checkpoint"), h("dd", {}, c ? [`#${c.seq}, `, timeEl(c.time), c.ageSeconds !== undefined ? ` (${Math.round(c.ageSeconds)} s ago)` : ""] : "none yet"),
-        h("dt", {}, "Last verify"), h("dd", {}, v ? [timeEl(v.time), " ", h("span", { class: v.ok ? "badge good" : "badge bad" }, v.ok ? "ok" : "failed"), v.summary ? ` ${v.summary}` : ""] : "never run")),
-      rawJSON("Answer", st));
+      h("dl", { class: "fields", id: "status-fields" },
+        h("dt", {}, "Last checkpoint"), h("dd", { id: "status-checkpoint" },
+          !st.tamperEvidence ? "tamper evidence is off (AUDITQ_TAMPER_EVIDENCE)"
+            : c ? [`#${c.seq} (${c.reason}), `, timeEl(c.time), `, ${seconds(st.checkpointAgeSeconds)} ago`,
+              st.nextCheckpointDue ? [", next due ", timeEl(st.nextCheckpointDue)] : ""] : "none yet"),
+        h("dt", {}, "Last verify"), h("dd", { id: "status-verify" },
+          v ? [h("span", { class: v.ok ? "badge good" : "badge bad" }, v.ok ? "ok" : "failed"), " ", timeEl(v.finishedAt),
+            `: ${num(v.events)} events, ${num(v.batches)} batches, ${num(v.checkpoints)} checkpoints`,
+            v.checkpointSeq ? `, up to checkpoint #${v.checkpointSeq}` : "",
+            v.failureCount ? `; ${num(v.failureCount)} problems, first: ${v.firstFailure}` : "",
+            ` (${v.trigger}, ${num(v.durationMs)} ms)`]
+            : "never recorded: run auditq verify (docs/operations.md)"),
+        h("dt", {}, "Poison backlog"), h("dd", { id: "status-poison" },
+          jobs.map(([job, p], i) => [i ? ", " : "", `${job} ${num(p.messages)}`, p.oldest ? [" (oldest ", timeEl(p.oldest), ")"] : ""])),
+        h("dt", {}, "Jobs waiting"), h("dd", { id: "status-pending" },
+          pending.length ? pending.map(([subj, n], i) => `${i ? ", " : ""}${subj} ${num(n)}`) : "none")),
+      rawJSON("The answer of audit.admin.status", st));
   }, (err) => fill(status, errorBox(err)));
 
+  const poisonNote = h("p", { role: "status", "aria-live": "polite", id: "poison-note", class: "muted", tabindex: "-1" });
   const loadPoison = () => request("audit.admin.poison.list", { limit: 50 }).then((ans) => {
-    const msgs = ans.messages || [];
+    if (stopped) return;
+    const msgs = ans.messages;
     if (!msgs.length) {
-      fill(poison, h("p", { class: "muted" }, "No poisoned messages."));
+      fill(poison, poisonNote, h("p", { class: "muted", id: "poison-empty" }, "No poisoned messages."));
       return;
     }
-    const note = h("p", { role: "status", "aria-live": "polite", class: "muted" });
-    const act = async (subject, m, verb) => {
-      try {
-        await request(subject, { seq: m.seq });
-        note.textContent = `Message ${m.seq} ${verb === "replay" ? "replayed" : "discarded"}.`;
-        loadPoison();
-      } catch (err) {
-        note.replaceChildren(errorBox(err));
-      }
-    };
-    const show = async (m, cell) => {
-      try {
-        const full = await request("audit.admin.poison.get", { seq: m.seq });
-        cell.replaceChildren(h("pre", { class: "json", tabindex: "0" }, full.payload ?? JSON.stringify(full, null, 2)));
-      } catch (err) {
-        cell.replaceChildren(errorBox(err));
-      }
-    };
-    fill(poison, note, h("div", { class: "scroll" }, h("table", { class: "data", id: "poison-rows" },
-      h("thead", {}, h("tr", {}, ...["Seq", "Time", "Job", "Message id", "Reason", "Actions"].map((x) => h("th", { scope: "col" }, x)))),
-      h("tbody", {}, ...msgs.flatMap((m) => {
-        const payload = h("td", { colspan: 6 });
-        const extra = h("tr", { hidden: true }, payload);
-        return [h("tr", { "data-seq": m.seq },
-          h("td", {}, m.seq), h("td", {}, timeEl(m.time)), h("td", {}, m.job || m.subject), h("td", {}, m.id), h("td", {}, m.reason),
-          h("td", { class: "actions" },
-            h("button", { type: "button", class: "secondary", "aria-label": `Show the payload of message ${m.seq}`, onclick: () => { extra.hidden = !extra.hidden; if (!extra.hidden) show(m, payload); } }, "Payload"),
-            h("button", { type: "button", "aria-label": `Replay message ${m.seq}`, onclick: () => act("audit.admin.poison.replay", m, "replay") }, "Replay"),
-            // Discarding cannot be undone: the first press asks, the second discards.
-            h("button", { type: "button", class: "secondary", "aria-label": `Discard message ${m.seq}`, onclick: (ev) => {
-              const b = ev.currentTarget;
-              if (!b.dataset.armed) {
-                b.dataset.armed = "1";
-                b.textContent = "Discard for good?";
-                return;
-              }
-              act("audit.admin.poison.discard", m, "discard");
-            } }, "Discard"))),
-        extra];
-      })))));
-  }, (err) => fill(poison, errorBox(err)));
+    const more = ans.nextCursor ? h("p", { class: "muted" }, "The newest 50 are shown; auditq poison list pages through the rest.") : "";
+    fill(poison, poisonNote, more, h("div", { class: "scroll" }, h("table", { class: "data", id: "poison-rows" },
+      h("caption", { class: "sr-only" }, "Poisoned messages, newest first"),
+      h("thead", {}, h("tr", {}, ...["Seq", "Stored", "Job", "Message id", "Reason", "Actions"].map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, ...msgs.flatMap((m) => poisonRow(m, poisonNote, loadPoison))))));
+  }, (err) => fill(poison, poisonNote, errorBox(err)));
   loadPoison();
 
   request("audit.admin.schedules", {}).then((ans) => {
-    const list = ans.schedules || [];
-    fill(schedules, list.length === 0 ? h("p", { class: "muted" }, "No schedules installed.") :
-      h("table", { class: "data", id: "schedule-rows" },
-        h("thead", {}, h("tr", {}, ...["Schedule", "Pattern", "Fires", "Next firing"].map((x) => h("th", { scope: "col" }, x)))),
-        h("tbody", {}, ...list.map((x) => h("tr", {}, h("td", {}, x.subject), h("td", {}, `${x.pattern}${x.timeZone ? ` (${x.timeZone})` : ""}`),
-          h("td", {}, x.target), h("td", {}, x.next ? timeEl(x.next) : "unknown"))))));
+    fill(schedules, ans.schedules.length === 0 ? h("p", { class: "muted" }, "No schedules installed (AUDITQ_CLEANUP_CRON, AUDITQ_REPORT_DAILY_CRON).") :
+      h("div", { class: "scroll" }, h("table", { class: "data", id: "schedule-rows" },
+        h("caption", { class: "sr-only" }, "Installed schedules"),
+        h("thead", {}, h("tr", {}, ...["Name", "Pattern", "Fires to", "Job", "Next firing"].map((x) => h("th", { scope: "col" }, x)))),
+        h("tbody", {}, ...ans.schedules.map((x) => h("tr", { "data-name": x.name }, h("td", {}, x.name), h("td", {}, h("code", {}, x.pattern), ` (${x.timeZone})`),
+          h("td", {}, x.target), h("td", {}, h("code", {}, x.payload)), h("td", { class: "next" }, x.next ? timeEl(x.next) : "cannot be computed")))))));
   }, (err) => fill(schedules, errorBox(err)));
 
-  request("audit.admin.cleanups", {}).then((ans) => {
-    const list = ans.cleanups || [];
-    fill(cleanups, list.length === 0 ? h("p", { class: "muted" }, "No cleanup has run yet.") :
-      h("table", { class: "data", id: "cleanup-rows" },
-        h("thead", {}, h("tr", {}, ...["Job", "Cutoff", "Deleted", "Dry run", "Duration", "Trigger"].map((x) => h("th", { scope: "col" }, x)))),
-        h("tbody", {}, ...list.map((x) => h("tr", {}, h("td", {}, x.id), h("td", {}, timeEl(x.cutoff)), h("td", {}, num(x.deletedCount)),
-          h("td", {}, x.dryRun ? "yes" : "no"), h("td", {}, `${x.durationMs} ms`), h("td", {}, x.trigger))))));
+  request("audit.admin.cleanups", { limit: 10 }).then((ans) => {
+    fill(cleanups, ans.cleanups.length === 0 ? h("p", { class: "muted" }, "No cleanup has run yet.") :
+      h("div", { class: "scroll" }, h("table", { class: "data", id: "cleanup-rows" },
+        h("caption", { class: "sr-only" }, "The last cleanup runs, newest first"),
+        h("thead", {}, h("tr", {}, ...["Ran", "Cutoff", "Deleted", "Dry run", "Duration", "Trigger", "Job"].map((x) => h("th", { scope: "col" }, x)))),
+        h("tbody", {}, ...ans.cleanups.map((x) => h("tr", { "data-job": x.jobId }, h("td", {}, timeEl(x.ranAt)), h("td", {}, timeEl(x.cutoff)),
+          h("td", { "data-count": x.deletedCount }, num(x.deletedCount)), h("td", {}, x.dryRun ? "yes" : "no"), h("td", {}, `${num(x.durationMs)} ms`),
+          h("td", {}, x.trigger), h("td", {}, h("a", { href: `#/event/${encodeURIComponent(x.eventId)}`, "aria-label": `Open the event of cleanup ${x.jobId}` }, x.jobId))))))));
   }, (err) => fill(cleanups, errorBox(err)));
+
+  // A dry run counts what a cleanup would delete now, deleting nothing:
+  // the scheduled cleanup's settings, or a retention in days.
+  const result = h("div", { id: "dryrun-result", role: "status", "aria-live": "polite" });
+  const days = h("input", { name: "retentionDays", type: "number", min: "1", step: "1", inputmode: "numeric", placeholder: "the schedule's", "aria-describedby": "dryrun-help" });
+  const form = h("form", { class: "inline-form", "aria-label": "Dry-run cleanup" },
+    h("label", {}, "Retention in days", days),
+    h("div", { class: "buttons" }, h("button", { type: "submit", id: "dryrun-button" }, "Count what a cleanup would delete")));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = days.value ? { retentionDays: Number(days.value) } : {};
+    result.replaceChildren(h("p", { class: "muted" }, "Counting…"));
+    try {
+      const d = await request("audit.admin.cleanup.dryrun", body);
+      result.replaceChildren(h("dl", { class: "fields", "data-would-delete": d.wouldDelete, "data-cutoff": d.cutoff },
+        h("dt", {}, "Would delete"), h("dd", { id: "dryrun-count" }, `${num(d.wouldDelete)} events`),
+        h("dt", {}, "Cutoff"), h("dd", {}, timeEl(d.cutoff)),
+        h("dt", {}, "Settings"), h("dd", {}, d.scheduled ? "the scheduled cleanup's " : "",
+          d.retentionDays ? `retention ${d.retentionDays} days` : ["before ", timeEl(d.beforeDate)],
+          d.excludeActions.length ? `, keeping ${d.excludeActions.join(", ")}` : ""),
+        h("dt", {}, "Counted in"), h("dd", {}, `${num(d.durationMs)} ms; nothing was deleted`)));
+    } catch (err) {
+      result.replaceChildren(errorBox(err));
+    }
+  });
+  fill(dryrun, h("p", { class: "muted", id: "dryrun-help" }, "Counts the events a cleanup would delete now, through the retention policy and legal holds; deletes nothing. Empty: the scheduled cleanup's settings (AUDITQ_RETENTION_DAYS)."), form, result);
+}
+
+// poisonRow is one poisoned message and its hidden detail row: the
+// reason, the payload (fetched on demand, editable), Replay (of the
+// payload as shown, corrected or not) and Discard (two presses).
+function poisonRow(m, note, reload) {
+  const detail = h("td", { colspan: 6 });
+  const extra = h("tr", { hidden: true, class: "poison-detail", id: `detail-${m.seq}` }, detail);
+  let edited = null;
+  const act = async (subject, body, done) => {
+    try {
+      const ans = await request(subject, body);
+      note.textContent = done(ans);
+      note.className = "ok";
+      await reload();
+    } catch (err) {
+      note.className = "";
+      note.replaceChildren(errorBox(err));
+    }
+    // The row's buttons went with the row: the focus moves to the outcome,
+    // once the list is drawn again.
+    note.focus();
+  };
+  const show = async () => {
+    detail.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+    try {
+      const full = await request("audit.admin.poison.get", { seq: m.seq });
+      const id = `payload-${m.seq}`;
+      const area = h("textarea", { id, rows: 6, spellcheck: "false", class: "payload" }, full.payload ?? "");
+      area.addEventListener("input", () => { edited = area.value; });
+      detail.replaceChildren(
+        h("p", {}, h("strong", {}, "Reason: "), full.reason),
+        full.payload === undefined ? h("p", { class: "error" }, `The payload is not UTF-8 text (${full.size} bytes, base64 in the answer); replay it with auditq poison replay.`) :
+          h("label", { for: id }, `Payload${full.truncated ? " (truncated: it must be corrected before a replay)" : ""}: edit to correct it, then Replay`),
+        full.payload === undefined ? "" : area,
+        rawJSON("Headers", full.headers));
+      area.focus();
+    } catch (err) {
+      detail.replaceChildren(errorBox(err));
+    }
+  };
+  return [h("tr", { "data-seq": m.seq },
+    h("td", {}, m.seq), h("td", {}, timeEl(m.time)), h("td", {}, m.job), h("td", {}, m.id || ""), h("td", { class: "reason" }, m.reason),
+    h("td", { class: "actions" },
+      h("button", { type: "button", class: "secondary", "aria-expanded": "false", "aria-controls": `detail-${m.seq}`, "aria-label": `Show the payload of message ${m.seq}`, onclick: (ev) => {
+        extra.hidden = !extra.hidden;
+        ev.currentTarget.setAttribute("aria-expanded", String(!extra.hidden));
+        if (!extra.hidden) show();
+      } }, "Payload"),
+      h("button", { type: "button", "aria-label": `Replay message ${m.seq}`, onclick: () => {
+        const body = { seq: m.seq };
+        if (edited !== null) body.payload = edited;
+        act("audit.admin.poison.replay", body, (r) => `Message ${m.seq} replayed to ${r.subject} as ${r.id} (stream sequence ${r.seq}${r.duplicate ? ", a duplicate of an earlier replay" : ""}).`);
+      } }, "Replay"),
+      // Discarding cannot be undone: the first press asks, the second discards.
+      h("button", { type: "button", class: "secondary", "aria-label": `Discard message ${m.seq}`, onclick: (ev) => {
+        const b = ev.currentTarget;
+        if (!b.dataset.armed) {
+          b.dataset.armed = "1";
+          b.textContent = "Discard for good?";
+          return;
+        }
+        act("audit.admin.poison.discard", { seq: m.seq }, (r) => `Message ${r.discarded.seq} (${r.discarded.id || "no id"}) discarded.`);
+      } }, "Discard"))),
+  extra];
 }
 
 // ---- start: connect, with a login form when the server wants one
@@ -612,8 +752,7 @@ function start() {
   route();
   operatorAllowed().then((ok) => {
     document.body.dataset.operator = ok ? "yes" : "no";
-    if (!ok) return;
-    document.querySelector("nav").append(h("a", { href: "#/operations", "data-view": "operations" }, "Operations"));
+    if (ok) document.querySelector("nav").append(h("a", { href: "#/operations", "data-view": "operations" }, "Operations"));
     if (parseHash().parts[0] === "operations") route();
   });
 }
