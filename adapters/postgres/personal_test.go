@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -16,18 +19,29 @@ import (
 	"github.com/auditq/auditq/domain/audit"
 )
 
-func newKEK(t testing.TB) *keyfile.KEK {
+// newKEK writes a fresh key-encryption key file and returns it.
+func newKEK(t testing.TB) *keyfile.File {
 	t.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	k, err := keyfile.NewKEK(key)
+	path := filepath.Join(t.TempDir(), "kek")
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return keyfile.NewFile(path)
+}
+
+// kekID returns the id of the current key in f.
+func kekID(t testing.TB, f *keyfile.File) string {
+	t.Helper()
+	cur, _, err := f.Keys()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k
+	return cur.ID()
 }
 
-func openPersonal(t testing.TB, db *bun.DB, mode postgres.PersonalMode, kek postgres.KeyWrapper) *postgres.Personal {
+func openPersonal(t testing.TB, db *bun.DB, mode postgres.PersonalMode, kek postgres.KEKSource) *postgres.Personal {
 	t.Helper()
 	p, err := postgres.OpenPersonal(context.Background(), db, postgres.PersonalConfig{Mode: mode, KEK: kek, DetailKeys: []string{"email"}})
 	if err != nil {
@@ -109,7 +123,7 @@ func TestPersonalKEKChecked(t *testing.T) {
 	}
 	other := newKEK(t)
 	_, err := postgres.OpenPersonal(ctx, db, postgres.PersonalConfig{Mode: postgres.PersonalEncrypt, KEK: other})
-	if err == nil || !strings.Contains(err.Error(), kek.ID()) || !strings.Contains(err.Error(), other.ID()) {
+	if err == nil || !strings.Contains(err.Error(), kekID(t, kek)) || !strings.Contains(err.Error(), kekID(t, other)) {
 		t.Fatalf("open with another KEK: %v", err)
 	}
 	if _, err := postgres.OpenPersonal(ctx, db, postgres.PersonalConfig{Mode: postgres.PersonalEncrypt}); err == nil {
