@@ -119,15 +119,17 @@ func TestErasureShredsOneSubjectAndKeepsTheTrailVerifiable(t *testing.T) {
 		}
 	}
 	msgs = append(msgs, servicetest.EventMsg(contract.SubjectLog, "system-1",
-		`{"id":"system-1","action":"system.backup","resourceType":"system","resourceId":"db","ipAddress":"192.0.2.9","timestamp":"2026-11-24T11:00:00Z"}`))
+		`{"id":"system-1","action":"system.backup","resourceType":"system","resourceId":"db","ipAddress":"192.0.2.9","sessionId":"session-sys","timestamp":"2026-11-24T11:00:00Z"}`))
 	servicetest.PublishAll(t, js, msgs)
 	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
 		n := servicetest.CountRows(t, db, "resource_type IN ('user', 'system')")
 		return n == 10, fmt.Sprintf("%d rows", n)
 	})
 
-	// Stored: pseudonyms and ciphertext, no personal field in clear.
-	if n := servicetest.CountRows(t, db, "resource_type = 'user' AND (pseudonymous IS NOT TRUE OR personal IS NULL OR ip_address IS NOT NULL OR user_agent IS NOT NULL OR session_id IS NOT NULL OR details ? 'email')"); n != 0 {
+	// Stored: pseudonyms and ciphertext, no personal field in clear; the
+	// session id's keyed pseudonym in session_id.
+	if n := servicetest.CountRows(t, db, `resource_type = 'user' AND (pseudonymous IS NOT TRUE OR personal IS NULL OR ip_address IS NOT NULL OR user_agent IS NOT NULL
+		OR session_id NOT LIKE 'ssn\_%' OR length(session_id) <> 47 OR details ? 'email')`); n != 0 {
 		t.Fatalf("%d user rows hold personal fields in clear", n)
 	}
 	for _, u := range users {
@@ -147,6 +149,19 @@ func TestErasureShredsOneSubjectAndKeepsTheTrailVerifiable(t *testing.T) {
 		checkRevealed(t, v, "alice")
 	}
 	pseudonym := before[0].UserPseudonym
+	// A search by session finds encrypted events through the session id's
+	// pseudonym, and events stored in clear by the session id itself.
+	for session, want := range map[string]int{"session-alice": 3, "session-bob": 3, "session-sys": 1, "session-nobody": 0} {
+		got := search(t, nc, fmt.Sprintf(`{"sessionId":%q}`, session))
+		if len(got) != want {
+			t.Fatalf("search session %s: %d events, want %d", session, len(got), want)
+		}
+		for _, v := range got {
+			if v.SessionID != session {
+				t.Fatalf("search session %s: event %s shows session %q", session, v.ID, v.SessionID)
+			}
+		}
+	}
 	// A copy of alice's rows taken before the erasure (a backup).
 	if _, err := db.ExecContext(ctx, `CREATE TABLE backup_rows AS SELECT * FROM audit_logs WHERE user_id = ?`, pseudonym); err != nil {
 		t.Fatal(err)
@@ -176,8 +191,9 @@ func TestErasureShredsOneSubjectAndKeepsTheTrailVerifiable(t *testing.T) {
 		t.Fatalf("erasure events: %+v", erasures)
 	}
 
-	// Every read path: search by user id and by pseudonym, event get.
-	for _, q := range []string{`{"userId":"alice"}`, fmt.Sprintf(`{"userPseudonym":%q}`, pseudonym)} {
+	// Every read path: search by user id, by pseudonym and by session
+	// (which still matches, through the session's pseudonym), event get.
+	for _, q := range []string{`{"userId":"alice"}`, fmt.Sprintf(`{"userPseudonym":%q}`, pseudonym), `{"sessionId":"session-alice"}`} {
 		got := search(t, nc, q)
 		if len(got) != 3 {
 			t.Fatalf("search %s after the erasure: %d events", q, len(got))

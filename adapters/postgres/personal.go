@@ -246,6 +246,32 @@ func (p *Personal) Pseudonym(userID string) string {
 	return pseudonymOf(hmac.New(sha256.New, p.pseudoKey), userID)
 }
 
+// SessionPseudonym returns the keyed pseudonym an encrypted event stores
+// in place of sessionID: "ssn_" and the unpadded base64url of
+// HMAC-SHA256(pseudonym key, NUL "session" NUL sessionID), so it never
+// equals the pseudonym of a user id (which holds no NUL). It returns ""
+// for an empty sessionID or a nil Personal.
+func (p *Personal) SessionPseudonym(sessionID string) string {
+	if p == nil {
+		return ""
+	}
+	return sessionPseudonymOf(hmac.New(sha256.New, p.pseudoKey), sessionID)
+}
+
+// sessionPrefix starts every session pseudonym.
+const sessionPrefix = "ssn_"
+
+func sessionPseudonymOf(h hash.Hash, sessionID string) string {
+	if sessionID == "" {
+		return ""
+	}
+	h.Reset()
+	h.Write([]byte("\x00session\x00"))
+	h.Write([]byte(sessionID))
+	var sum [sha256.Size]byte
+	return sessionPrefix + base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0]))
+}
+
 func pseudonymOf(h hash.Hash, userID string) string {
 	h.Reset()
 	h.Write([]byte(userID))
@@ -314,7 +340,7 @@ func (p *Personal) protect(ctx context.Context, tx pgx.Tx, events []audit.Event)
 		if e.Pseudonym == "" {
 			continue
 		}
-		if err := p.seal(e, events[i].UserID, keys[e.Pseudonym]); err != nil {
+		if err := p.seal(e, events[i].UserID, keys[e.Pseudonym], h); err != nil {
 			return nil, fmt.Errorf("event %d (%s): %w", i, e.ID, err)
 		}
 	}
@@ -322,8 +348,9 @@ func (p *Personal) protect(ctx context.Context, tx pgx.Tx, events []audit.Event)
 }
 
 // seal moves the personal fields of e (in stored form, its user id given
-// apart) into e.Personal under k.
-func (p *Personal) seal(e *audit.Event, userID string, k subjectKey) error {
+// apart) into e.Personal under k, and puts the session's keyed pseudonym
+// (h is an HMAC under the pseudonym key) in its place.
+func (p *Personal) seal(e *audit.Event, userID string, k subjectKey, h hash.Hash) error {
 	f := sealedFields{UserID: userID, IPAddress: e.IPAddress, UserAgent: e.UserAgent, SessionID: e.SessionID}
 	if len(p.detailKeys) > 0 && e.Details != nil {
 		kept, moved, err := splitDetails(e.Details, p.detailKeys)
@@ -338,7 +365,7 @@ func (p *Personal) seal(e *audit.Event, userID string, k subjectKey) error {
 	if err != nil {
 		return fmt.Errorf("seal personal fields: %w", err)
 	}
-	e.IPAddress, e.UserAgent, e.SessionID = "", "", ""
+	e.IPAddress, e.UserAgent, e.SessionID = "", "", sessionPseudonymOf(h, e.SessionID)
 	ns := k.aead.NonceSize()
 	out := make([]byte, 9+ns, 9+ns+len(plain)+k.aead.Overhead())
 	out[0] = sealedVersion
@@ -574,7 +601,7 @@ func open(e *audit.Event, keys map[int64]cipher.AEAD) error {
 	aead, ok := keys[int64(binary.BigEndian.Uint64(b[1:9]))]
 	e.Personal = nil
 	if !ok {
-		e.UserID, e.Erased = audit.ErasedUserID, true
+		e.UserID, e.SessionID, e.Erased = audit.ErasedUserID, "", true
 		return nil
 	}
 	ns := aead.NonceSize()

@@ -78,9 +78,15 @@ func (r *Repository) search(ctx context.Context, f audit.SearchFilter, user stri
 	if f.UserPseudonym != "" {
 		q = q.Where("user_id = ? AND pseudonymous", f.UserPseudonym)
 	}
+	// An encrypted event stores its session id's keyed pseudonym; other
+	// events store it in clear.
+	if ps := r.personal.SessionPseudonym(f.SessionID); ps != "" {
+		q = q.Where("session_id IN (?, ?)", f.SessionID, ps)
+	} else if f.SessionID != "" {
+		q = q.Where("session_id = ?", f.SessionID)
+	}
 	for _, eq := range []struct{ col, val string }{
-		{"resource_type", f.ResourceType}, {"resource_id", f.ResourceID},
-		{"session_id", f.SessionID}, {"request_id", f.RequestID},
+		{"resource_type", f.ResourceType}, {"resource_id", f.ResourceID}, {"request_id", f.RequestID},
 	} {
 		if eq.val != "" {
 			q = q.Where("? = ?", bun.Ident(eq.col), eq.val)
