@@ -150,11 +150,14 @@ func (p *Personal) DestroyKeys(ctx context.Context, e audit.Erasure) (audit.Eras
 	if !p.encrypts() {
 		return audit.Erasure{}, audit.ErrErasureOff
 	}
-	// Settle first: a key prepared by an interrupted erasure is either
-	// promoted (the database is under it) or discarded, before a new one
-	// is prepared over it.
-	if err := p.settle(ctx); err != nil {
-		return audit.Erasure{}, fmt.Errorf("destroy the keys of %s: %w", e.Pseudonym, err)
+	// Settle first when a key prepared by an interrupted erasure is on
+	// disk: it is promoted (the database is under it) or discarded. Inside
+	// the transaction, a prepared key is only ever left by a transaction
+	// that did not commit, and Prepare replaces it.
+	if _, next, err := p.src.Keys(); err != nil || next != nil {
+		if err := p.settle(ctx); err != nil {
+			return audit.Erasure{}, fmt.Errorf("destroy the keys of %s: %w", e.Pseudonym, err)
+		}
 	}
 	var ids []int64
 	rotated := false
