@@ -188,3 +188,73 @@ func TestPersonalDestroyKeys(t *testing.T) {
 		t.Fatalf("the subject's next event: %v %+v", err, again)
 	}
 }
+
+// An erasure replaces the key-encryption key: the old key opens no stored
+// key any more, and other instances sharing the key file (holding the old
+// key in memory) follow: one creates new keys under the new key, never
+// under the old one; another reads the rewrapped keys.
+func TestPersonalErasureReplacesTheKEK(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	file := newKEK(t)
+	oldKEK, _, err := file.Keys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1 := openPersonal(t, db, postgres.PersonalEncrypt, file)
+	p2 := openPersonal(t, db, postgres.PersonalEncrypt, file)
+	p3 := openPersonal(t, db, postgres.PersonalEncrypt, file)
+	repo1, repo2 := postgres.NewRepository(db).WithPersonal(p1), postgres.NewRepository(db).WithPersonal(p2)
+	repo3 := postgres.NewRepository(db).WithPersonal(p3)
+	if _, err := repo1.Write(ctx, []audit.Event{personalEvent("r1", "fay"), personalEvent("r2", "gus")}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := p1.BeginErasure(ctx, audit.Erasure{EventID: "erase-r", Pseudonym: p1.Pseudonym("fay"), RequestedAt: event("x").OccurredAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p1.DestroyKeys(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	newID := kekID(t, file)
+	if newID == oldKEK.ID() {
+		t.Fatal("the key-encryption key was not replaced")
+	}
+	if _, next, err := file.Keys(); err != nil || next != nil {
+		t.Fatalf("a prepared key is left: %v %v", err, next)
+	}
+	// The second instance: writes a new user (its key under the new KEK),
+	// reads gus (a key rewrapped under the new KEK).
+	if _, err := repo2.Write(ctx, []audit.Event{personalEvent("r3", "hal")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := repo3.Get(ctx, "r2"); err != nil || got.UserID != "gus" {
+		t.Fatalf("the third instance reads gus: %v %+v", err, got)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT pseudonym, wrapped, kek_id FROM audit_subject_keys`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rows.Close() }()
+	n := 0
+	for rows.Next() {
+		var ps, id string
+		var wrapped []byte
+		if err := rows.Scan(&ps, &wrapped, &id); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if _, err := oldKEK.Unwrap(wrapped, []byte("auditq subject key v1\n"+ps)); err == nil || id != newID {
+			t.Fatalf("subject key %s: under %s (want %s), the old key opens it: %v", ps, id, newID, err == nil)
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d subject keys, want 2 (gus, hal)", n)
+	}
+	if got, err := repo1.Get(ctx, "r3"); err != nil || got.UserID != "hal" {
+		t.Fatalf("hal: %v %+v", err, got)
+	}
+	if got, err := repo1.Get(ctx, "r1"); err != nil || !got.Erased {
+		t.Fatalf("fay: %v %+v", err, got)
+	}
+}
