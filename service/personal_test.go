@@ -497,4 +497,25 @@ func TestErasureDefeatsABackupTakenBefore(t *testing.T) {
 	if _, err := os.Stat(kekPath + ".next"); !os.IsNotExist(err) {
 		t.Fatalf("the refused start left a prepared key: %v", err)
 	}
+
+	// The documented way to serve such a backup: drop the keys no key
+	// opens; every encrypted event then reads as erased.
+	if _, err := restored.ExecContext(context.Background(), restoreSQL); err != nil {
+		t.Fatal(err)
+	}
+	rsvc := servicetest.Start(t, renv)
+	rnc := natsClient(t, rsvc)
+	got = search(t, rnc, `{"resourceType":"user"}`)
+	if len(got) != 3 {
+		t.Fatalf("the restored backup serves %d events, want 3", len(got))
+	}
+	for _, v := range got {
+		if !v.Erased || v.IPAddress != "" || v.SessionID != "" || strings.Contains(string(v.Details), "email") {
+			t.Fatalf("event %s of the restored backup: %+v", v.ID, v)
+		}
+	}
 }
+
+// restoreSQL is the statement docs/personal-data.md gives for serving a
+// backup taken before an erasure.
+const restoreSQL = `DELETE FROM audit_subject_keys; DELETE FROM audit_personal_keys; DELETE FROM audit_kek_state`
