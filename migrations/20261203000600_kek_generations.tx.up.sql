@@ -1,11 +1,12 @@
 -- The key-encryption key generation the stored keys are wrapped under
--- (docs/personal-data.md#key-rotation), one row. Every erasure replaces
--- the key-encryption key: in one transaction it rewraps every remaining
--- key under the new key, sets kek_id to it, and records the key it
--- replaces in retired_kek_id with retired_at NULL; retired_at is set once
--- the old key file is destroyed. The row is the decision of that two-step
--- change: a start compares kek_id with the key file (and the prepared
--- next key file) and finishes whichever step a crash interrupted.
+-- (docs/personal-data.md#key-rotation-at-each-erasure), one row. Every
+-- erasure replaces the key-encryption key: in one transaction it rewraps
+-- every remaining key under the new key, sets kek_id to it, and records
+-- the key it replaces in retired_kek_id with retired_at NULL; retired_at
+-- is set once the old key file is destroyed. The row is the decision of
+-- that two-step change: a start compares kek_id with the key file (and
+-- the prepared next key file) and finishes whichever step a crash
+-- interrupted.
 CREATE TABLE IF NOT EXISTS audit_kek_state (
     id             smallint    PRIMARY KEY CHECK (id = 1),
     kek_id         text        NOT NULL,

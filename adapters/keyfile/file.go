@@ -12,7 +12,7 @@ import (
 )
 
 // File is a key-encryption key kept in a file that auditq replaces at each
-// erasure (docs/personal-data.md#key-rotation). Path holds the current
+// erasure (docs/personal-data.md#key-rotation-at-each-erasure). Path holds the current
 // key; Path+".next" holds the prepared next key between Prepare and
 // Promote or Discard. Every change is durable: written to a temporary
 // file, synced, renamed, and the directory synced.

@@ -39,7 +39,7 @@ type KeyWrapper interface {
 }
 
 // KEKSource holds the key-encryption key outside the database and replaces
-// it at each erasure (docs/personal-data.md#key-rotation), so that a copy
+// it at each erasure (docs/personal-data.md#key-rotation-at-each-erasure), so that a copy
 // of the database taken before an erasure needs a key that no longer
 // exists. keyfile.File implements it with files; a KMS client could, with
 // key versions. Its methods never log keys.
@@ -187,15 +187,15 @@ func OpenPersonal(ctx context.Context, db *bun.DB, cfg PersonalConfig) (*Persona
 		return nil, err
 	}
 	p.pseudoKey = key
-	kek := p.currentKEK()
-	var other string
-	err = db.DB.QueryRowContext(ctx, `SELECT kek_id FROM audit_subject_keys WHERE kek_id <> $1 LIMIT 1`, kek.ID()).Scan(&other)
+	var other, state string
+	err = db.DB.QueryRowContext(ctx, `SELECT k.kek_id, s.kek_id FROM audit_subject_keys k JOIN audit_kek_state s ON s.id = 1
+		WHERE k.kek_id <> s.kek_id LIMIT 1`).Scan(&other, &state)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return nil, fmt.Errorf("personal data: check the subject keys: %w", err)
 	default:
-		return nil, fmt.Errorf("personal data: subject keys are wrapped under key-encryption key %s, but the database records key %s (modified)", other, kek.ID())
+		return nil, fmt.Errorf("personal data: a subject key is wrapped under key-encryption key %s, but the database records key %s (modified)", other, state)
 	}
 	return p, nil
 }
@@ -218,8 +218,8 @@ func (p *Personal) loadPseudonymKey(ctx context.Context) ([]byte, error) {
 	if err := p.db.DB.QueryRowContext(ctx, `SELECT wrapped, kek_id FROM audit_personal_keys WHERE name = 'pseudonym'`).Scan(&wrapped, &kekID); err != nil {
 		return nil, fmt.Errorf("personal data: read the pseudonym key: %w", err)
 	}
-	if kekID != kek.ID() {
-		return nil, fmt.Errorf("personal data: the stored keys are wrapped under key-encryption key %s, but AUDITQ_KEK_FILE holds key %s: give the key they were wrapped under", kekID, kek.ID())
+	if kek, err = p.wrapperFor(kekID); err != nil {
+		return nil, fmt.Errorf("personal data: %w", err)
 	}
 	key, err := kek.Unwrap(wrapped, []byte(adPseudonymKey))
 	if err != nil {
