@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -256,5 +257,51 @@ func TestPersonalErasureReplacesTheKEK(t *testing.T) {
 	}
 	if got, err := repo1.Get(ctx, "r1"); err != nil || !got.Erased {
 		t.Fatalf("fay: %v %+v", err, got)
+	}
+}
+
+// An export reads events as audit.event.get shows them: decrypted, or
+// erased; its userId filter finds a user's rows stored in clear (before
+// encryption) and encrypted ones, and its sessionId filter both kinds too.
+func TestPersonalExport(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	if _, err := postgres.NewRepository(db).Write(ctx, []audit.Event{personalEvent("x0", "ann")}); err != nil {
+		t.Fatal(err)
+	}
+	p := openPersonal(t, db, postgres.PersonalEncrypt, newKEK(t))
+	repo := postgres.NewRepository(db).WithPersonal(p)
+	later := []audit.Event{personalEvent("x1", "ann"), personalEvent("x2", "ann"), personalEvent("x3", "ben")}
+	for i := range later {
+		later[i].OccurredAt = later[i].OccurredAt.Add(time.Duration(i+1) * time.Minute)
+	}
+	if _, err := repo.Write(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	ann, err := repo.ExportPage(ctx, audit.SearchFilter{UserID: "ann", Limit: 10})
+	if err != nil || len(ann) != 3 || ann[0].ID != "x2" || ann[2].ID != "x0" {
+		t.Fatalf("export ann: %v %+v", err, ann)
+	}
+	for _, e := range ann {
+		if e.UserID != "ann" || e.IPAddress != "203.0.113.7" || e.SessionID != "s" || !strings.Contains(string(e.Details), "email") {
+			t.Fatalf("exported event of ann: %+v", e)
+		}
+	}
+	if page, err := repo.ExportPage(ctx, audit.SearchFilter{UserID: "ann", Limit: 2}); err != nil || len(page) != 2 || page[1].ID != "x1" {
+		t.Fatalf("export ann, 2 per page: %v %+v", err, page)
+	}
+	if all, err := repo.ExportPage(ctx, audit.SearchFilter{SessionID: "s", Limit: 10}); err != nil || len(all) != 4 {
+		t.Fatalf("export session s: %v, %d events", err, len(all))
+	}
+	e, err := p.BeginErasure(ctx, audit.Erasure{EventID: "erase-x", Pseudonym: p.Pseudonym("ben"), RequestedAt: event("x").OccurredAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DestroyKeys(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	ben, err := repo.ExportPage(ctx, audit.SearchFilter{UserID: "ben", Limit: 10})
+	if err != nil || len(ben) != 1 || !ben[0].Erased || ben[0].UserID != audit.ErasedUserID || ben[0].IPAddress != "" || ben[0].SessionID != "" {
+		t.Fatalf("export of erased ben: %v %+v", err, ben)
 	}
 }

@@ -46,7 +46,13 @@ func (r *Repository) Search(ctx context.Context, f audit.SearchFilter) ([]audit.
 // mergeNewestFirst merges two lists ordered by (occurred_at, id)
 // descending into the first limit rows of both.
 func mergeNewestFirst(a, b []eventRow, limit int) []eventRow {
-	out := make([]eventRow, 0, min(len(a)+len(b), limit))
+	return mergeNewest(a, b, limit, newer)
+}
+
+// mergeNewest merges two lists ordered newest first (by newer) into the
+// first limit items of both.
+func mergeNewest[T any](a, b []T, limit int, newer func(x, y T) bool) []T {
+	out := make([]T, 0, min(len(a)+len(b), limit))
 	for len(out) < limit && (len(a) > 0 || len(b) > 0) {
 		if len(b) == 0 || len(a) > 0 && newer(a[0], b[0]) {
 			out, a = append(out, a[0]), a[1:]
