@@ -185,7 +185,7 @@ var Vars = []Var{
 	{"AUDITQ_CHECKPOINT_INTERVAL", "1h", "how often a signed checkpoint is written, also when no events arrived"},
 	{"AUDITQ_PERSONAL_DATA", "off", "personal data (docs/personal-data.md): off stores events as sent; pseudonymise stores a keyed pseudonym instead of the user id; encrypt also encrypts userId, ipAddress, userAgent, sessionId and AUDITQ_PERSONAL_DETAILS_KEYS under a key per user, so that auditq erase can erase them"},
 	{"AUDITQ_PERSONAL_DETAILS_KEYS", "", "comma-separated top-level keys of details encrypted with the personal fields (AUDITQ_PERSONAL_DATA=encrypt)"},
-	{"AUDITQ_KEK_FILE", "", "key-encryption key (32 bytes as 64 hex digits, openssl rand -hex 32) wrapping the pseudonym key and the per-user keys; required unless AUDITQ_PERSONAL_DATA is off (with off, it still decrypts events encrypted earlier); keep it outside the database and its backups"},
+	{"AUDITQ_KEK_FILE", "", "key-encryption key (32 bytes as 64 hex digits, openssl rand -hex 32) wrapping the pseudonym key and the per-user keys; required unless AUDITQ_PERSONAL_DATA is off (with off, it still decrypts events encrypted earlier); with encrypt, every erasure replaces it (its directory must be writable by auditq and shared by every instance); keep it outside the database and its backups"},
 	{"AUDITQ_EXPORT_PAGE_EVENTS", "1000", "exports (audit.export): events read by one database query (1 to 10000); each page is its own short read"},
 	{"AUDITQ_EXPORT_CHUNK_BYTES", "262144", "exports: bytes of one chunk message (4096 to 4194304; at most half the NATS max payload is used)"},
 	{"AUDITQ_EXPORT_WINDOW", "8", "exports: chunks sent ahead of the client's last acknowledgement (1 to 1024)"},

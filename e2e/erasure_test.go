@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/uptrace/bun"
 
+	"github.com/auditq/auditq/adapters/keyfile"
 	"github.com/auditq/auditq/adapters/natsjs/natstest"
 	"github.com/auditq/auditq/adapters/postgres"
 	"github.com/auditq/auditq/adapters/postgres/pgtest"
@@ -25,25 +26,41 @@ import (
 
 // Scenario: kill -9 in the middle of an erasure, at each of its steps:
 // after the pending erasure is recorded (the erasure event cannot be
-// written: the test holds a lock on audit_logs), and after the erasure
-// event is in the trail (the keys cannot be destroyed: the test holds
-// postgres.ErasureLock). The restarted service completes the erasure at
-// start: the erasure event is in the trail exactly once, the subject's
-// keys are gone, its events read as erased, the other user's do not, and
-// the trail verifies. The key-encryption key never appears in the log.
+// written: the test holds a lock on audit_logs); after the erasure event
+// is in the trail (the keys cannot be destroyed: the test holds
+// postgres.ErasureLock); after the new key-encryption key is prepared in
+// AUDITQ_KEK_FILE.next (the keys cannot be deleted: the test holds a lock
+// on audit_subject_keys); and after the transaction that destroyed the
+// keys and rewrapped the others under the new key committed, before the
+// old key file is destroyed (the test holds postgres.KEKFileLock). The
+// restarted service completes the erasure at start: the erasure event is
+// in the trail exactly once, the subject's keys are gone, the key file
+// holds a new key that the database is under, no prepared key is left,
+// the old key opens no stored key, the subject's events read as erased,
+// the other user's do not, and the trail verifies. The key-encryption key
+// never appears in the log.
 func TestErasureKill9BetweenStepsIsCompletedAtStart(t *testing.T) {
 	skipIfShort(t)
+	lock := func(key int64) (string, string) {
+		return fmt.Sprintf("SELECT pg_advisory_lock(%d)", key), fmt.Sprintf("SELECT pg_advisory_unlock(%d)", key)
+	}
+	erasureBlock, erasureFree := lock(postgres.ErasureLock)
+	fileBlock, fileFree := lock(postgres.KEKFileLock)
 	for _, step := range []struct {
 		name  string
 		block string // SQL run on the test's connection to hold the step
 		free  string // SQL releasing it
-		// events is how many erasure events the trail holds when the
-		// service is killed.
-		events int
+		// At the kill: how many erasure events the trail holds, whether the
+		// erasure's transaction committed (keys destroyed), and whether a
+		// prepared key-encryption key is on disk.
+		events    int
+		committed bool
+		prepared  bool
 	}{
-		{"before the erasure event", "BEGIN; LOCK TABLE audit_logs IN SHARE MODE", "ROLLBACK", 0},
-		{"before the keys are destroyed", fmt.Sprintf("SELECT pg_advisory_lock(%d)", int64(postgres.ErasureLock)),
-			fmt.Sprintf("SELECT pg_advisory_unlock(%d)", int64(postgres.ErasureLock)), 1},
+		{"before the erasure event", "BEGIN; LOCK TABLE audit_logs IN SHARE MODE", "ROLLBACK", 0, false, false},
+		{"before the keys are destroyed", erasureBlock, erasureFree, 1, false, false},
+		{"after the new key is prepared", "BEGIN; LOCK TABLE audit_subject_keys IN SHARE MODE", "ROLLBACK", 1, false, true},
+		{"before the old key is destroyed", fileBlock, fileFree, 1, true, true},
 	} {
 		t.Run(step.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -78,15 +95,26 @@ func TestErasureKill9BetweenStepsIsCompletedAtStart(t *testing.T) {
 				}
 			}
 			go func() { _, _ = nc.Request(contract.SubjectAdminErase, []byte(`{"userId":"victim"}`), time.Minute) }()
+			oldID := kekID(t, key)
+			nextPath := env["AUDITQ_KEK_FILE"] + ".next"
 			servicetest.Eventually(t, time.Minute, func() (bool, string) {
 				pending := count(t, db, `SELECT count(*) FROM audit_erasures WHERE completed_at IS NULL`)
 				events := count(t, db, `SELECT count(*) FROM audit_logs WHERE action = 'audit.subject.erase'`)
-				return pending == 1 && events == step.events, fmt.Sprintf("%d pending erasures, %d erasure events", pending, events)
+				_, err := os.Stat(nextPath)
+				prepared := err == nil
+				return pending == map[bool]int{true: 0, false: 1}[step.committed] && events == step.events && prepared == step.prepared,
+					fmt.Sprintf("%d pending erasures, %d erasure events, prepared key %v", pending, events, prepared)
 			})
 			// Let the blocked step wait a moment longer: it must not get past the block.
 			time.Sleep(500 * time.Millisecond)
-			if n := count(t, db, `SELECT count(*) FROM audit_subject_keys`); n != 2 {
-				t.Fatalf("%d subject keys before the kill, want 2", n)
+			if n, want := count(t, db, `SELECT count(*) FROM audit_subject_keys`), map[bool]int{true: 1, false: 2}[step.committed]; n != want {
+				t.Fatalf("%d subject keys before the kill, want %d", n, want)
+			}
+			if state := kekState(t, db); (state == oldID) == step.committed {
+				t.Fatalf("the database is under key %s at the kill (the old key is %s), committed %v", state, oldID, step.committed)
+			}
+			if got := kekID(t, readKey(t, env["AUDITQ_KEK_FILE"])); got != oldID {
+				t.Fatalf("the key file holds %s before the old key is destroyed, want %s", got, oldID)
 			}
 			svc.kill9()
 			killed := svc
@@ -104,6 +132,27 @@ func TestErasureKill9BetweenStepsIsCompletedAtStart(t *testing.T) {
 			}
 			if n := count(t, db, `SELECT count(*) FROM audit_subject_keys`); n != 1 {
 				t.Fatalf("%d subject keys after the erasure, want 1 (other's)", n)
+			}
+			if _, err := os.Stat(nextPath); !os.IsNotExist(err) {
+				t.Fatalf("a prepared key is left after the restart: %v", err)
+			}
+			current := readKey(t, env["AUDITQ_KEK_FILE"])
+			if state := kekState(t, db); state != kekID(t, current) || state == oldID {
+				t.Fatalf("after the restart the database is under %s, the key file holds %s, the old key was %s", state, kekID(t, current), oldID)
+			}
+			var ps string
+			var wrapped []byte
+			if err := db.QueryRowContext(ctx, `SELECT pseudonym, wrapped FROM audit_subject_keys`).Scan(&ps, &wrapped); err != nil {
+				t.Fatal(err)
+			}
+			for k, opens := range map[string]bool{hex.EncodeToString(key): false, hex.EncodeToString(current): true} {
+				kek, err := keyfile.LoadKEK(writeKey(t, k))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := kek.Unwrap(wrapped, []byte("auditq subject key v1\n"+ps)); (err == nil) != opens {
+					t.Fatalf("key %s opens the remaining subject key: %v, want %v", kek.ID(), err == nil, opens)
+				}
 			}
 			nc, _ = natstest.Connect(t, svc.natsURL())
 			for user, erased := range map[string]bool{"victim": true, "other": false} {
@@ -138,7 +187,7 @@ func TestErasureKill9BetweenStepsIsCompletedAtStart(t *testing.T) {
 				t.Fatalf("verify: %v\n%s", err, out)
 			}
 			for _, c := range []*child{killed, svc} {
-				if strings.Contains(c.output(), hex.EncodeToString(key)) {
+				if strings.Contains(c.output(), hex.EncodeToString(key)) || strings.Contains(c.output(), hex.EncodeToString(current)) {
 					t.Fatal("the key-encryption key is in the service's output")
 				}
 			}
@@ -153,4 +202,49 @@ func count(t *testing.T, db *bun.DB, query string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// kekID returns the public id of the key-encryption key key.
+func kekID(t *testing.T, key []byte) string {
+	t.Helper()
+	k, err := keyfile.NewKEK(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.ID()
+}
+
+// readKey returns the key in a key-encryption key file.
+func readKey(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// writeKey writes a key-encryption key file holding hexKey.
+func writeKey(t *testing.T, hexKey string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kek")
+	if err := os.WriteFile(path, []byte(hexKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// kekState returns the key-encryption key the database records its keys
+// are wrapped under.
+func kekState(t *testing.T, db *bun.DB) string {
+	t.Helper()
+	var id string
+	if err := db.QueryRowContext(context.Background(), `SELECT kek_id FROM audit_kek_state WHERE id = 1`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,7 +15,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/auditq/auditq/adapters/keyfile"
 	"github.com/auditq/auditq/adapters/natsjs/natstest"
+	"github.com/auditq/auditq/adapters/postgres"
+	"github.com/auditq/auditq/adapters/postgres/pgtest"
 	"github.com/auditq/auditq/config"
 	"github.com/auditq/auditq/ports/contract"
 	"github.com/auditq/auditq/service/servicetest"
@@ -119,15 +123,17 @@ func TestErasureShredsOneSubjectAndKeepsTheTrailVerifiable(t *testing.T) {
 		}
 	}
 	msgs = append(msgs, servicetest.EventMsg(contract.SubjectLog, "system-1",
-		`{"id":"system-1","action":"system.backup","resourceType":"system","resourceId":"db","ipAddress":"192.0.2.9","timestamp":"2026-11-24T11:00:00Z"}`))
+		`{"id":"system-1","action":"system.backup","resourceType":"system","resourceId":"db","ipAddress":"192.0.2.9","sessionId":"session-sys","timestamp":"2026-11-24T11:00:00Z"}`))
 	servicetest.PublishAll(t, js, msgs)
 	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
 		n := servicetest.CountRows(t, db, "resource_type IN ('user', 'system')")
 		return n == 10, fmt.Sprintf("%d rows", n)
 	})
 
-	// Stored: pseudonyms and ciphertext, no personal field in clear.
-	if n := servicetest.CountRows(t, db, "resource_type = 'user' AND (pseudonymous IS NOT TRUE OR personal IS NULL OR ip_address IS NOT NULL OR user_agent IS NOT NULL OR session_id IS NOT NULL OR details ? 'email')"); n != 0 {
+	// Stored: pseudonyms and ciphertext, no personal field in clear; the
+	// session id's keyed pseudonym in session_id.
+	if n := servicetest.CountRows(t, db, `resource_type = 'user' AND (pseudonymous IS NOT TRUE OR personal IS NULL OR ip_address IS NOT NULL OR user_agent IS NOT NULL
+		OR session_id NOT LIKE 'ssn\_%' OR length(session_id) <> 47 OR details ? 'email')`); n != 0 {
 		t.Fatalf("%d user rows hold personal fields in clear", n)
 	}
 	for _, u := range users {
@@ -147,6 +153,19 @@ func TestErasureShredsOneSubjectAndKeepsTheTrailVerifiable(t *testing.T) {
 		checkRevealed(t, v, "alice")
 	}
 	pseudonym := before[0].UserPseudonym
+	// A search by session finds encrypted events through the session id's
+	// pseudonym, and events stored in clear by the session id itself.
+	for session, want := range map[string]int{"session-alice": 3, "session-bob": 3, "session-sys": 1, "session-nobody": 0} {
+		got := search(t, nc, fmt.Sprintf(`{"sessionId":%q}`, session))
+		if len(got) != want {
+			t.Fatalf("search session %s: %d events, want %d", session, len(got), want)
+		}
+		for _, v := range got {
+			if v.SessionID != session {
+				t.Fatalf("search session %s: event %s shows session %q", session, v.ID, v.SessionID)
+			}
+		}
+	}
 	// A copy of alice's rows taken before the erasure (a backup).
 	if _, err := db.ExecContext(ctx, `CREATE TABLE backup_rows AS SELECT * FROM audit_logs WHERE user_id = ?`, pseudonym); err != nil {
 		t.Fatal(err)
@@ -176,8 +195,9 @@ func TestErasureShredsOneSubjectAndKeepsTheTrailVerifiable(t *testing.T) {
 		t.Fatalf("erasure events: %+v", erasures)
 	}
 
-	// Every read path: search by user id and by pseudonym, event get.
-	for _, q := range []string{`{"userId":"alice"}`, fmt.Sprintf(`{"userPseudonym":%q}`, pseudonym)} {
+	// Every read path: search by user id, by pseudonym and by session
+	// (which still matches, through the session's pseudonym), event get.
+	for _, q := range []string{`{"userId":"alice"}`, fmt.Sprintf(`{"userPseudonym":%q}`, pseudonym), `{"sessionId":"session-alice"}`} {
 		got := search(t, nc, q)
 		if len(got) != 3 {
 			t.Fatalf("search %s after the erasure: %d events", q, len(got))
@@ -361,3 +381,141 @@ func TestPseudonymiseOnly(t *testing.T) {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
 }
+
+// A backup taken before an erasure (pg_dump), restored into another
+// database after it, cannot be decrypted with the key-encryption key the
+// operator has then: the erasure replaced that key and rewrapped every
+// remaining key under the new one, so no key in the backup opens under it
+// (not the erased user's, and not the others' either: what a
+// pre-erasure backup loses). The service refuses to start on it with an
+// error naming both keys and the reason. Only a copy of the old key file
+// kept by hand would open the backup, which the docs say.
+func TestErasureDefeatsABackupTakenBefore(t *testing.T) {
+	for _, tool := range []string{"pg_dump", "pg_restore"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	env := personalEnv(t)
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
+	nc, js := natstest.Connect(t, svc.NATSURL())
+	var msgs []*nats.Msg
+	for i, u := range []string{"alice", "alice", "bob"} {
+		id := fmt.Sprintf("b-%d", i)
+		msgs = append(msgs, servicetest.EventMsg(contract.SubjectLog, id, personalEvent(id, u)))
+	}
+	servicetest.PublishAll(t, js, msgs)
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := servicetest.CountRows(t, db, "resource_type = 'user'")
+		return n == 3, fmt.Sprintf("%d rows", n)
+	})
+	kekPath := env["AUDITQ_KEK_FILE"]
+	oldKEK, err := keyfile.LoadKEK(kekPath) // the copy an operator should not keep
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump := filepath.Join(t.TempDir(), "before.dump")
+	if out, err := exec.Command("pg_dump", "-Fc", "-f", dump, env["AUDITQ_DATABASE_URL"]).CombinedOutput(); err != nil {
+		t.Fatalf("pg_dump: %v\n%s", err, out)
+	}
+
+	ask(t, nc, contract.SubjectAdminErase, `{"userId":"alice"}`).ok(t)
+	newKEK, err := keyfile.LoadKEK(kekPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if newKEK.ID() == oldKEK.ID() {
+		t.Fatal("the erasure did not replace the key-encryption key")
+	}
+	if _, err := os.Stat(kekPath + ".next"); !os.IsNotExist(err) {
+		t.Fatalf("a prepared key is left after the erasure: %v", err)
+	}
+	var state, retired string
+	if err := db.QueryRowContext(context.Background(), `SELECT kek_id, retired_kek_id FROM audit_kek_state WHERE retired_at IS NOT NULL`).Scan(&state, &retired); err != nil {
+		t.Fatal(err)
+	}
+	if state != newKEK.ID() || retired != oldKEK.ID() {
+		t.Fatalf("key generation: under %s (retired %s), want %s (retired %s)", state, retired, newKEK.ID(), oldKEK.ID())
+	}
+	got := search(t, nc, `{"userId":"bob"}`)
+	if len(got) != 1 {
+		t.Fatalf("bob after the erasure: %+v", got)
+	}
+	checkRevealed(t, got[0], "bob")
+	nc.Close()
+	if err := svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	restoredURL := pgtest.NewDatabase(t)
+	if out, err := exec.Command("pg_restore", "--no-owner", "-d", restoredURL, dump).CombinedOutput(); err != nil {
+		t.Fatalf("pg_restore: %v\n%s", err, out)
+	}
+	restored, err := postgres.Open(context.Background(), restoredURL, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = restored.Close() }()
+	// Every wrapped key of the backup: none opens under the current key,
+	// each opens under the old one.
+	rows, err := restored.QueryContext(context.Background(), `SELECT 'auditq subject key v1'||chr(10)||pseudonym, wrapped FROM audit_subject_keys
+		UNION ALL SELECT 'auditq pseudonym key v1', wrapped FROM audit_personal_keys`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rows.Close() }()
+	keys := 0
+	for rows.Next() {
+		var ad string
+		var wrapped []byte
+		if err := rows.Scan(&ad, &wrapped); err != nil {
+			t.Fatal(err)
+		}
+		keys++
+		if _, err := newKEK.Unwrap(wrapped, []byte(ad)); err == nil {
+			t.Fatalf("the current key-encryption key opens a key of the backup (%q)", ad)
+		}
+		if _, err := oldKEK.Unwrap(wrapped, []byte(ad)); err != nil {
+			t.Fatalf("the old key does not open a key of the backup (%q): %v", ad, err)
+		}
+	}
+	if err := rows.Err(); err != nil || keys != 3 {
+		t.Fatalf("%d keys in the backup (%v), want 2 subject keys and the pseudonym key", keys, err)
+	}
+
+	renv := map[string]string{}
+	for k, v := range env {
+		renv[k] = v
+	}
+	renv["AUDITQ_DATABASE_URL"] = restoredURL
+	_, err = servicetest.TryStart(t, renv)
+	if err == nil || !strings.Contains(err.Error(), oldKEK.ID()) || !strings.Contains(err.Error(), newKEK.ID()) ||
+		!strings.Contains(err.Error(), "backup taken before an erasure") {
+		t.Fatalf("start on the restored backup with the current key: %v", err)
+	}
+	if _, err := os.Stat(kekPath + ".next"); !os.IsNotExist(err) {
+		t.Fatalf("the refused start left a prepared key: %v", err)
+	}
+
+	// The documented way to serve such a backup: drop the keys no key
+	// opens; every encrypted event then reads as erased.
+	if _, err := restored.ExecContext(context.Background(), restoreSQL); err != nil {
+		t.Fatal(err)
+	}
+	rsvc := servicetest.Start(t, renv)
+	rnc := natsClient(t, rsvc)
+	got = search(t, rnc, `{"resourceType":"user"}`)
+	if len(got) != 3 {
+		t.Fatalf("the restored backup serves %d events, want 3", len(got))
+	}
+	for _, v := range got {
+		if !v.Erased || v.IPAddress != "" || v.SessionID != "" || strings.Contains(string(v.Details), "email") {
+			t.Fatalf("event %s of the restored backup: %+v", v.ID, v)
+		}
+	}
+}
+
+// restoreSQL is the statement docs/personal-data.md gives for serving a
+// backup taken before an erasure.
+const restoreSQL = `DELETE FROM audit_subject_keys; DELETE FROM audit_personal_keys; DELETE FROM audit_kek_state`

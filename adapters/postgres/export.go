@@ -20,38 +20,42 @@ import (
 // sort-based plan, which stale statistics over a freshly loaded range can
 // choose, would re-read the whole rest of the range for every page. It
 // scans with pgx directly, without Bun's reflection, and sends the whole
-// transaction in one round trip.
+// transaction in one round trip. With personal data pseudonymised or
+// encrypted, userId and sessionId match as in Search, and the events come
+// back through Personal.Reveal, as audit.event.get shows them.
 func (r *Repository) ExportPage(ctx context.Context, f audit.SearchFilter) ([]audit.Event, error) {
-	query, args := exportQuery(f)
+	sessionPs := r.personal.SessionPseudonym(f.SessionID)
+	// With personal data handling, a user's events are those stored under
+	// the user id (before pseudonymisation) and those stored under the
+	// pseudonym: two queries, each down the user index, merged.
+	type part struct {
+		query string
+		args  []any
+		out   []audit.Event
+	}
+	parts := []*part{{}}
+	if ps := r.personal.Pseudonym(f.UserID); ps != "" {
+		parts[0].query, parts[0].args = exportQuery(f, f.UserID, userClear, sessionPs)
+		parts = append(parts, &part{})
+		parts[1].query, parts[1].args = exportQuery(f, ps, userPseudonymous, sessionPs)
+	} else {
+		parts[0].query, parts[0].args = exportQuery(f, f.UserID, userAny, sessionPs)
+	}
 	conn, err := r.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("export page: %w", err)
 	}
 	defer func() { _ = conn.Close() }()
-	out := make([]audit.Event, 0, f.Limit)
 	err = conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
 		var b pgx.Batch
 		b.Queue("BEGIN READ ONLY")
 		b.Queue("SET LOCAL enable_sort = off")
-		q := b.Queue(query, args...)
+		for _, pt := range parts {
+			pt.out = make([]audit.Event, 0, f.Limit)
+			b.Queue(pt.query, pt.args...).Query(func(rows pgx.Rows) error { return scanExport(rows, &pt.out) })
+		}
 		b.Queue("COMMIT")
-		q.Query(func(rows pgx.Rows) error {
-			var details string
-			for rows.Next() {
-				var e audit.Event
-				if err := rows.Scan(&e.ID, &e.UserID, &e.Action, &e.ResourceType, &e.ResourceID, &details, &e.IPAddress,
-					&e.UserAgent, &e.SessionID, &e.RequestID, &e.Success, &e.ErrorMessage, &e.OccurredAt, &e.ReceivedAt, &e.Tenant); err != nil {
-					return err
-				}
-				if details != "" {
-					e.Details = []byte(details)
-				}
-				e.OccurredAt, e.ReceivedAt = e.OccurredAt.UTC(), e.ReceivedAt.UTC()
-				out = append(out, e)
-			}
-			return rows.Err()
-		})
 		br := pc.SendBatch(ctx, &b)
 		if err := br.Close(); err != nil {
 			// A failed statement leaves the transaction aborted; the
@@ -64,18 +68,83 @@ func (r *Repository) ExportPage(ctx context.Context, f audit.SearchFilter) ([]au
 	if err != nil {
 		return nil, fmt.Errorf("export page: %w", err)
 	}
+	out := parts[0].out
+	if len(parts) == 2 {
+		out = mergeNewest(out, parts[1].out, f.Limit, func(x, y audit.Event) bool {
+			if !x.OccurredAt.Equal(y.OccurredAt) {
+				return x.OccurredAt.After(y.OccurredAt)
+			}
+			return x.ID > y.ID
+		})
+	}
+	if err := r.personal.Reveal(ctx, out); err != nil {
+		return nil, fmt.Errorf("export page: %w", err)
+	}
 	return out, nil
 }
 
+// scanExport appends the rows of an export query to out, in their stored
+// form.
+func scanExport(rows pgx.Rows, out *[]audit.Event) error {
+	var details string
+	var pseudonymous bool
+	for rows.Next() {
+		var e audit.Event
+		var personal []byte
+		if err := rows.Scan(&e.ID, &e.UserID, &e.Action, &e.ResourceType, &e.ResourceID, &details, &e.IPAddress,
+			&e.UserAgent, &e.SessionID, &e.RequestID, &e.Success, &e.ErrorMessage, &e.OccurredAt, &e.ReceivedAt,
+			&e.Tenant, &pseudonymous, &personal); err != nil {
+			return err
+		}
+		if details != "" {
+			e.Details = []byte(details)
+		}
+		e.OccurredAt, e.ReceivedAt = e.OccurredAt.UTC(), e.ReceivedAt.UTC()
+		e = storedForm(e, pseudonymous)
+		e.Personal = personal
+		*out = append(*out, e)
+	}
+	return rows.Err()
+}
+
+// userMatch is which rows a user filter of exportQuery matches.
+type userMatch int
+
+const (
+	userAny          userMatch = iota // user_id equal, whatever the row
+	userClear                         // user_id equal on rows stored in clear
+	userPseudonymous                  // user_id equal on pseudonymous rows
+)
+
 // exportQuery is the SQL of ExportPage: Search's filter with positional
-// arguments, NULLs as empty strings.
-func exportQuery(f audit.SearchFilter) (string, []any) {
+// arguments, NULLs as empty strings, with user (matched as um says) in
+// place of f.UserID, and sessionPs, the keyed pseudonym of f.SessionID
+// ("" without personal data handling), also matched.
+func exportQuery(f audit.SearchFilter, user string, um userMatch, sessionPs string) (string, []any) {
 	var where []string
 	var args []any
 	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	if user != "" {
+		switch um {
+		case userClear:
+			where = append(where, "user_id = "+arg(user)+" AND pseudonymous IS NULL")
+		case userPseudonymous:
+			where = append(where, "user_id = "+arg(user)+" AND pseudonymous")
+		default:
+			where = append(where, "user_id = "+arg(user))
+		}
+	}
+	session := f.SessionID
+	if sessionPs != "" {
+		where = append(where, "session_id IN ("+arg(f.SessionID)+", "+arg(sessionPs)+")")
+		session = ""
+	}
+	if f.UserPseudonym != "" {
+		where = append(where, "user_id = "+arg(f.UserPseudonym)+" AND pseudonymous")
+	}
 	for _, eq := range []struct{ col, val string }{
-		{"user_id", f.UserID}, {"resource_type", f.ResourceType}, {"resource_id", f.ResourceID},
-		{"session_id", f.SessionID}, {"request_id", f.RequestID},
+		{"resource_type", f.ResourceType}, {"resource_id", f.ResourceID},
+		{"session_id", session}, {"request_id", f.RequestID},
 	} {
 		if eq.val != "" {
 			where = append(where, eq.col+" = "+arg(eq.val))
@@ -104,7 +173,7 @@ func exportQuery(f audit.SearchFilter) (string, []any) {
 	}
 	q := `SELECT id, coalesce(user_id, ''), action, resource_type, resource_id, coalesce(details::text, ''),
 		coalesce(host(ip_address), ''), coalesce(user_agent, ''), coalesce(session_id, ''), coalesce(request_id, ''),
-		success, coalesce(error_message, ''), occurred_at, received_at, tenant FROM audit_logs`
+		success, coalesce(error_message, ''), occurred_at, received_at, tenant, coalesce(pseudonymous, false), personal FROM audit_logs`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}

@@ -38,6 +38,25 @@ type KeyWrapper interface {
 	Unwrap(wrapped, ad []byte) ([]byte, error)
 }
 
+// KEKSource holds the key-encryption key outside the database and replaces
+// it at each erasure (docs/personal-data.md#key-rotation-at-each-erasure), so that a copy
+// of the database taken before an erasure needs a key that no longer
+// exists. keyfile.File implements it with files; a KMS client could, with
+// key versions. Its methods never log keys.
+type KEKSource interface {
+	// Keys returns the current key and the prepared next key (nil when
+	// none is prepared), or an error when the current key is unusable.
+	Keys() (current, next KeyWrapper, err error)
+	// Prepare makes a new key and stores it durably as the next key,
+	// replacing an earlier prepared one.
+	Prepare() (KeyWrapper, error)
+	// Promote makes the prepared key current and destroys the key it
+	// replaces.
+	Promote() error
+	// Discard destroys the prepared key, if any.
+	Discard() error
+}
+
 // PersonalMode is how a deployment stores personal data
 // (AUDITQ_PERSONAL_DATA, docs/personal-data.md).
 type PersonalMode string
@@ -55,10 +74,11 @@ const (
 type PersonalConfig struct {
 	// Mode is off, pseudonymise or encrypt; "" means off.
 	Mode PersonalMode
-	// KEK wraps the pseudonym key and the subject keys. Required unless
-	// Mode is off; with Mode off and a KEK, events are written as sent and
-	// encrypted events written earlier are still decrypted on reads.
-	KEK KeyWrapper
+	// KEK holds the key-encryption key that wraps the pseudonym key and the
+	// subject keys; every erasure replaces it. Required unless Mode is off;
+	// with Mode off and a KEK, events are written as sent and encrypted
+	// events written earlier are still decrypted on reads.
+	KEK KEKSource
 	// DetailKeys are the top-level keys of details that hold personal data:
 	// encrypted with the other personal fields.
 	DetailKeys []string
@@ -90,7 +110,7 @@ func (c PersonalConfig) Validate() error {
 type Personal struct {
 	db         *bun.DB
 	mode       PersonalMode
-	kek        KeyWrapper
+	src        KEKSource
 	pseudoKey  []byte
 	detailKeys []string
 	now        func() time.Time
@@ -101,6 +121,11 @@ type Personal struct {
 	// erasure drops its keys here too.
 	mu     sync.Mutex
 	opened map[int64]cipher.AEAD
+
+	// kek is the key-encryption key the stored keys were last seen
+	// wrapped under (see wrapperFor).
+	kekMu sync.Mutex
+	kek   KeyWrapper
 }
 
 // maxOpenedKeys bounds the cache of unwrapped subject keys; when full it
@@ -125,10 +150,12 @@ const (
 const sealedVersion = 1
 
 // OpenPersonal returns the personal data handling of cfg over db (whose
-// schema must be migrated): nil for the mode off without a KEK. It loads
-// the pseudonym key, creating it on the first start, and checks that the
-// KEK opens it and wrapped every stored subject key; otherwise it returns
-// an error naming both key ids, and nothing is written.
+// schema must be migrated): nil for the mode off without a KEK. It
+// finishes a key-encryption key replacement a crash interrupted (see
+// settle), loads the pseudonym key, creating it on the first start, and
+// checks that the KEK opens it and wrapped every stored subject key;
+// otherwise it returns an error naming the key ids, and nothing is
+// written.
 func OpenPersonal(ctx context.Context, db *bun.DB, cfg PersonalConfig) (*Personal, error) {
 	if cfg.Mode == "" {
 		cfg.Mode = PersonalOff
@@ -139,21 +166,36 @@ func OpenPersonal(ctx context.Context, db *bun.DB, cfg PersonalConfig) (*Persona
 	if cfg.KEK == nil {
 		return nil, nil
 	}
-	p := &Personal{db: db, mode: cfg.Mode, kek: cfg.KEK, detailKeys: slices.Clone(cfg.DetailKeys), now: time.Now,
+	cur, _, err := cfg.KEK.Keys()
+	if err != nil {
+		return nil, fmt.Errorf("personal data: %w", err)
+	}
+	p := &Personal{db: db, mode: cfg.Mode, src: cfg.KEK, kek: cur, detailKeys: slices.Clone(cfg.DetailKeys), now: time.Now,
 		opened: map[int64]cipher.AEAD{}}
+	// A database from before key rotation has no state row: it is under
+	// the key its pseudonym key was wrapped under, or, new, the current one.
+	if _, err := db.DB.ExecContext(ctx, `INSERT INTO audit_kek_state (id, kek_id, generation)
+		SELECT 1, coalesce((SELECT kek_id FROM audit_personal_keys WHERE name = 'pseudonym'), $1), 1
+		ON CONFLICT (id) DO NOTHING`, cur.ID()); err != nil {
+		return nil, fmt.Errorf("personal data: record the key generation: %w", err)
+	}
+	if err := p.settle(ctx); err != nil {
+		return nil, err
+	}
 	key, err := p.loadPseudonymKey(ctx)
 	if err != nil {
 		return nil, err
 	}
 	p.pseudoKey = key
-	var other string
-	err = db.DB.QueryRowContext(ctx, `SELECT kek_id FROM audit_subject_keys WHERE kek_id <> $1 LIMIT 1`, cfg.KEK.ID()).Scan(&other)
+	var other, state string
+	err = db.DB.QueryRowContext(ctx, `SELECT k.kek_id, s.kek_id FROM audit_subject_keys k JOIN audit_kek_state s ON s.id = 1
+		WHERE k.kek_id <> s.kek_id LIMIT 1`).Scan(&other, &state)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return nil, fmt.Errorf("personal data: check the subject keys: %w", err)
 	default:
-		return nil, fmt.Errorf("personal data: subject keys are wrapped under key-encryption key %s, but AUDITQ_KEK_FILE holds key %s: give the key they were wrapped under", other, cfg.KEK.ID())
+		return nil, fmt.Errorf("personal data: a subject key is wrapped under key-encryption key %s, but the database records key %s (modified)", other, state)
 	}
 	return p, nil
 }
@@ -161,26 +203,27 @@ func OpenPersonal(ctx context.Context, db *bun.DB, cfg PersonalConfig) (*Persona
 // loadPseudonymKey reads the pseudonym key, or creates it when none is
 // stored (instances starting at once agree on the one stored first).
 func (p *Personal) loadPseudonymKey(ctx context.Context) ([]byte, error) {
+	kek := p.currentKEK()
 	fresh := make([]byte, 32)
 	_, _ = rand.Read(fresh)
-	wrapped, err := p.kek.Wrap(fresh, []byte(adPseudonymKey))
+	wrapped, err := kek.Wrap(fresh, []byte(adPseudonymKey))
 	if err != nil {
 		return nil, fmt.Errorf("personal data: %w", err)
 	}
 	if _, err := p.db.DB.ExecContext(ctx, `INSERT INTO audit_personal_keys (name, wrapped, kek_id) VALUES ('pseudonym', $1, $2)
-		ON CONFLICT (name) DO NOTHING`, wrapped, p.kek.ID()); err != nil {
+		ON CONFLICT (name) DO NOTHING`, wrapped, kek.ID()); err != nil {
 		return nil, fmt.Errorf("personal data: store the pseudonym key: %w", err)
 	}
 	var kekID string
 	if err := p.db.DB.QueryRowContext(ctx, `SELECT wrapped, kek_id FROM audit_personal_keys WHERE name = 'pseudonym'`).Scan(&wrapped, &kekID); err != nil {
 		return nil, fmt.Errorf("personal data: read the pseudonym key: %w", err)
 	}
-	if kekID != p.kek.ID() {
-		return nil, fmt.Errorf("personal data: the stored keys are wrapped under key-encryption key %s, but AUDITQ_KEK_FILE holds key %s: give the key they were wrapped under", kekID, p.kek.ID())
+	if kek, err = p.wrapperFor(kekID); err != nil {
+		return nil, fmt.Errorf("personal data: %w", err)
 	}
-	key, err := p.kek.Unwrap(wrapped, []byte(adPseudonymKey))
+	key, err := kek.Unwrap(wrapped, []byte(adPseudonymKey))
 	if err != nil {
-		return nil, fmt.Errorf("personal data: the key-encryption key %s does not open the stored pseudonym key (%v)", p.kek.ID(), err)
+		return nil, fmt.Errorf("personal data: the key-encryption key %s does not open the stored pseudonym key (%v)", kek.ID(), err)
 	}
 	return key, nil
 }
@@ -201,6 +244,32 @@ func (p *Personal) Pseudonym(userID string) string {
 		return ""
 	}
 	return pseudonymOf(hmac.New(sha256.New, p.pseudoKey), userID)
+}
+
+// SessionPseudonym returns the keyed pseudonym an encrypted event stores
+// in place of sessionID: "ssn_" and the unpadded base64url of
+// HMAC-SHA256(pseudonym key, NUL "session" NUL sessionID), so it never
+// equals the pseudonym of a user id (which holds no NUL). It returns ""
+// for an empty sessionID or a nil Personal.
+func (p *Personal) SessionPseudonym(sessionID string) string {
+	if p == nil {
+		return ""
+	}
+	return sessionPseudonymOf(hmac.New(sha256.New, p.pseudoKey), sessionID)
+}
+
+// sessionPrefix starts every session pseudonym.
+const sessionPrefix = "ssn_"
+
+func sessionPseudonymOf(h hash.Hash, sessionID string) string {
+	if sessionID == "" {
+		return ""
+	}
+	h.Reset()
+	h.Write([]byte("\x00session\x00"))
+	h.Write([]byte(sessionID))
+	var sum [sha256.Size]byte
+	return sessionPrefix + base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0]))
 }
 
 func pseudonymOf(h hash.Hash, userID string) string {
@@ -271,7 +340,7 @@ func (p *Personal) protect(ctx context.Context, tx pgx.Tx, events []audit.Event)
 		if e.Pseudonym == "" {
 			continue
 		}
-		if err := p.seal(e, events[i].UserID, keys[e.Pseudonym]); err != nil {
+		if err := p.seal(e, events[i].UserID, keys[e.Pseudonym], h); err != nil {
 			return nil, fmt.Errorf("event %d (%s): %w", i, e.ID, err)
 		}
 	}
@@ -279,8 +348,9 @@ func (p *Personal) protect(ctx context.Context, tx pgx.Tx, events []audit.Event)
 }
 
 // seal moves the personal fields of e (in stored form, its user id given
-// apart) into e.Personal under k.
-func (p *Personal) seal(e *audit.Event, userID string, k subjectKey) error {
+// apart) into e.Personal under k, and puts the session's keyed pseudonym
+// (h is an HMAC under the pseudonym key) in its place.
+func (p *Personal) seal(e *audit.Event, userID string, k subjectKey, h hash.Hash) error {
 	f := sealedFields{UserID: userID, IPAddress: e.IPAddress, UserAgent: e.UserAgent, SessionID: e.SessionID}
 	if len(p.detailKeys) > 0 && e.Details != nil {
 		kept, moved, err := splitDetails(e.Details, p.detailKeys)
@@ -295,7 +365,7 @@ func (p *Personal) seal(e *audit.Event, userID string, k subjectKey) error {
 	if err != nil {
 		return fmt.Errorf("seal personal fields: %w", err)
 	}
-	e.IPAddress, e.UserAgent, e.SessionID = "", "", ""
+	e.IPAddress, e.UserAgent, e.SessionID = "", "", sessionPseudonymOf(h, e.SessionID)
 	ns := k.aead.NonceSize()
 	out := make([]byte, 9+ns, 9+ns+len(plain)+k.aead.Overhead())
 	out[0] = sealedVersion
@@ -366,27 +436,54 @@ func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, users map[string]
 	if len(missing) == 0 {
 		return keys, nil
 	}
-	wrapped := make([][]byte, len(missing))
+	keyBytes := make([][]byte, len(missing))
 	sealed := make([][]byte, len(missing))
 	for i, ps := range missing {
 		key := make([]byte, 32)
 		_, _ = rand.Read(key)
-		w, err := p.kek.Wrap(key, []byte(adSubjectKey+ps))
-		if err != nil {
-			return nil, fmt.Errorf("subject keys: %w", err)
-		}
 		aead, err := newAEAD(key)
 		if err != nil {
 			return nil, fmt.Errorf("subject keys: %w", err)
 		}
 		nonce := make([]byte, aead.NonceSize())
 		_, _ = rand.Read(nonce)
-		wrapped[i], sealed[i] = w, aead.Seal(nonce, nonce, []byte(users[ps]), []byte(adSubjectUser+ps))
+		keyBytes[i], sealed[i] = key, aead.Seal(nonce, nonce, []byte(users[ps]), []byte(adSubjectUser+ps))
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO audit_subject_keys (pseudonym, wrapped, kek_id, user_sealed)
+	// The keys are wrapped under the key-encryption key this process last
+	// saw; the insert stores them only if the database is still under it.
+	// An erasure on another instance may have replaced it: then the write
+	// learns the current key and wraps again. Under the shared erasure
+	// lock the key cannot change during this transaction.
+	kek := p.currentKEK()
+	for attempt := 0; ; attempt++ {
+		wrapped := make([][]byte, len(missing))
+		for i, ps := range missing {
+			w, err := kek.Wrap(keyBytes[i], []byte(adSubjectKey+ps))
+			if err != nil {
+				return nil, fmt.Errorf("subject keys: %w", err)
+			}
+			wrapped[i] = w
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO audit_subject_keys (pseudonym, wrapped, kek_id, user_sealed)
 		SELECT k.p, k.w, $4, k.s FROM unnest($1::text[], $2::bytea[], $3::bytea[]) WITH ORDINALITY AS k(p, w, s, o)
-		ORDER BY k.o ON CONFLICT (pseudonym) DO NOTHING`, missing, wrapped, sealed, p.kek.ID()); err != nil {
-		return nil, fmt.Errorf("subject keys: create %d: %w", len(missing), err)
+		WHERE EXISTS (SELECT 1 FROM audit_kek_state WHERE id = 1 AND kek_id = $4)
+		ORDER BY k.o ON CONFLICT (pseudonym) DO NOTHING`, missing, wrapped, sealed, kek.ID())
+		if err != nil {
+			return nil, fmt.Errorf("subject keys: create %d: %w", len(missing), err)
+		}
+		if tag.RowsAffected() > 0 || attempt > 0 {
+			break
+		}
+		var state string
+		if err := tx.QueryRow(ctx, `SELECT kek_id FROM audit_kek_state WHERE id = 1`).Scan(&state); err != nil {
+			return nil, fmt.Errorf("subject keys: read the key generation: %w", err)
+		}
+		if state == kek.ID() {
+			break // other writers created them
+		}
+		if kek, err = p.wrapperFor(state); err != nil {
+			return nil, fmt.Errorf("subject keys: %w", err)
+		}
 	}
 	if err := p.readKeys(ctx, tx, missing, keys); err != nil {
 		return nil, err
@@ -446,10 +543,11 @@ func (p *Personal) open(id int64, pseudonym string, wrapped []byte, kekID string
 
 // unwrap opens one stored subject key.
 func (p *Personal) unwrap(pseudonym string, wrapped []byte, kekID string) (cipher.AEAD, error) {
-	if kekID != p.kek.ID() {
-		return nil, fmt.Errorf("subject key of %s is wrapped under key-encryption key %s, not %s", pseudonym, kekID, p.kek.ID())
+	kek, err := p.wrapperFor(kekID)
+	if err != nil {
+		return nil, fmt.Errorf("subject key of %s: %w", pseudonym, err)
 	}
-	key, err := p.kek.Unwrap(wrapped, []byte(adSubjectKey+pseudonym))
+	key, err := kek.Unwrap(wrapped, []byte(adSubjectKey+pseudonym))
 	if err != nil {
 		return nil, fmt.Errorf("subject key of %s: %w", pseudonym, err)
 	}
@@ -503,7 +601,7 @@ func open(e *audit.Event, keys map[int64]cipher.AEAD) error {
 	aead, ok := keys[int64(binary.BigEndian.Uint64(b[1:9]))]
 	e.Personal = nil
 	if !ok {
-		e.UserID, e.Erased = audit.ErasedUserID, true
+		e.UserID, e.SessionID, e.Erased = audit.ErasedUserID, "", true
 		return nil
 	}
 	ns := aead.NonceSize()
@@ -694,60 +792,6 @@ func (p *Personal) erasures(ctx context.Context, where string, args ...any) ([]a
 		out = append(out, e)
 	}
 	return out, rows.Err()
-}
-
-// DestroyKeys deletes every key of e's subject and marks e completed, in
-// one transaction that holds the erasure lock exclusively (see
-// ErasureLock): writes in progress finish first, later writes create a
-// new key.
-func (p *Personal) DestroyKeys(ctx context.Context, e audit.Erasure) (audit.Erasure, error) {
-	if !p.encrypts() {
-		return audit.Erasure{}, audit.ErrErasureOff
-	}
-	err := p.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(ErasureLock)); err != nil {
-			return err
-		}
-		var done bool
-		if err := tx.QueryRowContext(ctx, `SELECT completed_at IS NOT NULL, coalesce(keys_erased, 0) FROM audit_erasures WHERE event_id = ? FOR UPDATE`,
-			e.EventID).Scan(&done, &e.KeysErased); err != nil {
-			return fmt.Errorf("read erasure: %w", err)
-		}
-		if done {
-			return nil
-		}
-		rows, err := tx.QueryContext(ctx, `DELETE FROM audit_subject_keys WHERE pseudonym = ? RETURNING id`, e.Pseudonym)
-		if err != nil {
-			return err
-		}
-		var ids []int64
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				_ = rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		if err := rows.Err(); err != nil {
-			_ = rows.Close()
-			return err
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		p.forget(ids)
-		n := len(ids)
-		e.KeysErased = n
-		_, err = tx.ExecContext(ctx, `UPDATE audit_erasures SET completed_at = ?, keys_erased = ? WHERE event_id = ?`,
-			audit.Normalize(p.now()), n, e.EventID)
-		return err
-	})
-	if err != nil {
-		return audit.Erasure{}, fmt.Errorf("destroy the keys of %s: %w", e.Pseudonym, err)
-	}
-	e.Completed = true
-	return e, nil
 }
 
 // forget drops destroyed keys from the cache.

@@ -68,3 +68,40 @@ func BenchmarkSearchPersonal(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkErasure measures one erasure among n data subjects: destroying
+// one subject's key and rewrapping the n-1 others and the pseudonym key
+// under a new key-encryption key, in one transaction, then replacing the
+// key file. Ingest of encrypted events waits for it.
+func BenchmarkErasure(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("subjects=%d", n), func(b *testing.B) {
+			db := newDB(b)
+			p := openPersonal(b, db, postgres.PersonalEncrypt, newKEK(b))
+			repo := postgres.NewRepository(db).WithPersonal(p)
+			for start := 0; start < n; start += 1000 {
+				evs := make([]audit.Event, 1000)
+				for i := range evs {
+					evs[i] = personalEvent(fmt.Sprintf("e-%d", start+i), fmt.Sprintf("user-%d", start+i))
+				}
+				if _, err := repo.Write(ctx, evs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			i := 0
+			for b.Loop() {
+				e, err := p.BeginErasure(ctx, audit.Erasure{EventID: fmt.Sprintf("erase-%d", i), Pseudonym: p.Pseudonym(fmt.Sprintf("user-%d", i)),
+					RequestedAt: event("x").OccurredAt})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if e, err = p.DestroyKeys(ctx, e); err != nil || e.KeysErased != 1 {
+					b.Fatalf("erase user-%d: %v %+v", i, err, e)
+				}
+				i++
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/erasure")
+		})
+	}
+}

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -16,18 +20,29 @@ import (
 	"github.com/auditq/auditq/domain/audit"
 )
 
-func newKEK(t testing.TB) *keyfile.KEK {
+// newKEK writes a fresh key-encryption key file and returns it.
+func newKEK(t testing.TB) *keyfile.File {
 	t.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	k, err := keyfile.NewKEK(key)
+	path := filepath.Join(t.TempDir(), "kek")
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return keyfile.NewFile(path)
+}
+
+// kekID returns the id of the current key in f.
+func kekID(t testing.TB, f *keyfile.File) string {
+	t.Helper()
+	cur, _, err := f.Keys()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k
+	return cur.ID()
 }
 
-func openPersonal(t testing.TB, db *bun.DB, mode postgres.PersonalMode, kek postgres.KeyWrapper) *postgres.Personal {
+func openPersonal(t testing.TB, db *bun.DB, mode postgres.PersonalMode, kek postgres.KEKSource) *postgres.Personal {
 	t.Helper()
 	p, err := postgres.OpenPersonal(context.Background(), db, postgres.PersonalConfig{Mode: mode, KEK: kek, DetailKeys: []string{"email"}})
 	if err != nil {
@@ -109,7 +124,7 @@ func TestPersonalKEKChecked(t *testing.T) {
 	}
 	other := newKEK(t)
 	_, err := postgres.OpenPersonal(ctx, db, postgres.PersonalConfig{Mode: postgres.PersonalEncrypt, KEK: other})
-	if err == nil || !strings.Contains(err.Error(), kek.ID()) || !strings.Contains(err.Error(), other.ID()) {
+	if err == nil || !strings.Contains(err.Error(), kekID(t, kek)) || !strings.Contains(err.Error(), kekID(t, other)) {
 		t.Fatalf("open with another KEK: %v", err)
 	}
 	if _, err := postgres.OpenPersonal(ctx, db, postgres.PersonalConfig{Mode: postgres.PersonalEncrypt}); err == nil {
@@ -172,5 +187,121 @@ func TestPersonalDestroyKeys(t *testing.T) {
 	}
 	if again, err := repo.Get(ctx, "d3"); err != nil || again.Erased || again.UserID != "dan" {
 		t.Fatalf("the subject's next event: %v %+v", err, again)
+	}
+}
+
+// An erasure replaces the key-encryption key: the old key opens no stored
+// key any more, and other instances sharing the key file (holding the old
+// key in memory) follow: one creates new keys under the new key, never
+// under the old one; another reads the rewrapped keys.
+func TestPersonalErasureReplacesTheKEK(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	file := newKEK(t)
+	oldKEK, _, err := file.Keys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1 := openPersonal(t, db, postgres.PersonalEncrypt, file)
+	p2 := openPersonal(t, db, postgres.PersonalEncrypt, file)
+	p3 := openPersonal(t, db, postgres.PersonalEncrypt, file)
+	repo1, repo2 := postgres.NewRepository(db).WithPersonal(p1), postgres.NewRepository(db).WithPersonal(p2)
+	repo3 := postgres.NewRepository(db).WithPersonal(p3)
+	if _, err := repo1.Write(ctx, []audit.Event{personalEvent("r1", "fay"), personalEvent("r2", "gus")}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := p1.BeginErasure(ctx, audit.Erasure{EventID: "erase-r", Pseudonym: p1.Pseudonym("fay"), RequestedAt: event("x").OccurredAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p1.DestroyKeys(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	newID := kekID(t, file)
+	if newID == oldKEK.ID() {
+		t.Fatal("the key-encryption key was not replaced")
+	}
+	if _, next, err := file.Keys(); err != nil || next != nil {
+		t.Fatalf("a prepared key is left: %v %v", err, next)
+	}
+	// The second instance: writes a new user (its key under the new KEK),
+	// reads gus (a key rewrapped under the new KEK).
+	if _, err := repo2.Write(ctx, []audit.Event{personalEvent("r3", "hal")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := repo3.Get(ctx, "r2"); err != nil || got.UserID != "gus" {
+		t.Fatalf("the third instance reads gus: %v %+v", err, got)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT pseudonym, wrapped, kek_id FROM audit_subject_keys`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rows.Close() }()
+	n := 0
+	for rows.Next() {
+		var ps, id string
+		var wrapped []byte
+		if err := rows.Scan(&ps, &wrapped, &id); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if _, err := oldKEK.Unwrap(wrapped, []byte("auditq subject key v1\n"+ps)); err == nil || id != newID {
+			t.Fatalf("subject key %s: under %s (want %s), the old key opens it: %v", ps, id, newID, err == nil)
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d subject keys, want 2 (gus, hal)", n)
+	}
+	if got, err := repo1.Get(ctx, "r3"); err != nil || got.UserID != "hal" {
+		t.Fatalf("hal: %v %+v", err, got)
+	}
+	if got, err := repo1.Get(ctx, "r1"); err != nil || !got.Erased {
+		t.Fatalf("fay: %v %+v", err, got)
+	}
+}
+
+// An export reads events as audit.event.get shows them: decrypted, or
+// erased; its userId filter finds a user's rows stored in clear (before
+// encryption) and encrypted ones, and its sessionId filter both kinds too.
+func TestPersonalExport(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	if _, err := postgres.NewRepository(db).Write(ctx, []audit.Event{personalEvent("x0", "ann")}); err != nil {
+		t.Fatal(err)
+	}
+	p := openPersonal(t, db, postgres.PersonalEncrypt, newKEK(t))
+	repo := postgres.NewRepository(db).WithPersonal(p)
+	later := []audit.Event{personalEvent("x1", "ann"), personalEvent("x2", "ann"), personalEvent("x3", "ben")}
+	for i := range later {
+		later[i].OccurredAt = later[i].OccurredAt.Add(time.Duration(i+1) * time.Minute)
+	}
+	if _, err := repo.Write(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	ann, err := repo.ExportPage(ctx, audit.SearchFilter{UserID: "ann", Limit: 10})
+	if err != nil || len(ann) != 3 || ann[0].ID != "x2" || ann[2].ID != "x0" {
+		t.Fatalf("export ann: %v %+v", err, ann)
+	}
+	for _, e := range ann {
+		if e.UserID != "ann" || e.IPAddress != "203.0.113.7" || e.SessionID != "s" || !strings.Contains(string(e.Details), "email") {
+			t.Fatalf("exported event of ann: %+v", e)
+		}
+	}
+	if page, err := repo.ExportPage(ctx, audit.SearchFilter{UserID: "ann", Limit: 2}); err != nil || len(page) != 2 || page[1].ID != "x1" {
+		t.Fatalf("export ann, 2 per page: %v %+v", err, page)
+	}
+	if all, err := repo.ExportPage(ctx, audit.SearchFilter{SessionID: "s", Limit: 10}); err != nil || len(all) != 4 {
+		t.Fatalf("export session s: %v, %d events", err, len(all))
+	}
+	e, err := p.BeginErasure(ctx, audit.Erasure{EventID: "erase-x", Pseudonym: p.Pseudonym("ben"), RequestedAt: event("x").OccurredAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DestroyKeys(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	ben, err := repo.ExportPage(ctx, audit.SearchFilter{UserID: "ben", Limit: 10})
+	if err != nil || len(ben) != 1 || !ben[0].Erased || ben[0].UserID != audit.ErasedUserID || ben[0].IPAddress != "" || ben[0].SessionID != "" {
+		t.Fatalf("export of erased ben: %v %+v", err, ben)
 	}
 }

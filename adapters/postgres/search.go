@@ -46,7 +46,13 @@ func (r *Repository) Search(ctx context.Context, f audit.SearchFilter) ([]audit.
 // mergeNewestFirst merges two lists ordered by (occurred_at, id)
 // descending into the first limit rows of both.
 func mergeNewestFirst(a, b []eventRow, limit int) []eventRow {
-	out := make([]eventRow, 0, min(len(a)+len(b), limit))
+	return mergeNewest(a, b, limit, newer)
+}
+
+// mergeNewest merges two lists ordered newest first (by newer) into the
+// first limit items of both.
+func mergeNewest[T any](a, b []T, limit int, newer func(x, y T) bool) []T {
+	out := make([]T, 0, min(len(a)+len(b), limit))
 	for len(out) < limit && (len(a) > 0 || len(b) > 0) {
 		if len(b) == 0 || len(a) > 0 && newer(a[0], b[0]) {
 			out, a = append(out, a[0]), a[1:]
@@ -78,9 +84,15 @@ func (r *Repository) search(ctx context.Context, f audit.SearchFilter, user stri
 	if f.UserPseudonym != "" {
 		q = q.Where("user_id = ? AND pseudonymous", f.UserPseudonym)
 	}
+	// An encrypted event stores its session id's keyed pseudonym; other
+	// events store it in clear.
+	if ps := r.personal.SessionPseudonym(f.SessionID); ps != "" {
+		q = q.Where("session_id IN (?, ?)", f.SessionID, ps)
+	} else if f.SessionID != "" {
+		q = q.Where("session_id = ?", f.SessionID)
+	}
 	for _, eq := range []struct{ col, val string }{
-		{"resource_type", f.ResourceType}, {"resource_id", f.ResourceID},
-		{"session_id", f.SessionID}, {"request_id", f.RequestID},
+		{"resource_type", f.ResourceType}, {"resource_id", f.ResourceID}, {"request_id", f.RequestID},
 	} {
 		if eq.val != "" {
 			q = q.Where("? = ?", bun.Ident(eq.col), eq.val)

@@ -1,0 +1,301 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/auditq/auditq/domain/audit"
+)
+
+// KEKFileLock is the advisory lock key ("kekfil" in ASCII) held, for the
+// session, by whoever promotes or discards a prepared key-encryption key
+// (settle): instances sharing the key file never act on it at once.
+const KEKFileLock = 0x6b656b66696c
+
+// rewrapChunk is how many subject keys an erasure rewraps per statement.
+const rewrapChunk = 10_000
+
+// currentKEK returns the key-encryption key the stored keys were last
+// seen wrapped under.
+func (p *Personal) currentKEK() KeyWrapper {
+	p.kekMu.Lock()
+	defer p.kekMu.Unlock()
+	return p.kek
+}
+
+func (p *Personal) setKEK(k KeyWrapper) {
+	p.kekMu.Lock()
+	p.kek = k
+	p.kekMu.Unlock()
+}
+
+// wrapperFor returns the key-encryption key with this id: the one last
+// seen, or, after an erasure by another instance replaced it, the current
+// or prepared key read again from the source. It returns an error naming
+// the ids when the source holds no such key.
+func (p *Personal) wrapperFor(id string) (KeyWrapper, error) {
+	if k := p.currentKEK(); k.ID() == id {
+		return k, nil
+	}
+	cur, next, err := p.src.Keys()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cur.ID() == id:
+		p.setKEK(cur)
+		return cur, nil
+	case next != nil && next.ID() == id:
+		return next, nil
+	}
+	return nil, kekMismatch(id, cur, next)
+}
+
+func kekMismatch(id string, cur, next KeyWrapper) error {
+	held := cur.ID()
+	if next != nil {
+		held += " (and prepared key " + next.ID() + ")"
+	}
+	return fmt.Errorf("the stored keys are wrapped under key-encryption key %s, but AUDITQ_KEK_FILE holds key %s: give the key they were wrapped under. "+
+		"A database restored from a backup taken before an erasure needs a key-encryption key that the erasure destroyed: "+
+		"its personal fields cannot be decrypted, by design (docs/personal-data.md#backups)", id, held)
+}
+
+// withConn runs fn on one connection of the pool, with pgx.
+func (p *Personal) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {
+	conn, err := p.db.DB.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	return conn.Raw(func(dc any) error { return fn(dc.(*stdlib.Conn).Conn()) })
+}
+
+// settle brings the key source into line with the database after a key
+// replacement, complete or interrupted: holding KEKFileLock, and the
+// erasure lock exclusively so that no erasure is between its steps, it
+// reads the key generation the database is under. When that is the
+// prepared next key, the transaction that rewrapped every key committed:
+// the next key is promoted and the old one destroyed. When it is the
+// current key, a prepared key is left from a transaction that did not
+// commit: it is discarded. Any other key is an error naming the ids (a
+// wrong key file, or a database restored from before an erasure).
+func (p *Personal) settle(ctx context.Context) error {
+	err := p.withConn(ctx, func(c *pgx.Conn) error {
+		if _, err := c.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(KEKFileLock)); err != nil {
+			return err
+		}
+		defer func() { _, _ = c.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(KEKFileLock)) }()
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(ErasureLock)); err != nil {
+			return err
+		}
+		var state string
+		if err := tx.QueryRow(ctx, `SELECT kek_id FROM audit_kek_state WHERE id = 1`).Scan(&state); err != nil {
+			return fmt.Errorf("read the key generation: %w", err)
+		}
+		cur, next, err := p.src.Keys()
+		if err != nil {
+			return err
+		}
+		switch {
+		case next != nil && state == next.ID():
+			if err := p.src.Promote(); err != nil {
+				return err
+			}
+			p.setKEK(next)
+		case state == cur.ID():
+			if next != nil {
+				if err := p.src.Discard(); err != nil {
+					return err
+				}
+			}
+			p.setKEK(cur)
+		default:
+			return kekMismatch(state, cur, next)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE audit_kek_state SET retired_at = $1 WHERE id = 1 AND retired_kek_id IS NOT NULL AND retired_at IS NULL`,
+			audit.Normalize(p.now())); err != nil {
+			return err
+		}
+		return tx.Commit(ctx)
+	})
+	if err != nil {
+		return fmt.Errorf("personal data: %w", err)
+	}
+	return nil
+}
+
+// DestroyKeys deletes every key of e's subject, replaces the key-encryption
+// key and marks e completed. In one transaction that holds the erasure
+// lock exclusively (see ErasureLock: writes in progress finish first,
+// later writes create a new key), it prepares a new key-encryption key
+// (stored durably beside the current one), deletes the subject's keys,
+// rewraps every remaining subject key and the pseudonym key under the new
+// key, records the new key generation and completes e. Then settle
+// promotes the new key and destroys the old one (or discards the new key
+// when the transaction did not commit). So a copy of the database taken
+// before the erasure holds keys wrapped under a key-encryption key that no
+// longer exists. A crash at any step leaves a state that the next start
+// (OpenPersonal) finishes.
+func (p *Personal) DestroyKeys(ctx context.Context, e audit.Erasure) (audit.Erasure, error) {
+	if !p.encrypts() {
+		return audit.Erasure{}, audit.ErrErasureOff
+	}
+	// Settle first when a key prepared by an interrupted erasure is on
+	// disk: it is promoted (the database is under it) or discarded. Inside
+	// the transaction, a prepared key is only ever left by a transaction
+	// that did not commit, and Prepare replaces it.
+	if _, next, err := p.src.Keys(); err != nil || next != nil {
+		if err := p.settle(ctx); err != nil {
+			return audit.Erasure{}, fmt.Errorf("destroy the keys of %s: %w", e.Pseudonym, err)
+		}
+	}
+	var ids []int64
+	rotated := false
+	err := p.withConn(ctx, func(c *pgx.Conn) error {
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(ErasureLock)); err != nil {
+			return err
+		}
+		var done bool
+		if err := tx.QueryRow(ctx, `SELECT completed_at IS NOT NULL, coalesce(keys_erased, 0) FROM audit_erasures WHERE event_id = $1 FOR UPDATE`,
+			e.EventID).Scan(&done, &e.KeysErased); err != nil {
+			return fmt.Errorf("read erasure: %w", err)
+		}
+		if done {
+			return nil
+		}
+		var state string
+		if err := tx.QueryRow(ctx, `SELECT kek_id FROM audit_kek_state WHERE id = 1 FOR UPDATE`).Scan(&state); err != nil {
+			return fmt.Errorf("read the key generation: %w", err)
+		}
+		cur, _, err := p.src.Keys()
+		if err != nil {
+			return err
+		}
+		if cur.ID() != state {
+			return fmt.Errorf("the key file is not settled (the database is under key %s, the file holds %s): retry", state, cur.ID())
+		}
+		next, err := p.src.Prepare()
+		if err != nil {
+			return err
+		}
+		rotated = true
+		rows, err := tx.Query(ctx, `DELETE FROM audit_subject_keys WHERE pseudonym = $1 RETURNING id`, e.Pseudonym)
+		if err != nil {
+			return err
+		}
+		if ids, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
+			return err
+		}
+		if err := rewrap(ctx, tx, cur, next); err != nil {
+			return err
+		}
+		now := audit.Normalize(p.now())
+		if _, err := tx.Exec(ctx, `UPDATE audit_kek_state SET kek_id = $1, generation = generation + 1, rotated_at = $2,
+			retired_kek_id = $3, retired_at = NULL WHERE id = 1`, next.ID(), now, cur.ID()); err != nil {
+			return err
+		}
+		e.KeysErased = len(ids)
+		if _, err := tx.Exec(ctx, `UPDATE audit_erasures SET completed_at = $1, keys_erased = $2 WHERE event_id = $3`,
+			now, len(ids), e.EventID); err != nil {
+			return err
+		}
+		return tx.Commit(ctx)
+	})
+	p.forget(ids)
+	var serr error
+	if rotated {
+		// Whether or not the commit happened (its answer can be lost), the
+		// database says which key it is under.
+		serr = p.settle(context.WithoutCancel(ctx))
+	}
+	switch {
+	case err != nil:
+		return audit.Erasure{}, fmt.Errorf("destroy the keys of %s: %w", e.Pseudonym, errors.Join(err, serr))
+	case serr != nil:
+		return audit.Erasure{}, fmt.Errorf("the keys of %s are destroyed, but the old key-encryption key is not yet (the next start or erasure destroys it): %w", e.Pseudonym, serr)
+	}
+	e.Completed = true
+	return e, nil
+}
+
+// rewrap rewraps, within tx, every subject key and the pseudonym key from
+// the key-encryption key from to the key to, rewrapChunk keys per
+// statement.
+func rewrap(ctx context.Context, tx pgx.Tx, from, to KeyWrapper) error {
+	var last int64
+	for {
+		rows, err := tx.Query(ctx, `SELECT id, pseudonym, wrapped, kek_id FROM audit_subject_keys WHERE id > $1 ORDER BY id LIMIT $2`, last, rewrapChunk)
+		if err != nil {
+			return fmt.Errorf("rewrap subject keys: %w", err)
+		}
+		var ids []int64
+		var wrapped [][]byte
+		for rows.Next() {
+			var id int64
+			var ps, kekID string
+			var w []byte
+			if err := rows.Scan(&id, &ps, &w, &kekID); err != nil {
+				rows.Close()
+				return fmt.Errorf("rewrap subject keys: %w", err)
+			}
+			if kekID != from.ID() {
+				rows.Close()
+				return fmt.Errorf("rewrap subject keys: the key of %s is wrapped under key-encryption key %s, not %s (modified)", ps, kekID, from.ID())
+			}
+			key, err := from.Unwrap(w, []byte(adSubjectKey+ps))
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("rewrap the subject key of %s: %w", ps, err)
+			}
+			if w, err = to.Wrap(key, []byte(adSubjectKey+ps)); err != nil {
+				rows.Close()
+				return fmt.Errorf("rewrap the subject key of %s: %w", ps, err)
+			}
+			ids, wrapped, last = append(ids, id), append(wrapped, w), id
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("rewrap subject keys: %w", err)
+		}
+		if len(ids) > 0 {
+			if _, err := tx.Exec(ctx, `UPDATE audit_subject_keys k SET wrapped = u.w, kek_id = $3
+				FROM unnest($1::bigint[], $2::bytea[]) AS u(id, w) WHERE k.id = u.id`, ids, wrapped, to.ID()); err != nil {
+				return fmt.Errorf("rewrap subject keys: %w", err)
+			}
+		}
+		if len(ids) < rewrapChunk {
+			break
+		}
+	}
+	var w []byte
+	err := tx.QueryRow(ctx, `SELECT wrapped FROM audit_personal_keys WHERE name = 'pseudonym'`).Scan(&w)
+	if err != nil {
+		return fmt.Errorf("rewrap the pseudonym key: %w", err)
+	}
+	key, err := from.Unwrap(w, []byte(adPseudonymKey))
+	if err != nil {
+		return fmt.Errorf("rewrap the pseudonym key: %w", err)
+	}
+	if w, err = to.Wrap(key, []byte(adPseudonymKey)); err != nil {
+		return fmt.Errorf("rewrap the pseudonym key: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE audit_personal_keys SET wrapped = $1, kek_id = $2 WHERE name = 'pseudonym'`, w, to.ID()); err != nil {
+		return fmt.Errorf("rewrap the pseudonym key: %w", err)
+	}
+	return nil
+}

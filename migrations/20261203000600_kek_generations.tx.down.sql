@@ -1,0 +1,5 @@
+DROP TABLE IF EXISTS audit_kek_state;
+
+--bun:split
+
+ALTER TABLE audit_subject_keys RESET (fillfactor);
