@@ -209,7 +209,9 @@ type Config struct {
 	Logger     *slog.Logger
 	// Lease is how long a stream's lease lasts unrenewed; default 15s.
 	Lease time.Duration
-	// Poll is the wait between reads that found nothing new; default 250ms.
+	// Poll is the wait before reading again after a read that found fewer
+	// than a stream's batchSize events (nothing new, or everything new
+	// delivered); default 250ms.
 	Poll time.Duration
 	// MinBackoff and MaxBackoff bound the wait after a failed delivery,
 	// doubled on each failure in a row; defaults 500ms and 30s.
@@ -279,6 +281,7 @@ type Runner struct {
 	cfg     Config
 	streams []*stream
 	metrics *metrics
+	encoded *encodings
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -288,6 +291,9 @@ type stream struct {
 	cfg    StreamConfig
 	sink   Sink
 	encode format.Encoder
+	// encKey names the encoding: streams with the same key deliver the
+	// same bytes for an event and share them (encodings).
+	encKey string
 }
 
 // New returns a Runner for cfg, its sinks built but not started; an error
@@ -298,7 +304,7 @@ func New(cfg Config) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Runner{cfg: cfg, metrics: newMetrics(cfg.Registerer)}
+	r := &Runner{cfg: cfg, metrics: newMetrics(cfg.Registerer), encoded: newEncodings()}
 	for _, sc := range cfg.Streams {
 		enc, err := format.New(sc.Format, format.Options{ProductVersion: cfg.ProductVersion, Source: sc.Source})
 		if err != nil {
@@ -308,7 +314,11 @@ func New(cfg Config) (*Runner, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.streams = append(r.streams, &stream{cfg: sc, sink: sink, encode: enc})
+		key := sc.Format
+		if sc.Format == format.CloudEvents {
+			key += " " + sc.Source // the one option that differs between streams
+		}
+		r.streams = append(r.streams, &stream{cfg: sc, sink: sink, encode: enc, encKey: key})
 		r.metrics.init(sc.Name)
 	}
 	return r, nil
@@ -418,7 +428,7 @@ func (r *Runner) run(ctx context.Context, s *stream) {
 				}
 				continue
 			}
-			items, err = encodeAll(s, rd.Events)
+			items, err = r.encoded.encode(s, rd.Events)
 			if err != nil {
 				log.Error("stream cannot encode an event; retrying", "err", err)
 				if !fail("encode", err) {
@@ -467,20 +477,15 @@ func (r *Runner) run(ctx context.Context, s *stream) {
 			log.Warn("stream skipped events deleted before delivery (retention ran while the stream was behind)",
 				"skipped", pending.Skipped, "before_batch", pending.Next.NextSeq)
 		}
+		caughtUp := len(pending.Events) < s.cfg.BatchSize
 		cur, pending, items, renewed, backoff = pending.Next, nil, nil, time.Now(), r.cfg.MinBackoff
-	}
-}
-
-func encodeAll(s *stream, evs []audit.SealedEvent) ([]Item, error) {
-	items := make([]Item, len(evs))
-	for i, e := range evs {
-		b, err := s.encode(e)
-		if err != nil {
-			return nil, fmt.Errorf("event %s: %w", e.ID, err)
+		// A read short of batchSize took everything committed: let the
+		// next batches gather for a poll interval rather than deliver each
+		// as it commits (fewer, larger deliveries under load).
+		if caughtUp && !sleep(ctx, r.cfg.Poll) {
+			return
 		}
-		items[i] = Item{ID: e.ID, Time: e.OccurredAt, Body: b}
 	}
-	return items, nil
 }
 
 func truncate(s string, n int) string {
