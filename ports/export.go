@@ -189,7 +189,7 @@ func (s *session) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pages := s.prefetch(ctx)
-	enc := contract.NewExportEncoder(s.x.Format, !s.x.Resumed)
+	enc := contract.NewExportEncoder(s.x.Format, !s.x.Resumed, s.x.CSVRaw)
 	for p := range pages {
 		if p.err != nil && ctx.Err() != nil {
 			return s.stopReason()

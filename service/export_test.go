@@ -47,6 +47,11 @@ func exportEvents(n int) []audit.Event {
 		if i%10 == 0 {
 			e.UserID = ""
 		}
+		// Values a spreadsheet would take for formulas, and one that
+		// starts with the guard's own quote.
+		if f := []string{"", "=HYPERLINK(\"http://x.example/\",\"y\")", "-1", "+1", "@SUM(A1)", "\tx", "'=kept"}[i%7]; f != "" {
+			e.UserAgent = f
+		}
 		if !e.Success {
 			e.ErrorMessage = "denied:\r\n\tno role"
 		}
@@ -175,30 +180,11 @@ func TestExportEqualsSQLInBothFormats(t *testing.T) {
 		}
 	}
 
-	raw, sum := export(t, nc, contract.ExportRequest{Filter: exportFilter(), Format: "csv"})
-	if !bytes.Contains(raw, []byte("\r\n")) {
-		t.Fatal("csv: want CRLF line ends (RFC 4180)")
-	}
-	if !bytes.Contains(raw, []byte(`"denied:`+"\r\n\tno role\"")) {
-		t.Fatal("csv: a CR LF inside a value must be kept verbatim")
-	}
-	records, err := csv.NewReader(bytes.NewReader(raw)).ReadAll() // it reads a quoted CR LF as LF
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(records[0], ",") != strings.Join(contract.CSVColumns, ",") || len(records) != len(want)+1 || sum.Events != len(want) {
-		t.Fatalf("csv: header %v, %d records, summary %+v; SQL %d rows", records[0], len(records), sum, len(want))
-	}
-	for i, rec := range records[1:] {
-		w := want[i].csvRow()
-		w[11] = strings.ReplaceAll(w[11], "\r\n", "\n")
-		if !sameJSON(rec[5], w[5]) {
-			t.Fatalf("csv row %d details %s, SQL %s", i, rec[5], w[5])
-		}
-		rec[5] = w[5]
-		if strings.Join(rec, "\x00") != strings.Join(w, "\x00") {
-			t.Fatalf("csv row %d:\n%q\nSQL\n%q", i, rec, w)
-		}
+	// CSV, guarded by default: every value as stored once one leading
+	// quote of a guarded value is removed (contract.UnguardCSVCell);
+	// with csvRaw, every value as stored.
+	for _, rawCSV := range []bool{false, true} {
+		checkCSV(t, nc, want, rawCSV)
 	}
 
 	// Each export is two reads: its start (with the filter) and its end
@@ -213,8 +199,48 @@ func TestExportEqualsSQLInBothFormats(t *testing.T) {
 				ends++
 			}
 		}
-		return len(reads) == 4 && ends == 2, fmt.Sprintf("read events %v", reads)
+		return len(reads) == 6 && ends == 3, fmt.Sprintf("read events %v", reads)
 	})
+}
+
+// checkCSV exports the filter as CSV (raw: without the formula guard) and
+// compares every record with the SQL rows want.
+func checkCSV(t *testing.T, nc *nats.Conn, want []sqlRow, raw bool) {
+	t.Helper()
+	out, sum := export(t, nc, contract.ExportRequest{Filter: exportFilter(), Format: "csv", CSVRaw: raw})
+	if !bytes.Contains(out, []byte("\r\n")) {
+		t.Fatal("csv: want CRLF line ends (RFC 4180)")
+	}
+	if !bytes.Contains(out, []byte(`"denied:`+"\r\n\tno role\"")) {
+		t.Fatal("csv: a CR LF inside a value must be kept verbatim")
+	}
+	guarded := bytes.Contains(out, []byte(",\"'=HYPERLINK(")) && bytes.Contains(out, []byte(",''=kept,")) && bytes.Contains(out, []byte(",'-1,"))
+	if guarded == raw {
+		t.Fatalf("csv raw %v: formula values guarded %v", raw, guarded)
+	}
+	records, err := csv.NewReader(bytes.NewReader(out)).ReadAll() // it reads a quoted CR LF as LF
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(records[0], ",") != strings.Join(contract.CSVColumns, ",") || len(records) != len(want)+1 || sum.Events != len(want) {
+		t.Fatalf("csv: header %v, %d records, summary %+v; SQL %d rows", records[0], len(records), sum, len(want))
+	}
+	for i, rec := range records[1:] {
+		if !raw {
+			for j := range rec {
+				rec[j] = contract.UnguardCSVCell(rec[j])
+			}
+		}
+		w := want[i].csvRow()
+		w[11] = strings.ReplaceAll(w[11], "\r\n", "\n")
+		if !sameJSON(rec[5], w[5]) {
+			t.Fatalf("csv row %d details %s, SQL %s", i, rec[5], w[5])
+		}
+		rec[5] = w[5]
+		if strings.Join(rec, "\x00") != strings.Join(w, "\x00") {
+			t.Fatalf("csv raw %v row %d:\n%q\nSQL\n%q", raw, i, rec, w)
+		}
+	}
 }
 
 // stopAfter is a writer that runs stop once it holds n chunks.
@@ -290,7 +316,7 @@ func TestExportRejectsBadRequests(t *testing.T) {
 	svc := servicetest.Start(t, env)
 	nc := natsClient(t, svc)
 	schemas := schemasServed(t, nc)
-	for _, body := range []string{`{}`, `{"format":"csv","action":"user.*","from":"2026-11-01T00:00:00Z","success":false}`} {
+	for _, body := range []string{`{}`, `{"format":"csv","action":"user.*","from":"2026-11-01T00:00:00Z","success":false}`, `{"format":"csv","csvRaw":true}`} {
 		if err := schemaErr(t, schemas["export-request"], []byte(body)); err != nil {
 			t.Fatalf("%s: %v", body, err)
 		}
@@ -308,6 +334,7 @@ func TestExportRejectsBadRequests(t *testing.T) {
 		`{"format":"xml"}`:      "format",
 		`{"from":"yesterday"}`:  "from",
 		`{"limit":10}`:          "limit",
+		`{"csvRaw":true}`:       "csvRaw",
 		`{"cursor":"nope"}`:     "cursor",
 		`{"Format":"csv"}`:      "Format",
 		`{"userId":"a\u0001b"}`: "userId",
