@@ -484,7 +484,7 @@ func (f *file) Close() error {
 type natsSink struct {
 	name, subject string
 	nc            *nats.Conn
-	own           bool                // nc is the sink's own connection, to url, closed with it
+	own           bool // nc is the sink's own connection, to url, closed with it
 	url           string
 	js            jetstream.JetStream // nil: core NATS
 }
