@@ -378,3 +378,76 @@ func TestExportCLI(t *testing.T) {
 		t.Fatalf("auditq export: %v\n%.300s\nwant\n%.300s", err, out, want)
 	}
 }
+
+// Exports are the pool "exports" of the request service: an export holds
+// its slot until it ends (auditq_requests_in_flight{pool="exports"}); one
+// more waits up to AUDITQ_REQUEST_QUEUE_WAIT and is answered 429 with the
+// pools' busy answer; one that waits gets the slot once the running export
+// ends.
+func TestExportIsAPoolOfTheRequestService(t *testing.T) {
+	env := exportEnv(t)
+	env["AUDITQ_EXPORT_MAX_RUNNING"] = "1"
+	env["AUDITQ_EXPORT_ACK_TIMEOUT"] = "1m"
+	env["AUDITQ_REQUEST_QUEUE_WAIT"] = "5s" // room for the waiting export to get the slot
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
+	seed(t, db, exportEvents(600)...)
+	nc := natsClient(t, svc)
+	inFlight := func() float64 {
+		return servicetest.Metric(t, svc.HTTPAddr(), `auditq_requests_in_flight{pool="exports"}`)
+	}
+
+	// An export whose client never acknowledges: it sends its window and
+	// holds the slot.
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.PublishRequest(contract.SubjectExport, inbox, []byte(`{"format":"ndjson"}`)); err != nil {
+		t.Fatal(err)
+	}
+	first, err := sub.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ackSubject := first.Header.Get(contract.HeaderExportAck)
+	if ackSubject == "" {
+		t.Fatalf("first message has no %s header: %v %s", contract.HeaderExportAck, first.Header, first.Data)
+	}
+	if got := inFlight(); got != 1 {
+		t.Fatalf("exports in flight while one streams: %v, want 1", got)
+	}
+
+	busy := ask(t, nc, contract.SubjectExport, `{"format":"csv"}`)
+	if busy.code != "429" || busy.error != "auditq is busy: all 1 exports slots of this instance stayed taken; retry shortly" {
+		t.Fatalf("a second export: %s %q, want the pools' 429", busy.code, busy.error)
+	}
+
+	done := make(chan error, 1)
+	var out bytes.Buffer
+	go func() {
+		_, err := contract.ReceiveExport(context.Background(), nc, contract.ExportRequest{Format: "ndjson"}, &out, contract.ExportOptions{})
+		done <- err
+	}()
+	servicetest.Eventually(t, 10*time.Second, func() (bool, string) {
+		w := servicetest.Metric(t, svc.HTTPAddr(), `auditq_requests_waiting{pool="exports"}`)
+		return w == 1, fmt.Sprintf("%v exports waiting", w)
+	})
+	if err := nc.Publish(ackSubject, []byte(contract.ExportCancel)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the waiting export, once the slot was free: %v", err)
+	}
+	if n := bytes.Count(out.Bytes(), []byte("\n")); n < 600 {
+		t.Fatalf("the waiting export delivered %d lines, want the 600 events and more", n)
+	}
+	servicetest.Eventually(t, 10*time.Second, func() (bool, string) {
+		got := inFlight()
+		return got == 0, fmt.Sprintf("%v exports in flight", got)
+	})
+	if got := servicetest.Metric(t, svc.HTTPAddr(), `auditq_requests_total{code="429",subject="audit.export"}`); got != 1 {
+		t.Errorf("auditq_requests_total of audit.export 429: %v, want 1", got)
+	}
+}
