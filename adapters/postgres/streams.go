@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 
 	"github.com/auditq/auditq/domain/audit"
@@ -192,35 +193,45 @@ func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (
 	return out, nil
 }
 
-// sealedRows reads the rows of the batches ids.
+// sealedRows reads the rows of the batches ids. It scans with pgx
+// directly, without database/sql's conversions: the streams read back
+// every committed row.
 func (s *StreamStore) sealedRows(ctx context.Context, ids []int64, seqOf map[int64]int64) ([]audit.SealedEvent, error) {
-	rows, err := s.db.DB.QueryContext(ctx, `SELECT id, user_id, action, resource_type, resource_id, details::text,
-		host(ip_address), user_agent, session_id, request_id, success, error_message, occurred_at, received_at,
-		seal_batch, seal_leaf FROM audit_logs WHERE seal_batch = ANY($1)`, ids)
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read stream events: %w", err)
 	}
-	defer func() { _ = rows.Close() }()
+	defer func() { _ = conn.Close() }()
 	var out []audit.SealedEvent
-	for rows.Next() {
-		var e audit.SealedEvent
-		var user, details, ip, ua, session, request, errMsg sql.NullString
-		if err := rows.Scan(&e.ID, &user, &e.Action, &e.ResourceType, &e.ResourceID, &details, &ip, &ua, &session,
-			&request, &e.Success, &errMsg, &e.OccurredAt, &e.ReceivedAt, &e.Seal.BatchID, &e.Seal.Leaf); err != nil {
-			return nil, fmt.Errorf("read stream events: %w", err)
+	err = conn.Raw(func(dc any) error {
+		rows, err := dc.(*stdlib.Conn).Conn().Query(ctx, `SELECT id, coalesce(user_id, ''), action, resource_type, resource_id,
+			coalesce(details::text, ''), coalesce(host(ip_address), ''), coalesce(user_agent, ''), coalesce(session_id, ''),
+			coalesce(request_id, ''), success, coalesce(error_message, ''), occurred_at, received_at, seal_batch, seal_leaf
+			FROM audit_logs WHERE seal_batch = ANY($1)`, ids)
+		if err != nil {
+			return err
 		}
-		e.UserID, e.UserAgent, e.SessionID, e.RequestID, e.ErrorMessage = user.String, ua.String, session.String, request.String, errMsg.String
-		if details.Valid {
-			e.Details = []byte(details.String)
+		defer rows.Close()
+		var details, ip string
+		for rows.Next() {
+			var e audit.SealedEvent
+			if err := rows.Scan(&e.ID, &e.UserID, &e.Action, &e.ResourceType, &e.ResourceID, &details, &ip, &e.UserAgent,
+				&e.SessionID, &e.RequestID, &e.Success, &e.ErrorMessage, &e.OccurredAt, &e.ReceivedAt, &e.Seal.BatchID, &e.Seal.Leaf); err != nil {
+				return err
+			}
+			if details != "" {
+				e.Details = []byte(details)
+			}
+			if a, err := netip.ParseAddr(ip); ip != "" && err == nil {
+				e.IPAddress = a.String()
+			}
+			e.OccurredAt, e.ReceivedAt = e.OccurredAt.UTC(), e.ReceivedAt.UTC()
+			e.Seal.BatchSeq = seqOf[e.Seal.BatchID]
+			out = append(out, e)
 		}
-		if a, err := netip.ParseAddr(ip.String); ip.Valid && err == nil {
-			e.IPAddress = a.String()
-		}
-		e.OccurredAt, e.ReceivedAt = e.OccurredAt.UTC(), e.ReceivedAt.UTC()
-		e.Seal.BatchSeq = seqOf[e.Seal.BatchID]
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read stream events: %w", err)
 	}
 	return out, nil
