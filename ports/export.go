@@ -91,9 +91,9 @@ func (r *Requests) exportEndpoint() micro.Handler {
 					r.inFlight.Done()
 				}
 			}()
-			ctx, cancel := context.WithTimeout(r.exportCtx, r.cfg.Timeout)
-			defer cancel()
-			switch err := p.acquire(ctx, r.cfg.QueueWait, r.stop, r.cfg.Metrics); {
+			wait, cancelWait := context.WithTimeout(context.Background(), r.cfg.Timeout)
+			defer cancelWait()
+			switch err := p.acquire(wait, r.cfg.QueueWait, r.stop, r.cfg.Metrics); {
 			case errors.Is(err, errStopping):
 				code = CodeStopping
 				respondError(req, code, "auditq is shutting down; retry the request", "")
@@ -111,6 +111,10 @@ func (r *Requests) exportEndpoint() micro.Handler {
 				code = r.fail(req, contract.SubjectExport, err)
 				return
 			}
+			// The start is recorded within the deadline, and not once the
+			// service stops.
+			ctx, cancel := context.WithTimeout(r.exportCtx, r.cfg.Timeout)
+			defer cancel()
 			x, err := r.app.Queries.Export.Start(ctx, in, requester(headers, r.cfg.Identity))
 			if err != nil {
 				release()
