@@ -30,10 +30,18 @@ type StreamStore struct {
 	mu     sync.Mutex
 	cached map[int64][]audit.SealedEvent // by batch id
 	order  []int64                       // oldest first
+	events int                           // rows in cached
 }
 
-// cachedBatches is how many batches' rows the cache keeps.
-const cachedBatches = 128
+// The cache keeps the rows of at most cachedBatches batches and, beyond
+// the newest batch, at most cachedEvents rows: enough for the streams of
+// an instance, which read the same batches within moments of each other,
+// and small enough that the garbage collector's work on the live heap
+// stays small (a batch of a bulk job holds up to 1,000 rows).
+const (
+	cachedBatches = 128
+	cachedEvents  = 16384
+)
 
 var _ audit.StreamStore = (*StreamStore)(nil)
 
@@ -77,9 +85,11 @@ func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]i
 		if _, ok := s.cached[id]; !ok {
 			s.cached[id] = byBatch[id]
 			s.order = append(s.order, id)
+			s.events += len(byBatch[id])
 		}
 	}
-	for len(s.order) > cachedBatches {
+	for len(s.order) > cachedBatches || (len(s.order) > 1 && s.events > cachedEvents) {
+		s.events -= len(s.cached[s.order[0]])
 		delete(s.cached, s.order[0])
 		s.order = s.order[1:]
 	}

@@ -13,10 +13,14 @@ import (
 // while they keep up; a stream far behind the others encodes its own.
 const encodedBatches = 16
 
+// encodedEvents bounds the events encodings keeps per encoding beyond the
+// newest batch (a batch of a bulk job holds up to 1,000).
+const encodedEvents = 8192
+
 // encodings shares encoded events between the streams that deliver the
 // same encoding (stream.encKey): the first stream to read a batch encodes
 // its events, the others take the same bytes. Memory stays bounded by
-// encodedBatches batches per encoding.
+// encodedBatches batches and encodedEvents events per encoding.
 type encodings struct {
 	mu    sync.Mutex
 	byKey map[string]*encodedSet
@@ -27,6 +31,7 @@ type encodings struct {
 type encodedSet struct {
 	batches map[int64]map[int]Item
 	order   []int64 // batch ids, oldest first
+	events  int     // items in batches
 }
 
 func newEncodings() *encodings { return &encodings{byKey: map[string]*encodedSet{}} }
@@ -72,9 +77,13 @@ func (c *encodings) encode(s *stream, evs []audit.SealedEvent) ([]Item, error) {
 			set.batches[seal.BatchID] = leaves
 			set.order = append(set.order, seal.BatchID)
 		}
+		if _, ok := leaves[seal.Leaf]; !ok {
+			set.events++
+		}
 		leaves[seal.Leaf] = items[i]
 	}
-	for len(set.order) > encodedBatches {
+	for len(set.order) > encodedBatches || (len(set.order) > 1 && set.events > encodedEvents) {
+		set.events -= len(set.batches[set.order[0]])
 		delete(set.batches, set.order[0])
 		set.order = set.order[1:]
 	}

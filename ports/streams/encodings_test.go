@@ -62,4 +62,15 @@ func TestEncodingsShareEachEventOnce(t *testing.T) {
 	if n := len(enc.byKey["native"].batches); n != encodedBatches {
 		t.Fatalf("the native set keeps %d batches, want %d", n, encodedBatches)
 	}
+	// Large batches (bulk jobs): the set keeps at most encodedEvents
+	// beyond the newest batch.
+	big := int64(1000)
+	for id := big; id < big+4; id++ {
+		if _, err := enc.encode(c, batch(id, encodedEvents/2+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if set := enc.byKey["ocsf"]; len(set.batches) != 1 || set.events != encodedEvents/2+1 || set.batches[big+3] == nil {
+		t.Fatalf("the ocsf set after four large batches keeps %d batches, %d events, want the newest only", len(set.batches), set.events)
+	}
 }
