@@ -1,12 +1,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"net/netip"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -51,11 +52,17 @@ func NewStreamStore(db *bun.DB) *StreamStore {
 	return &StreamStore{db: db, cached: map[int64][]audit.SealedEvent{}}
 }
 
-// rowsOf returns the rows of the batches ids, from the cache where it has
-// them. Chained batches never change; a row retention deletes meanwhile
-// may still be delivered from the cache.
-func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]int64) ([]audit.SealedEvent, error) {
-	var out []audit.SealedEvent
+// rowsOf returns the rows of the batches ids (leaves: each one's leaf
+// count, to size the slices), from the cache where it has them, in a
+// slice of its own that the caller may reorder. Chained batches never
+// change; a row retention deletes meanwhile may still be delivered from
+// the cache.
+func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]int64, leaves map[int64]int) ([]audit.SealedEvent, error) {
+	total, missingRows := 0, 0
+	for _, id := range ids {
+		total += leaves[id]
+	}
+	out := make([]audit.SealedEvent, 0, total)
 	var missing []int64
 	s.mu.Lock()
 	for _, id := range ids {
@@ -63,22 +70,30 @@ func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]i
 			out = append(out, evs...)
 		} else {
 			missing = append(missing, id)
+			missingRows += leaves[id]
 		}
 	}
 	s.mu.Unlock()
 	if len(missing) == 0 {
 		return out, nil
 	}
-	evs, err := s.sealedRows(ctx, missing, seqOf)
+	evs, err := s.sealedRows(ctx, missing, seqOf, missingRows)
 	if err != nil {
 		return nil, err
 	}
+	// The cache holds each batch as a part of evs, which nothing changes
+	// from here on.
+	slices.SortFunc(evs, func(a, b audit.SealedEvent) int {
+		return cmp.Or(cmp.Compare(a.Seal.BatchID, b.Seal.BatchID), cmp.Compare(a.Seal.Leaf, b.Seal.Leaf))
+	})
 	byBatch := make(map[int64][]audit.SealedEvent, len(missing))
-	for _, id := range missing {
-		byBatch[id] = nil
-	}
-	for _, e := range evs {
-		byBatch[e.Seal.BatchID] = append(byBatch[e.Seal.BatchID], e)
+	for start := 0; start < len(evs); {
+		end := start + 1
+		for end < len(evs) && evs[end].Seal.BatchID == evs[start].Seal.BatchID {
+			end++
+		}
+		byBatch[evs[start].Seal.BatchID] = evs[start:end:end]
+		start = end
 	}
 	s.mu.Lock()
 	for _, id := range missing {
@@ -156,17 +171,20 @@ func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (
 	}
 	ids := make([]int64, len(batches))
 	seqOf := make(map[int64]int64, len(batches))
+	leaves := make(map[int64]int, len(batches))
 	for i, b := range batches {
-		ids[i], seqOf[b.id] = b.id, b.seq
+		ids[i], seqOf[b.id], leaves[b.id] = b.id, b.seq, b.leaves
 	}
-	evs, err := s.rowsOf(ctx, ids, seqOf)
+	evs, err := s.rowsOf(ctx, ids, seqOf, leaves)
 	if err != nil {
 		return out, err
 	}
-	sort.Slice(evs, func(i, j int) bool {
-		a, b := evs[i].Seal, evs[j].Seal
-		return a.BatchSeq < b.BatchSeq || a.BatchSeq == b.BatchSeq && a.Leaf < b.Leaf
-	})
+	bySeal := func(a, b audit.SealedEvent) int {
+		return cmp.Or(cmp.Compare(a.Seal.BatchSeq, b.Seal.BatchSeq), cmp.Compare(a.Seal.Leaf, b.Seal.Leaf))
+	}
+	if !slices.IsSortedFunc(evs, bySeal) { // usually sorted: batch ids mostly follow the chain order
+		slices.SortFunc(evs, bySeal)
+	}
 	found := make(map[int64]int, len(batches)) // rows found per batch id
 	for _, e := range evs {
 		found[e.Seal.BatchID]++
@@ -203,16 +221,16 @@ func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (
 	return out, nil
 }
 
-// sealedRows reads the rows of the batches ids. It scans with pgx
+// sealedRows reads the rows of the batches ids, about rows of them. It scans with pgx
 // directly, without database/sql's conversions: the streams read back
 // every committed row.
-func (s *StreamStore) sealedRows(ctx context.Context, ids []int64, seqOf map[int64]int64) ([]audit.SealedEvent, error) {
+func (s *StreamStore) sealedRows(ctx context.Context, ids []int64, seqOf map[int64]int64, rows int) ([]audit.SealedEvent, error) {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read stream events: %w", err)
 	}
 	defer func() { _ = conn.Close() }()
-	var out []audit.SealedEvent
+	out := make([]audit.SealedEvent, 0, rows)
 	err = conn.Raw(func(dc any) error {
 		rows, err := dc.(*stdlib.Conn).Conn().Query(ctx, `SELECT id, coalesce(user_id, ''), action, resource_type, resource_id,
 			coalesce(details::text, ''), coalesce(host(ip_address), ''), coalesce(user_agent, ''), coalesce(session_id, ''),
