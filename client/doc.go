@@ -18,9 +18,12 @@
 // the job's result.
 //
 // The requests (Report, GetReport, Reports, Query, GetEvent, Proof,
-// PublicKeys, WriteCheckpoint, Schemas, Schema) call the service's
-// request subjects; an error answer is a *RequestError with the
+// PublicKeys, WriteCheckpoint, Schemas, Schema, Streams) call the
+// service's request subjects; an error answer is a *RequestError with the
 // contract's code. Reports and Query return iterators over every page.
+// Export writes a whole export (NDJSON or CSV) to an io.Writer as it
+// arrives, with flow control; a failure is an *ExportError holding the
+// cursor that resumes it.
 // VerifyProof checks an event's proof locally against the signing keys.
 //
 // The package needs only nats.go. The contract it speaks is

@@ -24,6 +24,8 @@ const (
 	subjectPubKey          = "audit.pubkey"
 	subjectCheckpointWrite = "audit.checkpoint.write"
 	subjectSchema          = "audit.schema"
+	subjectExport          = "audit.export"
+	subjectStreams         = "audit.streams"
 )
 
 // ErrNotFound is matched (errors.Is) by the *RequestError of a request

@@ -190,7 +190,7 @@ var Vars = []Var{
 	{"AUDITQ_EXPORT_CHUNK_BYTES", "262144", "exports: bytes of one chunk message (4096 to 4194304; at most half the NATS max payload is used)"},
 	{"AUDITQ_EXPORT_WINDOW", "8", "exports: chunks sent ahead of the client's last acknowledgement (1 to 1024)"},
 	{"AUDITQ_EXPORT_ACK_TIMEOUT", "30s", "exports: an export whose client acknowledges nothing for this long ends (its end is recorded with the count delivered)"},
-	{"AUDITQ_EXPORT_MAX_RUNNING", "4", "exports running at once per instance (1 to 256); one more is answered 429"},
+	{"AUDITQ_EXPORT_MAX_RUNNING", "4", "exports running at once per instance (1 to 256): the slots of the request pool exports; one more waits up to AUDITQ_REQUEST_QUEUE_WAIT, then is answered 429"},
 	{"AUDITQ_STREAMS_FILE", "", "JSON file of the log streams (webhook, splunk, elasticsearch, file, nats) that get every committed event (docs/streams.md); empty: none"},
 	{"AUDITQ_CONSOLE", "on", "serve the admin console at / on AUDITQ_HTTP_ADDR (docs/console.md): on or off"},
 	{"AUDITQ_NATS_WEBSOCKET", DefaultNATSWebsocket, "embedded server: address of the NATS WebSocket listener the console connects to; \"off\" disables; beyond loopback only with TLS"},

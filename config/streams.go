@@ -33,8 +33,12 @@ type Stream struct {
 	Path       string
 	MaxBytes   int64
 	MaxAge     time.Duration
+	KeepFiles  int
+	KeepFor    time.Duration
 	Subject    string
 	JetStream  bool
+	CredsFile  string
+	NKeyFile   string
 	Source     string
 }
 
@@ -66,8 +70,12 @@ type streamEntry struct {
 	Path        string `json:"path"`
 	MaxBytes    int64  `json:"maxBytes"`
 	MaxAge      string `json:"maxAge"`
+	KeepFiles   int    `json:"keepFiles"`
+	KeepFor     string `json:"keepFor"`
 	Subject     string `json:"subject"`
 	JetStream   bool   `json:"jetStream"`
+	CredsFile   string `json:"credsFile"`
+	NKeyFile    string `json:"nkeyFile"`
 	Source      string `json:"source"`
 }
 
@@ -97,11 +105,11 @@ func loadStreams(path string, getenv func(string) string) ([]Stream, error) {
 		where := fmt.Sprintf("AUDITQ_STREAMS_FILE %s: streams[%d] (%q)", path, i, e.Name)
 		s := Stream{Name: e.Name, Sink: e.Sink, Format: e.Format, Paused: e.Paused, BatchSize: e.BatchSize, URL: e.URL,
 			Index: e.Index, SourceType: e.SourceType, Username: e.Username, Path: e.Path, MaxBytes: e.MaxBytes,
-			Subject: e.Subject, JetStream: e.JetStream, Source: e.Source}
+			KeepFiles: e.KeepFiles, Subject: e.Subject, JetStream: e.JetStream, CredsFile: e.CredsFile, NKeyFile: e.NKeyFile, Source: e.Source}
 		for _, d := range []struct {
 			field, v string
 			to       *time.Duration
-		}{{"timeout", e.Timeout, &s.Timeout}, {"ackTimeout", e.AckTimeout, &s.AckTimeout}, {"maxAge", e.MaxAge, &s.MaxAge}} {
+		}{{"timeout", e.Timeout, &s.Timeout}, {"ackTimeout", e.AckTimeout, &s.AckTimeout}, {"maxAge", e.MaxAge, &s.MaxAge}, {"keepFor", e.KeepFor, &s.KeepFor}} {
 			if d.v == "" {
 				continue
 			}

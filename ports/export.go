@@ -59,54 +59,83 @@ func (c ExportConfig) Validate() error {
 	return nil
 }
 
-// exportEndpoint answers audit.export: it checks the request and records
-// the start of the export within the request deadline, then streams the
-// export from a goroutine of its own, so that the endpoint takes the next
-// request at once.
+// exportEndpoint answers audit.export. An export is a request of pool
+// PoolExports (AUDITQ_EXPORT_MAX_RUNNING slots), bounded like the other
+// pools: in a goroutine of its own it waits up to QueueWait for a slot
+// (or is answered CodeBusy), checks the request and records the start of
+// the export within the request deadline, then streams the export,
+// holding the slot until the export ends.
 func (r *Requests) exportEndpoint() micro.Handler {
-	return micro.HandlerFunc(func(req micro.Request) {
-		start, code := time.Now(), CodeOK
-		defer func() { r.cfg.Metrics.request(contract.SubjectExport, code, time.Since(start)) }()
+	p := r.pools[PoolExports]
+	return micro.HandlerFunc(func(m micro.Request) {
+		start := time.Now()
 		if !r.enter() {
-			code = CodeStopping
-			respondError(req, code, "auditq is shutting down; retry the request", "")
+			respondError(m, CodeStopping, "auditq is shutting down; retry the request", "")
+			r.cfg.Metrics.request(contract.SubjectExport, CodeStopping, time.Since(start))
 			return
 		}
-		defer r.inFlight.Done()
-		if req.Reply() == "" {
-			code = CodeBadRequest
+		if m.Reply() == "" {
+			r.inFlight.Done()
+			r.cfg.Metrics.request(contract.SubjectExport, CodeBadRequest, time.Since(start))
 			return // nowhere to send it
 		}
-		var in query.ExportRequest
-		if err := DecodeRequest(req.Data(), &in); err != nil {
-			code = r.fail(req, contract.SubjectExport, err)
-			return
-		}
-		select {
-		case r.exportSlots <- struct{}{}:
-		default:
-			code = CodeBusy
-			respondError(req, code, fmt.Sprintf("%d exports are running (AUDITQ_EXPORT_MAX_RUNNING); retry later", cap(r.exportSlots)), "")
-			return
-		}
-		ctx, cancel := context.WithTimeout(r.exportCtx, r.cfg.Timeout)
-		who := requester(req.Headers(), r.cfg.Identity)
-		var x *query.Export
-		err := r.bind(&who, contract.SubjectExport)
-		if err == nil {
-			x, err = r.app.Queries.Export.Start(ctx, in, who)
-		}
-		cancel()
-		if err != nil {
-			<-r.exportSlots
-			code = r.fail(req, contract.SubjectExport, err)
-			return
-		}
-		r.exportsRunning.Add(1)
+		// The goroutine answers on the connection, never through m (see
+		// endpointIn).
+		req := reply{nc: r.nc, subject: m.Reply()}
+		data, headers := m.Data(), m.Headers()
 		go func() {
-			defer r.exportsRunning.Done()
-			defer func() { <-r.exportSlots }()
-			r.stream(x, req.Reply())
+			code, streaming := CodeOK, false
+			defer func() {
+				r.cfg.Metrics.request(contract.SubjectExport, code, time.Since(start))
+				if !streaming {
+					r.inFlight.Done()
+				}
+			}()
+			wait, cancelWait := context.WithTimeout(context.Background(), r.cfg.Timeout)
+			defer cancelWait()
+			switch err := p.acquire(wait, r.cfg.QueueWait, r.stop, r.cfg.Metrics); {
+			case errors.Is(err, errStopping):
+				code = CodeStopping
+				respondError(req, code, "auditq is shutting down; retry the request", "")
+				return
+			case err != nil:
+				code = CodeBusy
+				respondError(req, code, busyMessage(p), "")
+				return
+			}
+			r.cfg.Metrics.requestInFlight(p.name, 1)
+			release := func() { p.release(); r.cfg.Metrics.requestInFlight(p.name, -1) }
+			var in query.ExportRequest
+			if err := DecodeRequest(data, &in); err != nil {
+				release()
+				code = r.fail(req, contract.SubjectExport, err)
+				return
+			}
+			// The start is recorded within the deadline, and not once the
+			// service stops.
+			ctx, cancel := context.WithTimeout(r.exportCtx, r.cfg.Timeout)
+			defer cancel()
+			who := requester(headers, r.cfg.Identity)
+			var x *query.Export
+			err := r.bind(&who, contract.SubjectExport)
+			if err == nil {
+				x, err = r.app.Queries.Export.Start(ctx, in, who)
+			}
+			if err != nil {
+				release()
+				code = r.fail(req, contract.SubjectExport, err)
+				return
+			}
+			// From here the export is counted in exportsRunning, which
+			// Stop waits for, instead of inFlight.
+			r.exportsRunning.Add(1)
+			r.inFlight.Done()
+			streaming = true
+			go func() {
+				defer r.exportsRunning.Done()
+				defer release()
+				r.stream(x, req.subject)
+			}()
 		}()
 	})
 }
@@ -194,7 +223,7 @@ func (s *session) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pages := s.prefetch(ctx)
-	enc := contract.NewExportEncoder(s.x.Format, !s.x.Resumed)
+	enc := contract.NewExportEncoder(s.x.Format, !s.x.Resumed, s.x.CSVRaw)
 	for p := range pages {
 		if p.err != nil && ctx.Err() != nil {
 			return s.stopReason()

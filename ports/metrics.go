@@ -85,7 +85,7 @@ func NewMetrics() *Metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"subject"}),
 		requestsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "auditq_requests_in_flight", Help: "Requests being handled now, by pool (requests, reports); at most AUDITQ_REQUEST_CONCURRENCY and AUDITQ_REQUEST_REPORT_CONCURRENCY.",
+			Name: "auditq_requests_in_flight", Help: "Requests being handled now, by pool (requests, reports, exports); at most AUDITQ_REQUEST_CONCURRENCY, AUDITQ_REQUEST_REPORT_CONCURRENCY and AUDITQ_EXPORT_MAX_RUNNING (an export until it ends).",
 		}, []string{"pool"}),
 		requestsWaiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "auditq_requests_waiting", Help: "Requests waiting for a free slot of their pool now, by pool; one that waits AUDITQ_REQUEST_QUEUE_WAIT is answered 429.",
@@ -126,7 +126,7 @@ func NewMetrics() *Metrics {
 		m.requests.WithLabelValues(subj, CodeOK)
 		m.requestDuration.WithLabelValues(subj)
 	}
-	for _, p := range []string{PoolRequests, PoolReports} {
+	for _, p := range Pools {
 		m.requestsActive.WithLabelValues(p)
 		m.requestsWaiting.WithLabelValues(p)
 	}

@@ -43,7 +43,7 @@ const (
 	CodeDisabled   = "501" // the feature is switched off (e.g. AUDITQ_TAMPER_EVIDENCE)
 	CodeConflict   = "409" // the stored state forbids it (a checkpoint onto a trail signed by an untrusted key)
 	CodeForbidden  = "403" // a reader bound to a tenant asked beyond it (docs/tenants.md); the message names the field
-	CodeBusy       = "429" // every slot of the request's pool stayed taken for QueueWait, or AUDITQ_EXPORT_MAX_RUNNING exports run; retry later
+	CodeBusy       = "429" // every slot of the request's pool stayed taken for QueueWait, or too many wait already; retry later
 )
 
 // Request headers auditq reads to record who asked.
@@ -139,9 +139,13 @@ func (c RequestsConfig) Validate() error {
 // Pools of the request service: the label of auditq_requests_in_flight
 // and auditq_requests_waiting.
 const (
-	PoolRequests = "requests" // every endpoint but the report pool's
+	PoolRequests = "requests" // every endpoint but those of the other pools
 	PoolReports  = "reports"  // audit.report, audit.admin.cleanup.dryrun
+	PoolExports  = "exports"  // audit.export, each holding its slot until the export ends
 )
+
+// Pools lists the pools of the request service.
+var Pools = []string{PoolRequests, PoolReports, PoolExports}
 
 // Requests is the NATS micro service answering reports and searches. A
 // request is handled in a goroutine of its own once it holds a slot of its
@@ -163,7 +167,6 @@ type Requests struct {
 	inFlight sync.WaitGroup
 
 	// Exports stream from goroutines of their own (ports/export.go).
-	exportSlots    chan struct{} // one per running export
 	exportCtx      context.Context
 	exportCancel   context.CancelFunc // at Stop: running exports end
 	exportsRunning sync.WaitGroup
@@ -220,6 +223,11 @@ func (p *pool) acquire(ctx context.Context, wait time.Duration, stop <-chan stru
 
 func (p *pool) release() { <-p.slots }
 
+// busyMessage is the CodeBusy answer of a request that found no slot of p.
+func busyMessage(p *pool) string {
+	return fmt.Sprintf("auditq is busy: all %d %s slots of this instance stayed taken; retry shortly", cap(p.slots), p.name)
+}
+
 // NewRequests registers service "auditq" with its endpoints on nc. It
 // returns an error when the service cannot subscribe.
 func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application) (*Requests, error) {
@@ -231,7 +239,8 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 	r := &Requests{nc: nc, cfg: cfg, app: application, stop: make(chan struct{}), pools: map[string]*pool{
 		PoolRequests: newPool(PoolRequests, cfg.Concurrency),
 		PoolReports:  newPool(PoolReports, cfg.ReportConcurrency),
-	}, exportSlots: make(chan struct{}, cfg.Export.MaxRunning)}
+		PoolExports:  newPool(PoolExports, cfg.Export.MaxRunning),
+	}}
 	r.exportCtx, r.exportCancel = context.WithCancel(context.Background())
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
@@ -404,7 +413,7 @@ func endpointIn[Req any](r *Requests, poolName, subject string, call func(contex
 				return
 			case err != nil:
 				code = CodeBusy
-				respondError(req, code, fmt.Sprintf("auditq is busy: all %d %s slots of this instance stayed taken; retry shortly", cap(p.slots), p.name), "")
+				respondError(req, code, busyMessage(p), "")
 				return
 			}
 			r.cfg.Metrics.requestInFlight(p.name, 1)

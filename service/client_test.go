@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"slices"
 	"strconv"
@@ -91,6 +92,7 @@ func TestClientAgainstTheService(t *testing.T) {
 	// Stricter than the client's defaults (1 hour, 1,000 events).
 	env["AUDITQ_MAX_FUTURE_SKEW"] = "1m"
 	env["AUDITQ_BULK_MAX_EVENTS"] = "5"
+	env["AUDITQ_STREAMS_FILE"] = writeStreams(t, map[string]any{"name": "files", "sink": "file", "path": t.TempDir()})
 	svc := servicetest.Start(t, env)
 	db := servicetest.OpenDB(t, env)
 	c, _ := newClient(t, svc.NATSURL(), client.Options{Requester: "client-test"})
@@ -281,6 +283,57 @@ func TestClientAgainstTheService(t *testing.T) {
 		t.Fatalf("VerifyProof: %v", err)
 	}
 
+	// Export: the page views as NDJSON, each line the JSON of GetEvent;
+	// as CSV with a formula guarded, and raw; a bad format named.
+	var nd bytes.Buffer
+	sum, err := c.Export(ctx, client.ExportRequest{Query: client.Query{Action: "page.*", PageSize: 3}}, &nd)
+	lines := strings.Split(strings.TrimSuffix(nd.String(), "\n"), "\n")
+	if err != nil || sum.Events != 7 || sum.Format != "ndjson" || len(lines) != 7 || sum.Bytes != int64(nd.Len()) {
+		t.Fatalf("Export ndjson: %+v, %v\n%s", sum, err, nd.String())
+	}
+	var first client.StoredEvent
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil || first.ID != "pg-6" {
+		t.Fatalf("Export's first line: %s, %v", lines[0], err)
+	}
+	if _, err := c.Publish(ctx, client.Event{ID: "formula-1", UserID: "=HYPERLINK(\"http://x.example/\")", Action: "page.view",
+		ResourceType: "page", ResourceID: "-1", Timestamp: day.Add(14 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		return servicetest.CountRows(t, db, "id = 'formula-1'") == 1, "formula-1 not stored"
+	})
+	for _, raw := range []bool{false, true} {
+		var out bytes.Buffer
+		sum, err := c.Export(ctx, client.ExportRequest{Query: client.Query{ResourceType: "page", From: day.Add(14 * time.Hour)},
+			Format: "csv", CSVRaw: raw}, &out)
+		want := "formula-1,\"'=HYPERLINK(\"\"http://x.example/\"\")\",page.view,page,'-1,"
+		if raw {
+			want = "formula-1,\"=HYPERLINK(\"\"http://x.example/\"\")\",page.view,page,-1,"
+		}
+		if err != nil || sum.Events != 1 || !strings.Contains(out.String(), "\r\n"+want) {
+			t.Fatalf("Export csv raw %v: %+v, %v\n%q\nwant a row starting %q", raw, sum, err, out.String(), want)
+		}
+	}
+	var xe *client.ExportError
+	if _, err := c.Export(ctx, client.ExportRequest{Format: "xml"}, io.Discard); !errors.As(err, &xe) || xe.Code != "400" ||
+		!strings.HasPrefix(xe.Message, "format: ") || xe.Events != 0 {
+		t.Fatalf("Export of format xml: %v", err)
+	}
+
+	// Streams: the one file stream, delivering.
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		list, err := c.Streams(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 1 {
+			return false, fmt.Sprintf("Streams: %+v", list)
+		}
+		s := list[0]
+		return s.Name == "files" && s.Sink == "file" && s.Format == "native" && s.State == "active" && s.Delivered > 0 &&
+			s.Owner != "" && s.Cursor.NextBatchSeq > 1 && s.LastError == "", fmt.Sprintf("Streams: %+v", s)
+	})
+
 	// The reads were recorded under the client's name.
 	servicetest.Eventually(t, 20*time.Second, func() (bool, string) {
 		n := servicetest.CountRows(t, db, "action = 'audit.query' AND details->'requester'->>'unverifiedClaim' = 'client-test'")
@@ -295,10 +348,10 @@ func TestClientAgainstTheService(t *testing.T) {
 		}
 	}
 	// The client has no calls yet for the operator's audit.admin.*
-	// subjects, audit.export and audit.streams (issue 18 and 19 notes).
+	// subjects (issue 18 notes).
 	var want []string
 	for _, s := range slices.Sorted(slices.Values(contract.RequestSubjects())) {
-		if !strings.HasPrefix(s, "audit.admin.") && s != contract.SubjectExport && s != contract.SubjectStreams {
+		if !strings.HasPrefix(s, "audit.admin.") {
 			want = append(want, s)
 		}
 	}

@@ -47,6 +47,11 @@ func exportEvents(n int) []audit.Event {
 		if i%10 == 0 {
 			e.UserID = ""
 		}
+		// Values a spreadsheet would take for formulas, and one that
+		// starts with the guard's own quote.
+		if f := []string{"", "=HYPERLINK(\"http://x.example/\",\"y\")", "-1", "+1", "@SUM(A1)", "\tx", "'=kept"}[i%7]; f != "" {
+			e.UserAgent = f
+		}
 		if !e.Success {
 			e.ErrorMessage = "denied:\r\n\tno role"
 		}
@@ -175,30 +180,11 @@ func TestExportEqualsSQLInBothFormats(t *testing.T) {
 		}
 	}
 
-	raw, sum := export(t, nc, contract.ExportRequest{Filter: exportFilter(), Format: "csv"})
-	if !bytes.Contains(raw, []byte("\r\n")) {
-		t.Fatal("csv: want CRLF line ends (RFC 4180)")
-	}
-	if !bytes.Contains(raw, []byte(`"denied:`+"\r\n\tno role\"")) {
-		t.Fatal("csv: a CR LF inside a value must be kept verbatim")
-	}
-	records, err := csv.NewReader(bytes.NewReader(raw)).ReadAll() // it reads a quoted CR LF as LF
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(records[0], ",") != strings.Join(contract.CSVColumns, ",") || len(records) != len(want)+1 || sum.Events != len(want) {
-		t.Fatalf("csv: header %v, %d records, summary %+v; SQL %d rows", records[0], len(records), sum, len(want))
-	}
-	for i, rec := range records[1:] {
-		w := want[i].csvRow()
-		w[11] = strings.ReplaceAll(w[11], "\r\n", "\n")
-		if !sameJSON(rec[5], w[5]) {
-			t.Fatalf("csv row %d details %s, SQL %s", i, rec[5], w[5])
-		}
-		rec[5] = w[5]
-		if strings.Join(rec, "\x00") != strings.Join(w, "\x00") {
-			t.Fatalf("csv row %d:\n%q\nSQL\n%q", i, rec, w)
-		}
+	// CSV, guarded by default: every value as stored once one leading
+	// quote of a guarded value is removed (contract.UnguardCSVCell);
+	// with csvRaw, every value as stored.
+	for _, rawCSV := range []bool{false, true} {
+		checkCSV(t, nc, want, rawCSV)
 	}
 
 	// Each export is two reads: its start (with the filter) and its end
@@ -213,8 +199,48 @@ func TestExportEqualsSQLInBothFormats(t *testing.T) {
 				ends++
 			}
 		}
-		return len(reads) == 4 && ends == 2, fmt.Sprintf("read events %v", reads)
+		return len(reads) == 6 && ends == 3, fmt.Sprintf("read events %v", reads)
 	})
+}
+
+// checkCSV exports the filter as CSV (raw: without the formula guard) and
+// compares every record with the SQL rows want.
+func checkCSV(t *testing.T, nc *nats.Conn, want []sqlRow, raw bool) {
+	t.Helper()
+	out, sum := export(t, nc, contract.ExportRequest{Filter: exportFilter(), Format: "csv", CSVRaw: raw})
+	if !bytes.Contains(out, []byte("\r\n")) {
+		t.Fatal("csv: want CRLF line ends (RFC 4180)")
+	}
+	if !bytes.Contains(out, []byte(`"denied:`+"\r\n\tno role\"")) {
+		t.Fatal("csv: a CR LF inside a value must be kept verbatim")
+	}
+	guarded := bytes.Contains(out, []byte(",\"'=HYPERLINK(")) && bytes.Contains(out, []byte(",''=kept,")) && bytes.Contains(out, []byte(",'-1,"))
+	if guarded == raw {
+		t.Fatalf("csv raw %v: formula values guarded %v", raw, guarded)
+	}
+	records, err := csv.NewReader(bytes.NewReader(out)).ReadAll() // it reads a quoted CR LF as LF
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(records[0], ",") != strings.Join(contract.CSVColumns, ",") || len(records) != len(want)+1 || sum.Events != len(want) {
+		t.Fatalf("csv: header %v, %d records, summary %+v; SQL %d rows", records[0], len(records), sum, len(want))
+	}
+	for i, rec := range records[1:] {
+		if !raw {
+			for j := range rec {
+				rec[j] = contract.UnguardCSVCell(rec[j])
+			}
+		}
+		w := want[i].csvRow()
+		w[11] = strings.ReplaceAll(w[11], "\r\n", "\n")
+		if !sameJSON(rec[5], w[5]) {
+			t.Fatalf("csv row %d details %s, SQL %s", i, rec[5], w[5])
+		}
+		rec[5] = w[5]
+		if strings.Join(rec, "\x00") != strings.Join(w, "\x00") {
+			t.Fatalf("csv raw %v row %d:\n%q\nSQL\n%q", raw, i, rec, w)
+		}
+	}
 }
 
 // stopAfter is a writer that runs stop once it holds n chunks.
@@ -290,7 +316,7 @@ func TestExportRejectsBadRequests(t *testing.T) {
 	svc := servicetest.Start(t, env)
 	nc := natsClient(t, svc)
 	schemas := schemasServed(t, nc)
-	for _, body := range []string{`{}`, `{"format":"csv","action":"user.*","from":"2026-11-01T00:00:00Z","success":false}`} {
+	for _, body := range []string{`{}`, `{"format":"csv","action":"user.*","from":"2026-11-01T00:00:00Z","success":false}`, `{"format":"csv","csvRaw":true}`} {
 		if err := schemaErr(t, schemas["export-request"], []byte(body)); err != nil {
 			t.Fatalf("%s: %v", body, err)
 		}
@@ -308,6 +334,7 @@ func TestExportRejectsBadRequests(t *testing.T) {
 		`{"format":"xml"}`:      "format",
 		`{"from":"yesterday"}`:  "from",
 		`{"limit":10}`:          "limit",
+		`{"csvRaw":true}`:       "csvRaw",
 		`{"cursor":"nope"}`:     "cursor",
 		`{"Format":"csv"}`:      "Format",
 		`{"userId":"a\u0001b"}`: "userId",
@@ -349,5 +376,78 @@ func TestExportCLI(t *testing.T) {
 		"--from", exportFrom, "--to", exportTo)
 	if err != nil || out != string(want) {
 		t.Fatalf("auditq export: %v\n%.300s\nwant\n%.300s", err, out, want)
+	}
+}
+
+// Exports are the pool "exports" of the request service: an export holds
+// its slot until it ends (auditq_requests_in_flight{pool="exports"}); one
+// more waits up to AUDITQ_REQUEST_QUEUE_WAIT and is answered 429 with the
+// pools' busy answer; one that waits gets the slot once the running export
+// ends.
+func TestExportIsAPoolOfTheRequestService(t *testing.T) {
+	env := exportEnv(t)
+	env["AUDITQ_EXPORT_MAX_RUNNING"] = "1"
+	env["AUDITQ_EXPORT_ACK_TIMEOUT"] = "1m"
+	env["AUDITQ_REQUEST_QUEUE_WAIT"] = "5s" // room for the waiting export to get the slot
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
+	seed(t, db, exportEvents(600)...)
+	nc := natsClient(t, svc)
+	inFlight := func() float64 {
+		return servicetest.Metric(t, svc.HTTPAddr(), `auditq_requests_in_flight{pool="exports"}`)
+	}
+
+	// An export whose client never acknowledges: it sends its window and
+	// holds the slot.
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.PublishRequest(contract.SubjectExport, inbox, []byte(`{"format":"ndjson"}`)); err != nil {
+		t.Fatal(err)
+	}
+	first, err := sub.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ackSubject := first.Header.Get(contract.HeaderExportAck)
+	if ackSubject == "" {
+		t.Fatalf("first message has no %s header: %v %s", contract.HeaderExportAck, first.Header, first.Data)
+	}
+	if got := inFlight(); got != 1 {
+		t.Fatalf("exports in flight while one streams: %v, want 1", got)
+	}
+
+	busy := ask(t, nc, contract.SubjectExport, `{"format":"csv"}`)
+	if busy.code != "429" || busy.error != "auditq is busy: all 1 exports slots of this instance stayed taken; retry shortly" {
+		t.Fatalf("a second export: %s %q, want the pools' 429", busy.code, busy.error)
+	}
+
+	done := make(chan error, 1)
+	var out bytes.Buffer
+	go func() {
+		_, err := contract.ReceiveExport(context.Background(), nc, contract.ExportRequest{Format: "ndjson"}, &out, contract.ExportOptions{})
+		done <- err
+	}()
+	servicetest.Eventually(t, 10*time.Second, func() (bool, string) {
+		w := servicetest.Metric(t, svc.HTTPAddr(), `auditq_requests_waiting{pool="exports"}`)
+		return w == 1, fmt.Sprintf("%v exports waiting", w)
+	})
+	if err := nc.Publish(ackSubject, []byte(contract.ExportCancel)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the waiting export, once the slot was free: %v", err)
+	}
+	if n := bytes.Count(out.Bytes(), []byte("\n")); n < 600 {
+		t.Fatalf("the waiting export delivered %d lines, want the 600 events and more", n)
+	}
+	servicetest.Eventually(t, 10*time.Second, func() (bool, string) {
+		got := inFlight()
+		return got == 0, fmt.Sprintf("%v exports in flight", got)
+	})
+	if got := servicetest.Metric(t, svc.HTTPAddr(), `auditq_requests_total{code="429",subject="audit.export"}`); got != 1 {
+		t.Errorf("auditq_requests_total of audit.export 429: %v, want 1", got)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -280,6 +281,13 @@ func TestStreamsRefuseBadSettings(t *testing.T) {
 		{map[string]any{"name": "f", "sink": "file", "path": "/tmp", "format": "xml"}, nil, `stream "f": format`},
 		{map[string]any{"name": "Bad Name", "sink": "file", "path": "/tmp"}, nil, `name`},
 		{map[string]any{"name": "x", "sink": "kafka"}, nil, `stream "x": sink`},
+		{map[string]any{"name": "f", "sink": "file", "path": "/tmp", "keepFiles": -2}, nil, `stream "f": keepFiles`},
+		{map[string]any{"name": "n", "sink": "nats", "subject": "siem", "username": "u", "password": "p"}, nil, `stream "n": url`},
+		{map[string]any{"name": "n", "sink": "nats", "subject": "siem", "url": "http://x:4222"}, nil, `stream "n": url`},
+		{map[string]any{"name": "n", "sink": "nats", "subject": "siem", "url": "nats://u:p@x:4222"}, nil, `stream "n": url`},
+		{map[string]any{"name": "n", "sink": "nats", "subject": "siem", "url": "nats://x:4222", "username": "u"}, nil, `stream "n": username, password`},
+		{map[string]any{"name": "n", "sink": "nats", "subject": "siem", "url": "nats://x:4222", "token": "t", "credsFile": "/c"}, nil, `stream "n": username, token, credsFile, nkeyFile`},
+		{map[string]any{"name": "n", "sink": "nats", "subject": "siem", "url": "nats://x:4222", "credsFile": "/nonexistent.creds"}, nil, `stream "n": credsFile`},
 	} {
 		env := servicetest.Env(t)
 		env["AUDITQ_STREAMS_FILE"] = writeStreams(t, c.stream)
@@ -341,4 +349,134 @@ func TestStreamsOneInstanceDeliversEachStream(t *testing.T) {
 	if owners[0] != owners[1] {
 		t.Errorf("owners %q and %q", owners[0], owners[1])
 	}
+}
+
+// siemNATS starts a second embedded NATS server, standing for a SIEM's:
+// account SIEM (JetStream on, user siem with password pass) beside the
+// default one, on a random port. It returns the URL.
+func siemNATS(t *testing.T, pass string) string {
+	t.Helper()
+	conf := filepath.Join(t.TempDir(), "siem.conf")
+	body := fmt.Sprintf(`listen: "127.0.0.1:-1"
+jetstream { store_dir: %q }
+accounts { SIEM { jetstream: enabled, users: [{user: siem, password: %q}] } }
+`, t.TempDir(), pass)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.NoSigs, opts.NoLog = true, true
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("the SIEM's NATS server did not start")
+	}
+	t.Cleanup(srv.Shutdown)
+	return srv.ClientURL()
+}
+
+// A nats stream with its own url and credentials publishes to that
+// server's account, not on the service's NATS; one whose password the
+// server refuses is retrying with the server's error and delivers
+// nothing.
+func TestStreamsNATSSinkOwnServer(t *testing.T) {
+	siemURL := siemNATS(t, "siem-secret-pass")
+	siem, err := nats.Connect(siemURL, nats.UserInfo("siem", "siem-secret-pass"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(siem.Close)
+	sjs, err := jetstream.New(siem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// The SIEM's server is not auditq's: a subject under audit.> is fine there.
+	if _, err := sjs.CreateStream(ctx, jetstream.StreamConfig{Name: "AUDIT", Subjects: []string{"audit.copy"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	env := servicetest.Env(t)
+	env["SIEM_NATS_PASSWORD"] = "siem-secret-pass"
+	env["AUDITQ_STREAMS_FILE"] = writeStreams(t,
+		map[string]any{"name": "siem", "sink": "nats", "format": "cloudevents", "url": siemURL, "subject": "audit.copy",
+			"jetStream": true, "username": "siem", "passwordEnv": "SIEM_NATS_PASSWORD"},
+		map[string]any{"name": "refused", "sink": "nats", "url": siemURL, "subject": "audit.refused",
+			"username": "siem", "password": "wrong-password"},
+	)
+	svc := servicetest.Start(t, env)
+	nc := natsClient(t, svc)
+	own, err := nc.SubscribeSync("audit.copy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	var msgs []*nats.Msg
+	for i := range 120 {
+		id := fmt.Sprintf("sn-%03d", i)
+		want = append(want, id)
+		msgs = append(msgs, servicetest.EventMsg("audit.log", id, servicetest.EventJSON(id, "doc.read")))
+	}
+	servicetest.PublishAll(t, js, msgs)
+
+	var got []streamstest.Received
+	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		c, err := sjs.OrderedConsumer(ctx, "AUDIT", jetstream.OrderedConsumerConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = got[:0]
+		for {
+			batch, err := c.FetchNoWait(500)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for m := range batch.Messages() {
+				e, err := streamstest.ParseEvent(m.Data())
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.Delivery = len(got)
+				got = append(got, e)
+				n++
+			}
+			if n == 0 {
+				break
+			}
+		}
+		return len(got) >= len(want), fmt.Sprintf("%d of %d events in the SIEM's stream", len(got), len(want))
+	})
+	if r := streamstest.Check(got, want); len(r.Missing) != 0 || len(r.Unexpected) != 0 || r.Duplicates != 0 || len(r.Disorder) != 0 {
+		t.Errorf("SIEM's stream: %s", r)
+	}
+	if m, err := own.NextMsg(200 * time.Millisecond); err == nil {
+		t.Errorf("a stream message reached the service's own NATS: %s", m.Data)
+	}
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		var list contract.StreamList
+		if err := json.Unmarshal(ask(t, nc, contract.SubjectStreams, `{}`).ok(t).data, &list); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range list.Streams {
+			if s.Name == "refused" {
+				last := ""
+				if s.LastError != nil {
+					last = *s.LastError
+				}
+				return s.State == "retrying" && s.Delivered == 0 && strings.Contains(strings.ToLower(last), "authorization"), fmt.Sprintf("%+v %s", s, last)
+			}
+		}
+		return false, "no stream refused"
+	})
 }

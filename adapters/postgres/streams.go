@@ -1,15 +1,17 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"net/netip"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 
 	"github.com/auditq/auditq/domain/audit"
@@ -29,10 +31,18 @@ type StreamStore struct {
 	mu     sync.Mutex
 	cached map[int64][]audit.SealedEvent // by batch id
 	order  []int64                       // oldest first
+	events int                           // rows in cached
 }
 
-// cachedBatches is how many batches' rows the cache keeps.
-const cachedBatches = 128
+// The cache keeps the rows of at most cachedBatches batches and, beyond
+// the newest batch, at most cachedEvents rows: enough for the streams of
+// an instance, which read the same batches within moments of each other,
+// and small enough that the garbage collector's work on the live heap
+// stays small (a batch of a bulk job holds up to 1,000 rows).
+const (
+	cachedBatches = 128
+	cachedEvents  = 16384
+)
 
 var _ audit.StreamStore = (*StreamStore)(nil)
 
@@ -42,11 +52,17 @@ func NewStreamStore(db *bun.DB) *StreamStore {
 	return &StreamStore{db: db, cached: map[int64][]audit.SealedEvent{}}
 }
 
-// rowsOf returns the rows of the batches ids, from the cache where it has
-// them. Chained batches never change; a row retention deletes meanwhile
-// may still be delivered from the cache.
-func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]int64) ([]audit.SealedEvent, error) {
-	var out []audit.SealedEvent
+// rowsOf returns the rows of the batches ids (leaves: each one's leaf
+// count, to size the slices), from the cache where it has them, in a
+// slice of its own that the caller may reorder. Chained batches never
+// change; a row retention deletes meanwhile may still be delivered from
+// the cache.
+func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]int64, leaves map[int64]int) ([]audit.SealedEvent, error) {
+	total, missingRows := 0, 0
+	for _, id := range ids {
+		total += leaves[id]
+	}
+	out := make([]audit.SealedEvent, 0, total)
 	var missing []int64
 	s.mu.Lock()
 	for _, id := range ids {
@@ -54,31 +70,41 @@ func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]i
 			out = append(out, evs...)
 		} else {
 			missing = append(missing, id)
+			missingRows += leaves[id]
 		}
 	}
 	s.mu.Unlock()
 	if len(missing) == 0 {
 		return out, nil
 	}
-	evs, err := s.sealedRows(ctx, missing, seqOf)
+	evs, err := s.sealedRows(ctx, missing, seqOf, missingRows)
 	if err != nil {
 		return nil, err
 	}
+	// The cache holds each batch as a part of evs, which nothing changes
+	// from here on.
+	slices.SortFunc(evs, func(a, b audit.SealedEvent) int {
+		return cmp.Or(cmp.Compare(a.Seal.BatchID, b.Seal.BatchID), cmp.Compare(a.Seal.Leaf, b.Seal.Leaf))
+	})
 	byBatch := make(map[int64][]audit.SealedEvent, len(missing))
-	for _, id := range missing {
-		byBatch[id] = nil
-	}
-	for _, e := range evs {
-		byBatch[e.Seal.BatchID] = append(byBatch[e.Seal.BatchID], e)
+	for start := 0; start < len(evs); {
+		end := start + 1
+		for end < len(evs) && evs[end].Seal.BatchID == evs[start].Seal.BatchID {
+			end++
+		}
+		byBatch[evs[start].Seal.BatchID] = evs[start:end:end]
+		start = end
 	}
 	s.mu.Lock()
 	for _, id := range missing {
 		if _, ok := s.cached[id]; !ok {
 			s.cached[id] = byBatch[id]
 			s.order = append(s.order, id)
+			s.events += len(byBatch[id])
 		}
 	}
-	for len(s.order) > cachedBatches {
+	for len(s.order) > cachedBatches || (len(s.order) > 1 && s.events > cachedEvents) {
+		s.events -= len(s.cached[s.order[0]])
 		delete(s.cached, s.order[0])
 		s.order = s.order[1:]
 	}
@@ -145,17 +171,20 @@ func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (
 	}
 	ids := make([]int64, len(batches))
 	seqOf := make(map[int64]int64, len(batches))
+	leaves := make(map[int64]int, len(batches))
 	for i, b := range batches {
-		ids[i], seqOf[b.id] = b.id, b.seq
+		ids[i], seqOf[b.id], leaves[b.id] = b.id, b.seq, b.leaves
 	}
-	evs, err := s.rowsOf(ctx, ids, seqOf)
+	evs, err := s.rowsOf(ctx, ids, seqOf, leaves)
 	if err != nil {
 		return out, err
 	}
-	sort.Slice(evs, func(i, j int) bool {
-		a, b := evs[i].Seal, evs[j].Seal
-		return a.BatchSeq < b.BatchSeq || a.BatchSeq == b.BatchSeq && a.Leaf < b.Leaf
-	})
+	bySeal := func(a, b audit.SealedEvent) int {
+		return cmp.Or(cmp.Compare(a.Seal.BatchSeq, b.Seal.BatchSeq), cmp.Compare(a.Seal.Leaf, b.Seal.Leaf))
+	}
+	if !slices.IsSortedFunc(evs, bySeal) { // usually sorted: batch ids mostly follow the chain order
+		slices.SortFunc(evs, bySeal)
+	}
 	found := make(map[int64]int, len(batches)) // rows found per batch id
 	for _, e := range evs {
 		found[e.Seal.BatchID]++
@@ -192,35 +221,45 @@ func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (
 	return out, nil
 }
 
-// sealedRows reads the rows of the batches ids.
-func (s *StreamStore) sealedRows(ctx context.Context, ids []int64, seqOf map[int64]int64) ([]audit.SealedEvent, error) {
-	rows, err := s.db.DB.QueryContext(ctx, `SELECT id, user_id, action, resource_type, resource_id, details::text,
-		host(ip_address), user_agent, session_id, request_id, success, error_message, occurred_at, received_at,
-		seal_batch, seal_leaf, tenant FROM audit_logs WHERE seal_batch = ANY($1)`, ids)
+// sealedRows reads the rows of the batches ids, about rows of them. It scans with pgx
+// directly, without database/sql's conversions: the streams read back
+// every committed row.
+func (s *StreamStore) sealedRows(ctx context.Context, ids []int64, seqOf map[int64]int64, rows int) ([]audit.SealedEvent, error) {
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read stream events: %w", err)
 	}
-	defer func() { _ = rows.Close() }()
-	var out []audit.SealedEvent
-	for rows.Next() {
-		var e audit.SealedEvent
-		var user, details, ip, ua, session, request, errMsg sql.NullString
-		if err := rows.Scan(&e.ID, &user, &e.Action, &e.ResourceType, &e.ResourceID, &details, &ip, &ua, &session,
-			&request, &e.Success, &errMsg, &e.OccurredAt, &e.ReceivedAt, &e.Seal.BatchID, &e.Seal.Leaf, &e.Tenant); err != nil {
-			return nil, fmt.Errorf("read stream events: %w", err)
+	defer func() { _ = conn.Close() }()
+	out := make([]audit.SealedEvent, 0, rows)
+	err = conn.Raw(func(dc any) error {
+		rows, err := dc.(*stdlib.Conn).Conn().Query(ctx, `SELECT id, coalesce(user_id, ''), action, resource_type, resource_id,
+			coalesce(details::text, ''), coalesce(host(ip_address), ''), coalesce(user_agent, ''), coalesce(session_id, ''),
+			coalesce(request_id, ''), success, coalesce(error_message, ''), occurred_at, received_at, seal_batch, seal_leaf, tenant
+			FROM audit_logs WHERE seal_batch = ANY($1)`, ids)
+		if err != nil {
+			return err
 		}
-		e.UserID, e.UserAgent, e.SessionID, e.RequestID, e.ErrorMessage = user.String, ua.String, session.String, request.String, errMsg.String
-		if details.Valid {
-			e.Details = []byte(details.String)
+		defer rows.Close()
+		var details, ip string
+		for rows.Next() {
+			var e audit.SealedEvent
+			if err := rows.Scan(&e.ID, &e.UserID, &e.Action, &e.ResourceType, &e.ResourceID, &details, &ip, &e.UserAgent,
+				&e.SessionID, &e.RequestID, &e.Success, &e.ErrorMessage, &e.OccurredAt, &e.ReceivedAt, &e.Seal.BatchID, &e.Seal.Leaf, &e.Tenant); err != nil {
+				return err
+			}
+			if details != "" {
+				e.Details = []byte(details)
+			}
+			if a, err := netip.ParseAddr(ip); ip != "" && err == nil {
+				e.IPAddress = a.String()
+			}
+			e.OccurredAt, e.ReceivedAt = e.OccurredAt.UTC(), e.ReceivedAt.UTC()
+			e.Seal.BatchSeq = seqOf[e.Seal.BatchID]
+			out = append(out, e)
 		}
-		if a, err := netip.ParseAddr(ip.String); ip.Valid && err == nil {
-			e.IPAddress = a.String()
-		}
-		e.OccurredAt, e.ReceivedAt = e.OccurredAt.UTC(), e.ReceivedAt.UTC()
-		e.Seal.BatchSeq = seqOf[e.Seal.BatchID]
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read stream events: %w", err)
 	}
 	return out, nil

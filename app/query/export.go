@@ -27,6 +27,9 @@ const (
 type ExportRequest struct {
 	SearchRequest
 	Format string `json:"format,omitempty"` // ndjson (default) or csv
+	// CSVRaw (csv only) writes values as stored, without the guard that
+	// keeps spreadsheets from evaluating them as formulas.
+	CSVRaw bool `json:"csvRaw,omitempty"`
 }
 
 // ExportConfig configures an ExportHandler.
@@ -78,6 +81,9 @@ type Export struct {
 	// Resumed is true when the request continues an earlier export (a
 	// cursor was given).
 	Resumed bool
+	// CSVRaw is true when a CSV export writes values as stored, without
+	// the formula guard.
+	CSVRaw bool
 
 	h      ExportHandler
 	req    ExportRequest
@@ -98,6 +104,9 @@ func (h ExportHandler) Start(ctx context.Context, req ExportRequest, who Request
 	default:
 		return nil, audit.Invalid("format", "must be %s or %s, got %q", FormatNDJSON, FormatCSV, truncateRunes(req.Format, 32))
 	}
+	if req.CSVRaw && req.Format != FormatCSV {
+		return nil, audit.Invalid("csvRaw", "applies to format csv only, got format %s", req.Format)
+	}
 	if req.Limit != nil {
 		return nil, audit.Invalid("limit", "is not allowed: an export delivers every matching event (narrow it with from/to)")
 	}
@@ -106,7 +115,7 @@ func (h ExportHandler) Start(ctx context.Context, req ExportRequest, who Request
 		return nil, err
 	}
 	f.Limit = h.cfg.PageEvents
-	x := &Export{ID: randomHex(16), Format: req.Format, Resumed: req.Cursor != "", h: h, req: req, who: who, filter: f}
+	x := &Export{ID: randomHex(16), Format: req.Format, Resumed: req.Cursor != "", CSVRaw: req.CSVRaw, h: h, req: req, who: who, filter: f}
 	rec := read{action: ActionExport, endpoint: "audit.export", eventID: "read-" + x.ID, request: req, who: who,
 		extra: map[string]any{"exportId": x.ID, "phase": "start"}}
 	if err := h.reads.record(ctx, rec, nil); err != nil {

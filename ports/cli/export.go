@@ -27,6 +27,7 @@ func Export(ctx context.Context, connect Connector, args []string, out io.Writer
 	var req contract.ExportRequest
 	filters := addFilterFlags(fs, &req.Filter)
 	fs.StringVar(&req.Format, "format", contract.ExportNDJSON, "ndjson (one event per line, as audit.event.get) or csv (a header row, one column per field)")
+	fs.BoolVar(&req.CSVRaw, "csv-raw", false, "csv: write every value as stored; by default a value starting with = + - @ tab CR or ' gets a ' before it, so that spreadsheets never run it as a formula")
 	fs.StringVar(&req.Cursor, "resume", "", "continue an interrupted export from the cursor it printed (append to the same file: >>)")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for each part of the export")
 	fs.Usage = usage(fs, out,
@@ -42,6 +43,9 @@ func Export(ctx context.Context, connect Connector, args []string, out io.Writer
 	case contract.ExportNDJSON, contract.ExportCSV:
 	default:
 		return usagef("--format must be ndjson or csv, got %q", req.Format)
+	}
+	if req.CSVRaw && req.Format != contract.ExportCSV {
+		return usagef("--csv-raw applies to --format csv only")
 	}
 	nc, err := connect()
 	if err != nil {
@@ -63,7 +67,7 @@ func Export(ctx context.Context, connect Connector, args []string, out io.Writer
 			se.Message = "--resume: " + rule
 			return se
 		}
-		names := map[string]string{"format": "--format"}
+		names := map[string]string{"format": "--format", "csvRaw": "--csv-raw"}
 		for k, v := range filterFlagNames {
 			names[k] = v
 		}

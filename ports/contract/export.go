@@ -58,6 +58,9 @@ type ExportRequest struct {
 	// Cursor resumes an interrupted export: the cursor of the last chunk
 	// written (ExportError.Cursor).
 	Cursor string `json:"cursor,omitempty"`
+	// CSVRaw (csv only) writes every value as stored, without the formula
+	// guard (GuardCSVCell).
+	CSVRaw bool `json:"csvRaw,omitempty"`
 }
 
 // Export formats.
@@ -105,22 +108,49 @@ func CSVRecord(v EventView) []string {
 	}
 }
 
+// csvFormulaStart holds the first characters that make a spreadsheet
+// (Excel, LibreOffice Calc, Google Sheets) read a CSV cell as a formula:
+// = + - @, tab and CR (OWASP "CSV Injection"; ASVS 5.0 requirement
+// 1.2.10). NUL, also listed there, cannot be stored.
+const csvFormulaStart = "=+-@\t\r"
+
+// GuardCSVCell returns v as a CSV export writes it by default: with one
+// single quote (') put before a value that starts with a formula
+// character (= + - @ tab CR) or with a single quote itself, so that a
+// spreadsheet shows the value as text and never evaluates it; any other
+// value unchanged. The rule is reversible (UnguardCSVCell): every guarded
+// value starts with a quote, and every stored value that starts with one
+// is guarded too.
+func GuardCSVCell(v string) string {
+	if v != "" && (v[0] == '\'' || strings.IndexByte(csvFormulaStart, v[0]) >= 0) {
+		return "'" + v
+	}
+	return v
+}
+
+// UnguardCSVCell reverses GuardCSVCell: it removes one leading single
+// quote, giving the value as stored.
+func UnguardCSVCell(v string) string { return strings.TrimPrefix(v, "'") }
+
 // ExportEncoder writes events in an export format into a buffer that the
 // sender takes in chunks: NDJSON, one EventView per line exactly as
 // audit.event.get returns it; or CSV as RFC 4180 has it: CRLF after each
 // record, a field holding a comma, a double quote, CR or LF enclosed in
 // double quotes with its double quotes doubled, every byte of a value
-// kept (a CR LF inside a value too).
+// kept (a CR LF inside a value too), each value guarded against formula
+// evaluation (GuardCSVCell) unless the export is raw.
 type ExportEncoder struct {
 	csv     bool
+	raw     bool
 	buf     bytes.Buffer
 	scratch bytes.Buffer
 }
 
 // NewExportEncoder returns an encoder for format (ExportNDJSON or
-// ExportCSV); with header, a CSV starts with the header row.
-func NewExportEncoder(format string, header bool) *ExportEncoder {
-	e := &ExportEncoder{csv: format == ExportCSV}
+// ExportCSV); with header, a CSV starts with the header row; with raw, CSV
+// values are written as stored, without GuardCSVCell.
+func NewExportEncoder(format string, header, raw bool) *ExportEncoder {
+	e := &ExportEncoder{csv: format == ExportCSV, raw: raw}
 	if e.csv && header {
 		e.writeRecord(CSVColumns)
 	}
@@ -131,7 +161,13 @@ func NewExportEncoder(format string, header bool) *ExportEncoder {
 // that are not JSON).
 func (e *ExportEncoder) Add(v EventView) error {
 	if e.csv {
-		e.writeRecord(CSVRecord(v))
+		rec := CSVRecord(v)
+		if !e.raw {
+			for i, f := range rec {
+				rec[i] = GuardCSVCell(f)
+			}
+		}
+		e.writeRecord(rec)
 		return nil
 	}
 	b, err := v.AppendJSON(e.buf.AvailableBuffer(), &e.scratch)

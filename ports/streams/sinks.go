@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -289,11 +290,14 @@ func (e *elastic) Close() error { e.client.CloseIdleConnections(); return nil }
 
 // file appends NDJSON to <dir>/<name>.ndjson and fsyncs before Send
 // returns. It rotates the file, renaming it to <name>-<UTC time>.ndjson,
-// once it reaches maxBytes or maxAge.
+// once it reaches maxBytes or maxAge, and then keeps the newest keepFiles
+// rotated files (-1: all), none older than keepFor (0: no age bound).
 type file struct {
 	dir, name string
 	maxBytes  int64
 	maxAge    time.Duration
+	keepFiles int
+	keepFor   time.Duration
 	now       func() time.Time
 
 	f      *os.File
@@ -365,11 +369,56 @@ func (f *file) rotate() error {
 		return err
 	}
 	f.f = nil
-	to := filepath.Join(f.dir, f.name+"-"+f.now().UTC().Format("20060102T150405.000000000Z")+".ndjson")
+	to := filepath.Join(f.dir, f.name+"-"+f.now().UTC().Format(rotatedTime)+".ndjson")
 	if err := os.Rename(f.path(), to); err != nil {
 		return err
 	}
+	if err := f.prune(); err != nil {
+		return err
+	}
 	return syncDir(f.dir)
+}
+
+// rotatedTime is the time in a rotated file's name: UTC, sortable as text.
+const rotatedTime = "20060102T150405.000000000Z"
+
+// prune removes the rotated files of this stream beyond the newest
+// keepFiles and those rotated more than keepFor ago. Only names of the
+// form <name>-<rotatedTime>.ndjson are touched: other files in the
+// directory, another stream's included, stay.
+func (f *file) prune() error {
+	entries, err := os.ReadDir(f.dir)
+	if err != nil {
+		return err
+	}
+	type rotated struct {
+		name string
+		at   time.Time
+	}
+	var files []rotated
+	for _, e := range entries {
+		stamp, ok := strings.CutPrefix(e.Name(), f.name+"-")
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		stamp, ok = strings.CutSuffix(stamp, ".ndjson")
+		at, err := time.Parse(rotatedTime, stamp)
+		if !ok || err != nil || len(stamp) != len(rotatedTime) {
+			continue
+		}
+		files = append(files, rotated{e.Name(), at})
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].name > files[j].name }) // newest first
+	now := f.now()
+	var errs []error
+	for i, r := range files {
+		if (f.keepFiles >= 0 && i >= f.keepFiles) || (f.keepFor > 0 && now.Sub(r.at) > f.keepFor) {
+			if err := os.Remove(filepath.Join(f.dir, r.name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func syncDir(dir string) error {
@@ -390,6 +439,9 @@ func (f *file) Send(_ context.Context, items []Item) error {
 	if f.f == nil {
 		if err := f.open(); err != nil {
 			return fmt.Errorf("open %s: %w", f.path(), err)
+		}
+		if err := f.prune(); err != nil { // the bounds may have changed since the last rotation
+			return fmt.Errorf("remove old rotated files of %s: %w", f.path(), err)
 		}
 	}
 	w := bufio.NewWriterSize(f.f, 256<<10)
@@ -432,10 +484,15 @@ func (f *file) Close() error {
 type natsSink struct {
 	name, subject string
 	nc            *nats.Conn
+	own           bool // nc is the sink's own connection, to url, closed with it
+	url           string
 	js            jetstream.JetStream // nil: core NATS
 }
 
 func (n *natsSink) Send(ctx context.Context, items []Item) error {
+	if n.own && !n.nc.IsConnected() { // it reconnects by itself; nothing waits in its buffer meanwhile
+		return fmt.Errorf("not connected to the stream's NATS server %s: %v", n.url, n.nc.LastError())
+	}
 	var futures []jetstream.PubAckFuture
 	for _, it := range items {
 		m := nats.NewMsg(n.subject)
@@ -470,4 +527,9 @@ func (n *natsSink) Send(ctx context.Context, items []Item) error {
 	return nil
 }
 
-func (n *natsSink) Close() error { return nil }
+func (n *natsSink) Close() error {
+	if n.own {
+		n.nc.Close()
+	}
+	return nil
+}

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -62,10 +63,17 @@ type StreamConfig struct {
 	Path       string        // file: directory
 	MaxBytes   int64         // file: rotate at this size; default 100 MiB
 	MaxAge     time.Duration // file: rotate at this age; default 24h
+	KeepFiles  int           // file: rotated files kept, the newest; default 30, -1 keeps all
+	KeepFor    time.Duration // file: rotated files older than this are removed; 0: no age bound
 	Subject    string        // nats
 	JetStream  bool          // nats: publish with JetStream acknowledgements
+	CredsFile  string        // nats (with URL): a credentials file (user JWT and nkey seed)
+	NKeyFile   string        // nats (with URL): an nkey seed file
 	Source     string        // cloudevents source; default /auditq
 }
+
+// DefaultKeepFiles is how many rotated files a file stream keeps.
+const DefaultKeepFiles = 30
 
 func (c *StreamConfig) setDefaults() {
 	if c.Format == "" {
@@ -89,6 +97,9 @@ func (c *StreamConfig) setDefaults() {
 	if c.MaxAge == 0 {
 		c.MaxAge = 24 * time.Hour
 	}
+	if c.KeepFiles == 0 {
+		c.KeepFiles = DefaultKeepFiles
+	}
 }
 
 // Validate names the first bad field of the stream.
@@ -107,8 +118,8 @@ func (c StreamConfig) Validate() error {
 	if c.BatchSize < 1 || c.BatchSize > 10000 {
 		return bad("batchSize", "must be between 1 and 10000")
 	}
-	if c.Timeout < 0 || c.AckTimeout < 0 || c.MaxAge < 0 || c.MaxBytes < 0 {
-		return bad("timeout, ackTimeout, maxAge, maxBytes", "must not be negative")
+	if c.Timeout < 0 || c.AckTimeout < 0 || c.MaxAge < 0 || c.MaxBytes < 0 || c.KeepFor < 0 {
+		return bad("timeout, ackTimeout, maxAge, maxBytes, keepFor", "must not be negative")
 	}
 	needURL := func() error {
 		u, err := url.Parse(c.URL)
@@ -146,17 +157,84 @@ func (c StreamConfig) Validate() error {
 		if c.Path == "" {
 			return bad("path", "the directory is required")
 		}
+		if c.KeepFiles < -1 {
+			return bad("keepFiles", "must be at least 1, or -1 to keep every rotated file, got %d", c.KeepFiles)
+		}
 	case KindNATS:
 		if c.Subject == "" || strings.ContainsAny(c.Subject, " \t*>") {
 			return bad("subject", "must be a subject without wildcards, got %q", c.Subject)
 		}
-		if c.Subject == "audit" || strings.HasPrefix(c.Subject, "audit.") {
-			return bad("subject", "audit.> is auditq's own namespace (a stream there would be taken for jobs or requests)")
+		if err := c.validateNATSServer(bad); err != nil {
+			return err
 		}
 	default:
 		return bad("sink", "must be one of %s, got %q", strings.Join(Kinds, ", "), c.Sink)
 	}
 	return nil
+}
+
+// validateNATSServer checks a nats sink's own server and credentials:
+// none (the service's connection), or url with at most one way to
+// authenticate.
+func (c StreamConfig) validateNATSServer(bad func(field, format string, args ...any) error) error {
+	ways := 0
+	for _, set := range []bool{c.Username != "" || c.Password != "", c.Token != "", c.CredsFile != "", c.NKeyFile != ""} {
+		if set {
+			ways++
+		}
+	}
+	if c.URL == "" {
+		if ways > 0 {
+			return bad("url", "credentials (username, password, token, credsFile, nkeyFile) need the sink's own NATS url")
+		}
+		if c.Subject == "audit" || strings.HasPrefix(c.Subject, "audit.") {
+			return bad("subject", "audit.> is auditq's own namespace on its NATS (a stream there would be taken for jobs or requests); publish elsewhere, or to another server (url)")
+		}
+		return nil
+	}
+	for _, one := range strings.Split(c.URL, ",") {
+		u, err := url.Parse(strings.TrimSpace(one))
+		if err != nil || (u.Scheme != "nats" && u.Scheme != "tls" && u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return bad("url", "must be NATS server URLs (nats://, tls://, ws:// or wss://), comma-separated, got %q", one)
+		}
+		if u.User != nil {
+			return bad("url", "must not hold credentials: use username and password (passwordEnv), token (tokenEnv), credsFile or nkeyFile")
+		}
+	}
+	if ways > 1 {
+		return bad("username, token, credsFile, nkeyFile", "set one way to authenticate, not several")
+	}
+	if (c.Username == "") != (c.Password == "") {
+		return bad("username, password", "set both or neither")
+	}
+	return nil
+}
+
+// natsOptions returns the connection options of a nats sink with its own
+// server: its credentials, and reconnects without end, refused
+// credentials included (a failed publish is retried by the runner, so
+// nothing waits in the client's buffer).
+func (c StreamConfig) natsOptions() ([]nats.Option, error) {
+	opts := []nats.Option{nats.Name("auditq stream " + c.Name), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
+		nats.ReconnectBufSize(-1), nats.IgnoreAuthErrorAbort()}
+	switch {
+	case c.Username != "":
+		opts = append(opts, nats.UserInfo(c.Username, c.Password))
+	case c.Token != "":
+		opts = append(opts, nats.Token(c.Token))
+	case c.CredsFile != "":
+		if _, err := os.Stat(c.CredsFile); err != nil {
+			return nil, fmt.Errorf("stream %q: credsFile: %w", c.Name, err)
+		}
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	case c.NKeyFile != "":
+		o, err := nats.NkeyOptionFromSeed(c.NKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("stream %q: nkeyFile: %w", c.Name, err)
+		}
+		opts = append(opts, o)
+	}
+	return opts, nil
 }
 
 // newSink returns the sink of c; nc is the service's NATS connection.
@@ -176,15 +254,28 @@ func newSink(c StreamConfig, nc *nats.Conn) (Sink, error) {
 		}
 		return e, nil
 	case KindFile:
-		return &file{dir: c.Path, name: c.Name, maxBytes: c.MaxBytes, maxAge: c.MaxAge, now: time.Now}, nil
+		return &file{dir: c.Path, name: c.Name, maxBytes: c.MaxBytes, maxAge: c.MaxAge, keepFiles: c.KeepFiles, keepFor: c.KeepFor,
+			now: time.Now}, nil
 	case KindNATS:
-		if nc == nil {
+		s := &natsSink{name: c.Name, subject: c.Subject, nc: nc}
+		if c.URL != "" {
+			opts, err := c.natsOptions()
+			if err != nil {
+				return nil, err
+			}
+			own, err := nats.Connect(c.URL, opts...)
+			if err != nil {
+				return nil, fmt.Errorf("stream %q: connect to %s: %w", c.Name, c.URL, err)
+			}
+			s.nc, s.own, s.url = own, true, c.URL
+		}
+		if s.nc == nil {
 			return nil, fmt.Errorf("stream %q: no NATS connection", c.Name)
 		}
-		s := &natsSink{name: c.Name, subject: c.Subject, nc: nc}
 		if c.JetStream {
-			js, err := jetstream.New(nc)
+			js, err := jetstream.New(s.nc)
 			if err != nil {
+				_ = s.Close()
 				return nil, fmt.Errorf("stream %q: %w", c.Name, err)
 			}
 			s.js = js
@@ -209,7 +300,9 @@ type Config struct {
 	Logger     *slog.Logger
 	// Lease is how long a stream's lease lasts unrenewed; default 15s.
 	Lease time.Duration
-	// Poll is the wait between reads that found nothing new; default 250ms.
+	// Poll is the wait before reading again after a read that found fewer
+	// than a stream's batchSize events (nothing new, or everything new
+	// delivered); default 250ms.
 	Poll time.Duration
 	// MinBackoff and MaxBackoff bound the wait after a failed delivery,
 	// doubled on each failure in a row; defaults 500ms and 30s.
@@ -279,6 +372,7 @@ type Runner struct {
 	cfg     Config
 	streams []*stream
 	metrics *metrics
+	encoded *encodings
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -288,6 +382,9 @@ type stream struct {
 	cfg    StreamConfig
 	sink   Sink
 	encode format.Encoder
+	// encKey names the encoding: streams with the same key deliver the
+	// same bytes for an event and share them (encodings).
+	encKey string
 }
 
 // New returns a Runner for cfg, its sinks built but not started; an error
@@ -298,7 +395,7 @@ func New(cfg Config) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Runner{cfg: cfg, metrics: newMetrics(cfg.Registerer)}
+	r := &Runner{cfg: cfg, metrics: newMetrics(cfg.Registerer), encoded: newEncodings()}
 	for _, sc := range cfg.Streams {
 		enc, err := format.New(sc.Format, format.Options{ProductVersion: cfg.ProductVersion, Source: sc.Source})
 		if err != nil {
@@ -308,7 +405,11 @@ func New(cfg Config) (*Runner, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.streams = append(r.streams, &stream{cfg: sc, sink: sink, encode: enc})
+		key := sc.Format
+		if sc.Format == format.CloudEvents {
+			key += " " + sc.Source // the one option that differs between streams
+		}
+		r.streams = append(r.streams, &stream{cfg: sc, sink: sink, encode: enc, encKey: key})
 		r.metrics.init(sc.Name)
 	}
 	return r, nil
@@ -418,7 +519,7 @@ func (r *Runner) run(ctx context.Context, s *stream) {
 				}
 				continue
 			}
-			items, err = encodeAll(s, rd.Events)
+			items, err = r.encoded.encode(s, rd.Events)
 			if err != nil {
 				log.Error("stream cannot encode an event; retrying", "err", err)
 				if !fail("encode", err) {
@@ -467,20 +568,15 @@ func (r *Runner) run(ctx context.Context, s *stream) {
 			log.Warn("stream skipped events deleted before delivery (retention ran while the stream was behind)",
 				"skipped", pending.Skipped, "before_batch", pending.Next.NextSeq)
 		}
+		caughtUp := len(pending.Events) < s.cfg.BatchSize
 		cur, pending, items, renewed, backoff = pending.Next, nil, nil, time.Now(), r.cfg.MinBackoff
-	}
-}
-
-func encodeAll(s *stream, evs []audit.SealedEvent) ([]Item, error) {
-	items := make([]Item, len(evs))
-	for i, e := range evs {
-		b, err := s.encode(e)
-		if err != nil {
-			return nil, fmt.Errorf("event %s: %w", e.ID, err)
+		// A read short of batchSize took everything committed: let the
+		// next batches gather for a poll interval rather than deliver each
+		// as it commits (fewer, larger deliveries under load).
+		if caughtUp && !sleep(ctx, r.cfg.Poll) {
+			return
 		}
-		items[i] = Item{ID: e.ID, Time: e.OccurredAt, Body: b}
 	}
-	return items, nil
 }
 
 func truncate(s string, n int) string {

@@ -7,8 +7,10 @@
 package format
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/auditq/auditq/domain/audit"
 	"github.com/auditq/auditq/ports/contract"
@@ -66,13 +68,29 @@ func New(name string, o Options) (Encoder, error) {
 	}
 	switch name {
 	case Native:
-		return func(e audit.SealedEvent) ([]byte, error) {
-			return json.Marshal(NativeEvent{EventView: contract.ViewOf(e.Event), Seal: sealOf(e)})
-		}, nil
+		return appendNative, nil
 	case OCSF:
 		return func(e audit.SealedEvent) ([]byte, error) { return json.Marshal(ocsfOf(e, o)) }, nil
 	case CloudEvents:
 		return func(e audit.SealedEvent) ([]byte, error) { return json.Marshal(cloudEventOf(e, o)) }, nil
 	}
 	return nil, fmt.Errorf("format %q: must be one of native, ocsf, cloudevents", name)
+}
+
+// appendNative returns the native encoding of e: the bytes json.Marshal
+// gives for NativeEvent, written by contract.EventView.AppendJSON (the
+// encoder of audit.export), which is several times cheaper.
+func appendNative(e audit.SealedEvent) ([]byte, error) {
+	var scratch bytes.Buffer
+	b, err := contract.ViewOf(e.Event).AppendJSON(make([]byte, 0, 512), &scratch)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b[:len(b)-1], `,"seal":{"batchSeq":`...) // b ends in the object's '}'
+	b = strconv.AppendInt(b, e.Seal.BatchSeq, 10)
+	b = append(b, `,"batchId":`...)
+	b = strconv.AppendInt(b, e.Seal.BatchID, 10)
+	b = append(b, `,"leaf":`...)
+	b = strconv.AppendInt(b, int64(e.Seal.Leaf), 10)
+	return append(b, '}', '}'), nil
 }
