@@ -41,9 +41,9 @@ type SubscriberConfig struct {
 	// InFlightBytes bounds the bytes of the messages handed to handlers
 	// and not yet settled, all topics together; a message larger than the
 	// bound waits until nothing else is in flight. Each topic's pull buffer
-	// then holds at most twice the server's largest message (by bytes,
-	// not by count). Zero means no byte bound: a buffer of InFlight
-	// messages per topic.
+	// then holds at most pullAhead messages (fewer if its InFlight is
+	// lower), each pull request at most one largest message. Zero means no
+	// byte bound: a buffer of InFlight messages per topic.
 	InFlightBytes int64
 	// AckWait is the consumer's ack wait; the Subscriber reports progress
 	// every AckWait/3 while a handler runs so a slow handler keeps its message.
@@ -109,6 +109,12 @@ const (
 	pullHeartbeat = 2 * time.Second
 )
 
+// pullAhead is the most messages of one topic pulled from the server
+// ahead of the handlers when there is a byte budget: enough to keep the
+// handlers busy across a pull's round trip at tens of thousands of
+// messages per second, few enough to be small next to the budget.
+const pullAhead = 256
+
 // Subscriber is a Watermill subscriber over JetStream pull consumers that the
 // service created beforehand (it only binds; it never creates or deletes
 // consumers, so Close cannot lose a durable's position). A message is acked
@@ -164,10 +170,13 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	}
 	buffer := jetstream.PullMessagesOpt(jetstream.PullMaxMessages(inFlight))
 	if s.bytes != nil {
-		// Twice the largest message: nats.go asks for more once half the
-		// buffer is free, and a pull that asks for fewer bytes than the
-		// next message holds would stall.
-		buffer = jetstream.PullMaxBytes(2*int(s.js.Conn().MaxPayload()) + 64<<10)
+		// At most pullAhead messages pulled ahead, each pull request at
+		// most one largest message plus headers (a pull asking for fewer
+		// bytes than the next message holds would stall). A bound of
+		// bytes alone (PullMaxBytes) lets nats.go buffer up to a million
+		// small messages, and sizes its buffer for them (8 MB per
+		// subscription).
+		buffer = jetstream.PullMaxMessagesWithBytesLimit(min(inFlight, pullAhead), int(s.js.Conn().MaxPayload())+64<<10)
 	}
 	it, err := cons.Messages(buffer, jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 	if err != nil {
