@@ -291,6 +291,10 @@ func (s *Service) startApplication(ctx context.Context) error {
 			contract.SubjectCleanup:        2,
 			contract.SubjectReportGenerate: 2,
 		},
+		// audit.log messages reach the router in batches, one Watermill
+		// message (one handler run) per batch instead of per event; the
+		// handler commits each event on its own through the group commit.
+		BatchFor:      map[string]int{contract.SubjectLog: min(s.cfg.BatchMaxEvents, logBatchMax)},
 		InFlightBytes: inFlightBytes(s.cfg.InFlightBytes, s.memLimit),
 		AckWait:       s.cfg.AckWait,
 		CloseTimeout:  s.cfg.ShutdownTimeout,
@@ -420,6 +424,11 @@ func (s *Service) startApplication(ctx context.Context) error {
 	return nil
 }
 
+// logBatchMax is the most audit.log messages handed to the router as one
+// batch: a quarter of a default group-commit batch, so that batches keep
+// arriving while the flushers write.
+const logBatchMax = 256
+
 // pendingReader is a function as query.BacklogReader.
 type pendingReader func(ctx context.Context) (map[string]uint64, error)
 
@@ -433,6 +442,7 @@ func (s *Service) startDriving(ctx context.Context) error {
 		Subscriber:     s.sub,
 		Poison:         s.pub,
 		Reports:        s.results,
+		Unbatch:        natsjs.Unbatch,
 		Attempts:       s.cfg.Attempts,
 		Backoff:        s.cfg.RetryBackoff,
 		HandlerTimeout: s.cfg.HandlerTimeout,

@@ -38,6 +38,11 @@ type SubscriberConfig struct {
 	// InFlightFor optionally lowers InFlight per topic, e.g. for jobs whose
 	// messages are large (a bulk job holds up to 1,000 events in memory).
 	InFlightFor map[string]int
+	// BatchFor hands the messages of the topics it names to the router in
+	// batches of up to that many: one Watermill message per batch, whose
+	// messages Unbatch returns (see Unbatch). A topic absent from it gets
+	// one Watermill message per JetStream message.
+	BatchFor map[string]int
 	// InFlightBytes bounds the bytes of the messages handed to handlers
 	// and not yet settled, all topics together; a message larger than the
 	// bound waits until nothing else is in flight. Each topic's pull buffer
@@ -190,7 +195,18 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	msgCtx := context.WithoutCancel(ctx)
 	prog := newProgress(max(s.cfg.AckWait/3, 100*time.Millisecond))
 	var workers sync.WaitGroup
-	for range inFlight {
+	workerCount := inFlight
+	if n := s.cfg.BatchFor[topic]; n > 1 {
+		workers.Add(1)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer workers.Done()
+			s.gather(ctx, msgCtx, topic, it, prog, out, n, inFlight)
+		}()
+		workerCount = 0 // one gatherer instead of a worker per message
+	}
+	for range workerCount {
 		workers.Add(1)
 		s.wg.Add(1)
 		go func() {
