@@ -3,9 +3,9 @@ package ports
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
