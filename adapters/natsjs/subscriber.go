@@ -46,9 +46,9 @@ type SubscriberConfig struct {
 	// InFlightBytes bounds the bytes of the messages handed to handlers
 	// and not yet settled, all topics together; a message larger than the
 	// bound waits until nothing else is in flight. Each topic's pull buffer
-	// then holds at most pullAhead messages (fewer if its InFlight is
-	// lower), each pull request at most one largest message. Zero means no
-	// byte bound: a buffer of InFlight messages per topic.
+	// then holds at most the server's largest message plus 128 KiB (by
+	// bytes, not by count). Zero means no byte bound: a buffer of
+	// InFlight messages per topic.
 	InFlightBytes int64
 	// AckWait is the consumer's ack wait; the Subscriber reports progress
 	// every AckWait/3 while a handler runs so a slow handler keeps its message.
@@ -114,12 +114,6 @@ const (
 	pullHeartbeat = 2 * time.Second
 )
 
-// pullAhead is the most messages of one topic pulled from the server
-// ahead of the handlers when there is a byte budget: enough to keep the
-// handlers busy across a pull's round trip at tens of thousands of
-// messages per second, few enough to be small next to the budget.
-const pullAhead = 256
-
 // Subscriber is a Watermill subscriber over JetStream pull consumers that the
 // service created beforehand (it only binds; it never creates or deletes
 // consumers, so Close cannot lose a durable's position). A message is acked
@@ -173,17 +167,21 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if n, ok := s.cfg.InFlightFor[topic]; ok && n > 0 && n < inFlight {
 		inFlight = n
 	}
-	buffer := jetstream.PullMessagesOpt(jetstream.PullMaxMessages(inFlight))
+	buffer := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(inFlight)}
 	if s.bytes != nil {
-		// At most pullAhead messages pulled ahead, each pull request at
-		// most one largest message plus headers (a pull asking for fewer
-		// bytes than the next message holds would stall). A bound of
-		// bytes alone (PullMaxBytes) lets nats.go buffer up to a million
-		// small messages, and sizes its buffer for them (8 MB per
-		// subscription).
-		buffer = jetstream.PullMaxMessagesWithBytesLimit(min(inFlight, pullAhead), int(s.js.Conn().MaxPayload())+64<<10)
+		// Bounded by bytes: one largest message plus headers beyond a
+		// refill threshold of 64 KiB, so that a pull never asks for fewer
+		// bytes than the next message may hold (it would stall). Bounds of
+		// messages instead (PullMaxMessages, PullMaxMessagesWithBytesLimit)
+		// size nats.go's buffer to exactly that count, shared with the
+		// server's status messages: when the handlers hold every slot, a
+		// status is dropped ("slow consumer"), the client loses count, and
+		// the messages of its next pull are dropped too, to come back only
+		// after the ack wait.
+		maxMsg := int(s.js.Conn().MaxPayload()) + 64<<10
+		buffer = []jetstream.PullMessagesOpt{jetstream.PullMaxBytes(maxMsg + 64<<10), jetstream.PullThresholdBytes(64 << 10)}
 	}
-	it, err := cons.Messages(buffer, jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
+	it, err := cons.Messages(append(buffer, jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))...)
 	if err != nil {
 		return nil, fmt.Errorf("pull from consumer %s: %w", name, err)
 	}
