@@ -145,7 +145,7 @@ var Vars = []Var{
 	{"AUDITQ_HANDLER_TIMEOUT", "10s", "deadline of one attempt"},
 	{"AUDITQ_ACK_WAIT", "30s", "JetStream ack wait of the job consumers"},
 	{"AUDITQ_MAX_ACK_PENDING", "4096", "unacknowledged messages per job consumer, all instances together (at least AUDITQ_CONCURRENCY; instances times AUDITQ_CONCURRENCY keeps each one busy)"},
-	{"AUDITQ_DUPLICATE_WINDOW", "2m", "how long stream AUDIT remembers Nats-Msg-Id values to drop re-publishes"},
+	{"AUDITQ_DUPLICATE_WINDOW", "10s", "how long stream AUDIT remembers Nats-Msg-Id values to drop re-publishes (events are stored once whatever it is; the NATS server holds about 120 bytes per id of the window)"},
 	{"AUDITQ_SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for in-flight messages"},
 	{"AUDITQ_BULK_MAX_EVENTS", "1000", "most events in one audit.bulk message"},
 	{"AUDITQ_MAX_FUTURE_SKEW", "1h", "how far after receipt an event timestamp may lie"},
