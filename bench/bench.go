@@ -77,7 +77,7 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	fs.IntVar(&o.BaseEvents, "baseline-events", 20000, "events for the seed-design baseline run")
 	fs.IntVar(&o.Prefill, "prefill", 0, "rows COPYed into the table before measuring (e.g. 10000000)")
 	fs.IntVar(&o.Concurrency, "concurrency", 0, "AUDITQ_CONCURRENCY of the measured service (AUDITQ_MAX_ACK_PENDING twice that); 0: the service's defaults, as users run it")
-	fs.IntVar(&o.LatencyRate, "latency-rate", 0, "offered events/s in the latency run; 0: half of the singles capacity measured just before it (a probe of -events/4 singles)")
+	fs.IntVar(&o.LatencyRate, "latency-rate", 0, "offered events/s in the latency run; 0: half of the singles capacity measured just before it (a probe of -events singles)")
 	fs.DurationVar(&o.LatencyFor, "latency-for", 10*time.Second, "length of the latency run")
 	fs.DurationVar(&o.LatencyWarm, "latency-warmup", 5*time.Second, "offered load before the latency run, at its rate, not measured")
 	fs.BoolVar(&o.SkipBaseline, "skip-baseline", false, "do not measure the seed-design baseline")
@@ -377,8 +377,8 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 			if err := checkpoint(ctx, t.dbURL); err != nil {
 				return res, err
 			}
-			say(out, "capacity probe on %s: %d singles...\n", t.name, max(o.Events/4, 1000))
-			v, err := t.pub.throughput(ctx, "audit.log", max(o.Events/4, 1000), 1, fmt.Sprintf("probe-%d", i))
+			say(out, "capacity probe on %s: %d singles...\n", t.name, o.Events)
+			v, err := t.pub.throughput(ctx, "audit.log", o.Events, 1, fmt.Sprintf("probe-%d", i))
 			if err != nil {
 				return res, err
 			}
