@@ -77,7 +77,7 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	fs.IntVar(&o.BaseEvents, "baseline-events", 20000, "events for the seed-design baseline run")
 	fs.IntVar(&o.Prefill, "prefill", 0, "rows COPYed into the table before measuring (e.g. 10000000)")
 	fs.IntVar(&o.Concurrency, "concurrency", 0, "AUDITQ_CONCURRENCY of the measured service (AUDITQ_MAX_ACK_PENDING twice that); 0: the service's defaults, as users run it")
-	fs.IntVar(&o.LatencyRate, "latency-rate", 10000, "offered events/s in the latency run")
+	fs.IntVar(&o.LatencyRate, "latency-rate", 0, "offered events/s in the latency run; 0: half of the singles capacity measured just before it (a probe of -events singles)")
 	fs.DurationVar(&o.LatencyFor, "latency-for", 10*time.Second, "length of the latency run")
 	fs.DurationVar(&o.LatencyWarm, "latency-warmup", 5*time.Second, "offered load before the latency run, at its rate, not measured")
 	fs.BoolVar(&o.SkipBaseline, "skip-baseline", false, "do not measure the seed-design baseline")
@@ -162,6 +162,7 @@ type Result struct {
 	BaselinePerSec  float64            `json:"seed_baseline_events_per_sec,omitempty"`
 	PlainPerSec     float64            `json:"plain_pipeline_events_per_sec,omitempty"`
 	LatencyOffered  int                `json:"latency_offered_per_sec"`
+	LatencyProbe    float64            `json:"latency_probe_events_per_sec,omitempty"`
 	LatencyP50Ms    float64            `json:"latency_p50_ms"`
 	LatencyP99Ms    float64            `json:"latency_p99_ms"`
 	LatencyMaxMs    float64            `json:"latency_max_ms"`
@@ -237,6 +238,9 @@ func (r Result) print(out io.Writer) error {
 	if r.PlainPerSec > 0 {
 		say(tw, "plain no-framework pipeline, events/s\t%.0f\n", r.PlainPerSec)
 		say(tw, "singles vs plain pipeline\t%.2fx\n", r.VsPlain)
+	}
+	if r.LatencyProbe > 0 {
+		say(tw, "capacity probe before the latency run (singles)\t%.0f events/s\n", r.LatencyProbe)
 	}
 	say(tw, "latency publish->committed at %d/s: p50 / p99 / max\t%.1f / %.1f / %.1f ms\n", r.LatencyOffered, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs)
 	say(tw, "peak RSS of auditq serve\t%.0f MB\n", r.PeakRSSMB)
@@ -365,7 +369,27 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	// measure the recovery from overload instead. The other service gets
 	// the same load, not measured, in its position, so that both enter the
 	// rounds with the same rows, stream history and caches.
-	res.LatencyOffered = o.LatencyRate
+	rate := o.LatencyRate
+	if rate <= 0 {
+		// Half of what the service can take, measured now by a flood of
+		// singles (each service gets one, in its position, for equal load).
+		for i, t := range targets {
+			if err := checkpoint(ctx, t.dbURL); err != nil {
+				return res, err
+			}
+			say(out, "capacity probe on %s: %d singles...\n", t.name, o.Events)
+			v, err := t.pub.throughput(ctx, "audit.log", o.Events, 1, fmt.Sprintf("probe-%d", i))
+			if err != nil {
+				return res, err
+			}
+			say(out, "  %.0f events/s\n", v)
+			if i == onAt {
+				res.LatencyProbe = v
+			}
+		}
+		rate = max(int(res.LatencyProbe/2), 100)
+	}
+	res.LatencyOffered = rate
 	var lat []time.Duration
 	for i, t := range targets {
 		if err := checkpoint(ctx, t.dbURL); err != nil {
@@ -373,20 +397,20 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		}
 		if i != onAt {
 			say(out, "the latency run's load on %s, not measured...\n", t.name)
-			if _, err := t.pub.latency(ctx, o.LatencyRate, o.LatencyWarm+o.LatencyFor); err != nil {
+			if _, err := t.pub.latency(ctx, rate, o.LatencyWarm+o.LatencyFor); err != nil {
 				return res, err
 			}
 			continue
 		}
-		say(out, "latency at %d/s for %s after %s of warm-up...\n", o.LatencyRate, o.LatencyFor, o.LatencyWarm)
-		if lat, err = t.pub.latency(ctx, o.LatencyRate, o.LatencyWarm+o.LatencyFor); err != nil {
+		say(out, "latency at %d/s for %s after %s of warm-up...\n", rate, o.LatencyFor, o.LatencyWarm)
+		if lat, err = t.pub.latency(ctx, rate, o.LatencyWarm+o.LatencyFor); err != nil {
 			return res, err
 		}
 	}
 	// The first seconds after a pause run on cold caches and an idle
 	// consumer (hundreds of ms on a freshly prefilled table, then tens):
 	// events published during the warm-up are not counted.
-	lat = lat[min(int(float64(o.LatencyRate)*o.LatencyWarm.Seconds()), len(lat)-1):]
+	lat = lat[min(int(float64(rate)*o.LatencyWarm.Seconds()), len(lat)-1):]
 	res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs = percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 1)
 	// Rounds alternate which service goes first, so that drift (the table
 	// growing, autovacuum, the checkpoint cycle) hits both alike; each

@@ -29,6 +29,7 @@ type Config struct {
 	NATSReplicas   int // replicas of every stream and consumer: 1, 3 or 5
 	DataDir        string
 	HTTPAddr       string
+	Pprof          bool // serve runtime profiles at /debug/pprof/ on HTTPAddr
 	LogLevel       string
 	LogFormat      string // json, text, or auto (json unless stderr is a terminal)
 
@@ -37,6 +38,7 @@ type Config struct {
 	BatchFlushers   int           // group commit: batches written at once
 	Concurrency     int           // messages handled at once per job subject
 	InFlightBytes   int64         // bytes of messages in flight; 0 = auto (derived from the memory limit)
+	MemoryLimit     int64         // the Go runtime's soft memory limit; 0 = auto, -1 = off
 	Attempts        int           // tries of a transient failure before redelivery
 	RetryBackoff    time.Duration // wait before the second try; doubles after
 	HandlerTimeout  time.Duration
@@ -144,19 +146,21 @@ var Vars = []Var{
 	{"AUDITQ_NATS_REPLICAS", "1", "replicas of every stream and consumer auditq creates (1, 3 or 5); existing ones are brought to it at start; above 1 needs an external JetStream cluster of at least that many servers"},
 	{"AUDITQ_DATA_DIR", "./data", "embedded server: JetStream storage lives under DIR/jetstream; also where the signing key lives unless AUDITQ_SIGNING_KEY_FILE is set"},
 	{"AUDITQ_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz, /readyz, /metrics, /schema/ and the admin console (/); \"off\" disables"},
+	{"AUDITQ_PPROF", "off", "serve Go's runtime profiles (heap, CPU, goroutines) at /debug/pprof/ on AUDITQ_HTTP_ADDR, for finding where memory or CPU goes: on or off; a profile shows stacks and sizes, never message contents, but keep AUDITQ_HTTP_ADDR on loopback while it is on"},
 	{"AUDITQ_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"AUDITQ_LOG_FORMAT", "auto", "json, text, or auto (json unless stderr is a terminal)"},
 	{"AUDITQ_BATCH_MAX_EVENTS", "1000", "group commit of audit.log events: flush a batch at this many events"},
 	{"AUDITQ_BATCH_MAX_DELAY", "0s", "group commit: hold a batch this long for more events even when the database is free (0: commit as soon as a flusher is free)"},
 	{"AUDITQ_BATCH_FLUSHERS", "2", "group commit: batches written to the database at once"},
 	{"AUDITQ_CONCURRENCY", "2048", "audit.log messages handled at once per process: the most a group-commit batch can gather (fewer: smaller batches, lower throughput); audit.bulk at most AUDITQ_DATABASE_MAX_CONNS minus AUDITQ_BATCH_FLUSHERS, cleanup and report jobs at most 2"},
-	{"AUDITQ_INFLIGHT_BYTES", "auto", "bytes of messages pulled ahead or being handled at once, all job subjects together (it bounds memory whatever the message sizes); auto: 1/32 of the memory limit (cgroup, else physical memory), between 16 MiB and 64 MiB"},
+	{"AUDITQ_INFLIGHT_BYTES", "auto", "bytes of messages pulled ahead or being handled at once, all job subjects together (it bounds memory whatever the message sizes); auto: 1/8 of the soft memory limit (AUDITQ_MEMORY_LIMIT), at least 16 MiB; with AUDITQ_MEMORY_LIMIT off, 1/32 of the memory limit (cgroup, else physical memory), between 16 MiB and 64 MiB"},
+	{"AUDITQ_MEMORY_LIMIT", "auto", "soft memory limit of the process in bytes (the Go runtime collects garbage more often as it nears it; it never refuses memory), or off; auto: a quarter of the memory limit (cgroup, else physical memory), between 64 MiB and 160 MiB; a GOMEMLIMIT in the environment wins"},
 	{"AUDITQ_RETRY_ATTEMPTS", "3", "attempts of a transient failure before the message goes back to JetStream for later redelivery"},
 	{"AUDITQ_RETRY_BACKOFF", "2s", "wait before the second attempt; doubles for each further one"},
 	{"AUDITQ_HANDLER_TIMEOUT", "10s", "deadline of one attempt"},
 	{"AUDITQ_ACK_WAIT", "30s", "JetStream ack wait of the job consumers"},
 	{"AUDITQ_MAX_ACK_PENDING", "4096", "unacknowledged messages per job consumer, all instances together (at least AUDITQ_CONCURRENCY; instances times AUDITQ_CONCURRENCY keeps each one busy)"},
-	{"AUDITQ_DUPLICATE_WINDOW", "2m", "how long stream AUDIT remembers Nats-Msg-Id values to drop re-publishes"},
+	{"AUDITQ_DUPLICATE_WINDOW", "10s", "how long stream AUDIT remembers Nats-Msg-Id values to drop re-publishes (events are stored once whatever it is; the NATS server holds about 120 bytes per id of the window)"},
 	{"AUDITQ_SHUTDOWN_TIMEOUT", "30s", "how long SIGTERM waits for in-flight messages"},
 	{"AUDITQ_BULK_MAX_EVENTS", "1000", "most events in one audit.bulk message"},
 	{"AUDITQ_MAX_FUTURE_SKEW", "1h", "how far after receipt an event timestamp may lie"},
@@ -221,6 +225,7 @@ func Load(getenv func(string) string) (Config, error) {
 		NATSReplicas:    p.int("AUDITQ_NATS_REPLICAS"),
 		DataDir:         p.str("AUDITQ_DATA_DIR"),
 		HTTPAddr:        p.str("AUDITQ_HTTP_ADDR"),
+		Pprof:           p.onOff("AUDITQ_PPROF"),
 		LogLevel:        p.str("AUDITQ_LOG_LEVEL"),
 		LogFormat:       p.str("AUDITQ_LOG_FORMAT"),
 		BatchMaxEvents:  p.int("AUDITQ_BATCH_MAX_EVENTS"),
@@ -228,6 +233,7 @@ func Load(getenv func(string) string) (Config, error) {
 		BatchFlushers:   p.int("AUDITQ_BATCH_FLUSHERS"),
 		Concurrency:     p.int("AUDITQ_CONCURRENCY"),
 		InFlightBytes:   p.bytesOrAuto("AUDITQ_INFLIGHT_BYTES"),
+		MemoryLimit:     p.memoryLimit("AUDITQ_MEMORY_LIMIT"),
 		Attempts:        p.int("AUDITQ_RETRY_ATTEMPTS"),
 		RetryBackoff:    p.dur("AUDITQ_RETRY_BACKOFF"),
 		HandlerTimeout:  p.dur("AUDITQ_HANDLER_TIMEOUT"),
@@ -351,6 +357,9 @@ func (c Config) Validate() error {
 			bad("AUDITQ_HTTP_ADDR: must be host:port or \"off\", got %q", c.HTTPAddr)
 		}
 	}
+	if c.Pprof && c.HTTPAddr == "off" {
+		bad("AUDITQ_PPROF: on needs AUDITQ_HTTP_ADDR, which is off")
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -390,6 +399,9 @@ func (c Config) Validate() error {
 	}
 	if c.InFlightBytes != 0 && (c.InFlightBytes < 1<<20 || c.InFlightBytes > 1<<40) {
 		bad("AUDITQ_INFLIGHT_BYTES: must be auto or between 1048576 (1 MiB) and 1099511627776 (1 TiB), got %d", c.InFlightBytes)
+	}
+	if c.MemoryLimit != 0 && c.MemoryLimit != -1 && (c.MemoryLimit < 32<<20 || c.MemoryLimit > 1<<40) {
+		bad("AUDITQ_MEMORY_LIMIT: must be auto, off, or between 33554432 (32 MiB) and 1099511627776 (1 TiB), got %d", c.MemoryLimit)
 	}
 	if c.MaxAckPending < c.Concurrency {
 		bad("AUDITQ_MAX_ACK_PENDING: must be at least AUDITQ_CONCURRENCY (%d)", c.Concurrency)
@@ -461,6 +473,22 @@ func (p *parser) bytesOrAuto(name string) int64 {
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n <= 0 {
 		p.errs = append(p.errs, fmt.Errorf("%s: must be auto or a positive number of bytes, got %q", name, s))
+	}
+	return n
+}
+
+// memoryLimit reads a byte count, "auto" as 0 or "off" as -1.
+func (p *parser) memoryLimit(name string) int64 {
+	s := p.str(name)
+	switch s {
+	case "auto":
+		return 0
+	case "off":
+		return -1
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		p.errs = append(p.errs, fmt.Errorf("%s: must be auto, off or a positive number of bytes, got %q", name, s))
 	}
 	return n
 }

@@ -61,7 +61,7 @@ func NewMetrics() *Metrics {
 			Name: "auditq_messages_poisoned_total", Help: "Messages published to the poison stream.",
 		}, []string{"handler"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "auditq_handler_duration_seconds", Help: "Time to handle one message, retries included.",
+			Name: "auditq_handler_duration_seconds", Help: "Time to handle one message (for audit.log, one batch of messages), retries included.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"handler", "outcome"}),
 		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -26,6 +27,11 @@ type RouterConfig struct {
 	// Reports publishes the report an audit.report.generate job stored
 	// (audit.results.report).
 	Reports ReportPublisher
+	// Unbatch returns the messages a batch message of Subscriber carries,
+	// nil for a single message (natsjs.Unbatch); nil: no batches. The
+	// audit.log handler settles each message of a batch by the rules of a
+	// single one (see handlers.logBatch).
+	Unbatch func(*message.Message) []*message.Message
 
 	// Attempts is how often a transient failure is tried before the message
 	// is handed back to JetStream for a later redelivery.
@@ -105,6 +111,9 @@ func NewRouter(cfg RouterConfig, application app.Application) (*message.Router, 
 		if err != nil {
 			return nil, err
 		}
+		if j.subject == contract.SubjectLog {
+			h.poisonLog = poison
+		}
 		handler.AddMiddleware(
 			observe(j.name, cfg.Metrics, cfg.Logger),
 			poison,
@@ -177,6 +186,9 @@ func panicIsPermanent(log *slog.Logger) message.HandlerMiddleware {
 type handlers struct {
 	app app.Application
 	cfg RouterConfig
+	// poisonLog is the audit.log handler's poison queue, which logBatch
+	// applies to each message of a batch on its own.
+	poisonLog message.HandlerMiddleware
 }
 
 // receipt describes how msg reached us. The received time is the time the
@@ -216,8 +228,14 @@ func tenant(msg *message.Message) (string, error) {
 	return t, nil
 }
 
-// log handles audit.log (and audit.t.<tenant>.log): one event.
+// log handles audit.log (and audit.t.<tenant>.log): one event, or a
+// batch of messages of one event each (logBatch).
 func (h *handlers) log(msg *message.Message) error {
+	if h.cfg.Unbatch != nil {
+		if msgs := h.cfg.Unbatch(msg); msgs != nil {
+			return h.logBatch(msg, msgs)
+		}
+	}
 	t, err := tenant(msg)
 	if err != nil {
 		h.cfg.Metrics.rejectedEvents(handlerLog, 1)
@@ -274,4 +292,134 @@ func (h *handlers) bulk(msg *message.Message) error {
 			"bulk_id", msg.UUID, "bulk_index", rej.Index)
 	}
 	return nil
+}
+
+// logBatch handles a batch of audit.log messages, each by the rules of a
+// single message: a message whose event is invalid, or that the database
+// refuses, or whose handling panics (permanent failures) goes to the
+// poison stream with its reason through the handler's own poison queue,
+// and is acked; an event committed (or found already stored) is acked;
+// the valid events are committed together (RecordEvents.HandleEach, each
+// a write of its own in the group commit). A transient failure of any
+// event is returned (never as a permanent error, so that the poison queue
+// around the batch leaves it alone): the retry middleware runs the batch
+// again, and a run handles only the messages not acked yet, so each event
+// gets the attempts and backoff of a single message; after the last one
+// the router nacks the batch, and the subscriber naks every message not
+// acked, for redelivery.
+func (h *handlers) logBatch(batch *message.Message, msgs []*message.Message) (err error) {
+	open := make([]*message.Message, 0, len(msgs))
+	for _, msg := range msgs {
+		if !isAcked(msg) {
+			// The poison queue names the topic and handler from the context.
+			msg.SetContext(batch.Context())
+			open = append(open, msg)
+		}
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			h.cfg.Logger.Error("handler panicked", "id", batch.UUID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = h.poisonAll(open, fmt.Errorf("%w: handler panicked: %v", audit.ErrPermanent, p))
+		}
+	}()
+	var failed error // the last transient failure
+	events := make([]audit.Event, 0, len(open))
+	owners := make([]*message.Message, 0, len(open))
+	for _, msg := range open {
+		ev, err := h.decodeOne(msg)
+		if err != nil {
+			h.cfg.Metrics.rejectedEvents(handlerLog, 1)
+			if err := h.poisonOne(msg, err); err != nil {
+				failed = err
+			}
+			continue
+		}
+		events, owners = append(events, ev), append(owners, msg)
+	}
+	ctx, cancel := context.WithTimeout(batch.Context(), h.cfg.HandlerTimeout)
+	defer cancel()
+	results, errs := h.app.Commands.RecordEvents.HandleEach(ctx, events)
+	for i, msg := range owners {
+		switch err := errs[i]; {
+		case err == nil:
+			h.cfg.Metrics.recorded(handlerLog, results[i])
+			msg.Ack()
+		case audit.IsPermanent(err):
+			if err := h.poisonOne(msg, err); err != nil {
+				failed = err
+			}
+		default:
+			failed = err
+		}
+	}
+	if failed != nil {
+		// %v: a transient failure, whatever it wraps.
+		return fmt.Errorf("%d of %d events not recorded yet, the last because: %v", countOpen(msgs), len(msgs), failed)
+	}
+	return nil
+}
+
+// decodeOne decodes one message of a batch, of the tenant of its own
+// subject; a panic is its permanent failure.
+func (h *handlers) decodeOne(msg *message.Message) (ev audit.Event, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			h.cfg.Logger.Error("handler panicked", "id", msg.UUID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("%w: handler panicked: %v", audit.ErrPermanent, p)
+		}
+	}()
+	t, err := tenant(msg)
+	if err != nil {
+		return audit.Event{}, err
+	}
+	ev, err = audit.DecodeEvent(msg.Payload, h.receipt(msg))
+	ev.Tenant = t
+	return ev, err
+}
+
+// poisonOne sends one message of a batch to the poison stream with cause
+// as its reason, through the audit.log poison queue (the headers a single
+// message gets), and acks it; it returns why that failed.
+func (h *handlers) poisonOne(msg *message.Message, cause error) error {
+	_, err := h.poisonLog(func(*message.Message) ([]*message.Message, error) { return nil, cause })(msg)
+	if err != nil {
+		return fmt.Errorf("poison %s: %v", msg.UUID, err)
+	}
+	h.cfg.Metrics.poisonedMessage(handlerLog)
+	logPoisoned(h.cfg.Logger, handlerLog, msg.UUID, audit.EventID(msg.Payload, msg.UUID), msg.Metadata.Get(middleware.ReasonForPoisonedKey))
+	msg.Ack()
+	return nil
+}
+
+// poisonAll poisons every message of msgs not acked yet; it returns the
+// last failure to do so.
+func (h *handlers) poisonAll(msgs []*message.Message, cause error) error {
+	var failed error
+	for _, msg := range msgs {
+		if !isAcked(msg) {
+			if err := h.poisonOne(msg, cause); err != nil {
+				failed = err
+			}
+		}
+	}
+	return failed
+}
+
+func isAcked(msg *message.Message) bool {
+	select {
+	case <-msg.Acked():
+		return true
+	default:
+		return false
+	}
+}
+
+func countOpen(msgs []*message.Message) int {
+	n := 0
+	for _, msg := range msgs {
+		if !isAcked(msg) {
+			n++
+		}
+	}
+	return n
 }

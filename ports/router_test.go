@@ -3,9 +3,11 @@ package ports
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,6 +39,12 @@ func (noReports) ReportGenerated(context.Context, string, audit.StoredReport) er
 
 func runRouter(t *testing.T, w audit.Writer) (pub message.Publisher, poisoned <-chan *message.Message) {
 	t.Helper()
+	return runBatchRouter(t, w, nil)
+}
+
+// runBatchRouter is runRouter with the router's Unbatch.
+func runBatchRouter(t *testing.T, w audit.Writer, unbatch func(*message.Message) []*message.Message) (pub message.Publisher, poisoned <-chan *message.Message) {
+	t.Helper()
 	ps := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 16}, watermill.NopLogger{})
 	t.Cleanup(func() { _ = ps.Close() })
 	poison, err := ps.Subscribe(context.Background(), contract.PoisonPrefix+"log")
@@ -45,7 +53,7 @@ func runRouter(t *testing.T, w audit.Writer) (pub message.Publisher, poisoned <-
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r, err := NewRouter(RouterConfig{
-		Subscriber: ps, Poison: ps, Reports: noReports{}, Attempts: 3, Backoff: time.Millisecond,
+		Subscriber: ps, Poison: ps, Reports: noReports{}, Unbatch: unbatch, Attempts: 3, Backoff: time.Millisecond,
 		HandlerTimeout: time.Second, CloseTimeout: time.Second, BulkMaxEvents: 10,
 		Metrics: NewMetrics(), Logger: log,
 	}, app.Application{Commands: app.Commands{RecordEvents: command.NewRecordEventsHandler(w)}})
@@ -105,5 +113,119 @@ func TestTransientErrorIsRetriedThenNacked(t *testing.T) {
 	case p := <-poisoned:
 		t.Fatalf("transient failure poisoned: %s", p.Metadata.Get("reason_poisoned"))
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// eachWriter is an audit.EachWriter whose outcome per event is decided by
+// outcome; it records the ids of every WriteEach call.
+type eachWriter struct {
+	mu      sync.Mutex
+	calls   [][]string
+	outcome func(id string, call int) error
+}
+
+func (w *eachWriter) Write(ctx context.Context, events []audit.Event) (audit.WriteResult, error) {
+	_, errs := w.WriteEach(ctx, events)
+	return audit.WriteResult{Inserted: len(events)}, errors.Join(errs...)
+}
+
+func (w *eachWriter) WriteEach(_ context.Context, events []audit.Event) ([]audit.WriteResult, []error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ids := make([]string, len(events))
+	results, errs := make([]audit.WriteResult, len(events)), make([]error, len(events))
+	for i, ev := range events {
+		ids[i] = ev.ID
+		if errs[i] = w.outcome(ev.ID, len(w.calls)); errs[i] == nil {
+			results[i].Inserted = 1
+		}
+	}
+	w.calls = append(w.calls, ids)
+	return results, errs
+}
+
+func (w *eachWriter) callIDs() [][]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([][]string(nil), w.calls...)
+}
+
+func eventMsg(id, payload string) *message.Message {
+	return message.NewMessage(id, []byte(payload))
+}
+
+// A batch of audit.log messages is settled message by message, by the
+// rules of a single message: committed ones are acked, an invalid event
+// and one the database refuses are poisoned with their reasons and acked,
+// a transient failure is retried for its own message only, and one that
+// stays transient is left unacked (for the subscriber to nak) without
+// being poisoned.
+func TestBatchSettlesEachMessageByItsOwnOutcome(t *testing.T) {
+	w := &eachWriter{outcome: func(id string, call int) error {
+		switch {
+		case id == "refused":
+			return fmt.Errorf("%w: value too long for the column", audit.ErrPermanent)
+		case id == "flaky" && call == 0:
+			return errors.New("connection reset")
+		case id == "down":
+			return errors.New("connection refused")
+		}
+		return nil
+	}}
+	msgs := []*message.Message{
+		eventMsg("ok", `{"id":"ok","action":"a","resourceType":"t","resourceId":"r"}`),
+		eventMsg("invalid", `{"id":"invalid","action":"a","resourceId":"r"}`),
+		eventMsg("refused", `{"id":"refused","action":"a","resourceType":"t","resourceId":"r"}`),
+		eventMsg("flaky", `{"id":"flaky","action":"a","resourceType":"t","resourceId":"r"}`),
+		eventMsg("down", `{"id":"down","action":"a","resourceType":"t","resourceId":"r"}`),
+	}
+	pub, poisoned := runBatchRouter(t, w, func(m *message.Message) []*message.Message {
+		if m.UUID == "batch-1" {
+			return msgs
+		}
+		return nil
+	})
+	if err := pub.Publish(contract.SubjectLog, message.NewMessage("batch-1", nil)); err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]string{}
+	for range 2 {
+		select {
+		case p := <-poisoned:
+			reasons[p.UUID] = p.Metadata.Get("reason_poisoned")
+			if topic := p.Metadata.Get("topic_poisoned"); topic != contract.SubjectLog {
+				t.Errorf("poisoned %s: topic_poisoned %q, want %s", p.UUID, topic, contract.SubjectLog)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("only %d of 2 messages poisoned: %v", len(reasons), reasons)
+		}
+	}
+	if r := reasons["invalid"]; !strings.Contains(r, "resourceType") {
+		t.Errorf("invalid event poisoned with reason %q, want one naming resourceType", r)
+	}
+	if r := reasons["refused"]; !strings.Contains(r, "value too long") {
+		t.Errorf("refused event poisoned with reason %q", r)
+	}
+	// Three attempts: every valid event, then the ones still open (the
+	// in-memory pub/sub redelivers the nacked batch after that).
+	deadline := time.Now().Add(5 * time.Second)
+	for len(w.callIDs()) < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	calls := w.callIDs()
+	want := [][]string{{"ok", "refused", "flaky", "down"}, {"flaky", "down"}, {"down"}}
+	if len(calls) < 3 || fmt.Sprint(calls[:3]) != fmt.Sprint(want) {
+		t.Fatalf("writes %v, want %v first", calls, want)
+	}
+	for _, m := range msgs {
+		wantAcked := m.UUID != "down"
+		if got := isAcked(m); got != wantAcked {
+			t.Errorf("message %s acked %v, want %v", m.UUID, got, wantAcked)
+		}
+	}
+	select {
+	case p := <-poisoned:
+		t.Fatalf("%s poisoned after a transient failure: %s", p.UUID, p.Metadata.Get("reason_poisoned"))
+	case <-time.After(100 * time.Millisecond):
 	}
 }

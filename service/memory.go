@@ -2,20 +2,66 @@ package service
 
 import (
 	"bufio"
+	"math"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 )
 
 // inFlightBytes returns the byte budget of messages in flight: the
-// configured one, or for auto 1/32 of the memory limit, between 16 MiB
-// and 64 MiB.
-func inFlightBytes(configured int64) int64 {
-	if configured > 0 {
-		return configured
-	}
+// configured one; for auto, 1/8 of the soft memory limit soft, at least
+// 16 MiB, or without a soft limit (soft <= 0) 1/32 of the memory limit,
+// between 16 MiB and 64 MiB.
+func inFlightBytes(configured, soft int64) int64 {
 	const lo, hi = 16 << 20, 64 << 20
+	switch {
+	case configured > 0:
+		return configured
+	case soft > 0:
+		return max(soft/8, lo)
+	}
 	return min(max(memoryLimit()/32, lo), hi)
+}
+
+// Bounds of the automatic soft memory limit. The service's own working
+// set (messages in flight, group-commit batches, the embedded server's
+// caches and duplicate window) stays well below the upper bound; a
+// larger limit would only let garbage pile up between collections.
+const (
+	softLimitMin = 64 << 20
+	softLimitMax = 160 << 20
+)
+
+// softMemoryLimit returns the soft memory limit for AUDITQ_MEMORY_LIMIT
+// (configured: 0 auto, -1 off, else bytes): for auto a quarter of the
+// memory limit, between softLimitMin and softLimitMax; 0 for off.
+func softMemoryLimit(configured int64) int64 {
+	switch {
+	case configured > 0:
+		return configured
+	case configured < 0:
+		return 0
+	}
+	limit := memoryLimit()
+	if limit <= 0 {
+		return softLimitMax
+	}
+	return min(max(limit/4, softLimitMin), softLimitMax)
+}
+
+// applyMemoryLimit sets the Go runtime's soft memory limit to soft
+// (nothing for 0) unless GOMEMLIMIT already set one, and returns the
+// limit in effect (0: none).
+func applyMemoryLimit(soft int64) int64 {
+	if current := debug.SetMemoryLimit(-1); current != math.MaxInt64 {
+		return current // GOMEMLIMIT wins
+	}
+	if soft <= 0 {
+		return 0
+	}
+	debug.SetMemoryLimit(soft)
+	return soft
 }
 
 // memoryLimit returns the memory this process may use: the cgroup v2 or

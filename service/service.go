@@ -65,6 +65,7 @@ type Service struct {
 	httpAddr string
 	streams  *streams.Runner
 	wsURL    string // the embedded server's WebSocket listener, "" when none
+	memLimit int64  // the soft memory limit in effect, 0 when none
 }
 
 // closer is one registered shutdown action, named for the log.
@@ -93,6 +94,7 @@ func (s *Service) Run(ctx context.Context) error {
 		{"log streams", s.startStreams},
 		{"driving side", s.startDriving},
 	}
+	s.memLimit = applyMemoryLimit(softMemoryLimit(s.cfg.MemoryLimit))
 	// Bad stream settings fail before anything is opened.
 	if err := streams.ValidateStreams(streamConfigs(s.cfg)); err != nil {
 		return fmt.Errorf("AUDITQ_STREAMS_FILE: %w", err)
@@ -106,7 +108,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	// The redacted URL: a configured one may hold user:password@.
 	s.log.Info("auditq running", "nats", s.subConn.ConnectedUrlRedacted(), "http", s.httpAddr,
-		"concurrency", s.cfg.Concurrency, "subjects", strings.Join(s.topo.JobSubjects, ","))
+		"concurrency", s.cfg.Concurrency, "memory_limit_mib", s.memLimit>>20, "subjects", strings.Join(s.topo.JobSubjects, ","))
 	return nil
 }
 
@@ -305,7 +307,11 @@ func (s *Service) startApplication(ctx context.Context) error {
 			contract.SubjectCleanup:        2,
 			contract.SubjectReportGenerate: 2,
 		},
-		InFlightBytes: inFlightBytes(s.cfg.InFlightBytes),
+		// audit.log messages reach the router in batches, one Watermill
+		// message (one handler run) per batch instead of per event; the
+		// handler commits each event on its own through the group commit.
+		BatchFor:      map[string]int{contract.SubjectLog: min(s.cfg.BatchMaxEvents, logBatchMax)},
+		InFlightBytes: inFlightBytes(s.cfg.InFlightBytes, s.memLimit),
 		AckWait:       s.cfg.AckWait,
 		CloseTimeout:  s.cfg.ShutdownTimeout,
 		Logger:        s.log.With("component", "subscriber"),
@@ -444,6 +450,11 @@ func (s *Service) startApplication(ctx context.Context) error {
 	return nil
 }
 
+// logBatchMax is the most audit.log messages handed to the router as one
+// batch: a quarter of a default group-commit batch, so that batches keep
+// arriving while the flushers write.
+const logBatchMax = 256
+
 // pendingReader is a function as query.BacklogReader.
 type pendingReader func(ctx context.Context) (map[string]uint64, error)
 
@@ -457,6 +468,7 @@ func (s *Service) startDriving(ctx context.Context) error {
 		Subscriber:     s.sub,
 		Poison:         s.pub,
 		Reports:        s.results,
+		Unbatch:        natsjs.Unbatch,
 		Attempts:       s.cfg.Attempts,
 		Backoff:        s.cfg.RetryBackoff,
 		HandlerTimeout: s.cfg.HandlerTimeout,
@@ -556,10 +568,11 @@ func (s *Service) startHTTP() error {
 		_ = ln.Close()
 		return err
 	}
-	srv := &http.Server{
-		Handler:           ports.NewHTTPHandler(s.metrics, checks, pending, poisonBacklog(poison), consoleHandler),
-		ReadHeaderTimeout: 5 * time.Second,
+	handler := ports.NewHTTPHandler(s.metrics, checks, pending, poisonBacklog(poison), consoleHandler)
+	if s.cfg.Pprof {
+		handler = ports.WithProfiles(handler)
 	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("HTTP server stopped", "err", err)

@@ -104,6 +104,10 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// EmbeddedMaxMemoryStore bounds the bytes all memory-backed streams of
+// the embedded server may hold together.
+const EmbeddedMaxMemoryStore = 32 << 20
+
 // StartEmbedded starts a nats-server with JetStream in this process and
 // waits until it accepts connections; it returns cfg's validation error,
 // or why the server did not start. Shut it down with Shutdown.
@@ -172,6 +176,10 @@ func serverOptions(cfg EmbeddedConfig) (*server.Options, error) {
 	opts.JetStream = true
 	opts.StoreDir = filepath.Join(cfg.DataDir, "jetstream")
 	opts.MaxPayload = cfg.MaxPayload
+	// auditq's streams are file-backed; memory-backed streams (which
+	// nobody else should create here) get a small bound instead of the
+	// server's default of three quarters of the machine's memory.
+	opts.JetStreamMaxMemory = EmbeddedMaxMemoryStore
 	opts.NoSigs, opts.NoLog = true, true
 	return opts, nil
 }

@@ -38,12 +38,17 @@ type SubscriberConfig struct {
 	// InFlightFor optionally lowers InFlight per topic, e.g. for jobs whose
 	// messages are large (a bulk job holds up to 1,000 events in memory).
 	InFlightFor map[string]int
+	// BatchFor hands the messages of the topics it names to the router in
+	// batches of up to that many: one Watermill message per batch, whose
+	// messages Unbatch returns (see Unbatch). A topic absent from it gets
+	// one Watermill message per JetStream message.
+	BatchFor map[string]int
 	// InFlightBytes bounds the bytes of the messages handed to handlers
 	// and not yet settled, all topics together; a message larger than the
 	// bound waits until nothing else is in flight. Each topic's pull buffer
-	// then holds at most twice the server's largest message (by bytes,
-	// not by count). Zero means no byte bound: a buffer of InFlight
-	// messages per topic.
+	// then holds at most the server's largest message plus 128 KiB (by
+	// bytes, not by count). Zero means no byte bound: a buffer of
+	// InFlight messages per topic.
 	InFlightBytes int64
 	// AckWait is the consumer's ack wait; the Subscriber reports progress
 	// every AckWait/3 while a handler runs so a slow handler keeps its message.
@@ -162,14 +167,21 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if n, ok := s.cfg.InFlightFor[topic]; ok && n > 0 && n < inFlight {
 		inFlight = n
 	}
-	buffer := jetstream.PullMessagesOpt(jetstream.PullMaxMessages(inFlight))
+	buffer := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(inFlight)}
 	if s.bytes != nil {
-		// Twice the largest message: nats.go asks for more once half the
-		// buffer is free, and a pull that asks for fewer bytes than the
-		// next message holds would stall.
-		buffer = jetstream.PullMaxBytes(2*int(s.js.Conn().MaxPayload()) + 64<<10)
+		// Bounded by bytes: one largest message plus headers beyond a
+		// refill threshold of 64 KiB, so that a pull never asks for fewer
+		// bytes than the next message may hold (it would stall). Bounds of
+		// messages instead (PullMaxMessages, PullMaxMessagesWithBytesLimit)
+		// size nats.go's buffer to exactly that count, shared with the
+		// server's status messages: when the handlers hold every slot, a
+		// status is dropped ("slow consumer"), the client loses count, and
+		// the messages of its next pull are dropped too, to come back only
+		// after the ack wait.
+		maxMsg := int(s.js.Conn().MaxPayload()) + 64<<10
+		buffer = []jetstream.PullMessagesOpt{jetstream.PullMaxBytes(maxMsg + 64<<10), jetstream.PullThresholdBytes(64 << 10)}
 	}
-	it, err := cons.Messages(buffer, jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
+	it, err := cons.Messages(append(buffer, jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))...)
 	if err != nil {
 		return nil, fmt.Errorf("pull from consumer %s: %w", name, err)
 	}
@@ -181,7 +193,18 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	msgCtx := context.WithoutCancel(ctx)
 	prog := newProgress(max(s.cfg.AckWait/3, 100*time.Millisecond))
 	var workers sync.WaitGroup
-	for range inFlight {
+	workerCount := inFlight
+	if n := s.cfg.BatchFor[topic]; n > 1 {
+		workers.Add(1)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer workers.Done()
+			s.gather(ctx, msgCtx, topic, it, prog, out, n, inFlight)
+		}()
+		workerCount = 0 // one gatherer instead of a worker per message
+	}
+	for range workerCount {
 		workers.Add(1)
 		s.wg.Add(1)
 		go func() {

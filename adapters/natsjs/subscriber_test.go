@@ -2,6 +2,8 @@ package natsjs_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -237,5 +239,106 @@ func TestInFlightBytesBoundWhatHandlersHold(t *testing.T) {
 		t.Fatalf("got %d bytes after the large message settled, want %d", len(m.Payload), size)
 	} else {
 		m.Ack()
+	}
+}
+
+// A batch topic hands over one message per batch, bounded by InFlight,
+// with the JetStream messages in it (Unbatch, in order, each with the
+// UUID and payload it has alone); once the batch settles, the messages
+// its handler acked are acked with JetStream and the others redelivered,
+// whether the batch was acked or nacked.
+func TestBatchesSettleEachMessageWithJetStream(t *testing.T) {
+	sub, _, js := newTestSubscriber(t, 30*time.Second, natsjs.SubscriberConfig{
+		InFlight: 8, InFlightBytes: 1 << 20, BatchFor: map[string]int{"audit.log": 5},
+		NakDelay: func(uint64) time.Duration { return 10 * time.Millisecond },
+	})
+	for i := range 8 {
+		m := nats.NewMsg("audit.log")
+		m.Header.Set(nats.MsgIdHdr, fmt.Sprintf("m%d", i))
+		m.Data = []byte(fmt.Sprintf("payload %d", i))
+		if _, err := js.PublishMsg(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, err := sub.Subscribe(context.Background(), "audit.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func() *message.Message {
+		t.Helper()
+		select {
+		case m := <-msgs:
+			return m
+		case <-time.After(10 * time.Second):
+			t.Fatal("no batch handed over")
+			return nil
+		}
+	}
+	// The first deliveries: every message once, in batches of at most 5,
+	// never more than 8 unsettled.
+	var held []*message.Message
+	seen := map[string]int{}
+	for len(seen) < 8 {
+		b := next()
+		inner := natsjs.Unbatch(b)
+		if len(inner) == 0 || len(inner) > 5 {
+			t.Fatalf("a batch of %d messages, want 1 to 5", len(inner))
+		}
+		for _, m := range inner {
+			seen[m.UUID]++
+			if want := "payload " + strings.TrimPrefix(m.UUID, "m"); string(m.Payload) != want {
+				t.Fatalf("message %s carries %q, want %q", m.UUID, m.Payload, want)
+			}
+		}
+		held = append(held, b)
+	}
+	// Ack every message but m2 and m6; the batch holding m6 is nacked.
+	for _, b := range held {
+		nack := false
+		for _, m := range natsjs.Unbatch(b) {
+			switch m.UUID {
+			case "m2":
+			case "m6":
+				nack = true
+			default:
+				m.Ack()
+			}
+		}
+		if nack {
+			b.Nack()
+		} else {
+			b.Ack()
+		}
+	}
+	// m2 and m6 come back, and nothing else.
+	again := map[string]bool{}
+	for len(again) < 2 {
+		b := next()
+		for _, m := range natsjs.Unbatch(b) {
+			if m.UUID != "m2" && m.UUID != "m6" {
+				t.Fatalf("%s redelivered after its handler acked it", m.UUID)
+			}
+			again[m.UUID] = true
+			m.Ack()
+		}
+		b.Ack()
+	}
+	cons, err := js.Consumer(context.Background(), natsjs.StreamAudit, natsjs.ConsumerName("audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := cons.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer not drained: %+v", info)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -44,7 +44,9 @@ type Topology struct {
 	PoisonMaxBytes int64
 	ResultsMaxMsgs int64
 
-	// DuplicateWindow is how long AUDIT remembers Nats-Msg-Id values.
+	// DuplicateWindow is how long AUDIT remembers Nats-Msg-Id values;
+	// AUDIT_POISON and AUDIT_CHECKPOINTS remember them at least
+	// minSideWindow.
 	DuplicateWindow time.Duration
 	AckWait         time.Duration
 	// MaxAckPending bounds unacknowledged messages per consumer across all
@@ -63,6 +65,15 @@ type Topology struct {
 	// never capture a request subject.
 	CheckpointSubject string
 }
+
+// minSideWindow is the shortest duplicate window of AUDIT_POISON and
+// AUDIT_CHECKPOINTS: a message redelivered after its ack was lost comes
+// back after the ack wait, and its poison copy (or a checkpoint
+// re-published after a lost ack) must still be dropped then. Both streams
+// see few messages, so a long window costs little memory.
+const minSideWindow = 2 * time.Minute
+
+func sideWindow(d time.Duration) time.Duration { return max(d, minSideWindow) }
 
 // ConsumerName is the durable consumer for a job subject: "auditq-" and the
 // subject after "audit." with dots as dashes (audit.log -> auditq-log).
@@ -157,7 +168,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 			MaxMsgs:     t.PoisonMaxMsgs,
 			MaxBytes:    t.PoisonMaxBytes,
 			Discard:     jetstream.DiscardOld,
-			Duplicates:  t.DuplicateWindow,
+			Duplicates:  sideWindow(t.DuplicateWindow),
 			Replicas:    replicas,
 			// Direct get: "auditq poison list" and "show" read it by
 			// sequence, from any replica, without a consumer.
@@ -182,7 +193,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Discard:     jetstream.DiscardNew, // never drop an old checkpoint
-			Duplicates:  t.DuplicateWindow,
+			Duplicates:  sideWindow(t.DuplicateWindow),
 			Replicas:    replicas,
 			DenyDelete:  true,
 			DenyPurge:   true,

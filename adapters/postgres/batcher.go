@@ -63,7 +63,7 @@ func (c BatcherConfig) Validate() error {
 type Batcher struct {
 	w    BatchWriter
 	cfg  BatcherConfig
-	in   chan *pending
+	in   chan []*pending
 	out  chan []*pending
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -77,7 +77,7 @@ type pending struct {
 	done   chan struct{}
 }
 
-var _ audit.Writer = (*Batcher)(nil)
+var _ audit.EachWriter = (*Batcher)(nil)
 
 // NewBatcher starts a Batcher over w, or returns cfg's validation error;
 // Close stops it.
@@ -86,7 +86,7 @@ func NewBatcher(w BatchWriter, cfg BatcherConfig) (*Batcher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	b := &Batcher{w: w, cfg: cfg, in: make(chan *pending), out: make(chan []*pending), stop: make(chan struct{})}
+	b := &Batcher{w: w, cfg: cfg, in: make(chan []*pending), out: make(chan []*pending), stop: make(chan struct{})}
 	b.wg.Add(1 + cfg.Flushers)
 	go b.collect()
 	for range cfg.Flushers {
@@ -107,7 +107,7 @@ func (b *Batcher) Write(ctx context.Context, events []audit.Event) (audit.WriteR
 	}
 	p := &pending{events: events, done: make(chan struct{})}
 	select {
-	case b.in <- p:
+	case b.in <- []*pending{p}:
 	case <-ctx.Done():
 		return audit.WriteResult{}, ctx.Err()
 	case <-b.stop:
@@ -119,6 +119,47 @@ func (b *Batcher) Write(ctx context.Context, events []audit.Event) (audit.WriteR
 	case <-ctx.Done():
 		return audit.WriteResult{}, ctx.Err()
 	}
+}
+
+// WriteEach writes each event as a write of its own, as if by one Write
+// call per event (the same batches, and a permanent failure fails only
+// the event that caused it), but queues them in one step. It returns each
+// event's result and error, in order; when ctx ends first, the events not
+// yet settled get ctx's error (they may still be committed; a
+// redelivery finds them as duplicates).
+func (b *Batcher) WriteEach(ctx context.Context, events []audit.Event) ([]audit.WriteResult, []error) {
+	results, errs := make([]audit.WriteResult, len(events)), make([]error, len(events))
+	if len(events) == 0 {
+		return results, errs
+	}
+	ps := make([]*pending, len(events))
+	for i := range events {
+		ps[i] = &pending{events: events[i : i+1 : i+1], done: make(chan struct{})}
+	}
+	fail := func(from int, err error) {
+		for i := from; i < len(ps); i++ {
+			errs[i] = err
+		}
+	}
+	select {
+	case b.in <- ps:
+	case <-ctx.Done():
+		fail(0, ctx.Err())
+		return results, errs
+	case <-b.stop:
+		fail(0, ErrBatcherClosed)
+		return results, errs
+	}
+	for i, p := range ps {
+		select {
+		case <-p.done:
+			results[i], errs[i] = p.res, p.err
+		case <-ctx.Done():
+			fail(i, ctx.Err())
+			return results, errs
+		}
+	}
+	return results, errs
 }
 
 // collect groups incoming writes into batches. A batch goes to a flusher
@@ -134,11 +175,28 @@ func (b *Batcher) collect() {
 		size  int
 		ready bool // MaxDelay has passed since the batch's first write
 		timer = time.NewTimer(time.Hour)
+		carry []*pending // writes of one WriteEach beyond a full batch
 	)
 	timer.Stop()
+	// take adds writes to the batch until it is full and carries the rest
+	// over to the next one.
+	take := func(ps []*pending) {
+		if len(batch) == 0 && len(ps) > 0 {
+			ready = b.cfg.MaxDelay == 0
+			if !ready {
+				timer.Reset(b.cfg.MaxDelay)
+			}
+		}
+		for len(ps) > 0 && size < b.cfg.MaxEvents {
+			batch = append(batch, ps[0])
+			size += len(ps[0].events)
+			ps = ps[1:]
+		}
+		carry = ps
+	}
 	for {
-		var in chan *pending
-		if size < b.cfg.MaxEvents {
+		var in chan []*pending
+		if size < b.cfg.MaxEvents && len(carry) == 0 {
 			in = b.in
 		}
 		var out chan []*pending
@@ -146,21 +204,16 @@ func (b *Batcher) collect() {
 			out = b.out
 		}
 		select {
-		case p := <-in:
-			if len(batch) == 0 {
-				ready = b.cfg.MaxDelay == 0
-				if !ready {
-					timer.Reset(b.cfg.MaxDelay)
-				}
-			}
-			batch = append(batch, p)
-			size += len(p.events)
+		case ps := <-in:
+			take(ps)
 		case <-timer.C:
 			ready = true
 		case out <- batch:
 			batch, size, ready = nil, 0, false
 			timer.Stop()
+			take(carry)
 		case <-b.stop:
+			batch = append(batch, carry...)
 			if len(batch) > 0 {
 				select {
 				case b.out <- batch:

@@ -81,3 +81,52 @@ func TestBatcherIsolatesAPermanentFailure(t *testing.T) {
 		t.Fatalf("rows = %d (%v), want 2", n, err)
 	}
 }
+
+// WriteEach gives each event its own write: a duplicate and a row the
+// database refuses get their own results, the other events are committed,
+// and more events than MaxEvents are split over several flushes.
+func TestBatcherWriteEachSettlesEachEvent(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	repo := postgres.NewRepository(db)
+	if _, err := repo.Write(ctx, []audit.Event{event("each-3")}); err != nil { // stored before: a duplicate
+		t.Fatal(err)
+	}
+	var sizes []int
+	var mu sync.Mutex
+	b := mustBatcher(t, repo, postgres.BatcherConfig{MaxEvents: 4, Flushers: 1,
+		Observe: func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }})
+	defer func() { _ = b.Close() }()
+	events := make([]audit.Event, 10)
+	for i := range events {
+		events[i] = event(fmt.Sprintf("each-%d", i))
+	}
+	events[6].Action = "nul\x00"
+	results, errs := b.WriteEach(ctx, events)
+	for i := range events {
+		want := audit.WriteResult{Inserted: 1}
+		switch i {
+		case 3:
+			want = audit.WriteResult{Duplicates: 1}
+		case 6:
+			if !audit.IsPermanent(errs[i]) {
+				t.Errorf("event 6: %v, want a permanent error", errs[i])
+			}
+			continue
+		}
+		if errs[i] != nil || results[i] != want {
+			t.Errorf("event %d: %+v, %v; want %+v", i, results[i], errs[i], want)
+		}
+	}
+	n, err := db.NewSelect().Table("audit_logs").Count(ctx)
+	if err != nil || n != 9 {
+		t.Fatalf("rows = %d (%v), want 9", n, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range sizes {
+		if s > 4 {
+			t.Fatalf("a flush of %d events, more than MaxEvents 4 (%v)", s, sizes)
+		}
+	}
+}

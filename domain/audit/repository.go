@@ -20,3 +20,11 @@ func (r WriteResult) Add(o WriteResult) WriteResult {
 type Writer interface {
 	Write(ctx context.Context, events []Event) (WriteResult, error)
 }
+
+// EachWriter is a Writer that can also take many events as separate
+// writes in one call (group commit): each event is committed or fails on
+// its own, with its own result and error, in order.
+type EachWriter interface {
+	Writer
+	WriteEach(ctx context.Context, events []Event) ([]WriteResult, []error)
+}

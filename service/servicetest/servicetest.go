@@ -44,6 +44,9 @@ func Env(t testing.TB) map[string]string {
 		// the schedules turn theirs back on.
 		"AUDITQ_CLEANUP_CRON": "off",
 		"AUDITQ_REPORT_CRON":  "off",
+		// The soft memory limit is the process's: a test process holds
+		// several services, the test harness and its databases' pools.
+		"AUDITQ_MEMORY_LIMIT": "off",
 	}
 }
 

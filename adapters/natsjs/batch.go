@@ -1,0 +1,257 @@
+package natsjs
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/semaphore"
+)
+
+// batchKey is the context key under which a batch message carries its
+// messages.
+type batchKey struct{}
+
+// Unbatch returns the messages a batch message carries (see
+// SubscriberConfig.BatchFor), each as the Subscriber hands a message over
+// on its own (UUID, metadata, payload), or nil for a message that is not a
+// batch. The handler settles each of them: Ack once it is done with it
+// (its event committed, or the message poisoned), Nack or nothing to have
+// JetStream redeliver it. When the router settles the batch message, the
+// Subscriber acks with JetStream every message the handler acked and naks
+// (with the redelivery delay) every other one, whether the batch message
+// was acked or nacked.
+func Unbatch(msg *message.Message) []*message.Message {
+	msgs, _ := msg.Context().Value(batchKey{}).([]*message.Message)
+	return msgs
+}
+
+// batchLinger is how long gathering waits for one more message before it
+// hands over the batch it has: under load messages follow each other far
+// faster, and when they trickle in a batch of one costs one message this
+// much latency.
+const batchLinger = 200 * time.Microsecond
+
+// batched is one JetStream message of a batch being gathered.
+type batched struct {
+	jm        jetstream.Msg
+	msg       *message.Message
+	delivered uint64
+	size      int64 // what it weighs against the byte budget (0: none)
+}
+
+// gather hands topic's messages to the router in batches of up to size:
+// one takes the first message that comes, then every message that
+// follows within batchLinger, as long as slots (at most inFlight messages
+// of the topic handed over and not yet settled) and the byte budget
+// allow. Each batch is settled by a goroutine of its own; gather returns
+// once the iterator stops and every batch is settled.
+func (s *Subscriber) gather(ctx, msgCtx context.Context, topic string, it jetstream.MessagesContext, prog *progress, out chan<- *message.Message, size, inFlight int) {
+	slots := semaphore.NewWeighted(int64(inFlight))
+	var settling sync.WaitGroup
+	defer settling.Wait()
+	var carry *batched // took a slot and a message, waits for its bytes
+	for {
+		batch := make([]batched, 0, size)
+		if carry != nil {
+			if !s.weigh(ctx, carry) {
+				s.drop(prog, slots, carry)
+				return
+			}
+			batch, carry = append(batch, *carry), nil
+		}
+		for len(batch) < size {
+			wait := batchLinger
+			if len(batch) == 0 {
+				wait = 0 // the first message: wait as long as it takes
+				if err := s.acquireSlot(ctx, slots); err != nil {
+					return
+				}
+			} else if !slots.TryAcquire(1) {
+				break
+			}
+			jm, err := pull(it, wait)
+			if err != nil {
+				slots.Release(1)
+				if errors.Is(err, nats.ErrTimeout) {
+					break
+				}
+				if len(batch) > 0 {
+					break // hand over what we have; the error comes back on the next pull
+				}
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					return
+				}
+				s.cfg.Logger.Warn("pull failed; retrying", "topic", topic, "err", err)
+				select {
+				case <-time.After(time.Second):
+					continue
+				case <-s.closing:
+					return
+				case <-ctx.Done():
+					return
+				}
+			}
+			// Waiting for the byte budget or for the router counts as in
+			// progress, so a message that waits does not come back as a
+			// redelivery.
+			prog.add(jm)
+			b := batched{jm: jm}
+			b.msg, b.delivered = toWatermill(jm)
+			if s.bytes != nil {
+				b.size = min(msgSize(jm), s.cfg.InFlightBytes)
+				if !s.bytes.TryAcquire(b.size) {
+					carry = &b // first of the next batch, once the budget frees up
+					break
+				}
+			}
+			batch = append(batch, b)
+		}
+		if len(batch) == 0 {
+			continue // only a carried message: weigh it at the top
+		}
+		msg := s.batchMessage(msgCtx, batch)
+		select {
+		case out <- msg:
+		case <-s.closing:
+			s.release(prog, slots, batch) // never handed over: JetStream redelivers after the ack wait
+			if carry != nil {
+				s.drop(prog, slots, carry)
+			}
+			return
+		case <-ctx.Done():
+			s.release(prog, slots, batch)
+			if carry != nil {
+				s.drop(prog, slots, carry)
+			}
+			return
+		}
+		settling.Add(1)
+		go func() {
+			defer settling.Done()
+			s.settleBatch(topic, msg, batch)
+			s.release(prog, slots, batch)
+		}()
+	}
+}
+
+// pull returns the next message, waiting at most wait (0: as long as it
+// takes).
+func pull(it jetstream.MessagesContext, wait time.Duration) (jetstream.Msg, error) {
+	if wait <= 0 {
+		return it.Next()
+	}
+	return it.Next(jetstream.NextMaxWait(wait))
+}
+
+// acquireSlot takes one of slots, waiting until one is free; it fails when
+// ctx ends or the Subscriber closes first.
+func (s *Subscriber) acquireSlot(ctx context.Context, slots *semaphore.Weighted) error {
+	if slots.TryAcquire(1) {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return slots.Acquire(ctx, 1)
+}
+
+// weigh takes b's bytes of the byte budget, waiting until they are free;
+// false when the Subscriber closes or ctx ends first.
+func (s *Subscriber) weigh(ctx context.Context, b *batched) bool {
+	return s.bytes == nil || s.acquire(ctx, b.size) == nil
+}
+
+// drop gives up a carried message that never got its bytes: JetStream
+// redelivers it after the ack wait.
+func (s *Subscriber) drop(prog *progress, slots *semaphore.Weighted, b *batched) {
+	prog.remove(b.jm)
+	slots.Release(1)
+}
+
+// release returns a batch's slots and bytes and stops reporting its
+// progress.
+func (s *Subscriber) release(prog *progress, slots *semaphore.Weighted, batch []batched) {
+	for _, b := range batch {
+		prog.remove(b.jm)
+		if s.bytes != nil {
+			s.bytes.Release(b.size)
+		}
+	}
+	slots.Release(int64(len(batch)))
+}
+
+// batchMessage is the Watermill message of a batch: no payload, UUID
+// "batch:<first>..<last>" of its messages' UUIDs, the messages in its
+// context (Unbatch).
+func (s *Subscriber) batchMessage(msgCtx context.Context, batch []batched) *message.Message {
+	msgs := make([]*message.Message, len(batch))
+	for i, b := range batch {
+		msgs[i] = b.msg
+	}
+	id := "batch:" + msgs[0].UUID
+	if len(msgs) > 1 {
+		id += ".." + msgs[len(msgs)-1].UUID + " (" + strconv.Itoa(len(msgs)) + ")"
+	}
+	msg := message.NewMessage(id, nil)
+	msg.SetContext(context.WithValue(msgCtx, batchKey{}, msgs))
+	return msg
+}
+
+// settleBatch waits until the router settles msg, then acks with
+// JetStream each message of batch its handler acked and naks each other
+// one with the redelivery delay. After the close signal only the router's
+// settlement or the CloseTimeout ends the wait; then the unsettled
+// messages are left for redelivery after the ack wait.
+func (s *Subscriber) settleBatch(topic string, msg *message.Message, batch []batched) {
+	closing := s.closing
+	var deadline <-chan time.Time
+	for {
+		select {
+		case <-msg.Acked():
+		case <-msg.Nacked():
+		case <-closing:
+			closing = nil
+			deadline = time.After(s.cfg.CloseTimeout)
+			continue
+		case <-deadline:
+			s.cfg.Logger.Warn("handler still running at shutdown; leaving messages for redelivery", "topic", topic, "id", msg.UUID)
+			return
+		}
+		break
+	}
+	for _, b := range batch {
+		if acked(b.msg) {
+			if err := b.jm.Ack(); err != nil {
+				// The row is committed; a lost ack means one redelivery that
+				// the unique event id turns into a counted duplicate.
+				s.cfg.Logger.Warn("ack failed; message will be redelivered", "topic", topic, "id", b.msg.UUID, "err", err)
+			}
+			continue
+		}
+		if err := b.jm.NakWithDelay(s.cfg.NakDelay(b.delivered)); err != nil {
+			s.cfg.Logger.Warn("nak failed; message will be redelivered after the ack wait", "topic", topic, "id", b.msg.UUID, "err", err)
+		}
+	}
+}
+
+// acked reports whether msg was acked.
+func acked(msg *message.Message) bool {
+	select {
+	case <-msg.Acked():
+		return true
+	default:
+		return false
+	}
+}
