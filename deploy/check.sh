@@ -40,8 +40,14 @@ systemd-analyze security --offline=yes --root="$root" --threshold=20 auditq.serv
 
 echo "== NATS configurations"
 go build -o "$tmp/nats-server" github.com/nats-io/nats-server/v2
+# auditq-external.conf includes the auditq-service.conf an operator
+# writes (the public key of auditq's seed): checked beside one with an
+# example public key, which is no secret.
+mkdir "$tmp/nats"
+cp deploy/nats/*.conf "$tmp/nats/"
+echo 'AUDITQ_SERVICE_NKEY: UA6QMIATJ4LSI47B2QDCBMDOWKPAZX3JN65YBTT5YOHWBNLZMGW4QWLY' >"$tmp/nats/auditq-service.conf"
 for conf in deploy/nats/*.conf; do
-	"$tmp/nats-server" -t -c "$conf"
+	"$tmp/nats-server" -t -c "$tmp/nats/$(basename "$conf")"
 done
 # The ConfigMap's nats.conf: the block under "nats.conf: |", unindented.
 awk '/^  nats.conf: \|/ {on=1; next} on && /^    / {print substr($0, 5); next} on && /^$/ {print; next} on {exit}' \
