@@ -40,5 +40,5 @@ func (s *Service) console() (http.Handler, error) {
 	if ws == "" {
 		ws = s.wsURL
 	}
-	return console.Handler(console.Config{WebsocketURL: ws, InboxPrefix: s.cfg.ConsoleInboxPrefix})
+	return console.Handler(console.Config{WebsocketURL: ws, InboxPrefix: s.cfg.ConsoleInboxPrefix, Tenants: s.cfg.Tenants})
 }

@@ -587,6 +587,10 @@ func TestConsoleLogin(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`input[name="pass"]`), "console-password"),
 		chromedp.Click(chromedp.CSS(`form.login button[type="submit"]`)))
 	waitFor(t, ctx, "the trail after logging in", `document.querySelector('#trail-rows tr[data-id="login-1"]')`)
+	// Without tenants the trail is as it always was: no tenant filter or column.
+	if eval[bool](t, ctx, `!!document.querySelector('input[name="tenant"], td.tenant') || [...document.querySelectorAll("table.events th")].some(th => th.textContent === "Tenant")`) {
+		t.Error("a single-tenant service's trail shows a tenant filter or column")
+	}
 	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
 		return inboxReplies.Load() > 0, "no reply seen under _INBOX_console.>"
 	})

@@ -32,6 +32,10 @@ type Config struct {
 	// InboxPrefix is the inbox prefix of the browser's connection; "" for
 	// nats.js's default (_INBOX).
 	InboxPrefix string
+	// Tenants tells the console that the service runs with tenants
+	// (docs/tenants.md): the trail then offers a tenant filter and shows
+	// each event's tenant.
+	Tenants bool
 }
 
 // asset is one embedded file with its content type and ETag.
@@ -82,9 +86,10 @@ func Handler(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("GET /console/config.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		_ = json.NewEncoder(w).Encode(map[string]string{
+		_ = json.NewEncoder(w).Encode(map[string]any{
 			"websocketUrl": browserURL(cfg.WebsocketURL, r.Host),
 			"inboxPrefix":  cfg.InboxPrefix,
+			"tenants":      cfg.Tenants,
 		})
 	})
 	mux.HandleFunc("GET /console/{file}", func(w http.ResponseWriter, r *http.Request) {

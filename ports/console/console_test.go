@@ -61,12 +61,14 @@ func TestConfigJSON(t *testing.T) {
 		host     string
 		wantURL  string
 		wantInbx string
+		wantTnts bool
 	}{
-		{Config{WebsocketURL: "ws://127.0.0.1:4224"}, "127.0.0.1:8080", "ws://127.0.0.1:4224", ""},
-		{Config{WebsocketURL: "wss://0.0.0.0:4224", InboxPrefix: "_INBOX_console"}, "audit.example.com:8443", "wss://audit.example.com:4224", "_INBOX_console"},
-		{Config{WebsocketURL: "wss://[::]:4224"}, "[2001:db8::1]:8080", "wss://[2001:db8::1]:4224", ""},
-		{Config{WebsocketURL: "wss://nats.example.com/ws"}, "localhost:8080", "wss://nats.example.com/ws", ""},
-		{Config{}, "localhost:8080", "", ""},
+		{Config{WebsocketURL: "ws://127.0.0.1:4224"}, "127.0.0.1:8080", "ws://127.0.0.1:4224", "", false},
+		{Config{WebsocketURL: "ws://127.0.0.1:4224", Tenants: true}, "127.0.0.1:8080", "ws://127.0.0.1:4224", "", true},
+		{Config{WebsocketURL: "wss://0.0.0.0:4224", InboxPrefix: "_INBOX_console"}, "audit.example.com:8443", "wss://audit.example.com:4224", "_INBOX_console", false},
+		{Config{WebsocketURL: "wss://[::]:4224"}, "[2001:db8::1]:8080", "wss://[2001:db8::1]:4224", "", false},
+		{Config{WebsocketURL: "wss://nats.example.com/ws"}, "localhost:8080", "wss://nats.example.com/ws", "", false},
+		{Config{}, "localhost:8080", "", "", false},
 	}
 	for _, c := range cases {
 		h, err := Handler(c.cfg)
@@ -74,12 +76,15 @@ func TestConfigJSON(t *testing.T) {
 			t.Fatal(err)
 		}
 		w := get(t, h, c.host, "/console/config.json", nil)
-		var got struct{ WebsocketURL, InboxPrefix string }
+		var got struct {
+			WebsocketURL, InboxPrefix string
+			Tenants                   bool
+		}
 		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != http.StatusOK {
 			t.Fatalf("config.json answered %d %s: %v", w.Code, w.Body, err)
 		}
-		if got.WebsocketURL != c.wantURL || got.InboxPrefix != c.wantInbx {
-			t.Errorf("%+v from host %s: config.json %+v, want %s and %q", c.cfg, c.host, got, c.wantURL, c.wantInbx)
+		if got.WebsocketURL != c.wantURL || got.InboxPrefix != c.wantInbx || got.Tenants != c.wantTnts {
+			t.Errorf("%+v from host %s: config.json %+v, want %s, %q and tenants %v", c.cfg, c.host, got, c.wantURL, c.wantInbx, c.wantTnts)
 		}
 	}
 	if _, err := Handler(Config{WebsocketURL: "http://127.0.0.1:4224"}); err == nil {

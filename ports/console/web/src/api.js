@@ -61,10 +61,12 @@ export async function connect(cfg, creds, onStatus) {
 }
 
 // inboxPrefixFor is the configured inbox prefix with {user} replaced by
-// the logged-in user ("_INBOX_{user}" gives each user of the access
-// configuration its own replies); without a login {user} is "console".
+// the logged-in user, each character but A-Z a-z 0-9 _ as "_"
+// ("_INBOX_{user}" gives each user of the access configuration its own
+// replies: acme-reader's are _INBOX_acme_reader); without a login {user}
+// is "console".
 export function inboxPrefixFor(prefix, user) {
-  return (prefix || "").replaceAll("{user}", (user || "console").replace(/[^A-Za-z0-9_-]/g, "_"));
+  return (prefix || "").replaceAll("{user}", (user || "console").replace(/[^A-Za-z0-9_]/g, "_"));
 }
 
 // refusal says plainly that the NATS server refused a subject to this

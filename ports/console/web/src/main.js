@@ -20,6 +20,9 @@ const LABELS = { action: "Action", userId: "User", resourceType: "Resource type"
 const POLL_MS = 5000;
 
 let stopView = () => {};
+// Whether the service runs with tenants (config.json): the trail then has
+// a tenant filter and a tenant column.
+let tenantsOn = false;
 
 function setStatus(s) {
   connEl.textContent = { connected: "connected", reconnecting: "reconnecting…", disconnected: "disconnected" }[s] || s;
@@ -27,8 +30,15 @@ function setStatus(s) {
 }
 
 function errorBox(err) {
-  const msg = refusal(err) || (err instanceof ApiError ? `${err.code}: ${err.message}` : String(err && err.message ? err.message : err));
+  const msg = refusal(err) || apiMessage(err);
   return h("p", { class: "error", role: "alert" }, msg);
+}
+
+// apiMessage says what an error answer or failure was; a 403 is auditq's
+// refusal of this login (a reader bound to another tenant).
+function apiMessage(err) {
+  if (err instanceof ApiError && err.code === "403") return `Refused by auditq (403): ${err.message}`;
+  return err instanceof ApiError ? `${err.code}: ${err.message}` : String(err && err.message ? err.message : err);
 }
 
 function parseHash() {
@@ -65,6 +75,8 @@ function route() {
 function queryOf(params) {
   const q = {};
   for (const f of FILTERS) if (params.get(f)) q[f] = params.get(f);
+  // Empty: every tenant the login may read.
+  if (tenantsOn && params.get("tenant")) q.tenant = params.get("tenant");
   if (params.get("success") === "true" || params.get("success") === "false") q.success = params.get("success") === "true";
   if (params.get("from")) q.from = params.get("from");
   if (params.get("to")) q.to = params.get("to");
@@ -106,6 +118,7 @@ function eventRow(e, fresh) {
     h("td", {}, e.action),
     h("td", {}, resource),
     h("td", {}, e.success === false ? h("span", { class: "badge bad" }, "failed") : h("span", { class: "badge good" }, "ok")),
+    tenantsOn ? h("td", { class: "tenant" }, e.tenant ?? h("span", { class: "muted" }, "(default)")) : "",
     h("td", {}, h("a", { href: `#/event/${encodeURIComponent(e.id)}`, "aria-label": `Open event ${e.id}` }, e.id)));
 }
 
@@ -121,6 +134,8 @@ function trailView(params) {
   const field = (name, label, attrs = {}) =>
     h("label", {}, label, h("input", { name, value: params.get(name) || "", autocomplete: "off", ...attrs }));
   const form = h("form", { class: "filters", role: "search", "aria-label": "Search the trail" },
+    tenantsOn ? field("tenant", "Tenant", { placeholder: "every tenant", "aria-describedby": "tenant-help" }) : "",
+    tenantsOn ? h("p", { class: "muted small", id: "tenant-help" }, "A tenant's name (acme); empty: every tenant this login may read.") : "",
     field("action", "Action", { placeholder: "user.login or user.*" }),
     field("userId", "User"),
     field("resourceType", "Resource type"),
@@ -144,6 +159,7 @@ function trailView(params) {
     ev.preventDefault();
     const fd = new FormData(form);
     const p = new URLSearchParams();
+    if (tenantsOn) p.set("tenant", String(fd.get("tenant") || "").trim());
     for (const f of FILTERS) p.set(f, String(fd.get(f) || "").trim());
     p.set("success", String(fd.get("success") || ""));
     p.set("from", fromLocalInput(String(fd.get("from") || "")));
@@ -157,10 +173,11 @@ function trailView(params) {
   const tbody = h("tbody", { id: "trail-rows" });
   const table = h("table", { class: "events", "aria-describedby": "trail-status" },
     h("caption", { class: "sr-only" }, "Events, newest first"),
-    h("thead", {}, h("tr", {}, ...["Time", "User", "Action", "Resource", "Outcome", "Event id"].map((c) => h("th", { scope: "col" }, c)))),
+    h("thead", {}, h("tr", {}, ...["Time", "User", "Action", "Resource", "Outcome", ...(tenantsOn ? ["Tenant"] : []), "Event id"].map((c) => h("th", { scope: "col" }, c)))),
     tbody);
   const pager = h("nav", { class: "pager", "aria-label": "Pages" });
   const active = FILTERS.filter((f) => q[f]).map((f) => `${LABELS[f]} ${q[f]}`);
+  if (q.tenant) active.unshift(`Tenant ${q.tenant}`);
   if (q.success !== undefined) active.push(q.success ? "succeeded" : "failed");
   if (q.from) active.push(`from ${q.from}`);
   if (q.to) active.push(`before ${q.to}`);
@@ -282,7 +299,7 @@ function exportPanel(q, hideReads) {
       state.textContent = `Saved ${name}: ${num(summary.events)} events, ${num(summary.bytes)} bytes${summary.checked ? ", SHA-256 checked" : ""}.`;
     } catch (err) {
       state.className = "error";
-      state.textContent = (refusal(err) || (err instanceof ApiError ? `${err.code}: ${err.message}` : String(err.message || err))) +
+      state.textContent = (refusal(err) || apiMessage(err)) +
         (err.events ? ` (after ${num(err.events)} events; auditq export --resume ${err.cursor} continues it)` : "");
     } finally {
       btn.disabled = false;
@@ -310,6 +327,7 @@ function eventView(id) {
     const e = JSON.parse(text);
     const rows = [
       ["Time", timeEl(e.timestamp)], ["Received", timeEl(e.receivedAt)], ["User", e.userId ?? "(system)"], ["Action", e.action],
+      ...(tenantsOn ? [["Tenant", e.tenant ?? "(default)"]] : []),
       ["Resource", `${e.resourceType}/${e.resourceId}`], ["Outcome", e.success === false ? "failed" : "succeeded"],
       ["Error", e.errorMessage], ["IP address", e.ipAddress], ["User agent", e.userAgent], ["Session", e.sessionId], ["Request", e.requestId],
     ].filter(([, v]) => v !== undefined && v !== null && v !== "");
@@ -771,6 +789,7 @@ function start() {
       "The console has no NATS WebSocket URL: enable the embedded server's listener (AUDITQ_NATS_WEBSOCKET) or set AUDITQ_CONSOLE_WEBSOCKET_URL."));
     return;
   }
+  tenantsOn = cfg.tenants === true;
   try {
     await connect(cfg, {}, setStatus);
   } catch (e) {

@@ -91,9 +91,14 @@ export function checkpointText(c) {
 }
 
 // parseProof parses an audit.event.proof answer, keeping the 64-bit batch
-// id as its decimal text (a JavaScript number would round it).
+// id as its decimal text (a JavaScript number would round it). An empty
+// path (a batch of one event, a checkpoint range of one batch) may come
+// as null: it is the empty list.
 export function parseProof(text) {
-  return JSON.parse(text.replace(/"id"\s*:\s*(-?\d+)/g, '"id":"$1"'));
+  const p = JSON.parse(text.replace(/"id"\s*:\s*(-?\d+)/g, '"id":"$1"'));
+  p.leafProof = p.leafProof || [];
+  p.batchProof = p.batchProof || [];
+  return p;
 }
 
 const mismatch = (message) => ({ state: "mismatch", message });
