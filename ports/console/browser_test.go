@@ -466,18 +466,19 @@ func TestConsoleInBrowser(t *testing.T) {
 					t.Errorf("controls without a name for screen readers: %v", bad)
 				}
 			}
-			var file string
+			// Chromium creates the file under its final name, empty, and
+			// renames its .crdownload over it when the download is done.
+			var data []byte
 			servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
 				names, _ := filepath.Glob(filepath.Join(downloads, "auditq-export-*."+format))
-				if len(names) == 1 {
-					file = names[0]
+				partial, _ := filepath.Glob(filepath.Join(downloads, "*.crdownload"))
+				if len(names) != 1 || len(partial) > 0 {
+					return false, fmt.Sprintf("downloads: %v, partial %v", names, partial)
 				}
-				return file != "", fmt.Sprintf("downloads: %v", names)
+				var err error
+				data, err = os.ReadFile(names[0])
+				return err == nil && len(data) > 0, fmt.Sprintf("%s: %d bytes (%v)", names[0], len(data), err)
 			})
-			data, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
 			var ids []string
 			if format == "csv" {
 				if !bytes.Equal(data, apiCSV.Bytes()) {
