@@ -93,18 +93,11 @@ func (r *Requests) exportEndpoint() micro.Handler {
 			}()
 			wait, cancelWait := context.WithTimeout(context.Background(), r.cfg.Timeout)
 			defer cancelWait()
-			switch err := p.acquire(wait, r.cfg.QueueWait, r.stop, r.cfg.Metrics); {
-			case errors.Is(err, errStopping):
-				code = CodeStopping
-				respondError(req, code, "auditq is shutting down; retry the request", "")
-				return
-			case err != nil:
-				code = CodeBusy
-				respondError(req, code, busyMessage(p), "")
+			release, c := r.take(wait, p, req)
+			if release == nil {
+				code = c
 				return
 			}
-			r.cfg.Metrics.requestInFlight(p.name, 1)
-			release := func() { p.release(); r.cfg.Metrics.requestInFlight(p.name, -1) }
 			var in query.ExportRequest
 			if err := DecodeRequest(data, &in); err != nil {
 				release()

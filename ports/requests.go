@@ -223,6 +223,23 @@ func (p *pool) acquire(ctx context.Context, wait time.Duration, stop <-chan stru
 
 func (p *pool) release() { <-p.slots }
 
+// take takes a slot of p for a request answered on req, as acquire does,
+// and counts it in the in-flight gauge; it returns the function that
+// gives the slot back. When no slot came, it answers req (CodeStopping or
+// CodeBusy) and returns that code and a nil function.
+func (r *Requests) take(ctx context.Context, p *pool, req responder) (func(), string) {
+	switch err := p.acquire(ctx, r.cfg.QueueWait, r.stop, r.cfg.Metrics); {
+	case errors.Is(err, errStopping):
+		respondError(req, CodeStopping, "auditq is shutting down; retry the request", "")
+		return nil, CodeStopping
+	case err != nil:
+		respondError(req, CodeBusy, busyMessage(p), "")
+		return nil, CodeBusy
+	}
+	r.cfg.Metrics.requestInFlight(p.name, 1)
+	return func() { p.release(); r.cfg.Metrics.requestInFlight(p.name, -1) }, CodeOK
+}
+
 // busyMessage is the CodeBusy answer of a request that found no slot of p.
 func busyMessage(p *pool) string {
 	return fmt.Sprintf("auditq is busy: all %d %s slots of this instance stayed taken; retry shortly", cap(p.slots), p.name)
@@ -406,18 +423,12 @@ func endpointIn[Req any](r *Requests, poolName, subject string, call func(contex
 			defer func() { r.cfg.Metrics.request(subject, code, time.Since(start)) }()
 			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
 			defer cancel()
-			switch err := p.acquire(ctx, r.cfg.QueueWait, r.stop, r.cfg.Metrics); {
-			case errors.Is(err, errStopping):
-				code = CodeStopping
-				respondError(req, code, "auditq is shutting down; retry the request", "")
-				return
-			case err != nil:
-				code = CodeBusy
-				respondError(req, code, busyMessage(p), "")
+			release, c := r.take(ctx, p, req)
+			if release == nil {
+				code = c
 				return
 			}
-			r.cfg.Metrics.requestInFlight(p.name, 1)
-			defer func() { p.release(); r.cfg.Metrics.requestInFlight(p.name, -1) }()
+			defer release()
 			code = r.handle(ctx, req, subject, func(ctx context.Context) (any, error) {
 				var in Req
 				if err := DecodeRequest(data, &in); err != nil {
