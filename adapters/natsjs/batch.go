@@ -84,18 +84,10 @@ func (s *Subscriber) gather(ctx, msgCtx context.Context, topic string, it jetstr
 				if len(batch) > 0 {
 					break // hand over what we have; the error comes back on the next pull
 				}
-				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				if !s.pullFailed(ctx, topic, err) {
 					return
 				}
-				s.cfg.Logger.Warn("pull failed; retrying", "topic", topic, "err", err)
-				select {
-				case <-time.After(time.Second):
-					continue
-				case <-s.closing:
-					return
-				case <-ctx.Done():
-					return
-				}
+				continue
 			}
 			// Waiting for the byte budget or for the router counts as in
 			// progress, so a message that waits does not come back as a

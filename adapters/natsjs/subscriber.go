@@ -230,23 +230,33 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	return out, nil
 }
 
+// pullFailed handles a failed pull of topic: it reports false when the
+// iterator is closed, or the Subscriber closes or ctx ends within the
+// second it waits after logging err before the next pull.
+func (s *Subscriber) pullFailed(ctx context.Context, topic string, err error) bool {
+	if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		return false
+	}
+	s.cfg.Logger.Warn("pull failed; retrying", "topic", topic, "err", err)
+	select {
+	case <-time.After(time.Second):
+		return true
+	case <-s.closing:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // work hands messages one at a time to the router and settles each.
 func (s *Subscriber) work(ctx, msgCtx context.Context, topic string, it jetstream.MessagesContext, prog *progress, out chan<- *message.Message) {
 	for {
 		jm, err := it.Next()
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if !s.pullFailed(ctx, topic, err) {
 				return
 			}
-			s.cfg.Logger.Warn("pull failed; retrying", "topic", topic, "err", err)
-			select {
-			case <-time.After(time.Second):
-				continue
-			case <-s.closing:
-				return
-			case <-ctx.Done():
-				return
-			}
+			continue
 		}
 		s.handle(ctx, msgCtx, topic, jm, prog, out)
 	}
