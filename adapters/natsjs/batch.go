@@ -69,7 +69,7 @@ func (s *Subscriber) gather(ctx, msgCtx context.Context, topic string, it jetstr
 			wait := batchLinger
 			if len(batch) == 0 {
 				wait = 0 // the first message: wait as long as it takes
-				if err := s.acquireSlot(ctx, slots); err != nil {
+				if err := s.acquire(ctx, slots, 1); err != nil {
 					return
 				}
 			} else if !slots.TryAcquire(1) {
@@ -141,28 +141,10 @@ func pull(it jetstream.MessagesContext, wait time.Duration) (jetstream.Msg, erro
 	return it.Next(jetstream.NextMaxWait(wait))
 }
 
-// acquireSlot takes one of slots, waiting until one is free; it fails when
-// ctx ends or the Subscriber closes first.
-func (s *Subscriber) acquireSlot(ctx context.Context, slots *semaphore.Weighted) error {
-	if slots.TryAcquire(1) {
-		return nil
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-s.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return slots.Acquire(ctx, 1)
-}
-
 // weigh takes b's bytes of the byte budget, waiting until they are free;
 // false when the Subscriber closes or ctx ends first.
 func (s *Subscriber) weigh(ctx context.Context, b *batched) bool {
-	return s.bytes == nil || s.acquire(ctx, b.size) == nil
+	return s.bytes == nil || s.acquire(ctx, s.bytes, b.size) == nil
 }
 
 // drop gives up a carried message that never got its bytes: JetStream

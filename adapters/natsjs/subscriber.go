@@ -269,7 +269,7 @@ func (s *Subscriber) handle(ctx, msgCtx context.Context, topic string, jm jetstr
 	defer prog.remove(jm)
 	if s.bytes != nil {
 		n := min(msgSize(jm), s.cfg.InFlightBytes)
-		if err := s.acquire(ctx, n); err != nil {
+		if err := s.acquire(ctx, s.bytes, n); err != nil {
 			return // closing: JetStream redelivers it after the ack wait
 		}
 		defer s.bytes.Release(n)
@@ -315,10 +315,11 @@ func (s *Subscriber) handle(ctx, msgCtx context.Context, topic string, jm jetstr
 	}
 }
 
-// acquire takes n bytes of the byte budget, waiting until they are free;
-// it fails when ctx ends or the Subscriber closes first.
-func (s *Subscriber) acquire(ctx context.Context, n int64) error {
-	if s.bytes.TryAcquire(n) {
+// acquire takes n of sem (bytes of the byte budget, or a batch's slots),
+// waiting until they are free; it fails when ctx ends or the Subscriber
+// closes first.
+func (s *Subscriber) acquire(ctx context.Context, sem *semaphore.Weighted, n int64) error {
+	if sem.TryAcquire(n) {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -330,7 +331,7 @@ func (s *Subscriber) acquire(ctx context.Context, n int64) error {
 		case <-ctx.Done():
 		}
 	}()
-	return s.bytes.Acquire(ctx, n)
+	return sem.Acquire(ctx, n)
 }
 
 // msgSize is what a message weighs against the byte budget: its payload
