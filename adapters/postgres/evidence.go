@@ -351,11 +351,11 @@ func (s *EvidenceStore) InsertCheckpoint(ctx context.Context, c evidence.Checkpo
 	return nil
 }
 
-// SealedEvent returns the event with id in its stored form (personal
+// SealedEvent returns the event of tenant with id in its stored form (personal
 // fields sealed, pseudonym in place of the user id: what was hashed) and
 // its seal position (sealed is
 // false when the row has none), or audit.ErrNotFound.
-func (s *EvidenceStore) SealedEvent(ctx context.Context, id string) (ev audit.Event, batchID int64, leaf int, sealed bool, err error) {
+func (s *EvidenceStore) SealedEvent(ctx context.Context, tenant, id string) (ev audit.Event, batchID int64, leaf int, sealed bool, err error) {
 	var user, details, ip, ua, session, request, errMsg sql.NullString
 	var mask sql.NullInt32
 	var b sql.NullInt64
@@ -364,13 +364,13 @@ func (s *EvidenceStore) SealedEvent(ctx context.Context, id string) (ev audit.Ev
 	err = s.q.QueryRowContext(ctx, `SELECT id, user_id, action, resource_type, resource_id, details::text, host(ip_address),
 		masklen(ip_address), user_agent, session_id, request_id, success, error_message, occurred_at, received_at, seal_batch, seal_leaf,
 		pseudonymous, personal, tenant
-		FROM audit_logs WHERE id = $1`, id).Scan(&ev.ID, &user, &ev.Action, &ev.ResourceType, &ev.ResourceID, &details, &ip,
+		FROM audit_logs WHERE id = $1 AND tenant = $2`, id, tenant).Scan(&ev.ID, &user, &ev.Action, &ev.ResourceType, &ev.ResourceID, &details, &ip,
 		&mask, &ua, &session, &request, &ev.Success, &errMsg, &ev.OccurredAt, &ev.ReceivedAt, &b, &l, &pseudonymous, &ev.Personal, &ev.Tenant)
 	if errors.Is(err, sql.ErrNoRows) {
-		return ev, 0, 0, false, fmt.Errorf("event %q: %w", id, audit.ErrNotFound)
+		return ev, 0, 0, false, fmt.Errorf("event %s: %w", audit.EventRef(tenant, id), audit.ErrNotFound)
 	}
 	if err != nil {
-		return ev, 0, 0, false, fmt.Errorf("read event %q: %w", id, err)
+		return ev, 0, 0, false, fmt.Errorf("read event %s: %w", audit.EventRef(tenant, id), err)
 	}
 	ev.UserID, ev.UserAgent, ev.SessionID, ev.RequestID, ev.ErrorMessage = user.String, ua.String, session.String, request.String, errMsg.String
 	if details.Valid {

@@ -280,7 +280,7 @@ func forgeBatch(t *testing.T, tr *trail) {
 func rewrite(t *testing.T, tr *trail, id, action string) {
 	ctx := context.Background()
 	tr.exec(t, `UPDATE audit_logs SET action = $1 WHERE id = $2`, action, id)
-	ev, batchID, leaf, _, err := tr.store.SealedEvent(ctx, id)
+	ev, batchID, leaf, _, err := tr.store.SealedEvent(ctx, audit.DefaultTenant, id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,7 @@ func TestPersonalEncryptRoundTripAndTamper(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range in {
-		got, err := repo.Get(ctx, want.ID)
+		got, err := repo.Get(ctx, audit.DefaultTenant, want.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +99,7 @@ func TestPersonalEncryptRoundTripAndTamper(t *testing.T) {
 	if _, err := db.ExecContext(ctx, `UPDATE audit_logs SET personal = (SELECT personal FROM audit_logs WHERE id = 'p2') WHERE id = 'p1'`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := repo.Get(ctx, "p1"); err == nil || !strings.Contains(err.Error(), "fail authentication") {
+	if _, err := repo.Get(ctx, audit.DefaultTenant, "p1"); err == nil || !strings.Contains(err.Error(), "fail authentication") {
 		t.Fatalf("read a row holding another row's sealed fields: %v", err)
 	}
 	if _, err := postgres.NewRepository(db).Search(ctx, audit.SearchFilter{UserPseudonym: p.Pseudonym("ben"), Limit: 10}); err == nil ||
@@ -140,7 +140,7 @@ func TestPersonalKEKChecked(t *testing.T) {
 	if err != nil || len(got) != 2 || got[0].UserID != "cat" || got[1].UserID != "cat" {
 		t.Fatalf("search cat across modes: %v %+v", err, got)
 	}
-	if _, err := postgres.NewRepository(db).WithPersonal(nil).Get(ctx, "k2"); err != nil {
+	if _, err := postgres.NewRepository(db).WithPersonal(nil).Get(ctx, audit.DefaultTenant, "k2"); err != nil {
 		t.Fatalf("an event written as sent, read without a KEK: %v", err)
 	}
 }
@@ -171,11 +171,11 @@ func TestPersonalDestroyKeys(t *testing.T) {
 	if e, err = p.DestroyKeys(ctx, e); err != nil || e.KeysErased != 1 {
 		t.Fatalf("destroy again: %v %+v", err, e)
 	}
-	dan, err := repo.Get(ctx, "d1")
+	dan, err := repo.Get(ctx, audit.DefaultTenant, "d1")
 	if err != nil || !dan.Erased || dan.UserID != audit.ErasedUserID || dan.IPAddress != "" || strings.Contains(string(dan.Details), "email") {
 		t.Fatalf("erased event: %v %+v", err, dan)
 	}
-	if eve, err := repo.Get(ctx, "d2"); err != nil || eve.Erased || eve.UserID != "eve" {
+	if eve, err := repo.Get(ctx, audit.DefaultTenant, "d2"); err != nil || eve.Erased || eve.UserID != "eve" {
 		t.Fatalf("other subject: %v %+v", err, eve)
 	}
 	users, err := p.RevealUsers(ctx, []string{p.Pseudonym("dan"), p.Pseudonym("eve"), "plain-user"})
@@ -185,7 +185,7 @@ func TestPersonalDestroyKeys(t *testing.T) {
 	if _, err := repo.Write(ctx, []audit.Event{personalEvent("d3", "dan")}); err != nil {
 		t.Fatal(err)
 	}
-	if again, err := repo.Get(ctx, "d3"); err != nil || again.Erased || again.UserID != "dan" {
+	if again, err := repo.Get(ctx, audit.DefaultTenant, "d3"); err != nil || again.Erased || again.UserID != "dan" {
 		t.Fatalf("the subject's next event: %v %+v", err, again)
 	}
 }
@@ -229,7 +229,7 @@ func TestPersonalErasureReplacesTheKEK(t *testing.T) {
 	if _, err := repo2.Write(ctx, []audit.Event{personalEvent("r3", "hal")}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := repo3.Get(ctx, "r2"); err != nil || got.UserID != "gus" {
+	if got, err := repo3.Get(ctx, audit.DefaultTenant, "r2"); err != nil || got.UserID != "gus" {
 		t.Fatalf("the third instance reads gus: %v %+v", err, got)
 	}
 	rows, err := db.QueryContext(ctx, `SELECT pseudonym, wrapped, kek_id FROM audit_subject_keys`)
@@ -252,10 +252,10 @@ func TestPersonalErasureReplacesTheKEK(t *testing.T) {
 	if n != 2 {
 		t.Fatalf("%d subject keys, want 2 (gus, hal)", n)
 	}
-	if got, err := repo1.Get(ctx, "r3"); err != nil || got.UserID != "hal" {
+	if got, err := repo1.Get(ctx, audit.DefaultTenant, "r3"); err != nil || got.UserID != "hal" {
 		t.Fatalf("hal: %v %+v", err, got)
 	}
-	if got, err := repo1.Get(ctx, "r1"); err != nil || !got.Erased {
+	if got, err := repo1.Get(ctx, audit.DefaultTenant, "r1"); err != nil || !got.Erased {
 		t.Fatalf("fay: %v %+v", err, got)
 	}
 }

@@ -62,7 +62,7 @@ type eventRow struct {
 	ReceivedAt   time.Time       `bun:"received_at,notnull"`
 	Pseudonymous bool            `bun:"pseudonymous,nullzero"`
 	Personal     []byte          `bun:"personal,nullzero"`
-	Tenant       string          `bun:"tenant,notnull"`
+	Tenant       string          `bun:"tenant,pk"`
 }
 
 // toEvent returns the row as an event in its stored form (see
@@ -88,9 +88,10 @@ func storedForm(e audit.Event, pseudonymous bool) audit.Event {
 	return e
 }
 
-// Write stores events in one transaction, without duplicates: ids already
-// stored (or repeated within events) are skipped and counted as
-// duplicates. It first COPYs straight into audit_logs, the cheapest path;
+// Write stores events in one transaction, without duplicates: an event
+// whose (tenant, id) is already stored (or repeated within events) is
+// skipped and counted as a duplicate; the same id in another tenant is
+// another event. It first COPYs straight into audit_logs, the cheapest path;
 // when an id collides it rolls back and goes through a staging table with
 // INSERT ... ON CONFLICT DO NOTHING. Errors caused by row content (SQLSTATE
 // classes 22 and 23) wrap audit.ErrPermanent; all others are transient.
@@ -314,26 +315,27 @@ func copyStaged(ctx context.Context, c *pgx.Conn, events []audit.Event, plan fun
 			return nil, err
 		}
 		cols := strings.Join(columns(seal), ", ")
-		// DISTINCT ON keeps the first of ids repeated within the batch.
+		// DISTINCT ON keeps the first of events repeated within the batch:
+		// an event is its (tenant, id), the primary key.
 		res, err := tx.Query(ctx, `INSERT INTO audit_logs (`+cols+`)
-			SELECT `+cols+` FROM (SELECT DISTINCT ON (id) * FROM audit_logs_staging ORDER BY id, ord) s ORDER BY ord
-			ON CONFLICT (id) DO NOTHING RETURNING id`)
+			SELECT `+cols+` FROM (SELECT DISTINCT ON (id, tenant) * FROM audit_logs_staging ORDER BY id, tenant, ord) s ORDER BY ord
+			ON CONFLICT (id, tenant) DO NOTHING RETURNING tenant, id`)
 		if err != nil {
 			return nil, err
 		}
-		ids, err := pgx.CollectRows(res, pgx.RowTo[string])
+		keys, err := pgx.CollectRows(res, pgx.RowToStructByPos[eventKey])
 		if err != nil {
 			return nil, err
 		}
-		isNew := make(map[string]bool, len(ids))
-		for _, id := range ids {
-			isNew[id] = true
+		isNew := make(map[eventKey]bool, len(keys))
+		for _, k := range keys {
+			isNew[k] = true
 		}
 		inserted = inserted[:0]
 		for i, e := range events {
-			if isNew[e.ID] {
+			if k := (eventKey{e.Tenant, e.ID}); isNew[k] {
 				inserted = append(inserted, i)
-				delete(isNew, e.ID) // a repeated id counts once
+				delete(isNew, k) // a repeated event counts once
 			}
 		}
 		if seal != nil {
@@ -347,24 +349,27 @@ func copyStaged(ctx context.Context, c *pgx.Conn, events []audit.Event, plan fun
 	return inserted, nil
 }
 
+// eventKey is what identifies a stored event: its tenant and its id.
+type eventKey struct{ Tenant, ID string }
+
 func isUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
-// Get returns the event with id, or audit.ErrNotFound.
-func (r *Repository) Get(ctx context.Context, id string) (audit.Event, error) {
+// Get returns the event of tenant with id, or audit.ErrNotFound.
+func (r *Repository) Get(ctx context.Context, tenant, id string) (audit.Event, error) {
 	var row eventRow
-	err := r.db.NewSelect().Model(&row).Where("id = ?", id).Scan(ctx)
+	err := r.db.NewSelect().Model(&row).Where("id = ? AND tenant = ?", id, tenant).Scan(ctx)
 	if err != nil {
 		if errors.Is(err, sqlErrNoRows) {
 			return audit.Event{}, audit.ErrNotFound
 		}
-		return audit.Event{}, fmt.Errorf("get event %q: %w", id, err)
+		return audit.Event{}, fmt.Errorf("get event %s: %w", audit.EventRef(tenant, id), err)
 	}
 	out := []audit.Event{row.toEvent()}
 	if err := r.personal.Reveal(ctx, out); err != nil {
-		return audit.Event{}, fmt.Errorf("get event %q: %w", id, err)
+		return audit.Event{}, fmt.Errorf("get event %s: %w", audit.EventRef(tenant, id), err)
 	}
 	return out[0], nil
 }

@@ -62,7 +62,7 @@ func TestWriteBatchAndDuplicates(t *testing.T) {
 	if res != (audit.WriteResult{Inserted: 1, Duplicates: 11}) {
 		t.Fatalf("second write: %+v", res)
 	}
-	got, err := repo.Get(ctx, "e0007")
+	got, err := repo.Get(ctx, audit.DefaultTenant, "e0007")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestWriteBatchAndDuplicates(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("round trip:\n got  %+v\n want %+v", got, want)
 	}
-	if _, err := repo.Get(ctx, "missing"); !errors.Is(err, audit.ErrNotFound) {
+	if _, err := repo.Get(ctx, audit.DefaultTenant, "missing"); !errors.Is(err, audit.ErrNotFound) {
 		t.Fatalf("Get(missing) = %v, want ErrNotFound", err)
 	}
 }

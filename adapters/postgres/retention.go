@@ -101,19 +101,21 @@ const keep = `(a.action = ANY($2::text[])
 // chunkSQL deletes the deletable rows among the next $6 rows older than
 // the cutoff ($1) after the keyset cursor ($7, $8; $9 false = from the
 // start) and returns how many it looked at and deleted, and the new cursor.
-// It bumps the hours of the deleted rows in the same statement, so the
-// report rollups of those hours are stale from the moment it commits.
+// A row is its (id, tenant): the same id in another tenant is another
+// event, with its own cutoff. It bumps the hours of the deleted rows in
+// the same statement, so the report rollups of those hours are stale from
+// the moment it commits.
 // SKIP LOCKED: two cleanups running at once (two firings, two instances)
 // share the work instead of waiting on, or deadlocking with, each other.
 const chunkSQL = `WITH batch AS (
-	SELECT id, occurred_at FROM audit_logs
+	SELECT id, tenant, occurred_at FROM audit_logs
 	WHERE occurred_at < $1 AND ($9 = false OR (occurred_at, id) > ($7::timestamptz, $8::text))
 	ORDER BY occurred_at, id
 	LIMIT $6
 	FOR UPDATE SKIP LOCKED
 ), deleted AS (
 	DELETE FROM audit_logs a USING batch b
-	WHERE a.id = b.id AND NOT ` + keep + `
+	WHERE a.id = b.id AND a.tenant = b.tenant AND NOT ` + keep + `
 	RETURNING a.seal_batch, a.seal_leaf, a.occurred_at
 ), hours AS (
 	-- The deleted rows' hours change for the report rollups, in this

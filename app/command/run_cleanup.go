@@ -72,10 +72,11 @@ type CleanupReporter interface {
 	CleanupResult(ctx context.Context, r CleanupResult) error
 }
 
-// EventLookup finds a stored event by id; it returns audit.ErrNotFound when
-// there is none.
+// EventLookup finds a stored event by tenant and id; it returns
+// audit.ErrNotFound when there is none. A cleanup's own event is of the
+// default tenant.
 type EventLookup interface {
-	Get(ctx context.Context, id string) (audit.Event, error)
+	Get(ctx context.Context, tenant, id string) (audit.Event, error)
 }
 
 // RunCleanupHandler runs retention cleanups: it checks the job against the
@@ -119,7 +120,7 @@ func (h RunCleanupHandler) Handle(ctx context.Context, job CleanupJob) (CleanupR
 		return CleanupResult{}, err
 	}
 	eventID := CleanupEventID(job.ID)
-	if prev, err := h.lookup.Get(ctx, eventID); err == nil {
+	if prev, err := h.lookup.Get(ctx, audit.DefaultTenant, eventID); err == nil {
 		res, err := resultFromEvent(job.ID, prev)
 		if err != nil {
 			return CleanupResult{}, fmt.Errorf("cleanup %s: %w: recorded event %s: %v", job.ID, audit.ErrPermanent, eventID, err)

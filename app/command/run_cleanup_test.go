@@ -47,8 +47,8 @@ func (m *memStore) Write(_ context.Context, events []audit.Event) (audit.WriteRe
 	return r, nil
 }
 
-func (m *memStore) Get(_ context.Context, id string) (audit.Event, error) {
-	if e, ok := m.events[id]; ok {
+func (m *memStore) Get(_ context.Context, tenant, id string) (audit.Event, error) {
+	if e, ok := m.events[id]; ok && e.Tenant == tenant {
 		return e, nil
 	}
 	return audit.Event{}, audit.ErrNotFound

@@ -255,7 +255,7 @@ func (h VerifyTrailHandler) Handle(ctx context.Context, opts VerifyOptions) (evi
 type ProofReader interface {
 	// SealedEvent returns the event and its seal position, or
 	// audit.ErrNotFound.
-	SealedEvent(ctx context.Context, id string) (ev audit.Event, batchID int64, leaf int, sealed bool, err error)
+	SealedEvent(ctx context.Context, tenant, id string) (ev audit.Event, batchID int64, leaf int, sealed bool, err error)
 	BatchByID(ctx context.Context, id int64) (evidence.Batch, error)
 	CheckpointCovering(ctx context.Context, batchSeq int64) (*evidence.Checkpoint, error)
 	BatchHashes(ctx context.Context, from, to int64) ([]evidence.Hash, error)
@@ -266,6 +266,8 @@ type ProofReader interface {
 // EventProofRequest is an audit.event.proof request.
 type EventProofRequest struct {
 	ID string `json:"id"`
+	// Tenant names the event's tenant as in GetEventRequest.
+	Tenant *string `json:"tenant,omitempty"`
 }
 
 // EventProofResult is the answer of audit.event.proof: the proof and,
@@ -303,10 +305,13 @@ func NewEventProofHandler(store ProofReader, reads ReadAuditor) EventProofHandle
 	return EventProofHandler{store: store, reads: reads}
 }
 
-// Handle returns the proof of event req.ID. The proof is built from what
-// is stored, without judging it: the client verifies. It returns a
-// *audit.ValidationError for a missing id, an error wrapping
-// audit.ErrNotFound for an unknown event or an unsealed row, and
+// Handle returns the proof of event req.ID of the tenant the caller reads
+// (see audit.TenantScope.ResolveOne). The proof is built from what is
+// stored, without judging it: the client verifies. It returns a
+// *audit.ValidationError for a missing id or a malformed tenant, a
+// *audit.ForbiddenError for a bound caller naming another tenant, an
+// error wrapping audit.ErrNotFound for an unknown event or an unsealed
+// row, and
 // ErrTamperEvidenceOff when sealing is off.
 func (h EventProofHandler) Handle(ctx context.Context, req EventProofRequest, who Requester) (EventProofResult, error) {
 	if h.store == nil {
@@ -315,9 +320,12 @@ func (h EventProofHandler) Handle(ctx context.Context, req EventProofRequest, wh
 	if req.ID == "" {
 		return EventProofResult{}, audit.Invalid("id", "is required: the event id")
 	}
-	proof, err := h.proof(ctx, req.ID, who.Scope)
-	res := EventProofResult{EventProof: proof}
-	if err == nil && proof.Checkpoint == nil {
+	var res EventProofResult
+	tenant, err := who.Scope.ResolveOne("tenant", req.Tenant)
+	if err == nil {
+		res.EventProof, err = h.proof(ctx, tenant, req.ID)
+	}
+	if err == nil && res.Checkpoint == nil {
 		res.NextCheckpointDue, err = h.nextCheckpoint(ctx)
 	}
 	if err := h.reads.record(ctx, read{action: ActionEventProof, endpoint: ActionEventProof, request: req, who: who}, err); err != nil {
@@ -344,17 +352,14 @@ func (h EventProofHandler) nextCheckpoint(ctx context.Context) (*time.Time, erro
 // audit.event.proof read.
 const ActionEventProof = "audit.event.proof"
 
-// proof builds the proof of event id for a caller of scope: another
-// tenant's event is not found, as if it did not exist. The proof's
-// sibling hashes and batch hashes are hashes only: they reveal no
-// other event's content (docs/tenants.md).
-func (h EventProofHandler) proof(ctx context.Context, id string, scope audit.TenantScope) (evidence.EventProof, error) {
-	ev, batchID, leaf, sealed, err := h.store.SealedEvent(ctx, id)
+// proof builds the proof of event id of tenant, the one tenant the
+// caller reads: another tenant's event of the same id is another event.
+// The proof's sibling hashes and batch hashes are hashes only: they
+// reveal no other event's content (docs/tenants.md).
+func (h EventProofHandler) proof(ctx context.Context, tenant, id string) (evidence.EventProof, error) {
+	ev, batchID, leaf, sealed, err := h.store.SealedEvent(ctx, tenant, id)
 	if err != nil {
 		return evidence.EventProof{}, err
-	}
-	if !scope.Allows(ev.Tenant) {
-		return evidence.EventProof{}, fmt.Errorf("event %q: %w", id, audit.ErrNotFound)
 	}
 	if !sealed {
 		return evidence.EventProof{}, fmt.Errorf("event %q is not sealed in any batch: %w", id, audit.ErrNotFound)

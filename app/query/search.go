@@ -176,6 +176,10 @@ func decodeCursor(s string, v any) error {
 // GetEventRequest is the body of audit.event.get.
 type GetEventRequest struct {
 	ID string `json:"id"`
+	// Tenant, for a reader bound to no tenant, names the tenant of the
+	// event ("" the default tenant, also when absent); a bound reader
+	// reads its own tenant's event and may only name that one.
+	Tenant *string `json:"tenant,omitempty"`
 }
 
 // GetEventHandler returns one stored event.
@@ -189,9 +193,11 @@ func NewGetEventHandler(g audit.EventGetter, reads ReadAuditor) GetEventHandler 
 	return GetEventHandler{events: g, reads: reads}
 }
 
-// Handle returns the event with req.ID: a *audit.ValidationError for a
-// missing or malformed id, an error wrapping audit.ErrNotFound when there
-// is none.
+// Handle returns the event with req.ID of the tenant the caller reads
+// (see audit.TenantScope.ResolveOne): a *audit.ValidationError for a
+// missing or malformed id or tenant, a *audit.ForbiddenError for a bound
+// caller naming another tenant, an error wrapping audit.ErrNotFound when
+// the tenant has no such event.
 func (h GetEventHandler) Handle(ctx context.Context, req GetEventRequest, who Requester) (audit.Event, error) {
 	if req.ID == "" {
 		return audit.Event{}, audit.Invalid("id", "is required: an event id")
@@ -199,12 +205,12 @@ func (h GetEventHandler) Handle(ctx context.Context, req GetEventRequest, who Re
 	if err := audit.CheckFilterText("id", req.ID); err != nil {
 		return audit.Event{}, err
 	}
-	ev, err := h.events.Get(ctx, req.ID)
-	if err == nil && !who.Scope.Allows(ev.Tenant) {
-		ev, err = audit.Event{}, audit.ErrNotFound // another tenant's event is as absent as none
-	}
-	if err != nil {
-		err = fmt.Errorf("event %q: %w", req.ID, err)
+	tenant, err := who.Scope.ResolveOne("tenant", req.Tenant)
+	var ev audit.Event
+	if err == nil {
+		if ev, err = h.events.Get(ctx, tenant, req.ID); err != nil {
+			err = fmt.Errorf("event %s: %w", audit.EventRef(tenant, req.ID), err)
+		}
 	}
 	if err := h.reads.record(ctx, read{action: ActionQuery, endpoint: "audit.event.get", request: req, who: who}, err); err != nil {
 		return audit.Event{}, err

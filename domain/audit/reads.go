@@ -32,8 +32,9 @@ type Searcher interface {
 
 // EventGetter reads one event.
 type EventGetter interface {
-	// Get returns the event with id, or ErrNotFound.
-	Get(ctx context.Context, id string) (Event, error)
+	// Get returns the event of tenant with id (an id is unique within its
+	// tenant, docs/tenants.md), or ErrNotFound.
+	Get(ctx context.Context, tenant, id string) (Event, error)
 }
 
 // ExportReader reads the pages of an export.

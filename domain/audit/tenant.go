@@ -3,6 +3,7 @@ package audit
 import (
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // Tenants (docs/tenants.md). An event's tenant comes from the subject it
@@ -87,6 +88,40 @@ func (s TenantScope) Resolve(field string, requested *string) (*string, error) {
 	}
 	t := s.Tenant
 	return &t, nil
+}
+
+// EventKey is one string for event id of tenant, for receivers that know
+// an event by a single id (a log stream's Nats-Msg-Id, an Elasticsearch
+// _id): the id itself for the default tenant, so that a single-tenant
+// deployment's keys stay its ids, and "<tenant>/<id>" for another tenant,
+// since an id is unique within its tenant only. A default-tenant id of
+// that very form (only operators publish those) shares its key.
+func EventKey(tenant, id string) string {
+	if tenant == DefaultTenant {
+		return id
+	}
+	return tenant + "/" + id
+}
+
+// EventRef names event id of tenant in messages: the quoted id, and its
+// tenant unless that is the default one.
+func EventRef(tenant, id string) string {
+	if tenant == DefaultTenant {
+		return strconv.Quote(id)
+	}
+	return strconv.Quote(id) + " of tenant " + strconv.Quote(tenant)
+}
+
+// ResolveOne returns the one tenant a lookup by event id (of a caller of
+// scope s that asked for requested) reads: as Resolve, but an unbound
+// caller that did not say gets the default tenant, since an event id is
+// unique within its tenant only.
+func (s TenantScope) ResolveOne(field string, requested *string) (string, error) {
+	t, err := s.Resolve(field, requested)
+	if err != nil || t == nil {
+		return DefaultTenant, err
+	}
+	return *t, nil
 }
 
 // Allows reports whether a caller of scope s may see what belongs to

@@ -49,7 +49,7 @@ func (c *encodings) encode(s *stream, evs []audit.SealedEvent) ([]Item, error) {
 		c.byKey[s.encKey] = set
 	}
 	for i, e := range evs {
-		if it, ok := set.batches[e.Seal.BatchID][e.Seal.Leaf]; ok && it.ID == e.ID {
+		if it, ok := set.batches[e.Seal.BatchID][e.Seal.Leaf]; ok && it.ID == audit.EventKey(e.Tenant, e.ID) {
 			items[i] = it
 		} else {
 			missing = append(missing, i)
@@ -65,7 +65,7 @@ func (c *encodings) encode(s *stream, evs []audit.SealedEvent) ([]Item, error) {
 		if err != nil {
 			return nil, fmt.Errorf("event %s: %w", e.ID, err)
 		}
-		items[i] = Item{ID: e.ID, Time: e.OccurredAt, Body: b}
+		items[i] = Item{ID: audit.EventKey(e.Tenant, e.ID), Time: e.OccurredAt, Body: b}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -26,7 +26,7 @@ import (
 
 // Item is one encoded event handed to a sink.
 type Item struct {
-	ID   string
+	ID   string    // the event's key across tenants (audit.EventKey): its id in a single-tenant deployment
 	Time time.Time // when the event happened
 	Body []byte    // the event in the stream's format: one JSON value
 }
@@ -34,7 +34,7 @@ type Item struct {
 // Sink delivers items. Send returns nil only once the receiver confirmed
 // every item (durably, where the receiver offers a way to tell); on error
 // the runner sends the same items again, so a sink must be safe to repeat
-// (receivers deduplicate by event id).
+// (receivers deduplicate by Item.ID).
 type Sink interface {
 	Send(ctx context.Context, items []Item) error
 	Close() error
@@ -217,8 +217,8 @@ func newChannel() string {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// elastic writes with the Bulk API: one "create" per event with the event
-// id as _id, so a re-send is a 409 conflict per item, counted as
+// elastic writes with the Bulk API: one "create" per event with Item.ID
+// (the event id, with its tenant for a tenant's event) as _id, so a re-send is a 409 conflict per item, counted as
 // delivered; any other item error fails the batch.
 type elastic struct {
 	url, index     string
@@ -476,7 +476,8 @@ func (f *file) Close() error {
 }
 
 // natsSink publishes each event as one message on a subject, with
-// Nats-Msg-Id set to the event id. With JetStream it waits for every
+// Nats-Msg-Id set to Item.ID (the event id, with its tenant for a
+// tenant's event). With JetStream it waits for every
 // publish acknowledgement (a stream capturing the subject stores each id
 // once within its duplicate window); without, for the server's
 // round trip only (core NATS keeps nothing for a subscriber that is

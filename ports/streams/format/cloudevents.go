@@ -11,8 +11,9 @@ import (
 const CloudEventType = "io.auditq.event.v1"
 
 // CloudEvent is a CloudEvents 1.0 event in the structured JSON format
-// (CloudEvents spec 1.0.2, "JSON Event Format"). id is the event id and
-// source the trail, so source + id identify the event: a receiver drops a
+// (CloudEvents spec 1.0.2, "JSON Event Format"). id is the event id (a
+// tenant's event: "<tenant>/<id>", audit.EventKey, as an id is unique
+// within its tenant only) and source the trail, so source + id identify the event: a receiver drops a
 // repeat by them. The seal travels in extension attributes (lower-case
 // alphanumeric names, as the spec requires): auditqbatchseq,
 // auditqbatchid, auditqleaf.
@@ -32,7 +33,7 @@ type CloudEvent struct {
 
 func cloudEventOf(e audit.SealedEvent, o Options) CloudEvent {
 	return CloudEvent{
-		SpecVersion: "1.0", ID: e.ID, Source: o.Source, Type: CloudEventType,
+		SpecVersion: "1.0", ID: audit.EventKey(e.Tenant, e.ID), Source: o.Source, Type: CloudEventType,
 		Subject: e.ResourceType + "/" + e.ResourceID, Time: e.OccurredAt, DataContentType: "application/json",
 		BatchSeq: e.Seal.BatchSeq, BatchID: e.Seal.BatchID, Leaf: e.Seal.Leaf,
 		Data: contract.ViewOf(e.Event),
