@@ -2,8 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,12 +95,17 @@ func New(nc *nats.Conn, opts Options) (*Client, error) {
 	return &Client{nc: nc, js: js, opts: opts}, nil
 }
 
-// Publish checks e with the service's rules and publishes it to audit.log
-// with Nats-Msg-Id set to its id (a random one when e.ID is empty),
-// retrying with backoff through reconnects, leader elections and a
-// service that is not up yet, until JetStream acknowledges it or ctx
-// ends. Once it returns nil the event is stored exactly once, however
-// often it was sent. It returns the event's id, and an error: a
+// Publish checks e with the service's rules (giving it a random id when
+// e.ID is empty) and publishes it to audit.log, retrying with backoff
+// through reconnects, leader elections and a service that is not up yet,
+// until JetStream acknowledges it or ctx ends. Every attempt carries the
+// same Nats-Msg-Id, a random one of this call: the stream drops a retry
+// whose first attempt got through, and never takes the event for another
+// publisher's (with tenants, docs/tenants.md, the stream's duplicate
+// window spans every tenant, while an event id is unique within its
+// tenant only). Once it returns nil the event is stored exactly once,
+// however often it was sent: the service keeps one event per tenant and
+// id. It returns the event's id, and an error: a
 // *ValidationError when e breaks a rule (nothing was sent), else the
 // reason the publish could not complete (wrapping ctx's error when ctx
 // ended first).
@@ -115,7 +118,7 @@ func (c *Client) Publish(ctx context.Context, e Event) (string, error) {
 		return e.ID, err
 	}
 	m := nats.NewMsg(subjectLog)
-	m.Header.Set(nats.MsgIdHdr, e.ID)
+	m.Header.Set(nats.MsgIdHdr, newID())
 	m.Data = data
 	if _, err := c.publish(ctx, m); err != nil {
 		return e.ID, fmt.Errorf("publish event %s: %w", quoteID(e.ID), err)
@@ -208,12 +211,13 @@ type Rejection struct {
 
 // PublishBulk checks events with the service's rules, publishes them as
 // one audit.bulk job (events without an id get a random one first, listed
-// in the result's IDs; the job's id is "bulk-" plus a hash of the message), retrying as Publish
-// does, and waits for the job's result until ctx ends. The service stores
-// the valid events in one transaction; an event it rejects (under
-// settings stricter than Options.Rules) is listed in the result's
-// Rejected, not an error. A job published again within the service's
-// duplicate window returns the earlier result. It returns a
+// in the result's IDs; the job's id, its Nats-Msg-Id, is "bulk-" and a
+// random id of this call, for the reasons Publish gives), retrying as
+// Publish does, and waits for the job's result until ctx ends. The
+// service stores the valid events in one transaction; an event it rejects
+// (under settings stricter than Options.Rules) is listed in the result's
+// Rejected, not an error. Events published again, by this call's retries
+// or by another call, are stored once and counted in Duplicates. It returns a
 // *ValidationError when an event breaks a rule (nothing was sent), and an
 // error when the publish failed, the service rejected the job as a whole,
 // or ctx ended before the result came.
@@ -240,16 +244,14 @@ func (c *Client) PublishBulk(ctx context.Context, events []Event) (BulkResult, e
 	if err := c.opts.Rules.CheckBulk(data, time.Now()); err != nil {
 		return BulkResult{}, err
 	}
-	sum := sha256.Sum256(data)
-	id := "bulk-" + hex.EncodeToString(sum[:16])
+	id := "bulk-" + newID()
 	m := nats.NewMsg(subjectBulk)
 	m.Header.Set(nats.MsgIdHdr, id)
 	m.Data = data
 
 	// The poison stream is watched from its end as it is now, and the
 	// results stream from its start (it keeps the last few results): the
-	// answer cannot be missed, and a job published again finds the result
-	// of the first time. Ordered consumers carry on through reconnects;
+	// answer cannot be missed, also when a retry finds the job done. Ordered consumers carry on through reconnects;
 	// setting them up is retried like the publish, while the service has
 	// not created the streams yet.
 	answers := make(chan bulkAnswer, 1)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -155,8 +154,7 @@ type bulkResult struct {
 // (header job_id, the message id) or its rejection as a whole (on
 // audit.poison.bulk, under the message id) and prints it. The
 // subscriptions are made before the publish, so the answer cannot be
-// missed. A job published again within the duplicate window is not run
-// again: its earlier result is looked up in the results stream.
+// missed.
 func publishBulk(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, m *nats.Msg, timeout time.Duration, out io.Writer) error {
 	id := m.Header.Get(nats.MsgIdHdr)
 	poisonSubject := contract.PoisonPrefix + "bulk"
@@ -171,14 +169,8 @@ func publishBulk(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, m *
 	if err := nc.Flush(); err != nil {
 		return err
 	}
-	ack, err := publishOne(ctx, js, m, timeout, out)
-	if err != nil {
+	if _, err := publishOne(ctx, js, m, timeout, out); err != nil {
 		return err
-	}
-	if ack.Duplicate {
-		if data, ok := earlierBulkResult(ctx, js, id, timeout); ok {
-			return printBulkResult(out, id, data)
-		}
 	}
 	wait := time.NewTimer(timeout)
 	defer wait.Stop()
@@ -197,44 +189,6 @@ func publishBulk(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, m *
 			return ctx.Err()
 		}
 	}
-}
-
-// earlierBulkResult looks for the result of bulk job id among the results
-// kept on audit.results.bulk.
-func earlierBulkResult(ctx context.Context, js jetstream.JetStream, id string, timeout time.Duration) ([]byte, bool) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	stream, err := js.StreamNameBySubject(ctx, contract.SubjectBulkResults)
-	if err != nil {
-		return nil, false
-	}
-	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{contract.SubjectBulkResults}})
-	if err != nil {
-		return nil, false
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return nil, false
-	}
-	var found []byte
-	for left := info.NumPending; left > 0; {
-		batch, err := cons.Fetch(int(min(left, 100)), jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return nil, false
-		}
-		n := 0
-		for msg := range batch.Messages() {
-			n++
-			if msg.Headers().Get("job_id") == id {
-				found = msg.Data()
-			}
-		}
-		if n == 0 {
-			break
-		}
-		left -= uint64(n)
-	}
-	return found, found != nil
 }
 
 // printBulkResult prints a bulk job's result; it returns an error (exit 1)
@@ -271,7 +225,7 @@ func demoMessages(count int) ([]*nats.Msg, error) {
 			"timestamp": time.Now().UTC().Format(time.RFC3339Nano),
 		}
 		body, _ := json.Marshal(ev)
-		msgs = append(msgs, msg(contract.SubjectLog, id, body))
+		msgs = append(msgs, msg(contract.SubjectLog, body))
 	}
 	return msgs, nil
 }
@@ -303,15 +257,15 @@ func fileMessages(name string, data []byte, limits PublishLimits, now time.Time)
 				problems = append(problems, fmt.Sprintf("%s: event %d: %v", name, i, err))
 				continue
 			}
-			msgs = append(msgs, msg(contract.SubjectLog, audit.EventID(it, ""), it))
+			msgs = append(msgs, msg(contract.SubjectLog, it))
 		}
 		if len(problems) > 0 {
 			return nil, invalidEvents(problems, len(items), "audit.log")
 		}
 		return msgs, nil
 	case trimmed[0] == '{' && hasTopLevelKey(trimmed, "events"):
-		sum := sha256.Sum256(trimmed)
-		id := "bulk-" + hex.EncodeToString(sum[:16])
+		m := msg(contract.SubjectBulk, trimmed)
+		id := m.Header.Get(nats.MsgIdHdr)
 		receipt.FallbackID = id
 		_, rejected, err := audit.DecodeBulk(trimmed, limits.BulkMaxEvents, receipt)
 		if limits.unchecked {
@@ -327,12 +281,12 @@ func fileMessages(name string, data []byte, limits PublishLimits, now time.Time)
 			}
 			return nil, invalidEvents(problems, -1, "audit.bulk")
 		}
-		return []*nats.Msg{msg(contract.SubjectBulk, id, trimmed)}, nil
+		return []*nats.Msg{m}, nil
 	default:
 		if _, err := audit.DecodeEvent(trimmed, receipt); err != nil && !limits.unchecked {
 			return nil, usagef("%s: %w", name, err)
 		}
-		return []*nats.Msg{msg(contract.SubjectLog, audit.EventID(trimmed, ""), trimmed)}, nil
+		return []*nats.Msg{msg(contract.SubjectLog, trimmed)}, nil
 	}
 }
 
@@ -420,14 +374,20 @@ func hasTopLevelKey(data []byte, key string) bool {
 	return false
 }
 
-// msg builds a message; the event id doubles as Nats-Msg-Id so JetStream
-// drops a re-publish within its duplicate window.
-func msg(subject, id string, body []byte) *nats.Msg {
+// msg builds a message with a random Nats-Msg-Id of its own ("bulk-" and
+// a random id for a bulk job, whose id it is), never the event id: with
+// tenants (docs/tenants.md) the stream's duplicate window spans every
+// tenant, while an event id is unique within its tenant only. The service
+// stores an event published again once, by its tenant and id. An event
+// without "id" is stored under the message id.
+func msg(subject string, body []byte) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Data = body
-	if id != "" {
-		m.Header.Set(nats.MsgIdHdr, id)
+	id := randomID()
+	if subject == contract.SubjectBulk {
+		id = "bulk-" + id
 	}
+	m.Header.Set(nats.MsgIdHdr, id)
 	return m
 }
 

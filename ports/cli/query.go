@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/auditq/auditq/app/query"
 	"github.com/auditq/auditq/ports/contract"
 )
 
@@ -34,7 +35,7 @@ func Query(ctx context.Context, connect Connector, args []string, out io.Writer)
 	fs.Usage = usage(fs, out,
 		"Usage: auditq query [--action 'guild.*'] [--user u1] [--resource-type T --resource-id ID] [--success false]",
 		"                    [--from 2026-11-01] [--to 2026-11-24T12:00:00Z] [--limit 50] [--cursor C] [--json]",
-		"       auditq query --id EVENT_ID [--json]")
+		"       auditq query --id EVENT_ID [--tenant T] [--json]")
 	if help, err := parseFlags(fs, args, false); help || err != nil {
 		return err
 	}
@@ -49,7 +50,7 @@ func Query(ctx context.Context, connect Connector, args []string, out io.Writer)
 
 	subject, body := subjectQuery, any(req)
 	if *id != "" {
-		subject, body = subjectEventGet, map[string]string{"id": *id}
+		subject, body = subjectEventGet, query.GetEventRequest{ID: *id, Tenant: req.Tenant}
 	}
 	data, err := request(ctx, connect, subject, body, *timeout)
 	if err != nil {

@@ -58,6 +58,11 @@ func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) 
 	fs.SetOutput(out)
 	from := fs.String("checkpoints-from", "db", "db: check against the database's checkpoints; nats: also against those kept in the JetStream stream AUDIT_CHECKPOINTS")
 	eventID := fs.String("event", "", "check one event through its proof (audit.event.proof), without reading the table")
+	var tenant *string
+	fs.Func("tenant", "--event: the event's tenant, \"\" the default tenant's (for readers bound to no tenant, docs/tenants.md)", func(s string) error {
+		tenant = &s
+		return nil
+	})
 	var pubkeys evidence.KeyRing
 	fs.Func("pubkey", "a trusted Ed25519 public key (base64, hex or PEM); repeat it for the keys of earlier rotations; default: AUDITQ_SIGNING_KEY_FILE's and AUDITQ_RETIRED_KEYS", func(v string) error {
 		k, err := evidence.ParsePublicKey(v)
@@ -71,7 +76,7 @@ func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) 
 	timeout := fs.Duration("timeout", 30*time.Second, "--event: how long to wait for the answer")
 	fs.Usage = usage(fs, out,
 		"Usage: auditq verify [--checkpoints-from db|nats] [--reports] [--pubkey KEY]",
-		"       auditq verify --event EVENT_ID [--pubkey KEY]",
+		"       auditq verify --event EVENT_ID [--tenant T] [--pubkey KEY]",
 		"Exit codes: 0 verified; 1 tampering found, or verification failed; 2 usage error;",
 		`3 (--event) pending: sealed but not yet covered by a signed checkpoint ("auditq checkpoint" writes one now)`)
 	if help, err := parseFlags(fs, args, false); help || err != nil {
@@ -83,9 +88,12 @@ func Verify(ctx context.Context, deps VerifyDeps, args []string, out io.Writer) 
 	if *eventID != "" && (*reports || *from != "db") {
 		return usagef("verify: --event checks one event through its proof; --reports and --checkpoints-from apply to the whole table")
 	}
+	if *eventID == "" && tenant != nil {
+		return usagef("verify: --tenant names the tenant of --event; the whole table is verified over every tenant")
+	}
 	keys, keyErr := trustedKeys(pubkeys, deps.TrustedKeys)
 	if *eventID != "" {
-		return verifyEvent(ctx, deps, *eventID, keys, keyErr, *timeout, out)
+		return verifyEvent(ctx, deps, query.EventProofRequest{ID: *eventID, Tenant: tenant}, keys, keyErr, *timeout, out)
 	}
 	if keyErr != nil {
 		return keyErr
@@ -163,7 +171,7 @@ func trustedKeys(given evidence.KeyRing, installed func() (evidence.KeyRing, err
 }
 
 // verifyEvent asks the service for the event's proof and checks it.
-func verifyEvent(ctx context.Context, deps VerifyDeps, id string, keys evidence.KeyRing, keyErr error, timeout time.Duration, out io.Writer) error {
+func verifyEvent(ctx context.Context, deps VerifyDeps, req query.EventProofRequest, keys evidence.KeyRing, keyErr error, timeout time.Duration, out io.Writer) error {
 	w := &printer{w: out}
 	if keyErr != nil {
 		// No key of our own: take the service's, and say so.
@@ -185,7 +193,8 @@ func verifyEvent(ctx context.Context, deps VerifyDeps, id string, keys evidence.
 		keys = pk.Keys()
 		w.printf("warning: trusting the keys the service reports (%s); give --pubkey to check against keys you trust\n", ids)
 	}
-	data, err := request(ctx, deps.Connect, subjectEventProof, query.EventProofRequest{ID: id}, timeout)
+	id := req.ID
+	data, err := request(ctx, deps.Connect, subjectEventProof, req, timeout)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
