@@ -113,7 +113,7 @@ func Publish(ctx context.Context, connect Connector, limits PublishLimits, args 
 		return publishBulk(ctx, nc, js, msgs[0], *timeout, out)
 	}
 	for _, m := range msgs {
-		if _, err := publishOne(ctx, js, m, *timeout, out); err != nil {
+		if err := publishOne(ctx, js, m, *timeout, out); err != nil {
 			return err
 		}
 	}
@@ -121,21 +121,15 @@ func Publish(ctx context.Context, connect Connector, limits PublishLimits, args 
 }
 
 // publishOne publishes m, waits for its ack and prints it.
-func publishOne(ctx context.Context, js jetstream.JetStream, m *nats.Msg, timeout time.Duration, out io.Writer) (*jetstream.PubAck, error) {
+func publishOne(ctx context.Context, js jetstream.JetStream, m *nats.Msg, timeout time.Duration, out io.Writer) error {
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	ack, err := js.PublishMsg(pctx, m)
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("publish to %s: %w", m.Subject, err)
+		return fmt.Errorf("publish to %s: %w", m.Subject, err)
 	}
-	dup := ""
-	if ack.Duplicate {
-		dup = " (duplicate: already in the stream)"
-	}
-	if _, err := fmt.Fprintf(out, "%s seq=%d msg-id=%s%s\n", m.Subject, ack.Sequence, m.Header.Get(nats.MsgIdHdr), dup); err != nil {
-		return nil, err
-	}
-	return ack, nil
+	_, err = fmt.Fprintf(out, "%s seq=%d msg-id=%s\n", m.Subject, ack.Sequence, m.Header.Get(nats.MsgIdHdr))
+	return err
 }
 
 // bulkResult is a bulk job's result as published on audit.results.bulk.
@@ -169,7 +163,7 @@ func publishBulk(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, m *
 	if err := nc.Flush(); err != nil {
 		return err
 	}
-	if _, err := publishOne(ctx, js, m, timeout, out); err != nil {
+	if err := publishOne(ctx, js, m, timeout, out); err != nil {
 		return err
 	}
 	wait := time.NewTimer(timeout)
