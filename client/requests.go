@@ -285,11 +285,22 @@ func (c *Client) Query(ctx context.Context, q Query) iter.Seq2[StoredEvent, erro
 	}
 }
 
-// GetEvent returns the stored event id (audit.event.get); an unknown id
+// GetEvent returns the stored event id (audit.event.get) of the caller's
+// tenant (a reader bound to none: of the default tenant); an unknown id
 // is an error matching ErrNotFound.
 func (c *Client) GetEvent(ctx context.Context, id string) (StoredEvent, error) {
 	var e StoredEvent
 	err := c.request(ctx, subjectEventGet, map[string]string{"id": id}, &e)
+	return e, err
+}
+
+// GetTenantEvent is GetEvent of tenant's event id ("" the default
+// tenant), for a reader bound to no tenant (an event id is unique within
+// its tenant only); a bound reader naming another tenant gets a
+// *RequestError with Code "403".
+func (c *Client) GetTenantEvent(ctx context.Context, tenant, id string) (StoredEvent, error) {
+	var e StoredEvent
+	err := c.request(ctx, subjectEventGet, map[string]string{"id": id, "tenant": tenant}, &e)
 	return e, err
 }
 
@@ -300,6 +311,14 @@ func (c *Client) GetEvent(ctx context.Context, id string) (StoredEvent, error) {
 func (c *Client) Proof(ctx context.Context, id string) (Proof, error) {
 	var p Proof
 	err := c.request(ctx, subjectEventProof, map[string]string{"id": id}, &p)
+	return p, err
+}
+
+// TenantProof is Proof of tenant's event id, as GetTenantEvent is
+// GetEvent.
+func (c *Client) TenantProof(ctx context.Context, tenant, id string) (Proof, error) {
+	var p Proof
+	err := c.request(ctx, subjectEventProof, map[string]string{"id": id, "tenant": tenant}, &p)
 	return p, err
 }
 

@@ -221,6 +221,13 @@ func TestTenantsShareEventIDs(t *testing.T) {
 			t.Errorf("operator's proof of evt-2 of %q: %s", tenant, proof.Canonical)
 		}
 	}
+	// The Go client's calls for it.
+	if ev, err := op.GetTenantEvent(ctx, "globex", "evt-3"); err != nil || ev.Tenant != "globex" || ev.Action != "client.by.globex" {
+		t.Errorf("GetTenantEvent(globex, evt-3): %+v, %v", ev, err)
+	}
+	if p, err := op.TenantProof(ctx, "acme", "evt-3"); err != nil || !strings.Contains(p.Canonical, `"tenant":"acme"`) {
+		t.Errorf("TenantProof(acme, evt-3): %v %s", err, p.Canonical)
+	}
 	ask(t, opc.NC, contract.SubjectEventGet, `{"id":"evt-2","tenant":"no.such"}`).refused(t, "400", "tenant")
 	ask(t, opc.NC, contract.SubjectEventGet, `{"id":"evt-2","tenant":"initech"}`).refused(t, "404", "")
 
