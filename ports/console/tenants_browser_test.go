@@ -17,6 +17,12 @@ import (
 	"github.com/auditq/auditq/service/servicetest"
 )
 
+// Publishers of the tenants example.
+var (
+	acmePublisher   = servicetest.Role{Name: "acme-publisher", User: "acme-publisher", Password: "acme-publisher-example", Inbox: "_INBOX_acme_publisher"}
+	globexPublisher = servicetest.Role{Name: "globex-publisher", User: "globex-publisher", Password: "globex-publisher-example", Inbox: "_INBOX_globex_publisher"}
+)
+
 // publishTenant publishes the events ids through JetStream as r, a
 // publisher of the tenants example, waiting for each acknowledgement.
 func publishTenant(t *testing.T, url string, r servicetest.Role, ids []string) {
@@ -53,8 +59,8 @@ func TestConsoleTenants(t *testing.T) {
 	svc := servicetest.Start(t, env)
 	acme := []string{"acme-ev-0", "acme-ev-1", "acme-ev-2"}
 	globex := []string{"globex-ev-0", "globex-ev-1", "globex-ev-2"}
-	publishTenant(t, svc.NATSURL(), servicetest.Role{Name: "acme-publisher", User: "acme-publisher", Password: "acme-publisher-example", Inbox: "_INBOX_acme_publisher"}, acme)
-	publishTenant(t, svc.NATSURL(), servicetest.Role{Name: "globex-publisher", User: "globex-publisher", Password: "globex-publisher-example", Inbox: "_INBOX_globex_publisher"}, globex)
+	publishTenant(t, svc.NATSURL(), acmePublisher, acme)
+	publishTenant(t, svc.NATSURL(), globexPublisher, globex)
 	db := servicetest.OpenDB(t, env)
 	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
 		a := servicetest.CountRows(t, db, "tenant = 'acme' AND id LIKE 'acme-ev-%'")
@@ -160,6 +166,32 @@ func TestConsoleTenants(t *testing.T) {
 	run(t, ctx, chromedp.Click(chromedp.CSS(`#export-button`)))
 	waitFor(t, ctx, "the export refused", `document.querySelector("#export-state.error")?.textContent.includes("403")`)
 	screenshot(t, ctx, t.ArtifactDir(), "tenant-refused")
+
+	// One id in both tenants (each under a Nats-Msg-Id of its own): the
+	// operator opens globex's from the trail and is shown globex's event,
+	// with its own proof, not acme's.
+	for _, p := range []struct {
+		r      servicetest.Role
+		tenant string
+	}{{acmePublisher, "acme"}, {globexPublisher, "globex"}} {
+		js, err := jetstream.New(servicetest.ConnectAs(t, svc.NATSURL(), p.r).NC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		servicetest.PublishAll(t, js, []*nats.Msg{servicetest.EventMsg("audit.log", p.tenant+"-shared", servicetest.EventJSON("shared-ev", p.tenant+".shared"))})
+	}
+	servicetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		n := servicetest.CountRows(t, db, "id = 'shared-ev'")
+		return n == 2, fmt.Sprintf("shared-ev stored %d times, want once per tenant", n)
+	})
+	run(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(base+"#/trail?tenant=globex"))
+	login("operator", "operator-example")
+	waitFor(t, ctx, "globex's shared-ev", `document.querySelector('#trail-rows tr[data-id="shared-ev"] a')`)
+	run(t, ctx, chromedp.Click(chromedp.CSS(`#trail-rows tr[data-id="shared-ev"] a`)))
+	waitFor(t, ctx, "the event page's proof checked", `["verified", "pending", "mismatch"].includes(document.querySelector(".proof")?.dataset.state)`)
+	if raw, state := eval[string](t, ctx, `document.querySelector("#raw-json").textContent`), eval[string](t, ctx, `document.querySelector(".proof").dataset.state`); !strings.Contains(raw, `"action": "globex.shared"`) || !strings.Contains(raw, `"tenant": "globex"`) || state == "mismatch" {
+		t.Errorf("the event page of globex's shared-ev shows (proof %s):\n%s", state, raw)
+	}
 }
 
 // quoted is ids as a JavaScript array's elements.

@@ -43,7 +43,8 @@ export function time6(s) {
 
 // canonicalEvent returns the leaf data of an event as audit.event.get
 // answers it (timestamp is the event time): the members of the stored row,
-// absent optional fields left out.
+// absent optional fields left out (tenant is absent for the default
+// tenant, as in the hash).
 export function canonicalEvent(e) {
   const o = {
     action: e.action,
@@ -54,7 +55,7 @@ export function canonicalEvent(e) {
     resourceType: e.resourceType,
     success: e.success !== false,
   };
-  for (const k of ["details", "errorMessage", "ipAddress", "requestId", "sessionId", "userAgent", "userId"]) {
+  for (const k of ["details", "errorMessage", "ipAddress", "requestId", "sessionId", "tenant", "userAgent", "userId"]) {
     if (e[k] !== undefined && e[k] !== null && e[k] !== "") o[k] = e[k];
   }
   return jcs(o);

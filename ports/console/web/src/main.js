@@ -3,6 +3,8 @@
 // URL's fragment so that every view and filter can be bookmarked:
 //   #/trail?filters   the trail and its search
 //   #/event/ID        one event, its fields, raw JSON and checked proof
+//                     (?tenant=T: of tenant T; an id is unique within its
+//                     tenant only)
 //   #/reports         generate a report
 //   #/stored          stored reports, newest first; #/stored/ID one of them
 import { ApiError, connect, exportEvents, isAuthError, loadConfig, refusal, request, requestText } from "./api.js";
@@ -62,7 +64,7 @@ function route() {
     else a.removeAttribute("aria-current");
   }
   main.replaceChildren();
-  if (view === "event" && parts[1]) eventView(parts[1]);
+  if (view === "event" && parts[1]) eventView(parts[1], params.get("tenant"));
   else if (view === "reports") reportsView();
   else if (view === "stored" && parts[1]) storedReportView(parts[1]);
   else if (view === "stored") storedView(params);
@@ -119,7 +121,7 @@ function eventRow(e, fresh) {
     h("td", {}, resource),
     h("td", {}, e.success === false ? h("span", { class: "badge bad" }, "failed") : h("span", { class: "badge good" }, "ok")),
     tenantsOn ? h("td", { class: "tenant" }, e.tenant ?? h("span", { class: "muted" }, "(default)")) : "",
-    h("td", {}, h("a", { href: `#/event/${encodeURIComponent(e.id)}`, "aria-label": `Open event ${e.id}` }, e.id)));
+    h("td", {}, h("a", { href: eventHref(e.id, e.tenant), "aria-label": `Open event ${e.id}` }, e.id)));
 }
 
 function trailView(params) {
@@ -315,7 +317,19 @@ function exportPanel(q, hideReads) {
 
 // ---- one event
 
-function eventView(id) {
+// eventHref is the address of event id of tenant (absent: the default
+// tenant).
+function eventHref(id, tenant) {
+  return `#/event/${encodeURIComponent(id)}` + (tenant ? `?tenant=${encodeURIComponent(tenant)}` : "");
+}
+
+// eventKey is the body of audit.event.get and audit.event.proof for event
+// id of tenant.
+function eventKey(id, tenant) {
+  return tenant ? { id, tenant } : { id };
+}
+
+function eventView(id, tenant) {
   main.append(h("p", {}, h("a", { href: "#/trail", onclick: (e) => { if (history.length > 1) { e.preventDefault(); history.back(); } } }, "← Back to the trail")),
     h("h1", {}, "Event ", h("code", {}, id)));
   const proofBox = h("section", { class: "proof", "aria-labelledby": "proof-h" },
@@ -323,7 +337,7 @@ function eventView(id) {
     h("p", { id: "proof-state", class: "state checking", role: "status", "aria-live": "polite" }, "Checking the proof in this browser…"));
   const body = h("div");
   main.append(body);
-  requestText("audit.event.get", { id }).then(async (text) => {
+  requestText("audit.event.get", eventKey(id, tenant)).then(async (text) => {
     const e = JSON.parse(text);
     const rows = [
       ["Time", timeEl(e.timestamp)], ["Received", timeEl(e.receivedAt)], ["User", e.userId ?? "(system)"], ["Action", e.action],
@@ -351,7 +365,7 @@ async function checkProof(e, box) {
     return;
   }
   try {
-    const [proofText, pubkey] = await Promise.all([requestText("audit.event.proof", { id: e.id }), request("audit.pubkey", {})]);
+    const [proofText, pubkey] = await Promise.all([requestText("audit.event.proof", eventKey(e.id, e.tenant)), request("audit.pubkey", {})]);
     const proof = parseProof(proofText);
     const ring = await keyRing(pubkey);
     const r = await verifyProof(e, proof, ring);
