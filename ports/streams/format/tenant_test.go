@@ -44,3 +44,25 @@ func TestFormatsNameTheTenant(t *testing.T) {
 		}
 	}
 }
+
+// TestCloudEventsIDIsUniqueAcrossTenants: a receiver that drops repeats
+// by source and id keeps acme's and globex's e1 apart (an id is unique
+// within its tenant only), and the default tenant's id is the event id.
+func TestCloudEventsIDIsUniqueAcrossTenants(t *testing.T) {
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	enc, err := format.New(format.CloudEvents, format.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tenant, want := range map[string]string{"": "e1", "acme": "acme/e1", "globex": "globex/e1"} {
+		b, err := enc(audit.SealedEvent{Event: audit.Event{ID: "e1", Action: "a", ResourceType: "r", ResourceID: "1",
+			Success: true, OccurredAt: at, ReceivedAt: at, Tenant: tenant}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ce struct{ ID string }
+		if err := json.Unmarshal(b, &ce); err != nil || ce.ID != want {
+			t.Errorf("tenant %q: id %q, %v; want %q", tenant, ce.ID, err, want)
+		}
+	}
+}
