@@ -351,10 +351,10 @@ func (s *EvidenceStore) InsertCheckpoint(ctx context.Context, c evidence.Checkpo
 	return nil
 }
 
-// SealedEvent returns the event of tenant with id in its stored form (personal
-// fields sealed, pseudonym in place of the user id: what was hashed) and
-// its seal position (sealed is
-// false when the row has none), or audit.ErrNotFound.
+// SealedEvent returns the event of tenant with id in its stored form
+// (personal fields sealed, pseudonym in place of the user id: what was
+// hashed) and its seal position (sealed is false when the row has none),
+// or audit.ErrNotFound.
 func (s *EvidenceStore) SealedEvent(ctx context.Context, tenant, id string) (ev audit.Event, batchID int64, leaf int, sealed bool, err error) {
 	var user, details, ip, ua, session, request, errMsg sql.NullString
 	var mask sql.NullInt32

@@ -253,8 +253,8 @@ func (h VerifyTrailHandler) Handle(ctx context.Context, opts VerifyOptions) (evi
 
 // ProofReader reads what an event's proof is made of.
 type ProofReader interface {
-	// SealedEvent returns the event and its seal position, or
-	// audit.ErrNotFound.
+	// SealedEvent returns the event of tenant with id and its seal
+	// position, or audit.ErrNotFound.
 	SealedEvent(ctx context.Context, tenant, id string) (ev audit.Event, batchID int64, leaf int, sealed bool, err error)
 	BatchByID(ctx context.Context, id int64) (evidence.Batch, error)
 	CheckpointCovering(ctx context.Context, batchSeq int64) (*evidence.Checkpoint, error)
@@ -311,8 +311,7 @@ func NewEventProofHandler(store ProofReader, reads ReadAuditor) EventProofHandle
 // *audit.ValidationError for a missing id or a malformed tenant, a
 // *audit.ForbiddenError for a bound caller naming another tenant, an
 // error wrapping audit.ErrNotFound for an unknown event or an unsealed
-// row, and
-// ErrTamperEvidenceOff when sealing is off.
+// row, and ErrTamperEvidenceOff when sealing is off.
 func (h EventProofHandler) Handle(ctx context.Context, req EventProofRequest, who Requester) (EventProofResult, error) {
 	if h.store == nil {
 		return EventProofResult{}, ErrTamperEvidenceOff

@@ -124,10 +124,6 @@ func (s TenantScope) ResolveOne(field string, requested *string) (string, error)
 	return *t, nil
 }
 
-// Allows reports whether a caller of scope s may see what belongs to
-// tenant t.
-func (s TenantScope) Allows(t string) bool { return !s.Bound || s.Tenant == t }
-
 // AllowsReport reports whether a caller of scope s may see a stored
 // report of tenant t (nil: a report over every tenant, for unbound
 // callers only).

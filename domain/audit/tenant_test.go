@@ -52,7 +52,7 @@ func TestTenantScopeResolve(t *testing.T) {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}
-	if !bound.Allows("acme") || bound.Allows("globex") || bound.AllowsReport(nil) || !(TenantScope{}).AllowsReport(nil) {
-		t.Error("Allows/AllowsReport")
+	if !bound.AllowsReport(s("acme")) || bound.AllowsReport(s("globex")) || bound.AllowsReport(nil) || !(TenantScope{}).AllowsReport(nil) {
+		t.Error("AllowsReport")
 	}
 }
