@@ -145,9 +145,20 @@ func TestPublishFileValidatesLocallyAndWaitsForTheBulkResult(t *testing.T) {
 
 	// Valid files are published; a bulk file prints its result.
 	out, err := servicetest.Client(ctx, t, cenv, "publish", "-file", write("events.json", "["+eventsJSON("arr", 3)+"]"))
-	if err != nil || strings.Count(out, "audit.log seq=") != 3 {
+	if err != nil || strings.Count(out, "audit.log seq=") != 3 || !strings.Contains(out, " id=arr-0\n") {
 		t.Fatalf("array: %v\n%s", err, out)
 	}
+	// An event without id is stored under its message's random id, the
+	// id printed.
+	out, err = servicetest.Client(ctx, t, cenv, "publish", "-file", write("noid.json", `{"action":"a","resourceType":"r","resourceId":"x"}`))
+	noID := strings.TrimSpace(out[strings.LastIndex(out, " id=")+len(" id="):])
+	if err != nil || len(noID) != 32 {
+		t.Fatalf("an event without id: %v\n%s", err, out)
+	}
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := servicetest.CountRows(t, db, "id = ?", noID)
+		return n == 1, fmt.Sprintf("%d rows of id %s", n, noID)
+	})
 	bulk := write("bulk.json", `{"events":[`+eventsJSON("blk", 3)+`]}`)
 	out, err = servicetest.Client(ctx, t, cenv, "publish", "-file", bulk, "-timeout", "30s")
 	if err != nil || !strings.Contains(out, ": 3 events: 3 inserted, 0 duplicates, 0 rejected") {
@@ -155,7 +166,7 @@ func TestPublishFileValidatesLocallyAndWaitsForTheBulkResult(t *testing.T) {
 	}
 	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
 		n := servicetest.CountRows(t, db, "")
-		return n == 6, fmt.Sprintf("%d rows, want 6", n)
+		return n == 7, fmt.Sprintf("%d rows, want 7", n)
 	})
 	// Published again: another job (its id is random per publish), whose
 	// events are stored already.

@@ -120,7 +120,8 @@ func Publish(ctx context.Context, connect Connector, limits PublishLimits, args 
 	return nil
 }
 
-// publishOne publishes m, waits for its ack and prints it.
+// publishOne publishes m, waits for its ack and prints it with the id the
+// event is stored under (a bulk job: the job's id).
 func publishOne(ctx context.Context, js jetstream.JetStream, m *nats.Msg, timeout time.Duration, out io.Writer) error {
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	ack, err := js.PublishMsg(pctx, m)
@@ -128,7 +129,11 @@ func publishOne(ctx context.Context, js jetstream.JetStream, m *nats.Msg, timeou
 	if err != nil {
 		return fmt.Errorf("publish to %s: %w", m.Subject, err)
 	}
-	_, err = fmt.Fprintf(out, "%s seq=%d msg-id=%s\n", m.Subject, ack.Sequence, m.Header.Get(nats.MsgIdHdr))
+	what, id := "job", m.Header.Get(nats.MsgIdHdr)
+	if m.Subject != contract.SubjectBulk {
+		what, id = "id", audit.EventID(m.Data, id)
+	}
+	_, err = fmt.Fprintf(out, "%s seq=%d %s=%s\n", m.Subject, ack.Sequence, what, id)
 	return err
 }
 
