@@ -52,28 +52,12 @@ func TestTenantLegalHolds(t *testing.T) {
 		return n == 9, fmt.Sprintf("%d of 9 events stored", n)
 	})
 
-	op := servicetest.ConnectAs(t, svc.NATSURL(), tenantOperator)
-	results, err := op.NC.SubscribeSync(contract.SubjectCleanupResults)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := op.NC.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if reply, err := op.NC.Request(contract.SubjectAdminCleanup, []byte(`{"retentionDays":90}`), 30*time.Second); err != nil {
-		t.Fatal(err)
-	} else if !strings.Contains(string(reply.Data), `"seq"`) {
-		t.Fatalf("audit.admin.cleanup: %s", reply.Data)
-	}
-	m, err := results.NextMsg(30 * time.Second)
-	if err != nil {
-		t.Fatalf("cleanup result: %v", err)
-	}
+	result := operatorCleanup(t, svc.NATSURL(), `{"retentionDays":90}`)
 	var res struct {
 		DeletedCount int64 `json:"deletedCount"`
 	}
-	if err := json.Unmarshal(m.Data, &res); err != nil || res.DeletedCount != 7 {
-		t.Fatalf("cleanup result %s (%v): want 7 deleted", m.Data, err)
+	if err := json.Unmarshal(result, &res); err != nil || res.DeletedCount != 7 {
+		t.Fatalf("cleanup result %s (%v): want 7 deleted", result, err)
 	}
 	var left []string
 	if err := db.NewSelect().Table("audit_logs").ColumnExpr("tenant || '/' || id").Where("action = 'hold.test'").
@@ -95,6 +79,30 @@ func TestTenantLegalHolds(t *testing.T) {
 	if out, err := runVerify(t, env); err != nil {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
+}
+
+// operatorCleanup asks audit.admin.cleanup with body as the tenant
+// operator and returns the cleanup's result.
+func operatorCleanup(t *testing.T, url, body string) []byte {
+	t.Helper()
+	op := servicetest.ConnectAs(t, url, tenantOperator)
+	results, err := op.NC.SubscribeSync(contract.SubjectCleanupResults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := op.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if reply, err := op.NC.Request(contract.SubjectAdminCleanup, []byte(body), 30*time.Second); err != nil {
+		t.Fatal(err)
+	} else if !strings.Contains(string(reply.Data), `"seq"`) {
+		t.Fatalf("audit.admin.cleanup: %s", reply.Data)
+	}
+	m, err := results.NextMsg(30 * time.Second)
+	if err != nil {
+		t.Fatalf("cleanup result: %v", err)
+	}
+	return m.Data
 }
 
 // A malformed tenant hold is refused at start (the configuration "auditq
