@@ -114,6 +114,8 @@ type Config struct {
 	Tenants               bool     // store events of audit.t.<tenant>.*; bind readers to their account's tenant
 	TenantUnboundAccounts []string // accounts whose readers may read every tenant
 	TenantRetentionDays   []string // tenant:days entries, a retention per tenant (see TenantRetention)
+	TenantHoldUsers       []string // legal hold in one tenant: tenant:userId entries
+	TenantHoldResources   []string // legal hold in one tenant: tenant:type:id entries
 }
 
 // Var documents one environment variable: its name, default and meaning.
@@ -143,6 +145,8 @@ var Vars = []Var{
 	{"AUDITQ_TENANTS", "false", "tenants (docs/tenants.md): store the events of audit.t.<tenant>.log and audit.t.<tenant>.bulk under that tenant, and bind each reader to the tenant named as its NATS account; needs AUDITQ_NATS_CONFIG"},
 	{"AUDITQ_TENANT_UNBOUND_ACCOUNTS", "", "with AUDITQ_TENANTS: comma-separated NATS accounts whose readers are bound to no tenant and may read any tenant or all (operators); auditq's own account always is"},
 	{"AUDITQ_TENANT_RETENTION_DAYS", "", "with AUDITQ_TENANTS: comma-separated tenant:days (acme:90,globex:400): a retentionDays cleanup, the scheduled one included, keeps this many days of that tenant's events instead of its own; at least AUDITQ_RETENTION_MIN_DAYS"},
+	{"AUDITQ_TENANT_HOLD_USERS", "", "with AUDITQ_TENANTS: legal hold in one tenant: comma-separated tenant:userId (acme:u-1): that tenant's events of the user are never deleted, and the user's erasure is refused; the same user id in another tenant is not held (AUDITQ_RETENTION_HOLD_USERS holds in every tenant)"},
+	{"AUDITQ_TENANT_HOLD_RESOURCES", "", "with AUDITQ_TENANTS: legal hold in one tenant: comma-separated tenant:type:id (acme:document:42): that tenant's events about the resource are never deleted (AUDITQ_RETENTION_HOLD_RESOURCES holds in every tenant)"},
 	{"AUDITQ_NATS_REPLICAS", "1", "replicas of every stream and consumer auditq creates (1, 3 or 5); existing ones are brought to it at start; above 1 needs an external JetStream cluster of at least that many servers"},
 	{"AUDITQ_DATA_DIR", "./data", "embedded server: JetStream storage lives under DIR/jetstream; also where the signing key lives unless AUDITQ_SIGNING_KEY_FILE is set"},
 	{"AUDITQ_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz, /readyz, /metrics, /schema/ and the admin console (/); \"off\" disables"},
@@ -169,8 +173,8 @@ var Vars = []Var{
 	{"AUDITQ_RESULTS_MAX_MSGS", "50", "messages kept in AUDIT_RESULTS"},
 	{"AUDITQ_RETENTION_DAYS", "365", "the scheduled cleanup deletes events older than this many days"},
 	{"AUDITQ_RETENTION_MIN_DAYS", "30", "no cleanup may delete events newer than this many days (a guard rail)"},
-	{"AUDITQ_RETENTION_HOLD_USERS", "", "legal hold: comma-separated user ids whose events are never deleted"},
-	{"AUDITQ_RETENTION_HOLD_RESOURCES", "", "legal hold: comma-separated type:id resources (e.g. document:42) whose events are never deleted"},
+	{"AUDITQ_RETENTION_HOLD_USERS", "", "legal hold: comma-separated user ids whose events are never deleted, in every tenant"},
+	{"AUDITQ_RETENTION_HOLD_RESOURCES", "", "legal hold: comma-separated type:id resources (e.g. document:42) whose events are never deleted, in every tenant"},
 	{"AUDITQ_CLEANUP_CRON", "0 0 3 * * *", "when the cleanup runs: six-field cron \"sec min hour dom mon dow\", @every <duration>, @daily..., or \"off\" (removes the schedule)"},
 	{"AUDITQ_CLEANUP_TIMEZONE", "UTC", "IANA time zone of AUDITQ_CLEANUP_CRON"},
 	{"AUDITQ_CLEANUP_EXCLUDE_ACTIONS", "", "comma-separated actions the scheduled cleanup never deletes"},
@@ -293,6 +297,8 @@ func Load(getenv func(string) string) (Config, error) {
 		Tenants:               p.boolean("AUDITQ_TENANTS"),
 		TenantUnboundAccounts: p.list("AUDITQ_TENANT_UNBOUND_ACCOUNTS"),
 		TenantRetentionDays:   p.list("AUDITQ_TENANT_RETENTION_DAYS"),
+		TenantHoldUsers:       p.list("AUDITQ_TENANT_HOLD_USERS"),
+		TenantHoldResources:   p.list("AUDITQ_TENANT_HOLD_RESOURCES"),
 	}
 	var err error
 	if c.Streams, err = loadStreams(c.StreamsFile, getenv); err != nil {

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // tenantName is a tenant's name (docs/tenants.md), as domain/audit
@@ -37,6 +38,28 @@ func (c Config) validateTenants() []error {
 	}
 	if !c.Tenants && len(c.TenantRetentionDays) > 0 {
 		bad("AUDITQ_TENANT_RETENTION_DAYS: applies only with AUDITQ_TENANTS=true")
+	}
+	if !c.Tenants && len(c.TenantHoldUsers) > 0 {
+		bad("AUDITQ_TENANT_HOLD_USERS: applies only with AUDITQ_TENANTS=true")
+	}
+	if !c.Tenants && len(c.TenantHoldResources) > 0 {
+		bad("AUDITQ_TENANT_HOLD_RESOURCES: applies only with AUDITQ_TENANTS=true")
+	}
+	for _, e := range c.TenantHoldUsers {
+		t, u, _ := strings.Cut(e, ":")
+		switch {
+		case !tenantName.MatchString(t) || u == "":
+			bad("AUDITQ_TENANT_HOLD_USERS: %q must be tenant:userId, the tenant 1 to 64 of A-Z a-z 0-9 _ - (acme:u-1)", e)
+		case utf8.RuneCountInString(u) > 256:
+			bad("AUDITQ_TENANT_HOLD_USERS: %q: the user id is longer than 256 characters", e[:min(len(e), 48)]+"...")
+		}
+	}
+	for _, e := range c.TenantHoldResources {
+		t, r, _ := strings.Cut(e, ":")
+		typ, id, ok := strings.Cut(r, ":")
+		if !tenantName.MatchString(t) || !ok || typ == "" || id == "" {
+			bad("AUDITQ_TENANT_HOLD_RESOURCES: %q must be tenant:type:id, the tenant 1 to 64 of A-Z a-z 0-9 _ - (acme:document:42)", e)
+		}
 	}
 	seen := map[string]bool{}
 	for _, e := range c.TenantRetentionDays {

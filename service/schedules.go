@@ -116,6 +116,20 @@ func retentionPolicy(cfg config.Config) (audit.RetentionPolicy, error) {
 		}
 		p.HoldResources = append(p.HoldResources, ref)
 	}
+	for _, e := range cfg.TenantHoldUsers {
+		h, err := audit.ParseTenantUser("AUDITQ_TENANT_HOLD_USERS", e)
+		if err != nil {
+			return audit.RetentionPolicy{}, err
+		}
+		p.TenantHoldUsers = append(p.TenantHoldUsers, h)
+	}
+	for _, e := range cfg.TenantHoldResources {
+		h, err := audit.ParseTenantResource("AUDITQ_TENANT_HOLD_RESOURCES", e)
+		if err != nil {
+			return audit.RetentionPolicy{}, err
+		}
+		p.TenantHoldResources = append(p.TenantHoldResources, h)
+	}
 	return p, nil
 }
 

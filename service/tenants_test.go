@@ -622,32 +622,16 @@ func TestTenantRetention(t *testing.T) {
 		return n == 7, fmt.Sprintf("%d of 7 events stored", n)
 	})
 
-	op := servicetest.ConnectAs(t, svc.NATSURL(), tenantOperator)
-	results, err := op.NC.SubscribeSync(contract.SubjectCleanupResults)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := op.NC.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if reply, err := op.NC.Request(contract.SubjectAdminCleanup, []byte(`{"retentionDays":90}`), 30*time.Second); err != nil {
-		t.Fatal(err)
-	} else if !strings.Contains(string(reply.Data), `"seq"`) {
-		t.Fatalf("audit.admin.cleanup: %s", reply.Data)
-	}
-	m, err := results.NextMsg(30 * time.Second)
-	if err != nil {
-		t.Fatalf("cleanup result: %v", err)
-	}
+	result := operatorCleanup(t, svc.NATSURL(), `{"retentionDays":90}`)
 	var res struct {
 		DeletedCount  int64                `json:"deletedCount"`
 		TenantCutoffs map[string]time.Time `json:"tenantCutoffs"`
 	}
-	if err := json.Unmarshal(m.Data, &res); err != nil {
+	if err := json.Unmarshal(result, &res); err != nil {
 		t.Fatal(err)
 	}
 	if res.DeletedCount != 3 || len(res.TenantCutoffs) != 2 {
-		t.Errorf("cleanup result %s: want 3 deleted and the cutoffs of acme and globex", m.Data)
+		t.Errorf("cleanup result %s: want 3 deleted and the cutoffs of acme and globex", result)
 	}
 	var left []string
 	if err := db.NewSelect().Table("audit_logs").Column("id").Where("action = 'retention.test'").Order("id").Scan(context.Background(), &left); err != nil {

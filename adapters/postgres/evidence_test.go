@@ -545,6 +545,8 @@ func TestVerifyReportsCatchesRollupTampering(t *testing.T) {
 			subject: `report rollup of hour 2026-01-10T00:00:00Z, user "u2"`, reason: "rolled up as 0 events, its rows hold 1"},
 		{name: "resource row forged", tamper: `INSERT INTO audit_rollup_resources (hour, resource_type, n) VALUES ('2026-01-10T01:00:00Z', 'invoice', 5)`,
 			subject: `report rollup of hour 2026-01-10T01:00:00Z, resource type "invoice"`, reason: "rolled up as 5 events, its rows hold 0"},
+		{name: "hour figure moved to another tenant", tamper: `UPDATE audit_rollup_actions SET tenant = 'acme' WHERE hour = '2026-01-10T00:00:00Z' AND action = 'user.login'`,
+			subject: `report rollup of hour 2026-01-10T00:00:00Z, action "user.login"`, reason: "rolled up as 0 events (0 failed), its rows hold 1 (1 failed)"},
 		{name: "day figure changed", tamper: `UPDATE audit_span_users SET n = n - 1 WHERE user_id = 'u1' AND span_id = (SELECT id FROM audit_spans WHERE starts_at = '2026-01-11T00:00:00Z' AND ends_at = '2026-01-12T00:00:00Z')`,
 			subject: `report rollup of day 2026-01-11, user "u1"`, reason: "its hours add up to"},
 		{name: "month failures hidden", tamper: `UPDATE audit_span_actions SET failed = 0 WHERE action = 'member.ban' AND span_id = (SELECT id FROM audit_spans WHERE ends_at - starts_at > interval '1 day')`,

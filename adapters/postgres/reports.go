@@ -46,16 +46,26 @@ type countRow struct {
 // and the rest of the period from audit_logs, in one statement (see
 // Roller). Event time decides membership.
 func (r *Repository) ReportCounts(ctx context.Context, p audit.Period) (audit.ReportCounts, error) {
+	counts, err := r.reportCounts(ctx, p, nil)
+	if err != nil {
+		return audit.ReportCounts{}, fmt.Errorf("report counts %s: %w", p, err)
+	}
+	return counts, nil
+}
+
+// reportCounts reads the figures of [p.Start, p.End) over every tenant
+// (tenant nil) or one, as ReportCounts describes.
+func (r *Repository) reportCounts(ctx context.Context, p audit.Period, tenant *string) (audit.ReportCounts, error) {
 	var rows []countRow
 	err := r.db.RunInTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}, func(ctx context.Context, tx bun.Tx) error {
-		q, err := reportCountsQuery(ctx, tx, p.Start.UTC(), p.End.UTC())
+		q, err := reportCountsQuery(ctx, tx, p.Start.UTC(), p.End.UTC(), tenant)
 		if err != nil {
 			return err
 		}
 		return tx.NewRaw(q).Scan(ctx, &rows)
 	})
 	if err != nil {
-		return audit.ReportCounts{}, fmt.Errorf("report counts %s: %w", p, err)
+		return audit.ReportCounts{}, err
 	}
 	return countsOf(rows), nil
 }
@@ -79,21 +89,16 @@ func countsOf(rows []countRow) audit.ReportCounts {
 }
 
 // TenantReportCounts reads the figures of a report over [p.Start, p.End)
-// counting the events of tenant only, from one snapshot. The rollups
-// count every tenant together, so it reads the tenant's rows themselves:
-// down audit_logs_tenant_idx for a named tenant, down the time index with
-// a filter for the default one. Exact by construction; its cost grows
-// with the tenant's events in the period (docs/tenants.md).
+// counting the events of tenant only, from one snapshot, as ReportCounts
+// does: the fresh spans and hours from the tenant's rollup rows, the rest
+// of the period from the tenant's rows (down audit_logs_tenant_idx for a
+// named tenant, down the time index with a filter for the default one).
 func (r *Repository) TenantReportCounts(ctx context.Context, p audit.Period, tenant string) (audit.ReportCounts, error) {
-	var rows []countRow
-	err := r.db.RunInTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}, func(ctx context.Context, tx bun.Tx) error {
-		raw := "tenant = " + quoteText(tenant) + " AND " + rangePredicate("occurred_at", []span{{p.Start.UTC(), p.End.UTC()}})
-		return tx.NewRaw(fmt.Sprintf(reportCountsSQL, "false", raw, "false", audit.TopN)).Scan(ctx, &rows)
-	})
+	counts, err := r.reportCounts(ctx, p, &tenant)
 	if err != nil {
 		return audit.ReportCounts{}, fmt.Errorf("report counts %s of tenant %q: %w", p, tenant, err)
 	}
-	return countsOf(rows), nil
+	return counts, nil
 }
 
 // quoteText renders s as an SQL string literal.

@@ -142,22 +142,61 @@ func tenantCutoff(alias string, bound, tenants, cutoffs int) string {
 		alias, bound, tenants, cutoffs)
 }
 
-// chunkTenantSQL and countTenantSQL are chunkSQL and countSQL with tenant
-// cutoffs ($10 to $12, $6 to $8): a cleanup without them runs the plain
-// statements.
+// tenantKeep is keep with the legal holds of one tenant's users ($n
+// tenants, $n+1 user ids pairwise) and resources ($n+2 tenants, $n+3
+// types, $n+4 ids) as well.
+func tenantKeep(n int) string {
+	return strings.TrimSuffix(keep, ")") + fmt.Sprintf(`
+	OR EXISTS (SELECT 1 FROM unnest($%[1]d::text[], $%[2]d::text[]) AS h(t, u) WHERE h.t = a.tenant AND h.u = a.user_id)
+	OR EXISTS (SELECT 1 FROM unnest($%[3]d::text[], $%[4]d::text[], $%[5]d::text[]) AS h(t, rt, ri)
+		WHERE h.t = a.tenant AND h.rt = a.resource_type AND h.ri = a.resource_id))`, n, n+1, n+2, n+3, n+4)
+}
+
+// statement is chunkSQL or countSQL: its text, how many parameters it
+// takes, and the alias of audit_logs in its cutoff condition.
+type statement struct {
+	sql    string
+	params int
+	alias  string
+}
+
 var (
-	chunkTenantSQL = strings.Replace(chunkSQL, "WHERE occurred_at < $1 AND", "WHERE "+tenantCutoff("", 10, 11, 12)+" AND", 1)
-	countTenantSQL = strings.Replace(countSQL, "WHERE a.occurred_at < $1 AND", "WHERE "+tenantCutoff("a.", 6, 7, 8)+" AND", 1)
+	chunkStatement = statement{chunkSQL, 9, ""}
+	countStatement = statement{countSQL, 5, "a."}
 )
 
-// tenantArgs are the bound and the tenant cutoffs of c as arguments.
-func tenantArgs(c audit.Cleanup) []any {
-	tenants := make([]string, len(c.TenantCutoffs))
-	cutoffs := make([]time.Time, len(c.TenantCutoffs))
-	for i, t := range c.TenantCutoffs {
-		tenants[i], cutoffs[i] = t.Tenant, t.Cutoff
+// forCleanup returns the text of s for c and the arguments it takes after
+// s's own: a cleanup without tenant cutoffs or tenant holds runs s as it
+// is; tenant cutoffs (docs/tenants.md) take the next three parameters,
+// tenant holds the next five.
+func (r *Retention) forCleanup(s statement, c audit.Cleanup) (string, []any) {
+	q, n := s.sql, s.params
+	var extra []any
+	if len(c.TenantCutoffs) > 0 {
+		tenants := make([]string, len(c.TenantCutoffs))
+		cutoffs := make([]time.Time, len(c.TenantCutoffs))
+		for i, t := range c.TenantCutoffs {
+			tenants[i], cutoffs[i] = t.Tenant, t.Cutoff
+		}
+		q = strings.Replace(q, "WHERE "+s.alias+"occurred_at < $1 AND", "WHERE "+tenantCutoff(s.alias, n+1, n+2, n+3)+" AND", 1)
+		extra = append(extra, c.Bound(), tenants, cutoffs)
+		n += 3
 	}
-	return []any{c.Bound(), tenants, cutoffs}
+	if len(c.TenantHoldUsers) > 0 || len(c.TenantHoldResources) > 0 {
+		var userTenants, users, resTenants, types, ids []string
+		for _, h := range c.TenantHoldUsers {
+			userTenants, users = append(userTenants, h.Tenant), append(users, h.UserID)
+			if r.personal != nil {
+				userTenants, users = append(userTenants, h.Tenant), append(users, r.personal.Pseudonym(h.UserID))
+			}
+		}
+		for _, h := range c.TenantHoldResources {
+			resTenants, types, ids = append(resTenants, h.Tenant), append(types, h.Resource.Type), append(ids, h.Resource.ID)
+		}
+		q = strings.Replace(q, keep, tenantKeep(n+1), 1)
+		extra = append(extra, nonNil(userTenants), nonNil(users), nonNil(resTenants), nonNil(types), nonNil(ids))
+	}
+	return q, extra
 }
 
 func (r *Retention) args(c audit.Cleanup) []any {
@@ -193,6 +232,7 @@ func (r *Retention) DeleteExpired(ctx context.Context, c audit.Cleanup) (int64, 
 		lastID    string
 		hasCursor bool
 	)
+	q, extra := r.forCleanup(chunkStatement, c)
 	for {
 		if err := ctx.Err(); err != nil {
 			return total, err
@@ -202,11 +242,8 @@ func (r *Retention) DeleteExpired(ctx context.Context, c audit.Cleanup) (int64, 
 			at               sql.NullTime
 			id               sql.NullString
 		)
-		a := append(r.args(c), r.chunk, lastAt, lastID, hasCursor)
-		if len(c.TenantCutoffs) > 0 {
-			a = append(a, tenantArgs(c)...)
-		}
-		if err := r.deleteChunk(ctx, c, a, &scanned, &deleted, &at, &id); err != nil {
+		a := append(append(r.args(c), r.chunk, lastAt, lastID, hasCursor), extra...)
+		if err := r.deleteChunk(ctx, c, q, a, &scanned, &deleted, &at, &id); err != nil {
 			return total, fmt.Errorf("delete events before %s: %w", c.Cutoff.Format(time.RFC3339), err)
 		}
 		total += deleted
@@ -224,13 +261,9 @@ func (r *Retention) DeleteExpired(ctx context.Context, c audit.Cleanup) (int64, 
 	}
 }
 
-// deleteChunk runs chunkSQL; with a DeletionRecorder, in a transaction
-// that also records the deleted seal positions.
-func (r *Retention) deleteChunk(ctx context.Context, c audit.Cleanup, a []any, scanned, deleted *int64, at *sql.NullTime, id *sql.NullString) error {
-	q := chunkSQL
-	if len(c.TenantCutoffs) > 0 {
-		q = chunkTenantSQL
-	}
+// deleteChunk runs q (chunkSQL for c) with a; with a DeletionRecorder, in
+// a transaction that also records the deleted seal positions.
+func (r *Retention) deleteChunk(ctx context.Context, c audit.Cleanup, q string, a []any, scanned, deleted *int64, at *sql.NullTime, id *sql.NullString) error {
 	if r.deletions == nil {
 		var ignore1, ignore2 any
 		return r.db.DB.QueryRowContext(ctx, q, a...).Scan(scanned, deleted, at, id, &ignore1, &ignore2)
@@ -255,10 +288,8 @@ func (r *Retention) deleteChunk(ctx context.Context, c audit.Cleanup, a []any, s
 // CountExpired returns how many rows DeleteExpired would delete now.
 func (r *Retention) CountExpired(ctx context.Context, c audit.Cleanup) (int64, error) {
 	var n int64
-	q, a := countSQL, r.args(c)
-	if len(c.TenantCutoffs) > 0 {
-		q, a = countTenantSQL, append(a, tenantArgs(c)...)
-	}
+	q, extra := r.forCleanup(countStatement, c)
+	a := append(r.args(c), extra...)
 	if err := r.db.DB.QueryRowContext(ctx, q, a...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count events before %s: %w", c.Cutoff.Format(time.RFC3339), err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,5 +157,68 @@ func TestRetentionInterruptedRunIsSafeToRepeat(t *testing.T) {
 	}
 	if got := ids(t, db); !reflect.DeepEqual(got, survivors) {
 		t.Fatalf("survivors:\n got  %v\n want %v", got, survivors)
+	}
+}
+
+// A legal hold of one tenant's user or resource keeps exactly that
+// tenant's rows: the same user id or resource in another tenant is
+// deleted, with and without tenant cutoffs (their parameters come first),
+// and each signed deletion record names the tenant holds.
+func TestRetentionTenantHoldsKeepOnlyTheirTenant(t *testing.T) {
+	for _, withCutoffs := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cutoffs=%v", withCutoffs), func(t *testing.T) {
+			ctx := context.Background()
+			db := newDB(t)
+			repo, rec := sealedRepo(t, db)
+			cutoff := audit.Normalize(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
+			old := cutoff.Add(-48 * time.Hour)
+			var events []audit.Event
+			for _, tenant := range []string{"", "acme", "globex"} {
+				for i, who := range []struct{ user, rtype, rid string }{
+					{"u-held", "user", "1"}, {"u-other", "document", "7"}, {"u-other", "document", "8"}, {"u-other", "user", "1"},
+				} {
+					e := event(fmt.Sprintf("%s-%d", map[string]string{"": "default"}[tenant]+tenant, i))
+					e.Tenant, e.UserID, e.ResourceType, e.ResourceID, e.OccurredAt = tenant, who.user, who.rtype, who.rid, old
+					events = append(events, e)
+				}
+			}
+			if _, err := repo.Write(ctx, events); err != nil {
+				t.Fatal(err)
+			}
+			c := audit.Cleanup{
+				Cutoff: cutoff, ExcludeActions: []string{}, HoldUsers: []string{},
+				TenantHoldUsers:     []audit.TenantUser{{Tenant: "acme", UserID: "u-held"}},
+				TenantHoldResources: []audit.TenantResource{{Tenant: "globex", Resource: audit.ResourceRef{Type: "document", ID: "7"}}},
+			}
+			want := []string{"acme-0", "globex-1"}
+			if withCutoffs {
+				// globex keeps a longer retention: none of its rows are old enough.
+				c.TenantCutoffs = []audit.TenantCutoff{{Tenant: "globex", Cutoff: old.Add(-time.Hour)}}
+				want = []string{"acme-0", "globex-0", "globex-1", "globex-2", "globex-3"}
+			}
+			r := mustRetention(t, db, postgres.RetentionConfig{Chunk: 2}).RecordingDeletions(rec)
+			n, err := r.CountExpired(ctx, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if wantN := int64(len(events) - len(want)); n != wantN {
+				t.Fatalf("CountExpired = %d, want %d", n, wantN)
+			}
+			if got, err := r.DeleteExpired(ctx, c); err != nil || got != n {
+				t.Fatalf("DeleteExpired = %d, %v; want %d", got, err, n)
+			}
+			if got := ids(t, db); !reflect.DeepEqual(got, want) {
+				t.Fatalf("left %v, want %v", got, want)
+			}
+			var criteria []string
+			if err := db.NewSelect().Table("audit_deletions").Column("criteria").Scan(ctx, &criteria); err != nil || len(criteria) == 0 {
+				t.Fatalf("deletion records: %v, %v", criteria, err)
+			}
+			for _, crit := range criteria {
+				if !strings.Contains(crit, `"tenantHoldResources":{"globex":["document:7"]},"tenantHoldUsers":{"acme":["u-held"]}`) {
+					t.Fatalf("signed criteria %s lack the tenant holds", crit)
+				}
+			}
+		})
 	}
 }

@@ -36,6 +36,10 @@ import (
 //     (version = rolled_version) from the rollups and every other instant
 //     of the period (stale and recent hours, edges of zones with other
 //     offsets) from audit_logs.
+//   - Rollup rows count one tenant each; versions are per hour, for every
+//     tenant together. TenantReportCounts reads the same fresh spans and
+//     hours, and raw instants, confined to the tenant's rows, and the
+//     report over every tenant sums all of them.
 
 // bumpHoursSQL marks hours as changed. The hours are sorted, so two
 // transactions bumping the same hours lock them in the same order and
@@ -146,19 +150,20 @@ WHERE version <> rolled_version AND hour < date_trunc('hour', now(), 'UTC') - $1
 ORDER BY hour DESC LIMIT $2`
 
 // rollHourSQL recomputes one hour's rollup rows from audit_logs in one
-// statement, so from one snapshot: one scan, three aggregates.
+// statement, so from one snapshot: one scan, three aggregates, each per
+// tenant.
 const rollHourSQL = `WITH hour_rows AS MATERIALIZED (
-	SELECT action, user_id, resource_type, success FROM audit_logs
+	SELECT tenant, action, user_id, resource_type, success FROM audit_logs
 	WHERE occurred_at >= $1::timestamptz AND occurred_at < $1::timestamptz + interval '1 hour'
 ), a AS (
-	INSERT INTO audit_rollup_actions (hour, action, n, failed)
-	SELECT $1, action, count(*), count(*) FILTER (WHERE NOT success) FROM hour_rows GROUP BY action
+	INSERT INTO audit_rollup_actions (hour, tenant, action, n, failed)
+	SELECT $1, tenant, action, count(*), count(*) FILTER (WHERE NOT success) FROM hour_rows GROUP BY tenant, action
 ), u AS (
-	INSERT INTO audit_rollup_users (hour, user_id, n)
-	SELECT $1, user_id, count(*) FROM hour_rows WHERE user_id IS NOT NULL GROUP BY user_id
+	INSERT INTO audit_rollup_users (hour, tenant, user_id, n)
+	SELECT $1, tenant, user_id, count(*) FROM hour_rows WHERE user_id IS NOT NULL GROUP BY tenant, user_id
 )
-INSERT INTO audit_rollup_resources (hour, resource_type, n)
-SELECT $1, resource_type, count(*) FROM hour_rows GROUP BY resource_type`
+INSERT INTO audit_rollup_resources (hour, tenant, resource_type, n)
+SELECT $1, tenant, resource_type, count(*) FROM hour_rows GROUP BY tenant, resource_type`
 
 // spanLevel is a span size: UTC days or UTC months.
 type spanLevel struct {
@@ -187,17 +192,17 @@ WHERE e.fresh AND e.ends_at <= date_trunc('hour', now(), 'UTC') - $1::bigint * i
 ORDER BY e.starts_at DESC LIMIT $2`
 
 // rollSpanSQL recomputes a span's rollup rows ($1 its id) from the hourly
-// rollups of [$2, $3).
+// rollups of [$2, $3), per tenant.
 var rollSpanSQL = []string{
 	`DELETE FROM audit_span_actions WHERE span_id = $1`,
 	`DELETE FROM audit_span_users WHERE span_id = $1`,
 	`DELETE FROM audit_span_resources WHERE span_id = $1`,
-	`INSERT INTO audit_span_actions (span_id, action, n, failed)
-	SELECT $1::bigint, action, sum(n), sum(failed) FROM audit_rollup_actions WHERE hour >= $2 AND hour < $3 GROUP BY action`,
-	`INSERT INTO audit_span_users (span_id, user_id, n)
-	SELECT $1::bigint, user_id, sum(n) FROM audit_rollup_users WHERE hour >= $2 AND hour < $3 GROUP BY user_id`,
-	`INSERT INTO audit_span_resources (span_id, resource_type, n)
-	SELECT $1::bigint, resource_type, sum(n) FROM audit_rollup_resources WHERE hour >= $2 AND hour < $3 GROUP BY resource_type`,
+	`INSERT INTO audit_span_actions (span_id, tenant, action, n, failed)
+	SELECT $1::bigint, tenant, action, sum(n), sum(failed) FROM audit_rollup_actions WHERE hour >= $2 AND hour < $3 GROUP BY tenant, action`,
+	`INSERT INTO audit_span_users (span_id, tenant, user_id, n)
+	SELECT $1::bigint, tenant, user_id, sum(n) FROM audit_rollup_users WHERE hour >= $2 AND hour < $3 GROUP BY tenant, user_id`,
+	`INSERT INTO audit_span_resources (span_id, tenant, resource_type, n)
+	SELECT $1::bigint, tenant, resource_type, sum(n) FROM audit_rollup_resources WHERE hour >= $2 AND hour < $3 GROUP BY tenant, resource_type`,
 }
 
 // Roll brings up to the Roller's batch of stale hours up to date, each in
@@ -453,8 +458,9 @@ type spanRow struct {
 // reportCountsQuery returns the statement reading the figures of [start,
 // end) (reportCountsSQL) within tx, whose snapshot must also be the one
 // the statement runs in: the fresh spans and hours it reads from the
-// rollups are those of that snapshot.
-func reportCountsQuery(ctx context.Context, tx bun.Tx, start, end time.Time) (string, error) {
+// rollups are those of that snapshot. With a tenant, every part (rollup
+// rows and raw rows) is confined to that tenant's.
+func reportCountsQuery(ctx context.Context, tx bun.Tx, start, end time.Time, tenant *string) (string, error) {
 	var spans []spanRow
 	if err := tx.NewRaw(freshSpansSQL, start, end).Scan(ctx, &spans); err != nil {
 		return "", fmt.Errorf("fresh spans: %w", err)
@@ -478,7 +484,20 @@ func reportCountsQuery(ctx context.Context, tx bun.Tx, start, end time.Time) (st
 		b.WriteString(")")
 		spanPred = b.String()
 	}
-	return fmt.Sprintf(reportCountsSQL, rangePredicate("hour", rolled), rangePredicate("occurred_at", raw), spanPred, audit.TopN), nil
+	hourPred, rawPred := rangePredicate("hour", rolled), rangePredicate("occurred_at", raw)
+	if tenant != nil {
+		hourPred, rawPred, spanPred = ofTenant(*tenant, hourPred), ofTenant(*tenant, rawPred), ofTenant(*tenant, spanPred)
+	}
+	return fmt.Sprintf(reportCountsSQL, hourPred, rawPred, spanPred, audit.TopN), nil
+}
+
+// ofTenant confines the condition pred to the rows of tenant ("false"
+// stays "false").
+func ofTenant(tenant, pred string) string {
+	if pred == "false" {
+		return pred
+	}
+	return "tenant = " + quoteText(tenant) + " AND (" + pred + ")"
 }
 
 // span is the half-open time range [from, to).

@@ -26,7 +26,8 @@ import (
 // Comparing every figure directly would sort the whole table three ways
 // (by hour and action, user, resource type), which is slow on a large
 // table. Instead one pass compares a signature per hour and per span: the
-// counts, and per dimension the sum of a 31-bit hash of the key over the
+// counts, and per dimension the sum of a 31-bit hash of the tenant and the
+// key (so a figure moved to another tenant changes it too) over the
 // events (over the rows; over n times the key's hash for the rollups; 31
 // bits keep the products in bigint, which sums fast). The hash is seeded
 // with a number drawn at random for each check, so figures changed
@@ -43,19 +44,19 @@ const rollupSigsSQL = `WITH fresh AS MATERIALIZED (
 ), raw AS (
 	SELECT date_trunc('hour', occurred_at, 'UTC') AS hour, count(*)::numeric AS n,
 		count(*) FILTER (WHERE NOT success)::numeric AS failed,
-		coalesce(sum(hashtextextended(action, $1) & 2147483647), 0) AS sa,
-		coalesce(sum(hashtextextended(action, $1) & 2147483647) FILTER (WHERE NOT success), 0) AS sfa,
-		count(user_id)::numeric AS nu, coalesce(sum(hashtextextended(user_id, $1) & 2147483647), 0) AS su,
-		coalesce(sum(hashtextextended(resource_type, $1) & 2147483647), 0) AS sr
+		coalesce(sum(hashtextextended(tenant || '/' || action, $1) & 2147483647), 0) AS sa,
+		coalesce(sum(hashtextextended(tenant || '/' || action, $1) & 2147483647) FILTER (WHERE NOT success), 0) AS sfa,
+		count(user_id)::numeric AS nu, coalesce(sum(hashtextextended(tenant || '/' || user_id, $1) & 2147483647), 0) AS su,
+		coalesce(sum(hashtextextended(tenant || '/' || resource_type, $1) & 2147483647), 0) AS sr
 	FROM audit_logs GROUP BY 1
 ), acts AS (
-	SELECT hour, sum(n) AS n, sum(failed) AS failed, sum((hashtextextended(action, $1) & 2147483647) * n) AS sa,
-		sum((hashtextextended(action, $1) & 2147483647) * failed) AS sfa
+	SELECT hour, sum(n) AS n, sum(failed) AS failed, sum((hashtextextended(tenant || '/' || action, $1) & 2147483647) * n) AS sa,
+		sum((hashtextextended(tenant || '/' || action, $1) & 2147483647) * failed) AS sfa
 	FROM audit_rollup_actions GROUP BY hour
 ), usrs AS (
-	SELECT hour, sum(n) AS nu, sum((hashtextextended(user_id, $1) & 2147483647) * n) AS su FROM audit_rollup_users GROUP BY hour
+	SELECT hour, sum(n) AS nu, sum((hashtextextended(tenant || '/' || user_id, $1) & 2147483647) * n) AS su FROM audit_rollup_users GROUP BY hour
 ), ress AS (
-	SELECT hour, sum(n) AS nr, sum((hashtextextended(resource_type, $1) & 2147483647) * n) AS sr FROM audit_rollup_resources GROUP BY hour
+	SELECT hour, sum(n) AS nr, sum((hashtextextended(tenant || '/' || resource_type, $1) & 2147483647) * n) AS sr FROM audit_rollup_resources GROUP BY hour
 ), rolled AS MATERIALIZED (
 	SELECT coalesce(a.hour, u.hour, r.hour) AS hour,
 		coalesce(a.n, 0) AS n, coalesce(a.failed, 0) AS failed, coalesce(a.sa, 0) AS sa, coalesce(a.sfa, 0) AS sfa,
@@ -68,14 +69,14 @@ const rollupSigsSQL = `WITH fresh AS MATERIALIZED (
 		sum(h.nu) AS nu, sum(h.su) AS su, sum(h.nr) AS nr, sum(h.sr) AS sr
 	FROM fspans f JOIN rolled h ON h.hour >= f.starts_at AND h.hour < f.ends_at GROUP BY f.id
 ), sacts AS (
-	SELECT span_id, sum(n) AS n, sum(failed) AS failed, sum((hashtextextended(action, $1) & 2147483647) * n) AS sa,
-		sum((hashtextextended(action, $1) & 2147483647) * failed) AS sfa
+	SELECT span_id, sum(n) AS n, sum(failed) AS failed, sum((hashtextextended(tenant || '/' || action, $1) & 2147483647) * n) AS sa,
+		sum((hashtextextended(tenant || '/' || action, $1) & 2147483647) * failed) AS sfa
 	FROM audit_span_actions WHERE span_id IN (SELECT id FROM fspans) GROUP BY span_id
 ), susrs AS (
-	SELECT span_id, sum(n) AS nu, sum((hashtextextended(user_id, $1) & 2147483647) * n) AS su
+	SELECT span_id, sum(n) AS nu, sum((hashtextextended(tenant || '/' || user_id, $1) & 2147483647) * n) AS su
 	FROM audit_span_users WHERE span_id IN (SELECT id FROM fspans) GROUP BY span_id
 ), sress AS (
-	SELECT span_id, sum(n) AS nr, sum((hashtextextended(resource_type, $1) & 2147483647) * n) AS sr
+	SELECT span_id, sum(n) AS nr, sum((hashtextextended(tenant || '/' || resource_type, $1) & 2147483647) * n) AS sr
 	FROM audit_span_resources WHERE span_id IN (SELECT id FROM fspans) GROUP BY span_id
 ), bad_hours AS (
 	SELECT 'hour' AS kind, coalesce(w.hour, r.hour) AS hour, 0::bigint AS id
@@ -100,52 +101,53 @@ SELECT kind, hour, id FROM bad_hours UNION ALL SELECT kind, hour, id FROM bad_sp
 
 // rollupHoursCheckSQL lists the figures of the hours $1 (current ones)
 // that differ from their rows' (dimension 1 action, 2 user, 3 resource
-// type; a missing figure counts as 0), at most $2 of them.
+// type, of a tenant; a missing figure counts as 0), at most $2 of them.
 const rollupHoursCheckSQL = `WITH fresh AS MATERIALIZED (
 	SELECT unnest($1::timestamptz[]) AS hour
 ), raw AS (
 	SELECT CASE WHEN GROUPING(action) = 0 THEN 1 WHEN GROUPING(user_id) = 0 THEN 2 ELSE 3 END AS dim,
-		h AS hour, coalesce(action, user_id, resource_type) AS key,
+		h AS hour, tenant, coalesce(action, user_id, resource_type) AS key,
 		count(*) AS n, count(*) FILTER (WHERE NOT success) AS failed
-	FROM (SELECT f.hour AS h, action, user_id, resource_type, success FROM fresh f
+	FROM (SELECT f.hour AS h, tenant, action, user_id, resource_type, success FROM fresh f
 		JOIN audit_logs l ON l.occurred_at >= f.hour AND l.occurred_at < f.hour + interval '1 hour') l
-	GROUP BY GROUPING SETS ((h, action), (h, user_id), (h, resource_type))
+	GROUP BY GROUPING SETS ((h, tenant, action), (h, tenant, user_id), (h, tenant, resource_type))
 	HAVING GROUPING(user_id) = 1 OR user_id IS NOT NULL
 ), rolled AS (
-	SELECT 1 AS dim, hour, action AS key, n, failed FROM audit_rollup_actions WHERE hour IN (SELECT hour FROM fresh)
-	UNION ALL SELECT 2, hour, user_id, n, 0 FROM audit_rollup_users WHERE hour IN (SELECT hour FROM fresh)
-	UNION ALL SELECT 3, hour, resource_type, n, 0 FROM audit_rollup_resources WHERE hour IN (SELECT hour FROM fresh)
+	SELECT 1 AS dim, hour, tenant, action AS key, n, failed FROM audit_rollup_actions WHERE hour IN (SELECT hour FROM fresh)
+	UNION ALL SELECT 2, hour, tenant, user_id, n, 0 FROM audit_rollup_users WHERE hour IN (SELECT hour FROM fresh)
+	UNION ALL SELECT 3, hour, tenant, resource_type, n, 0 FROM audit_rollup_resources WHERE hour IN (SELECT hour FROM fresh)
 )
-SELECT coalesce(r.dim, u.dim), coalesce(r.hour, u.hour), coalesce(r.key, u.key),
+SELECT coalesce(r.dim, u.dim), coalesce(r.hour, u.hour), coalesce(r.tenant, u.tenant), coalesce(r.key, u.key),
 	coalesce(u.n, 0), coalesce(u.failed, 0), coalesce(r.n, 0), coalesce(r.failed, 0)
-FROM raw r FULL JOIN rolled u ON u.dim = r.dim AND u.hour = r.hour AND u.key = r.key
+FROM raw r FULL JOIN rolled u ON u.dim = r.dim AND u.hour = r.hour AND u.tenant = r.tenant AND u.key = r.key
 WHERE r.n IS DISTINCT FROM u.n OR (coalesce(r.dim, u.dim) = 1 AND r.failed IS DISTINCT FROM u.failed)
-ORDER BY 2, 1, 3 LIMIT $2`
+ORDER BY 2, 1, 3, 4 LIMIT $2`
 
 // rollupSpansCheckSQL lists the figures of the spans $1 (ids of current
 // ones) that differ from the sum of their hours' rollups, at most $2.
 const rollupSpansCheckSQL = `WITH fresh AS MATERIALIZED (
 	SELECT id, starts_at, ends_at FROM audit_spans WHERE id = ANY($1::bigint[])
 ), sums AS (
-	SELECT 1 AS dim, f.id, a.action AS key, sum(a.n)::bigint AS n, sum(a.failed)::bigint AS failed
-	FROM fresh f JOIN audit_rollup_actions a ON a.hour >= f.starts_at AND a.hour < f.ends_at GROUP BY f.id, a.action
-	UNION ALL SELECT 2, f.id, u.user_id, sum(u.n)::bigint, 0
-	FROM fresh f JOIN audit_rollup_users u ON u.hour >= f.starts_at AND u.hour < f.ends_at GROUP BY f.id, u.user_id
-	UNION ALL SELECT 3, f.id, r.resource_type, sum(r.n)::bigint, 0
-	FROM fresh f JOIN audit_rollup_resources r ON r.hour >= f.starts_at AND r.hour < f.ends_at GROUP BY f.id, r.resource_type
+	SELECT 1 AS dim, f.id, a.tenant, a.action AS key, sum(a.n)::bigint AS n, sum(a.failed)::bigint AS failed
+	FROM fresh f JOIN audit_rollup_actions a ON a.hour >= f.starts_at AND a.hour < f.ends_at GROUP BY f.id, a.tenant, a.action
+	UNION ALL SELECT 2, f.id, u.tenant, u.user_id, sum(u.n)::bigint, 0
+	FROM fresh f JOIN audit_rollup_users u ON u.hour >= f.starts_at AND u.hour < f.ends_at GROUP BY f.id, u.tenant, u.user_id
+	UNION ALL SELECT 3, f.id, r.tenant, r.resource_type, sum(r.n)::bigint, 0
+	FROM fresh f JOIN audit_rollup_resources r ON r.hour >= f.starts_at AND r.hour < f.ends_at GROUP BY f.id, r.tenant, r.resource_type
 ), rolled AS (
-	SELECT 1 AS dim, span_id AS id, action AS key, n, failed FROM audit_span_actions WHERE span_id IN (SELECT id FROM fresh)
-	UNION ALL SELECT 2, span_id, user_id, n, 0 FROM audit_span_users WHERE span_id IN (SELECT id FROM fresh)
-	UNION ALL SELECT 3, span_id, resource_type, n, 0 FROM audit_span_resources WHERE span_id IN (SELECT id FROM fresh)
+	SELECT 1 AS dim, span_id AS id, tenant, action AS key, n, failed FROM audit_span_actions WHERE span_id IN (SELECT id FROM fresh)
+	UNION ALL SELECT 2, span_id, tenant, user_id, n, 0 FROM audit_span_users WHERE span_id IN (SELECT id FROM fresh)
+	UNION ALL SELECT 3, span_id, tenant, resource_type, n, 0 FROM audit_span_resources WHERE span_id IN (SELECT id FROM fresh)
 ), diff AS (
-	SELECT coalesce(s.dim, u.dim) AS dim, coalesce(s.id, u.id) AS id, coalesce(s.key, u.key) AS key,
-		coalesce(u.n, 0) AS rolled_n, coalesce(u.failed, 0) AS rolled_failed, coalesce(s.n, 0) AS n, coalesce(s.failed, 0) AS failed
-	FROM sums s FULL JOIN rolled u ON u.dim = s.dim AND u.id = s.id AND u.key = s.key
+	SELECT coalesce(s.dim, u.dim) AS dim, coalesce(s.id, u.id) AS id, coalesce(s.tenant, u.tenant) AS tenant,
+		coalesce(s.key, u.key) AS key, coalesce(u.n, 0) AS rolled_n, coalesce(u.failed, 0) AS rolled_failed,
+		coalesce(s.n, 0) AS n, coalesce(s.failed, 0) AS failed
+	FROM sums s FULL JOIN rolled u ON u.dim = s.dim AND u.id = s.id AND u.tenant = s.tenant AND u.key = s.key
 	WHERE s.n IS DISTINCT FROM u.n OR (coalesce(s.dim, u.dim) = 1 AND s.failed IS DISTINCT FROM u.failed)
 )
-SELECT f.id, f.starts_at, f.ends_at, d.dim, d.key, d.rolled_n, d.rolled_failed, d.n, d.failed
+SELECT f.id, f.starts_at, f.ends_at, d.dim, d.tenant, d.key, d.rolled_n, d.rolled_failed, d.n, d.failed
 FROM diff d JOIN fresh f ON f.id = d.id
-ORDER BY f.starts_at, f.ends_at, d.dim, d.key LIMIT $2`
+ORDER BY f.starts_at, f.ends_at, d.dim, d.tenant, d.key LIMIT $2`
 
 // freshSpansCTE is the current spans, as reports pick them (freshSpansSQL).
 const freshSpansCTE = `WITH fresh AS MATERIALIZED (
@@ -203,13 +205,13 @@ func (s *EvidenceStore) CheckRollups(ctx context.Context, mismatch func(subject,
 		err = s.each(ctx, rollupHoursCheckSQL, []any{badHours, rollupCheckLimit}, func(rows *sql.Rows) error {
 			var dim int
 			var hour time.Time
-			var key string
+			var tenant, key string
 			var rolledN, rolledFailed, n, failed int64
-			if err := rows.Scan(&dim, &hour, &key, &rolledN, &rolledFailed, &n, &failed); err != nil {
+			if err := rows.Scan(&dim, &hour, &tenant, &key, &rolledN, &rolledFailed, &n, &failed); err != nil {
 				return err
 			}
 			named[hourName(hour)] = true
-			mismatch(fmt.Sprintf("report rollup of %s, %s %q", hourName(hour), rollupDims[dim], key),
+			mismatch(fmt.Sprintf("report rollup of %s, %s%s %q", hourName(hour), tenantName(tenant), rollupDims[dim], key),
 				figures(dim, rolledN, rolledFailed, n, failed, "its rows hold"))
 			return nil
 		})
@@ -222,13 +224,13 @@ func (s *EvidenceStore) CheckRollups(ctx context.Context, mismatch func(subject,
 			var id int64
 			var from, to time.Time
 			var dim int
-			var key string
+			var tenant, key string
 			var rolledN, rolledFailed, n, failed int64
-			if err := rows.Scan(&id, &from, &to, &dim, &key, &rolledN, &rolledFailed, &n, &failed); err != nil {
+			if err := rows.Scan(&id, &from, &to, &dim, &tenant, &key, &rolledN, &rolledFailed, &n, &failed); err != nil {
 				return err
 			}
 			named[strconv.FormatInt(id, 10)] = true
-			mismatch(fmt.Sprintf("report rollup of %s, %s %q", spanName(from, to), rollupDims[dim], key),
+			mismatch(fmt.Sprintf("report rollup of %s, %s%s %q", spanName(from, to), tenantName(tenant), rollupDims[dim], key),
 				figures(dim, rolledN, rolledFailed, n, failed, "its hours add up to"))
 			return nil
 		})
@@ -276,6 +278,15 @@ func (s *EvidenceStore) each(ctx context.Context, q string, args []any, fn func(
 		}
 	}
 	return rows.Err()
+}
+
+// tenantName names a named tenant in a mismatch ("tenant \"acme\", "),
+// and the default one not at all.
+func tenantName(t string) string {
+	if t == "" {
+		return ""
+	}
+	return fmt.Sprintf("tenant %q, ", t)
 }
 
 // hourName names an hour: "hour 2026-11-24T10:00:00Z".

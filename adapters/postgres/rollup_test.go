@@ -23,8 +23,9 @@ import (
 )
 
 // rawCountsSQL is the report statement without rollups: one scan of
-// audit_logs over the period, grouped three ways. The rollup-backed
-// ReportCounts must always agree with it.
+// audit_logs over the period ($4: of one tenant, NULL every tenant),
+// grouped three ways. The rollup-backed ReportCounts and
+// TenantReportCounts must always agree with it.
 const rawCountsSQL = `
 SELECT g, action, user_id, resource_type, n, failed
 FROM (
@@ -34,7 +35,7 @@ FROM (
 		SELECT GROUPING(action, user_id, resource_type) AS g, action, user_id, resource_type,
 			count(*) AS n, count(*) FILTER (WHERE NOT success) AS failed
 		FROM audit_logs
-		WHERE occurred_at >= $1 AND occurred_at < $2
+		WHERE occurred_at >= $1 AND occurred_at < $2 AND ($4::text IS NULL OR tenant = $4)
 		GROUP BY GROUPING SETS ((action), (user_id), (resource_type))
 	) sets
 	WHERE NOT (g = 5 AND user_id IS NULL)
@@ -44,7 +45,14 @@ WHERE g = 3 OR rn <= $3`
 // rawCounts aggregates audit_logs over p directly, without any rollup.
 func rawCounts(t testing.TB, db *bun.DB, p audit.Period) audit.ReportCounts {
 	t.Helper()
-	rows, err := db.DB.QueryContext(context.Background(), rawCountsSQL, p.Start.UTC(), p.End.UTC(), audit.TopN)
+	return rawTenantCounts(t, db, p, nil)
+}
+
+// rawTenantCounts aggregates the rows of tenant (nil: every tenant) over
+// p directly, without any rollup.
+func rawTenantCounts(t testing.TB, db *bun.DB, p audit.Period, tenant *string) audit.ReportCounts {
+	t.Helper()
+	rows, err := db.DB.QueryContext(context.Background(), rawCountsSQL, p.Start.UTC(), p.End.UTC(), audit.TopN, tenant)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -315,6 +315,10 @@ type cleanupCriteria struct {
 	// TenantCutoffs are the cutoffs of tenants with a retention of their
 	// own, by tenant (docs/tenants.md); absent without.
 	TenantCutoffs map[string]string `json:"tenantCutoffs,omitempty"`
+	// TenantHoldUsers and TenantHoldResources ("type:id") are the legal
+	// holds of one tenant, by tenant; absent without.
+	TenantHoldUsers     map[string][]string `json:"tenantHoldUsers,omitempty"`
+	TenantHoldResources map[string][]string `json:"tenantHoldResources,omitempty"`
 }
 
 // Record appends to the deletion chain, within tx, a signed record of the
@@ -345,6 +349,18 @@ func (d *DeletionRecorder) Record(ctx context.Context, tx *sql.Tx, c audit.Clean
 			criteria.TenantCutoffs = map[string]string{}
 		}
 		criteria.TenantCutoffs[t.Tenant] = evidence.FormatTime(t.Cutoff)
+	}
+	for _, h := range c.TenantHoldUsers {
+		if criteria.TenantHoldUsers == nil {
+			criteria.TenantHoldUsers = map[string][]string{}
+		}
+		criteria.TenantHoldUsers[h.Tenant] = append(criteria.TenantHoldUsers[h.Tenant], h.UserID)
+	}
+	for _, h := range c.TenantHoldResources {
+		if criteria.TenantHoldResources == nil {
+			criteria.TenantHoldResources = map[string][]string{}
+		}
+		criteria.TenantHoldResources[h.Tenant] = append(criteria.TenantHoldResources[h.Tenant], h.Resource.String())
 	}
 	crit, err := json.Marshal(criteria)
 	if err != nil {

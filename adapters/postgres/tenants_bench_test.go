@@ -9,11 +9,11 @@ import (
 	"github.com/auditq/auditq/domain/audit"
 )
 
-// BenchmarkTenantReport1M times a tenant's report (its rows counted down
-// audit_logs_tenant_idx) against the report over every tenant (served by
-// the rollups), over 1,000,000 events of June 2026 (the data of
+// BenchmarkTenantReport1M times a tenant's report (served by the tenant's
+// rollup rows) against the report over every tenant (the sum of every
+// tenant's rollup rows), over 1,000,000 events of June 2026 (the data of
 // BenchmarkReport1M), every other one of tenant acme, all hours rolled. It
-// checks each tenant total against the rows it generated.
+// checks the monthly totals against the rows it generated.
 //
 //	go test -run '^$' -bench BenchmarkTenantReport1M -benchtime 10x ./adapters/postgres/
 func BenchmarkTenantReport1M(b *testing.B) {

@@ -39,6 +39,10 @@ type EraseConfig struct {
 	// HoldUsers are under legal hold (AUDITQ_RETENTION_HOLD_USERS): their
 	// erasure is refused.
 	HoldUsers []string
+	// TenantHoldUsers are under legal hold in one tenant
+	// (AUDITQ_TENANT_HOLD_USERS): an erasure reaching that tenant is
+	// refused.
+	TenantHoldUsers []audit.TenantUser
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -51,7 +55,9 @@ type EraseHandler struct {
 	store  audit.ErasureStore
 	writer audit.Writer
 	holds  map[string]bool
-	now    func() time.Time
+	// tenantHolds lists, by user id, the tenants holding the user.
+	tenantHolds map[string][]string
+	now         func() time.Time
 }
 
 // NewEraseHandler returns an EraseHandler over store, writing the erasure
@@ -65,7 +71,30 @@ func NewEraseHandler(store audit.ErasureStore, w audit.Writer, cfg EraseConfig) 
 	for _, u := range cfg.HoldUsers {
 		holds[u] = true
 	}
-	return EraseHandler{store: store, writer: w, holds: holds, now: cfg.Now}
+	tenantHolds := map[string][]string{}
+	for _, h := range cfg.TenantHoldUsers {
+		tenantHolds[h.UserID] = append(tenantHolds[h.UserID], h.Tenant)
+	}
+	return EraseHandler{store: store, writer: w, holds: holds, tenantHolds: tenantHolds, now: cfg.Now}
+}
+
+// held returns an error wrapping audit.ErrLegalHold, naming the setting,
+// when a legal hold keeps the personal data of userID in tenant (nil: in
+// any tenant), else nil. An erasure reaches the user in every tenant (a
+// user's pseudonym and keys are those of the user id, whatever the
+// tenant: docs/personal-data.md), so Handle asks with nil and a hold in
+// any one tenant refuses it; an erasure confined to one tenant would ask
+// with that tenant, refused only by a hold in every tenant or in it.
+func (h EraseHandler) held(userID string, tenant *string) error {
+	if h.holds[userID] {
+		return fmt.Errorf("%w: the user is under legal hold (AUDITQ_RETENTION_HOLD_USERS): erasure refused until the hold is lifted", audit.ErrLegalHold)
+	}
+	for _, t := range h.tenantHolds[userID] {
+		if tenant == nil || *tenant == t {
+			return fmt.Errorf("%w: the user is under legal hold in tenant %q (AUDITQ_TENANT_HOLD_USERS): erasure refused until the hold is lifted", audit.ErrLegalHold, t)
+		}
+	}
+	return nil
 }
 
 // Handle erases the personal data of req.UserID. requestedBy (who asked,
@@ -81,8 +110,8 @@ func (h EraseHandler) Handle(ctx context.Context, req EraseRequest, requestedBy 
 	if err := audit.CheckFilterText("userId", req.UserID); err != nil {
 		return EraseResult{}, err
 	}
-	if h.holds[req.UserID] {
-		return EraseResult{}, fmt.Errorf("%w: the user is under legal hold (AUDITQ_RETENTION_HOLD_USERS): erasure refused until the hold is lifted", audit.ErrLegalHold)
+	if err := h.held(req.UserID, nil); err != nil {
+		return EraseResult{}, err
 	}
 	if h.store == nil {
 		return EraseResult{}, audit.ErrErasureOff

@@ -182,6 +182,48 @@ func ParseResourceRef(s string) (ResourceRef, error) {
 // String returns "type:id".
 func (r ResourceRef) String() string { return r.Type + ":" + r.ID }
 
+// ParseTenantUser parses "tenant:userId", split at the first colon (tenant
+// names have none; user ids may). It returns a *ValidationError naming
+// field when the tenant is no tenant name or the user id is empty.
+func ParseTenantUser(field, s string) (TenantUser, error) {
+	t, u, _ := strings.Cut(strings.TrimSpace(s), ":")
+	if err := CheckTenant(field, t); err != nil {
+		return TenantUser{}, err
+	}
+	if u == "" {
+		return TenantUser{}, Invalid(field, "%q must be tenant:userId, e.g. acme:u-1", s)
+	}
+	return TenantUser{Tenant: t, UserID: u}, nil
+}
+
+// ParseTenantResource parses "tenant:type:id". It returns a
+// *ValidationError naming field when the tenant is no tenant name or the
+// rest is no "type:id".
+func ParseTenantResource(field, s string) (TenantResource, error) {
+	t, r, _ := strings.Cut(strings.TrimSpace(s), ":")
+	if err := CheckTenant(field, t); err != nil {
+		return TenantResource{}, err
+	}
+	ref, err := ParseResourceRef(r)
+	if err != nil {
+		return TenantResource{}, Invalid(field, "%q must be tenant:type:id, e.g. acme:document:42", s)
+	}
+	return TenantResource{Tenant: t, Resource: ref}, nil
+}
+
+// TenantUser is one tenant's user: a legal hold of the user's events in
+// that tenant only (AUDITQ_TENANT_HOLD_USERS).
+type TenantUser struct {
+	Tenant, UserID string
+}
+
+// TenantResource is one tenant's resource: a legal hold of the events about
+// it in that tenant only (AUDITQ_TENANT_HOLD_RESOURCES).
+type TenantResource struct {
+	Tenant   string
+	Resource ResourceRef
+}
+
 // RetentionPolicy is the operator's limits on cleanups: how recent a cutoff
 // may be, and the legal holds no cleanup may touch.
 type RetentionPolicy struct {
@@ -195,8 +237,12 @@ type RetentionPolicy struct {
 	// TenantDays gives tenants a retention of their own
 	// (AUDITQ_TENANT_RETENTION_DAYS, docs/tenants.md): a retentionDays
 	// cleanup keeps this many days of the tenant's events instead of the
-	// job's. Legal holds apply to every tenant.
+	// job's.
 	TenantDays map[string]int
+	// HoldUsers and HoldResources hold in every tenant; TenantHoldUsers
+	// and TenantHoldResources hold the events of their tenant only.
+	TenantHoldUsers     []TenantUser
+	TenantHoldResources []TenantResource
 }
 
 // TenantCutoff is the cutoff of one tenant's events in a cleanup.
@@ -207,7 +253,8 @@ type TenantCutoff struct {
 
 // Cleanup is a validated retention run: delete the rows whose event time
 // (occurred_at) is before Cutoff, unless their action is excluded, their
-// user or resource is held. A Cleanup from Plan satisfies every guard rail.
+// user or resource is held (in every tenant, or in the row's own). A
+// Cleanup from Plan satisfies every guard rail.
 type Cleanup struct {
 	Cutoff         time.Time // UTC, microsecond precision
 	ExcludeActions []string  // never nil
@@ -218,6 +265,11 @@ type Cleanup struct {
 	// tenant name; none unless the policy has TenantDays and the job
 	// asked for retentionDays (a beforeDate applies to every tenant).
 	TenantCutoffs []TenantCutoff
+	// TenantHoldUsers and TenantHoldResources keep the rows of a user or
+	// resource of one tenant, sorted by tenant; none unless the policy
+	// has them.
+	TenantHoldUsers     []TenantUser
+	TenantHoldResources []TenantResource
 }
 
 // Bound is the latest cutoff of c, its own or a tenant's: no row at or
@@ -267,6 +319,10 @@ func (p RetentionPolicy) Plan(req CleanupRequest, asOf time.Time) (Cleanup, erro
 	if c.HoldUsers == nil {
 		c.HoldUsers = []string{}
 	}
+	c.TenantHoldUsers = slices.Clone(p.TenantHoldUsers)
+	slices.SortStableFunc(c.TenantHoldUsers, func(a, b TenantUser) int { return strings.Compare(a.Tenant, b.Tenant) })
+	c.TenantHoldResources = slices.Clone(p.TenantHoldResources)
+	slices.SortStableFunc(c.TenantHoldResources, func(a, b TenantResource) int { return strings.Compare(a.Tenant, b.Tenant) })
 	if req.HasRetentionDays {
 		for t, days := range p.TenantDays {
 			c.TenantCutoffs = append(c.TenantCutoffs, TenantCutoff{Tenant: t, Cutoff: Normalize(asOf.AddDate(0, 0, -days))})

@@ -138,3 +138,51 @@ func TestParseResourceRef(t *testing.T) {
 		}
 	}
 }
+
+// Tenant holds reach the plan sorted by tenant, for a beforeDate cleanup
+// as for a retentionDays one.
+func TestRetentionPolicyPlanTenantHolds(t *testing.T) {
+	asOf := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	p := audit.RetentionPolicy{
+		MinDays:         30,
+		TenantHoldUsers: []audit.TenantUser{{Tenant: "globex", UserID: "u-2"}, {Tenant: "acme", UserID: "u-1"}},
+		TenantHoldResources: []audit.TenantResource{
+			{Tenant: "globex", Resource: audit.ResourceRef{Type: "doc", ID: "1"}}, {Tenant: "acme", Resource: audit.ResourceRef{Type: "case", ID: "a:b"}}},
+	}
+	for _, body := range []string{`{"retentionDays": 90}`, `{"beforeDate": "2026-01-01T00:00:00Z"}`} {
+		r, err := audit.DecodeCleanupRequest([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := p.Plan(r, asOf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(c.TenantHoldUsers, []audit.TenantUser{{Tenant: "acme", UserID: "u-1"}, {Tenant: "globex", UserID: "u-2"}}) ||
+			len(c.TenantHoldResources) != 2 || c.TenantHoldResources[0].Tenant != "acme" || c.TenantHoldResources[0].Resource.ID != "a:b" {
+			t.Fatalf("%s: tenant holds %+v %+v", body, c.TenantHoldUsers, c.TenantHoldResources)
+		}
+	}
+}
+
+func TestParseTenantHolds(t *testing.T) {
+	if h, err := audit.ParseTenantUser("S", " acme:org:u-1 "); err != nil || h != (audit.TenantUser{Tenant: "acme", UserID: "org:u-1"}) {
+		t.Fatalf("ParseTenantUser: %+v, %v", h, err)
+	}
+	if h, err := audit.ParseTenantResource("S", "acme:case:2026:7"); err != nil ||
+		h != (audit.TenantResource{Tenant: "acme", Resource: audit.ResourceRef{Type: "case", ID: "2026:7"}}) {
+		t.Fatalf("ParseTenantResource: %+v, %v", h, err)
+	}
+	for _, s := range []string{"u-1", ":u-1", "acme:", "a.b:u-1"} {
+		var ve *audit.ValidationError
+		if _, err := audit.ParseTenantUser("AUDITQ_TENANT_HOLD_USERS", s); !errors.As(err, &ve) || ve.Field != "AUDITQ_TENANT_HOLD_USERS" {
+			t.Errorf("ParseTenantUser(%q): %v, want a validation error naming the setting", s, err)
+		}
+	}
+	for _, s := range []string{"document:42", "acme:document", "acme::42", "a b:doc:1"} {
+		var ve *audit.ValidationError
+		if _, err := audit.ParseTenantResource("AUDITQ_TENANT_HOLD_RESOURCES", s); !errors.As(err, &ve) || ve.Field != "AUDITQ_TENANT_HOLD_RESOURCES" {
+			t.Errorf("ParseTenantResource(%q): %v, want a validation error naming the setting", s, err)
+		}
+	}
+}
