@@ -315,12 +315,16 @@ func (h EventProofHandler) Handle(ctx context.Context, req EventProofRequest, wh
 	if req.ID == "" {
 		return EventProofResult{}, audit.Invalid("id", "is required: the event id")
 	}
-	proof, err := h.proof(ctx, req.ID, who.Scope)
+	proof, tenant, err := h.proof(ctx, req.ID, who.Scope)
 	res := EventProofResult{EventProof: proof}
 	if err == nil && proof.Checkpoint == nil {
 		res.NextCheckpointDue, err = h.nextCheckpoint(ctx)
 	}
-	if err := h.reads.record(ctx, read{action: ActionEventProof, endpoint: ActionEventProof, request: req, who: who}, err); err != nil {
+	rec := read{action: ActionEventProof, endpoint: ActionEventProof, request: req, who: who}
+	if err == nil {
+		rec.of = &tenant
+	}
+	if err := h.reads.record(ctx, rec, err); err != nil {
 		return EventProofResult{}, err
 	}
 	return res, nil
@@ -344,27 +348,28 @@ func (h EventProofHandler) nextCheckpoint(ctx context.Context) (*time.Time, erro
 // audit.event.proof read.
 const ActionEventProof = "audit.event.proof"
 
-// proof builds the proof of event id for a caller of scope: another
-// tenant's event is not found, as if it did not exist. The proof's
+// proof builds the proof of event id for a caller of scope, and returns
+// the event's tenant with it: another tenant's event is not found, as if
+// it did not exist. The proof's
 // sibling hashes and batch hashes are hashes only: they reveal no
 // other event's content (docs/tenants.md).
-func (h EventProofHandler) proof(ctx context.Context, id string, scope audit.TenantScope) (evidence.EventProof, error) {
+func (h EventProofHandler) proof(ctx context.Context, id string, scope audit.TenantScope) (evidence.EventProof, string, error) {
 	ev, batchID, leaf, sealed, err := h.store.SealedEvent(ctx, id)
 	if err != nil {
-		return evidence.EventProof{}, err
+		return evidence.EventProof{}, "", err
 	}
 	if !scope.Allows(ev.Tenant) {
-		return evidence.EventProof{}, fmt.Errorf("event %q: %w", id, audit.ErrNotFound)
+		return evidence.EventProof{}, "", fmt.Errorf("event %q: %w", id, audit.ErrNotFound)
 	}
 	if !sealed {
-		return evidence.EventProof{}, fmt.Errorf("event %q is not sealed in any batch: %w", id, audit.ErrNotFound)
+		return evidence.EventProof{}, "", fmt.Errorf("event %q is not sealed in any batch: %w", id, audit.ErrNotFound)
 	}
 	b, err := h.store.BatchByID(ctx, batchID)
 	if err != nil {
-		return evidence.EventProof{}, err
+		return evidence.EventProof{}, "", err
 	}
 	if leaf < 0 || leaf >= len(b.Leaves) {
-		return evidence.EventProof{}, fmt.Errorf("event %q claims leaf %d of batch %d, which has %d: %w", id, leaf, b.Seq, len(b.Leaves), audit.ErrNotFound)
+		return evidence.EventProof{}, "", fmt.Errorf("event %q claims leaf %d of batch %d, which has %d: %w", id, leaf, b.Seq, len(b.Leaves), audit.ErrNotFound)
 	}
 	canon, err := evidence.AppendCanonicalEvent(nil, ev)
 	if err != nil {
@@ -375,22 +380,22 @@ func (h EventProofHandler) proof(ctx context.Context, id string, scope audit.Ten
 		LeafProof: evidence.InclusionProof(b.Leaves, leaf), Batch: b.Info(),
 	}
 	if b.Seq == 0 {
-		return p, nil // not yet chained: no checkpoint can cover it
+		return p, ev.Tenant, nil // not yet chained: no checkpoint can cover it
 	}
 	cp, err := h.store.CheckpointCovering(ctx, b.Seq)
 	if err != nil || cp == nil {
-		return p, err
+		return p, ev.Tenant, err
 	}
 	hs, err := h.store.BatchHashes(ctx, cp.RangeFrom, cp.BatchSeq)
 	if err != nil {
-		return p, err
+		return p, ev.Tenant, err
 	}
 	idx := int(b.Seq - cp.RangeFrom)
 	if idx < 0 || idx >= len(hs) {
-		return p, fmt.Errorf("checkpoint %d does not cover batch %d as stored", cp.Seq, b.Seq)
+		return p, ev.Tenant, fmt.Errorf("checkpoint %d does not cover batch %d as stored", cp.Seq, b.Seq)
 	}
 	p.Checkpoint, p.BatchIndex, p.RangeSize, p.BatchProof = cp, idx, len(hs), evidence.InclusionProof(hs, idx)
-	return p, nil
+	return p, ev.Tenant, nil
 }
 
 // PublicKey is the answer of audit.pubkey: the key checkpoints and

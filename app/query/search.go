@@ -71,7 +71,7 @@ func (h SearchHandler) Handle(ctx context.Context, req SearchRequest, who Reques
 		last := events[limit-1]
 		out.NextCursor = cursorAfter(last, f.Tenant)
 	}
-	rec := read{action: ActionQuery, endpoint: "audit.query", request: req, who: who,
+	rec := read{action: ActionQuery, endpoint: "audit.query", request: req, who: who, of: f.Tenant,
 		extra: map[string]any{"returned": len(out.Events)}}
 	if err := h.reads.record(ctx, rec, err); err != nil {
 		return SearchResult{}, err
@@ -203,10 +203,13 @@ func (h GetEventHandler) Handle(ctx context.Context, req GetEventRequest, who Re
 	if err == nil && !who.Scope.Allows(ev.Tenant) {
 		ev, err = audit.Event{}, audit.ErrNotFound // another tenant's event is as absent as none
 	}
+	rec := read{action: ActionQuery, endpoint: "audit.event.get", request: req, who: who}
 	if err != nil {
 		err = fmt.Errorf("event %q: %w", req.ID, err)
+	} else {
+		rec.of = &ev.Tenant
 	}
-	if err := h.reads.record(ctx, read{action: ActionQuery, endpoint: "audit.event.get", request: req, who: who}, err); err != nil {
+	if err := h.reads.record(ctx, rec, err); err != nil {
 		return audit.Event{}, err
 	}
 	return ev, nil
