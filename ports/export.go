@@ -216,7 +216,7 @@ func (s *session) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pages := s.prefetch(ctx)
-	enc := contract.NewExportEncoder(s.x.Format, !s.x.Resumed, s.x.CSVRaw)
+	enc := contract.NewExportEncoder(s.x.Format, contract.ExportEncoding{Header: !s.x.Resumed, Raw: s.x.CSVRaw, Tenant: s.r.cfg.Tenants.Enabled})
 	for p := range pages {
 		if p.err != nil && ctx.Err() != nil {
 			return s.stopReason()

@@ -1,6 +1,11 @@
 package service_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/auditq/auditq/ports/contract"
@@ -107,4 +112,78 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestTenantCSVExportHasTheTenantColumn: with tenants on, a CSV export
+// ends each record with the event's tenant; the operator's export of
+// every tenant (over NATS and with auditq export) equals SQL row by row,
+// tenant included, and a tenant reader's holds its own rows only. Without
+// tenants the column is absent (TestExportEqualsSQLInBothFormats).
+func TestTenantCSVExportHasTheTenantColumn(t *testing.T) {
+	env := tenantsEnv(t)
+	env["AUDITQ_EXPORT_PAGE_EVENTS"], env["AUDITQ_EXPORT_CHUNK_BYTES"] = "97", "4096"
+	env["AUDITQ_NATS_INBOX_PREFIX"] = tenantOperator.Inbox
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
+	events := exportEvents(600)
+	tenants := []string{"acme", "globex", ""}
+	for i := range events {
+		events[i].Tenant = tenants[i%3]
+	}
+	seed(t, db, events...)
+	want := sqlRows(t, db, exportFrom, exportTo)
+	tenantOf := map[string]string{}
+	var rows []struct {
+		ID     string `bun:"id"`
+		Tenant string `bun:"tenant"`
+	}
+	if err := db.NewSelect().Table("audit_logs").Column("id", "tenant").Scan(context.Background(), &rows); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		tenantOf[r.ID] = r.Tenant
+	}
+	header := strings.Join(append(slices.Clip(contract.CSVColumns), contract.CSVTenantColumn), ",")
+	check := func(name string, out []byte, tenant *string) {
+		t.Helper()
+		records, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var rows []sqlRow
+		for _, w := range want {
+			if tenant == nil || tenantOf[w.ID] == *tenant {
+				rows = append(rows, w)
+			}
+		}
+		if len(records) == 0 || strings.Join(records[0], ",") != header || len(records) != len(rows)+1 || len(rows) < 100 {
+			t.Fatalf("%s: header %v, %d records; SQL %d rows", name, records[0], len(records), len(rows))
+		}
+		for i, rec := range records[1:] {
+			for j := range rec {
+				rec[j] = contract.UnguardCSVCell(rec[j])
+			}
+			w := append(rows[i].csvRow(), tenantOf[rows[i].ID])
+			w[11] = strings.ReplaceAll(w[11], "\r\n", "\n")
+			if !sameJSON(rec[5], w[5]) {
+				t.Fatalf("%s row %d details %s, SQL %s", name, i, rec[5], w[5])
+			}
+			rec[5] = w[5]
+			if strings.Join(rec, "\x00") != strings.Join(w, "\x00") {
+				t.Fatalf("%s row %d:\n%q\nSQL\n%q", name, i, rec, w)
+			}
+		}
+	}
+	op := servicetest.ConnectAs(t, svc.NATSURL(), tenantOperator)
+	out, _ := export(t, op.NC, contract.ExportRequest{Filter: exportFilter(), Format: "csv"})
+	check("operator", out, nil)
+	acme := servicetest.ConnectAs(t, svc.NATSURL(), acmeReader)
+	out, _ = export(t, acme.NC, contract.ExportRequest{Filter: exportFilter(), Format: "csv"})
+	own := "acme"
+	check("acme-reader", out, &own)
+	cli, err := runCLI(t, env, svc, "export", "--format", "csv", "--action", "user.*", "--from", exportFrom, "--to", exportTo)
+	if err != nil {
+		t.Fatalf("auditq export: %v\n%s", err, cli)
+	}
+	check("auditq export", []byte(cli), nil)
 }
