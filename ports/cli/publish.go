@@ -139,7 +139,8 @@ func publishOne(ctx context.Context, js jetstream.JetStream, m *nats.Msg, timeou
 	return ack, nil
 }
 
-// bulkResult is a bulk job's result as published on audit.results.bulk.
+// bulkResult is a bulk job's result as published on audit.results.bulk;
+// Error is set when the job was rejected as a whole.
 type bulkResult struct {
 	ID         string `json:"id"`
 	Total      int    `json:"total"`
@@ -149,25 +150,25 @@ type bulkResult struct {
 		Index int    `json:"index"`
 		Error string `json:"error"`
 	} `json:"rejected"`
+	Error string `json:"error"`
 }
 
 // publishBulk publishes one audit.bulk message, then waits for its result
-// (header job_id, the message id) or its rejection as a whole (on
-// audit.poison.bulk, under the message id) and prints it. The
-// subscriptions are made before the publish, so the answer cannot be
-// missed. A job published again within the duplicate window is not run
-// again: its earlier result is looked up in the results stream.
+// (header job_id, the message id) on audit.results.bulk, which the
+// publisher role may read, and prints it; a result with an error says the
+// job was rejected as a whole. The subscription is made before the
+// publish, so the result cannot be missed. A job published again within
+// the duplicate window is not run again: its earlier result is looked up
+// in the results stream where the connection may read it (operators),
+// while the subscription waits for a result still to come.
 func publishBulk(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, m *nats.Msg, timeout time.Duration, out io.Writer) error {
 	id := m.Header.Get(nats.MsgIdHdr)
-	poisonSubject := contract.PoisonPrefix + "bulk"
 	answers := make(chan *nats.Msg, 256)
-	for _, subj := range []string{contract.SubjectBulkResults, poisonSubject} {
-		sub, err := nc.ChanSubscribe(subj, answers)
-		if err != nil {
-			return fmt.Errorf("subscribe to %s: %w", subj, err)
-		}
-		defer sub.Unsubscribe() //nolint:errcheck // the connection closes anyway
+	sub, err := nc.ChanSubscribe(contract.SubjectBulkResults, answers)
+	if err != nil {
+		return fmt.Errorf("subscribe to %s: %w", contract.SubjectBulkResults, err)
 	}
+	defer sub.Unsubscribe() //nolint:errcheck // the connection closes anyway
 	if err := nc.Flush(); err != nil {
 		return err
 	}
@@ -175,23 +176,28 @@ func publishBulk(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, m *
 	if err != nil {
 		return err
 	}
-	if ack.Duplicate {
-		if data, ok := earlierBulkResult(ctx, js, id, timeout); ok {
-			return printBulkResult(out, id, data)
-		}
-	}
 	wait := time.NewTimer(timeout)
 	defer wait.Stop()
+	earlier := make(chan []byte, 1)
+	if ack.Duplicate {
+		go func() {
+			if data, ok := earlierBulkResult(ctx, js, id, timeout); ok {
+				earlier <- data
+			}
+		}()
+	}
 	for {
 		select {
 		case a := <-answers:
-			switch {
-			case a.Subject == contract.SubjectBulkResults && a.Header.Get("job_id") == id:
+			if a.Header.Get("job_id") == id {
 				return printBulkResult(out, id, a.Data)
-			case a.Subject == poisonSubject && a.Header.Get(nats.MsgIdHdr) == id:
-				return fmt.Errorf("bulk %s rejected as a whole: %s", id, a.Header.Get("reason_poisoned"))
 			}
+		case data := <-earlier:
+			return printBulkResult(out, id, data)
 		case <-wait.C:
+			if ack.Duplicate {
+				return fmt.Errorf("no result for bulk %s within %s: it is a duplicate of a job published within the duplicate window, whose result was published then (on %s; reading it again needs the results stream, which this user may not read)", id, timeout, contract.SubjectBulkResults)
+			}
 			return fmt.Errorf("no result for bulk %s within %s; it may still be waiting in the stream (see %s)", id, timeout, contract.SubjectBulkResults)
 		case <-ctx.Done():
 			return ctx.Err()
@@ -200,7 +206,8 @@ func publishBulk(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, m *
 }
 
 // earlierBulkResult looks for the result of bulk job id among the results
-// kept on audit.results.bulk.
+// kept on audit.results.bulk; false when it is not there or the
+// connection may not read the stream.
 func earlierBulkResult(ctx context.Context, js jetstream.JetStream, id string, timeout time.Duration) ([]byte, bool) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -243,6 +250,9 @@ func printBulkResult(out io.Writer, id string, data []byte) error {
 	var r bulkResult
 	if err := json.Unmarshal(data, &r); err != nil {
 		return fmt.Errorf("unreadable result of bulk %s %q: %w", id, data, err)
+	}
+	if r.Error != "" {
+		return fmt.Errorf("bulk %s rejected as a whole: %s", id, r.Error)
 	}
 	p := &printer{w: out}
 	p.printf("bulk %s: %d events: %d inserted, %d duplicates, %d rejected\n", id, r.Total, r.Inserted, r.Duplicates, len(r.Rejected))
