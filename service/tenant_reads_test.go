@@ -187,3 +187,56 @@ func TestTenantCSVExportHasTheTenantColumn(t *testing.T) {
 	}
 	check("auditq export", []byte(cli), nil)
 }
+
+// TestRefusedReadsAreRecordedInTheAskersTenant: acme's reader asks for
+// globex's events 40 times and globex's report once; each kind of refusal
+// is one event in acme's tenant with its count (written at the latest when
+// the service stops), which acme's reader sees after a restart and
+// globex's does not.
+func TestRefusedReadsAreRecordedInTheAskersTenant(t *testing.T) {
+	env := tenantsEnv(t)
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
+	acme := servicetest.ConnectAs(t, svc.NATSURL(), acmeReader)
+	for range 40 {
+		ask(t, acme.NC, contract.SubjectQuery, `{"tenant":"globex"}`).refused(t, "403", "tenant")
+	}
+	ask(t, acme.NC, contract.SubjectReport, `{"reportType":"daily","date":"2026-11-24","tenant":"globex"}`).refused(t, "403", "tenant")
+	ask(t, acme.NC, contract.SubjectQuery, `{"tenant":"no.such"}`).refused(t, "400", "tenant") // invalid, not refused: not counted
+	_ = svc.Close()
+
+	var rows []struct {
+		Tenant       string `bun:"tenant"`
+		UserID       string `bun:"user_id"`
+		ResourceID   string `bun:"resource_id"`
+		Success      bool   `bun:"success"`
+		ErrorMessage string `bun:"error_message"`
+		Refused      int    `bun:"refused"`
+	}
+	if err := db.NewSelect().Table("audit_logs").
+		ColumnExpr("tenant, user_id, resource_id, success, error_message, (details->>'refused')::int AS refused").
+		Where("action = 'audit.denied'").Order("resource_id").Scan(context.Background(), &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].ResourceID != contract.SubjectQuery || rows[0].Refused != 40 || rows[1].ResourceID != contract.SubjectReport || rows[1].Refused != 1 {
+		t.Fatalf("denied events %+v, want audit.query refused 40 times and audit.report once", rows)
+	}
+	for _, r := range rows {
+		if r.Tenant != "acme" || r.UserID != "nats:acme/acme-reader" || r.Success || !strings.Contains(r.ErrorMessage, `may not read tenant "globex"`) {
+			t.Errorf("denied event %+v", r)
+		}
+	}
+
+	svc = servicetest.Start(t, env)
+	for _, c := range []struct {
+		r    servicetest.Role
+		want int
+	}{{acmeReader, 2}, {globexReader, 0}} {
+		rc := servicetest.ConnectAs(t, svc.NATSURL(), c.r)
+		var p struct{ Events []readRecord }
+		ask(t, rc.NC, contract.SubjectQuery, `{"action":"audit.denied"}`).into(t, &p)
+		if len(p.Events) != c.want {
+			t.Errorf("%s sees %d denied events, want %d", c.r.Name, len(p.Events), c.want)
+		}
+	}
+}

@@ -167,10 +167,13 @@ func (a ReadAuditor) record(ctx context.Context, r read, readErr error) error {
 // internal error's text (it may hold SQL).
 func failureKind(err error) string {
 	var v *audit.ValidationError
+	var f *audit.ForbiddenError
 	var stopped ExportStopped
 	switch {
 	case errors.As(err, &v):
 		return v.Error()
+	case errors.As(err, &f):
+		return f.Error()
 	case errors.As(err, &stopped):
 		return stopped.Error()
 	case errors.Is(err, audit.ErrNotFound):
