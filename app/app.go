@@ -60,4 +60,8 @@ type Queries struct {
 	Cleanups      query.CleanupsHandler
 	CleanupDryRun query.CleanupDryRunHandler
 	Status        query.StatusHandler
+
+	// Denials records refused requests (403), aggregated; nil records
+	// none.
+	Denials *query.DenialAuditor
 }

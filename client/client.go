@@ -18,11 +18,8 @@ const (
 	subjectLog          = "audit.log"
 	subjectBulk         = "audit.bulk"
 	subjectBulkResults  = "audit.results.bulk"
-	subjectBulkPoison   = "audit.poison.bulk"
 	streamResults       = "AUDIT_RESULTS"
-	streamPoison        = "AUDIT_POISON"
 	headerJobID         = "job_id"
-	headerReasonPoison  = "reason_poisoned"
 	headerRequester     = "Auditq-Requester"
 	headerServiceCode   = "Nats-Service-Error-Code"
 	headerServiceReason = "Nats-Service-Error"
@@ -217,7 +214,14 @@ type Rejection struct {
 // service stores the valid events in one transaction; an event it rejects
 // (under settings stricter than Options.Rules) is listed in the result's
 // Rejected, not an error. Events published again, by this call's retries
-// or by another call, are stored once and counted in Duplicates. It returns a
+// or by another call, are stored once and counted in Duplicates. It waits
+// on audit.results.bulk, which the connection must be allowed to subscribe
+// to (the publisher role of docs/security.md is; with tenants, a tenant's
+// publisher gets its own tenant's results there). When a retry finds the
+// job already in the stream, the earlier result is looked up in stream
+// AUDIT_RESULTS where the connection may read it (operators); a publisher
+// gets it from the subscription unless it was published while the
+// connection was down, and the error when ctx ends then says so. It returns a
 // *ValidationError when an event breaks a rule (nothing was sent), and an
 // error when the publish failed, the service rejected the job as a whole,
 // or ctx ended before the result came.
@@ -249,102 +253,98 @@ func (c *Client) PublishBulk(ctx context.Context, events []Event) (BulkResult, e
 	m.Header.Set(nats.MsgIdHdr, id)
 	m.Data = data
 
-	// The poison stream is watched from its end as it is now, and the
-	// results stream from its start (it keeps the last few results): the
-	// answer cannot be missed, also when a retry finds the job done. Ordered consumers carry on through reconnects;
-	// setting them up is retried like the publish, while the service has
-	// not created the streams yet.
-	answers := make(chan bulkAnswer, 1)
-	var watch *bulkWatch
-	err := c.retry(ctx, func(err error) bool { return errors.Is(err, nats.ErrConnectionClosed) }, func(ctx context.Context) error {
-		var err error
-		watch, err = c.watchBulk(ctx, id, answers)
-		return err
-	})
+	// The result comes on audit.results.bulk, which the publisher role
+	// may read (with tenants, its own tenant's results only), subscribed
+	// to before the publish so that it cannot be missed; a job rejected
+	// as a whole has a result naming why. A job published again within
+	// the service's duplicate window is not run again: its earlier result
+	// is looked up in AUDIT_RESULTS where the connection may read that
+	// stream (operators), while the subscription waits for a result still
+	// to come (the earlier job may not have run yet).
+	results := make(chan *nats.Msg, 64)
+	sub, err := c.nc.ChanSubscribe(subjectBulkResults, results)
 	if err != nil {
-		return BulkResult{}, fmt.Errorf("bulk %s: %w", id, err)
+		return BulkResult{}, fmt.Errorf("bulk %s: subscribe to %s: %w", id, subjectBulkResults, err)
 	}
-	defer watch.stop()
-	if _, err := c.publish(ctx, m); err != nil {
+	defer func() { _ = sub.Unsubscribe() }()
+	// The server has the subscription before the job: a flush, retried
+	// through a reconnect.
+	err = c.retry(ctx, func(err error) bool { return errors.Is(err, nats.ErrConnectionClosed) }, c.nc.FlushWithContext)
+	if err != nil {
+		return BulkResult{}, fmt.Errorf("bulk %s: subscribe to %s: %w", id, subjectBulkResults, err)
+	}
+	ack, err := c.publish(ctx, m)
+	if err != nil {
 		return BulkResult{}, fmt.Errorf("publish bulk %s: %w", id, err)
 	}
-	select {
-	case a := <-answers:
-		if a.reason != "" {
-			return BulkResult{}, fmt.Errorf("bulk %s rejected as a whole: %s", id, a.reason)
-		}
-		a.result.IDs = ids
-		return a.result, a.err
-	case <-ctx.Done():
-		return BulkResult{}, fmt.Errorf("no result for bulk %s (published, it may still be waiting in the stream): %w", id, ctx.Err())
+	earlier := make(chan []byte, 1)
+	if ack.Duplicate {
+		go func() {
+			if data, ok := c.earlierBulkResult(ctx, id); ok {
+				earlier <- data
+			}
+		}()
 	}
-}
-
-// bulkAnswer is what became of a bulk job: its result, or its rejection
-// as a whole (reason).
-type bulkAnswer struct {
-	result BulkResult
-	err    error
-	reason string
-}
-
-type bulkWatch struct{ stops []func() }
-
-func (w *bulkWatch) stop() {
-	for _, s := range w.stops {
-		s()
-	}
-}
-
-// watchBulk sends the answer to job id to answers: its result from
-// AUDIT_RESULTS, or its rejection from AUDIT_POISON.
-func (c *Client) watchBulk(ctx context.Context, id string, answers chan<- bulkAnswer) (*bulkWatch, error) {
-	w := &bulkWatch{}
-	send := func(a bulkAnswer) {
+	for {
+		var data []byte
 		select {
-		case answers <- a:
-		default: // answered already
+		case msg := <-results:
+			if msg.Header.Get(headerJobID) != id {
+				continue
+			}
+			data = msg.Data
+		case data = <-earlier:
+		case <-ctx.Done():
+			if ack.Duplicate {
+				return BulkResult{}, fmt.Errorf("no result for bulk %s: it is a duplicate of a job published within the service's duplicate window, whose result was published then (reading it needs AUDIT_RESULTS, which this connection may not read): %w", id, ctx.Err())
+			}
+			return BulkResult{}, fmt.Errorf("no result for bulk %s (published, it may still be waiting in the stream): %w", id, ctx.Err())
 		}
+		var r struct {
+			BulkResult
+			Error string `json:"error"` // why the job was rejected as a whole
+		}
+		if err := json.Unmarshal(data, &r); err != nil {
+			return BulkResult{}, fmt.Errorf("unreadable result of bulk %s: %w", id, err)
+		}
+		if r.Error != "" {
+			return BulkResult{}, fmt.Errorf("bulk %s rejected as a whole: %s", id, r.Error)
+		}
+		r.IDs = ids
+		return r.BulkResult, nil
 	}
-	poison, err := c.js.Stream(ctx, streamPoison)
+}
+
+// earlierBulkResult reads the result of bulk job id from the results kept
+// in AUDIT_RESULTS, within RequestTimeout; false when it is not there or
+// the connection may not read the stream.
+func (c *Client) earlierBulkResult(ctx context.Context, id string) ([]byte, bool) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.RequestTimeout)
+	defer cancel()
+	cons, err := c.js.OrderedConsumer(ctx, streamResults, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjectBulkResults}})
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", streamPoison, err)
+		return nil, false
 	}
-	from := poison.CachedInfo().State.LastSeq + 1
-	for _, s := range []struct {
-		stream string
-		cfg    jetstream.OrderedConsumerConfig
-		handle func(jetstream.Msg)
-	}{
-		{streamPoison, jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{subjectBulkPoison}, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
-		}, func(m jetstream.Msg) {
-			if m.Headers().Get(nats.MsgIdHdr) == id {
-				send(bulkAnswer{reason: m.Headers().Get(headerReasonPoison)})
-			}
-		}},
-		{streamResults, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjectBulkResults}}, func(m jetstream.Msg) {
-			if m.Headers().Get(headerJobID) == id {
-				var r BulkResult
-				err := json.Unmarshal(m.Data(), &r)
-				if err != nil {
-					err = fmt.Errorf("unreadable result of bulk %s: %w", id, err)
-				}
-				send(bulkAnswer{result: r, err: err})
-			}
-		}},
-	} {
-		cons, err := c.js.OrderedConsumer(ctx, s.stream, s.cfg)
-		if err != nil {
-			w.stop()
-			return nil, fmt.Errorf("watch %s: %w", s.stream, err)
-		}
-		cc, err := cons.Consume(s.handle)
-		if err != nil {
-			w.stop()
-			return nil, fmt.Errorf("watch %s: %w", s.stream, err)
-		}
-		w.stops = append(w.stops, cc.Stop)
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return nil, false
 	}
-	return w, nil
+	for left := info.NumPending; left > 0; {
+		batch, err := cons.Fetch(int(min(left, 100)), jetstream.FetchContext(ctx))
+		if err != nil {
+			return nil, false
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			if msg.Headers().Get(headerJobID) == id {
+				return msg.Data(), true
+			}
+		}
+		if n == 0 {
+			return nil, false
+		}
+		left -= uint64(n)
+	}
+	return nil, false
 }

@@ -108,12 +108,9 @@ func (r *Requests) exportEndpoint() micro.Handler {
 			// service stops.
 			ctx, cancel := context.WithTimeout(r.exportCtx, r.cfg.Timeout)
 			defer cancel()
-			who := requester(headers, r.cfg.Identity)
-			var x *query.Export
-			err := r.bind(&who, contract.SubjectExport)
-			if err == nil {
-				x, err = r.app.Queries.Export.Start(ctx, in, who)
-			}
+			x, err := asBound(r, requester(headers, r.cfg.Identity), contract.SubjectExport, in, func(who query.Requester) (*query.Export, error) {
+				return r.app.Queries.Export.Start(ctx, in, who)
+			})
 			if err != nil {
 				release()
 				code = r.fail(req, contract.SubjectExport, err)
@@ -216,7 +213,7 @@ func (s *session) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pages := s.prefetch(ctx)
-	enc := contract.NewExportEncoder(s.x.Format, !s.x.Resumed, s.x.CSVRaw)
+	enc := contract.NewExportEncoder(s.x.Format, contract.ExportEncoding{Header: !s.x.Resumed, Raw: s.x.CSVRaw, Tenant: s.r.cfg.Tenants.Enabled})
 	for p := range pages {
 		if p.err != nil && ctx.Err() != nil {
 			return s.stopReason()

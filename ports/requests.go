@@ -434,11 +434,9 @@ func endpointIn[Req any](r *Requests, poolName, subject string, call func(contex
 				if err := DecodeRequest(data, &in); err != nil {
 					return nil, err
 				}
-				who := requester(headers, r.cfg.Identity)
-				if err := r.bind(&who, subject); err != nil {
-					return nil, err
-				}
-				return call(ctx, in, who)
+				return asBound(r, requester(headers, r.cfg.Identity), subject, in, func(who query.Requester) (any, error) {
+					return call(ctx, in, who)
+				})
 			})
 		}()
 	})
@@ -647,6 +645,21 @@ func (r *Requests) bind(who *query.Requester, subject string) error {
 		return audit.Forbidden("tenant", "this reader is bound to tenant %q, and %s reaches beyond a tenant: only accounts of AUDITQ_TENANT_UNBOUND_ACCOUNTS may ask it", v.Account, subject)
 	}
 	return nil
+}
+
+// asBound binds who for a request on subject with body in (bind), then
+// runs call as it. A refusal, by bind or by call (a
+// *audit.ForbiddenError), is counted as a denied read (query.DenialAuditor).
+func asBound[T any](r *Requests, who query.Requester, subject string, in any, call func(query.Requester) (T, error)) (T, error) {
+	var out T
+	err := r.bind(&who, subject)
+	if err == nil {
+		out, err = call(who)
+	}
+	if err != nil {
+		r.app.Queries.Denials.Denied(who, subject, in, err)
+	}
+	return out, err
 }
 
 // requester reads who asked from the request headers.

@@ -263,8 +263,15 @@ func (h *handlers) bulk(msg *message.Message) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := h.ctx(msg)
+	defer cancel()
 	events, rejected, err := audit.DecodeBulk(msg.Payload, h.cfg.BulkMaxEvents, h.receipt(msg))
 	if err != nil {
+		// Rejected as a whole: the result says so to its publisher, and
+		// the poison queue takes the message once the result is out.
+		if rerr := h.app.Commands.RecordBulk.Refuse(ctx, command.Bulk{ID: msg.UUID, Tenant: t}, err); rerr != nil {
+			return rerr
+		}
 		return err
 	}
 	for i := range events {
@@ -273,8 +280,6 @@ func (h *handlers) bulk(msg *message.Message) error {
 	for i := range rejected {
 		rejected[i].Tenant = t
 	}
-	ctx, cancel := h.ctx(msg)
-	defer cancel()
 	res, err := h.app.Commands.RecordBulk.Handle(ctx, command.Bulk{
 		ID: msg.UUID, Tenant: t, Total: len(events) + len(rejected), Events: events, Rejected: rejected,
 	})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -287,11 +286,7 @@ func TestExternalExampleHasTheRolesOfTheEmbeddedOne(t *testing.T) {
 func TestClientCommandsAsEachRole(t *testing.T) {
 	env := rolesEnv(t)
 	svc := servicetest.Start(t, env)
-	as := func(r servicetest.Role) map[string]string {
-		e := maps.Clone(env)
-		e["AUDITQ_NATS_AUTH_USER"], e["AUDITQ_NATS_AUTH_PASSWORD"], e["AUDITQ_NATS_INBOX_PREFIX"] = r.User, r.Password, r.Inbox
-		return e
-	}
+	as := func(r servicetest.Role) map[string]string { return asRole(env, r) }
 	op := as(servicetest.Operator)
 	for _, args := range [][]string{{"poison", "list"}, {"schedule", "show"}, {"streams"}} {
 		if out, err := runCLI(t, op, svc, args...); err != nil {

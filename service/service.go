@@ -384,6 +384,16 @@ func (s *Service) startApplication(ctx context.Context) error {
 		readWriter = batcher
 	}
 	reads := query.NewReadAuditor(readWriter, query.ReadAuditorConfig{})
+	// Refused requests are counted and written once a minute, and at
+	// Close, after the requests have stopped and before the batcher.
+	denials := query.NewDenialAuditor(reads, 0)
+	denials.Start()
+	s.onClose("denied requests", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		denials.Close(ctx)
+		return nil
+	})
 	report, err := query.NewReportHandler(repo, repo, reads, query.ReportConfig{MaxDays: s.cfg.ReportMaxDays})
 	if err != nil {
 		return err
@@ -437,6 +447,7 @@ func (s *Service) startApplication(ctx context.Context) error {
 			Cleanups:      query.NewCleanupsHandler(repo, reads),
 			CleanupDryRun: query.NewCleanupDryRunHandler(retention, policy, scheduledCleanup(s.cfg), reads),
 			Status:        query.NewStatusHandler(te.lastCheckpoints(), s.cfg.CheckpointInterval, adminPoison, backlog, postgres.NewVerifyRuns(s.db)),
+			Denials:       denials,
 		},
 	}
 	// Erasures a crash interrupted are completed before anything is served.

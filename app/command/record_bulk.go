@@ -17,13 +17,16 @@ type Bulk struct {
 }
 
 // BulkResult is what a bulk job did. Total = Inserted + Duplicates +
-// len(Rejected), always.
+// len(Rejected), always; all are 0 for a job rejected as a whole.
 type BulkResult struct {
 	ID         string            `json:"id"`
 	Total      int               `json:"total"`
 	Inserted   int               `json:"inserted"`
 	Duplicates int               `json:"duplicates"`
 	Rejected   []audit.Rejection `json:"rejected"`
+	// Error is why the job was rejected as a whole (it counts nothing
+	// then, and the job is in the poison stream); empty otherwise.
+	Error string `json:"error,omitempty"`
 	// Tenant decides where the result goes (audit.results.t.<tenant>.bulk
 	// for a tenant); it is not part of the result's JSON.
 	Tenant string `json:"-"`
@@ -76,4 +79,18 @@ func (h RecordBulkHandler) Handle(ctx context.Context, b Bulk) (BulkResult, erro
 		return BulkResult{}, fmt.Errorf("bulk %s: publish result: %w", b.ID, err)
 	}
 	return out, nil
+}
+
+// Refuse publishes the result of bulk job b rejected as a whole (cause,
+// a permanent error: the message is no bulk job), on the results subject
+// its publisher reads: nothing counted, Error the cause. The job itself
+// goes to the poison stream as any rejected message; its publisher may
+// not read that stream. The error is transient: the result could not be
+// published.
+func (h RecordBulkHandler) Refuse(ctx context.Context, b Bulk, cause error) error {
+	out := BulkResult{ID: b.ID, Rejected: []audit.Rejection{}, Error: cause.Error(), Tenant: b.Tenant}
+	if err := h.reporter.BulkResult(ctx, out); err != nil {
+		return fmt.Errorf("bulk %s: publish its rejection as a whole: %w", b.ID, err)
+	}
+	return nil
 }

@@ -327,7 +327,11 @@ func (h EventProofHandler) Handle(ctx context.Context, req EventProofRequest, wh
 	if err == nil && res.Checkpoint == nil {
 		res.NextCheckpointDue, err = h.nextCheckpoint(ctx)
 	}
-	if err := h.reads.record(ctx, read{action: ActionEventProof, endpoint: ActionEventProof, request: req, who: who}, err); err != nil {
+	rec := read{action: ActionEventProof, endpoint: ActionEventProof, request: req, who: who}
+	if err == nil {
+		rec.of = &tenant
+	}
+	if err := h.reads.record(ctx, rec, err); err != nil {
 		return EventProofResult{}, err
 	}
 	return res, nil

@@ -116,7 +116,7 @@ func (h ExportHandler) Start(ctx context.Context, req ExportRequest, who Request
 	}
 	f.Limit = h.cfg.PageEvents
 	x := &Export{ID: randomHex(16), Format: req.Format, Resumed: req.Cursor != "", CSVRaw: req.CSVRaw, h: h, req: req, who: who, filter: f}
-	rec := read{action: ActionExport, endpoint: "audit.export", eventID: "read-" + x.ID, request: req, who: who,
+	rec := read{action: ActionExport, endpoint: "audit.export", eventID: "read-" + x.ID, request: req, who: who, of: f.Tenant,
 		extra: map[string]any{"exportId": x.ID, "phase": "start"}}
 	if err := h.reads.record(ctx, rec, nil); err != nil {
 		return nil, err
@@ -195,7 +195,7 @@ func (x *Export) Finish(ctx context.Context, o ExportOutcome) error {
 	case readErr == nil:
 		readErr = ExportStopped{Reason: "ended early"}
 	}
-	rec := read{action: ActionExport, endpoint: "audit.export", eventID: "read-" + x.ID + "-end", request: x.req, who: x.who, extra: extra}
+	rec := read{action: ActionExport, endpoint: "audit.export", eventID: "read-" + x.ID + "-end", request: x.req, who: x.who, of: x.filter.Tenant, extra: extra}
 	if err := x.h.reads.record(ctx, rec, readErr); o.Complete {
 		return err
 	}

@@ -91,6 +91,26 @@ type read struct {
 	request  any    // the request as decoded
 	who      Requester
 	extra    map[string]any // outcome facts, e.g. reportId, returned
+	// of is the one tenant whose events or reports an unbound reader
+	// read (a search of one tenant, a report of it, its event); nil when
+	// it read every tenant or nothing of a tenant.
+	of *string
+}
+
+// tenant is the tenant the read is recorded in (docs/tenants.md): a bound
+// reader's own, so that the tenant's trail shows who read it and no other
+// tenant sees it; an unbound reader's read of one tenant in that tenant,
+// so that the tenant sees its operators' reads too; any other read in the
+// default tenant, which only unbound readers see.
+func (r read) tenant() string {
+	switch {
+	case r.who.Scope.Bound:
+		return r.who.Scope.Tenant
+	case r.of != nil:
+		return *r.of
+	default:
+		return audit.DefaultTenant
+	}
 }
 
 // record stores the read as an event: success when readErr is nil, else
@@ -101,8 +121,15 @@ func (a ReadAuditor) record(ctx context.Context, r read, readErr error) error {
 	if a.writer == nil {
 		return readErr
 	}
+	tenant := r.tenant()
 	details := map[string]any{"endpoint": r.endpoint, "request": r.request}
 	if who := requesterDetails(r.who); who != nil {
+		if tenant != audit.DefaultTenant && (r.who.Verified == nil || r.who.Verified.Account != tenant) {
+			// A tenant sees the verified account, user and client name of
+			// an operator who read it, not the server's details of the
+			// operator's connection (host, server, cluster).
+			delete(who, "natsRequestInfo")
+		}
 		details["requester"] = who
 	}
 	for k, v := range r.extra {
@@ -122,7 +149,7 @@ func (a ReadAuditor) record(ctx context.Context, r read, readErr error) error {
 	now := audit.Normalize(a.now())
 	ev := audit.Event{
 		ID: id, UserID: r.who.Verified.UserID(), Action: r.action, ResourceType: ReadResourceType, ResourceID: r.endpoint,
-		Details: body, Success: readErr == nil, OccurredAt: now, ReceivedAt: now,
+		Details: body, Success: readErr == nil, OccurredAt: now, ReceivedAt: now, Tenant: tenant,
 	}
 	if readErr != nil {
 		ev.ErrorMessage = failureKind(readErr)
@@ -140,10 +167,13 @@ func (a ReadAuditor) record(ctx context.Context, r read, readErr error) error {
 // internal error's text (it may hold SQL).
 func failureKind(err error) string {
 	var v *audit.ValidationError
+	var f *audit.ForbiddenError
 	var stopped ExportStopped
 	switch {
 	case errors.As(err, &v):
 		return v.Error()
+	case errors.As(err, &f):
+		return f.Error()
 	case errors.As(err, &stopped):
 		return stopped.Error()
 	case errors.Is(err, audit.ErrNotFound):

@@ -103,7 +103,7 @@ func (h ReportHandler) Handle(ctx context.Context, in ReportInput) (audit.Stored
 	}
 	stored, err := h.generate(ctx, in, p, tenant)
 	r := read{
-		action: ActionReport, endpoint: "audit.report", request: in.Request, who: in.Requester,
+		action: ActionReport, endpoint: "audit.report", request: in.Request, who: in.Requester, of: tenant,
 		extra: map[string]any{"trigger": in.Trigger},
 	}
 	if in.JobID != "" {
@@ -170,10 +170,13 @@ func (h GetReportHandler) Handle(ctx context.Context, req GetReportRequest, who 
 	if err == nil && !who.Scope.AllowsReport(rep.Tenant) {
 		rep, err = audit.StoredReport{}, audit.ErrNotFound // another tenant's report is as absent as none
 	}
+	rec := read{action: ActionReport, endpoint: "audit.report.get", request: req, who: who}
 	if err != nil {
 		err = fmt.Errorf("report %d: %w", req.ID, err)
+	} else {
+		rec.of = rep.Tenant
 	}
-	if err := h.reads.record(ctx, read{action: ActionReport, endpoint: "audit.report.get", request: req, who: who}, err); err != nil {
+	if err := h.reads.record(ctx, rec, err); err != nil {
 		return audit.StoredReport{}, err
 	}
 	return rep, nil
@@ -250,7 +253,7 @@ func (h ListReportsHandler) Handle(ctx context.Context, req ListReportsRequest, 
 		out.Reports = items[:limit]
 		out.NextCursor = encodeCursor(listCursor{ID: items[limit-1].ID})
 	}
-	rec := read{action: ActionReport, endpoint: "audit.report.list", request: req, who: who,
+	rec := read{action: ActionReport, endpoint: "audit.report.list", request: req, who: who, of: tenant,
 		extra: map[string]any{"returned": len(out.Reports)}}
 	if err := h.reads.record(ctx, rec, err); err != nil {
 		return ReportList{}, err

@@ -71,7 +71,7 @@ func (h SearchHandler) Handle(ctx context.Context, req SearchRequest, who Reques
 		last := events[limit-1]
 		out.NextCursor = cursorAfter(last, f.Tenant)
 	}
-	rec := read{action: ActionQuery, endpoint: "audit.query", request: req, who: who,
+	rec := read{action: ActionQuery, endpoint: "audit.query", request: req, who: who, of: f.Tenant,
 		extra: map[string]any{"returned": len(out.Events)}}
 	if err := h.reads.record(ctx, rec, err); err != nil {
 		return SearchResult{}, err
@@ -212,7 +212,11 @@ func (h GetEventHandler) Handle(ctx context.Context, req GetEventRequest, who Re
 			err = fmt.Errorf("event %s: %w", audit.EventRef(tenant, req.ID), err)
 		}
 	}
-	if err := h.reads.record(ctx, read{action: ActionQuery, endpoint: "audit.event.get", request: req, who: who}, err); err != nil {
+	rec := read{action: ActionQuery, endpoint: "audit.event.get", request: req, who: who}
+	if err == nil {
+		rec.of = &tenant
+	}
+	if err := h.reads.record(ctx, rec, err); err != nil {
 		return audit.Event{}, err
 	}
 	return ev, nil

@@ -137,7 +137,8 @@ func publishOne(ctx context.Context, js jetstream.JetStream, m *nats.Msg, timeou
 	return err
 }
 
-// bulkResult is a bulk job's result as published on audit.results.bulk.
+// bulkResult is a bulk job's result as published on audit.results.bulk;
+// Error is set when the job was rejected as a whole.
 type bulkResult struct {
 	ID         string `json:"id"`
 	Total      int    `json:"total"`
@@ -147,24 +148,23 @@ type bulkResult struct {
 		Index int    `json:"index"`
 		Error string `json:"error"`
 	} `json:"rejected"`
+	Error string `json:"error"`
 }
 
 // publishBulk publishes one audit.bulk message, then waits for its result
-// (header job_id, the message id) or its rejection as a whole (on
-// audit.poison.bulk, under the message id) and prints it. The
-// subscriptions are made before the publish, so the answer cannot be
-// missed.
+// (header job_id, the message id) on audit.results.bulk, which the
+// publisher role may read, and prints it; a result with an error says the
+// job was rejected as a whole. The subscription is made before the
+// publish, so the result cannot be missed; the job's id is new to this
+// publish, so the stream never drops it as a duplicate.
 func publishBulk(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, m *nats.Msg, timeout time.Duration, out io.Writer) error {
 	id := m.Header.Get(nats.MsgIdHdr)
-	poisonSubject := contract.PoisonPrefix + "bulk"
 	answers := make(chan *nats.Msg, 256)
-	for _, subj := range []string{contract.SubjectBulkResults, poisonSubject} {
-		sub, err := nc.ChanSubscribe(subj, answers)
-		if err != nil {
-			return fmt.Errorf("subscribe to %s: %w", subj, err)
-		}
-		defer sub.Unsubscribe() //nolint:errcheck // the connection closes anyway
+	sub, err := nc.ChanSubscribe(contract.SubjectBulkResults, answers)
+	if err != nil {
+		return fmt.Errorf("subscribe to %s: %w", contract.SubjectBulkResults, err)
 	}
+	defer sub.Unsubscribe() //nolint:errcheck // the connection closes anyway
 	if err := nc.Flush(); err != nil {
 		return err
 	}
@@ -176,11 +176,8 @@ func publishBulk(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, m *
 	for {
 		select {
 		case a := <-answers:
-			switch {
-			case a.Subject == contract.SubjectBulkResults && a.Header.Get("job_id") == id:
+			if a.Header.Get("job_id") == id {
 				return printBulkResult(out, id, a.Data)
-			case a.Subject == poisonSubject && a.Header.Get(nats.MsgIdHdr) == id:
-				return fmt.Errorf("bulk %s rejected as a whole: %s", id, a.Header.Get("reason_poisoned"))
 			}
 		case <-wait.C:
 			return fmt.Errorf("no result for bulk %s within %s; it may still be waiting in the stream (see %s)", id, timeout, contract.SubjectBulkResults)
@@ -196,6 +193,9 @@ func printBulkResult(out io.Writer, id string, data []byte) error {
 	var r bulkResult
 	if err := json.Unmarshal(data, &r); err != nil {
 		return fmt.Errorf("unreadable result of bulk %s %q: %w", id, data, err)
+	}
+	if r.Error != "" {
+		return fmt.Errorf("bulk %s rejected as a whole: %s", id, r.Error)
 	}
 	p := &printer{w: out}
 	p.printf("bulk %s: %d events: %d inserted, %d duplicates, %d rejected\n", id, r.Total, r.Inserted, r.Duplicates, len(r.Rejected))

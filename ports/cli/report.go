@@ -250,6 +250,10 @@ func requestOn(ctx context.Context, nc *nats.Conn, subject string, body any, tim
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil, fmt.Errorf("nobody answers on %s: is \"auditq serve\" running and reachable?", subject)
+	case err != nil && refused(nc, subject):
+		// The server refused the request (the user's permissions): it
+		// said so on the connection, and the request waited in vain.
+		return nil, fmt.Errorf("request %s: refused by the NATS server: %w", subject, nc.LastError())
 	case err != nil:
 		return nil, fmt.Errorf("request %s: %w", subject, err)
 	}
@@ -257,6 +261,13 @@ func requestOn(ctx context.Context, nc *nats.Conn, subject string, body any, tim
 		return nil, &ServiceError{Subject: subject, Code: code, Message: reply.Header.Get("Nats-Service-Error")}
 	}
 	return reply.Data, nil
+}
+
+// refused reports whether the last error the server sent nc is a
+// permissions violation for publishing to subject.
+func refused(nc *nats.Conn, subject string) bool {
+	last := nc.LastError()
+	return errors.Is(last, nats.ErrPermissionViolation) && strings.Contains(last.Error(), `Publish to "`+subject+`"`)
 }
 
 // askAndPrint is a client command's one request: it asks subject with

@@ -45,7 +45,7 @@ func TestExportEncoderGuardsFormulas(t *testing.T) {
 	v := contract.EventView{ID: "e-1", UserID: &user, Action: "user.login", ResourceType: "user", ResourceID: "-7",
 		UserAgent: `@x,"y"`, Timestamp: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC), ReceivedAt: time.Date(2026, 11, 24, 9, 0, 1, 0, time.UTC)}
 	for _, raw := range []bool{false, true} {
-		enc := contract.NewExportEncoder(contract.ExportCSV, false, raw)
+		enc := contract.NewExportEncoder(contract.ExportCSV, contract.ExportEncoding{Raw: raw})
 		if err := enc.Add(v); err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package contract
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -86,11 +87,18 @@ type ExportSummary struct {
 }
 
 // CSVColumns is the header row of a CSV export: one column per field of
-// EventView, in its order.
+// EventView, in its order. A deployment with tenants adds
+// CSVTenantColumn after them.
 var CSVColumns = []string{
 	"id", "userId", "action", "resourceType", "resourceId", "details", "ipAddress", "userAgent",
 	"sessionId", "requestId", "success", "errorMessage", "timestamp", "receivedAt",
 }
+
+// CSVTenantColumn is the last column of a CSV export with tenants on
+// (docs/tenants.md): the event's tenant, empty for the default tenant.
+// Without tenants the column is absent, and the CSV is what it was
+// before tenants existed.
+const CSVTenantColumn = "tenant"
 
 // CSVRecord returns v as a CSV record in the order of CSVColumns: times in
 // ISO 8601 UTC (RFC 3339 with fractional seconds as needed, as in the
@@ -142,17 +150,32 @@ func UnguardCSVCell(v string) string { return strings.TrimPrefix(v, "'") }
 type ExportEncoder struct {
 	csv     bool
 	raw     bool
+	tenant  bool
 	buf     bytes.Buffer
 	scratch bytes.Buffer
 }
 
+// ExportEncoding says how an ExportEncoder writes CSV.
+type ExportEncoding struct {
+	// Header starts the CSV with the header row.
+	Header bool
+	// Raw writes values as stored, without GuardCSVCell.
+	Raw bool
+	// Tenant adds CSVTenantColumn (a deployment with tenants).
+	Tenant bool
+}
+
 // NewExportEncoder returns an encoder for format (ExportNDJSON or
-// ExportCSV); with header, a CSV starts with the header row; with raw, CSV
-// values are written as stored, without GuardCSVCell.
-func NewExportEncoder(format string, header, raw bool) *ExportEncoder {
-	e := &ExportEncoder{csv: format == ExportCSV, raw: raw}
-	if e.csv && header {
-		e.writeRecord(CSVColumns)
+// ExportCSV), writing CSV as o says; NDJSON lines carry the tenant
+// whatever o says (EventView.Tenant).
+func NewExportEncoder(format string, o ExportEncoding) *ExportEncoder {
+	e := &ExportEncoder{csv: format == ExportCSV, raw: o.Raw, tenant: o.Tenant}
+	if e.csv && o.Header {
+		header := CSVColumns
+		if e.tenant {
+			header = append(slices.Clip(CSVColumns), CSVTenantColumn)
+		}
+		e.writeRecord(header)
 	}
 	return e
 }
@@ -162,6 +185,9 @@ func NewExportEncoder(format string, header, raw bool) *ExportEncoder {
 func (e *ExportEncoder) Add(v EventView) error {
 	if e.csv {
 		rec := CSVRecord(v)
+		if e.tenant {
+			rec = append(rec, v.Tenant)
+		}
 		if !e.raw {
 			for i, f := range rec {
 				rec[i] = GuardCSVCell(f)

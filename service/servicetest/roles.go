@@ -2,6 +2,7 @@ package servicetest
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -58,6 +59,14 @@ func ConnectAs(t *testing.T, url string, r Role) *RoleConn {
 	t.Cleanup(nc.Close)
 	rc.NC = nc
 	return rc
+}
+
+// Errors returns the errors the server sent the connection so far
+// (permission violations among them).
+func (rc *RoleConn) Errors() []string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return slices.Clone(rc.errs)
 }
 
 // violation waits for the server's permission error naming what (e.g.
@@ -197,7 +206,10 @@ func RoleActions() []Action {
 	for _, s := range []string{contract.SubjectCleanup, contract.SubjectReportGenerate, contract.SubjectBulkResults, contract.SubjectCleanupResults, contract.SubjectReportResults,
 		contract.PoisonPrefix + "log", contract.PoisonPrefix + "bulk", contract.SubjectCheckpoints, contract.SchedulePrefix + "cleanup",
 		"$JS.API.STREAM.DELETE.AUDIT", "$JS.API.STREAM.PURGE.AUDIT", "$JS.API.STREAM.MSG.DELETE.AUDIT",
-		"$JS.API.STREAM.UPDATE.AUDIT_CHECKPOINTS", "$JS.API.CONSUMER.CREATE.AUDIT", "$JS.API.STREAM.CREATE.AUDIT_RESULTS"} {
+		"$JS.API.STREAM.UPDATE.AUDIT_CHECKPOINTS", "$JS.API.CONSUMER.CREATE.AUDIT", "$JS.API.STREAM.CREATE.AUDIT_RESULTS",
+		// A publisher waits for its bulk result on audit.results.bulk; no
+		// role reads AUDIT_RESULTS through a consumer of its own.
+		"$JS.API.CONSUMER.CREATE.AUDIT_RESULTS"} {
 		send(s, "{}")
 	}
 	// Nobody but auditq answers a request, in its queue group or not.
