@@ -227,7 +227,7 @@ func copyRows(events []audit.Event) ([][]any, error) {
 		}
 		var details any
 		if e.Details != nil {
-			details = string(e.Details)
+			details = e.Details // json.RawMessage: pgx copies its bytes as they are
 		}
 		user, pseudonymous := null(e.UserID), any(nil)
 		if e.Pseudonym != "" {

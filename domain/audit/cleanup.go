@@ -147,7 +147,7 @@ func excludeActions(field string, raw json.RawMessage) ([]string, error) {
 		if isNull(item) || item[0] != '"' {
 			return nil, Invalid(f, "must be a string (an action name), got %s", kindOf(item))
 		}
-		s, err := text(f, item, MaxNameLen, textSingleLine)
+		s, err := text(f, string(item), MaxNameLen, textSingleLine)
 		if err != nil {
 			return nil, err
 		}

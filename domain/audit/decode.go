@@ -87,7 +87,7 @@ func DecodeBulk(data []byte, maxEvents int, r Receipt) (events []Event, rejected
 func decodeEvent(prefix string, data []byte, r Receipt) (Event, error) {
 	ev := Event{Success: true, ReceivedAt: Normalize(r.ReceivedAt)}
 	var hasTimestamp bool
-	err := decodeObject(strings.TrimSuffix(prefix, "."), data, func(key string, raw json.RawMessage) error {
+	err := decodeMembers(strings.TrimSuffix(prefix, "."), data, func(key string, raw json.RawMessage, str string) error {
 		f := key
 		if prefix != "" {
 			f = prefix + key
@@ -95,15 +95,15 @@ func decodeEvent(prefix string, data []byte, r Receipt) (Event, error) {
 		var err error
 		switch key {
 		case "id":
-			ev.ID, err = text(f, raw, MaxIDLen, textSingleLine)
+			ev.ID, err = text(f, str, MaxIDLen, textSingleLine)
 		case "userId":
-			ev.UserID, err = identifier(f, raw)
+			ev.UserID, err = identifier(f, str)
 		case "action":
-			ev.Action, err = text(f, raw, MaxNameLen, textSingleLine)
+			ev.Action, err = text(f, str, MaxNameLen, textSingleLine)
 		case "resourceType":
-			ev.ResourceType, err = text(f, raw, MaxNameLen, textSingleLine)
+			ev.ResourceType, err = text(f, str, MaxNameLen, textSingleLine)
 		case "resourceId":
-			ev.ResourceID, err = identifier(f, raw)
+			ev.ResourceID, err = identifier(f, str)
 		case "details":
 			var canon json.RawMessage
 			if ev.Details, canon, err = details(f, raw); err == nil {
@@ -111,20 +111,20 @@ func decodeEvent(prefix string, data []byte, r Receipt) (Event, error) {
 			}
 		case "ipAddress":
 			var s string
-			if s, err = text(f, raw, 64, textSingleLine); err == nil && s != "" {
+			if s, err = text(f, str, 64, textSingleLine); err == nil && s != "" {
 				var ok bool
 				if ev.IPAddress, ok = parseIP(s); !ok {
 					err = Invalid(f, "must be an IPv4 or IPv6 address without zone, got %q", s)
 				}
 			}
 		case "userAgent":
-			ev.UserAgent, err = text(f, raw, MaxUserAgentLen, textSingleLine)
+			ev.UserAgent, err = text(f, str, MaxUserAgentLen, textSingleLine)
 		case "sessionId":
-			ev.SessionID, err = text(f, raw, MaxIDLen, textSingleLine)
+			ev.SessionID, err = text(f, str, MaxIDLen, textSingleLine)
 		case "requestId":
-			ev.RequestID, err = text(f, raw, MaxIDLen, textSingleLine)
+			ev.RequestID, err = text(f, str, MaxIDLen, textSingleLine)
 		case "success":
-			switch string(raw) {
+			switch str {
 			case "true":
 				ev.Success = true
 			case "false":
@@ -133,11 +133,11 @@ func decodeEvent(prefix string, data []byte, r Receipt) (Event, error) {
 				err = Invalid(f, "must be true or false, got %s", kindOf(raw))
 			}
 		case "errorMessage":
-			ev.ErrorMessage, err = text(f, raw, MaxErrorMessageLen, textMultiLine)
+			ev.ErrorMessage, err = text(f, str, MaxErrorMessageLen, textMultiLine)
 		case "timestamp":
 			hasTimestamp = !isNull(raw)
 			if hasTimestamp {
-				ev.OccurredAt, err = timestamp(f, raw, ev.ReceivedAt, r.skew())
+				ev.OccurredAt, err = timestamp(f, str, ev.ReceivedAt, r.skew())
 			}
 		default:
 			err = Invalid(f, "unknown field")
@@ -191,6 +191,14 @@ func decodeEvent(prefix string, data []byte, r Receipt) (Event, error) {
 // scanObject); anything else goes
 // through encoding/json's decoder, whose errors say where the input broke.
 func decodeObject(path string, data []byte, fn func(key string, raw json.RawMessage) error) error {
+	return decodeMembers(path, data, func(key string, raw json.RawMessage, _ string) error { return fn(key, raw) })
+}
+
+// decodeMembers is decodeObject whose fn also gets each value's text as a
+// string. On the fast path the keys and those strings are substrings of
+// one copy of data, so that a string value without escapes costs no
+// allocation of its own (an event's dozen keys and strings cost one).
+func decodeMembers(path string, data []byte, fn func(key string, raw json.RawMessage, str string) error) error {
 	if !utf8.Valid(data) {
 		return invalidUTF8(path, data)
 	}
@@ -212,6 +220,9 @@ const maxKeyLabel = 64
 // name "" and a huge unknown key is not repeated in full in the poison
 // reason header.
 func keyLabel(key string) string {
+	if printableASCII(key) {
+		return key // every known field
+	}
 	if key != "" && len(key) <= maxKeyLabel && utf8.ValidString(key) {
 		printable := true
 		for _, c := range key {
@@ -237,6 +248,12 @@ func keyLabel(key string) string {
 	return strconv.Quote(cut) + more
 }
 
+// printableASCII reports whether key is a non-empty name of at most
+// maxKeyLabel printable ASCII characters.
+func printableASCII(key string) bool {
+	return key != "" && len(key) <= maxKeyLabel && plainASCII(key)
+}
+
 func where(path string) string {
 	if path == "" {
 		return "(message)"
@@ -252,7 +269,8 @@ func member(path, key string) string {
 }
 
 // scanObject walks an object already known to be valid JSON.
-func scanObject(path string, data []byte, fn func(key string, raw json.RawMessage) error) error {
+func scanObject(path string, data []byte, fn func(key string, raw json.RawMessage, str string) error) error {
+	src := string(data) // the keys and fn's strings are substrings of it
 	i := skipSpace(data, 0)
 	if data[i] != '{' {
 		return Invalid(where(path), "must be a JSON object, got %s", kindOf(data[i:]))
@@ -262,7 +280,7 @@ func scanObject(path string, data []byte, fn func(key string, raw json.RawMessag
 	i = skipSpace(data, i+1)
 	for data[i] != '}' {
 		end := skipString(data, i)
-		key := unquote(data[i:end])
+		key := unquote(src[i:end])
 		for _, k := range seen {
 			if k == key {
 				return Invalid(member(path, keyLabel(key)), "appears more than once")
@@ -273,7 +291,7 @@ func scanObject(path string, data []byte, fn func(key string, raw json.RawMessag
 		i = skipSpace(data, end)
 		i = skipSpace(data, i+1) // the colon
 		end = skipValue(data, i)
-		if err := fn(key, data[i:end:end]); err != nil {
+		if err := fn(key, data[i:end:end], src[i:end]); err != nil {
 			return err
 		}
 		i = skipSpace(data, end)
@@ -336,20 +354,20 @@ func skipValue(data []byte, i int) int {
 }
 
 // unquote decodes a valid JSON string literal; the common case without
-// escapes costs one allocation.
-func unquote(raw []byte) string {
+// escapes is a substring of raw (no allocation).
+func unquote(raw string) string {
 	body := raw[1 : len(raw)-1]
-	if bytes.IndexByte(body, '\\') < 0 {
-		return string(body)
+	if strings.IndexByte(body, '\\') < 0 {
+		return body
 	}
 	var s string
-	_ = json.Unmarshal(raw, &s)
+	_ = json.Unmarshal([]byte(raw), &s)
 	return s
 }
 
 // decodeObjectSlow is decodeObject for input that is not valid JSON: it
 // walks with encoding/json to report where and why.
-func decodeObjectSlow(path string, data []byte, fn func(key string, raw json.RawMessage) error) error {
+func decodeObjectSlow(path string, data []byte, fn func(key string, raw json.RawMessage, str string) error) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	tok, err := dec.Token()
 	if err != nil {
@@ -374,7 +392,7 @@ func decodeObjectSlow(path string, data []byte, fn func(key string, raw json.Raw
 		if err := dec.Decode(&raw); err != nil {
 			return Invalid(member(path, key), "is not valid JSON: %v", syntaxMessage(err))
 		}
-		if err := fn(key, raw); err != nil {
+		if err := fn(key, raw, string(raw)); err != nil {
 			return err
 		}
 	}
@@ -424,7 +442,7 @@ const (
 
 // text decodes an optional string field: absent or null gives "", and so
 // does the empty string (documented: empty optional fields are stored NULL).
-func text(field string, raw json.RawMessage, maxLen int, kind textKind) (string, error) {
+func text(field string, raw string, maxLen int, kind textKind) (string, error) {
 	if isNull(raw) {
 		return "", nil
 	}
@@ -436,6 +454,9 @@ func text(field string, raw json.RawMessage, maxLen int, kind textKind) (string,
 }
 
 func checkText(field, s string, maxLen int, kind textKind) error {
+	if len(s) <= maxLen && plainASCII(s) {
+		return nil // the common case, in one pass over the bytes
+	}
 	if n := utf8.RuneCountInString(s); n > maxLen {
 		return Invalid(field, "is %d characters long, more than the limit of %d", n, maxLen)
 	}
@@ -453,12 +474,23 @@ func checkText(field, s string, maxLen int, kind textKind) error {
 	return nil
 }
 
+// plainASCII reports whether s holds only ASCII characters that are not
+// control characters.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // identifier decodes userId or resourceId: a string, or a JSON integer
 // (kept as its decimal text) since many systems number their users and
 // resources. resourceId 0 is a valid id.
-func identifier(field string, raw json.RawMessage) (string, error) {
+func identifier(field string, raw string) (string, error) {
 	if len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')) {
-		s := string(raw)
+		s := raw
 		if strings.ContainsAny(s, ".eE") {
 			return "", Invalid(field, "must be a string or an integer, got the number %s", s)
 		}
@@ -470,7 +502,7 @@ func identifier(field string, raw json.RawMessage) (string, error) {
 	return text(field, raw, MaxIDLen, textSingleLine)
 }
 
-func timestamp(field string, raw json.RawMessage, received time.Time, skew time.Duration) (time.Time, error) {
+func timestamp(field string, raw string, received time.Time, skew time.Duration) (time.Time, error) {
 	if raw[0] != '"' {
 		return time.Time{}, Invalid(field, "must be an RFC 3339 string such as \"2026-11-24T13:45:00Z\", got %s", kindOf(raw))
 	}
@@ -560,10 +592,10 @@ func scanDetails(field string, raw []byte) error {
 	return nil
 }
 
-func isNull(raw []byte) bool { return string(raw) == "null" }
+func isNull[T ~string | ~[]byte](raw T) bool { return string(raw) == "null" }
 
 // kindOf names the JSON type of a raw value for error messages.
-func kindOf(raw []byte) string {
+func kindOf[T ~string | ~[]byte](raw T) string {
 	if len(raw) == 0 {
 		return "nothing"
 	}

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/netip"
 	"strings"
@@ -133,11 +134,13 @@ func (e Event) CheckNoNUL() error {
 		{"id", e.ID}, {"userId", e.UserID}, {"action", e.Action}, {"resourceType", e.ResourceType},
 		{"resourceId", e.ResourceID}, {"ipAddress", e.IPAddress}, {"userAgent", e.UserAgent},
 		{"sessionId", e.SessionID}, {"requestId", e.RequestID}, {"errorMessage", e.ErrorMessage},
-		{"details", string(e.Details)},
 	} {
 		if strings.IndexByte(f.val, 0) >= 0 {
 			return Invalid(f.name, "must not contain NUL characters")
 		}
+	}
+	if bytes.IndexByte(e.Details, 0) >= 0 {
+		return Invalid("details", "must not contain NUL characters")
 	}
 	if e.Details != nil {
 		if err := scanDetails("details", e.Details); err != nil {

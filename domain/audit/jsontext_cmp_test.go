@@ -89,6 +89,7 @@ func decodeObjectJSONText(path string, data []byte, fn func(key string, raw json
 	if !utf8.Valid(data) {
 		return invalidUTF8(path, data)
 	}
+	slow := func(key string, raw json.RawMessage, _ string) error { return fn(key, raw) }
 	j := jtDecoders.Get().(*jtDecoder)
 	defer func() { j.buf, j.members = bytes.Buffer{}, j.members[:0]; jtDecoders.Put(j) }()
 	j.buf = *bytes.NewBuffer(data)
@@ -96,7 +97,7 @@ func decodeObjectJSONText(path string, data []byte, fn func(key string, raw json
 	d := &j.dec
 	tok, err := d.ReadToken()
 	if err != nil {
-		return decodeObjectSlow(path, data, fn)
+		return decodeObjectSlow(path, data, slow)
 	}
 	if tok.Kind() != '{' {
 		return Invalid(where(path), "must be a JSON object, got %s", kindOf(data[skipSpace(data, 0):]))
@@ -104,12 +105,12 @@ func decodeObjectJSONText(path string, data []byte, fn func(key string, raw json
 	for d.PeekKind() == '"' {
 		name, err := d.ReadValue()
 		if err != nil {
-			return decodeObjectSlow(path, data, fn)
+			return decodeObjectSlow(path, data, slow)
 		}
-		key := unquote(name)
+		key := unquote(string(name))
 		start := d.InputOffset()
 		if _, err := d.ReadValue(); err != nil {
-			return decodeObjectSlow(path, data, fn)
+			return decodeObjectSlow(path, data, slow)
 		}
 		end := d.InputOffset()
 		i := start
@@ -120,10 +121,10 @@ func decodeObjectJSONText(path string, data []byte, fn func(key string, raw json
 		j.members = append(j.members, jtMember{key, data[i:end:end]})
 	}
 	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '}' {
-		return decodeObjectSlow(path, data, fn)
+		return decodeObjectSlow(path, data, slow)
 	}
 	if _, err := d.ReadToken(); err != io.EOF {
-		return decodeObjectSlow(path, data, fn)
+		return decodeObjectSlow(path, data, slow)
 	}
 	for n, m := range j.members {
 		for _, p := range j.members[:n] {
