@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -158,12 +159,18 @@ func tenantArgs(c audit.Cleanup) []any {
 	return []any{c.Bound(), tenants, cutoffs}
 }
 
-func (r *Retention) args(c audit.Cleanup) []any {
+// args are the cleanup's arguments; a held user is held in clear and
+// under its pseudonym in every tenant that has events.
+func (r *Retention) args(ctx context.Context, c audit.Cleanup) ([]any, error) {
 	users := nonNil(c.HoldUsers)
 	if r.personal != nil && len(users) > 0 {
 		users = append([]string(nil), users...)
 		for _, u := range c.HoldUsers {
-			users = append(users, r.personal.Pseudonym(u))
+			ps, err := r.personal.searchPseudonyms(ctx, nil, u, pseudonymOf)
+			if err != nil {
+				return nil, fmt.Errorf("legal hold: %w", err)
+			}
+			users = append(users, ps...)
 		}
 	}
 	types := make([]string, len(c.HoldResources))
@@ -171,7 +178,7 @@ func (r *Retention) args(c audit.Cleanup) []any {
 	for i, r := range c.HoldResources {
 		types[i], ids[i] = r.Type, r.ID
 	}
-	return []any{c.Cutoff, nonNil(c.ExcludeActions), users, types, ids}
+	return []any{c.Cutoff, nonNil(c.ExcludeActions), users, types, ids}, nil
 }
 
 func nonNil(s []string) []string {
@@ -191,6 +198,10 @@ func (r *Retention) DeleteExpired(ctx context.Context, c audit.Cleanup) (int64, 
 		lastID    string
 		hasCursor bool
 	)
+	held, err := r.args(ctx, c)
+	if err != nil {
+		return 0, err
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return total, err
@@ -200,7 +211,7 @@ func (r *Retention) DeleteExpired(ctx context.Context, c audit.Cleanup) (int64, 
 			at               sql.NullTime
 			id               sql.NullString
 		)
-		a := append(r.args(c), r.chunk, lastAt, lastID, hasCursor)
+		a := append(slices.Clip(held), r.chunk, lastAt, lastID, hasCursor)
 		if len(c.TenantCutoffs) > 0 {
 			a = append(a, tenantArgs(c)...)
 		}
@@ -253,7 +264,11 @@ func (r *Retention) deleteChunk(ctx context.Context, c audit.Cleanup, a []any, s
 // CountExpired returns how many rows DeleteExpired would delete now.
 func (r *Retention) CountExpired(ctx context.Context, c audit.Cleanup) (int64, error) {
 	var n int64
-	q, a := countSQL, r.args(c)
+	a, err := r.args(ctx, c)
+	if err != nil {
+		return 0, err
+	}
+	q := countSQL
 	if len(c.TenantCutoffs) > 0 {
 		q, a = countTenantSQL, append(a, tenantArgs(c)...)
 	}

@@ -17,16 +17,21 @@ import (
 const destroyTimeout = 5 * time.Minute
 
 // EraseRequest is the body of audit.admin.erase: the user whose personal
-// data to erase.
+// data to erase and, with tenants on, the tenant whose data subject that
+// user is ("" for the default tenant).
 type EraseRequest struct {
-	UserID string `json:"userId"`
+	UserID string  `json:"userId"`
+	Tenant *string `json:"tenant,omitempty"`
 }
 
 // EraseResult is the answer of audit.admin.erase.
 type EraseResult struct {
 	// EventID is the erasure event in the trail (action
 	// audit.subject.erase, resourceId the pseudonym).
-	EventID       string    `json:"eventId"`
+	EventID string `json:"eventId"`
+	// Tenant is the erased subject's tenant; left out for the default
+	// tenant.
+	Tenant        string    `json:"tenant,omitempty"`
 	UserPseudonym string    `json:"userPseudonym"`
 	RequestedAt   time.Time `json:"requestedAt"`
 	// KeysDestroyed counts the subject keys destroyed: 0 when the user had
@@ -36,9 +41,12 @@ type EraseResult struct {
 
 // EraseConfig configures erasures.
 type EraseConfig struct {
-	// HoldUsers are under legal hold (AUDITQ_RETENTION_HOLD_USERS): their
-	// erasure is refused.
+	// HoldUsers are under legal hold (AUDITQ_RETENTION_HOLD_USERS) in
+	// every tenant: their erasure is refused.
 	HoldUsers []string
+	// Tenants is whether tenants are on (AUDITQ_TENANTS): then a request
+	// must name the tenant.
+	Tenants bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -48,10 +56,11 @@ type EraseConfig struct {
 // then destroys the subject's keys. A crash between the steps leaves the
 // pending record, which CompletePending finishes at the next start.
 type EraseHandler struct {
-	store  audit.ErasureStore
-	writer audit.Writer
-	holds  map[string]bool
-	now    func() time.Time
+	store   audit.ErasureStore
+	writer  audit.Writer
+	holds   map[string]bool
+	tenants bool
+	now     func() time.Time
 }
 
 // NewEraseHandler returns an EraseHandler over store, writing the erasure
@@ -65,10 +74,12 @@ func NewEraseHandler(store audit.ErasureStore, w audit.Writer, cfg EraseConfig) 
 	for _, u := range cfg.HoldUsers {
 		holds[u] = true
 	}
-	return EraseHandler{store: store, writer: w, holds: holds, now: cfg.Now}
+	return EraseHandler{store: store, writer: w, holds: holds, tenants: cfg.Tenants, now: cfg.Now}
 }
 
-// Handle erases the personal data of req.UserID. requestedBy (who asked,
+// Handle erases the personal data of req.UserID in req.Tenant (the
+// default tenant when tenants are off): the same user id in another
+// tenant is another data subject, left as it is. requestedBy (who asked,
 // as the transport saw it; nil when unknown) is recorded in the erasure
 // event. It returns a *audit.ValidationError for a bad request, an error
 // wrapping audit.ErrLegalHold for a held user, audit.ErrErasureOff when
@@ -81,15 +92,18 @@ func (h EraseHandler) Handle(ctx context.Context, req EraseRequest, requestedBy 
 	if err := audit.CheckFilterText("userId", req.UserID); err != nil {
 		return EraseResult{}, err
 	}
+	tenant, err := h.tenant(req.Tenant)
+	if err != nil {
+		return EraseResult{}, err
+	}
 	if h.holds[req.UserID] {
-		return EraseResult{}, fmt.Errorf("%w: the user is under legal hold (AUDITQ_RETENTION_HOLD_USERS): erasure refused until the hold is lifted", audit.ErrLegalHold)
+		return EraseResult{}, fmt.Errorf("%w: the user is under legal hold in every tenant (AUDITQ_RETENTION_HOLD_USERS): erasure refused until the hold is lifted", audit.ErrLegalHold)
 	}
 	if h.store == nil {
 		return EraseResult{}, audit.ErrErasureOff
 	}
 	var by []byte
 	if requestedBy != nil {
-		var err error
 		if by, err = json.Marshal(requestedBy); err != nil {
 			return EraseResult{}, fmt.Errorf("erase: encode the requester: %w", err)
 		}
@@ -97,7 +111,7 @@ func (h EraseHandler) Handle(ctx context.Context, req EraseRequest, requestedBy 
 	id := make([]byte, 16)
 	_, _ = rand.Read(id)
 	e, err := h.store.BeginErasure(ctx, audit.Erasure{
-		EventID: audit.ErasureEventIDPrefix + hex.EncodeToString(id), Pseudonym: h.store.Pseudonym(req.UserID),
+		EventID: audit.ErasureEventIDPrefix + hex.EncodeToString(id), Tenant: tenant, Pseudonym: h.store.PseudonymIn(tenant, req.UserID),
 		RequestedAt: audit.Normalize(h.now()), RequestedBy: by,
 	})
 	if err != nil {
@@ -106,7 +120,25 @@ func (h EraseHandler) Handle(ctx context.Context, req EraseRequest, requestedBy 
 	if e, err = h.complete(ctx, e); err != nil {
 		return EraseResult{}, err
 	}
-	return EraseResult{EventID: e.EventID, UserPseudonym: e.Pseudonym, RequestedAt: e.RequestedAt, KeysDestroyed: e.KeysErased}, nil
+	return EraseResult{EventID: e.EventID, Tenant: e.Tenant, UserPseudonym: e.Pseudonym, RequestedAt: e.RequestedAt, KeysDestroyed: e.KeysErased}, nil
+}
+
+// tenant returns the tenant a request erases in: the one it names, which
+// it must name when tenants are on; the default tenant otherwise. A
+// missing or malformed tenant is a *audit.ValidationError naming it.
+func (h EraseHandler) tenant(t *string) (string, error) {
+	switch {
+	case t == nil && h.tenants:
+		return "", audit.Invalid("tenant", "is required when tenants are on (AUDITQ_TENANTS): the tenant whose data subject to erase (\"\" for the default tenant)")
+	case t == nil || *t == audit.DefaultTenant:
+		return audit.DefaultTenant, nil
+	case !h.tenants:
+		return "", audit.Invalid("tenant", "must be absent or \"\": tenants are off (AUDITQ_TENANTS)")
+	}
+	if err := audit.CheckTenant("tenant", *t); err != nil {
+		return "", err
+	}
+	return *t, nil
 }
 
 // CompletePending completes every erasure recorded but not finished (a
@@ -141,9 +173,10 @@ func (h EraseHandler) complete(ctx context.Context, e audit.Erasure) (audit.Eras
 	if err != nil {
 		return e, fmt.Errorf("erase: %w", err)
 	}
+	// The erasure is recorded in the subject's tenant's trail.
 	ev := audit.Event{
 		ID: e.EventID, Action: audit.ActionErase, ResourceType: audit.ErasureResourceType, ResourceID: e.Pseudonym,
-		Details: body, Success: true, OccurredAt: e.RequestedAt, ReceivedAt: e.RequestedAt,
+		Details: body, Success: true, OccurredAt: e.RequestedAt, ReceivedAt: e.RequestedAt, Tenant: e.Tenant,
 	}
 	if _, err := h.writer.Write(ctx, []audit.Event{ev}); err != nil {
 		return e, fmt.Errorf("erase: record the erasure event %s: %w", e.EventID, err)
