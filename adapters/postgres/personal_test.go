@@ -3,7 +3,10 @@ package postgres_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -434,5 +437,65 @@ func TestPersonalTenants(t *testing.T) {
 	}
 	if got, err := repo.Get(ctx, "t-acme-2"); err != nil || got.Erased || got.UserID != "u-1" {
 		t.Fatalf("a new event of u-1 in acme: %v %+v", err, got)
+	}
+}
+
+// A pseudonym key stored before it had a key of its own (wrapped under the
+// key-encryption key, as erasures used to rewrap it) is moved under
+// PseudonymKEK at the first start: the same key, so the same pseudonyms;
+// a later erasure leaves it as it is.
+func TestPersonalPseudonymKeyMovedUnderItsOwnKey(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	file := newKEK(t)
+	cur, _, err := file.Keys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	wrapped, err := cur.Wrap(key, []byte("auditq pseudonym key v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO audit_personal_keys (name, wrapped, kek_id) VALUES ('pseudonym', ?, ?)`, wrapped, cur.ID()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := personalConfig(t, postgres.PersonalEncrypt, file)
+	p, err := postgres.OpenPersonal(ctx, db, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("u-1"))
+	if want := "psn_" + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)); p.Pseudonym("u-1") != want {
+		t.Fatalf("pseudonym %s after the move, want %s", p.Pseudonym("u-1"), want)
+	}
+	storedUnder := func() string {
+		t.Helper()
+		var id string
+		if err := db.QueryRowContext(ctx, `SELECT kek_id FROM audit_personal_keys WHERE name = 'pseudonym'`).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	if got := storedUnder(); got != cfg.PseudonymKEK.ID() {
+		t.Fatalf("the pseudonym key is under %s, want %s", got, cfg.PseudonymKEK.ID())
+	}
+	if _, err := postgres.NewRepository(db).WithPersonal(p).Write(ctx, []audit.Event{personalEvent("m1", "u-1")}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := p.BeginErasure(ctx, audit.Erasure{EventID: "erase-m", Pseudonym: p.Pseudonym("u-1"), RequestedAt: event("x").OccurredAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DestroyKeys(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if got := storedUnder(); got != cfg.PseudonymKEK.ID() {
+		t.Fatalf("after an erasure the pseudonym key is under %s, want %s", got, cfg.PseudonymKEK.ID())
+	}
+	if again := openPersonal(t, db, postgres.PersonalEncrypt, file); again.Pseudonym("u-1") != p.Pseudonym("u-1") {
+		t.Fatal("the pseudonyms changed with the erasure")
 	}
 }
