@@ -52,20 +52,13 @@ func (c Config) validatePersonal() []error {
 	if !c.Tenants && len(c.TenantPersonalData) > 0 {
 		bad("AUDITQ_TENANT_PERSONAL_DATA: applies only with AUDITQ_TENANTS=true")
 	}
-	seen := map[string]bool{}
-	for _, e := range c.TenantPersonalData {
-		t, m, ok := strings.Cut(e, ":")
-		t, m = strings.TrimSpace(t), strings.TrimSpace(m)
-		switch {
-		case !ok || !tenantName.MatchString(t):
-			bad("AUDITQ_TENANT_PERSONAL_DATA: %q must be tenant:mode, the tenant 1 to 64 of A-Z a-z 0-9 _ - (acme:encrypt)", e)
-		case !validMode(m):
-			bad("AUDITQ_TENANT_PERSONAL_DATA: %q: the mode must be off, pseudonymise or encrypt, got %q", e, m)
-		case seen[t]:
-			bad("AUDITQ_TENANT_PERSONAL_DATA: tenant %q is listed twice", t)
+	errs = append(errs, checkTenantEntries("AUDITQ_TENANT_PERSONAL_DATA", "tenant:mode", "acme:encrypt", c.TenantPersonalData, func(m string) string {
+		if !validMode(m) {
+			return fmt.Sprintf("the mode must be off, pseudonymise or encrypt, got %q", m)
 		}
-		seen[t], modes[m] = true, true
-	}
+		modes[m] = true
+		return ""
+	})...)
 	if c.KEKFile == "" {
 		for _, m := range []string{PersonalPseudonymise, PersonalEncrypt} {
 			if modes[m] {

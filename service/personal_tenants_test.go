@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditq/auditq/ports/contract"
 	"github.com/auditq/auditq/service/servicetest"
@@ -18,16 +17,11 @@ import (
 // field for each id.
 func publishPersonal(t *testing.T, url string, r servicetest.Role, user string, ids ...string) {
 	t.Helper()
-	rc := servicetest.ConnectAs(t, url, r)
-	js, err := jetstream.New(rc.NC)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var msgs []*nats.Msg
 	for _, id := range ids {
 		msgs = append(msgs, servicetest.EventMsg(contract.SubjectLog, id, personalEvent(id, user)))
 	}
-	servicetest.PublishAll(t, js, msgs)
+	publishMsgsAs(t, url, r, msgs)
 }
 
 // One user id, "dana", in three tenants: the default tenant and acme
