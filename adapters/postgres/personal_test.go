@@ -499,3 +499,38 @@ func TestPersonalPseudonymKeyMovedUnderItsOwnKey(t *testing.T) {
 		t.Fatal("the pseudonyms changed with the erasure")
 	}
 }
+
+// A legal hold holds the user id in every tenant: under each tenant's
+// pseudonym, and in clear. The other users' old events are deleted.
+func TestPersonalHoldInEveryTenant(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	cfg := personalConfig(t, postgres.PersonalEncrypt, newKEK(t))
+	cfg.TenantModes = map[string]postgres.PersonalMode{"acme": postgres.PersonalPseudonymise, "globex": postgres.PersonalOff}
+	p, err := postgres.OpenPersonal(ctx, db, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in []audit.Event
+	for _, tn := range []string{"", "acme", "globex"} {
+		for _, u := range []string{"held", "free"} {
+			e := personalEvent(u+"-"+tn, u)
+			e.Tenant = tn
+			in = append(in, e)
+		}
+	}
+	if _, err := postgres.NewRepository(db).WithPersonal(p).Write(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	r := mustRetention(t, db, postgres.RetentionConfig{}).WithPersonal(p)
+	c := audit.Cleanup{Cutoff: in[0].OccurredAt.Add(time.Hour), HoldUsers: []string{"held"}}
+	if n, err := r.CountExpired(ctx, c); err != nil || n != 3 {
+		t.Fatalf("count expired: %d, %v", n, err)
+	}
+	if n, err := r.DeleteExpired(ctx, c); err != nil || n != 3 {
+		t.Fatalf("delete expired: %d, %v", n, err)
+	}
+	if got := ids(t, db); !reflect.DeepEqual(got, []string{"held-", "held-acme", "held-globex"}) {
+		t.Fatalf("left: %v", got)
+	}
+}
