@@ -187,12 +187,11 @@ const (
 const sealedVersion = 1
 
 // OpenPersonal returns the personal data handling of cfg over db (whose
-// schema must be migrated): nil for the mode off without a KEK. It
+// schema must be migrated): nil for every mode off without a KEK. It
 // finishes a key-encryption key replacement a crash interrupted (see
-// settle), loads the pseudonym key, creating it on the first start, and
-// checks that the KEK opens it and wrapped every stored subject key;
-// otherwise it returns an error naming the key ids, and nothing is
-// written.
+// settle), loads the pseudonym key (see loadPseudonymKey), and checks
+// that the KEK wrapped every stored subject key; otherwise it returns an
+// error naming the key ids, and nothing is written.
 func OpenPersonal(ctx context.Context, db *bun.DB, cfg PersonalConfig) (*Personal, error) {
 	if cfg.Mode == "" {
 		cfg.Mode = PersonalOff
@@ -338,22 +337,12 @@ func (p *Personal) PseudonymIn(tenant, userID string) string {
 	return pseudonymOf(hmac.New(sha256.New, p.pseudonymKey(tenant)), userID)
 }
 
-// SessionPseudonym returns the keyed pseudonym an encrypted event of the
-// default tenant stores in place of sessionID: "ssn_" and the unpadded
-// base64url of HMAC-SHA256(pseudonym key, NUL "session" NUL sessionID),
-// so it never equals the pseudonym of a user id (which holds no NUL). It
-// returns "" for an empty sessionID or a nil Personal.
-func (p *Personal) SessionPseudonym(sessionID string) string {
-	if p == nil {
-		return ""
-	}
-	return sessionPseudonymOf(hmac.New(sha256.New, p.pseudoKey), sessionID)
-}
-
 // searchPseudonyms returns the pseudonyms (made by of: pseudonymOf or
-// sessionPseudonymOf) that id is stored under in the tenant f names, or,
-// with f nil, in every tenant that has events: one per tenant, each under
-// its tenant's key. A nil Personal or an empty id returns none.
+// sessionPseudonymOf, the session pseudonym of "ssn_" and the unpadded
+// base64url of HMAC-SHA256(key, NUL "session" NUL id), which never equals
+// a user's, whose id holds no NUL) that id is stored under in tenant, or,
+// with tenant nil, in every tenant that has events: one per tenant, each
+// under its tenant's key. A nil Personal or an empty id returns none.
 func (p *Personal) searchPseudonyms(ctx context.Context, tenant *string, id string, of func(hash.Hash, string) string) ([]string, error) {
 	if p == nil || id == "" {
 		return nil, nil
