@@ -101,7 +101,7 @@ func (r *Repository) search(ctx context.Context, f audit.SearchFilter, ms person
 	q := r.db.NewSelect().Model(&rows)
 	switch {
 	case pseudonymous:
-		q = q.Where("user_id IN (?) AND pseudonymous", bun.In(ms.users))
+		q = q.Where("user_id IN (?) AND pseudonymous", bun.List(ms.users))
 	case f.UserID != "":
 		q = q.Where("user_id = ? AND pseudonymous IS NULL", f.UserID)
 	}
@@ -111,7 +111,7 @@ func (r *Repository) search(ctx context.Context, f audit.SearchFilter, ms person
 	// An encrypted event stores its session id's keyed pseudonym; other
 	// events store it in clear.
 	if f.SessionID != "" {
-		q = q.Where("session_id IN (?)", bun.In(append([]string{f.SessionID}, ms.sessions...)))
+		q = q.Where("session_id IN (?)", bun.List(append([]string{f.SessionID}, ms.sessions...)))
 	}
 	for _, eq := range []struct{ col, val string }{
 		{"resource_type", f.ResourceType}, {"resource_id", f.ResourceID}, {"request_id", f.RequestID},
