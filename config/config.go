@@ -85,6 +85,7 @@ type Config struct {
 	PersonalData       string   // off, pseudonymise or encrypt
 	PersonalDetailKeys []string // details keys encrypted with the personal fields
 	KEKFile            string   // key-encryption key file; "" = none
+	PseudonymKeyFile   string   // key of the pseudonym key, never replaced; "" = KEKFile + ".pseudonym"
 	// Exports (audit.export, docs/export.md).
 	ExportPageEvents int           // events read by one query of an export
 	ExportChunkBytes int           // bytes of one chunk message
@@ -116,6 +117,7 @@ type Config struct {
 	TenantRetentionDays   []string // tenant:days entries, a retention per tenant (see TenantRetention)
 	TenantHoldUsers       []string // legal hold in one tenant: tenant:userId entries
 	TenantHoldResources   []string // legal hold in one tenant: tenant:type:id entries
+	TenantPersonalData    []string // tenant:mode entries, a personal data mode per tenant (see TenantPersonalModes)
 }
 
 // Var documents one environment variable: its name, default and meaning.
@@ -145,8 +147,9 @@ var Vars = []Var{
 	{"AUDITQ_TENANTS", "false", "tenants (docs/tenants.md): store the events of audit.t.<tenant>.log and audit.t.<tenant>.bulk under that tenant, and bind each reader to the tenant named as its NATS account; needs AUDITQ_NATS_CONFIG"},
 	{"AUDITQ_TENANT_UNBOUND_ACCOUNTS", "", "with AUDITQ_TENANTS: comma-separated NATS accounts whose readers are bound to no tenant and may read any tenant or all (operators); auditq's own account always is"},
 	{"AUDITQ_TENANT_RETENTION_DAYS", "", "with AUDITQ_TENANTS: comma-separated tenant:days (acme:90,globex:400): a retentionDays cleanup, the scheduled one included, keeps this many days of that tenant's events instead of its own; at least AUDITQ_RETENTION_MIN_DAYS"},
-	{"AUDITQ_TENANT_HOLD_USERS", "", "with AUDITQ_TENANTS: legal hold in one tenant: comma-separated tenant:userId (acme:u-1): that tenant's events of the user are never deleted, and the user's erasure is refused; the same user id in another tenant is not held (AUDITQ_RETENTION_HOLD_USERS holds in every tenant)"},
+	{"AUDITQ_TENANT_HOLD_USERS", "", "with AUDITQ_TENANTS: legal hold in one tenant: comma-separated tenant:userId (acme:u-1): that tenant's events of the user are never deleted, and the user's erasure in that tenant is refused; the same user id in another tenant is not held (AUDITQ_RETENTION_HOLD_USERS holds in every tenant)"},
 	{"AUDITQ_TENANT_HOLD_RESOURCES", "", "with AUDITQ_TENANTS: legal hold in one tenant: comma-separated tenant:type:id (acme:document:42): that tenant's events about the resource are never deleted (AUDITQ_RETENTION_HOLD_RESOURCES holds in every tenant)"},
+	{"AUDITQ_TENANT_PERSONAL_DATA", "", "with AUDITQ_TENANTS: comma-separated tenant:mode (acme:encrypt,globex:off): the personal data mode (off, pseudonymise or encrypt) of that tenant's events instead of AUDITQ_PERSONAL_DATA, which every other tenant keeps"},
 	{"AUDITQ_NATS_REPLICAS", "1", "replicas of every stream and consumer auditq creates (1, 3 or 5); existing ones are brought to it at start; above 1 needs an external JetStream cluster of at least that many servers"},
 	{"AUDITQ_DATA_DIR", "./data", "embedded server: JetStream storage lives under DIR/jetstream; also where the signing key lives unless AUDITQ_SIGNING_KEY_FILE is set"},
 	{"AUDITQ_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz, /readyz, /metrics, /schema/ and the admin console (/); \"off\" disables"},
@@ -193,7 +196,8 @@ var Vars = []Var{
 	{"AUDITQ_CHECKPOINT_INTERVAL", "1h", "how often a signed checkpoint is written, also when no events arrived"},
 	{"AUDITQ_PERSONAL_DATA", "off", "personal data (docs/personal-data.md): off stores events as sent; pseudonymise stores a keyed pseudonym instead of the user id; encrypt also encrypts userId, ipAddress, userAgent, sessionId and AUDITQ_PERSONAL_DETAILS_KEYS under a key per user, so that auditq erase can erase them"},
 	{"AUDITQ_PERSONAL_DETAILS_KEYS", "", "comma-separated top-level keys of details encrypted with the personal fields (AUDITQ_PERSONAL_DATA=encrypt)"},
-	{"AUDITQ_KEK_FILE", "", "key-encryption key (32 bytes as 64 hex digits, openssl rand -hex 32) wrapping the pseudonym key and the per-user keys; required unless AUDITQ_PERSONAL_DATA is off (with off, it still decrypts events encrypted earlier); with encrypt, every erasure replaces it (its directory must be writable by auditq and shared by every instance); keep it outside the database and its backups"},
+	{"AUDITQ_KEK_FILE", "", "key-encryption key (32 bytes as 64 hex digits, openssl rand -hex 32) wrapping the per-user keys; required unless AUDITQ_PERSONAL_DATA is off (with off, it still decrypts events encrypted earlier); with encrypt, every erasure replaces it (its directory must be writable by auditq and shared by every instance); keep it outside the database and its backups"},
+	{"AUDITQ_PSEUDONYM_KEY_FILE", "", "key (64 hex digits) wrapping the pseudonym key; erasures never replace it, so a database restored from before an erasure keeps its pseudonyms (searches by user id still find the old events); created (mode 0600) if missing; empty: AUDITQ_KEK_FILE with .pseudonym appended; unlike the KEK file it may be backed up"},
 	{"AUDITQ_EXPORT_PAGE_EVENTS", "1000", "exports (audit.export): events read by one database query (1 to 10000); each page is its own short read"},
 	{"AUDITQ_EXPORT_CHUNK_BYTES", "262144", "exports: bytes of one chunk message (4096 to 4194304; at most half the NATS max payload is used)"},
 	{"AUDITQ_EXPORT_WINDOW", "8", "exports: chunks sent ahead of the client's last acknowledgement (1 to 1024)"},
@@ -278,6 +282,7 @@ func Load(getenv func(string) string) (Config, error) {
 		PersonalData:          p.str("AUDITQ_PERSONAL_DATA"),
 		PersonalDetailKeys:    p.list("AUDITQ_PERSONAL_DETAILS_KEYS"),
 		KEKFile:               p.str("AUDITQ_KEK_FILE"),
+		PseudonymKeyFile:      p.str("AUDITQ_PSEUDONYM_KEY_FILE"),
 		ExportPageEvents:      p.int("AUDITQ_EXPORT_PAGE_EVENTS"),
 		ExportChunkBytes:      p.int("AUDITQ_EXPORT_CHUNK_BYTES"),
 		ExportWindow:          p.int("AUDITQ_EXPORT_WINDOW"),
@@ -299,6 +304,7 @@ func Load(getenv func(string) string) (Config, error) {
 		TenantRetentionDays:   p.list("AUDITQ_TENANT_RETENTION_DAYS"),
 		TenantHoldUsers:       p.list("AUDITQ_TENANT_HOLD_USERS"),
 		TenantHoldResources:   p.list("AUDITQ_TENANT_HOLD_RESOURCES"),
+		TenantPersonalData:    p.list("AUDITQ_TENANT_PERSONAL_DATA"),
 	}
 	var err error
 	if c.Streams, err = loadStreams(c.StreamsFile, getenv); err != nil {

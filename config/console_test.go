@@ -18,10 +18,7 @@ func TestConsoleDefaults(t *testing.T) {
 // TestConsoleSettingsRejected checks that each bad console setting is
 // refused, naming the variable, and that the good ones pass.
 func TestConsoleSettingsRejected(t *testing.T) {
-	cases := []struct {
-		vars map[string]string
-		want string // "" = valid
-	}{
+	checkLoads(t, []loadCase{
 		{map[string]string{"AUDITQ_NATS_WEBSOCKET": "off"}, ""},
 		{map[string]string{"AUDITQ_NATS_WEBSOCKET": "[::1]:4224"}, ""},
 		{map[string]string{"AUDITQ_NATS_WEBSOCKET": "localhost:4224"}, ""},
@@ -36,7 +33,19 @@ func TestConsoleSettingsRejected(t *testing.T) {
 		{map[string]string{"AUDITQ_CONSOLE_INBOX_PREFIX": "_INBOX_console"}, ""},
 		{map[string]string{"AUDITQ_CONSOLE_INBOX_PREFIX": "_INBOX.>"}, "AUDITQ_CONSOLE_INBOX_PREFIX: must be a subject without wildcards"},
 		{map[string]string{"AUDITQ_CONSOLE": "maybe"}, "AUDITQ_CONSOLE: must be on or off"},
-	}
+	})
+}
+
+// loadCase is a configuration and the error Load must give for it.
+type loadCase struct {
+	vars map[string]string
+	want string // "" = valid
+}
+
+// checkLoads fails for each case whose configuration Load does not
+// accept, or refuses without the error wanted.
+func checkLoads(t *testing.T, cases []loadCase) {
+	t.Helper()
 	for _, c := range cases {
 		_, err := load(c.vars)
 		switch {

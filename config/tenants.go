@@ -61,18 +61,31 @@ func (c Config) validateTenants() []error {
 			bad("AUDITQ_TENANT_HOLD_RESOURCES: %q must be tenant:type:id, the tenant 1 to 64 of A-Z a-z 0-9 _ - (acme:document:42)", e)
 		}
 	}
+	errs = append(errs, checkTenantEntries("AUDITQ_TENANT_RETENTION_DAYS", "tenant:days", "acme:90", c.TenantRetentionDays, func(d string) string {
+		if n, err := strconv.Atoi(d); err != nil || n < c.RetentionMinDays || n > 36500 {
+			return fmt.Sprintf("days must be a whole number from AUDITQ_RETENTION_MIN_DAYS (%d) to 36500", c.RetentionMinDays)
+		}
+		return ""
+	})...)
+	return errs
+}
+
+// checkTenantEntries checks the tenant:value entries of a setting: each
+// must be a tenant name, a colon and a value that check accepts (it
+// returns the problem, or ""), and no tenant may be listed twice. form
+// and example show the entry in the errors.
+func checkTenantEntries(setting, form, example string, entries []string, check func(value string) string) []error {
+	var errs []error
 	seen := map[string]bool{}
-	for _, e := range c.TenantRetentionDays {
-		t, d, ok := strings.Cut(e, ":")
-		t, d = strings.TrimSpace(t), strings.TrimSpace(d)
-		n, err := strconv.Atoi(d)
-		switch {
-		case !ok || !tenantName.MatchString(t):
-			bad("AUDITQ_TENANT_RETENTION_DAYS: %q must be tenant:days, the tenant 1 to 64 of A-Z a-z 0-9 _ - (acme:90)", e)
-		case err != nil || n < c.RetentionMinDays || n > 36500:
-			bad("AUDITQ_TENANT_RETENTION_DAYS: %q: days must be a whole number from AUDITQ_RETENTION_MIN_DAYS (%d) to 36500", e, c.RetentionMinDays)
-		case seen[t]:
-			bad("AUDITQ_TENANT_RETENTION_DAYS: tenant %q is listed twice", t)
+	for _, e := range entries {
+		t, v, ok := strings.Cut(e, ":")
+		t, v = strings.TrimSpace(t), strings.TrimSpace(v)
+		if !ok || !tenantName.MatchString(t) {
+			errs = append(errs, fmt.Errorf("%s: %q must be %s, the tenant 1 to 64 of A-Z a-z 0-9 _ - (%s)", setting, e, form, example))
+		} else if problem := check(v); problem != "" {
+			errs = append(errs, fmt.Errorf("%s: %q: %s", setting, e, problem))
+		} else if seen[t] {
+			errs = append(errs, fmt.Errorf("%s: tenant %q is listed twice", setting, t))
 		}
 		seen[t] = true
 	}

@@ -389,7 +389,12 @@ func TestPseudonymiseOnly(t *testing.T) {
 // (not the erased user's, and not the others' either: what a
 // pre-erasure backup loses). The service refuses to start on it with an
 // error naming both keys and the reason. Only a copy of the old key file
-// kept by hand would open the backup, which the docs say.
+// kept by hand would open the backup, which the docs say. The pseudonym
+// key is under its own key, which erasures never replace: served as the
+// docs say, the restored backup keeps its pseudonyms, so a search by a
+// user id (erased or not) finds the user's old events, which read as
+// erased, and a new event of the user joins them under the same
+// pseudonym.
 func TestErasureDefeatsABackupTakenBefore(t *testing.T) {
 	for _, tool := range []string{"pg_dump", "pg_restore"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -457,10 +462,20 @@ func TestErasureDefeatsABackupTakenBefore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = restored.Close() }()
-	// Every wrapped key of the backup: none opens under the current key,
-	// each opens under the old one.
-	rows, err := restored.QueryContext(context.Background(), `SELECT 'auditq subject key v1'||chr(10)||pseudonym, wrapped FROM audit_subject_keys
-		UNION ALL SELECT 'auditq pseudonym key v1', wrapped FROM audit_personal_keys`)
+	// Every subject key of the backup: none opens under the current key,
+	// each opens under the old one. The pseudonym key opens under its own.
+	pseudonymKEK, err := keyfile.LoadKEK(kekPath + ".pseudonym")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wrappedPseudonymKey []byte
+	if err := restored.QueryRowContext(context.Background(), `SELECT wrapped FROM audit_personal_keys WHERE name = 'pseudonym'`).Scan(&wrappedPseudonymKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pseudonymKEK.Unwrap(wrappedPseudonymKey, []byte("auditq pseudonym key v1")); err != nil {
+		t.Fatalf("the pseudonym key of the backup does not open under its own key: %v", err)
+	}
+	rows, err := restored.QueryContext(context.Background(), `SELECT 'auditq subject key v1'||chr(10)||pseudonym, wrapped FROM audit_subject_keys`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -480,8 +495,8 @@ func TestErasureDefeatsABackupTakenBefore(t *testing.T) {
 			t.Fatalf("the old key does not open a key of the backup (%q): %v", ad, err)
 		}
 	}
-	if err := rows.Err(); err != nil || keys != 3 {
-		t.Fatalf("%d keys in the backup (%v), want 2 subject keys and the pseudonym key", keys, err)
+	if err := rows.Err(); err != nil || keys != 2 {
+		t.Fatalf("%d subject keys in the backup (%v), want 2", keys, err)
 	}
 
 	renv := map[string]string{}
@@ -509,13 +524,41 @@ func TestErasureDefeatsABackupTakenBefore(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("the restored backup serves %d events, want 3", len(got))
 	}
+	pseudonyms := map[string]string{}
 	for _, v := range got {
 		if !v.Erased || v.IPAddress != "" || v.SessionID != "" || strings.Contains(string(v.Details), "email") {
 			t.Fatalf("event %s of the restored backup: %+v", v.ID, v)
 		}
+		pseudonyms[v.ID] = v.UserPseudonym
 	}
+	// Searches by user id find the old events: bob's (not erased), and the
+	// erased alice's, whose fields stay erased.
+	for user, want := range map[string][]string{"bob": {"b-2"}, "alice": {"b-1", "b-0"}} {
+		got := search(t, rnc, fmt.Sprintf(`{"userId":%q}`, user))
+		if len(got) != len(want) {
+			t.Fatalf("%s in the restored backup: %+v", user, got)
+		}
+		for i, v := range got {
+			if v.ID != want[i] {
+				t.Fatalf("%s in the restored backup: %+v", user, got)
+			}
+			checkErased(t, v, pseudonyms[v.ID])
+		}
+	}
+	// A new event of bob: the same pseudonym, readable; his old one stays erased.
+	_, rjs := natstest.Connect(t, rsvc.NATSURL())
+	servicetest.PublishAll(t, rjs, []*nats.Msg{servicetest.EventMsg(contract.SubjectLog, "b-3", personalEvent("b-3", "bob"))})
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		got = search(t, rnc, `{"userId":"bob"}`)
+		return len(got) == 2, fmt.Sprintf("bob: %+v", got)
+	})
+	checkRevealed(t, got[0], "bob")
+	if got[0].ID != "b-3" || got[0].UserPseudonym != pseudonyms["b-2"] {
+		t.Fatalf("bob's new event %+v, his old pseudonym %s", got[0], pseudonyms["b-2"])
+	}
+	checkErased(t, got[1], pseudonyms["b-2"])
 }
 
 // restoreSQL is the statement docs/personal-data.md gives for serving a
 // backup taken before an erasure.
-const restoreSQL = `DELETE FROM audit_subject_keys; DELETE FROM audit_personal_keys; DELETE FROM audit_kek_state`
+const restoreSQL = `DELETE FROM audit_subject_keys; DELETE FROM audit_kek_state`

@@ -428,7 +428,7 @@ func (s *Service) startApplication(ctx context.Context) error {
 				s.results, policy),
 			StartJob:        command.NewStartJobHandler(jobs, policy, s.cfg.ReportMaxDays),
 			WriteCheckpoint: te.writer,
-			Erase:           command.NewEraseHandler(erasureStore(personal), batcher, command.EraseConfig{HoldUsers: s.cfg.HoldUsers, TenantHoldUsers: policy.TenantHoldUsers}),
+			Erase:           command.NewEraseHandler(erasureStore(personal), batcher, command.EraseConfig{HoldUsers: s.cfg.HoldUsers, TenantHoldUsers: policy.TenantHoldUsers, Tenants: s.cfg.Tenants}),
 			PoisonActions:   command.NewPoisonActionsHandler(adminPoison, batcher),
 		},
 		Queries: app.Queries{

@@ -49,15 +49,21 @@ func tenantsEnv(t *testing.T) map[string]string {
 // r, waiting for each acknowledgement.
 func publishAs(t *testing.T, url string, r servicetest.Role, prefix string, n int) {
 	t.Helper()
-	rc := servicetest.ConnectAs(t, url, r)
-	js, err := jetstream.New(rc.NC)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var msgs []*nats.Msg
 	for i := range n {
 		id := fmt.Sprintf("%s-%d", prefix, i)
 		msgs = append(msgs, servicetest.EventMsg(contract.SubjectLog, id, servicetest.EventJSON(id, "tenant.test")))
+	}
+	publishMsgsAs(t, url, r, msgs)
+}
+
+// publishMsgsAs publishes msgs through JetStream as r, waiting for each
+// acknowledgement.
+func publishMsgsAs(t *testing.T, url string, r servicetest.Role, msgs []*nats.Msg) {
+	t.Helper()
+	js, err := jetstream.New(servicetest.ConnectAs(t, url, r).NC)
+	if err != nil {
+		t.Fatal(err)
 	}
 	servicetest.PublishAll(t, js, msgs)
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 )
@@ -35,6 +36,26 @@ func LoadKEK(path string) (*KEK, error) {
 		return nil, fmt.Errorf("key-encryption key %s: must hold 32 bytes as 64 hexadecimal digits (openssl rand -hex 32), found %d characters", path, len(text))
 	}
 	return NewKEK(key)
+}
+
+// LoadOrCreateKEK loads the key in path as LoadKEK does or, when the file
+// does not exist, makes a random key and writes it there durably (mode
+// 0600, directories 0700). Instances starting at once end up with the
+// same key. It returns an error naming the file when it cannot be read or
+// created; the error never holds a key.
+func LoadOrCreateKEK(path string) (*KEK, error) {
+	k, err := LoadKEK(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return k, err
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("key-encryption key: %w", err)
+	}
+	if err := createOnce(path, ".auditq-key-*", []byte(hex.EncodeToString(key)+"\n")); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("key-encryption key: create %s: %w", path, err)
+	}
+	return LoadKEK(path)
 }
 
 // NewKEK returns a KEK over a 32-byte key; it returns an error for any

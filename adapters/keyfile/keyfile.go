@@ -75,32 +75,7 @@ func LoadOrCreateChecked(path string, check func(pub ed25519.PublicKey, created 
 	if err != nil {
 		return nil, false, fmt.Errorf("signing key: %w", err)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, false, fmt.Errorf("signing key: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".signing-key-*")
-	if err != nil {
-		return nil, false, fmt.Errorf("signing key: %w", err)
-	}
-	// Best effort: linked to path or not, the temporary name is not needed.
-	defer func() { _ = os.Remove(tmp.Name()) }()
-	if err := tmp.Chmod(0o600); err != nil {
-		_ = tmp.Close()
-		return nil, false, fmt.Errorf("signing key: %w", err)
-	}
-	if err := pem.Encode(tmp, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
-		_ = tmp.Close()
-		return nil, false, fmt.Errorf("signing key: write %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return nil, false, fmt.Errorf("signing key: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, false, fmt.Errorf("signing key: %w", err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
+	if err := createOnce(path, ".signing-key-*", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
 		if errors.Is(err, fs.ErrExist) { // another instance was faster
 			if priv, err = Load(path); err != nil {
 				return nil, false, err
@@ -113,6 +88,42 @@ func LoadOrCreateChecked(path string, check func(pub ed25519.PublicKey, created 
 		return nil, false, fmt.Errorf("signing key: create %s: %w", path, err)
 	}
 	return priv, true, nil
+}
+
+// createOnce creates the file path holding data (mode 0600, directories
+// 0700), synced, unless it exists: then it returns an error wrapping
+// fs.ErrExist and leaves the file as it is. The file appears atomically
+// and only once, also when several processes create it at once.
+func createOnce(path, pattern string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return err
+	}
+	// Best effort: linked to path or not, the temporary name is not needed.
+	defer func() { _ = os.Remove(tmp.Name()) }()
+	if err := tmp.Chmod(0o600); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(dir)
 }
 
 // EncodePublicKey returns pub in standard base64, the form auditq prints.

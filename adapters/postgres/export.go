@@ -24,22 +24,34 @@ import (
 // encrypted, userId and sessionId match as in Search, and the events come
 // back through Personal.Reveal, as audit.event.get shows them.
 func (r *Repository) ExportPage(ctx context.Context, f audit.SearchFilter) ([]audit.Event, error) {
-	sessionPs := r.personal.SessionPseudonym(f.SessionID)
+	ms, err := r.personalMatch(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("export page: %w", err)
+	}
 	// With personal data handling, a user's events are those stored under
-	// the user id (before pseudonymisation) and those stored under the
-	// pseudonym: two queries, each down the user index, merged.
+	// the user id (in clear) and those stored under its pseudonym in each
+	// tenant: one query for each, down the user index, merged. (One query
+	// for all pseudonyms could not walk the index in the export's order,
+	// and sorting is off.)
 	type part struct {
 		query string
 		args  []any
 		out   []audit.Event
 	}
 	parts := []*part{{}}
-	if ps := r.personal.Pseudonym(f.UserID); ps != "" {
-		parts[0].query, parts[0].args = exportQuery(f, f.UserID, userClear, sessionPs)
-		parts = append(parts, &part{})
-		parts[1].query, parts[1].args = exportQuery(f, ps, userPseudonymous, sessionPs)
+	if len(ms.users) > 0 {
+		parts[0].query, parts[0].args = exportQuery(f, []string{f.UserID}, userClear, ms.sessions)
+		for _, ps := range ms.users {
+			pt := &part{}
+			pt.query, pt.args = exportQuery(f, []string{ps}, userPseudonymous, ms.sessions)
+			parts = append(parts, pt)
+		}
 	} else {
-		parts[0].query, parts[0].args = exportQuery(f, f.UserID, userAny, sessionPs)
+		var users []string
+		if f.UserID != "" {
+			users = []string{f.UserID}
+		}
+		parts[0].query, parts[0].args = exportQuery(f, users, userAny, ms.sessions)
 	}
 	conn, err := r.db.Conn(ctx)
 	if err != nil {
@@ -69,8 +81,8 @@ func (r *Repository) ExportPage(ctx context.Context, f audit.SearchFilter) ([]au
 		return nil, fmt.Errorf("export page: %w", err)
 	}
 	out := parts[0].out
-	if len(parts) == 2 {
-		out = mergeNewest(out, parts[1].out, f.Limit, func(x, y audit.Event) bool {
+	for _, pt := range parts[1:] {
+		out = mergeNewest(out, pt.out, f.Limit, func(x, y audit.Event) bool {
 			if !x.OccurredAt.Equal(y.OccurredAt) {
 				return x.OccurredAt.After(y.OccurredAt)
 			}
@@ -117,34 +129,40 @@ const (
 )
 
 // exportQuery is the SQL of ExportPage: Search's filter with positional
-// arguments, NULLs as empty strings, with user (matched as um says) in
-// place of f.UserID, and sessionPs, the keyed pseudonym of f.SessionID
-// ("" without personal data handling), also matched.
-func exportQuery(f audit.SearchFilter, user string, um userMatch, sessionPs string) (string, []any) {
+// arguments, NULLs as empty strings, with users (any of them, matched as
+// um says) in place of f.UserID, and sessionPs, the keyed pseudonyms of
+// f.SessionID (none without personal data handling), also matched.
+func exportQuery(f audit.SearchFilter, users []string, um userMatch, sessionPs []string) (string, []any) {
 	var where []string
 	var args []any
 	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
-	if user != "" {
+	// IN with one value is an equality, which walks the user index in
+	// the search's order.
+	in := func(vals []string) string {
+		ps := make([]string, len(vals))
+		for i, v := range vals {
+			ps[i] = arg(v)
+		}
+		return "IN (" + strings.Join(ps, ", ") + ")"
+	}
+	if len(users) > 0 {
 		switch um {
 		case userClear:
-			where = append(where, "user_id = "+arg(user)+" AND pseudonymous IS NULL")
+			where = append(where, "user_id "+in(users)+" AND pseudonymous IS NULL")
 		case userPseudonymous:
-			where = append(where, "user_id = "+arg(user)+" AND pseudonymous")
+			where = append(where, "user_id "+in(users)+" AND pseudonymous")
 		default:
-			where = append(where, "user_id = "+arg(user))
+			where = append(where, "user_id "+in(users))
 		}
 	}
-	session := f.SessionID
-	if sessionPs != "" {
-		where = append(where, "session_id IN ("+arg(f.SessionID)+", "+arg(sessionPs)+")")
-		session = ""
+	if f.SessionID != "" {
+		where = append(where, "session_id "+in(append([]string{f.SessionID}, sessionPs...)))
 	}
 	if f.UserPseudonym != "" {
 		where = append(where, "user_id = "+arg(f.UserPseudonym)+" AND pseudonymous")
 	}
 	for _, eq := range []struct{ col, val string }{
-		{"resource_type", f.ResourceType}, {"resource_id", f.ResourceID},
-		{"session_id", session}, {"request_id", f.RequestID},
+		{"resource_type", f.ResourceType}, {"resource_id", f.ResourceID}, {"request_id", f.RequestID},
 	} {
 		if eq.val != "" {
 			where = append(where, eq.col+" = "+arg(eq.val))

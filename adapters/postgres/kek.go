@@ -138,9 +138,9 @@ func (p *Personal) settle(ctx context.Context) error {
 // key and marks e completed. In one transaction that holds the erasure
 // lock exclusively (see ErasureLock: writes in progress finish first,
 // later writes create a new key), it prepares a new key-encryption key
-// (stored durably beside the current one), deletes the subject's keys,
-// rewraps every remaining subject key and the pseudonym key under the new
-// key, records the new key generation and completes e. Then settle
+// (stored durably beside the current one), deletes the keys of the
+// subject (e's pseudonym in e's tenant), rewraps every remaining subject
+// key under the new key, records the new key generation and completes e. Then settle
 // promotes the new key and destroys the old one (or discards the new key
 // when the transaction did not commit). So a copy of the database taken
 // before the erasure holds keys wrapped under a key-encryption key that no
@@ -194,7 +194,7 @@ func (p *Personal) DestroyKeys(ctx context.Context, e audit.Erasure) (audit.Eras
 			return err
 		}
 		rotated = true
-		rows, err := tx.Query(ctx, `DELETE FROM audit_subject_keys WHERE pseudonym = $1 RETURNING id`, e.Pseudonym)
+		rows, err := tx.Query(ctx, `DELETE FROM audit_subject_keys WHERE pseudonym = $1 AND tenant = $2 RETURNING id`, e.Pseudonym, e.Tenant)
 		if err != nil {
 			return err
 		}
@@ -233,9 +233,9 @@ func (p *Personal) DestroyKeys(ctx context.Context, e audit.Erasure) (audit.Eras
 	return e, nil
 }
 
-// rewrap rewraps, within tx, every subject key and the pseudonym key from
-// the key-encryption key from to the key to, rewrapChunk keys per
-// statement.
+// rewrap rewraps, within tx, every subject key from the key-encryption
+// key from to the key to, rewrapChunk keys per statement. The pseudonym
+// key is not among them: it is under a key of its own (PseudonymKEK).
 func rewrap(ctx context.Context, tx pgx.Tx, from, to KeyWrapper) error {
 	var last int64
 	for {
@@ -281,21 +281,6 @@ func rewrap(ctx context.Context, tx pgx.Tx, from, to KeyWrapper) error {
 		if len(ids) < rewrapChunk {
 			break
 		}
-	}
-	var w []byte
-	err := tx.QueryRow(ctx, `SELECT wrapped FROM audit_personal_keys WHERE name = 'pseudonym'`).Scan(&w)
-	if err != nil {
-		return fmt.Errorf("rewrap the pseudonym key: %w", err)
-	}
-	key, err := from.Unwrap(w, []byte(adPseudonymKey))
-	if err != nil {
-		return fmt.Errorf("rewrap the pseudonym key: %w", err)
-	}
-	if w, err = to.Wrap(key, []byte(adPseudonymKey)); err != nil {
-		return fmt.Errorf("rewrap the pseudonym key: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `UPDATE audit_personal_keys SET wrapped = $1, kek_id = $2 WHERE name = 'pseudonym'`, w, to.ID()); err != nil {
-		return fmt.Errorf("rewrap the pseudonym key: %w", err)
 	}
 	return nil
 }

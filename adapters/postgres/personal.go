@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -14,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -72,13 +74,22 @@ const (
 
 // PersonalConfig configures personal data handling.
 type PersonalConfig struct {
-	// Mode is off, pseudonymise or encrypt; "" means off.
+	// Mode is off, pseudonymise or encrypt; "" means off. It is the mode
+	// of every tenant TenantModes does not name.
 	Mode PersonalMode
-	// KEK holds the key-encryption key that wraps the pseudonym key and the
-	// subject keys; every erasure replaces it. Required unless Mode is off;
-	// with Mode off and a KEK, events are written as sent and encrypted
-	// events written earlier are still decrypted on reads.
+	// TenantModes is the mode of the tenants it names
+	// (AUDITQ_TENANT_PERSONAL_DATA); the key "" is the default tenant.
+	TenantModes map[string]PersonalMode
+	// KEK holds the key-encryption key that wraps the subject keys; every
+	// erasure replaces it. Required unless every mode is off; with every
+	// mode off and a KEK, events are written as sent and encrypted events
+	// written earlier are still decrypted on reads.
 	KEK KEKSource
+	// PseudonymKEK wraps the pseudonym key: a key-encryption key that
+	// erasures never replace, so that a database restored from a backup
+	// taken before an erasure keeps its pseudonyms (the pseudonym key is
+	// not what an erasure destroys). Required with KEK.
+	PseudonymKEK KeyWrapper
 	// DetailKeys are the top-level keys of details that hold personal data:
 	// encrypted with the other personal fields.
 	DetailKeys []string
@@ -86,13 +97,26 @@ type PersonalConfig struct {
 
 // Validate returns an error naming a bad setting.
 func (c PersonalConfig) Validate() error {
-	switch c.Mode {
-	case PersonalOff, PersonalPseudonymise, PersonalEncrypt:
-	default:
+	if !c.Mode.valid() {
 		return fmt.Errorf("postgres: PersonalConfig: Mode %q is not off, pseudonymise or encrypt", c.Mode)
 	}
-	if c.Mode != PersonalOff && c.KEK == nil {
-		return fmt.Errorf("postgres: PersonalConfig: Mode %s needs a key-encryption key (AUDITQ_KEK_FILE)", c.Mode)
+	needKEK := c.Mode != PersonalOff
+	for t, m := range c.TenantModes {
+		if t != audit.DefaultTenant {
+			if err := audit.CheckTenant("TenantModes", t); err != nil {
+				return fmt.Errorf("postgres: PersonalConfig: %w", err)
+			}
+		}
+		if !m.valid() || m == "" {
+			return fmt.Errorf("postgres: PersonalConfig: TenantModes: mode %q of tenant %q is not off, pseudonymise or encrypt", m, t)
+		}
+		needKEK = needKEK || m != PersonalOff
+	}
+	if needKEK && c.KEK == nil {
+		return errors.New("postgres: PersonalConfig: a mode other than off needs a key-encryption key (AUDITQ_KEK_FILE)")
+	}
+	if c.KEK != nil && c.PseudonymKEK == nil {
+		return errors.New("postgres: PersonalConfig: KEK needs PseudonymKEK, the key of the pseudonym key (AUDITQ_PSEUDONYM_KEY_FILE)")
 	}
 	for _, k := range c.DetailKeys {
 		if k == "" {
@@ -102,18 +126,31 @@ func (c PersonalConfig) Validate() error {
 	return nil
 }
 
+func (m PersonalMode) valid() bool {
+	switch m {
+	case "", PersonalOff, PersonalPseudonymise, PersonalEncrypt:
+		return true
+	}
+	return false
+}
+
 // Personal protects the personal fields of events on their way into
 // audit_logs and restores them on every read (Reveal): the one place
 // where personal data is encrypted and decrypted. A nil *Personal is the
 // mode off without a key-encryption key: events are stored as sent and
 // read as stored.
 type Personal struct {
-	db         *bun.DB
-	mode       PersonalMode
-	src        KEKSource
-	pseudoKey  []byte
-	detailKeys []string
-	now        func() time.Time
+	db          *bun.DB
+	mode        PersonalMode
+	tenantModes map[string]PersonalMode
+	src         KEKSource
+	pseudoKEK   KeyWrapper
+	pseudoKey   []byte
+	detailKeys  []string
+	now         func() time.Time
+
+	// tenantKeys caches the pseudonym keys of tenants (see pseudonymKey).
+	tenantKeys sync.Map
 
 	// opened caches unwrapped subject keys by id (ids are never reused
 	// and a key never changes): a key is used only when the read that
@@ -150,12 +187,11 @@ const (
 const sealedVersion = 1
 
 // OpenPersonal returns the personal data handling of cfg over db (whose
-// schema must be migrated): nil for the mode off without a KEK. It
+// schema must be migrated): nil for every mode off without a KEK. It
 // finishes a key-encryption key replacement a crash interrupted (see
-// settle), loads the pseudonym key, creating it on the first start, and
-// checks that the KEK opens it and wrapped every stored subject key;
-// otherwise it returns an error naming the key ids, and nothing is
-// written.
+// settle), loads the pseudonym key (see loadPseudonymKey), and checks
+// that the KEK wrapped every stored subject key; otherwise it returns an
+// error naming the key ids, and nothing is written.
 func OpenPersonal(ctx context.Context, db *bun.DB, cfg PersonalConfig) (*Personal, error) {
 	if cfg.Mode == "" {
 		cfg.Mode = PersonalOff
@@ -170,13 +206,14 @@ func OpenPersonal(ctx context.Context, db *bun.DB, cfg PersonalConfig) (*Persona
 	if err != nil {
 		return nil, fmt.Errorf("personal data: %w", err)
 	}
-	p := &Personal{db: db, mode: cfg.Mode, src: cfg.KEK, kek: cur, detailKeys: slices.Clone(cfg.DetailKeys), now: time.Now,
-		opened: map[int64]cipher.AEAD{}}
+	p := &Personal{db: db, mode: cfg.Mode, tenantModes: maps.Clone(cfg.TenantModes), src: cfg.KEK, pseudoKEK: cfg.PseudonymKEK, kek: cur,
+		detailKeys: slices.Clone(cfg.DetailKeys), now: time.Now, opened: map[int64]cipher.AEAD{}}
 	// A database from before key rotation has no state row: it is under
-	// the key its pseudonym key was wrapped under, or, new, the current one.
+	// the key its pseudonym key was wrapped under (unless that is already
+	// the pseudonym key's own key), or, new, the current one.
 	if _, err := db.DB.ExecContext(ctx, `INSERT INTO audit_kek_state (id, kek_id, generation)
-		SELECT 1, coalesce((SELECT kek_id FROM audit_personal_keys WHERE name = 'pseudonym'), $1), 1
-		ON CONFLICT (id) DO NOTHING`, cur.ID()); err != nil {
+		SELECT 1, coalesce((SELECT kek_id FROM audit_personal_keys WHERE name = 'pseudonym' AND kek_id <> $2), $1), 1
+		ON CONFLICT (id) DO NOTHING`, cur.ID(), cfg.PseudonymKEK.ID()); err != nil {
 		return nil, fmt.Errorf("personal data: record the key generation: %w", err)
 	}
 	if err := p.settle(ctx); err != nil {
@@ -201,61 +238,153 @@ func OpenPersonal(ctx context.Context, db *bun.DB, cfg PersonalConfig) (*Persona
 }
 
 // loadPseudonymKey reads the pseudonym key, or creates it when none is
-// stored (instances starting at once agree on the one stored first).
+// stored (instances starting at once agree on the one stored first). It
+// is wrapped under the pseudonym key's own key-encryption key, which
+// erasures never replace; one stored before that key existed, under the
+// key-encryption key, is moved under it.
 func (p *Personal) loadPseudonymKey(ctx context.Context) ([]byte, error) {
-	kek := p.currentKEK()
+	own := p.pseudoKEK
 	fresh := make([]byte, 32)
 	_, _ = rand.Read(fresh)
-	wrapped, err := kek.Wrap(fresh, []byte(adPseudonymKey))
+	wrapped, err := own.Wrap(fresh, []byte(adPseudonymKey))
 	if err != nil {
 		return nil, fmt.Errorf("personal data: %w", err)
 	}
 	if _, err := p.db.DB.ExecContext(ctx, `INSERT INTO audit_personal_keys (name, wrapped, kek_id) VALUES ('pseudonym', $1, $2)
-		ON CONFLICT (name) DO NOTHING`, wrapped, kek.ID()); err != nil {
+		ON CONFLICT (name) DO NOTHING`, wrapped, own.ID()); err != nil {
 		return nil, fmt.Errorf("personal data: store the pseudonym key: %w", err)
 	}
 	var kekID string
 	if err := p.db.DB.QueryRowContext(ctx, `SELECT wrapped, kek_id FROM audit_personal_keys WHERE name = 'pseudonym'`).Scan(&wrapped, &kekID); err != nil {
 		return nil, fmt.Errorf("personal data: read the pseudonym key: %w", err)
 	}
-	if kek, err = p.wrapperFor(kekID); err != nil {
-		return nil, fmt.Errorf("personal data: %w", err)
+	if kekID == own.ID() {
+		key, err := own.Unwrap(wrapped, []byte(adPseudonymKey))
+		if err != nil {
+			return nil, fmt.Errorf("personal data: the pseudonym key's key-encryption key %s (AUDITQ_PSEUDONYM_KEY_FILE) does not open the stored pseudonym key (%v)", own.ID(), err)
+		}
+		return key, nil
+	}
+	kek, err := p.wrapperFor(kekID)
+	if err != nil {
+		return nil, fmt.Errorf("personal data: the pseudonym key is wrapped under key-encryption key %s, which neither AUDITQ_PSEUDONYM_KEY_FILE (key %s) nor AUDITQ_KEK_FILE holds: %w", kekID, own.ID(), err)
 	}
 	key, err := kek.Unwrap(wrapped, []byte(adPseudonymKey))
 	if err != nil {
 		return nil, fmt.Errorf("personal data: the key-encryption key %s does not open the stored pseudonym key (%v)", kek.ID(), err)
 	}
+	if wrapped, err = own.Wrap(key, []byte(adPseudonymKey)); err != nil {
+		return nil, fmt.Errorf("personal data: %w", err)
+	}
+	if _, err := p.db.DB.ExecContext(ctx, `UPDATE audit_personal_keys SET wrapped = $1, kek_id = $2 WHERE name = 'pseudonym' AND kek_id = $3`,
+		wrapped, own.ID(), kekID); err != nil {
+		return nil, fmt.Errorf("personal data: move the pseudonym key under AUDITQ_PSEUDONYM_KEY_FILE: %w", err)
+	}
 	return key, nil
 }
 
-// Mode returns the mode; off for a nil Personal.
-func (p *Personal) Mode() PersonalMode {
+// ModeOf returns the mode of tenant; off for a nil Personal.
+func (p *Personal) ModeOf(tenant string) PersonalMode {
 	if p == nil {
 		return PersonalOff
+	}
+	if m, ok := p.tenantModes[tenant]; ok {
+		return m
 	}
 	return p.mode
 }
 
-// Pseudonym returns the keyed pseudonym of userID: "psn_" and the
-// unpadded base64url of HMAC-SHA256(pseudonym key, userID). A nil
-// Personal has no key and returns "".
-func (p *Personal) Pseudonym(userID string) string {
-	if p == nil {
-		return ""
+// Erases reports whether some tenant's mode is encrypt: whether erasures
+// can be asked for.
+func (p *Personal) Erases() bool { return p.encrypts() }
+
+// adTenantPseudonymKey separates the derivation of a tenant's pseudonym
+// key from every pseudonym made under the deployment's key.
+const adTenantPseudonymKey = "auditq tenant pseudonym key v1\x00"
+
+// pseudonymKey returns the pseudonym key of tenant: the deployment's
+// pseudonym key for the default tenant, and HMAC-SHA256(pseudonym key,
+// "auditq tenant pseudonym key v1" NUL tenant) for any other. A tenant's
+// pseudonyms are therefore unlinkable to another tenant's (the same user
+// id gets unrelated pseudonyms) for whoever lacks the deployment's key,
+// and a tenant's key reveals neither that key nor another tenant's.
+func (p *Personal) pseudonymKey(tenant string) []byte {
+	if tenant == audit.DefaultTenant {
+		return p.pseudoKey
 	}
-	return pseudonymOf(hmac.New(sha256.New, p.pseudoKey), userID)
+	if k, ok := p.tenantKeys.Load(tenant); ok {
+		return k.([]byte)
+	}
+	h := hmac.New(sha256.New, p.pseudoKey)
+	h.Write([]byte(adTenantPseudonymKey))
+	h.Write([]byte(tenant))
+	k := h.Sum(nil)
+	p.tenantKeys.Store(tenant, k)
+	return k
 }
 
-// SessionPseudonym returns the keyed pseudonym an encrypted event stores
-// in place of sessionID: "ssn_" and the unpadded base64url of
-// HMAC-SHA256(pseudonym key, NUL "session" NUL sessionID), so it never
-// equals the pseudonym of a user id (which holds no NUL). It returns ""
-// for an empty sessionID or a nil Personal.
-func (p *Personal) SessionPseudonym(sessionID string) string {
+// Pseudonym returns the keyed pseudonym of userID in the default tenant
+// (PseudonymIn).
+func (p *Personal) Pseudonym(userID string) string { return p.PseudonymIn(audit.DefaultTenant, userID) }
+
+// PseudonymIn returns the keyed pseudonym of userID in tenant: "psn_" and
+// the unpadded base64url of HMAC-SHA256(the tenant's pseudonym key,
+// userID). A nil Personal has no key and returns "".
+func (p *Personal) PseudonymIn(tenant, userID string) string {
 	if p == nil {
 		return ""
 	}
-	return sessionPseudonymOf(hmac.New(sha256.New, p.pseudoKey), sessionID)
+	return pseudonymOf(hmac.New(sha256.New, p.pseudonymKey(tenant)), userID)
+}
+
+// searchPseudonyms returns the pseudonyms (made by of: pseudonymOf or
+// sessionPseudonymOf, the session pseudonym of "ssn_" and the unpadded
+// base64url of HMAC-SHA256(key, NUL "session" NUL id), which never equals
+// a user's, whose id holds no NUL) that id is stored under in tenant, or,
+// with tenant nil, in every tenant that has events: one per tenant, each
+// under its tenant's key. A nil Personal or an empty id returns none.
+func (p *Personal) searchPseudonyms(ctx context.Context, tenant *string, id string, of func(hash.Hash, string) string) ([]string, error) {
+	if p == nil || id == "" {
+		return nil, nil
+	}
+	tenants := []string{audit.DefaultTenant}
+	if tenant != nil {
+		tenants[0] = *tenant
+	} else {
+		more, err := p.tenants(ctx)
+		if err != nil {
+			return nil, err
+		}
+		tenants = append(tenants, more...)
+	}
+	out := make([]string, len(tenants))
+	for i, t := range tenants {
+		out[i] = of(hmac.New(sha256.New, p.pseudonymKey(t)), id)
+	}
+	return out, nil
+}
+
+// tenants lists the tenants other than the default one that have events:
+// a skip scan of audit_logs_tenant_idx, one index probe per tenant.
+func (p *Personal) tenants(ctx context.Context) ([]string, error) {
+	rows, err := p.db.DB.QueryContext(ctx, `WITH RECURSIVE t(tenant) AS (
+		(SELECT tenant FROM audit_logs WHERE tenant <> '' ORDER BY tenant LIMIT 1)
+		UNION ALL
+		SELECT (SELECT a.tenant FROM audit_logs a WHERE a.tenant <> '' AND a.tenant > t.tenant ORDER BY a.tenant LIMIT 1) FROM t WHERE t.tenant IS NOT NULL)
+		SELECT tenant FROM t WHERE tenant IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("list tenants: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
 }
 
 // sessionPrefix starts every session pseudonym.
@@ -302,33 +431,60 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-// encrypts reports whether writes seal personal fields.
-func (p *Personal) encrypts() bool { return p != nil && p.mode == PersonalEncrypt }
+// encrypts reports whether some tenant's writes seal personal fields.
+func (p *Personal) encrypts() bool {
+	if p == nil {
+		return false
+	}
+	if p.mode == PersonalEncrypt {
+		return true
+	}
+	for _, m := range p.tenantModes {
+		if m == PersonalEncrypt {
+			return true
+		}
+	}
+	return false
+}
 
-// protect returns events in their stored form: as they are in the mode
-// off; with the user id replaced by its pseudonym when pseudonymising;
-// and, when encrypting, also with the user id, ipAddress, userAgent,
-// sessionId and the listed details keys sealed under the subject's key,
-// which it finds or creates within tx. Events without a user id (system
-// events) have no data subject and are stored as sent. events is not
-// changed.
+// subject is a data subject: a pseudonym in a tenant.
+type subject struct{ tenant, pseudonym string }
+
+// protect returns events in their stored form, each as its tenant's mode
+// says: as they are in the mode off; with the user id replaced by its
+// pseudonym (under the tenant's pseudonym key) when pseudonymising; and,
+// when encrypting, also with the user id, ipAddress, userAgent, sessionId
+// and the listed details keys sealed under the subject's key, which it
+// finds or creates within tx. Events without a user id (system events)
+// have no data subject and are stored as sent. events is not changed.
 func (p *Personal) protect(ctx context.Context, tx pgx.Tx, events []audit.Event) ([]audit.Event, error) {
-	if p == nil || p.mode == PersonalOff {
+	if p == nil || p.mode == PersonalOff && len(p.tenantModes) == 0 {
 		return events, nil
 	}
 	out := make([]audit.Event, len(events))
-	h := hmac.New(sha256.New, p.pseudoKey)
-	users := map[string]string{} // pseudonym -> user id
+	macs := map[string]hash.Hash{}
+	mac := func(tenant string) hash.Hash {
+		h, ok := macs[tenant]
+		if !ok {
+			h = hmac.New(sha256.New, p.pseudonymKey(tenant))
+			macs[tenant] = h
+		}
+		return h
+	}
+	users := map[subject]string{} // encrypted subjects -> user id
 	for i, e := range events {
 		out[i] = e
-		if e.UserID == "" {
+		mode := p.ModeOf(e.Tenant)
+		if e.UserID == "" || mode == PersonalOff {
 			continue
 		}
-		ps := pseudonymOf(h, e.UserID)
+		ps := pseudonymOf(mac(e.Tenant), e.UserID)
 		out[i].Pseudonym, out[i].UserID = ps, ""
-		users[ps] = e.UserID
+		if mode == PersonalEncrypt {
+			users[subject{e.Tenant, ps}] = e.UserID
+		}
 	}
-	if p.mode != PersonalEncrypt || len(users) == 0 {
+	if len(users) == 0 {
 		return out, nil
 	}
 	keys, err := p.subjectKeys(ctx, tx, users)
@@ -337,10 +493,11 @@ func (p *Personal) protect(ctx context.Context, tx pgx.Tx, events []audit.Event)
 	}
 	for i := range out {
 		e := &out[i]
-		if e.Pseudonym == "" {
+		k, ok := keys[subject{e.Tenant, e.Pseudonym}]
+		if !ok {
 			continue
 		}
-		if err := p.seal(e, events[i].UserID, keys[e.Pseudonym], h); err != nil {
+		if err := p.seal(e, events[i].UserID, k, mac(e.Tenant)); err != nil {
 			return nil, fmt.Errorf("event %d (%s): %w", i, e.ID, err)
 		}
 	}
@@ -412,25 +569,28 @@ func splitDetails(details json.RawMessage, listed []string) (kept, moved json.Ra
 // erasure, under the key it destroyed.
 const ErasureLock = 0x6572617365
 
-// subjectKeys finds, within tx, the key of each pseudonym (users maps
-// pseudonyms to user ids), creating the missing ones.
-func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, users map[string]string) (map[string]subjectKey, error) {
-	names := make([]string, 0, len(users))
-	for ps := range users {
-		names = append(names, ps)
+// subjectKeys finds, within tx, the key of each subject (users maps
+// subjects to user ids), creating the missing ones.
+func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, users map[subject]string) (map[subject]subjectKey, error) {
+	names := make([]subject, 0, len(users))
+	for s := range users {
+		names = append(names, s)
 	}
-	slices.Sort(names) // one order of key creation: no deadlock between writers
+	// One order of key creation: no deadlock between writers.
+	slices.SortFunc(names, func(a, b subject) int {
+		return cmp.Or(strings.Compare(a.tenant, b.tenant), strings.Compare(a.pseudonym, b.pseudonym))
+	})
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, int64(ErasureLock)); err != nil {
 		return nil, fmt.Errorf("subject keys: %w", err)
 	}
-	keys := make(map[string]subjectKey, len(names))
+	keys := make(map[subject]subjectKey, len(names))
 	if err := p.readKeys(ctx, tx, names, keys); err != nil {
 		return nil, err
 	}
-	var missing []string
-	for _, ps := range names {
-		if _, ok := keys[ps]; !ok {
-			missing = append(missing, ps)
+	var missing []subject
+	for _, s := range names {
+		if _, ok := keys[s]; !ok {
+			missing = append(missing, s)
 		}
 	}
 	if len(missing) == 0 {
@@ -438,7 +598,9 @@ func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, users map[string]
 	}
 	keyBytes := make([][]byte, len(missing))
 	sealed := make([][]byte, len(missing))
-	for i, ps := range missing {
+	tenants := make([]string, len(missing))
+	pseudonyms := make([]string, len(missing))
+	for i, s := range missing {
 		key := make([]byte, 32)
 		_, _ = rand.Read(key)
 		aead, err := newAEAD(key)
@@ -447,7 +609,8 @@ func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, users map[string]
 		}
 		nonce := make([]byte, aead.NonceSize())
 		_, _ = rand.Read(nonce)
-		keyBytes[i], sealed[i] = key, aead.Seal(nonce, nonce, []byte(users[ps]), []byte(adSubjectUser+ps))
+		keyBytes[i], sealed[i] = key, aead.Seal(nonce, nonce, []byte(users[s]), []byte(adSubjectUser+s.pseudonym))
+		tenants[i], pseudonyms[i] = s.tenant, s.pseudonym
 	}
 	// The keys are wrapped under the key-encryption key this process last
 	// saw; the insert stores them only if the database is still under it.
@@ -457,17 +620,17 @@ func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, users map[string]
 	kek := p.currentKEK()
 	for attempt := 0; ; attempt++ {
 		wrapped := make([][]byte, len(missing))
-		for i, ps := range missing {
-			w, err := kek.Wrap(keyBytes[i], []byte(adSubjectKey+ps))
+		for i, s := range missing {
+			w, err := kek.Wrap(keyBytes[i], []byte(adSubjectKey+s.pseudonym))
 			if err != nil {
 				return nil, fmt.Errorf("subject keys: %w", err)
 			}
 			wrapped[i] = w
 		}
-		tag, err := tx.Exec(ctx, `INSERT INTO audit_subject_keys (pseudonym, wrapped, kek_id, user_sealed)
-		SELECT k.p, k.w, $4, k.s FROM unnest($1::text[], $2::bytea[], $3::bytea[]) WITH ORDINALITY AS k(p, w, s, o)
-		WHERE EXISTS (SELECT 1 FROM audit_kek_state WHERE id = 1 AND kek_id = $4)
-		ORDER BY k.o ON CONFLICT (pseudonym) DO NOTHING`, missing, wrapped, sealed, kek.ID())
+		tag, err := tx.Exec(ctx, `INSERT INTO audit_subject_keys (tenant, pseudonym, wrapped, kek_id, user_sealed)
+		SELECT k.t, k.p, k.w, $5, k.s FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[]) WITH ORDINALITY AS k(t, p, w, s, o)
+		WHERE EXISTS (SELECT 1 FROM audit_kek_state WHERE id = 1 AND kek_id = $5)
+		ORDER BY k.o ON CONFLICT (pseudonym, tenant) DO NOTHING`, tenants, pseudonyms, wrapped, sealed, kek.ID())
 		if err != nil {
 			return nil, fmt.Errorf("subject keys: create %d: %w", len(missing), err)
 		}
@@ -488,33 +651,40 @@ func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, users map[string]
 	if err := p.readKeys(ctx, tx, missing, keys); err != nil {
 		return nil, err
 	}
-	for _, ps := range missing {
-		if _, ok := keys[ps]; !ok {
-			return nil, fmt.Errorf("subject keys: the key of %s was not created", ps)
+	for _, s := range missing {
+		if _, ok := keys[s]; !ok {
+			return nil, fmt.Errorf("subject keys: the key of %s in tenant %q was not created", s.pseudonym, s.tenant)
 		}
 	}
 	return keys, nil
 }
 
-// readKeys adds the stored keys of names to keys.
-func (p *Personal) readKeys(ctx context.Context, tx pgx.Tx, names []string, keys map[string]subjectKey) error {
-	rows, err := tx.Query(ctx, `SELECT id, pseudonym, wrapped, kek_id FROM audit_subject_keys WHERE pseudonym = ANY($1)`, names)
+// readKeys adds the stored keys of subjects to keys.
+func (p *Personal) readKeys(ctx context.Context, tx pgx.Tx, subjects []subject, keys map[subject]subjectKey) error {
+	tenants := make([]string, len(subjects))
+	pseudonyms := make([]string, len(subjects))
+	for i, s := range subjects {
+		tenants[i], pseudonyms[i] = s.tenant, s.pseudonym
+	}
+	rows, err := tx.Query(ctx, `SELECT k.id, k.tenant, k.pseudonym, k.wrapped, k.kek_id FROM audit_subject_keys k
+		JOIN unnest($1::text[], $2::text[]) AS s(t, p) ON k.pseudonym = s.p AND k.tenant = s.t`, tenants, pseudonyms)
 	if err != nil {
 		return fmt.Errorf("subject keys: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var id int64
-		var ps, kekID string
+		var s subject
+		var kekID string
 		var wrapped []byte
-		if err := rows.Scan(&id, &ps, &wrapped, &kekID); err != nil {
+		if err := rows.Scan(&id, &s.tenant, &s.pseudonym, &wrapped, &kekID); err != nil {
 			return fmt.Errorf("subject keys: %w", err)
 		}
-		aead, err := p.open(id, ps, wrapped, kekID)
+		aead, err := p.open(id, s.pseudonym, wrapped, kekID)
 		if err != nil {
 			return err
 		}
-		keys[ps] = subjectKey{id: id, aead: aead}
+		keys[s] = subjectKey{id: id, aead: aead}
 	}
 	return rows.Err()
 }
@@ -732,22 +902,26 @@ func (p *Personal) RevealUsers(ctx context.Context, names []string) (map[string]
 
 var _ audit.ErasureStore = (*Personal)(nil)
 
-// BeginErasure records e as pending (its EventID, Pseudonym, RequestedAt
-// and RequestedBy), or returns the erasure already pending for that
-// pseudonym. It returns audit.ErrErasureOff unless the mode is encrypt.
+// BeginErasure records e as pending (its EventID, Tenant, Pseudonym,
+// RequestedAt and RequestedBy), or returns the erasure already pending for
+// that subject. It returns an error wrapping audit.ErrErasureOff unless
+// the mode of e's tenant is encrypt.
 func (p *Personal) BeginErasure(ctx context.Context, e audit.Erasure) (audit.Erasure, error) {
-	if !p.encrypts() {
-		return audit.Erasure{}, audit.ErrErasureOff
+	if m := p.ModeOf(e.Tenant); m != PersonalEncrypt {
+		if !p.encrypts() {
+			return audit.Erasure{}, audit.ErrErasureOff
+		}
+		return audit.Erasure{}, fmt.Errorf("%w: tenant %q stores personal data as %s (AUDITQ_TENANT_PERSONAL_DATA)", audit.ErrErasureOff, e.Tenant, m)
 	}
 	var by any
 	if e.RequestedBy != nil {
 		by = string(e.RequestedBy)
 	}
-	if _, err := p.db.DB.ExecContext(ctx, `INSERT INTO audit_erasures (event_id, pseudonym, requested_at, requested_by)
-		VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, e.EventID, e.Pseudonym, audit.Normalize(e.RequestedAt), by); err != nil {
+	if _, err := p.db.DB.ExecContext(ctx, `INSERT INTO audit_erasures (event_id, tenant, pseudonym, requested_at, requested_by)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, e.EventID, e.Tenant, e.Pseudonym, audit.Normalize(e.RequestedAt), by); err != nil {
 		return audit.Erasure{}, fmt.Errorf("record erasure: %w", err)
 	}
-	list, err := p.erasures(ctx, `WHERE pseudonym = $1 AND completed_at IS NULL`, e.Pseudonym)
+	list, err := p.erasures(ctx, `WHERE pseudonym = $1 AND tenant = $2 AND completed_at IS NULL`, e.Pseudonym, e.Tenant)
 	if err != nil {
 		return audit.Erasure{}, err
 	}
@@ -772,7 +946,7 @@ func (p *Personal) PendingErasures(ctx context.Context) ([]audit.Erasure, error)
 }
 
 func (p *Personal) erasures(ctx context.Context, where string, args ...any) ([]audit.Erasure, error) {
-	rows, err := p.db.DB.QueryContext(ctx, `SELECT event_id, pseudonym, requested_at, requested_by::text, completed_at IS NOT NULL, coalesce(keys_erased, 0)
+	rows, err := p.db.DB.QueryContext(ctx, `SELECT event_id, tenant, pseudonym, requested_at, requested_by::text, completed_at IS NOT NULL, coalesce(keys_erased, 0)
 		FROM audit_erasures `+where+` ORDER BY requested_at, event_id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read erasures: %w", err)
@@ -782,7 +956,7 @@ func (p *Personal) erasures(ctx context.Context, where string, args ...any) ([]a
 	for rows.Next() {
 		var e audit.Erasure
 		var by sql.NullString
-		if err := rows.Scan(&e.EventID, &e.Pseudonym, &e.RequestedAt, &by, &e.Completed, &e.KeysErased); err != nil {
+		if err := rows.Scan(&e.EventID, &e.Tenant, &e.Pseudonym, &e.RequestedAt, &by, &e.Completed, &e.KeysErased); err != nil {
 			return nil, fmt.Errorf("read erasures: %w", err)
 		}
 		e.RequestedAt = e.RequestedAt.UTC()

@@ -3,9 +3,13 @@ package postgres_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -42,9 +46,20 @@ func kekID(t testing.TB, f *keyfile.File) string {
 	return cur.ID()
 }
 
-func openPersonal(t testing.TB, db *bun.DB, mode postgres.PersonalMode, kek postgres.KEKSource) *postgres.Personal {
+// personalConfig is the configuration of mode with kek, the pseudonym
+// key's own key in a file beside it (as the service keeps it).
+func personalConfig(t testing.TB, mode postgres.PersonalMode, kek *keyfile.File) postgres.PersonalConfig {
 	t.Helper()
-	p, err := postgres.OpenPersonal(context.Background(), db, postgres.PersonalConfig{Mode: mode, KEK: kek, DetailKeys: []string{"email"}})
+	pk, err := keyfile.LoadOrCreateKEK(strings.TrimSuffix(kek.NextPath(), ".next") + ".pseudonym")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return postgres.PersonalConfig{Mode: mode, KEK: kek, PseudonymKEK: pk, DetailKeys: []string{"email"}}
+}
+
+func openPersonal(t testing.TB, db *bun.DB, mode postgres.PersonalMode, kek *keyfile.File) *postgres.Personal {
+	t.Helper()
+	p, err := postgres.OpenPersonal(context.Background(), db, personalConfig(t, mode, kek))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,9 +138,17 @@ func TestPersonalKEKChecked(t *testing.T) {
 		t.Fatalf("pseudonyms %q and %q", p.Pseudonym("cat"), again.Pseudonym("cat"))
 	}
 	other := newKEK(t)
-	_, err := postgres.OpenPersonal(ctx, db, postgres.PersonalConfig{Mode: postgres.PersonalEncrypt, KEK: other})
+	cfg := personalConfig(t, postgres.PersonalEncrypt, kek)
+	cfg.KEK = other
+	_, err := postgres.OpenPersonal(ctx, db, cfg)
 	if err == nil || !strings.Contains(err.Error(), kekID(t, kek)) || !strings.Contains(err.Error(), kekID(t, other)) {
 		t.Fatalf("open with another KEK: %v", err)
+	}
+	// Another pseudonym key's key: the stored pseudonym key does not open.
+	cfg = personalConfig(t, postgres.PersonalEncrypt, kek)
+	cfg.PseudonymKEK = personalConfig(t, postgres.PersonalEncrypt, other).PseudonymKEK
+	if _, err := postgres.OpenPersonal(ctx, db, cfg); err == nil || !strings.Contains(err.Error(), "AUDITQ_PSEUDONYM_KEY_FILE") {
+		t.Fatalf("open with another pseudonym key's key: %v", err)
 	}
 	if _, err := postgres.OpenPersonal(ctx, db, postgres.PersonalConfig{Mode: postgres.PersonalEncrypt}); err == nil {
 		t.Fatal("encrypt without a KEK opened")
@@ -303,5 +326,211 @@ func TestPersonalExport(t *testing.T) {
 	ben, err := repo.ExportPage(ctx, audit.SearchFilter{UserID: "ben", Limit: 10})
 	if err != nil || len(ben) != 1 || !ben[0].Erased || ben[0].UserID != audit.ErasedUserID || ben[0].IPAddress != "" || ben[0].SessionID != "" {
 		t.Fatalf("export of erased ben: %v %+v", err, ben)
+	}
+}
+
+// Each tenant has its mode and its pseudonym key: the same user id in
+// four tenants (the default one pseudonymised, acme and beta encrypted,
+// globex off) is four data subjects with four unrelated pseudonyms (none
+// for globex, stored in clear). Erasing the user in acme erases acme's
+// events only: beta's still decrypt, the default tenant's still show the
+// pseudonym, globex's the user id; searches by user id in one tenant or
+// all still find every event, erased ones included; a tenant not
+// encrypting refuses erasure, naming the tenant.
+func TestPersonalTenants(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	cfg := personalConfig(t, postgres.PersonalPseudonymise, newKEK(t))
+	cfg.TenantModes = map[string]postgres.PersonalMode{"acme": postgres.PersonalEncrypt, "beta": postgres.PersonalEncrypt, "globex": postgres.PersonalOff}
+	p, err := postgres.OpenPersonal(ctx, db, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := postgres.NewRepository(db).WithPersonal(p)
+	tenants := []string{"", "acme", "beta", "globex"}
+	var in []audit.Event
+	for i, tn := range tenants {
+		e := personalEvent("t-"+tn, "u-1")
+		e.Tenant = tn
+		e.OccurredAt = e.OccurredAt.Add(time.Duration(i) * time.Minute)
+		in = append(in, e)
+	}
+	if _, err := repo.Write(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	// The stored forms.
+	seen := map[string]bool{}
+	for _, tn := range tenants {
+		var user string
+		var pseudonymous, sealed bool
+		if err := db.QueryRowContext(ctx, `SELECT user_id, coalesce(pseudonymous, false), personal IS NOT NULL FROM audit_logs WHERE id = ?`, "t-"+tn).
+			Scan(&user, &pseudonymous, &sealed); err != nil {
+			t.Fatal(err)
+		}
+		want := p.PseudonymIn(tn, "u-1")
+		if tn == "globex" {
+			want = "u-1"
+		}
+		if user != want || pseudonymous != (tn != "globex") || sealed != (tn == "acme" || tn == "beta") || seen[user] {
+			t.Fatalf("tenant %q: stored user %q (want %q), pseudonymous %v, sealed %v", tn, user, want, pseudonymous, sealed)
+		}
+		seen[user] = true
+	}
+	var keys int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM audit_subject_keys WHERE tenant IN ('acme', 'beta')`).Scan(&keys); err != nil || keys != 2 {
+		t.Fatalf("subject keys of acme and beta: %d, %v", keys, err)
+	}
+	// Every tenant's event reads as its mode says; a search by user id finds them all.
+	read := func(want map[string]string) {
+		t.Helper()
+		all, err := repo.Search(ctx, audit.SearchFilter{UserID: "u-1", Limit: 10})
+		if err != nil || len(all) != 4 {
+			t.Fatalf("search u-1 in every tenant: %v, %d events", err, len(all))
+		}
+		for _, e := range all {
+			if e.UserID != want[e.Tenant] {
+				t.Fatalf("tenant %q reads user %q, want %q (%+v)", e.Tenant, e.UserID, want[e.Tenant], e)
+			}
+		}
+		if x, err := repo.ExportPage(ctx, audit.SearchFilter{UserID: "u-1", Limit: 10}); err != nil || len(x) != 4 || x[0].Tenant != "globex" || x[3].Tenant != "" {
+			t.Fatalf("export u-1 of every tenant: %v %+v", err, x)
+		}
+		for _, tn := range tenants {
+			one, err := repo.Search(ctx, audit.SearchFilter{UserID: "u-1", Tenant: &tn, Limit: 10})
+			if err != nil || len(one) != 1 || one[0].Tenant != tn {
+				t.Fatalf("search u-1 in tenant %q: %v %+v", tn, err, one)
+			}
+			x, err := repo.ExportPage(ctx, audit.SearchFilter{UserID: "u-1", SessionID: "s", Tenant: &tn, Limit: 10})
+			if err != nil || len(x) != 1 || x[0].ID != "t-"+tn {
+				t.Fatalf("export u-1, session s, in tenant %q: %v %+v", tn, err, x)
+			}
+		}
+	}
+	read(map[string]string{"": p.Pseudonym("u-1"), "acme": "u-1", "beta": "u-1", "globex": "u-1"})
+
+	if _, err := p.BeginErasure(ctx, audit.Erasure{EventID: "erase-g", Tenant: "globex", Pseudonym: p.PseudonymIn("globex", "u-1"), RequestedAt: event("x").OccurredAt}); !errors.Is(err, audit.ErrErasureOff) || !strings.Contains(err.Error(), `"globex"`) {
+		t.Fatalf("erasure in a tenant that does not encrypt: %v", err)
+	}
+	e, err := p.BeginErasure(ctx, audit.Erasure{EventID: "erase-a", Tenant: "acme", Pseudonym: p.PseudonymIn("acme", "u-1"), RequestedAt: event("x").OccurredAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err = p.DestroyKeys(ctx, e); err != nil || e.KeysErased != 1 || e.Tenant != "acme" {
+		t.Fatalf("erase u-1 in acme: %v %+v", err, e)
+	}
+	read(map[string]string{"": p.Pseudonym("u-1"), "acme": audit.ErasedUserID, "beta": "u-1", "globex": "u-1"})
+	if got, err := repo.Get(ctx, "acme", "t-acme"); err != nil || !got.Erased || got.IPAddress != "" || got.Pseudonym != p.PseudonymIn("acme", "u-1") {
+		t.Fatalf("acme's event after the erasure: %v %+v", err, got)
+	}
+	if got, err := repo.Get(ctx, "beta", "t-beta"); err != nil || got.Erased || got.IPAddress != "203.0.113.7" || !strings.Contains(string(got.Details), "email") {
+		t.Fatalf("beta's event after acme's erasure: %v %+v", err, got)
+	}
+	users, err := p.RevealUsers(ctx, []string{p.PseudonymIn("acme", "u-1"), p.PseudonymIn("beta", "u-1")})
+	if err != nil || users[p.PseudonymIn("acme", "u-1")] != audit.ErasedUserID || users[p.PseudonymIn("beta", "u-1")] != "u-1" {
+		t.Fatalf("top users after acme's erasure: %v %v", err, users)
+	}
+	// A new event of u-1 in acme gets a new key and reads in clear.
+	again := personalEvent("t-acme-2", "u-1")
+	again.Tenant = "acme"
+	if _, err := repo.Write(ctx, []audit.Event{again}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := repo.Get(ctx, "acme", "t-acme-2"); err != nil || got.Erased || got.UserID != "u-1" {
+		t.Fatalf("a new event of u-1 in acme: %v %+v", err, got)
+	}
+}
+
+// A pseudonym key stored before it had a key of its own (wrapped under the
+// key-encryption key, as erasures used to rewrap it) is moved under
+// PseudonymKEK at the first start: the same key, so the same pseudonyms;
+// a later erasure leaves it as it is.
+func TestPersonalPseudonymKeyMovedUnderItsOwnKey(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	file := newKEK(t)
+	cur, _, err := file.Keys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	wrapped, err := cur.Wrap(key, []byte("auditq pseudonym key v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO audit_personal_keys (name, wrapped, kek_id) VALUES ('pseudonym', ?, ?)`, wrapped, cur.ID()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := personalConfig(t, postgres.PersonalEncrypt, file)
+	p, err := postgres.OpenPersonal(ctx, db, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("u-1"))
+	if want := "psn_" + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)); p.Pseudonym("u-1") != want {
+		t.Fatalf("pseudonym %s after the move, want %s", p.Pseudonym("u-1"), want)
+	}
+	storedUnder := func() string {
+		t.Helper()
+		var id string
+		if err := db.QueryRowContext(ctx, `SELECT kek_id FROM audit_personal_keys WHERE name = 'pseudonym'`).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	if got := storedUnder(); got != cfg.PseudonymKEK.ID() {
+		t.Fatalf("the pseudonym key is under %s, want %s", got, cfg.PseudonymKEK.ID())
+	}
+	if _, err := postgres.NewRepository(db).WithPersonal(p).Write(ctx, []audit.Event{personalEvent("m1", "u-1")}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := p.BeginErasure(ctx, audit.Erasure{EventID: "erase-m", Pseudonym: p.Pseudonym("u-1"), RequestedAt: event("x").OccurredAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DestroyKeys(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if got := storedUnder(); got != cfg.PseudonymKEK.ID() {
+		t.Fatalf("after an erasure the pseudonym key is under %s, want %s", got, cfg.PseudonymKEK.ID())
+	}
+	if again := openPersonal(t, db, postgres.PersonalEncrypt, file); again.Pseudonym("u-1") != p.Pseudonym("u-1") {
+		t.Fatal("the pseudonyms changed with the erasure")
+	}
+}
+
+// A legal hold holds the user id in every tenant: under each tenant's
+// pseudonym, and in clear. The other users' old events are deleted.
+func TestPersonalHoldInEveryTenant(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	cfg := personalConfig(t, postgres.PersonalEncrypt, newKEK(t))
+	cfg.TenantModes = map[string]postgres.PersonalMode{"acme": postgres.PersonalPseudonymise, "globex": postgres.PersonalOff}
+	p, err := postgres.OpenPersonal(ctx, db, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in []audit.Event
+	for _, tn := range []string{"", "acme", "globex"} {
+		for _, u := range []string{"held", "free"} {
+			e := personalEvent(u+"-"+tn, u)
+			e.Tenant = tn
+			in = append(in, e)
+		}
+	}
+	if _, err := postgres.NewRepository(db).WithPersonal(p).Write(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	r := mustRetention(t, db, postgres.RetentionConfig{}).WithPersonal(p)
+	c := audit.Cleanup{Cutoff: in[0].OccurredAt.Add(time.Hour), HoldUsers: []string{"held"}}
+	if n, err := r.CountExpired(ctx, c); err != nil || n != 3 {
+		t.Fatalf("count expired: %d, %v", n, err)
+	}
+	if n, err := r.DeleteExpired(ctx, c); err != nil || n != 3 {
+		t.Fatalf("delete expired: %d, %v", n, err)
+	}
+	if got := ids(t, db); !reflect.DeepEqual(got, []string{"held-", "held-acme", "held-globex"}) {
+		t.Fatalf("left: %v", got)
 	}
 }

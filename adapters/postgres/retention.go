@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -187,7 +188,7 @@ func (r *Retention) forCleanup(s statement, c audit.Cleanup) (string, []any) {
 		for _, h := range c.TenantHoldUsers {
 			userTenants, users = append(userTenants, h.Tenant), append(users, h.UserID)
 			if r.personal != nil {
-				userTenants, users = append(userTenants, h.Tenant), append(users, r.personal.Pseudonym(h.UserID))
+				userTenants, users = append(userTenants, h.Tenant), append(users, r.personal.PseudonymIn(h.Tenant, h.UserID))
 			}
 		}
 		for _, h := range c.TenantHoldResources {
@@ -199,12 +200,18 @@ func (r *Retention) forCleanup(s statement, c audit.Cleanup) (string, []any) {
 	return q, extra
 }
 
-func (r *Retention) args(c audit.Cleanup) []any {
+// args are the cleanup's arguments; a held user is held in clear and
+// under its pseudonym in every tenant that has events.
+func (r *Retention) args(ctx context.Context, c audit.Cleanup) ([]any, error) {
 	users := nonNil(c.HoldUsers)
 	if r.personal != nil && len(users) > 0 {
 		users = append([]string(nil), users...)
 		for _, u := range c.HoldUsers {
-			users = append(users, r.personal.Pseudonym(u))
+			ps, err := r.personal.searchPseudonyms(ctx, nil, u, pseudonymOf)
+			if err != nil {
+				return nil, fmt.Errorf("legal hold: %w", err)
+			}
+			users = append(users, ps...)
 		}
 	}
 	types := make([]string, len(c.HoldResources))
@@ -212,7 +219,7 @@ func (r *Retention) args(c audit.Cleanup) []any {
 	for i, r := range c.HoldResources {
 		types[i], ids[i] = r.Type, r.ID
 	}
-	return []any{c.Cutoff, nonNil(c.ExcludeActions), users, types, ids}
+	return []any{c.Cutoff, nonNil(c.ExcludeActions), users, types, ids}, nil
 }
 
 func nonNil(s []string) []string {
@@ -232,6 +239,10 @@ func (r *Retention) DeleteExpired(ctx context.Context, c audit.Cleanup) (int64, 
 		lastID    string
 		hasCursor bool
 	)
+	held, err := r.args(ctx, c)
+	if err != nil {
+		return 0, err
+	}
 	q, extra := r.forCleanup(chunkStatement, c)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -242,7 +253,7 @@ func (r *Retention) DeleteExpired(ctx context.Context, c audit.Cleanup) (int64, 
 			at               sql.NullTime
 			id               sql.NullString
 		)
-		a := append(append(r.args(c), r.chunk, lastAt, lastID, hasCursor), extra...)
+		a := append(append(slices.Clip(held), r.chunk, lastAt, lastID, hasCursor), extra...)
 		if err := r.deleteChunk(ctx, c, q, a, &scanned, &deleted, &at, &id); err != nil {
 			return total, fmt.Errorf("delete events before %s: %w", c.Cutoff.Format(time.RFC3339), err)
 		}
@@ -288,8 +299,12 @@ func (r *Retention) deleteChunk(ctx context.Context, c audit.Cleanup, q string, 
 // CountExpired returns how many rows DeleteExpired would delete now.
 func (r *Retention) CountExpired(ctx context.Context, c audit.Cleanup) (int64, error) {
 	var n int64
+	held, err := r.args(ctx, c)
+	if err != nil {
+		return 0, err
+	}
 	q, extra := r.forCleanup(countStatement, c)
-	a := append(r.args(c), extra...)
+	a := append(held, extra...)
 	if err := r.db.DB.QueryRowContext(ctx, q, a...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count events before %s: %w", c.Cutoff.Format(time.RFC3339), err)
 	}

@@ -17,17 +17,22 @@ import (
 // (user_id, occurred_at, id) index and resourceType + resourceId the
 // resource index. Other filters are checked on the rows that scan visits,
 // so a selective filter on an unindexed column over a long, sparse history
-// is best bounded with from/to. With personal data pseudonymised (see
-// Personal) a userId matches its pseudonym, and the user id itself on
-// rows written before: two searches, each down the user index, merged.
-// The events come back through Personal.Reveal.
+// is best bounded with from/to. With personal data handling (see
+// Personal) a userId matches its pseudonym in the tenant searched (or in
+// each tenant, when the search is over every tenant), and the user id
+// itself on rows stored in clear: two searches, each down the user index,
+// merged. The events come back through Personal.Reveal.
 func (r *Repository) Search(ctx context.Context, f audit.SearchFilter) ([]audit.Event, error) {
-	rows, err := r.search(ctx, f, f.UserID, false)
+	ms, err := r.personalMatch(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("search events: %w", err)
+	}
+	rows, err := r.search(ctx, f, ms, false)
 	if err != nil {
 		return nil, err
 	}
-	if f.UserID != "" && r.personal != nil {
-		pseudonymous, err := r.search(ctx, f, r.personal.Pseudonym(f.UserID), true)
+	if len(ms.users) > 0 {
+		pseudonymous, err := r.search(ctx, f, ms, true)
 		if err != nil {
 			return nil, err
 		}
@@ -70,26 +75,43 @@ func newer(x, y eventRow) bool {
 	return x.ID > y.ID
 }
 
-// search runs f with user (a user id, or a pseudonym when pseudonymous)
-// in place of f.UserID.
-func (r *Repository) search(ctx context.Context, f audit.SearchFilter, user string, pseudonymous bool) ([]eventRow, error) {
+// personalMatch is what the userId and sessionId of a search match
+// besides the values stored in clear: their pseudonyms in each tenant the
+// search covers.
+type personalMatch struct {
+	users, sessions []string
+}
+
+// personalMatch returns the pseudonyms of f's userId and sessionId in the
+// tenants f covers; none without personal data handling.
+func (r *Repository) personalMatch(ctx context.Context, f audit.SearchFilter) (personalMatch, error) {
+	var m personalMatch
+	var err error
+	if m.users, err = r.personal.searchPseudonyms(ctx, f.Tenant, f.UserID, pseudonymOf); err != nil {
+		return m, err
+	}
+	m.sessions, err = r.personal.searchPseudonyms(ctx, f.Tenant, f.SessionID, sessionPseudonymOf)
+	return m, err
+}
+
+// search runs f with, when pseudonymous, the pseudonyms of ms.users in
+// place of f.UserID, else f.UserID on rows stored in clear.
+func (r *Repository) search(ctx context.Context, f audit.SearchFilter, ms personalMatch, pseudonymous bool) ([]eventRow, error) {
 	var rows []eventRow
 	q := r.db.NewSelect().Model(&rows)
 	switch {
-	case user != "" && pseudonymous:
-		q = q.Where("user_id = ? AND pseudonymous", user)
-	case user != "":
-		q = q.Where("user_id = ? AND pseudonymous IS NULL", user)
+	case pseudonymous:
+		q = q.Where("user_id IN (?) AND pseudonymous", bun.List(ms.users))
+	case f.UserID != "":
+		q = q.Where("user_id = ? AND pseudonymous IS NULL", f.UserID)
 	}
 	if f.UserPseudonym != "" {
 		q = q.Where("user_id = ? AND pseudonymous", f.UserPseudonym)
 	}
 	// An encrypted event stores its session id's keyed pseudonym; other
 	// events store it in clear.
-	if ps := r.personal.SessionPseudonym(f.SessionID); ps != "" {
-		q = q.Where("session_id IN (?, ?)", f.SessionID, ps)
-	} else if f.SessionID != "" {
-		q = q.Where("session_id = ?", f.SessionID)
+	if f.SessionID != "" {
+		q = q.Where("session_id IN (?)", bun.List(append([]string{f.SessionID}, ms.sessions...)))
 	}
 	for _, eq := range []struct{ col, val string }{
 		{"resource_type", f.ResourceType}, {"resource_id", f.ResourceID}, {"request_id", f.RequestID},

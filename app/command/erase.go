@@ -17,16 +17,21 @@ import (
 const destroyTimeout = 5 * time.Minute
 
 // EraseRequest is the body of audit.admin.erase: the user whose personal
-// data to erase.
+// data to erase and, with tenants on, the tenant whose data subject that
+// user is ("" for the default tenant).
 type EraseRequest struct {
-	UserID string `json:"userId"`
+	UserID string  `json:"userId"`
+	Tenant *string `json:"tenant,omitempty"`
 }
 
 // EraseResult is the answer of audit.admin.erase.
 type EraseResult struct {
 	// EventID is the erasure event in the trail (action
 	// audit.subject.erase, resourceId the pseudonym).
-	EventID       string    `json:"eventId"`
+	EventID string `json:"eventId"`
+	// Tenant is the erased subject's tenant; left out for the default
+	// tenant.
+	Tenant        string    `json:"tenant,omitempty"`
 	UserPseudonym string    `json:"userPseudonym"`
 	RequestedAt   time.Time `json:"requestedAt"`
 	// KeysDestroyed counts the subject keys destroyed: 0 when the user had
@@ -36,13 +41,16 @@ type EraseResult struct {
 
 // EraseConfig configures erasures.
 type EraseConfig struct {
-	// HoldUsers are under legal hold (AUDITQ_RETENTION_HOLD_USERS): their
-	// erasure is refused.
+	// HoldUsers are under legal hold (AUDITQ_RETENTION_HOLD_USERS) in
+	// every tenant: their erasure is refused.
 	HoldUsers []string
 	// TenantHoldUsers are under legal hold in one tenant
-	// (AUDITQ_TENANT_HOLD_USERS): an erasure reaching that tenant is
+	// (AUDITQ_TENANT_HOLD_USERS): that tenant's erasure of the user is
 	// refused.
 	TenantHoldUsers []audit.TenantUser
+	// Tenants is whether tenants are on (AUDITQ_TENANTS): then a request
+	// must name the tenant.
+	Tenants bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -57,6 +65,7 @@ type EraseHandler struct {
 	holds  map[string]bool
 	// tenantHolds lists, by user id, the tenants holding the user.
 	tenantHolds map[string][]string
+	tenants     bool
 	now         func() time.Time
 }
 
@@ -75,29 +84,28 @@ func NewEraseHandler(store audit.ErasureStore, w audit.Writer, cfg EraseConfig) 
 	for _, h := range cfg.TenantHoldUsers {
 		tenantHolds[h.UserID] = append(tenantHolds[h.UserID], h.Tenant)
 	}
-	return EraseHandler{store: store, writer: w, holds: holds, tenantHolds: tenantHolds, now: cfg.Now}
+	return EraseHandler{store: store, writer: w, holds: holds, tenantHolds: tenantHolds, tenants: cfg.Tenants, now: cfg.Now}
 }
 
 // held returns an error wrapping audit.ErrLegalHold, naming the setting,
-// when a legal hold keeps the personal data of userID in tenant (nil: in
-// any tenant), else nil. An erasure reaches the user in every tenant (a
-// user's pseudonym and keys are those of the user id, whatever the
-// tenant: docs/personal-data.md), so Handle asks with nil and a hold in
-// any one tenant refuses it; an erasure confined to one tenant would ask
-// with that tenant, refused only by a hold in every tenant or in it.
-func (h EraseHandler) held(userID string, tenant *string) error {
+// when a legal hold keeps the personal data of userID in tenant: a hold
+// in every tenant (AUDITQ_RETENTION_HOLD_USERS) or one in that tenant
+// (AUDITQ_TENANT_HOLD_USERS); else nil.
+func (h EraseHandler) held(userID, tenant string) error {
 	if h.holds[userID] {
-		return fmt.Errorf("%w: the user is under legal hold (AUDITQ_RETENTION_HOLD_USERS): erasure refused until the hold is lifted", audit.ErrLegalHold)
+		return fmt.Errorf("%w: the user is under legal hold in every tenant (AUDITQ_RETENTION_HOLD_USERS): erasure refused until the hold is lifted", audit.ErrLegalHold)
 	}
 	for _, t := range h.tenantHolds[userID] {
-		if tenant == nil || *tenant == t {
+		if tenant == t {
 			return fmt.Errorf("%w: the user is under legal hold in tenant %q (AUDITQ_TENANT_HOLD_USERS): erasure refused until the hold is lifted", audit.ErrLegalHold, t)
 		}
 	}
 	return nil
 }
 
-// Handle erases the personal data of req.UserID. requestedBy (who asked,
+// Handle erases the personal data of req.UserID in req.Tenant (the
+// default tenant when tenants are off): the same user id in another
+// tenant is another data subject, left as it is. requestedBy (who asked,
 // as the transport saw it; nil when unknown) is recorded in the erasure
 // event. It returns a *audit.ValidationError for a bad request, an error
 // wrapping audit.ErrLegalHold for a held user, audit.ErrErasureOff when
@@ -110,7 +118,11 @@ func (h EraseHandler) Handle(ctx context.Context, req EraseRequest, requestedBy 
 	if err := audit.CheckFilterText("userId", req.UserID); err != nil {
 		return EraseResult{}, err
 	}
-	if err := h.held(req.UserID, nil); err != nil {
+	tenant, err := h.tenant(req.Tenant)
+	if err != nil {
+		return EraseResult{}, err
+	}
+	if err := h.held(req.UserID, tenant); err != nil {
 		return EraseResult{}, err
 	}
 	if h.store == nil {
@@ -118,7 +130,6 @@ func (h EraseHandler) Handle(ctx context.Context, req EraseRequest, requestedBy 
 	}
 	var by []byte
 	if requestedBy != nil {
-		var err error
 		if by, err = json.Marshal(requestedBy); err != nil {
 			return EraseResult{}, fmt.Errorf("erase: encode the requester: %w", err)
 		}
@@ -126,7 +137,7 @@ func (h EraseHandler) Handle(ctx context.Context, req EraseRequest, requestedBy 
 	id := make([]byte, 16)
 	_, _ = rand.Read(id)
 	e, err := h.store.BeginErasure(ctx, audit.Erasure{
-		EventID: audit.ErasureEventIDPrefix + hex.EncodeToString(id), Pseudonym: h.store.Pseudonym(req.UserID),
+		EventID: audit.ErasureEventIDPrefix + hex.EncodeToString(id), Tenant: tenant, Pseudonym: h.store.PseudonymIn(tenant, req.UserID),
 		RequestedAt: audit.Normalize(h.now()), RequestedBy: by,
 	})
 	if err != nil {
@@ -135,7 +146,25 @@ func (h EraseHandler) Handle(ctx context.Context, req EraseRequest, requestedBy 
 	if e, err = h.complete(ctx, e); err != nil {
 		return EraseResult{}, err
 	}
-	return EraseResult{EventID: e.EventID, UserPseudonym: e.Pseudonym, RequestedAt: e.RequestedAt, KeysDestroyed: e.KeysErased}, nil
+	return EraseResult{EventID: e.EventID, Tenant: e.Tenant, UserPseudonym: e.Pseudonym, RequestedAt: e.RequestedAt, KeysDestroyed: e.KeysErased}, nil
+}
+
+// tenant returns the tenant a request erases in: the one it names, which
+// it must name when tenants are on; the default tenant otherwise. A
+// missing or malformed tenant is a *audit.ValidationError naming it.
+func (h EraseHandler) tenant(t *string) (string, error) {
+	switch {
+	case t == nil && h.tenants:
+		return "", audit.Invalid("tenant", "is required when tenants are on (AUDITQ_TENANTS): the tenant whose data subject to erase (\"\" for the default tenant)")
+	case t == nil || *t == audit.DefaultTenant:
+		return audit.DefaultTenant, nil
+	case !h.tenants:
+		return "", audit.Invalid("tenant", "must be absent or \"\": tenants are off (AUDITQ_TENANTS)")
+	}
+	if err := audit.CheckTenant("tenant", *t); err != nil {
+		return "", err
+	}
+	return *t, nil
 }
 
 // CompletePending completes every erasure recorded but not finished (a
@@ -170,9 +199,10 @@ func (h EraseHandler) complete(ctx context.Context, e audit.Erasure) (audit.Eras
 	if err != nil {
 		return e, fmt.Errorf("erase: %w", err)
 	}
+	// The erasure is recorded in the subject's tenant's trail.
 	ev := audit.Event{
 		ID: e.EventID, Action: audit.ActionErase, ResourceType: audit.ErasureResourceType, ResourceID: e.Pseudonym,
-		Details: body, Success: true, OccurredAt: e.RequestedAt, ReceivedAt: e.RequestedAt,
+		Details: body, Success: true, OccurredAt: e.RequestedAt, ReceivedAt: e.RequestedAt, Tenant: e.Tenant,
 	}
 	if _, err := h.writer.Write(ctx, []audit.Event{ev}); err != nil {
 		return e, fmt.Errorf("erase: record the erasure event %s: %w", e.EventID, err)

@@ -33,7 +33,8 @@ var ErrErasureOff = errors.New("erasure needs AUDITQ_PERSONAL_DATA=encrypt")
 // subject's key is destroyed: the pending record a restart completes.
 type Erasure struct {
 	EventID     string    // id of the erasure event in the trail
-	Pseudonym   string    // the subject's keyed pseudonym
+	Tenant      string    // the subject's tenant (DefaultTenant without tenants)
+	Pseudonym   string    // the subject's keyed pseudonym in that tenant
 	RequestedAt time.Time // when it was asked for
 	RequestedBy []byte    // JSON object: who asked, as the transport saw it; nil when unknown
 	Completed   bool      // the key is destroyed
@@ -42,12 +43,13 @@ type Erasure struct {
 
 // ErasureStore records erasures and destroys subject keys.
 type ErasureStore interface {
-	// Pseudonym returns the keyed pseudonym of a user id.
-	Pseudonym(userID string) string
+	// PseudonymIn returns the keyed pseudonym of a user id in a tenant.
+	PseudonymIn(tenant, userID string) string
 	// BeginErasure records a pending erasure of the subject with this
-	// pseudonym, or returns the one already pending.
+	// tenant and pseudonym, or returns the one already pending.
 	BeginErasure(ctx context.Context, e Erasure) (Erasure, error)
-	// DestroyKeys destroys every key of the erasure's subject and marks it
+	// DestroyKeys destroys every key of the erasure's subject (in its
+	// tenant only) and marks it
 	// completed. Doing it again destroys nothing more.
 	DestroyKeys(ctx context.Context, e Erasure) (Erasure, error)
 	// PendingErasures lists the erasures recorded but not completed.
