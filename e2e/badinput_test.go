@@ -224,10 +224,25 @@ func TestHostileInputsArePoisonedWithTheirField(t *testing.T) {
 	publish("audit.log", "valid-last", valid("valid-last"))
 	validIDs = append(validIDs, "valid-last", "bulk-ok-1", "bulk-ok-2")
 
-	// The bulk result accounts for every event.
-	rm, err := results.NextMsg(60 * time.Second)
-	if err != nil {
-		t.Fatalf("no bulk result: %v", err)
+	// The bulk result accounts for every event. The bulk messages
+	// rejected as a whole have results too, each saying why.
+	var rm *nats.Msg
+	for rm == nil {
+		m, err := results.NextMsg(60 * time.Second)
+		if err != nil {
+			t.Fatalf("no bulk result: %v", err)
+		}
+		if m.Header.Get("job_id") == "bulk-mixed" {
+			rm = m
+			continue
+		}
+		var whole struct {
+			Total int
+			Error string
+		}
+		if err := json.Unmarshal(m.Data, &whole); err != nil || whole.Error == "" || whole.Total != 0 {
+			t.Errorf("the result of a bulk rejected as a whole: %s", m.Data)
+		}
 	}
 	var res struct {
 		ID                          string

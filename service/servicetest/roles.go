@@ -47,7 +47,10 @@ type RoleConn struct {
 func ConnectAs(t *testing.T, url string, r Role) *RoleConn {
 	t.Helper()
 	rc := &RoleConn{}
+	// The server checks a bcrypt hash per connect: on a loaded machine a
+	// few at once take longer than nats.go's default 2s.
 	nc, err := nats.Connect(url, nats.UserInfo(r.User, r.Password), nats.CustomInboxPrefix(r.Inbox), nats.Name(r.Name+"-client"),
+		nats.Timeout(15*time.Second),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			rc.mu.Lock()
 			rc.errs = append(rc.errs, err.Error())
