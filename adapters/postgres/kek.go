@@ -299,3 +299,18 @@ func rewrap(ctx context.Context, tx pgx.Tx, from, to KeyWrapper) error {
 	}
 	return nil
 }
+
+// KeyGeneration returns the key generation the stored keys are under
+// (audit_kek_state.generation), which every erasure increments in the
+// transaction that destroys its keys: a value read before an erasure
+// differs from one read after it. A nil Personal has no keys and returns 0.
+func (p *Personal) KeyGeneration(ctx context.Context) (int64, error) {
+	if p == nil {
+		return 0, nil
+	}
+	var g int64
+	if err := p.db.DB.QueryRowContext(ctx, `SELECT generation FROM audit_kek_state WHERE id = 1`).Scan(&g); err != nil {
+		return 0, fmt.Errorf("read the key generation: %w", err)
+	}
+	return g, nil
+}

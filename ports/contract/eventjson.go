@@ -49,6 +49,10 @@ func (v EventView) AppendJSON(dst []byte, scratch *bytes.Buffer) ([]byte, error)
 	if dst, err = appendTime(append(dst, `,"receivedAt":`...), v.ReceivedAt); err != nil {
 		return dst, err
 	}
+	dst = appendField(dst, "userPseudonym", v.UserPseudonym, true)
+	if v.Erased {
+		dst = append(dst, `,"erased":true`...)
+	}
 	dst = appendField(dst, "tenant", v.Tenant, true)
 	return append(dst, '}'), nil
 }
@@ -73,6 +77,10 @@ func appendTime(dst []byte, t time.Time) ([]byte, error) {
 }
 
 const hexDigits = "0123456789abcdef"
+
+// AppendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it (see appendJSONString).
+func AppendJSONString(dst []byte, s string) []byte { return appendJSONString(dst, s) }
 
 // appendJSONString appends s as a JSON string the way encoding/json does
 // with HTML escaping (its default): \" \\ \b \f \n \r \t, other control

@@ -295,6 +295,9 @@ type Config struct {
 	NATS *nats.Conn
 	// ProductVersion goes into OCSF metadata.
 	ProductVersion string
+	// Personal reveals the personal fields as reads show them
+	// (docs/personal-data.md); nil delivers events as stored.
+	Personal Revealer
 	// Registerer gets the stream metrics (auditq_stream_*); nil: none.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -395,7 +398,7 @@ func New(cfg Config) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Runner{cfg: cfg, metrics: newMetrics(cfg.Registerer), encoded: newEncodings()}
+	r := &Runner{cfg: cfg, metrics: newMetrics(cfg.Registerer), encoded: newEncodings(cfg.Personal)}
 	for _, sc := range cfg.Streams {
 		enc, err := format.New(sc.Format, format.Options{ProductVersion: cfg.ProductVersion, Source: sc.Source})
 		if err != nil {
@@ -519,7 +522,7 @@ func (r *Runner) run(ctx context.Context, s *stream) {
 				}
 				continue
 			}
-			items, err = r.encoded.encode(s, rd.Events)
+			items, err = r.encoded.encode(ctx, s, rd.Events)
 			if err != nil {
 				log.Error("stream cannot encode an event; retrying", "err", err)
 				if !fail("encode", err) {
