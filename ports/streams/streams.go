@@ -473,6 +473,7 @@ func (r *Runner) run(ctx context.Context, s *stream) {
 		pending *audit.StreamRead // read, not yet confirmed
 		items   []Item
 		sent    bool // pending confirmed by the sink, cursor not yet stored
+		resend  bool // a delivery of pending failed: encode it again (an erasure may have come since)
 		backoff = r.cfg.MinBackoff
 	)
 	fail := func(what string, err error) bool {
@@ -530,7 +531,16 @@ func (r *Runner) run(ctx context.Context, s *stream) {
 				}
 				continue
 			}
-			pending, sent = &rd, len(rd.Events) == 0
+			pending, sent, resend = &rd, len(rd.Events) == 0, false
+		}
+		if !sent && resend {
+			var err error
+			if items, err = r.encoded.encode(ctx, s, pending.Events); err != nil {
+				if !fail("encode", err) {
+					return
+				}
+				continue
+			}
 		}
 		if !sent {
 			sctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout+s.cfg.AckTimeout)
@@ -541,6 +551,7 @@ func (r *Runner) run(ctx context.Context, s *stream) {
 					return
 				}
 				r.metrics.failed.WithLabelValues(name).Inc()
+				resend = true
 				if ferr := r.cfg.Store.Fail(ctx, name, owner, truncate(err.Error(), 1000), lease); errors.Is(ferr, audit.ErrLeaseLost) {
 					owned = false
 				} else if ferr == nil {
