@@ -135,12 +135,15 @@ func (p *Personal) settle(ctx context.Context) error {
 }
 
 // DestroyKeys deletes every key of e's subject, replaces the key-encryption
-// key and marks e completed. In one transaction that holds the erasure
+// key and marks e completed; one replacement serves every erasure pending
+// at that moment whose erasure event is in the trail (other requests,
+// the other users of a batch), which it completes too. In one
+// transaction that holds the erasure
 // lock exclusively (see ErasureLock: writes in progress finish first,
 // later writes create a new key), it prepares a new key-encryption key
-// (stored durably beside the current one), deletes the subject's keys,
+// (stored durably beside the current one), deletes the subjects' keys,
 // rewraps every remaining subject key and the pseudonym key under the new
-// key, records the new key generation and completes e. Then settle
+// key, records the new key generation and completes the erasures. Then settle
 // promotes the new key and destroys the old one (or discards the new key
 // when the transaction did not commit). So a copy of the database taken
 // before the erasure holds keys wrapped under a key-encryption key that no
@@ -194,12 +197,41 @@ func (p *Personal) DestroyKeys(ctx context.Context, e audit.Erasure) (audit.Eras
 			return err
 		}
 		rotated = true
-		rows, err := tx.Query(ctx, `DELETE FROM audit_subject_keys WHERE pseudonym = $1 RETURNING id`, e.Pseudonym)
+		// e and the other pending erasures whose event is recorded: each
+		// one's event is in the trail before its keys are destroyed.
+		rows, err := tx.Query(ctx, `SELECT event_id, pseudonym FROM audit_erasures r WHERE completed_at IS NULL
+			AND (event_id = $1 OR EXISTS (SELECT 1 FROM audit_logs l WHERE l.id = r.event_id)) FOR UPDATE`, e.EventID)
 		if err != nil {
 			return err
 		}
-		if ids, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
+		type erasure struct{ event, pseudonym string }
+		group, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (erasure, error) {
+			var g erasure
+			return g, r.Scan(&g.event, &g.pseudonym)
+		})
+		if err != nil {
 			return err
+		}
+		events, pseudonyms := make([]string, len(group)), make([]string, len(group))
+		for i, g := range group {
+			events[i], pseudonyms[i] = g.event, g.pseudonym
+		}
+		rows, err = tx.Query(ctx, `DELETE FROM audit_subject_keys WHERE pseudonym = ANY($1) RETURNING id, pseudonym`, pseudonyms)
+		if err != nil {
+			return err
+		}
+		erased := map[string]int{} // keys per pseudonym
+		for rows.Next() {
+			var id int64
+			var ps string
+			if err := rows.Scan(&id, &ps); err != nil {
+				rows.Close()
+				return err
+			}
+			ids, erased[ps] = append(ids, id), erased[ps]+1
+		}
+		if rows.Close(); rows.Err() != nil {
+			return rows.Err()
 		}
 		if err := rewrap(ctx, tx, cur, next); err != nil {
 			return err
@@ -209,9 +241,13 @@ func (p *Personal) DestroyKeys(ctx context.Context, e audit.Erasure) (audit.Eras
 			retired_kek_id = $3, retired_at = NULL WHERE id = 1`, next.ID(), now, cur.ID()); err != nil {
 			return err
 		}
-		e.KeysErased = len(ids)
-		if _, err := tx.Exec(ctx, `UPDATE audit_erasures SET completed_at = $1, keys_erased = $2 WHERE event_id = $3`,
-			now, len(ids), e.EventID); err != nil {
+		counts := make([]int32, len(group))
+		for i, ps := range pseudonyms {
+			counts[i] = int32(erased[ps])
+		}
+		e.KeysErased = erased[e.Pseudonym]
+		if _, err := tx.Exec(ctx, `UPDATE audit_erasures r SET completed_at = $1, keys_erased = u.n
+			FROM unnest($2::text[], $3::int[]) AS u(event_id, n) WHERE r.event_id = u.event_id`, now, events, counts); err != nil {
 			return err
 		}
 		return tx.Commit(ctx)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/auditq/auditq/domain/audit"
@@ -17,9 +18,21 @@ import (
 const destroyTimeout = 5 * time.Minute
 
 // EraseRequest is the body of audit.admin.erase: the user whose personal
-// data to erase.
+// data to erase (userId), or a list of users (userIds, at most
+// MaxEraseUsers) erased together, under one replacement of the
+// key-encryption key.
 type EraseRequest struct {
-	UserID string `json:"userId"`
+	UserID  string   `json:"userId,omitempty"`
+	UserIDs []string `json:"userIds,omitempty"`
+}
+
+// MaxEraseUsers bounds the users of one erasure request.
+const MaxEraseUsers = 1000
+
+// EraseListResult is the answer of audit.admin.erase to a list of users:
+// one result per user, in the order asked.
+type EraseListResult struct {
+	Erasures []EraseResult `json:"erasures"`
 }
 
 // EraseResult is the answer of audit.admin.erase.
@@ -75,38 +88,96 @@ func NewEraseHandler(store audit.ErasureStore, w audit.Writer, cfg EraseConfig) 
 // personal data is not encrypted; anything else is transient, and asking
 // again completes the same erasure.
 func (h EraseHandler) Handle(ctx context.Context, req EraseRequest, requestedBy map[string]any) (EraseResult, error) {
-	if req.UserID == "" {
-		return EraseResult{}, audit.Invalid("userId", "is required: the user whose personal data to erase")
+	if req.UserIDs != nil {
+		return EraseResult{}, audit.Invalid("userIds", "is answered by HandleList: give userId or userIds, not both")
 	}
-	if err := audit.CheckFilterText("userId", req.UserID); err != nil {
+	if req.UserID == "" {
+		return EraseResult{}, audit.Invalid("userId", "is required: the user whose personal data to erase (or userIds, a list)")
+	}
+	out, err := h.erase(ctx, []string{req.UserID}, "userId", requestedBy)
+	if err != nil {
 		return EraseResult{}, err
 	}
-	if h.holds[req.UserID] {
-		return EraseResult{}, fmt.Errorf("%w: the user is under legal hold (AUDITQ_RETENTION_HOLD_USERS): erasure refused until the hold is lifted", audit.ErrLegalHold)
+	return out[0], nil
+}
+
+// HandleList erases the personal data of every user of req.UserIDs as
+// Handle erases one: each gets its own erasure event naming requestedBy,
+// and one replacement of the key-encryption key serves them all. A bad
+// or held user refuses the whole list, naming its index.
+func (h EraseHandler) HandleList(ctx context.Context, req EraseRequest, requestedBy map[string]any) (EraseListResult, error) {
+	switch {
+	case req.UserID != "":
+		return EraseListResult{}, audit.Invalid("userId", "give userId or userIds, not both")
+	case len(req.UserIDs) == 0:
+		return EraseListResult{}, audit.Invalid("userIds", "is required: the users whose personal data to erase")
+	case len(req.UserIDs) > MaxEraseUsers:
+		return EraseListResult{}, audit.Invalid("userIds", "holds %d users, at most %d per request", len(req.UserIDs), MaxEraseUsers)
+	}
+	out, err := h.erase(ctx, req.UserIDs, "userIds", requestedBy)
+	if err != nil {
+		return EraseListResult{}, err
+	}
+	return EraseListResult{Erasures: out}, nil
+}
+
+// erase erases users (named field in errors, with the index for a list):
+// it records a pending erasure of each, writes their erasure events, then
+// destroys their keys.
+func (h EraseHandler) erase(ctx context.Context, users []string, field string, requestedBy map[string]any) ([]EraseResult, error) {
+	seen := make(map[string]int, len(users))
+	for i, u := range users {
+		name := field
+		if field == "userIds" {
+			name = fmt.Sprintf("userIds[%d]", i)
+		}
+		if u == "" {
+			return nil, audit.Invalid(name, "is empty: a user whose personal data to erase")
+		}
+		if err := audit.CheckFilterText(name, u); err != nil {
+			return nil, err
+		}
+		if j, ok := seen[u]; ok {
+			return nil, audit.Invalid(name, "repeats userIds[%d]", j)
+		}
+		seen[u] = i
+		if h.holds[u] {
+			return nil, fmt.Errorf("%w: %s: the user is under legal hold (AUDITQ_RETENTION_HOLD_USERS): erasure refused until the hold is lifted", audit.ErrLegalHold, name)
+		}
 	}
 	if h.store == nil {
-		return EraseResult{}, audit.ErrErasureOff
+		return nil, audit.ErrErasureOff
 	}
 	var by []byte
 	if requestedBy != nil {
 		var err error
 		if by, err = json.Marshal(requestedBy); err != nil {
-			return EraseResult{}, fmt.Errorf("erase: encode the requester: %w", err)
+			return nil, fmt.Errorf("erase: encode the requester: %w", err)
 		}
 	}
-	id := make([]byte, 16)
-	_, _ = rand.Read(id)
-	e, err := h.store.BeginErasure(ctx, audit.Erasure{
-		EventID: audit.ErasureEventIDPrefix + hex.EncodeToString(id), Pseudonym: h.store.Pseudonym(req.UserID),
-		RequestedAt: audit.Normalize(h.now()), RequestedBy: by,
-	})
+	at := audit.Normalize(h.now())
+	list := make([]audit.Erasure, len(users))
+	for i, u := range users {
+		id := make([]byte, 16)
+		_, _ = rand.Read(id)
+		e, err := h.store.BeginErasure(ctx, audit.Erasure{
+			EventID: audit.ErasureEventIDPrefix + hex.EncodeToString(id), Pseudonym: h.store.Pseudonym(u),
+			RequestedAt: at, RequestedBy: by,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("erase: %w", err)
+		}
+		list[i] = e
+	}
+	list, err := h.complete(ctx, list)
 	if err != nil {
-		return EraseResult{}, fmt.Errorf("erase: %w", err)
+		return nil, err
 	}
-	if e, err = h.complete(ctx, e); err != nil {
-		return EraseResult{}, err
+	out := make([]EraseResult, len(list))
+	for i, e := range list {
+		out[i] = EraseResult{EventID: e.EventID, UserPseudonym: e.Pseudonym, RequestedAt: e.RequestedAt, KeysDestroyed: e.KeysErased}
 	}
-	return EraseResult{EventID: e.EventID, UserPseudonym: e.Pseudonym, RequestedAt: e.RequestedAt, KeysDestroyed: e.KeysErased}, nil
+	return out, nil
 }
 
 // CompletePending completes every erasure recorded but not finished (a
@@ -119,43 +190,57 @@ func (h EraseHandler) CompletePending(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("complete erasures: %w", err)
 	}
-	for i, e := range pending {
-		if _, err := h.complete(ctx, e); err != nil {
-			return i, err
-		}
+	if _, err := h.complete(ctx, pending); err != nil {
+		return 0, err
 	}
 	return len(pending), nil
 }
 
-// complete writes e's erasure event (a duplicate when written before),
-// then destroys the subject's keys.
-func (h EraseHandler) complete(ctx context.Context, e audit.Erasure) (audit.Erasure, error) {
-	if e.Completed {
-		return e, nil
+// complete writes the erasure events of list not completed (duplicates
+// when written before) in one write, then destroys each one's keys: the
+// first destruction serves them all (DestroyKeys completes every pending
+// erasure whose event is recorded), the others find theirs done. It
+// returns list completed.
+func (h EraseHandler) complete(ctx context.Context, list []audit.Erasure) ([]audit.Erasure, error) {
+	var evs []audit.Event
+	for _, e := range list {
+		if e.Completed {
+			continue
+		}
+		details := map[string]json.RawMessage{}
+		if e.RequestedBy != nil {
+			details["requestedBy"] = e.RequestedBy
+		}
+		body, err := json.Marshal(details)
+		if err != nil {
+			return nil, fmt.Errorf("erase: %w", err)
+		}
+		evs = append(evs, audit.Event{
+			ID: e.EventID, Action: audit.ActionErase, ResourceType: audit.ErasureResourceType, ResourceID: e.Pseudonym,
+			Details: body, Success: true, OccurredAt: e.RequestedAt, ReceivedAt: e.RequestedAt,
+		})
 	}
-	details := map[string]json.RawMessage{}
-	if e.RequestedBy != nil {
-		details["requestedBy"] = e.RequestedBy
+	if len(evs) == 0 {
+		return list, nil
 	}
-	body, err := json.Marshal(details)
-	if err != nil {
-		return e, fmt.Errorf("erase: %w", err)
-	}
-	ev := audit.Event{
-		ID: e.EventID, Action: audit.ActionErase, ResourceType: audit.ErasureResourceType, ResourceID: e.Pseudonym,
-		Details: body, Success: true, OccurredAt: e.RequestedAt, ReceivedAt: e.RequestedAt,
-	}
-	if _, err := h.writer.Write(ctx, []audit.Event{ev}); err != nil {
-		return e, fmt.Errorf("erase: record the erasure event %s: %w", e.EventID, err)
+	if _, err := h.writer.Write(ctx, evs); err != nil {
+		return nil, fmt.Errorf("erase: record the erasure events %s...: %w", evs[0].ID, err)
 	}
 	// Once begun, the destruction of the keys (with the replacement of the
 	// key-encryption key) runs to its end even when the asker stops
 	// waiting, within destroyTimeout.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), destroyTimeout)
 	defer cancel()
-	done, err := h.store.DestroyKeys(dctx, e)
-	if err != nil {
-		return e, fmt.Errorf("erase: %w", err)
+	out := slices.Clone(list)
+	for i, e := range out {
+		if e.Completed {
+			continue
+		}
+		done, err := h.store.DestroyKeys(dctx, e)
+		if err != nil {
+			return nil, fmt.Errorf("erase: %w", err)
+		}
+		out[i] = done
 	}
-	return done, nil
+	return out, nil
 }
