@@ -153,6 +153,17 @@ func (p *Personal) DestroyKeys(ctx context.Context, e audit.Erasure) (audit.Eras
 	if !p.encrypts() {
 		return audit.Erasure{}, audit.ErrErasureOff
 	}
+	// Completed is final: an erasure another one served (a list, or a
+	// concurrent request) is answered with one read.
+	var completed bool
+	if err := p.db.DB.QueryRowContext(ctx, `SELECT completed_at IS NOT NULL, coalesce(keys_erased, 0) FROM audit_erasures WHERE event_id = $1`,
+		e.EventID).Scan(&completed, &e.KeysErased); err != nil {
+		return audit.Erasure{}, fmt.Errorf("destroy the keys of %s: read erasure: %w", e.Pseudonym, err)
+	}
+	if completed {
+		e.Completed = true
+		return e, nil
+	}
 	// Settle first when a key prepared by an interrupted erasure is on
 	// disk: it is promoted (the database is under it) or discarded. Inside
 	// the transaction, a prepared key is only ever left by a transaction
