@@ -29,11 +29,7 @@ func TestErasureOfSeveralUsersSharesOneKeyReplacement(t *testing.T) {
 	nc, js := natstest.Connect(t, svc.NATSURL())
 	schemas := schemasServed(t, nc)
 	ctx := context.Background()
-	cenv := map[string]string{}
-	for k, v := range env {
-		cenv[k] = v
-	}
-	cenv["AUDITQ_NATS_URL"] = svc.NATSURL()
+	cenv := clientEnv(env, svc)
 
 	var msgs []*nats.Msg
 	pseudonyms := map[string]string{}
