@@ -42,8 +42,8 @@ Usage:
   auditq poison list|show|replay|discard
                              see rejected messages, re-drive them to their job (corrected or not), or drop them
   auditq checkpoint          ask the running service to write a signed checkpoint now
-  auditq erase --user ID [--tenant T]
-                             erase a user's personal data (of tenant T; its mode encrypt): recorded, then the keys destroyed
+  auditq erase --user ID [--user ID ...] [--tenant T]
+                             erase users' personal data (of tenant T; its mode encrypt): recorded, then the keys destroyed
   auditq streams [--json]    list the log streams (AUDITQ_STREAMS_FILE) with their state, lag and last error
   auditq version             print the version of this binary (also --version)
   auditq help                show this help and the configuration variables

@@ -38,7 +38,9 @@ import (
 // holds a new key that the database is under, no prepared key is left,
 // the old key opens no stored key, the subject's events read as erased,
 // the other user's do not, and the trail verifies. The key-encryption key
-// never appears in the log.
+// never appears in the log. The same holds for an erasure of two users in
+// one request (userIds): at each step both are where one would be, and
+// the restart completes both under one key replacement.
 func TestErasureKill9BetweenStepsIsCompletedAtStart(t *testing.T) {
 	skipIfShort(t)
 	lock := func(key int64) (string, string) {
@@ -56,14 +58,20 @@ func TestErasureKill9BetweenStepsIsCompletedAtStart(t *testing.T) {
 		events    int
 		committed bool
 		prepared  bool
+		victims   []string // erased in one request
 	}{
-		{"before the erasure event", "BEGIN; LOCK TABLE audit_logs IN SHARE MODE", "ROLLBACK", 0, false, false},
-		{"before the keys are destroyed", erasureBlock, erasureFree, 1, false, false},
-		{"after the new key is prepared", "BEGIN; LOCK TABLE audit_subject_keys IN SHARE MODE", "ROLLBACK", 1, false, true},
-		{"before the old key is destroyed", fileBlock, fileFree, 1, true, true},
+		{"before the erasure event", "BEGIN; LOCK TABLE audit_logs IN SHARE MODE", "ROLLBACK", 0, false, false, []string{"victim"}},
+		{"before the keys are destroyed", erasureBlock, erasureFree, 1, false, false, []string{"victim"}},
+		{"after the new key is prepared", "BEGIN; LOCK TABLE audit_subject_keys IN SHARE MODE", "ROLLBACK", 1, false, true, []string{"victim"}},
+		{"before the old key is destroyed", fileBlock, fileFree, 1, true, true, []string{"victim"}},
+		{"before the erasure events of two", "BEGIN; LOCK TABLE audit_logs IN SHARE MODE", "ROLLBACK", 0, false, false, []string{"victim", "victim2"}},
+		{"before the keys of two are destroyed", erasureBlock, erasureFree, 1, false, false, []string{"victim", "victim2"}},
+		{"after the new key for two is prepared", "BEGIN; LOCK TABLE audit_subject_keys IN SHARE MODE", "ROLLBACK", 1, false, true, []string{"victim", "victim2"}},
+		{"before the old key is destroyed for two", fileBlock, fileFree, 1, true, true, []string{"victim", "victim2"}},
 	} {
 		t.Run(step.name, func(t *testing.T) {
 			ctx := context.Background()
+			n := len(step.victims)
 			env := childEnv(t, pgtest.NewDatabase(t))
 			key := make([]byte, 32)
 			_, _ = rand.Read(key)
@@ -76,13 +84,17 @@ func TestErasureKill9BetweenStepsIsCompletedAtStart(t *testing.T) {
 			svc := startChild(t, "serve", env)
 			nc, js := natstest.Connect(t, svc.natsURL())
 			var msgs []*nats.Msg
-			for i, user := range []string{"victim", "victim", "victim", "other"} {
+			users := []string{"victim", "victim", "victim", "other"}
+			if n > 1 {
+				users = append(users, "victim2")
+			}
+			for i, user := range users {
 				id := fmt.Sprintf("e%d", i)
 				msgs = append(msgs, servicetest.EventMsg(contract.SubjectLog, id, fmt.Sprintf(
 					`{"id":%q,"userId":%q,"action":"user.login","resourceType":"user","resourceId":"r","ipAddress":"192.0.2.1","timestamp":"2026-11-24T10:00:00Z"}`, id, user)))
 			}
 			servicetest.PublishAll(t, js, msgs)
-			waitRows(t, db, 4, time.Minute)
+			waitRows(t, db, len(users), time.Minute)
 
 			conn, err := db.Conn(ctx)
 			if err != nil {
@@ -94,7 +106,11 @@ func TestErasureKill9BetweenStepsIsCompletedAtStart(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			go func() { _, _ = nc.Request(contract.SubjectAdminErase, []byte(`{"userId":"victim"}`), time.Minute) }()
+			body := `{"userId":"victim"}`
+			if n > 1 {
+				body = `{"userIds":["victim","victim2"]}`
+			}
+			go func() { _, _ = nc.Request(contract.SubjectAdminErase, []byte(body), time.Minute) }()
 			oldID := kekID(t, key)
 			nextPath := env["AUDITQ_KEK_FILE"] + ".next"
 			servicetest.Eventually(t, time.Minute, func() (bool, string) {
@@ -102,13 +118,13 @@ func TestErasureKill9BetweenStepsIsCompletedAtStart(t *testing.T) {
 				events := count(t, db, `SELECT count(*) FROM audit_logs WHERE action = 'audit.subject.erase'`)
 				_, err := os.Stat(nextPath)
 				prepared := err == nil
-				return pending == map[bool]int{true: 0, false: 1}[step.committed] && events == step.events && prepared == step.prepared,
+				return pending == map[bool]int{true: 0, false: n}[step.committed] && events == step.events*n && prepared == step.prepared,
 					fmt.Sprintf("%d pending erasures, %d erasure events, prepared key %v", pending, events, prepared)
 			})
 			// Let the blocked step wait a moment longer: it must not get past the block.
 			time.Sleep(500 * time.Millisecond)
-			if n, want := count(t, db, `SELECT count(*) FROM audit_subject_keys`), map[bool]int{true: 1, false: 2}[step.committed]; n != want {
-				t.Fatalf("%d subject keys before the kill, want %d", n, want)
+			if got, want := count(t, db, `SELECT count(*) FROM audit_subject_keys`), map[bool]int{true: 1, false: 1 + n}[step.committed]; got != want {
+				t.Fatalf("%d subject keys before the kill, want %d", got, want)
 			}
 			if state := kekState(t, db); (state == oldID) == step.committed {
 				t.Fatalf("the database is under key %s at the kill (the old key is %s), committed %v", state, oldID, step.committed)
@@ -124,11 +140,11 @@ func TestErasureKill9BetweenStepsIsCompletedAtStart(t *testing.T) {
 			nc.Close()
 
 			svc = startChild(t, "serve", env)
-			if n := count(t, db, `SELECT count(*) FROM audit_erasures WHERE completed_at IS NOT NULL AND keys_erased = 1`); n != 1 {
-				t.Fatalf("%d completed erasures after the restart, want 1", n)
+			if got := count(t, db, `SELECT count(*) FROM audit_erasures WHERE completed_at IS NOT NULL AND keys_erased = 1`); got != n {
+				t.Fatalf("%d completed erasures after the restart, want %d", got, n)
 			}
-			if n := count(t, db, `SELECT count(*) FROM audit_logs WHERE action = 'audit.subject.erase'`); n != 1 {
-				t.Fatalf("%d erasure events, want 1", n)
+			if got := count(t, db, `SELECT count(*) FROM audit_logs WHERE action = 'audit.subject.erase'`); got != n {
+				t.Fatalf("%d erasure events, want %d", got, n)
 			}
 			if n := count(t, db, `SELECT count(*) FROM audit_subject_keys`); n != 1 {
 				t.Fatalf("%d subject keys after the erasure, want 1 (other's)", n)
@@ -155,7 +171,7 @@ func TestErasureKill9BetweenStepsIsCompletedAtStart(t *testing.T) {
 				}
 			}
 			nc, _ = natstest.Connect(t, svc.natsURL())
-			for user, erased := range map[string]bool{"victim": true, "other": false} {
+			for user, erased := range map[string]bool{"victim": true, "other": false, "victim2": n > 1} {
 				reply, err := nc.Request(contract.SubjectQuery, fmt.Appendf(nil, `{"userId":%q}`, user), 30*time.Second)
 				if err != nil {
 					t.Fatal(err)
@@ -164,7 +180,7 @@ func TestErasureKill9BetweenStepsIsCompletedAtStart(t *testing.T) {
 				if err := json.Unmarshal(reply.Data, &page); err != nil {
 					t.Fatalf("%s: %s", err, reply.Data)
 				}
-				want := map[bool]int{true: 3, false: 1}[erased]
+				want := map[string]int{"victim": 3, "other": 1, "victim2": map[bool]int{true: 1, false: 0}[n > 1]}[user]
 				if len(page.Events) != want {
 					t.Fatalf("search %s: %d events, want %d", user, len(page.Events), want)
 				}
@@ -183,7 +199,7 @@ func TestErasureKill9BetweenStepsIsCompletedAtStart(t *testing.T) {
 				t.Fatalf("checkpoint: %v\n%s", err, out)
 			}
 			out, err := servicetest.Client(ctx, t, cenv, "verify")
-			if err != nil || !strings.Contains(out, "3 events erased") {
+			if err != nil || !strings.Contains(out, fmt.Sprintf("%d events erased", 2+n)) {
 				t.Fatalf("verify: %v\n%s", err, out)
 			}
 			for _, c := range []*child{killed, svc} {

@@ -304,6 +304,9 @@ func NewRequests(nc *nats.Conn, cfg RequestsConfig, application app.Application)
 			return r.writeCheckpoint(ctx, application.Commands.WriteCheckpoint)
 		})},
 		{"admin-erase", contract.SubjectAdminErase, endpoint(r, contract.SubjectAdminErase, func(ctx context.Context, in command.EraseRequest, who query.Requester) (any, error) {
+			if in.UserIDs != nil {
+				return application.Commands.Erase.HandleList(ctx, in, who.Details())
+			}
 			return application.Commands.Erase.Handle(ctx, in, who.Details())
 		})},
 	}

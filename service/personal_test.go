@@ -108,11 +108,7 @@ func TestErasureShredsOneSubjectAndKeepsTheTrailVerifiable(t *testing.T) {
 	nc, js := natstest.Connect(t, svc.NATSURL())
 	schemas := schemasServed(t, nc)
 	ctx := context.Background()
-	cenv := map[string]string{}
-	for k, v := range env {
-		cenv[k] = v
-	}
-	cenv["AUDITQ_NATS_URL"] = svc.NATSURL()
+	cenv := clientEnv(env, svc)
 
 	users := []string{"alice", "bob", "carol"}
 	var msgs []*nats.Msg

@@ -66,6 +66,10 @@ type Service struct {
 	streams  *streams.Runner
 	wsURL    string // the embedded server's WebSocket listener, "" when none
 	memLimit int64  // the soft memory limit in effect, 0 when none
+
+	// personal reveals personal fields to the log streams; nil when
+	// personal data is off and no key-encryption key is configured.
+	personal *postgres.Personal
 }
 
 // closer is one registered shutdown action, named for the log.
@@ -349,6 +353,7 @@ func (s *Service) startApplication(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.personal = personal
 	repo := postgres.NewRepository(s.db).WithSealer(te.sealer).WithPersonal(personal)
 	batcher, err := postgres.NewBatcher(repo, postgres.BatcherConfig{
 		MaxEvents: s.cfg.BatchMaxEvents, MaxDelay: s.cfg.BatchMaxDelay, Flushers: s.cfg.BatchFlushers,

@@ -35,6 +35,7 @@ func (s *Service) startStreams(context.Context) error {
 		Owner:          fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:])),
 		NATS:           s.pubConn,
 		ProductVersion: ports.ReadBuild().Semver(),
+		Personal:       s.personal,
 		Registerer:     s.metrics.Registry,
 		Logger:         s.log.With("component", "streams"),
 	})

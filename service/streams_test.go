@@ -209,11 +209,7 @@ func TestStreamsDeliverToEverySink(t *testing.T) {
 			t.Errorf("webhook stream counted %d failures, want 2", s.Failed)
 		}
 	}
-	cenv := map[string]string{}
-	for k, v := range env {
-		cenv[k] = v
-	}
-	cenv["AUDITQ_NATS_URL"] = svc.NATSURL()
+	cenv := clientEnv(env, svc)
 	out, err := servicetest.Client(ctx, t, cenv, "streams")
 	if err != nil || !strings.Contains(out, "hook") || !strings.Contains(out, "paused") || !strings.Contains(out, "active") {
 		t.Errorf("auditq streams: %v\n%s", err, out)

@@ -135,12 +135,15 @@ func (p *Personal) settle(ctx context.Context) error {
 }
 
 // DestroyKeys deletes every key of e's subject, replaces the key-encryption
-// key and marks e completed. In one transaction that holds the erasure
+// key and marks e completed; one replacement serves every erasure pending
+// at that moment whose erasure event is in the trail (other requests,
+// the other users of a batch), which it completes too. In one
+// transaction that holds the erasure
 // lock exclusively (see ErasureLock: writes in progress finish first,
 // later writes create a new key), it prepares a new key-encryption key
-// (stored durably beside the current one), deletes the keys of the
-// subject (e's pseudonym in e's tenant), rewraps every remaining subject
-// key under the new key, records the new key generation and completes e. Then settle
+// (stored durably beside the current one), deletes the subjects' keys
+// (each erasure's pseudonym in its tenant), rewraps every remaining
+// subject key under the new key, records the new key generation and completes the erasures. Then settle
 // promotes the new key and destroys the old one (or discards the new key
 // when the transaction did not commit). So a copy of the database taken
 // before the erasure holds keys wrapped under a key-encryption key that no
@@ -149,6 +152,17 @@ func (p *Personal) settle(ctx context.Context) error {
 func (p *Personal) DestroyKeys(ctx context.Context, e audit.Erasure) (audit.Erasure, error) {
 	if !p.encrypts() {
 		return audit.Erasure{}, audit.ErrErasureOff
+	}
+	// Completed is final: an erasure another one served (a list, or a
+	// concurrent request) is answered with one read.
+	var completed bool
+	if err := p.db.DB.QueryRowContext(ctx, `SELECT completed_at IS NOT NULL, coalesce(keys_erased, 0) FROM audit_erasures WHERE event_id = $1`,
+		e.EventID).Scan(&completed, &e.KeysErased); err != nil {
+		return audit.Erasure{}, fmt.Errorf("destroy the keys of %s: read erasure: %w", e.Pseudonym, err)
+	}
+	if completed {
+		e.Completed = true
+		return e, nil
 	}
 	// Settle first when a key prepared by an interrupted erasure is on
 	// disk: it is promoted (the database is under it) or discarded. Inside
@@ -194,12 +208,44 @@ func (p *Personal) DestroyKeys(ctx context.Context, e audit.Erasure) (audit.Eras
 			return err
 		}
 		rotated = true
-		rows, err := tx.Query(ctx, `DELETE FROM audit_subject_keys WHERE pseudonym = $1 AND tenant = $2 RETURNING id`, e.Pseudonym, e.Tenant)
+		// e and the other pending erasures whose event is recorded: each
+		// one's event is in the trail before its keys are destroyed.
+		// The erasure event is in the subject's tenant's trail.
+		rows, err := tx.Query(ctx, `SELECT event_id, pseudonym, tenant FROM audit_erasures r WHERE completed_at IS NULL
+			AND (event_id = $1 OR EXISTS (SELECT 1 FROM audit_logs l WHERE l.id = r.event_id AND l.tenant = r.tenant)) FOR UPDATE`, e.EventID)
 		if err != nil {
 			return err
 		}
-		if ids, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
+		type erasure struct{ event, pseudonym, tenant string }
+		group, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (erasure, error) {
+			var g erasure
+			return g, r.Scan(&g.event, &g.pseudonym, &g.tenant)
+		})
+		if err != nil {
 			return err
+		}
+		events, pseudonyms, tenants := make([]string, len(group)), make([]string, len(group)), make([]string, len(group))
+		for i, g := range group {
+			events[i], pseudonyms[i], tenants[i] = g.event, g.pseudonym, g.tenant
+		}
+		rows, err = tx.Query(ctx, `DELETE FROM audit_subject_keys k USING unnest($1::text[], $2::text[]) AS s(pseudonym, tenant)
+			WHERE k.pseudonym = s.pseudonym AND k.tenant = s.tenant RETURNING k.id, k.pseudonym, k.tenant`, pseudonyms, tenants)
+		if err != nil {
+			return err
+		}
+		type subject struct{ pseudonym, tenant string }
+		erased := map[subject]int{} // keys per subject
+		for rows.Next() {
+			var id int64
+			var k subject
+			if err := rows.Scan(&id, &k.pseudonym, &k.tenant); err != nil {
+				rows.Close()
+				return err
+			}
+			ids, erased[k] = append(ids, id), erased[k]+1
+		}
+		if rows.Close(); rows.Err() != nil {
+			return rows.Err()
 		}
 		if err := rewrap(ctx, tx, cur, next); err != nil {
 			return err
@@ -209,9 +255,13 @@ func (p *Personal) DestroyKeys(ctx context.Context, e audit.Erasure) (audit.Eras
 			retired_kek_id = $3, retired_at = NULL WHERE id = 1`, next.ID(), now, cur.ID()); err != nil {
 			return err
 		}
-		e.KeysErased = len(ids)
-		if _, err := tx.Exec(ctx, `UPDATE audit_erasures SET completed_at = $1, keys_erased = $2 WHERE event_id = $3`,
-			now, len(ids), e.EventID); err != nil {
+		counts := make([]int32, len(group))
+		for i, g := range group {
+			counts[i] = int32(erased[subject{g.pseudonym, g.tenant}])
+		}
+		e.KeysErased = erased[subject{e.Pseudonym, e.Tenant}]
+		if _, err := tx.Exec(ctx, `UPDATE audit_erasures r SET completed_at = $1, keys_erased = u.n
+			FROM unnest($2::text[], $3::int[]) AS u(event_id, n) WHERE r.event_id = u.event_id`, now, events, counts); err != nil {
 			return err
 		}
 		return tx.Commit(ctx)
@@ -283,4 +333,19 @@ func rewrap(ctx context.Context, tx pgx.Tx, from, to KeyWrapper) error {
 		}
 	}
 	return nil
+}
+
+// KeyGeneration returns the key generation the stored keys are under
+// (audit_kek_state.generation), which every erasure increments in the
+// transaction that destroys its keys: a value read before an erasure
+// differs from one read after it. A nil Personal has no keys and returns 0.
+func (p *Personal) KeyGeneration(ctx context.Context) (int64, error) {
+	if p == nil {
+		return 0, nil
+	}
+	var g int64
+	if err := p.db.DB.QueryRowContext(ctx, `SELECT generation FROM audit_kek_state WHERE id = 1`).Scan(&g); err != nil {
+		return 0, fmt.Errorf("read the key generation: %w", err)
+	}
+	return g, nil
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"cmp"
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -797,21 +798,31 @@ func open(e *audit.Event, keys map[int64]cipher.AEAD) error {
 	return nil
 }
 
+// mergeDetails returns the details object kept (as stored) with the
+// members of the object moved (the sealed personal keys, which seal took
+// out of it, so no key is in both) added after its own: the text of both
+// joined, without decoding either.
 func mergeDetails(kept, moved json.RawMessage) (json.RawMessage, error) {
-	m := map[string]json.RawMessage{}
-	if kept != nil {
-		if err := json.Unmarshal(kept, &m); err != nil {
-			return nil, fmt.Errorf("details: %w", err)
-		}
+	k, m := bytes.TrimSpace(kept), bytes.TrimSpace(moved)
+	if len(m) < 2 || m[0] != '{' || m[len(m)-1] != '}' {
+		return nil, errors.New("personal details: not a JSON object")
 	}
-	var sel map[string]json.RawMessage
-	if err := json.Unmarshal(moved, &sel); err != nil {
-		return nil, fmt.Errorf("personal details: %w", err)
+	if len(k) == 0 {
+		return m, nil
 	}
-	for k, v := range sel {
-		m[k] = v
+	if len(k) < 2 || k[0] != '{' || k[len(k)-1] != '}' {
+		return nil, errors.New("details: not a JSON object")
 	}
-	return json.Marshal(m)
+	inner := bytes.TrimSpace(k[1 : len(k)-1])
+	if len(inner) == 0 {
+		return m, nil
+	}
+	if len(m) == 2 {
+		return k, nil
+	}
+	out := make([]byte, 0, len(k)+len(m))
+	out = append(append(out, k[:len(k)-1]...), ',')
+	return append(out, m[1:]...), nil
 }
 
 // keysByID reads and unwraps the subject keys with these ids that exist.

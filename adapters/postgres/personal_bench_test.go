@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/auditq/auditq/adapters/postgres"
@@ -102,6 +104,64 @@ func BenchmarkErasure(b *testing.B) {
 				i++
 			}
 			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/erasure")
+		})
+	}
+}
+
+// BenchmarkErasureBatch measures one erasure request of 1 and of 100
+// users among the subjects of AUDITQ_BENCH_ERASE_SUBJECTS (default
+// 100,000): the pending erasures recorded, their erasure events written
+// in one write, and one key destruction that serves them all (one
+// replacement of the key-encryption key, one rewrap of the other keys).
+func BenchmarkErasureBatch(b *testing.B) {
+	ctx := context.Background()
+	n := 100_000
+	if v := os.Getenv("AUDITQ_BENCH_ERASE_SUBJECTS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	db := newDB(b)
+	p := openPersonal(b, db, postgres.PersonalEncrypt, newKEK(b))
+	repo := postgres.NewRepository(db).WithPersonal(p)
+	for start := 0; start < n; start += 1000 {
+		evs := make([]audit.Event, min(1000, n-start))
+		for i := range evs {
+			evs[i] = personalEvent(fmt.Sprintf("e-%d", start+i), fmt.Sprintf("user-%d", start+i))
+		}
+		if _, err := repo.Write(ctx, evs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	next := 0
+	for _, users := range []int{1, 100} {
+		b.Run(fmt.Sprintf("subjects=%d/users=%d", n, users), func(b *testing.B) {
+			for b.Loop() {
+				list := make([]audit.Erasure, users)
+				evs := make([]audit.Event, users)
+				for i := range list {
+					e, err := p.BeginErasure(ctx, audit.Erasure{EventID: fmt.Sprintf("erase-%d", next), Pseudonym: p.Pseudonym(fmt.Sprintf("user-%d", next)),
+						RequestedAt: event("x").OccurredAt})
+					if err != nil {
+						b.Fatal(err)
+					}
+					next++
+					list[i] = e
+					evs[i] = audit.Event{ID: e.EventID, Action: audit.ActionErase, ResourceType: audit.ErasureResourceType, ResourceID: e.Pseudonym,
+						Success: true, OccurredAt: e.RequestedAt, ReceivedAt: e.RequestedAt}
+				}
+				if _, err := repo.Write(ctx, evs); err != nil {
+					b.Fatal(err)
+				}
+				for _, e := range list {
+					if done, err := p.DestroyKeys(ctx, e); err != nil || done.KeysErased != 1 {
+						b.Fatalf("erase %s: %v %+v", e.EventID, err, done)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/request")
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N*users), "ms/erasure")
 		})
 	}
 }

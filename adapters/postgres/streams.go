@@ -221,7 +221,8 @@ func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (
 	return out, nil
 }
 
-// sealedRows reads the rows of the batches ids, about rows of them. It scans with pgx
+// sealedRows reads the rows of the batches ids, about rows of them, in
+// their stored form (Personal.Reveal turns them into what reads show). It scans with pgx
 // directly, without database/sql's conversions: the streams read back
 // every committed row.
 func (s *StreamStore) sealedRows(ctx context.Context, ids []int64, seqOf map[int64]int64, rows int) ([]audit.SealedEvent, error) {
@@ -234,19 +235,23 @@ func (s *StreamStore) sealedRows(ctx context.Context, ids []int64, seqOf map[int
 	err = conn.Raw(func(dc any) error {
 		rows, err := dc.(*stdlib.Conn).Conn().Query(ctx, `SELECT id, coalesce(user_id, ''), action, resource_type, resource_id,
 			coalesce(details::text, ''), coalesce(host(ip_address), ''), coalesce(user_agent, ''), coalesce(session_id, ''),
-			coalesce(request_id, ''), success, coalesce(error_message, ''), occurred_at, received_at, seal_batch, seal_leaf, tenant
+			coalesce(request_id, ''), success, coalesce(error_message, ''), occurred_at, received_at, seal_batch, seal_leaf, tenant,
+			coalesce(pseudonymous, false), personal
 			FROM audit_logs WHERE seal_batch = ANY($1)`, ids)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		var details, ip string
+		var pseudonymous bool
 		for rows.Next() {
 			var e audit.SealedEvent
 			if err := rows.Scan(&e.ID, &e.UserID, &e.Action, &e.ResourceType, &e.ResourceID, &details, &ip, &e.UserAgent,
-				&e.SessionID, &e.RequestID, &e.Success, &e.ErrorMessage, &e.OccurredAt, &e.ReceivedAt, &e.Seal.BatchID, &e.Seal.Leaf, &e.Tenant); err != nil {
+				&e.SessionID, &e.RequestID, &e.Success, &e.ErrorMessage, &e.OccurredAt, &e.ReceivedAt, &e.Seal.BatchID, &e.Seal.Leaf, &e.Tenant,
+				&pseudonymous, &e.Personal); err != nil {
 				return err
 			}
+			e.Event = storedForm(e.Event, pseudonymous)
 			if details != "" {
 				e.Details = []byte(details)
 			}

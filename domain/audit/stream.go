@@ -18,10 +18,15 @@ type Seal struct {
 	Leaf     int
 }
 
-// SealedEvent is a stored event with its seal.
+// SealedEvent is a stored event with its seal. LeafData is the event's
+// leaf data (the canonical encoding of its stored form,
+// docs/tamper-evidence.md) when it is delivered in another form than
+// stored, its personal fields revealed (docs/personal-data.md); nil
+// otherwise.
 type SealedEvent struct {
 	Event
-	Seal Seal
+	Seal     Seal
+	LeafData []byte
 }
 
 // StreamCursor is a log stream's position in the commit order: the next

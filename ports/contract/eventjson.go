@@ -49,6 +49,10 @@ func (v EventView) AppendJSON(dst []byte, scratch *bytes.Buffer) ([]byte, error)
 	if dst, err = appendTime(append(dst, `,"receivedAt":`...), v.ReceivedAt); err != nil {
 		return dst, err
 	}
+	dst = appendField(dst, "userPseudonym", v.UserPseudonym, true)
+	if v.Erased {
+		dst = append(dst, `,"erased":true`...)
+	}
 	dst = appendField(dst, "tenant", v.Tenant, true)
 	return append(dst, '}'), nil
 }
@@ -74,6 +78,18 @@ func appendTime(dst []byte, t time.Time) ([]byte, error) {
 
 const hexDigits = "0123456789abcdef"
 
+// jsonSafe marks the ASCII bytes appendJSONString copies as they are.
+var jsonSafe = func() (safe [utf8.RuneSelf]bool) {
+	for b := byte(0x20); b < utf8.RuneSelf; b++ {
+		safe[b] = b != '"' && b != '\\' && b != '<' && b != '>' && b != '&'
+	}
+	return safe
+}()
+
+// AppendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it (see appendJSONString).
+func AppendJSONString(dst []byte, s string) []byte { return appendJSONString(dst, s) }
+
 // appendJSONString appends s as a JSON string the way encoding/json does
 // with HTML escaping (its default): \" \\ \b \f \n \r \t, other control
 // characters and < > & as \u00XX, invalid UTF-8 as \ufffd, U+2028 and
@@ -84,7 +100,7 @@ func appendJSONString(dst []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		b := s[i]
 		if b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+			if jsonSafe[b] {
 				i++
 				continue
 			}

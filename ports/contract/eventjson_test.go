@@ -20,6 +20,10 @@ func TestAppendJSONEqualsEncodingJSON(t *testing.T) {
 			Timestamp: time.Date(2026, 11, 24, 9, 5, 3, 123456000, time.UTC), ReceivedAt: time.Date(2026, 12, 2, 7, 10, 15, 725053000, time.UTC)},
 		{ID: "c\xff\xfe invalid", Action: "\u2029", ResourceType: "t", ResourceID: "r", Details: json.RawMessage("  {\n\"k\" :\t\"v\" }  "),
 			Timestamp: time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC), ReceivedAt: time.Date(1970, 1, 1, 0, 0, 0, 1000, time.UTC)},
+		{ID: "d", UserID: &user, Action: "x", ResourceType: "t", ResourceID: "r", UserPseudonym: "psn_<x>", Tenant: "acme",
+			Timestamp: time.Unix(2, 0).UTC(), ReceivedAt: time.Unix(3, 0).UTC()},
+		{ID: "e", UserID: &user, Action: "x", ResourceType: "t", ResourceID: "r", UserPseudonym: "psn_e", Erased: true,
+			Timestamp: time.Unix(2, 0).UTC(), ReceivedAt: time.Unix(3, 0).UTC()},
 	}
 	rnd := rand.New(rand.NewPCG(1, 2))
 	str := func() string {

@@ -1,11 +1,23 @@
 package streams
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
 	"github.com/auditq/auditq/domain/audit"
+	"github.com/auditq/auditq/domain/evidence"
 )
+
+// Revealer turns events in their stored form into what every read shows
+// (postgres.Personal, docs/personal-data.md): personal fields decrypted,
+// or marked erased once the subject's key is destroyed. KeyGeneration
+// changes with every erasure, so that events encoded before one are not
+// delivered after it.
+type Revealer interface {
+	Reveal(ctx context.Context, events []audit.Event) error
+	KeyGeneration(ctx context.Context) (int64, error)
+}
 
 // encodedBatches is how many batches' encoded events encodings keeps per
 // encoding: the streams of an instance read the same batches at about the
@@ -21,34 +33,64 @@ const encodedEvents = 8192
 // same encoding (stream.encKey): the first stream to read a batch encodes
 // its events, the others take the same bytes. Memory stays bounded by
 // encodedBatches batches and encodedEvents events per encoding.
+//
+// Events are encoded as reads show them (revealed by reveal, when set),
+// each with its leaf data when that differs. A shared event encoded under
+// one key generation is used only under the same one: after an erasure
+// the set starts afresh, and an event read before the erasure is never
+// delivered from it.
 type encodings struct {
-	mu    sync.Mutex
-	byKey map[string]*encodedSet
+	reveal Revealer
+	mu     sync.Mutex
+	byKey  map[string]*encodedSet
 }
 
 // encodedSet is the encoded events of the recent batches of one encoding,
-// by batch id and leaf.
+// by batch id and leaf, encoded under key generation gen.
 type encodedSet struct {
 	batches map[int64]map[int]Item
 	order   []int64 // batch ids, oldest first
 	events  int     // items in batches
+	gen     int64
 }
 
-func newEncodings() *encodings { return &encodings{byKey: map[string]*encodedSet{}} }
+// newEncodings returns an empty set; reveal nil delivers events as
+// stored.
+func newEncodings(reveal Revealer) *encodings {
+	return &encodings{reveal: reveal, byKey: map[string]*encodedSet{}}
+}
 
 // encode returns evs encoded by s, taking the events another stream of
 // the same encoding encoded already and remembering the rest. An error
-// names the event that cannot be encoded.
-func (c *encodings) encode(s *stream, evs []audit.SealedEvent) ([]Item, error) {
+// names the event that cannot be encoded, or is the database's.
+func (c *encodings) encode(ctx context.Context, s *stream, evs []audit.SealedEvent) ([]Item, error) {
+	// Events without personal fields encode alike under every key
+	// generation; the others need the current one.
+	keyed := c.reveal != nil && hasPersonal(evs)
+	var gen int64
+	if keyed {
+		var err error
+		if gen, err = c.reveal.KeyGeneration(ctx); err != nil {
+			return nil, err
+		}
+	}
 	items := make([]Item, len(evs))
 	var missing []int // indexes into evs
 	c.mu.Lock()
 	set := c.byKey[s.encKey]
-	if set == nil {
-		set = &encodedSet{batches: map[int64]map[int]Item{}}
+	if set == nil || (keyed && set.gen < gen) {
+		set = &encodedSet{batches: map[int64]map[int]Item{}, gen: gen}
 		c.byKey[s.encKey] = set
 	}
+	if !keyed {
+		gen = set.gen
+	}
+	fresh := set.gen == gen // an older generation's items are neither used nor kept
 	for i, e := range evs {
+		if !fresh {
+			missing = append(missing, i)
+			continue
+		}
 		if it, ok := set.batches[e.Seal.BatchID][e.Seal.Leaf]; ok && it.ID == audit.EventKey(e.Tenant, e.ID) {
 			items[i] = it
 		} else {
@@ -59,8 +101,12 @@ func (c *encodings) encode(s *stream, evs []audit.SealedEvent) ([]Item, error) {
 	if len(missing) == 0 {
 		return items, nil
 	}
-	for _, i := range missing {
-		e := evs[i]
+	shown, err := c.revealed(ctx, evs, missing)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range missing {
+		e := shown[j]
 		b, err := s.encode(e)
 		if err != nil {
 			return nil, fmt.Errorf("event %s: %w", e.ID, err)
@@ -69,6 +115,9 @@ func (c *encodings) encode(s *stream, evs []audit.SealedEvent) ([]Item, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if set.gen != gen || c.byKey[s.encKey] != set {
+		return items, nil // an erasure came between: keep nothing
+	}
 	for _, i := range missing {
 		seal := evs[i].Seal
 		leaves, ok := set.batches[seal.BatchID]
@@ -88,4 +137,47 @@ func (c *encodings) encode(s *stream, evs []audit.SealedEvent) ([]Item, error) {
 		set.order = set.order[1:]
 	}
 	return items, nil
+}
+
+// hasPersonal reports whether an event of evs was stored pseudonymised or
+// encrypted.
+func hasPersonal(evs []audit.SealedEvent) bool {
+	for _, e := range evs {
+		if e.Pseudonym != "" || e.Personal != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// revealed returns the events evs[i] for i in idx as reads show them, in
+// that order: copies, revealed in one call (one read of the subject
+// keys), with the leaf data of their stored form when that differs.
+func (c *encodings) revealed(ctx context.Context, evs []audit.SealedEvent, idx []int) ([]audit.SealedEvent, error) {
+	out := make([]audit.SealedEvent, len(idx))
+	for j, i := range idx {
+		out[j] = evs[i]
+	}
+	if c.reveal == nil || !hasPersonal(out) {
+		return out, nil
+	}
+	shown := make([]audit.Event, len(out))
+	for j := range out {
+		e := &out[j]
+		if e.Pseudonym != "" || e.Personal != nil {
+			leaf, err := evidence.AppendCanonicalEvent(nil, e.Event)
+			if err != nil {
+				return nil, fmt.Errorf("event %s: leaf data: %w", e.ID, err)
+			}
+			e.LeafData = leaf
+		}
+		shown[j] = e.Event
+	}
+	if err := c.reveal.Reveal(ctx, shown); err != nil {
+		return nil, fmt.Errorf("reveal personal fields: %w", err)
+	}
+	for j := range out {
+		out[j].Event = shown[j]
+	}
+	return out, nil
 }

@@ -1,6 +1,7 @@
 package streams
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -28,14 +29,14 @@ func TestEncodingsShareEachEventOnce(t *testing.T) {
 		}
 		return out
 	}
-	enc := newEncodings()
+	enc := newEncodings(nil)
 	evs := batch(1, 5)
-	ia, err := enc.encode(a, evs)
+	ia, err := enc.encode(context.Background(), a, evs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ib, _ := enc.encode(b, evs[2:]) // b is further along in the same batch
-	ic, _ := enc.encode(c, evs)
+	ib, _ := enc.encode(context.Background(), b, evs[2:]) // b is further along in the same batch
+	ic, _ := enc.encode(context.Background(), c, evs)
 	if calls["a"] != 5 || calls["b"] != 0 || calls["c"] != 5 {
 		t.Fatalf("encoder calls %v, want a 5, b 0, c 5", calls)
 	}
@@ -51,11 +52,11 @@ func TestEncodingsShareEachEventOnce(t *testing.T) {
 	// taken from the set.
 	other := evs[:1]
 	other[0].ID = "someone-else"
-	if got, _ := enc.encode(b, other); string(got[0].Body) != `{"b":"someone-else"}` {
+	if got, _ := enc.encode(context.Background(), b, other); string(got[0].Body) != `{"b":"someone-else"}` {
 		t.Fatalf("an event with another id at a known seal got %s", got[0].Body)
 	}
 	for id := int64(2); id < 2+2*encodedBatches; id++ {
-		if _, err := enc.encode(a, batch(id, 2)); err != nil {
+		if _, err := enc.encode(context.Background(), a, batch(id, 2)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -66,7 +67,7 @@ func TestEncodingsShareEachEventOnce(t *testing.T) {
 	// beyond the newest batch.
 	big := int64(1000)
 	for id := big; id < big+4; id++ {
-		if _, err := enc.encode(c, batch(id, encodedEvents/2+1)); err != nil {
+		if _, err := enc.encode(context.Background(), c, batch(id, encodedEvents/2+1)); err != nil {
 			t.Fatal(err)
 		}
 	}

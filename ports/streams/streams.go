@@ -295,6 +295,9 @@ type Config struct {
 	NATS *nats.Conn
 	// ProductVersion goes into OCSF metadata.
 	ProductVersion string
+	// Personal reveals the personal fields as reads show them
+	// (docs/personal-data.md); nil delivers events as stored.
+	Personal Revealer
 	// Registerer gets the stream metrics (auditq_stream_*); nil: none.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -395,7 +398,7 @@ func New(cfg Config) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Runner{cfg: cfg, metrics: newMetrics(cfg.Registerer), encoded: newEncodings()}
+	r := &Runner{cfg: cfg, metrics: newMetrics(cfg.Registerer), encoded: newEncodings(cfg.Personal)}
 	for _, sc := range cfg.Streams {
 		enc, err := format.New(sc.Format, format.Options{ProductVersion: cfg.ProductVersion, Source: sc.Source})
 		if err != nil {
@@ -470,6 +473,7 @@ func (r *Runner) run(ctx context.Context, s *stream) {
 		pending *audit.StreamRead // read, not yet confirmed
 		items   []Item
 		sent    bool // pending confirmed by the sink, cursor not yet stored
+		resend  bool // a delivery of pending failed: encode it again (an erasure may have come since)
 		backoff = r.cfg.MinBackoff
 	)
 	fail := func(what string, err error) bool {
@@ -519,7 +523,7 @@ func (r *Runner) run(ctx context.Context, s *stream) {
 				}
 				continue
 			}
-			items, err = r.encoded.encode(s, rd.Events)
+			items, err = r.encoded.encode(ctx, s, rd.Events)
 			if err != nil {
 				log.Error("stream cannot encode an event; retrying", "err", err)
 				if !fail("encode", err) {
@@ -527,7 +531,16 @@ func (r *Runner) run(ctx context.Context, s *stream) {
 				}
 				continue
 			}
-			pending, sent = &rd, len(rd.Events) == 0
+			pending, sent, resend = &rd, len(rd.Events) == 0, false
+		}
+		if !sent && resend {
+			var err error
+			if items, err = r.encoded.encode(ctx, s, pending.Events); err != nil {
+				if !fail("encode", err) {
+					return
+				}
+				continue
+			}
 		}
 		if !sent {
 			sctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout+s.cfg.AckTimeout)
@@ -538,6 +551,7 @@ func (r *Runner) run(ctx context.Context, s *stream) {
 					return
 				}
 				r.metrics.failed.WithLabelValues(name).Inc()
+				resend = true
 				if ferr := r.cfg.Store.Fail(ctx, name, owner, truncate(err.Error(), 1000), lease); errors.Is(ferr, audit.ErrLeaseLost) {
 					owned = false
 				} else if ferr == nil {

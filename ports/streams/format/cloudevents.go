@@ -16,7 +16,8 @@ const CloudEventType = "io.auditq.event.v1"
 // within its tenant only) and source the trail, so source + id identify the event: a receiver drops a
 // repeat by them. The seal travels in extension attributes (lower-case
 // alphanumeric names, as the spec requires): auditqbatchseq,
-// auditqbatchid, auditqleaf.
+// auditqbatchid, auditqleaf, and on an event whose personal fields were
+// pseudonymised or encrypted auditqleafdata (see Seal.LeafData).
 type CloudEvent struct {
 	SpecVersion     string             `json:"specversion"`
 	ID              string             `json:"id"`
@@ -28,6 +29,7 @@ type CloudEvent struct {
 	BatchSeq        int64              `json:"auditqbatchseq"`
 	BatchID         int64              `json:"auditqbatchid"`
 	Leaf            int                `json:"auditqleaf"`
+	LeafData        string             `json:"auditqleafdata,omitempty"`
 	Data            contract.EventView `json:"data"`
 }
 
@@ -35,7 +37,7 @@ func cloudEventOf(e audit.SealedEvent, o Options) CloudEvent {
 	return CloudEvent{
 		SpecVersion: "1.0", ID: audit.EventKey(e.Tenant, e.ID), Source: o.Source, Type: CloudEventType,
 		Subject: e.ResourceType + "/" + e.ResourceID, Time: e.OccurredAt, DataContentType: "application/json",
-		BatchSeq: e.Seal.BatchSeq, BatchID: e.Seal.BatchID, Leaf: e.Seal.Leaf,
+		BatchSeq: e.Seal.BatchSeq, BatchID: e.Seal.BatchID, Leaf: e.Seal.Leaf, LeafData: string(e.LeafData),
 		Data: contract.ViewOf(e.Event),
 	}
 }

@@ -40,15 +40,20 @@ const DefaultSource = "/auditq"
 
 // Seal is the tamper-evidence position of a delivered event: the chain
 // position and id of its batch and its leaf index, as audit.event.proof
-// returns them (batch.seq, batch.id, leafIndex).
+// returns them (batch.seq, batch.id, leafIndex). LeafData is the event's
+// leaf data (audit.event.proof's canonical) on an event whose personal
+// fields were pseudonymised or encrypted: the delivered fields are what
+// reads show, and SHA-256(0x00 || leafData) is the leaf hash
+// (docs/streams.md#verifying-a-delivered-event).
 type Seal struct {
-	BatchSeq int64 `json:"batchSeq"`
-	BatchID  int64 `json:"batchId"`
-	Leaf     int   `json:"leaf"`
+	BatchSeq int64  `json:"batchSeq"`
+	BatchID  int64  `json:"batchId"`
+	Leaf     int    `json:"leaf"`
+	LeafData string `json:"leafData,omitempty"`
 }
 
 func sealOf(e audit.SealedEvent) Seal {
-	return Seal{BatchSeq: e.Seal.BatchSeq, BatchID: e.Seal.BatchID, Leaf: e.Seal.Leaf}
+	return Seal{BatchSeq: e.Seal.BatchSeq, BatchID: e.Seal.BatchID, Leaf: e.Seal.Leaf, LeafData: string(e.LeafData)}
 }
 
 // NativeEvent is the native encoding: the event as audit.query returns it,
@@ -92,5 +97,9 @@ func appendNative(e audit.SealedEvent) ([]byte, error) {
 	b = strconv.AppendInt(b, e.Seal.BatchID, 10)
 	b = append(b, `,"leaf":`...)
 	b = strconv.AppendInt(b, int64(e.Seal.Leaf), 10)
+	if e.LeafData != nil {
+		b = append(b, `,"leafData":`...)
+		b = contract.AppendJSONString(b, string(e.LeafData))
+	}
 	return append(b, '}', '}'), nil
 }

@@ -29,6 +29,14 @@ func events() map[string]audit.SealedEvent {
 		"document-delete": {Event: audit.Event{ID: "example-0004", UserID: "u-1001", Action: "document.delete", ResourceType: "document",
 			ResourceID: "42", Details: json.RawMessage(`{"reason": "retention"}`), IPAddress: "2001:db8::1", RequestID: "req-7",
 			Success: true, OccurredAt: at, ReceivedAt: rec}, Seal: seal},
+		// Personal data encrypted (docs/personal-data.md): as reads show the
+		// event, with the leaf data of its stored form.
+		"personal-revealed": {Event: audit.Event{ID: "example-0008", UserID: "u-1003", Pseudonym: "psn_4Zk2", Action: "user.login",
+			ResourceType: "user", ResourceID: "u-1003", IPAddress: "198.51.100.9", SessionID: "s-12", Success: true, OccurredAt: at, ReceivedAt: rec},
+			Seal: seal, LeafData: []byte(`{"action":"user.login","id":"example-0008","occurredAt":"2026-11-24T09:01:40.250000Z","personal":"AQAA","receivedAt":"2026-11-24T09:01:41.750000Z","resourceId":"u-1003","resourceType":"user","sessionId":"ssn_Q2","success":true,"userPseudonym":"psn_4Zk2"}`)},
+		"personal-erased": {Event: audit.Event{ID: "example-0009", UserID: audit.ErasedUserID, Pseudonym: "psn_4Zk2", Erased: true, Action: "user.login",
+			ResourceType: "user", ResourceID: "u-1003", Success: true, OccurredAt: at, ReceivedAt: rec},
+			Seal: seal, LeafData: []byte(`{"action":"user.login","id":"example-0009","occurredAt":"2026-11-24T09:01:40.250000Z","personal":"AQAB","receivedAt":"2026-11-24T09:01:41.750000Z","resourceId":"u-1003","resourceType":"user","sessionId":"ssn_Q2","success":true,"userPseudonym":"psn_4Zk2"}`)},
 		"system-backup": {Event: audit.Event{ID: "example-0005", Action: "system.backup", ResourceType: "system",
 			ResourceID: "db-main", Success: true, OccurredAt: at, ReceivedAt: rec}, Seal: audit.Seal{BatchSeq: 1, BatchID: 7, Leaf: 0}},
 	}
@@ -121,6 +129,7 @@ func TestNativeEqualsMarshal(t *testing.T) {
 	odd.ErrorMessage = "line1\r\nline2\t\x01\xff end"
 	odd.Details = json.RawMessage("{ \"a\" : [1, 2.50, {\"b\": \"<&>\"}],\n \"c\": null }")
 	odd.Seal = audit.Seal{BatchSeq: 9_007_199_254_740_993, BatchID: -1, Leaf: 999}
+	odd.LeafData = []byte(`{"details":{"b":"<&>"},"userPseudonym":"psn_\u2028"}` + "\u2028")
 	all["odd"] = odd
 	enc, err := format.New(format.Native, format.Options{})
 	if err != nil {
@@ -131,7 +140,8 @@ func TestNativeEqualsMarshal(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		want, err := json.Marshal(format.NativeEvent{EventView: contract.ViewOf(e.Event), Seal: format.Seal{BatchSeq: e.Seal.BatchSeq, BatchID: e.Seal.BatchID, Leaf: e.Seal.Leaf}})
+		want, err := json.Marshal(format.NativeEvent{EventView: contract.ViewOf(e.Event), Seal: format.Seal{BatchSeq: e.Seal.BatchSeq, BatchID: e.Seal.BatchID, Leaf: e.Seal.Leaf,
+			LeafData: string(e.LeafData)}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -68,8 +68,12 @@ type ocsfActor struct {
 	Session *ocsfSession `json:"session,omitempty"`
 }
 
+// ocsfUser is the actor: uid is the user id as reads show it ("[erased]"
+// once the subject is erased), uid_alt its keyed pseudonym
+// (docs/personal-data.md).
 type ocsfUser struct {
 	UID    string `json:"uid"`
+	UIDAlt string `json:"uid_alt,omitempty"`
 	TypeID int    `json:"type_id,omitempty"` // 3: System
 	Type   string `json:"type,omitempty"`
 }
@@ -103,6 +107,8 @@ type ocsfRes struct {
 type ocsfUnmapped struct {
 	Details json.RawMessage `json:"details,omitempty"`
 	Seal    Seal            `json:"auditq_seal"`
+	// Erased is the native erased: the subject's personal fields are gone.
+	Erased bool `json:"auditq_erased,omitempty"`
 }
 
 // verbs maps the last segment of an action to an API Activity activity.
@@ -183,13 +189,13 @@ func ocsfOf(e audit.SealedEvent, o Options) OCSFEvent {
 		},
 		SrcEndpoint: ocsfEndpoint{IP: e.IPAddress},
 		Resources:   []ocsfRes{{Type: e.ResourceType, UID: e.ResourceID}},
-		Unmapped:    ocsfUnmapped{Details: e.Details, Seal: sealOf(e)},
+		Unmapped:    ocsfUnmapped{Details: e.Details, Seal: sealOf(e), Erased: e.Erased},
 	}
 	if !e.Success {
 		out.StatusID, out.Status, out.StatusDetail = 2, "Failure", e.ErrorMessage
 	}
 	if e.UserID != "" {
-		out.Actor.User = &ocsfUser{UID: e.UserID}
+		out.Actor.User = &ocsfUser{UID: e.UserID, UIDAlt: e.Pseudonym}
 	} else {
 		out.Actor.User = &ocsfUser{UID: "system", TypeID: 3, Type: "System"}
 	}

@@ -27,6 +27,15 @@ type Webhook struct {
 	secret        []byte
 	badSignatures int
 	delay         time.Duration
+	keepBodies    bool
+}
+
+// KeepBodies makes the receiver keep each event as delivered
+// (Received.Raw).
+func (w *Webhook) KeepBodies() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.keepBodies = true
 }
 
 // SetDelay makes the receiver wait d after taking a batch before it
@@ -88,6 +97,9 @@ func (w *Webhook) handle(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, "not a JSON array: "+err.Error(), http.StatusBadRequest)
 		return
 	}
+	w.mu.Lock()
+	keep := w.keepBodies
+	w.mu.Unlock()
 	evs := make([]Received, 0, len(raw))
 	for _, m := range raw {
 		e, err := ParseEvent(m)
@@ -96,6 +108,9 @@ func (w *Webhook) handle(rw http.ResponseWriter, r *http.Request) {
 			return
 		}
 		e.Delivery = d
+		if keep {
+			e.Raw = m
+		}
 		evs = append(evs, e)
 	}
 	w.add(evs...)
@@ -412,7 +427,7 @@ func ReadFiles(dir, stream string) ([]Received, int, error) {
 				_ = f.Close()
 				return nil, 0, fmt.Errorf("%s:%d: %w", p, line, err)
 			}
-			e.Delivery = len(out)
+			e.Delivery, e.Raw = len(out), bytes.Clone(sc.Bytes())
 			out = append(out, e)
 		}
 		err = sc.Err()

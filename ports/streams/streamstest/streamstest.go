@@ -26,6 +26,9 @@ type Received struct {
 	BatchID  int64
 	Leaf     int
 	Delivery int
+	// Raw is the event as delivered, kept by a Webhook after KeepBodies
+	// and by ReadFiles.
+	Raw []byte
 }
 
 // ParseEvent reads the id and seal of one delivered event in any of the
