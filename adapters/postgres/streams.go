@@ -150,14 +150,16 @@ func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (
 		return out, fmt.Errorf("read stream batches: %w", err)
 	}
 	var batches []batch
-	sum := 0
+	sum, seen := 0, 0
 	for rows.Next() {
 		var b batch
 		if err := rows.Scan(&b.id, &b.seq, &b.leaves); err != nil {
 			_ = rows.Close()
 			return out, fmt.Errorf("read stream batches: %w", err)
 		}
+		seen++
 		if len(batches) > 0 && (sum+b.leaves > max || b.seq != batches[len(batches)-1].seq+1) {
+			out.More = true // a chained batch follows the ones taken
 			break
 		}
 		batches = append(batches, b)
@@ -167,8 +169,9 @@ func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (
 		return out, fmt.Errorf("read stream batches: %w", err)
 	}
 	if len(batches) == 0 || batches[0].seq != c.NextSeq {
-		return out, nil // nothing committed after c yet
+		return audit.StreamRead{Next: c}, nil // nothing committed after c yet
 	}
+	out.More = out.More || seen == readBatches
 	ids := make([]int64, len(batches))
 	seqOf := make(map[int64]int64, len(batches))
 	leaves := make(map[int64]int, len(batches))
@@ -197,7 +200,7 @@ func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (
 		kept = append(kept, e)
 	}
 	if len(kept) > max { // one batch larger than max: deliver part of it
-		kept = kept[:max]
+		kept, out.More = kept[:max], true
 		last := kept[max-1].Seal
 		out.Events, out.Next = kept, audit.StreamCursor{NextSeq: last.BatchSeq, AfterLeaf: last.Leaf}
 		if last.BatchSeq == c.NextSeq {
