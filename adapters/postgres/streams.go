@@ -41,7 +41,7 @@ type StreamStore struct {
 // stays small (a batch of a bulk job holds up to 1,000 rows).
 const (
 	cachedBatches = 128
-	cachedEvents  = 16384
+	cachedEvents  = 4096
 )
 
 var _ audit.StreamStore = (*StreamStore)(nil)
