@@ -236,22 +236,23 @@ func (s *StreamStore) sealedRows(ctx context.Context, ids []int64, seqOf map[int
 	out := make([]audit.SealedEvent, 0, rows)
 	err = conn.Raw(func(dc any) error {
 		rows, err := dc.(*stdlib.Conn).Conn().Query(ctx, `SELECT id, coalesce(user_id, ''), action, resource_type, resource_id,
-			coalesce(details::text, ''), coalesce(host(ip_address), ''), coalesce(user_agent, ''), coalesce(session_id, ''),
+			details::text, coalesce(host(ip_address), ''), coalesce(user_agent, ''), coalesce(session_id, ''),
 			coalesce(request_id, ''), success, coalesce(error_message, ''), occurred_at, received_at, seal_batch, seal_leaf, tenant
 			FROM audit_logs WHERE seal_batch = ANY($1)`, ids)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		var details, ip string
+		var details []byte // a copy of its own per row (nil for NULL), kept as the event's
+		var ip string
 		for rows.Next() {
 			var e audit.SealedEvent
 			if err := rows.Scan(&e.ID, &e.UserID, &e.Action, &e.ResourceType, &e.ResourceID, &details, &ip, &e.UserAgent,
 				&e.SessionID, &e.RequestID, &e.Success, &e.ErrorMessage, &e.OccurredAt, &e.ReceivedAt, &e.Seal.BatchID, &e.Seal.Leaf, &e.Tenant); err != nil {
 				return err
 			}
-			if details != "" {
-				e.Details = []byte(details)
+			if len(details) > 0 {
+				e.Details = details
 			}
 			if a, err := netip.ParseAddr(ip); ip != "" && err == nil {
 				e.IPAddress = a.String()

@@ -47,6 +47,13 @@ func TestStreamStoreReadsInCommitOrder(t *testing.T) {
 		if want := []int{0, 1, 2, 0, 1, 2, 3, 4}[i]; e.Seal.Leaf != want || e.Seal.BatchSeq != int64(1+min(i/3, 1)) || e.Seal.BatchID == 0 {
 			t.Fatalf("event %s: seal %+v", e.ID, e.Seal)
 		}
+		var details string
+		if err := tr.db.DB.QueryRowContext(ctx, `SELECT details::text FROM audit_logs WHERE id = $1`, e.ID).Scan(&details); err != nil {
+			t.Fatal(err)
+		}
+		if string(e.Details) != details || e.IPAddress != "203.0.113.7" || e.UserID != "u1" {
+			t.Fatalf("event %s read as details %s, ip %q, user %q; stored %s", e.ID, e.Details, e.IPAddress, e.UserID, details)
+		}
 	}
 	// Reads of 2 cut both batches; each says whether more follow (a
 	// stream behind reads again at once), the one reaching the end not.
@@ -69,6 +76,16 @@ func TestStreamStoreReadsInCommitOrder(t *testing.T) {
 	}
 	if want := "[2 true 1 true 2 true 2 true 1 false 0 false 0 false 0 false 0 false 0 false]"; fmt.Sprint(more) != want {
 		t.Fatalf("reads of 2 (events, more): %v, want %s", more, want)
+	}
+	// An event without details reads as nil details.
+	bare := event("bare-0")
+	bare.Details = nil
+	if _, err := tr.repo.Write(ctx, []audit.Event{bare}); err != nil {
+		t.Fatal(err)
+	}
+	chain(t, tr)
+	if rd, err := store.Read(ctx, all.Next, 100); err != nil || len(rd.Events) != 1 || rd.Events[0].Details != nil {
+		t.Fatalf("the event without details: %+v, %v", rd.Events, err)
 	}
 	// Whole batches short of the limit: the first batch alone (3 of 4)
 	// leaves the second behind.
