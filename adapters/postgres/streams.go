@@ -36,12 +36,14 @@ type StreamStore struct {
 
 // The cache keeps the rows of at most cachedBatches batches and, beyond
 // the newest batch, at most cachedEvents rows: enough for the streams of
-// an instance, which read the same batches within moments of each other,
-// and small enough that the garbage collector's work on the live heap
+// an instance, which read the same batches within moments of each other
+// (one that reached the end of the trail waits a poll interval, 250 ms,
+// so the other may trail it by what ingest commits meanwhile: 16,384 rows
+// cover 65,000 events/s), and small enough that the garbage collector's work on the live heap
 // stays small (a batch of a bulk job holds up to 1,000 rows).
 const (
 	cachedBatches = 128
-	cachedEvents  = 4096
+	cachedEvents  = 16384
 )
 
 var _ audit.StreamStore = (*StreamStore)(nil)

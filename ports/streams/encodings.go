@@ -15,7 +15,7 @@ const encodedBatches = 16
 
 // encodedEvents bounds the events encodings keeps per encoding beyond the
 // newest batch (a batch of a bulk job holds up to 1,000).
-const encodedEvents = 4096
+const encodedEvents = 8192
 
 // encodings shares encoded events between the streams that deliver the
 // same encoding (stream.encKey): the first stream to read a batch encodes
