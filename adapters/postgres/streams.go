@@ -39,8 +39,9 @@ type StreamStore struct {
 // an instance, which read the same batches within moments of each other
 // (one that reached the end of the trail waits a poll interval, 250 ms,
 // so the other may trail it by what ingest commits meanwhile: 16,384 rows
-// cover 65,000 events/s), and small enough that the garbage collector's work on the live heap
-// stays small (a batch of a bulk job holds up to 1,000 rows).
+// cover 65,000 events/s), and small enough that the garbage collector's
+// work on the live heap stays small (a batch of a bulk job holds up to
+// 1,000 rows).
 const (
 	cachedBatches = 128
 	cachedEvents  = 16384
