@@ -36,9 +36,12 @@ type StreamStore struct {
 
 // The cache keeps the rows of at most cachedBatches batches and, beyond
 // the newest batch, at most cachedEvents rows: enough for the streams of
-// an instance, which read the same batches within moments of each other,
-// and small enough that the garbage collector's work on the live heap
-// stays small (a batch of a bulk job holds up to 1,000 rows).
+// an instance, which read the same batches within moments of each other
+// (one that reached the end of the trail waits a poll interval, 250 ms,
+// so the other may trail it by what ingest commits meanwhile: 16,384 rows
+// cover 65,000 events/s), and small enough that the garbage collector's
+// work on the live heap stays small (a batch of a bulk job holds up to
+// 1,000 rows).
 const (
 	cachedBatches = 128
 	cachedEvents  = 16384
@@ -150,14 +153,16 @@ func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (
 		return out, fmt.Errorf("read stream batches: %w", err)
 	}
 	var batches []batch
-	sum := 0
+	sum, seen := 0, 0
 	for rows.Next() {
 		var b batch
 		if err := rows.Scan(&b.id, &b.seq, &b.leaves); err != nil {
 			_ = rows.Close()
 			return out, fmt.Errorf("read stream batches: %w", err)
 		}
+		seen++
 		if len(batches) > 0 && (sum+b.leaves > max || b.seq != batches[len(batches)-1].seq+1) {
+			out.More = true // a chained batch follows the ones taken
 			break
 		}
 		batches = append(batches, b)
@@ -167,8 +172,9 @@ func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (
 		return out, fmt.Errorf("read stream batches: %w", err)
 	}
 	if len(batches) == 0 || batches[0].seq != c.NextSeq {
-		return out, nil // nothing committed after c yet
+		return audit.StreamRead{Next: c}, nil // nothing committed after c yet
 	}
+	out.More = out.More || seen == readBatches
 	ids := make([]int64, len(batches))
 	seqOf := make(map[int64]int64, len(batches))
 	leaves := make(map[int64]int, len(batches))
@@ -197,7 +203,7 @@ func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (
 		kept = append(kept, e)
 	}
 	if len(kept) > max { // one batch larger than max: deliver part of it
-		kept = kept[:max]
+		kept, out.More = kept[:max], true
 		last := kept[max-1].Seal
 		out.Events, out.Next = kept, audit.StreamCursor{NextSeq: last.BatchSeq, AfterLeaf: last.Leaf}
 		if last.BatchSeq == c.NextSeq {
@@ -234,7 +240,7 @@ func (s *StreamStore) sealedRows(ctx context.Context, ids []int64, seqOf map[int
 	out := make([]audit.SealedEvent, 0, rows)
 	err = conn.Raw(func(dc any) error {
 		rows, err := dc.(*stdlib.Conn).Conn().Query(ctx, `SELECT id, coalesce(user_id, ''), action, resource_type, resource_id,
-			coalesce(details::text, ''), coalesce(host(ip_address), ''), coalesce(user_agent, ''), coalesce(session_id, ''),
+			details::text, coalesce(host(ip_address), ''), coalesce(user_agent, ''), coalesce(session_id, ''),
 			coalesce(request_id, ''), success, coalesce(error_message, ''), occurred_at, received_at, seal_batch, seal_leaf, tenant,
 			coalesce(pseudonymous, false), personal
 			FROM audit_logs WHERE seal_batch = ANY($1)`, ids)
@@ -242,7 +248,8 @@ func (s *StreamStore) sealedRows(ctx context.Context, ids []int64, seqOf map[int
 			return err
 		}
 		defer rows.Close()
-		var details, ip string
+		var details []byte // a copy of its own per row (nil for NULL), kept as the event's
+		var ip string
 		var pseudonymous bool
 		for rows.Next() {
 			var e audit.SealedEvent
@@ -252,8 +259,8 @@ func (s *StreamStore) sealedRows(ctx context.Context, ids []int64, seqOf map[int
 				return err
 			}
 			e.Event = storedForm(e.Event, pseudonymous)
-			if details != "" {
-				e.Details = []byte(details)
+			if len(details) > 0 {
+				e.Details = details
 			}
 			if a, err := netip.ParseAddr(ip); ip != "" && err == nil {
 				e.IPAddress = a.String()

@@ -40,15 +40,24 @@ func TestStreamStoreReadsInCommitOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(streamIDs(all.Events)); got != "[a-0 a-1 a-2 b-0 b-1 b-2 b-3 b-4]" || all.Next != (audit.StreamCursor{NextSeq: 3, AfterLeaf: -1}) {
-		t.Fatalf("read all: %s next %+v", got, all.Next)
+	if got := fmt.Sprint(streamIDs(all.Events)); got != "[a-0 a-1 a-2 b-0 b-1 b-2 b-3 b-4]" || all.Next != (audit.StreamCursor{NextSeq: 3, AfterLeaf: -1}) || all.More {
+		t.Fatalf("read all: %s next %+v more %v", got, all.Next, all.More)
 	}
 	for i, e := range all.Events {
 		if want := []int{0, 1, 2, 0, 1, 2, 3, 4}[i]; e.Seal.Leaf != want || e.Seal.BatchSeq != int64(1+min(i/3, 1)) || e.Seal.BatchID == 0 {
 			t.Fatalf("event %s: seal %+v", e.ID, e.Seal)
 		}
+		var details string
+		if err := tr.db.DB.QueryRowContext(ctx, `SELECT details::text FROM audit_logs WHERE id = $1`, e.ID).Scan(&details); err != nil {
+			t.Fatal(err)
+		}
+		if string(e.Details) != details || e.IPAddress != "203.0.113.7" || e.UserID != "u1" {
+			t.Fatalf("event %s read as details %s, ip %q, user %q; stored %s", e.ID, e.Details, e.IPAddress, e.UserID, details)
+		}
 	}
-	var got []string
+	// Reads of 2 cut both batches; each says whether more follow (a
+	// stream behind reads again at once), the one reaching the end not.
+	var got, more []string
 	cur := audit.StreamStart
 	for range 10 {
 		rd, err := store.Read(ctx, cur, 2)
@@ -59,10 +68,29 @@ func TestStreamStoreReadsInCommitOrder(t *testing.T) {
 			t.Fatalf("read of 2 returned %d", len(rd.Events))
 		}
 		got = append(got, streamIDs(rd.Events)...)
+		more = append(more, fmt.Sprint(len(rd.Events), rd.More))
 		cur = rd.Next
 	}
 	if fmt.Sprint(got) != fmt.Sprint(streamIDs(all.Events)) || cur != all.Next {
 		t.Fatalf("reads of 2: %v, cursor %+v", got, cur)
+	}
+	if want := "[2 true 1 true 2 true 2 true 1 false 0 false 0 false 0 false 0 false 0 false]"; fmt.Sprint(more) != want {
+		t.Fatalf("reads of 2 (events, more): %v, want %s", more, want)
+	}
+	// An event without details reads as nil details.
+	bare := event("bare-0")
+	bare.Details = nil
+	if _, err := tr.repo.Write(ctx, []audit.Event{bare}); err != nil {
+		t.Fatal(err)
+	}
+	chain(t, tr)
+	if rd, err := store.Read(ctx, all.Next, 100); err != nil || len(rd.Events) != 1 || rd.Events[0].Details != nil {
+		t.Fatalf("the event without details: %+v, %v", rd.Events, err)
+	}
+	// Whole batches short of the limit: the first batch alone (3 of 4)
+	// leaves the second behind.
+	if rd, err := store.Read(ctx, audit.StreamStart, 4); err != nil || len(rd.Events) != 3 || !rd.More {
+		t.Fatalf("read of 4: %d events, more %v, err %v; want 3 and more", len(rd.Events), rd.More, err)
 	}
 }
 

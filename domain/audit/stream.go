@@ -43,10 +43,13 @@ var StreamStart = StreamCursor{NextSeq: 1, AfterLeaf: -1}
 // StreamRead is one read of the commit order: the events after a cursor,
 // in order, the cursor after them, and how many sealed events of the
 // batches it passed are gone (deleted by retention before delivery).
+// More is true when committed events follow Next already (the read
+// stopped at its limit, not at the end of the trail).
 type StreamRead struct {
 	Events  []SealedEvent
 	Next    StreamCursor
 	Skipped int
+	More    bool
 }
 
 // StreamState is what the store keeps of one log stream.

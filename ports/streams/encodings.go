@@ -48,7 +48,7 @@ type encodings struct {
 // encodedSet is the encoded events of the recent batches of one encoding,
 // by batch id and leaf, encoded under key generation gen.
 type encodedSet struct {
-	batches map[int64]map[int]Item
+	batches map[int64]*encodedBatch
 	order   []int64 // batch ids, oldest first
 	events  int     // items in batches
 	gen     int64
@@ -58,6 +58,35 @@ type encodedSet struct {
 // stored.
 func newEncodings(reveal Revealer) *encodings {
 	return &encodings{reveal: reveal, byKey: map[string]*encodedSet{}}
+}
+
+// encodedBatch is the encoded events of one batch, indexed by leaf (a
+// batch's leaves are 0 to its leaf count - 1); an Item without an ID is a
+// leaf not encoded here.
+type encodedBatch struct {
+	items []Item
+	n     int // items with an ID
+}
+
+// at returns the item of leaf, false when there is none.
+func (b *encodedBatch) at(leaf int) (Item, bool) {
+	if b == nil || leaf < 0 || leaf >= len(b.items) || b.items[leaf].ID == "" {
+		return Item{}, false
+	}
+	return b.items[leaf], true
+}
+
+// put stores it as the item of leaf and reports whether the leaf was new.
+func (b *encodedBatch) put(leaf int, it Item) bool {
+	if leaf >= len(b.items) {
+		b.items = append(b.items, make([]Item, leaf+1-len(b.items))...)
+	}
+	fresh := b.items[leaf].ID == ""
+	if fresh {
+		b.n++
+	}
+	b.items[leaf] = it
+	return fresh
 }
 
 // encode returns evs encoded by s, taking the events another stream of
@@ -79,7 +108,7 @@ func (c *encodings) encode(ctx context.Context, s *stream, evs []audit.SealedEve
 	c.mu.Lock()
 	set := c.byKey[s.encKey]
 	if set == nil || (keyed && set.gen < gen) {
-		set = &encodedSet{batches: map[int64]map[int]Item{}, gen: gen}
+		set = &encodedSet{batches: map[int64]*encodedBatch{}, gen: gen}
 		c.byKey[s.encKey] = set
 	}
 	if !keyed {
@@ -91,7 +120,7 @@ func (c *encodings) encode(ctx context.Context, s *stream, evs []audit.SealedEve
 			missing = append(missing, i)
 			continue
 		}
-		if it, ok := set.batches[e.Seal.BatchID][e.Seal.Leaf]; ok && it.ID == audit.EventKey(e.Tenant, e.ID) {
+		if it, ok := set.batches[e.Seal.BatchID].at(e.Seal.Leaf); ok && it.ID == audit.EventKey(e.Tenant, e.ID) {
 			items[i] = it
 		} else {
 			missing = append(missing, i)
@@ -120,19 +149,18 @@ func (c *encodings) encode(ctx context.Context, s *stream, evs []audit.SealedEve
 	}
 	for _, i := range missing {
 		seal := evs[i].Seal
-		leaves, ok := set.batches[seal.BatchID]
+		b, ok := set.batches[seal.BatchID]
 		if !ok {
-			leaves = make(map[int]Item)
-			set.batches[seal.BatchID] = leaves
+			b = &encodedBatch{}
+			set.batches[seal.BatchID] = b
 			set.order = append(set.order, seal.BatchID)
 		}
-		if _, ok := leaves[seal.Leaf]; !ok {
+		if b.put(seal.Leaf, items[i]) {
 			set.events++
 		}
-		leaves[seal.Leaf] = items[i]
 	}
 	for len(set.order) > encodedBatches || (len(set.order) > 1 && set.events > encodedEvents) {
-		set.events -= len(set.batches[set.order[0]])
+		set.events -= set.batches[set.order[0]].n
 		delete(set.batches, set.order[0])
 		set.order = set.order[1:]
 	}

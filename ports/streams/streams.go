@@ -303,9 +303,9 @@ type Config struct {
 	Logger     *slog.Logger
 	// Lease is how long a stream's lease lasts unrenewed; default 15s.
 	Lease time.Duration
-	// Poll is the wait before reading again after a read that found fewer
-	// than a stream's batchSize events (nothing new, or everything new
-	// delivered); default 250ms.
+	// Poll is the wait before reading again after a read that reached the
+	// end of the trail (nothing new, or everything new delivered); default
+	// 250ms.
 	Poll time.Duration
 	// MinBackoff and MaxBackoff bound the wait after a failed delivery,
 	// doubled on each failure in a row; defaults 500ms and 30s.
@@ -582,11 +582,12 @@ func (r *Runner) run(ctx context.Context, s *stream) {
 			log.Warn("stream skipped events deleted before delivery (retention ran while the stream was behind)",
 				"skipped", pending.Skipped, "before_batch", pending.Next.NextSeq)
 		}
-		caughtUp := len(pending.Events) < s.cfg.BatchSize
+		caughtUp := !pending.More
 		cur, pending, items, renewed, backoff = pending.Next, nil, nil, time.Now(), r.cfg.MinBackoff
-		// A read short of batchSize took everything committed: let the
-		// next batches gather for a poll interval rather than deliver each
-		// as it commits (fewer, larger deliveries under load).
+		// A read that reached the end of the trail took everything
+		// committed: let the next batches gather for a poll interval
+		// rather than deliver each as it commits (fewer, larger deliveries
+		// under load). A stream that is behind reads again at once.
 		if caughtUp && !sleep(ctx, r.cfg.Poll) {
 			return
 		}
