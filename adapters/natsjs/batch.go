@@ -51,7 +51,7 @@ type batched struct {
 // of the topic handed over and not yet settled) and the byte budget
 // allow. Each batch is settled by a goroutine of its own; gather returns
 // once the iterator stops and every batch is settled.
-func (s *Subscriber) gather(ctx, msgCtx context.Context, topic string, it *fetcher, prog *progress, out chan<- *message.Message, size, inFlight int) {
+func (s *Subscriber) gather(ctx, msgCtx context.Context, topic string, it *puller, prog *progress, out chan<- *message.Message, size, inFlight int) {
 	slots := semaphore.NewWeighted(int64(inFlight))
 	var settling sync.WaitGroup
 	defer settling.Wait()
@@ -136,7 +136,7 @@ func (s *Subscriber) weigh(ctx context.Context, b *batched) bool {
 // carried message that never got its bytes (nil: none): it stops
 // reporting their progress, returns their slots and bytes, and naks them
 // (giveBack).
-func (s *Subscriber) abandon(topic string, it *fetcher, prog *progress, slots *semaphore.Weighted, batch []batched, carry *batched) {
+func (s *Subscriber) abandon(topic string, it *puller, prog *progress, slots *semaphore.Weighted, batch []batched, carry *batched) {
 	s.release(prog, slots, batch)
 	jms := make([]jetstream.Msg, 0, len(batch)+1)
 	for _, b := range batch {

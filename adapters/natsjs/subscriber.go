@@ -119,7 +119,7 @@ type Subscriber struct {
 	closed  bool
 	closing chan struct{}
 	wg      sync.WaitGroup
-	iters   []*fetcher
+	iters   []*puller
 }
 
 var _ message.Subscriber = (*Subscriber)(nil)
@@ -155,15 +155,19 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if n, ok := s.cfg.InFlightFor[topic]; ok && n > 0 && n < inFlight {
 		inFlight = n
 	}
-	// Pulled ahead: at most two fetches of min(inFlight, fetchBatchMax)
-	// messages; bounded by bytes too, each fetch at most one largest
-	// message plus headers (a fetch that allows fewer bytes than the next
-	// message holds would stall).
-	batch, maxBytes := min(inFlight, fetchBatchMax), 0
+	opts := []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(inFlight)}
 	if s.bytes != nil {
-		maxBytes = int(s.js.Conn().MaxPayload()) + 64<<10
+		// Bounded by bytes: one largest message plus headers beyond a
+		// refill threshold of 64 KiB, so that a pull never asks for fewer
+		// bytes than the next message may hold (it would stall).
+		maxMsg := int(s.js.Conn().MaxPayload()) + 64<<10
+		opts = []jetstream.PullConsumeOpt{jetstream.PullMaxBytes(maxMsg + 64<<10), jetstream.PullThresholdBytes(64 << 10)}
 	}
-	it := newFetcher(cons, batch, maxBytes, s.cfg.Logger.With("topic", topic))
+	opts = append(opts, jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
+	it, err := newPuller(cons, s.cfg.Logger.With("topic", topic), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("pull from consumer %s: %w", name, err)
+	}
 	s.iters = append(s.iters, it)
 	s.wg.Add(1)
 	go func() {
@@ -233,7 +237,7 @@ func (s *Subscriber) pullFailed(ctx context.Context, topic string, err error) bo
 }
 
 // work hands messages one at a time to the router and settles each.
-func (s *Subscriber) work(ctx, msgCtx context.Context, topic string, it *fetcher, prog *progress, out chan<- *message.Message) {
+func (s *Subscriber) work(ctx, msgCtx context.Context, topic string, it *puller, prog *progress, out chan<- *message.Message) {
 	for {
 		jm, err := it.next(0)
 		if err != nil {
@@ -246,7 +250,7 @@ func (s *Subscriber) work(ctx, msgCtx context.Context, topic string, it *fetcher
 	}
 }
 
-func (s *Subscriber) handle(ctx, msgCtx context.Context, topic string, it *fetcher, jm jetstream.Msg, prog *progress, out chan<- *message.Message) {
+func (s *Subscriber) handle(ctx, msgCtx context.Context, topic string, it *puller, jm jetstream.Msg, prog *progress, out chan<- *message.Message) {
 	// Waiting for the byte budget or for the router counts as in progress,
 	// so a message that waits does not come back as a redelivery.
 	prog.add(jm)
@@ -303,11 +307,11 @@ func (s *Subscriber) handle(ctx, msgCtx context.Context, topic string, it *fetch
 }
 
 // giveBack naks messages pulled from it and never handed to a handler,
-// once it has stopped and no fetch of it is under way (a nak earlier would
-// have the server deliver the message to that fetch again), so that
+// once it has stopped and no pull of it is under way (a nak earlier would
+// have the server deliver the message to that pull again), so that
 // another instance or a restart gets them at once instead of after the
 // ack wait.
-func (s *Subscriber) giveBack(topic string, it *fetcher, jms ...jetstream.Msg) {
+func (s *Subscriber) giveBack(topic string, it *puller, jms ...jetstream.Msg) {
 	<-it.done
 	nakAll(s.cfg.Logger.With("topic", topic), jms)
 }

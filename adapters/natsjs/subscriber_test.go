@@ -344,7 +344,7 @@ func TestBatchesSettleEachMessageWithJetStream(t *testing.T) {
 }
 
 // A Subscriber that stops gives back at once what it had pulled and not
-// handed to a handler (its fetch buffer, messages waiting for the router,
+// handed to a handler (its pull buffer, messages waiting for the router,
 // a batch being gathered): a second subscriber on the same consumer gets
 // every message the first did not ack within seconds, not after the ack
 // wait, and none twice.
@@ -380,14 +380,14 @@ func TestStopGivesBackPulledMessagesAtOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The handler holds the first message (a batch) it gets; the
-			// others wait in the subscriber and in its fetch buffer.
+			// others wait in the subscriber and in its pull buffer.
 			var held *message.Message
 			select {
 			case held = <-msgs:
 			case <-time.After(10 * time.Second):
 				t.Fatal("no message handed over")
 			}
-			time.Sleep(200 * time.Millisecond) // let the fetches fill up
+			time.Sleep(200 * time.Millisecond) // let the pulls fill up
 			acked := map[string]bool{}
 			closed := make(chan error, 1)
 			go func() { closed <- first.Close() }()
