@@ -22,19 +22,27 @@ const (
 	pullHeartbeat = 2 * time.Second
 )
 
-// handoff is how many pulled messages wait for next beyond what the pull
-// itself bounds.
-const handoff = 64
+// What waits in a puller's queue for next, beyond what the pull itself
+// bounds: the callback stops taking messages once the queue holds
+// queueMaxMsgs messages or queueMaxBytes bytes of payload (one more
+// message, however large, always fits), and goes on once next has taken
+// it down to half of both. Waiting for half rather than for one free
+// place wakes the callback once per many messages under load, not once
+// per message.
+const (
+	queueMaxMsgs  = 256
+	queueMaxBytes = 128 << 10
+)
 
 // puller pulls one consumer's messages with nats.go's Consume and hands
-// them out through next. Consume delivers to a callback, which waits until
-// next takes the message: what is pulled ahead is bounded by the pull
-// options alone (bytes or messages), in nats.go's queue of the
-// subscription, which grows only as messages arrive. (nats.go's Messages
-// instead allocates a buffer of the bound in messages, a million slots
-// (8 MB) per subscription when bounded by bytes, and drops a message,
-// "slow consumer", when a bound by count fills it beside the server's
-// status messages.)
+// them out through next. Consume delivers to a callback, which queues the
+// message and waits while the queue is full: what is pulled ahead is
+// bounded by the pull options (bytes or messages), in nats.go's queue of
+// the subscription, which grows only as messages arrive, plus this
+// queue. (nats.go's Messages instead allocates a buffer of the bound in
+// messages: a million slots, 8 MB, per subscription when bounded by
+// bytes; and a bound by count fills it beside the server's status
+// messages and drops one, "slow consumer".)
 //
 // On stop it pulls no more and, once nats.go has delivered what it had
 // received, naks every message it pulled and did not hand out, so another
@@ -42,19 +50,26 @@ const handoff = 64
 type puller struct {
 	log      *slog.Logger
 	cc       jetstream.ConsumeContext
-	msgs     chan jetstream.Msg
 	stopping chan struct{} // closed by stop
 	done     chan struct{} // closed once no message can arrive any more and the leftovers are naked
 	once     sync.Once
-	left     []jetstream.Msg // arrived after stop; only the callback appends, before cc.Closed()
+
+	mu      sync.Mutex
+	queue   []jetstream.Msg // queue[head:] waits; the backing array is reused once it is empty
+	head    int
+	bytes   int           // payload bytes waiting
+	waiters int           // calls of next waiting for a message
+	ready   chan struct{} // a message waits for one of the waiters
+	full    bool          // the callback waits for room
+	room    chan struct{} // the queue went down to half while the callback waited
 }
 
 // newPuller starts pulling from cons with opts (the bound of what is
 // pulled ahead, expiry, heartbeat).
 func newPuller(cons jetstream.Consumer, log *slog.Logger, opts ...jetstream.PullConsumeOpt) (*puller, error) {
 	p := &puller{
-		log: log, msgs: make(chan jetstream.Msg, handoff),
-		stopping: make(chan struct{}), done: make(chan struct{}),
+		log: log, stopping: make(chan struct{}), done: make(chan struct{}),
+		ready: make(chan struct{}, 1), room: make(chan struct{}, 1),
 	}
 	opts = append(opts, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, nats.ErrConnectionClosed) {
@@ -70,13 +85,38 @@ func newPuller(cons jetstream.Consumer, log *slog.Logger, opts ...jetstream.Pull
 	return p, nil
 }
 
-// deliver is Consume's callback: it waits until next takes jm, or keeps
-// it for the nak at the end once stop was called.
+// deliver is Consume's callback: it queues jm, first waiting for room
+// while the queue is full (until stop: then it queues jm for the nak at
+// the end).
 func (p *puller) deliver(jm jetstream.Msg) {
+	p.mu.Lock()
+	for len(p.queue)-p.head >= queueMaxMsgs || p.bytes >= queueMaxBytes {
+		p.full = true
+		p.mu.Unlock()
+		select {
+		case <-p.room:
+		case <-p.stopping:
+		}
+		p.mu.Lock()
+		if p.stopped() {
+			break
+		}
+	}
+	p.full = false
+	p.queue = append(p.queue, jm)
+	p.bytes += len(jm.Data())
+	if p.waiters > 0 {
+		signal(p.ready)
+	}
+	p.mu.Unlock()
+}
+
+// signal wakes the one waiting on c, if any; a signal not yet taken
+// stands.
+func signal(c chan struct{}) {
 	select {
-	case p.msgs <- jm:
-	case <-p.stopping:
-		p.left = append(p.left, jm)
+	case c <- struct{}{}:
+	default:
 	}
 }
 
@@ -92,40 +132,70 @@ func (p *puller) finish() {
 		p.cc.Drain() // delivers what arrived, then closes
 		<-p.cc.Closed()
 	}
-	left := p.left
-	for {
-		select {
-		case jm := <-p.msgs:
-			left = append(left, jm)
-		default:
-			nakAll(p.log, left)
-			return
-		}
-	}
+	p.mu.Lock()
+	left := p.queue[p.head:]
+	p.queue, p.head, p.bytes = nil, 0, 0
+	p.mu.Unlock()
+	nakAll(p.log, left)
 }
 
 // next returns the next message, waiting at most wait (0: as long as it
 // takes): nats.ErrTimeout when none came in time, or
 // jetstream.ErrMsgIteratorClosed after stop.
 func (p *puller) next(wait time.Duration) (jetstream.Msg, error) {
-	select {
-	case <-p.stopping:
-		return nil, jetstream.ErrMsgIteratorClosed
-	default:
-	}
 	var timeout <-chan time.Time
-	if wait > 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		timeout = t.C
+	for {
+		if p.stopped() {
+			return nil, jetstream.ErrMsgIteratorClosed
+		}
+		p.mu.Lock()
+		if p.head < len(p.queue) {
+			jm := p.queue[p.head]
+			p.queue[p.head] = nil
+			p.head++
+			p.bytes -= len(jm.Data())
+			if p.head == len(p.queue) {
+				p.queue, p.head = p.queue[:0], 0
+			}
+			if p.full && len(p.queue)-p.head <= queueMaxMsgs/2 && p.bytes <= queueMaxBytes/2 {
+				signal(p.room)
+			}
+			if p.head < len(p.queue) && p.waiters > 0 {
+				signal(p.ready) // the signal taken may have been for the messages left
+			}
+			p.mu.Unlock()
+			return jm, nil
+		}
+		p.waiters++
+		p.mu.Unlock()
+		if timeout == nil && wait > 0 {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		var err error
+		select {
+		case <-p.ready:
+		case <-timeout:
+			err = nats.ErrTimeout
+		case <-p.stopping:
+			err = jetstream.ErrMsgIteratorClosed
+		}
+		p.mu.Lock()
+		p.waiters--
+		p.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
 	}
+}
+
+func (p *puller) stopped() bool {
 	select {
-	case jm := <-p.msgs:
-		return jm, nil
-	case <-timeout:
-		return nil, nats.ErrTimeout
 	case <-p.stopping:
-		return nil, jetstream.ErrMsgIteratorClosed
+		return true
+	default:
+		return false
 	}
 }
 
