@@ -431,6 +431,23 @@ func TestGracefulShutdownSIGTERMDuringIngest(t *testing.T) {
 	t.Logf("after the restart: %v events re-delivered as duplicates", svc.metric(`auditq_events_duplicate_total{handler="audit.log"}`))
 }
 
+// twoInstancesOnExternalNATS starts an in-test nats-server and returns its
+// URL and the environments of two instances on it and on one scratch
+// database (childEnv plus extra), differing only in their HTTP address.
+func twoInstancesOnExternalNATS(t *testing.T, extra map[string]string) (natsURL string, envA, envB map[string]string) {
+	t.Helper()
+	dbURL := pgtest.NewDatabase(t)
+	port := freePort(t)
+	startNATS(t, port, t.TempDir())
+	natsURL = fmt.Sprintf("nats://127.0.0.1:%d", port)
+	envA = childEnv(t, dbURL)
+	envA["AUDITQ_NATS_URL"] = natsURL
+	maps.Copy(envA, extra)
+	envB = maps.Clone(envA)
+	envB["AUDITQ_HTTP_ADDR"] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	return natsURL, envA, envB
+}
+
 // Scenario 6b: SIGTERM with messages pulled ahead. With an ack wait of
 // 5 minutes, an instance that stops gracefully naks what it had pulled and
 // not handed to a handler, so a second instance stores the rest within a
@@ -439,15 +456,7 @@ func TestGracefulShutdownSIGTERMDuringIngest(t *testing.T) {
 func TestSIGTERMGivesPulledMessagesBackAtOnce(t *testing.T) {
 	skipIfShort(t)
 	const total = 30_000
-	dbURL := pgtest.NewDatabase(t)
-	port := freePort(t)
-	startNATS(t, port, t.TempDir())
-	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	envA := childEnv(t, dbURL)
-	envA["AUDITQ_NATS_URL"] = natsURL
-	envA["AUDITQ_ACK_WAIT"] = "5m"
-	envB := maps.Clone(envA)
-	envB["AUDITQ_HTTP_ADDR"] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	natsURL, envA, envB := twoInstancesOnExternalNATS(t, map[string]string{"AUDITQ_ACK_WAIT": "5m"})
 	db := servicetest.OpenDB(t, envA)
 	a := launchChild(t, "serve-a", envA)
 	a.waitReady(2 * time.Minute)
@@ -497,14 +506,7 @@ func TestSIGTERMGivesPulledMessagesBackAtOnce(t *testing.T) {
 func TestScaleOutTwoInstancesOneKilled(t *testing.T) {
 	skipIfShort(t)
 	const total = 60_000
-	dbURL := pgtest.NewDatabase(t)
-	port := freePort(t)
-	startNATS(t, port, t.TempDir())
-	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	envA := childEnv(t, dbURL)
-	envA["AUDITQ_NATS_URL"] = natsURL
-	envB := maps.Clone(envA)
-	envB["AUDITQ_HTTP_ADDR"] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	natsURL, envA, envB := twoInstancesOnExternalNATS(t, nil)
 	db := servicetest.OpenDB(t, envA)
 	a := launchChild(t, "serve-a", envA)
 	b := launchChild(t, "serve-b", envB)
