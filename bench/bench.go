@@ -51,6 +51,7 @@ type Options struct {
 	Rounds       int           // throughput measurements per service; medians are reported
 	Settle       time.Duration // longest wait for a quiet machine before each measurement
 	Keep         bool          // keep the scratch database
+	ExternalNATS bool          // each service on a nats-server in the benchmark's process, not its embedded one
 	// PersonalData is the AUDITQ_PERSONAL_DATA of the first service
 	// (pseudonymise or encrypt, with a fresh key-encryption key); the
 	// second then has tamper evidence on and personal data off, so the
@@ -88,6 +89,7 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	fs.BoolVar(&o.Swap, "swap", false, "swap positions: the evidence-off service is set up, loaded and measured first (the evidence-on one still gives latency, reports, disk and cleanup); a run with and one without it cancel the benchmark's bias of position")
 	fs.BoolVar(&o.BothOrders, "both-orders", false, "run twice, without and then with -swap (seed baseline and plain pipeline in the second run only), and report the on/off ratios of both combined (geometric mean)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the scratch database")
+	fs.BoolVar(&o.ExternalNATS, "external-nats", false, "run each service against a nats-server of its own in the benchmark's process (AUDITQ_NATS_URL) instead of its embedded one: peak RSS and CPU per event are then the service's alone")
 	fs.StringVar(&o.PersonalData, "personal-data", "off", "AUDITQ_PERSONAL_DATA of the first service: pseudonymise or encrypt (with a fresh AUDITQ_KEK_FILE); the second service then runs with tamper evidence on and personal data off, and the on/off ratios compare personal data handling (docs/personal-data.md)")
 	fs.IntVar(&o.Viewers, "viewers", 0, "run only the concurrent-viewers measurement: this many viewers (e.g. 20) search back to back while 90-day reports run, against the service's defaults, then serial serving, then the defaults again, on a table of -prefill rows")
 	fs.DurationVar(&o.ViewersFor, "viewers-for", 20*time.Second, "length of each run of -viewers")
@@ -154,6 +156,7 @@ type Result struct {
 	StreamsBulk     float64            `json:"ratio_bulk_two_streams_vs_none,omitempty"`
 	StreamsCatchUp  float64            `json:"streams_catch_up_seconds,omitempty"`
 	Swap            bool               `json:"swap,omitempty"`
+	ExternalNATS    bool               `json:"external_nats,omitempty"` // peak RSS and service CPU without the NATS server
 	Events          int                `json:"events"`
 	Concurrency     int                `json:"concurrency"` // 0: the service's defaults
 	Rounds          int                `json:"rounds"`
@@ -243,7 +246,11 @@ func (r Result) print(out io.Writer) error {
 		say(tw, "capacity probe before the latency run (singles)\t%.0f events/s\n", r.LatencyProbe)
 	}
 	say(tw, "latency publish->committed at %d/s: p50 / p99 / max\t%.1f / %.1f / %.1f ms\n", r.LatencyOffered, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs)
-	say(tw, "peak RSS of auditq serve\t%.0f MB\n", r.PeakRSSMB)
+	if r.ExternalNATS {
+		say(tw, "peak RSS of auditq serve (external NATS)\t%.0f MB\n", r.PeakRSSMB)
+	} else {
+		say(tw, "peak RSS of auditq serve\t%.0f MB\n", r.PeakRSSMB)
+	}
 	say(tw, "disk per stored event (whole database: rows, indexes, seals, rollups)\t%.0f bytes\n", r.BytesPerEvent)
 	names := make([]string, 0, len(r.ReportsMs))
 	for n := range r.ReportsMs {
@@ -273,7 +280,7 @@ func say(w io.Writer, format string, a ...any) {
 
 func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	res := Result{Prefill: o.Prefill, AA: o.AA && !o.SkipNoSeal && !o.Streams, Streams: o.Streams && !o.SkipNoSeal, Swap: o.Swap && !o.SkipNoSeal, Events: o.Events, Concurrency: o.Concurrency,
-		PersonalData: o.PersonalData}
+		PersonalData: o.PersonalData, ExternalNATS: o.ExternalNATS}
 	dbURL, drop, err := harness.ScratchDatabase(ctx, o.AdminURL, scratchPrefix)
 	if err != nil {
 		return res, err
@@ -351,6 +358,15 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	}
 	targets := make([]*target, len(specs))
 	for i, sp := range specs {
+		if o.ExternalNATS {
+			srv, err := harness.StartNATS(harness.NATSConfig{StoreDir: filepath.Join(dataDir, sp.dir+"-nats")})
+			if err != nil {
+				return res, err
+			}
+			defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+			sp.env = maps.Clone(sp.env)
+			sp.env["AUDITQ_NATS_URL"] = srv.ClientURL()
+		}
 		say(out, "service %d, %s, on a scratch database of its own:\n", i+1, sp.name)
 		t, err := setUp(ctx, o, sp.name, sp.dbURL, filepath.Join(dataDir, sp.dir), sp.env, out)
 		if err != nil {

@@ -161,7 +161,7 @@ var Vars = []Var{
 	{"AUDITQ_BATCH_FLUSHERS", "2", "group commit: batches written to the database at once"},
 	{"AUDITQ_CONCURRENCY", "2048", "audit.log messages handled at once per process: the most a group-commit batch can gather (fewer: smaller batches, lower throughput); audit.bulk at most AUDITQ_DATABASE_MAX_CONNS minus AUDITQ_BATCH_FLUSHERS, cleanup and report jobs at most 2"},
 	{"AUDITQ_INFLIGHT_BYTES", "auto", "bytes of messages pulled ahead or being handled at once, all job subjects together (it bounds memory whatever the message sizes); auto: 1/8 of the soft memory limit (AUDITQ_MEMORY_LIMIT), at least 16 MiB; with AUDITQ_MEMORY_LIMIT off, 1/32 of the memory limit (cgroup, else physical memory), between 16 MiB and 64 MiB"},
-	{"AUDITQ_MEMORY_LIMIT", "auto", "soft memory limit of the process in bytes (the Go runtime collects garbage more often as it nears it; it never refuses memory), or off; auto: a quarter of the memory limit (cgroup, else physical memory), between 64 MiB and 160 MiB; a GOMEMLIMIT in the environment wins"},
+	{"AUDITQ_MEMORY_LIMIT", "auto", "soft memory limit of the process in bytes (the Go runtime collects garbage more often as it nears it; it never refuses memory), or off; auto: a quarter of the memory limit (cgroup, else physical memory), between 64 MiB and 128 MiB; a GOMEMLIMIT in the environment wins"},
 	{"AUDITQ_RETRY_ATTEMPTS", "3", "attempts of a transient failure before the message goes back to JetStream for later redelivery"},
 	{"AUDITQ_RETRY_BACKOFF", "2s", "wait before the second attempt; doubles for each further one"},
 	{"AUDITQ_HANDLER_TIMEOUT", "10s", "deadline of one attempt"},

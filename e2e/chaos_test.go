@@ -431,6 +431,74 @@ func TestGracefulShutdownSIGTERMDuringIngest(t *testing.T) {
 	t.Logf("after the restart: %v events re-delivered as duplicates", svc.metric(`auditq_events_duplicate_total{handler="audit.log"}`))
 }
 
+// twoInstancesOnExternalNATS starts an in-test nats-server and returns its
+// URL and the environments of two instances on it and on one scratch
+// database (childEnv plus extra), differing only in their HTTP address.
+func twoInstancesOnExternalNATS(t *testing.T, extra map[string]string) (natsURL string, envA, envB map[string]string) {
+	t.Helper()
+	dbURL := pgtest.NewDatabase(t)
+	port := freePort(t)
+	startNATS(t, port, t.TempDir())
+	natsURL = fmt.Sprintf("nats://127.0.0.1:%d", port)
+	envA = childEnv(t, dbURL)
+	envA["AUDITQ_NATS_URL"] = natsURL
+	maps.Copy(envA, extra)
+	envB = maps.Clone(envA)
+	envB["AUDITQ_HTTP_ADDR"] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	return natsURL, envA, envB
+}
+
+// Scenario 6b: SIGTERM with messages pulled ahead. With an ack wait of
+// 5 minutes, an instance that stops gracefully naks what it had pulled and
+// not handed to a handler, so a second instance stores the rest within a
+// minute instead of after the ack wait, and every acked event exactly
+// once.
+func TestSIGTERMGivesPulledMessagesBackAtOnce(t *testing.T) {
+	skipIfShort(t)
+	const total = 30_000
+	natsURL, envA, envB := twoInstancesOnExternalNATS(t, map[string]string{"AUDITQ_ACK_WAIT": "5m"})
+	db := servicetest.OpenDB(t, envA)
+	a := launchChild(t, "serve-a", envA)
+	a.waitReady(2 * time.Minute)
+
+	pub := newCarefulPublisher(t, natsURL)
+	stop := pub.run("handback", 0, 32, total)
+	servicetest.Eventually(t, 2*time.Minute, func() (bool, string) {
+		n := rowCount(db)
+		return n >= total/10, fmt.Sprintf("%d rows before SIGTERM", n)
+	})
+	code, took := a.terminate(60 * time.Second)
+	if code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0", code)
+	}
+	_, js := natstest.Connect(t, natsURL)
+	cons, err := js.Consumer(context.Background(), "AUDIT", "auditq-log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := rowCount(db)
+	// Naked messages count as ack pending until they are delivered again.
+	t.Logf("serve-a stopped after %s at %d rows; consumer: %d pending, %d ack pending (naked included)", took.Round(time.Millisecond), rows, info.NumPending, info.NumAckPending)
+	if rows >= total {
+		t.Fatalf("serve-a stored all %d events before it stopped: nothing left to hand back", total)
+	}
+
+	b := launchChild(t, "serve-b", envB)
+	b.waitReady(2 * time.Minute)
+	started := time.Now()
+	ids := stop()
+	if len(ids) != total {
+		t.Fatalf("%d publishes acked, want %d", len(ids), total)
+	}
+	waitRows(t, db, total, time.Minute)
+	assertExactlyOnce(t, db, ids)
+	t.Logf("serve-b stored the other %d events within %s of its start", total-rows, time.Since(started).Round(time.Millisecond))
+}
+
 // Scenario 8: two "auditq serve" processes share one external nats-server
 // and one database. Both ingest (their metrics say so), no event is
 // written twice, and killing one (kill -9) mid-ingest loses nothing: its
@@ -438,14 +506,7 @@ func TestGracefulShutdownSIGTERMDuringIngest(t *testing.T) {
 func TestScaleOutTwoInstancesOneKilled(t *testing.T) {
 	skipIfShort(t)
 	const total = 60_000
-	dbURL := pgtest.NewDatabase(t)
-	port := freePort(t)
-	startNATS(t, port, t.TempDir())
-	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	envA := childEnv(t, dbURL)
-	envA["AUDITQ_NATS_URL"] = natsURL
-	envB := maps.Clone(envA)
-	envB["AUDITQ_HTTP_ADDR"] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	natsURL, envA, envB := twoInstancesOnExternalNATS(t, nil)
 	db := servicetest.OpenDB(t, envA)
 	a := launchChild(t, "serve-a", envA)
 	b := launchChild(t, "serve-b", envB)

@@ -51,7 +51,7 @@ type batched struct {
 // of the topic handed over and not yet settled) and the byte budget
 // allow. Each batch is settled by a goroutine of its own; gather returns
 // once the iterator stops and every batch is settled.
-func (s *Subscriber) gather(ctx, msgCtx context.Context, topic string, it jetstream.MessagesContext, prog *progress, out chan<- *message.Message, size, inFlight int) {
+func (s *Subscriber) gather(ctx, msgCtx context.Context, topic string, it *puller, prog *progress, out chan<- *message.Message, size, inFlight int) {
 	slots := semaphore.NewWeighted(int64(inFlight))
 	var settling sync.WaitGroup
 	defer settling.Wait()
@@ -60,7 +60,7 @@ func (s *Subscriber) gather(ctx, msgCtx context.Context, topic string, it jetstr
 		batch := make([]batched, 0, size)
 		if carry != nil {
 			if !s.weigh(ctx, carry) {
-				s.drop(prog, slots, carry)
+				s.abandon(topic, it, prog, slots, nil, carry)
 				return
 			}
 			batch, carry = append(batch, *carry), nil
@@ -75,7 +75,7 @@ func (s *Subscriber) gather(ctx, msgCtx context.Context, topic string, it jetstr
 			} else if !slots.TryAcquire(1) {
 				break
 			}
-			jm, err := pull(it, wait)
+			jm, err := it.next(wait)
 			if err != nil {
 				slots.Release(1)
 				if errors.Is(err, nats.ErrTimeout) {
@@ -111,16 +111,10 @@ func (s *Subscriber) gather(ctx, msgCtx context.Context, topic string, it jetstr
 		select {
 		case out <- msg:
 		case <-s.closing:
-			s.release(prog, slots, batch) // never handed over: JetStream redelivers after the ack wait
-			if carry != nil {
-				s.drop(prog, slots, carry)
-			}
+			s.abandon(topic, it, prog, slots, batch, carry)
 			return
 		case <-ctx.Done():
-			s.release(prog, slots, batch)
-			if carry != nil {
-				s.drop(prog, slots, carry)
-			}
+			s.abandon(topic, it, prog, slots, batch, carry)
 			return
 		}
 		settling.Add(1)
@@ -132,26 +126,28 @@ func (s *Subscriber) gather(ctx, msgCtx context.Context, topic string, it jetstr
 	}
 }
 
-// pull returns the next message, waiting at most wait (0: as long as it
-// takes).
-func pull(it jetstream.MessagesContext, wait time.Duration) (jetstream.Msg, error) {
-	if wait <= 0 {
-		return it.Next()
-	}
-	return it.Next(jetstream.NextMaxWait(wait))
-}
-
 // weigh takes b's bytes of the byte budget, waiting until they are free;
 // false when the Subscriber closes or ctx ends first.
 func (s *Subscriber) weigh(ctx context.Context, b *batched) bool {
 	return s.bytes == nil || s.acquire(ctx, s.bytes, b.size) == nil
 }
 
-// drop gives up a carried message that never got its bytes: JetStream
-// redelivers it after the ack wait.
-func (s *Subscriber) drop(prog *progress, slots *semaphore.Weighted, b *batched) {
-	prog.remove(b.jm)
-	slots.Release(1)
+// abandon gives back, at a stop, a batch never handed over and the
+// carried message that never got its bytes (nil: none): it stops
+// reporting their progress, returns their slots and bytes, and naks them
+// (giveBack).
+func (s *Subscriber) abandon(topic string, it *puller, prog *progress, slots *semaphore.Weighted, batch []batched, carry *batched) {
+	s.release(prog, slots, batch)
+	jms := make([]jetstream.Msg, 0, len(batch)+1)
+	for _, b := range batch {
+		jms = append(jms, b.jm)
+	}
+	if carry != nil {
+		prog.remove(carry.jm)
+		slots.Release(1)
+		jms = append(jms, carry.jm)
+	}
+	s.giveBack(topic, it, jms...)
 }
 
 // release returns a batch's slots and bytes and stops reporting its

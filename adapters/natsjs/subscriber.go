@@ -102,18 +102,6 @@ func DefaultNakDelay(delivered uint64) time.Duration {
 	return min(d, 2*time.Minute)
 }
 
-// A pull request lives pullExpiry; while it waits, the server holding it
-// sends a heartbeat every pullHeartbeat, and after two missed ones the
-// client pulls again. A pull request can be lost without notice when a
-// JetStream cluster node dies (seen in TestClusterFailoverR3LosesNothing:
-// ingest stood still for 30 s after the stream leader was killed, with
-// the library's defaults of 30 s and 15 s); these bound that stall to about
-// 4 s, for a heartbeat every 2 s per waiting pull.
-const (
-	pullExpiry    = 10 * time.Second
-	pullHeartbeat = 2 * time.Second
-)
-
 // Subscriber is a Watermill subscriber over JetStream pull consumers that the
 // service created beforehand (it only binds; it never creates or deletes
 // consumers, so Close cannot lose a durable's position). A message is acked
@@ -131,7 +119,7 @@ type Subscriber struct {
 	closed  bool
 	closing chan struct{}
 	wg      sync.WaitGroup
-	iters   []jetstream.MessagesContext
+	iters   []*puller
 }
 
 var _ message.Subscriber = (*Subscriber)(nil)
@@ -167,25 +155,25 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if n, ok := s.cfg.InFlightFor[topic]; ok && n > 0 && n < inFlight {
 		inFlight = n
 	}
-	buffer := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(inFlight)}
+	opts := []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(inFlight)}
 	if s.bytes != nil {
 		// Bounded by bytes: one largest message plus headers beyond a
 		// refill threshold of 64 KiB, so that a pull never asks for fewer
-		// bytes than the next message may hold (it would stall). Bounds of
-		// messages instead (PullMaxMessages, PullMaxMessagesWithBytesLimit)
-		// size nats.go's buffer to exactly that count, shared with the
-		// server's status messages: when the handlers hold every slot, a
-		// status is dropped ("slow consumer"), the client loses count, and
-		// the messages of its next pull are dropped too, to come back only
-		// after the ack wait.
+		// bytes than the next message may hold (it would stall).
 		maxMsg := int(s.js.Conn().MaxPayload()) + 64<<10
-		buffer = []jetstream.PullMessagesOpt{jetstream.PullMaxBytes(maxMsg + 64<<10), jetstream.PullThresholdBytes(64 << 10)}
+		opts = []jetstream.PullConsumeOpt{jetstream.PullMaxBytes(maxMsg + 64<<10), jetstream.PullThresholdBytes(64 << 10)}
 	}
-	it, err := cons.Messages(append(buffer, jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))...)
+	opts = append(opts, jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
+	it, err := newPuller(cons, s.cfg.Logger.With("topic", topic), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("pull from consumer %s: %w", name, err)
 	}
 	s.iters = append(s.iters, it)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		<-it.done
+	}()
 
 	out := make(chan *message.Message)
 	// In-flight work finishes during a graceful stop: message contexts are
@@ -218,7 +206,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		case <-ctx.Done():
 		case <-s.closing:
 		}
-		it.Stop()
+		it.stop()
 	}()
 	stopped := make(chan struct{})
 	go prog.run(stopped)
@@ -249,20 +237,20 @@ func (s *Subscriber) pullFailed(ctx context.Context, topic string, err error) bo
 }
 
 // work hands messages one at a time to the router and settles each.
-func (s *Subscriber) work(ctx, msgCtx context.Context, topic string, it jetstream.MessagesContext, prog *progress, out chan<- *message.Message) {
+func (s *Subscriber) work(ctx, msgCtx context.Context, topic string, it *puller, prog *progress, out chan<- *message.Message) {
 	for {
-		jm, err := it.Next()
+		jm, err := it.next(0)
 		if err != nil {
 			if !s.pullFailed(ctx, topic, err) {
 				return
 			}
 			continue
 		}
-		s.handle(ctx, msgCtx, topic, jm, prog, out)
+		s.handle(ctx, msgCtx, topic, it, jm, prog, out)
 	}
 }
 
-func (s *Subscriber) handle(ctx, msgCtx context.Context, topic string, jm jetstream.Msg, prog *progress, out chan<- *message.Message) {
+func (s *Subscriber) handle(ctx, msgCtx context.Context, topic string, it *puller, jm jetstream.Msg, prog *progress, out chan<- *message.Message) {
 	// Waiting for the byte budget or for the router counts as in progress,
 	// so a message that waits does not come back as a redelivery.
 	prog.add(jm)
@@ -270,7 +258,8 @@ func (s *Subscriber) handle(ctx, msgCtx context.Context, topic string, jm jetstr
 	if s.bytes != nil {
 		n := min(msgSize(jm), s.cfg.InFlightBytes)
 		if err := s.acquire(ctx, s.bytes, n); err != nil {
-			return // closing: JetStream redelivers it after the ack wait
+			s.giveBack(topic, it, jm) // stopping before it was handed over
+			return
 		}
 		defer s.bytes.Release(n)
 	}
@@ -280,8 +269,10 @@ func (s *Subscriber) handle(ctx, msgCtx context.Context, topic string, jm jetstr
 	select {
 	case out <- msg:
 	case <-s.closing:
-		return // never handed over: JetStream redelivers it after the ack wait
+		s.giveBack(topic, it, jm) // never handed over
+		return
 	case <-ctx.Done():
+		s.giveBack(topic, it, jm)
 		return
 	}
 
@@ -313,6 +304,16 @@ func (s *Subscriber) handle(ctx, msgCtx context.Context, topic string, jm jetstr
 			return
 		}
 	}
+}
+
+// giveBack naks messages pulled from it and never handed to a handler,
+// once it has stopped and no pull of it is under way (a nak earlier would
+// have the server deliver the message to that pull again), so that
+// another instance or a restart gets them at once instead of after the
+// ack wait.
+func (s *Subscriber) giveBack(topic string, it *puller, jms ...jetstream.Msg) {
+	<-it.done
+	nakAll(s.cfg.Logger.With("topic", topic), jms)
 }
 
 // acquire takes n of sem (bytes of the byte budget, or a batch's slots),
@@ -465,7 +466,7 @@ func (s *Subscriber) Close() error {
 	s.closed = true
 	close(s.closing)
 	for _, it := range s.iters {
-		it.Stop()
+		it.stop()
 	}
 	s.mu.Unlock()
 

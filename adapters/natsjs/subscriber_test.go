@@ -342,3 +342,95 @@ func TestBatchesSettleEachMessageWithJetStream(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A Subscriber that stops gives back at once what it had pulled and not
+// handed to a handler (its pull buffer, messages waiting for the router,
+// a batch being gathered): a second subscriber on the same consumer gets
+// every message the first did not ack within seconds, not after the ack
+// wait, and none twice.
+func TestStopGivesBackPulledMessagesAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cfg   natsjs.SubscriberConfig
+		batch bool
+	}{
+		{"one at a time", natsjs.SubscriberConfig{InFlight: 4, InFlightBytes: 1 << 20}, false},
+		{"batches", natsjs.SubscriberConfig{InFlight: 8, InFlightBytes: 1 << 20, BatchFor: map[string]int{"audit.log": 4}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const total = 60
+			cfg := tc.cfg
+			cfg.CloseTimeout = 5 * time.Second
+			first, _, js := newTestSubscriber(t, time.Minute, cfg)
+			for i := range total {
+				m := nats.NewMsg("audit.log")
+				m.Header.Set(nats.MsgIdHdr, fmt.Sprintf("m%d", i))
+				if _, err := js.PublishMsg(context.Background(), m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ids := func(m *message.Message) []*message.Message {
+				if tc.batch {
+					return natsjs.Unbatch(m)
+				}
+				return []*message.Message{m}
+			}
+			msgs, err := first.Subscribe(context.Background(), "audit.log")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The handler holds the first message (a batch) it gets; the
+			// others wait in the subscriber and in its pull buffer.
+			var held *message.Message
+			select {
+			case held = <-msgs:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no message handed over")
+			}
+			time.Sleep(200 * time.Millisecond) // let the pulls fill up
+			acked := map[string]bool{}
+			closed := make(chan error, 1)
+			go func() { closed <- first.Close() }()
+			// It finishes its message during the stop: that one is acked.
+			time.Sleep(100 * time.Millisecond)
+			for _, m := range ids(held) {
+				acked[m.UUID] = true
+				m.Ack()
+			}
+			held.Ack()
+			for m := range msgs {
+				t.Fatalf("%s handed over after the close began", m.UUID)
+			}
+			if err := <-closed; err != nil {
+				t.Fatal(err)
+			}
+			stopped := time.Now()
+
+			second, err := natsjs.NewSubscriber(js, natsjs.SubscriberConfig{
+				Stream: natsjs.StreamAudit, Consumer: natsjs.ConsumerName, AckWait: time.Minute, InFlight: 16,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = second.Close() })
+			again, err := second.Subscribe(context.Background(), "audit.log")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]bool{}
+			for len(got) < total-len(acked) {
+				select {
+				case m := <-again:
+					if acked[m.UUID] || got[m.UUID] {
+						t.Fatalf("%s delivered again after it was acked", m.UUID)
+					}
+					got[m.UUID] = true
+					m.Ack()
+				case <-time.After(10 * time.Second):
+					t.Fatalf("after the first subscriber stopped, the second got %d of the %d messages it had not acked within 10 s (ack wait 1 min)", len(got), total-len(acked))
+				}
+			}
+			t.Logf("first subscriber acked %d; the second got the other %d within %s of the stop", len(acked), len(got), time.Since(stopped).Round(time.Millisecond))
+		})
+	}
+}
