@@ -1,8 +1,8 @@
 package postgres
 
 import (
-	"cmp"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
