@@ -192,7 +192,7 @@ func TestTenantsShareEventIDs(t *testing.T) {
 			ids = append(ids, id)
 		}
 		published := "tenant = ? AND action NOT LIKE 'audit.%'"
-		if n, found := servicetest.CountRows(t, db, published, tenant), servicetest.CountRows(t, db, published+" AND id IN (?)", tenant, bun.In(ids)); n == 0 || n != found {
+		if n, found := servicetest.CountRows(t, db, published, tenant), servicetest.CountRows(t, db, published+" AND id IN (?)", tenant, bun.List(ids)); n == 0 || n != found {
 			t.Errorf("%s: %d published rows in SQL, %d of them found by its searches", tenant, n, found)
 		}
 		for _, id := range append(sharedIDs, "raw-evt-1", "raw-evt-2", "raw-evt-3", "bulk-1", "bulk-2") {
