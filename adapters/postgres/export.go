@@ -13,9 +13,12 @@ import (
 )
 
 // ExportPage returns up to f.Limit events matching f, newest first by
-// (occurred_at, id) descending, strictly after f.After: the events Search
-// returns, read for an export. It always walks an index in that order
-// (sorting is switched off for its one short read-only transaction), so
+// (occurred_at, id, tenant) descending, strictly after f.After: the events
+// Search returns, read for an export. It always walks an index in that
+// order (sorting is switched off for its one short read-only transaction;
+// the incremental sort of a search over every tenant, which orders the
+// rows of one (occurred_at, id) by tenant as the walk reads them, is not a
+// full sort and stays on), so
 // each page costs its own rows, whatever the planner's statistics say: a
 // sort-based plan, which stale statistics over a freshly loaded range can
 // choose, would re-read the whole rest of the range for every page. It
@@ -83,10 +86,7 @@ func (r *Repository) ExportPage(ctx context.Context, f audit.SearchFilter) ([]au
 	out := parts[0].out
 	for _, pt := range parts[1:] {
 		out = mergeNewest(out, pt.out, f.Limit, func(x, y audit.Event) bool {
-			if !x.OccurredAt.Equal(y.OccurredAt) {
-				return x.OccurredAt.After(y.OccurredAt)
-			}
-			return x.ID > y.ID
+			return newerThan(x.OccurredAt, x.ID, x.Tenant, y.OccurredAt, y.ID, y.Tenant)
 		})
 	}
 	if err := r.personal.Reveal(ctx, out); err != nil {
@@ -186,7 +186,10 @@ func exportQuery(f audit.SearchFilter, users []string, um userMatch, sessionPs [
 	if !f.To.IsZero() {
 		where = append(where, "occurred_at < "+arg(f.To.UTC()))
 	}
-	if f.After != nil {
+	switch {
+	case afterTenant(f):
+		where = append(where, "(occurred_at, id, tenant) < ("+arg(f.After.OccurredAt.UTC())+"::timestamptz, "+arg(f.After.ID)+"::text, "+arg(*f.After.Tenant)+"::text)")
+	case f.After != nil:
 		where = append(where, "(occurred_at, id) < ("+arg(f.After.OccurredAt.UTC())+"::timestamptz, "+arg(f.After.ID)+"::text)")
 	}
 	q := `SELECT id, coalesce(user_id, ''), action, resource_type, resource_id, coalesce(details::text, ''),
@@ -195,5 +198,5 @@ func exportQuery(f audit.SearchFilter, users []string, um userMatch, sessionPs [
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	return q + " ORDER BY occurred_at DESC, id DESC LIMIT " + strconv.Itoa(f.Limit), args
+	return q + " ORDER BY " + newestFirst(f) + " LIMIT " + strconv.Itoa(f.Limit), args
 }

@@ -22,8 +22,10 @@ const DefaultCleanupChunk = 5000
 // Retention deletes expired rows of audit_logs in bounded chunks.
 //
 // Each chunk is one statement, committed on its own: it takes the next
-// chunk of rows older than the cutoff in (occurred_at, id) order - a
-// keyset walk of the audit_logs_occurred_at_idx index, so excluded and held
+// chunk of rows older than the cutoff in (occurred_at, id, tenant) order -
+// a keyset walk of the audit_logs_occurred_at_idx index (the rows of
+// several tenants that share a time and an id sorted by tenant as the walk
+// reads them, so that a chunk boundary among them skips none), so excluded and held
 // rows are stepped over once, not rescanned by every chunk - and deletes
 // those that are neither excluded nor held. Inserts never wait on it (they
 // touch other rows), and a run stopped half-way leaves only whole chunks
@@ -100,7 +102,7 @@ const keep = `(a.action = ANY($2::text[])
 	OR EXISTS (SELECT 1 FROM unnest($4::text[], $5::text[]) AS h(t, i) WHERE h.t = a.resource_type AND h.i = a.resource_id))`
 
 // chunkSQL deletes the deletable rows among the next $6 rows older than
-// the cutoff ($1) after the keyset cursor ($7, $8; $9 false = from the
+// the cutoff ($1) after the keyset cursor ($7, $8, $10; $9 false = from the
 // start) and returns how many it looked at and deleted, and the new cursor.
 // A row is its (id, tenant): the same id in another tenant is another
 // event, with its own cutoff. It bumps the hours of the deleted rows in
@@ -110,8 +112,8 @@ const keep = `(a.action = ANY($2::text[])
 // share the work instead of waiting on, or deadlocking with, each other.
 const chunkSQL = `WITH batch AS (
 	SELECT id, tenant, occurred_at FROM audit_logs
-	WHERE occurred_at < $1 AND ($9 = false OR (occurred_at, id) > ($7::timestamptz, $8::text))
-	ORDER BY occurred_at, id
+	WHERE occurred_at < $1 AND ($9 = false OR (occurred_at, id, tenant) > ($7::timestamptz, $8::text, $10::text))
+	ORDER BY occurred_at, id, tenant
 	LIMIT $6
 	FOR UPDATE SKIP LOCKED
 ), deleted AS (
@@ -125,10 +127,10 @@ const chunkSQL = `WITH batch AS (
 	SELECT DISTINCT date_trunc('hour', occurred_at, 'UTC') FROM deleted ORDER BY 1
 	ON CONFLICT (hour) DO UPDATE SET version = audit_hours.version + 1
 ), last AS (
-	SELECT occurred_at, id FROM batch ORDER BY occurred_at DESC, id DESC LIMIT 1
+	SELECT occurred_at, id, tenant FROM batch ORDER BY occurred_at DESC, id DESC, tenant DESC LIMIT 1
 )
 SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM deleted),
-	(SELECT occurred_at FROM last), (SELECT id FROM last),
+	(SELECT occurred_at FROM last), (SELECT id FROM last), (SELECT tenant FROM last),
 	(SELECT array_agg(seal_batch ORDER BY seal_batch, seal_leaf) FROM deleted WHERE seal_batch IS NOT NULL),
 	(SELECT array_agg(seal_leaf ORDER BY seal_batch, seal_leaf) FROM deleted WHERE seal_batch IS NOT NULL)`
 
@@ -162,7 +164,7 @@ type statement struct {
 }
 
 var (
-	chunkStatement = statement{chunkSQL, 9, ""}
+	chunkStatement = statement{chunkSQL, 10, ""}
 	countStatement = statement{countSQL, 5, "a."}
 )
 
@@ -237,6 +239,7 @@ func (r *Retention) DeleteExpired(ctx context.Context, c audit.Cleanup) (int64, 
 		total     int64
 		lastAt    time.Time
 		lastID    string
+		lastTn    string
 		hasCursor bool
 	)
 	held, err := r.args(ctx, c)
@@ -251,17 +254,17 @@ func (r *Retention) DeleteExpired(ctx context.Context, c audit.Cleanup) (int64, 
 		var (
 			scanned, deleted int64
 			at               sql.NullTime
-			id               sql.NullString
+			id, tenant       sql.NullString
 		)
-		a := append(append(slices.Clip(held), r.chunk, lastAt, lastID, hasCursor), extra...)
-		if err := r.deleteChunk(ctx, c, q, a, &scanned, &deleted, &at, &id); err != nil {
+		a := append(append(slices.Clip(held), r.chunk, lastAt, lastID, hasCursor, lastTn), extra...)
+		if err := r.deleteChunk(ctx, c, q, a, &scanned, &deleted, &at, &id, &tenant); err != nil {
 			return total, fmt.Errorf("delete events before %s: %w", c.Cutoff.Format(time.RFC3339), err)
 		}
 		total += deleted
 		if scanned < int64(r.chunk) || !at.Valid {
 			return total, nil
 		}
-		lastAt, lastID, hasCursor = at.Time, id.String, true
+		lastAt, lastID, lastTn, hasCursor = at.Time, id.String, tenant.String, true
 		if r.pause > 0 {
 			select {
 			case <-time.After(r.pause):
@@ -274,10 +277,10 @@ func (r *Retention) DeleteExpired(ctx context.Context, c audit.Cleanup) (int64, 
 
 // deleteChunk runs q (chunkSQL for c) with a; with a DeletionRecorder, in
 // a transaction that also records the deleted seal positions.
-func (r *Retention) deleteChunk(ctx context.Context, c audit.Cleanup, q string, a []any, scanned, deleted *int64, at *sql.NullTime, id *sql.NullString) error {
+func (r *Retention) deleteChunk(ctx context.Context, c audit.Cleanup, q string, a []any, scanned, deleted *int64, at *sql.NullTime, id, tenant *sql.NullString) error {
 	if r.deletions == nil {
 		var ignore1, ignore2 any
-		return r.db.DB.QueryRowContext(ctx, q, a...).Scan(scanned, deleted, at, id, &ignore1, &ignore2)
+		return r.db.DB.QueryRowContext(ctx, q, a...).Scan(scanned, deleted, at, id, tenant, &ignore1, &ignore2)
 	}
 	tx, err := r.db.DB.BeginTx(ctx, nil)
 	if err != nil {
@@ -287,7 +290,7 @@ func (r *Retention) deleteChunk(ctx context.Context, c audit.Cleanup, q string, 
 	var batchIDs []int64
 	var leafIdx []int32
 	m := pgtype.NewMap()
-	if err := tx.QueryRowContext(ctx, q, a...).Scan(scanned, deleted, at, id, m.SQLScanner(&batchIDs), m.SQLScanner(&leafIdx)); err != nil {
+	if err := tx.QueryRowContext(ctx, q, a...).Scan(scanned, deleted, at, id, tenant, m.SQLScanner(&batchIDs), m.SQLScanner(&leafIdx)); err != nil {
 		return err
 	}
 	if err := r.deletions.Record(ctx, tx, c, batchIDs, leafIdx); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -11,11 +12,13 @@ import (
 )
 
 // Search returns up to f.Limit events matching f, newest first by
-// (occurred_at, id) descending, strictly after f.After when set (keyset
-// pagination: stable while events are inserted). The order is that of the
-// (occurred_at, id) index scanned backwards; a userId filter uses the
-// (user_id, occurred_at, id) index and resourceType + resourceId the
-// resource index. Other filters are checked on the rows that scan visits,
+// (occurred_at, id, tenant) descending, strictly after f.After when set
+// (keyset pagination: stable while events are inserted). The order is that
+// of the (occurred_at, id) index scanned backwards; a userId filter uses
+// the (user_id, occurred_at, id) index and resourceType + resourceId the
+// resource index. A search over every tenant orders the events that share
+// a time and an id (one per tenant at most) by tenant on top of the index
+// order, an incremental sort of those few rows (see newestFirst). Other filters are checked on the rows that scan visits,
 // so a selective filter on an unindexed column over a long, sparse history
 // is best bounded with from/to. With personal data handling (see
 // Personal) a userId matches its pseudonym in the tenant searched (or in
@@ -48,10 +51,12 @@ func (r *Repository) Search(ctx context.Context, f audit.SearchFilter) ([]audit.
 	return out, nil
 }
 
-// mergeNewestFirst merges two lists ordered by (occurred_at, id)
+// mergeNewestFirst merges two lists ordered by (occurred_at, id, tenant)
 // descending into the first limit rows of both.
 func mergeNewestFirst(a, b []eventRow, limit int) []eventRow {
-	return mergeNewest(a, b, limit, newer)
+	return mergeNewest(a, b, limit, func(x, y eventRow) bool {
+		return newerThan(x.OccurredAt, x.ID, x.Tenant, y.OccurredAt, y.ID, y.Tenant)
+	})
 }
 
 // mergeNewest merges two lists ordered newest first (by newer) into the
@@ -68,11 +73,38 @@ func mergeNewest[T any](a, b []T, limit int, newer func(x, y T) bool) []T {
 	return out
 }
 
-func newer(x, y eventRow) bool {
-	if !x.OccurredAt.Equal(y.OccurredAt) {
-		return x.OccurredAt.After(y.OccurredAt)
+// newerThan tells whether the event (at, id, tenant) comes before the
+// event (yAt, yID, yTenant) newest first: the order of newestFirst.
+func newerThan(at time.Time, id, tenant string, yAt time.Time, yID, yTenant string) bool {
+	switch {
+	case !at.Equal(yAt):
+		return at.After(yAt)
+	case id != yID:
+		return id > yID
 	}
-	return x.ID > y.ID
+	return tenant > yTenant
+}
+
+// newestFirst is the ORDER BY of a search of f. Events of several tenants
+// may share a time and an id, so a search over every tenant orders by
+// tenant too, which makes its order total and its keyset pages neither
+// skip nor repeat such events; the indexes, on (..., occurred_at, id),
+// give the first two keys, and the planner sorts each run of equal
+// (occurred_at, id) by tenant as it reads them. A search of one tenant
+// needs no third key.
+func newestFirst(f audit.SearchFilter) string {
+	if f.Tenant != nil {
+		return "occurred_at DESC, id DESC"
+	}
+	return "occurred_at DESC, id DESC, tenant DESC"
+}
+
+// afterTenant tells whether the keyset condition of f takes the tenant of
+// f.After: in a search over every tenant, from a position that names its
+// tenant. A position without one (a cursor issued before the order had the
+// tenant) continues after every event of its time and id.
+func afterTenant(f audit.SearchFilter) bool {
+	return f.Tenant == nil && f.After != nil && f.After.Tenant != nil
 }
 
 // personalMatch is what the userId and sessionId of a search match
@@ -138,10 +170,13 @@ func (r *Repository) search(ctx context.Context, f audit.SearchFilter, ms person
 	if !f.To.IsZero() {
 		q = q.Where("occurred_at < ?", f.To.UTC())
 	}
-	if f.After != nil {
+	switch {
+	case afterTenant(f):
+		q = q.Where("(occurred_at, id, tenant) < (?, ?, ?)", f.After.OccurredAt.UTC(), f.After.ID, *f.After.Tenant)
+	case f.After != nil:
 		q = q.Where("(occurred_at, id) < (?, ?)", f.After.OccurredAt.UTC(), f.After.ID)
 	}
-	q = q.OrderExpr("occurred_at DESC, id DESC").Limit(int64(f.Limit))
+	q = q.OrderExpr(newestFirst(f)).Limit(int64(f.Limit))
 	if err := q.Scan(ctx); err != nil {
 		return nil, fmt.Errorf("search events: %w", err)
 	}

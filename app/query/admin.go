@@ -241,7 +241,7 @@ func (h CleanupsHandler) Handle(ctx context.Context, req CleanupsRequest, who Re
 	if len(events) > limit {
 		events = events[:limit]
 		last := events[limit-1]
-		out.NextCursor = encodeCursor(searchCursor{T: last.OccurredAt.UTC().Format(time.RFC3339Nano), ID: last.ID})
+		out.NextCursor = cursorAfter(last, nil)
 	}
 	out.Runs = make([]CleanupRun, 0, len(events))
 	for _, e := range events {

@@ -48,7 +48,7 @@ func (c ExportConfig) Validate() error {
 }
 
 // ExportHandler runs exports: every event matching a filter, newest first
-// by (event time, id), read in keyset pages over the index audit.query
+// by (event time, id, tenant), read in keyset pages over the index audit.query
 // uses, each page its own short statement (no transaction spans the
 // export). Each export is recorded as two reads: when it starts and when
 // it ends, with the count it returned.
@@ -140,7 +140,8 @@ func (x *Export) Next(ctx context.Context) ([]audit.Event, error) {
 	}
 	if n := len(events); n > 0 {
 		last := events[n-1]
-		x.filter.After = &audit.Position{OccurredAt: last.OccurredAt, ID: last.ID}
+		tenant := last.Tenant
+		x.filter.After = &audit.Position{OccurredAt: last.OccurredAt, ID: last.ID, Tenant: &tenant}
 	}
 	return events, nil
 }

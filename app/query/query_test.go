@@ -172,6 +172,20 @@ func TestCursorsRoundTripAndRejectGarbage(t *testing.T) {
 	if strings.ContainsAny(c, "+/=") {
 		t.Fatalf("cursor %q is not URL-safe", c)
 	}
+	// A cursor without the event's tenant (issued before cursors carried
+	// it) positions after every tenant's event of its time and id; one
+	// with it, after that tenant's event.
+	if f.After.Tenant != nil {
+		t.Fatalf("a cursor without the event's tenant positions at tenant %q", *f.After.Tenant)
+	}
+	c = cursorAfter(audit.Event{ID: "evt/1", Tenant: "acme", OccurredAt: f.After.OccurredAt}, nil)
+	if f, err = (SearchRequest{Cursor: c}).filter(); err != nil || f.After.Tenant == nil || *f.After.Tenant != "acme" || f.After.ID != "evt/1" {
+		t.Fatalf("a cursor after acme's evt/1: %+v %v", f.After, err)
+	}
+	c = cursorAfter(audit.Event{ID: "evt/1", OccurredAt: f.After.OccurredAt}, nil)
+	if f, err = (SearchRequest{Cursor: c}).filter(); err != nil || f.After.Tenant == nil || *f.After.Tenant != "" {
+		t.Fatalf("a cursor after the default tenant's evt/1: %+v %v", f.After, err)
+	}
 	for _, bad := range []string{"x", "e30", encodeCursor(searchCursor{T: "yesterday", ID: "a"}), encodeCursor(searchCursor{T: "2026-11-24T10:00:00Z"}), strings.Repeat("A", 5000)} {
 		_, err := SearchRequest{Cursor: bad}.filter()
 		var v *audit.ValidationError

@@ -129,24 +129,28 @@ func (r SearchRequest) scopedFilter(scope audit.TenantScope) (audit.SearchFilter
 		if !sameTenant(c.Tenant, f.Tenant) {
 			return f, audit.Invalid("cursor", "was issued for a search of another tenant")
 		}
-		f.After = &audit.Position{OccurredAt: t, ID: c.ID}
+		f.After = &audit.Position{OccurredAt: t, ID: c.ID, Tenant: c.EventTenant}
 	}
 	return f, f.Validate()
 }
 
-// searchCursor is the position of the last event of a page, and the
-// tenant the search was confined to (absent: none), so that a cursor
-// continues only a search of the same tenant.
+// searchCursor is the position of the last event of a page (its time, id
+// and tenant), and the tenant the search was confined to (absent: none),
+// so that a cursor continues only a search of the same tenant. A cursor
+// without the event's tenant (one issued before cursors carried it)
+// continues after every event of its time and id.
 type searchCursor struct {
-	T      string  `json:"t"`
-	ID     string  `json:"id"`
-	Tenant *string `json:"tn,omitempty"`
+	T           string  `json:"t"`
+	ID          string  `json:"id"`
+	EventTenant *string `json:"et,omitempty"`
+	Tenant      *string `json:"tn,omitempty"`
 }
 
 // cursorAfter returns the cursor continuing a search confined to tenant
 // (nil: none) strictly after e.
 func cursorAfter(e audit.Event, tenant *string) string {
-	return encodeCursor(searchCursor{T: e.OccurredAt.UTC().Format(time.RFC3339Nano), ID: e.ID, Tenant: tenant})
+	et := e.Tenant
+	return encodeCursor(searchCursor{T: e.OccurredAt.UTC().Format(time.RFC3339Nano), ID: e.ID, EventTenant: &et, Tenant: tenant})
 }
 
 func sameTenant(a, b *string) bool {

@@ -26,7 +26,8 @@ type ReportStore interface {
 // Searcher finds events.
 type Searcher interface {
 	// Search returns up to f.Limit events matching f, newest first by
-	// (OccurredAt, ID) descending, strictly after f.After when it is set.
+	// (OccurredAt, ID, Tenant) descending, strictly after f.After when it is
+	// set.
 	Search(ctx context.Context, f SearchFilter) ([]Event, error)
 }
 

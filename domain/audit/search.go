@@ -13,15 +13,21 @@ const (
 	MaxListLimit       = 100 // audit.report.list
 )
 
-// Position is a place in the newest-first order of events, (OccurredAt, ID)
-// descending: a search continues with the events strictly after it.
+// Position is a place in the newest-first order of events, (OccurredAt, ID,
+// Tenant) descending: a search continues with the events strictly after it.
+// Tenant is the tenant of the event at the position; nil (a cursor issued
+// without it) continues after every event of (OccurredAt, ID), whatever its
+// tenant.
 type Position struct {
 	OccurredAt time.Time
 	ID         string
+	Tenant     *string
 }
 
 // SearchFilter selects events; empty fields do not filter. The result is
-// ordered newest first by (OccurredAt, ID) descending.
+// ordered newest first by (OccurredAt, ID, Tenant) descending: events of
+// several tenants may share an id and a time, and the tenant makes the
+// order total.
 type SearchFilter struct {
 	UserID string
 	// UserPseudonym selects the events of the user with this keyed
