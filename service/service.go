@@ -290,7 +290,7 @@ func (s *Service) connect(cfg natsjs.ConnConfig, name string) (*nats.Conn, error
 // subscriber, tamper evidence (sealing, chaining and checkpoints), the
 // repository with its group-commit batcher, and the commands and queries.
 func (s *Service) startApplication(ctx context.Context) error {
-	pub, err := natsjs.NewPublisher(s.pubConn, ports.WatermillLogger(s.log.With("component", "publisher")))
+	pub, err := natsjs.NewPublisher(s.pubConn, ports.WatermillLogger(s.log.With("component", "publisher")), contract.TenantOf)
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func newPoisonRig(t *testing.T) *poisonRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := natsjs.NewPublisher(pubConn, watermill.NopLogger{})
+	pub, err := natsjs.NewPublisher(pubConn, watermill.NopLogger{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

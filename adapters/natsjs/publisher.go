@@ -22,9 +22,16 @@ import (
 // publish would fail and the message be redelivered for ever. A copy that
 // does not fit is cut to fit, and header payload_truncated gives the
 // original size.
+//
+// And a third: a copy of a message received on a tenant's subject is
+// published under a Nats-Msg-Id scoped by its tenant (see copyMsgID).
 type republishMarshaler struct {
 	wmnats.NATSMarshaler
 	nc *nats.Conn // for its MaxPayload; nil: no limit
+	// tenantOf returns the tenant of a subject messages are received on
+	// ("" for the default tenant; not ok for another subject); nil: no
+	// tenants.
+	tenantOf func(subject string) (job, tenant string, ok bool)
 }
 
 // HeaderPayloadTruncated is set on a re-published message whose payload
@@ -46,7 +53,7 @@ func (m republishMarshaler) Marshal(topic string, msg *message.Message) (*nats.M
 			nm.Header.Set(h[1], v)
 		}
 	}
-	nm.Header.Set(nats.MsgIdHdr, copyMsgID(msg))
+	nm.Header.Set(nats.MsgIdHdr, m.copyMsgID(msg))
 	if m.nc != nil {
 		fitPayload(nm, m.nc.MaxPayload(), 0)
 	}
@@ -61,11 +68,23 @@ func (m republishMarshaler) Marshal(topic string, msg *message.Message) (*nats.M
 // not taken for the first rejection, which is still in the poison stream
 // (or in its duplicate window) when the second one arrives. A fired
 // schedule's copied headers name no message: it keeps its UUID.
-func copyMsgID(msg *message.Message) string {
-	if id := msg.Metadata.Get(MetaMsgID); id != "" && msg.Metadata.Get(HeaderScheduler) == "" {
-		return id
+//
+// A copy of a message received on a tenant's subject (audit.t.<tenant>.log)
+// is published under "<tenant>:" and that id: tenants choose their
+// Nats-Msg-Id values, and two tenants' rejected messages of one value are
+// two messages, which the poison stream's duplicate window would
+// otherwise take for one and keep the first of only.
+func (m republishMarshaler) copyMsgID(msg *message.Message) string {
+	id := msg.UUID
+	if v := msg.Metadata.Get(MetaMsgID); v != "" && msg.Metadata.Get(HeaderScheduler) == "" {
+		id = v
 	}
-	return msg.UUID
+	if subject := msg.Metadata.Get(MetaSubject); subject != "" && m.tenantOf != nil {
+		if _, tenant, ok := m.tenantOf(subject); ok && tenant != "" {
+			return tenant + ":" + id
+		}
+	}
+	return id
 }
 
 // fitPayload cuts nm's payload (and, if need be, long header values) so
@@ -114,10 +133,13 @@ const HeaderMessageID = wmnats.WatermillUUIDHdr
 // NewPublisher returns a watermill-nats JetStream publisher on its own
 // connection nc (Close closes nc). It never provisions streams (the service
 // creates them) and sets Nats-Msg-Id to the message UUID (see copyMsgID for
-// the one exception), so a retried publish is deduplicated by the stream.
-func NewPublisher(nc *nats.Conn, logger watermill.LoggerAdapter) (message.Publisher, error) {
+// the exceptions: copies of received messages), so a retried publish is
+// deduplicated by the stream. tenantOf returns the tenant of a subject
+// messages are received on, as PoisonConfig.TenantOf does; nil for a
+// deployment without tenants.
+func NewPublisher(nc *nats.Conn, logger watermill.LoggerAdapter, tenantOf func(subject string) (job, tenant string, ok bool)) (message.Publisher, error) {
 	return wmnats.NewPublisherWithNatsConn(nc, wmnats.PublisherPublishConfig{
-		Marshaler: republishMarshaler{nc: nc},
+		Marshaler: republishMarshaler{nc: nc, tenantOf: tenantOf},
 		JetStream: wmnats.JetStreamConfig{
 			AutoProvision: false,
 			// The marshaler sets Nats-Msg-Id itself (copyMsgID); TrackMsgId

@@ -241,7 +241,7 @@ func TestRepublishingAFiredMessageSucceeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := natsjs.NewPublisher(pubConn, watermill.NopLogger{})
+	pub, err := natsjs.NewPublisher(pubConn, watermill.NopLogger{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
