@@ -26,6 +26,14 @@ const (
 	ReadResourceType = "audit_log"
 )
 
+// ReadActions are the actions of every event that records a read: the
+// reads of the trail, the operator's reads (ActionAdmin) and the refused
+// ones (ActionDenied). The console's trail hides them unless asked to
+// show them (GET /console/config.json serves this list).
+func ReadActions() []string {
+	return []string{ActionQuery, ActionReport, ActionEventProof, ActionExport, ActionAdmin, ActionDenied}
+}
+
 // Requester is who asked for a read, as far as the transport can tell.
 type Requester struct {
 	// RequestInfo is the Nats-Request-Info header: JSON the NATS server

@@ -17,6 +17,8 @@ import (
 	"net/url"
 	"path"
 	"strings"
+
+	"github.com/auditq/auditq/app/query"
 )
 
 //go:embed dist
@@ -90,6 +92,9 @@ func Handler(cfg Config) (http.Handler, error) {
 			"websocketUrl": browserURL(cfg.WebsocketURL, r.Host),
 			"inboxPrefix":  cfg.InboxPrefix,
 			"tenants":      cfg.Tenants,
+			// The actions of the trail's own read records, which the
+			// trail hides unless asked.
+			"readActions": query.ReadActions(),
 		})
 	})
 	mux.HandleFunc("GET /console/{file}", func(w http.ResponseWriter, r *http.Request) {

@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/auditq/auditq/app/query"
 )
 
 func get(t *testing.T, h http.Handler, host, path string, header map[string]string) *httptest.ResponseRecorder {
@@ -79,12 +82,16 @@ func TestConfigJSON(t *testing.T) {
 		var got struct {
 			WebsocketURL, InboxPrefix string
 			Tenants                   bool
+			ReadActions               []string
 		}
 		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != http.StatusOK {
 			t.Fatalf("config.json answered %d %s: %v", w.Code, w.Body, err)
 		}
 		if got.WebsocketURL != c.wantURL || got.InboxPrefix != c.wantInbx || got.Tenants != c.wantTnts {
 			t.Errorf("%+v from host %s: config.json %+v, want %s, %q and tenants %v", c.cfg, c.host, got, c.wantURL, c.wantInbx, c.wantTnts)
+		}
+		if !slices.Equal(got.ReadActions, query.ReadActions()) {
+			t.Errorf("config.json's readActions %v, want the service's %v", got.ReadActions, query.ReadActions())
 		}
 	}
 	if _, err := Handler(Config{WebsocketURL: "http://127.0.0.1:4224"}); err == nil {

@@ -20,7 +20,8 @@ let requester = "console";
 const errorListeners = new Set();
 const dec = new TextDecoder();
 
-// loadConfig reads /console/config.json: {websocketUrl, inboxPrefix}.
+// loadConfig reads /console/config.json: {websocketUrl, inboxPrefix,
+// tenants, readActions}.
 export async function loadConfig() {
   const r = await fetch("/console/config.json", { cache: "no-store" });
   if (!r.ok) throw new Error(`/console/config.json answered ${r.status}`);

@@ -15,8 +15,9 @@ import { barChart, columnChart, ratioBar } from "./charts.js";
 const main = document.getElementById("main");
 const connEl = document.getElementById("conn");
 
-// The trail's own read events: hidden unless asked for.
-const READ_ACTIONS = new Set(["audit.query", "audit.report", "audit.event.proof"]);
+// The actions of the trail's own read records (config.json's
+// readActions, the service's list): hidden unless asked for.
+let readActions = new Set();
 const FILTERS = ["action", "userId", "resourceType", "resourceId", "sessionId", "requestId"];
 const LABELS = { action: "Action", userId: "User", resourceType: "Resource type", resourceId: "Resource id", sessionId: "Session", requestId: "Request" };
 const POLL_MS = 5000;
@@ -96,7 +97,7 @@ async function fetchPage(q, cursor, showReads) {
   for (let i = 0; i < 20; i++) {
     const ans = await request("audit.query", { ...q, limit: q.limit - events.length, ...(next ? { cursor: next } : {}) });
     for (const e of ans.events) {
-      if (!showReads && READ_ACTIONS.has(e.action)) hidden++;
+      if (!showReads && readActions.has(e.action)) hidden++;
       else events.push(e);
     }
     next = ans.nextCursor;
@@ -153,7 +154,7 @@ function trailView(params) {
     h("label", {}, "Per page", h("select", { name: "limit" },
       ...[...new Set([25, 50, 100, 200, q.limit])].sort((a, b) => a - b).map((n) => h("option", { value: n, selected: q.limit === n }, n)))),
     h("label", { class: "check" }, h("input", { type: "checkbox", name: "reads", value: "1", checked: showReads }),
-      "Show the trail's own reads (audit.query, audit.report, audit.event.proof)"),
+      `Show the trail's own reads (${[...readActions].join(", ")})`),
     h("div", { class: "buttons" },
       h("button", { type: "submit" }, "Search"),
       h("button", { type: "button", class: "secondary", onclick: () => go("#/trail") }, "Clear")));
@@ -247,7 +248,7 @@ function trailView(params) {
           const ans = await request("audit.query", since);
           // The next poll starts at the newest event seen, hidden or not.
           if (ans.events.length && Date.parse(ans.events[0].timestamp) > Date.parse(newest || 0)) newest = ans.events[0].timestamp;
-          const fresh = ans.events.filter((e) => !shown.has(e.id) && !(hideReads && READ_ACTIONS.has(e.action)));
+          const fresh = ans.events.filter((e) => !shown.has(e.id) && !(hideReads && readActions.has(e.action)));
           if (fresh.length && !stopped) {
             for (const e of fresh) shown.add(e.id);
             tbody.prepend(...fresh.map((e) => eventRow(e, true)));
@@ -804,6 +805,7 @@ function start() {
     return;
   }
   tenantsOn = cfg.tenants === true;
+  readActions = new Set(Array.isArray(cfg.readActions) ? cfg.readActions : []);
   try {
     await connect(cfg, {}, setStatus);
   } catch (e) {
