@@ -23,13 +23,13 @@ const DefaultCleanupChunk = 5000
 //
 // Each chunk is one statement, committed on its own: it takes the next
 // chunk of rows older than the cutoff in (occurred_at, id, tenant) order -
-// a keyset walk of the audit_logs_occurred_at_idx index (the rows of
+// a keyset walk of the audit_logs_occurred_at_idx index, the rows of
 // several tenants that share a time and an id sorted by tenant as the walk
-// reads them, so that a chunk boundary among them skips none), so excluded and held
-// rows are stepped over once, not rescanned by every chunk - and deletes
-// those that are neither excluded nor held. Inserts never wait on it (they
-// touch other rows), and a run stopped half-way leaves only whole chunks
-// deleted, so running the same cleanup again finishes the work.
+// reads them (so that a chunk boundary among them skips none), so excluded
+// and held rows are stepped over once, not rescanned by every chunk - and
+// deletes those that are neither excluded nor held. Inserts never wait on
+// it (they touch other rows), and a run stopped half-way leaves only whole
+// chunks deleted, so running the same cleanup again finishes the work.
 type Retention struct {
 	db    *bun.DB
 	chunk int

@@ -18,13 +18,14 @@ import (
 // the (user_id, occurred_at, id) index and resourceType + resourceId the
 // resource index. A search over every tenant orders the events that share
 // a time and an id (one per tenant at most) by tenant on top of the index
-// order, an incremental sort of those few rows (see newestFirst). Other filters are checked on the rows that scan visits,
-// so a selective filter on an unindexed column over a long, sparse history
-// is best bounded with from/to. With personal data handling (see
-// Personal) a userId matches its pseudonym in the tenant searched (or in
-// each tenant, when the search is over every tenant), and the user id
-// itself on rows stored in clear: two searches, each down the user index,
-// merged. The events come back through Personal.Reveal.
+// order, an incremental sort of those few rows (see newestFirst). Other
+// filters are checked on the rows that scan visits, so a selective filter
+// on an unindexed column over a long, sparse history is best bounded with
+// from/to. With personal data handling (see Personal) a userId matches its
+// pseudonym in the tenant searched (or in each tenant, when the search is
+// over every tenant), and the user id itself on rows stored in clear: two
+// searches, each down the user index, merged. The events come back
+// through Personal.Reveal.
 func (r *Repository) Search(ctx context.Context, f audit.SearchFilter) ([]audit.Event, error) {
 	ms, err := r.personalMatch(ctx, f)
 	if err != nil {
