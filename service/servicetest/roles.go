@@ -42,6 +42,9 @@ type RoleConn struct {
 	errs []string
 }
 
+// connectMu makes ConnectAs connect one at a time.
+var connectMu sync.Mutex
+
 // ConnectAs connects to url as r, on r's private inbox prefix, with the
 // client name "<role>-client"; it fails the test when the server refuses.
 func ConnectAs(t *testing.T, url string, r Role) *RoleConn {
@@ -51,7 +54,10 @@ func ConnectAs(t *testing.T, url string, r Role) *RoleConn {
 	// few at once take longer than nats.go's default 2s, and one that
 	// takes longer than the server's first PING (2s after the connection
 	// opened) fails with the server's PING where nats.go waits for the
-	// PONG of its handshake; that one is tried again.
+	// PONG of its handshake. So connects go one at a time, and that
+	// failure is tried again.
+	connectMu.Lock()
+	defer connectMu.Unlock()
 	var nc *nats.Conn
 	var err error
 	for range 3 {
