@@ -784,8 +784,8 @@ func open(e *audit.Event, keys map[int64]cipher.AEAD) error {
 		return errors.New("personal fields fail authentication (modified)")
 	}
 	var f sealedFields
-	if err := json.Unmarshal(plain, &f); err != nil {
-		return fmt.Errorf("personal fields: %w", err)
+	if err := decodeSealed(plain, &f); err != nil {
+		return err
 	}
 	e.UserID, e.IPAddress, e.UserAgent, e.SessionID = f.UserID, f.IPAddress, f.UserAgent, f.SessionID
 	if f.Details != nil {
