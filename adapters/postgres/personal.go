@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/uptrace/bun"
 
 	"github.com/auditq/auditq/domain/audit"
@@ -746,13 +747,14 @@ func (p *Personal) Reveal(ctx context.Context, events []audit.Event) error {
 			return err
 		}
 	}
+	var ad []byte // the associated data of each event in turn
 	for i := range events {
 		e := &events[i]
 		switch {
 		case e.Personal != nil && p == nil:
 			return fmt.Errorf("event %s: its personal fields are encrypted and no key-encryption key is configured (AUDITQ_KEK_FILE)", e.ID)
 		case e.Personal != nil:
-			if err := open(e, keys); err != nil {
+			if err := open(e, keys, &ad); err != nil {
 				return fmt.Errorf("event %s: %w", e.ID, err)
 			}
 		case e.Pseudonym != "":
@@ -763,8 +765,9 @@ func (p *Personal) Reveal(ctx context.Context, events []audit.Event) error {
 }
 
 // open decrypts e.Personal into e's fields, or marks e erased when its
-// key is not in keys.
-func open(e *audit.Event, keys map[int64]cipher.AEAD) error {
+// key is not in keys. ad is a buffer for the associated data, reused
+// from one event to the next.
+func open(e *audit.Event, keys map[int64]cipher.AEAD, ad *[]byte) error {
 	b := e.Personal
 	if len(b) < 9 || b[0] != sealedVersion {
 		return errors.New("personal fields: unknown format (modified)")
@@ -779,7 +782,8 @@ func open(e *audit.Event, keys map[int64]cipher.AEAD) error {
 	if len(b) < 9+ns {
 		return errors.New("personal fields: too short (modified)")
 	}
-	plain, err := aead.Open(nil, b[9:9+ns], b[9+ns:], personalAD(b[:9], e.ID))
+	*ad = append(append((*ad)[:0], b[:9]...), e.ID...)
+	plain, err := aead.Open(nil, b[9:9+ns], b[9+ns:], *ad)
 	if err != nil {
 		return errors.New("personal fields fail authentication (modified)")
 	}
@@ -825,30 +829,58 @@ func mergeDetails(kept, moved json.RawMessage) (json.RawMessage, error) {
 	return append(out, m[1:]...), nil
 }
 
-// keysByID reads and unwraps the subject keys with these ids that exist.
+// keysByID returns the subject keys with these ids that exist, opened:
+// from the cache for those opened before, else unwrapped. It scans with
+// pgx directly, reading only the id of a row whose key is in the cache,
+// so such a row costs no allocation.
 func (p *Personal) keysByID(ctx context.Context, ids []int64) (map[int64]cipher.AEAD, error) {
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	rows, err := p.db.DB.QueryContext(ctx, `SELECT id, pseudonym, wrapped, kek_id FROM audit_subject_keys WHERE id = ANY($1)`, ids)
+	keys := make(map[int64]cipher.AEAD, len(ids))
+	type stored struct {
+		id               int64
+		pseudonym, kekID string
+		wrapped          []byte
+	}
+	var unopened []stored
+	err := p.withConn(ctx, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, `SELECT id, pseudonym, wrapped, kek_id FROM audit_subject_keys WHERE id = ANY($1)`, ids)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		m, format := c.TypeMap(), rows.FieldDescriptions()[0].Format
+		var id int64
+		for rows.Next() {
+			if err := m.Scan(pgtype.Int8OID, format, rows.RawValues()[0], &id); err != nil {
+				return err
+			}
+			p.mu.Lock()
+			aead, ok := p.opened[id]
+			p.mu.Unlock()
+			if ok {
+				keys[id] = aead
+				continue
+			}
+			var s stored
+			if err := rows.Scan(&s.id, &s.pseudonym, &s.wrapped, &s.kekID); err != nil {
+				return err
+			}
+			unopened = append(unopened, s)
+		}
+		return rows.Err()
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read subject keys: %w", err)
 	}
-	defer func() { _ = rows.Close() }()
-	keys := make(map[int64]cipher.AEAD, len(ids))
-	for rows.Next() {
-		var id int64
-		var ps, kekID string
-		var wrapped []byte
-		if err := rows.Scan(&id, &ps, &wrapped, &kekID); err != nil {
-			return nil, fmt.Errorf("read subject keys: %w", err)
-		}
-		aead, err := p.open(id, ps, wrapped, kekID)
+	for _, s := range unopened {
+		aead, err := p.open(s.id, s.pseudonym, s.wrapped, s.kekID)
 		if err != nil {
 			return nil, err
 		}
-		keys[id] = aead
+		keys[s.id] = aead
 	}
-	return keys, rows.Err()
+	return keys, nil
 }
 
 // RevealUsers returns, for each of names that is a pseudonym with a key,
