@@ -42,8 +42,7 @@ type sealedDecoder struct {
 	typeErr error
 }
 
-// sealedNames are the JSON names of sealedFields, by the letter its
-// fields are known by inside decodeSealed.
+// sealedNames are the JSON names of the fields of sealedFields.
 var sealedNames = [...][]byte{[]byte("u"), []byte("i"), []byte("a"), []byte("s"), []byte("d")}
 
 func (d *sealedDecoder) syntax(what string) error {
