@@ -849,10 +849,10 @@ func (p *Personal) keysByID(ctx context.Context, ids []int64) (map[int64]cipher.
 			return err
 		}
 		defer rows.Close()
-		m, format := c.TypeMap(), rows.FieldDescriptions()[0].Format
+		m := c.TypeMap()
 		var id int64
 		for rows.Next() {
-			if err := m.Scan(pgtype.Int8OID, format, rows.RawValues()[0], &id); err != nil {
+			if err := m.Scan(pgtype.Int8OID, rows.FieldDescriptions()[0].Format, rows.RawValues()[0], &id); err != nil {
 				return err
 			}
 			p.mu.Lock()
