@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/auditq/auditq/adapters/postgres"
@@ -39,7 +40,7 @@ func TestPersonalDestroyKeysServesEveryRecordedErasure(t *testing.T) {
 	pending := map[string]audit.Erasure{}
 	var recorded []audit.Event
 	for i, u := range users[:3] {
-		e, err := p.BeginErasure(ctx, audit.Erasure{EventID: fmt.Sprintf("erase-%d", i), Pseudonym: p.Pseudonym(u), RequestedAt: event("x").OccurredAt})
+		e, err := beginErasure(ctx, p, audit.Erasure{EventID: fmt.Sprintf("erase-%d", i), Pseudonym: p.Pseudonym(u), RequestedAt: event("x").OccurredAt})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,5 +86,88 @@ func TestPersonalDestroyKeysServesEveryRecordedErasure(t *testing.T) {
 	}
 	if got, err := repo.Get(ctx, "", "b3"); err != nil || got.Erased || got.UserID != "dee" {
 		t.Fatalf("dee's event: %v %+v", err, got)
+	}
+}
+
+// BeginErasures records a list of erasures in one transaction: each
+// subject its own pending erasure with who asked, answered in the order
+// asked; a subject already pending answers with the erasure pending
+// before; a list one of whose rows the database refuses records none;
+// two requests over the same subjects in opposite orders, at once,
+// neither deadlock nor record a subject twice, and both answer with the
+// same pending erasure for each subject.
+func TestPersonalBeginErasuresRecordsAListAtOnce(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	p := openPersonal(t, db, postgres.PersonalEncrypt, newKEK(t))
+	at := event("x").OccurredAt
+	erasure := func(id, user, by string) audit.Erasure {
+		e := audit.Erasure{EventID: id, Pseudonym: p.Pseudonym(user), RequestedAt: at}
+		if by != "" {
+			e.RequestedBy = []byte(by)
+		}
+		return e
+	}
+	before, err := beginErasure(ctx, p, erasure("erase-b", "bea", `{"who":"first"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.BeginErasures(ctx, []audit.Erasure{
+		erasure("erase-z", "zed", `{"who":"dpo"}`), erasure("erase-b2", "bea", `{"who":"dpo"}`), erasure("erase-a", "abe", ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []struct{ id, user, by string }{{"erase-z", "zed", `{"who": "dpo"}`}, {"erase-b", "bea", `{"who": "first"}`}, {"erase-a", "abe", ""}} {
+		if len(got) != 3 || got[i].EventID != want.id || got[i].Pseudonym != p.Pseudonym(want.user) || string(got[i].RequestedBy) != want.by ||
+			got[i].Completed || !got[i].RequestedAt.Equal(at) {
+			t.Fatalf("erasure %d: %+v, want %+v (before: %+v)", i, got, want, before)
+		}
+	}
+	pending, err := p.PendingErasures(ctx)
+	if err != nil || len(pending) != 3 {
+		t.Fatalf("pending after the list: %v %+v, want bea's, zed's and abe's", err, pending)
+	}
+
+	if _, err := p.BeginErasures(ctx, []audit.Erasure{erasure("erase-c", "cal", ""), erasure("erase-d", "dot", `{"who":`)}); err == nil {
+		t.Fatal("a list with a requester that is not JSON was recorded")
+	}
+	if again, err := p.PendingErasures(ctx); err != nil || len(again) != 3 {
+		t.Fatalf("a refused list left %d pending erasures (%v), want the 3 before", len(again), err)
+	}
+
+	for round := range 10 {
+		users := make([]string, 20)
+		for i := range users {
+			users[i] = fmt.Sprintf("r%d-u%d", round, i)
+		}
+		results := make([][]audit.Erasure, 2)
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for k := range 2 {
+			wg.Go(func() {
+				list := make([]audit.Erasure, len(users))
+				for i, u := range users {
+					if k == 1 {
+						u = users[len(users)-1-i]
+					}
+					list[i] = erasure(fmt.Sprintf("erase-%d-%d-%s", round, k, u), u, "")
+				}
+				results[k], errs[k] = p.BeginErasures(ctx, list)
+			})
+		}
+		wg.Wait()
+		if errs[0] != nil || errs[1] != nil {
+			t.Fatalf("round %d: %v / %v", round, errs[0], errs[1])
+		}
+		for i := range users {
+			a, b := results[0][i], results[1][len(users)-1-i]
+			if a.EventID != b.EventID || a.Pseudonym != p.Pseudonym(users[i]) {
+				t.Fatalf("round %d, %s: erasure %s and %s", round, users[i], a.EventID, b.EventID)
+			}
+		}
+	}
+	if pending, err := p.PendingErasures(ctx); err != nil || len(pending) != 3+10*20 {
+		t.Fatalf("%d pending erasures (%v), want %d: one per subject", len(pending), err, 3+10*20)
 	}
 }

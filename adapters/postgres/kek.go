@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -281,6 +282,48 @@ func (p *Personal) DestroyKeys(ctx context.Context, e audit.Erasure) (audit.Eras
 	}
 	e.Completed = true
 	return e, nil
+}
+
+// DestroyKeysOf destroys the keys of the subjects of list and returns
+// list completed: DestroyKeys of the first erasure not completed serves
+// every one whose erasure event is in the trail, then one read finds
+// them completed; one still pending (its event not recorded) gets its
+// own DestroyKeys.
+func (p *Personal) DestroyKeysOf(ctx context.Context, list []audit.Erasure) ([]audit.Erasure, error) {
+	out := slices.Clone(list)
+	for i := range out {
+		if out[i].Completed {
+			continue
+		}
+		done, err := p.DestroyKeys(ctx, out[i])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = done
+		var ids []string
+		for _, e := range out[i+1:] {
+			if !e.Completed {
+				ids = append(ids, e.EventID)
+			}
+		}
+		if len(ids) == 0 {
+			break
+		}
+		read, err := p.erasures(ctx, `WHERE event_id = ANY($1) AND completed_at IS NOT NULL`, ids)
+		if err != nil {
+			return nil, fmt.Errorf("destroy the keys of %d erasures: %w", len(list), err)
+		}
+		completed := make(map[string]audit.Erasure, len(read))
+		for _, e := range read {
+			completed[e.EventID] = e
+		}
+		for j := i + 1; j < len(out); j++ {
+			if e, ok := completed[out[j].EventID]; ok {
+				out[j].Completed, out[j].KeysErased = true, e.KeysErased
+			}
+		}
+	}
+	return out, nil
 }
 
 // rewrap rewraps, within tx, every subject key from the key-encryption

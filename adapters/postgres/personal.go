@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/uptrace/bun"
 
 	"github.com/auditq/auditq/domain/audit"
@@ -746,13 +747,14 @@ func (p *Personal) Reveal(ctx context.Context, events []audit.Event) error {
 			return err
 		}
 	}
+	var ad []byte // the associated data of each event in turn
 	for i := range events {
 		e := &events[i]
 		switch {
 		case e.Personal != nil && p == nil:
 			return fmt.Errorf("event %s: its personal fields are encrypted and no key-encryption key is configured (AUDITQ_KEK_FILE)", e.ID)
 		case e.Personal != nil:
-			if err := open(e, keys); err != nil {
+			if err := open(e, keys, &ad); err != nil {
 				return fmt.Errorf("event %s: %w", e.ID, err)
 			}
 		case e.Pseudonym != "":
@@ -763,8 +765,9 @@ func (p *Personal) Reveal(ctx context.Context, events []audit.Event) error {
 }
 
 // open decrypts e.Personal into e's fields, or marks e erased when its
-// key is not in keys.
-func open(e *audit.Event, keys map[int64]cipher.AEAD) error {
+// key is not in keys. ad is a buffer for the associated data, reused
+// from one event to the next.
+func open(e *audit.Event, keys map[int64]cipher.AEAD, ad *[]byte) error {
 	b := e.Personal
 	if len(b) < 9 || b[0] != sealedVersion {
 		return errors.New("personal fields: unknown format (modified)")
@@ -779,13 +782,14 @@ func open(e *audit.Event, keys map[int64]cipher.AEAD) error {
 	if len(b) < 9+ns {
 		return errors.New("personal fields: too short (modified)")
 	}
-	plain, err := aead.Open(nil, b[9:9+ns], b[9+ns:], personalAD(b[:9], e.ID))
+	*ad = append(append((*ad)[:0], b[:9]...), e.ID...)
+	plain, err := aead.Open(nil, b[9:9+ns], b[9+ns:], *ad)
 	if err != nil {
 		return errors.New("personal fields fail authentication (modified)")
 	}
 	var f sealedFields
-	if err := json.Unmarshal(plain, &f); err != nil {
-		return fmt.Errorf("personal fields: %w", err)
+	if err := decodeSealed(plain, &f); err != nil {
+		return err
 	}
 	e.UserID, e.IPAddress, e.UserAgent, e.SessionID = f.UserID, f.IPAddress, f.UserAgent, f.SessionID
 	if f.Details != nil {
@@ -825,30 +829,58 @@ func mergeDetails(kept, moved json.RawMessage) (json.RawMessage, error) {
 	return append(out, m[1:]...), nil
 }
 
-// keysByID reads and unwraps the subject keys with these ids that exist.
+// keysByID returns the subject keys with these ids that exist, opened:
+// from the cache for those opened before, else unwrapped. It scans with
+// pgx directly, reading only the id of a row whose key is in the cache,
+// so such a row costs no allocation.
 func (p *Personal) keysByID(ctx context.Context, ids []int64) (map[int64]cipher.AEAD, error) {
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	rows, err := p.db.DB.QueryContext(ctx, `SELECT id, pseudonym, wrapped, kek_id FROM audit_subject_keys WHERE id = ANY($1)`, ids)
+	keys := make(map[int64]cipher.AEAD, len(ids))
+	type stored struct {
+		id               int64
+		pseudonym, kekID string
+		wrapped          []byte
+	}
+	var unopened []stored
+	err := p.withConn(ctx, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, `SELECT id, pseudonym, wrapped, kek_id FROM audit_subject_keys WHERE id = ANY($1)`, ids)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		m := c.TypeMap()
+		var id int64
+		for rows.Next() {
+			if err := m.Scan(pgtype.Int8OID, rows.FieldDescriptions()[0].Format, rows.RawValues()[0], &id); err != nil {
+				return err
+			}
+			p.mu.Lock()
+			aead, ok := p.opened[id]
+			p.mu.Unlock()
+			if ok {
+				keys[id] = aead
+				continue
+			}
+			var s stored
+			if err := rows.Scan(&s.id, &s.pseudonym, &s.wrapped, &s.kekID); err != nil {
+				return err
+			}
+			unopened = append(unopened, s)
+		}
+		return rows.Err()
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read subject keys: %w", err)
 	}
-	defer func() { _ = rows.Close() }()
-	keys := make(map[int64]cipher.AEAD, len(ids))
-	for rows.Next() {
-		var id int64
-		var ps, kekID string
-		var wrapped []byte
-		if err := rows.Scan(&id, &ps, &wrapped, &kekID); err != nil {
-			return nil, fmt.Errorf("read subject keys: %w", err)
-		}
-		aead, err := p.open(id, ps, wrapped, kekID)
+	for _, s := range unopened {
+		aead, err := p.open(s.id, s.pseudonym, s.wrapped, s.kekID)
 		if err != nil {
 			return nil, err
 		}
-		keys[id] = aead
+		keys[s.id] = aead
 	}
-	return keys, rows.Err()
+	return keys, nil
 }
 
 // RevealUsers returns, for each of names that is a pseudonym with a key,
@@ -913,39 +945,95 @@ func (p *Personal) RevealUsers(ctx context.Context, names []string) (map[string]
 
 var _ audit.ErasureStore = (*Personal)(nil)
 
-// BeginErasure records e as pending (its EventID, Tenant, Pseudonym,
-// RequestedAt and RequestedBy), or returns the erasure already pending for
-// that subject. It returns an error wrapping audit.ErrErasureOff unless
-// the mode of e's tenant is encrypt.
-func (p *Personal) BeginErasure(ctx context.Context, e audit.Erasure) (audit.Erasure, error) {
-	if m := p.ModeOf(e.Tenant); m != PersonalEncrypt {
-		if !p.encrypts() {
-			return audit.Erasure{}, audit.ErrErasureOff
+// BeginErasures records each erasure of list as pending (its EventID,
+// Tenant, Pseudonym, RequestedAt and RequestedBy), unless one is already
+// pending for that subject, and returns in list's order each subject's
+// pending erasure: the one recorded, the one pending before, or (completed
+// meanwhile by another instance) the one recorded. One transaction records
+// them all, in two statements, or none. The subjects of list must be
+// distinct. It returns an error wrapping audit.ErrErasureOff unless the
+// mode of every tenant of list is encrypt.
+func (p *Personal) BeginErasures(ctx context.Context, list []audit.Erasure) ([]audit.Erasure, error) {
+	n := len(list)
+	events, tenants, pseudonyms, bys := make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
+	at := make([]time.Time, n)
+	order := make([]int, n) // indexes of list by subject: one order of insertion, no deadlock between requests
+	for i, e := range list {
+		if m := p.ModeOf(e.Tenant); m != PersonalEncrypt {
+			if !p.encrypts() {
+				return nil, audit.ErrErasureOff
+			}
+			return nil, fmt.Errorf("%w: tenant %q stores personal data as %s (AUDITQ_TENANT_PERSONAL_DATA)", audit.ErrErasureOff, e.Tenant, m)
 		}
-		return audit.Erasure{}, fmt.Errorf("%w: tenant %q stores personal data as %s (AUDITQ_TENANT_PERSONAL_DATA)", audit.ErrErasureOff, e.Tenant, m)
+		order[i] = i
 	}
-	var by any
-	if e.RequestedBy != nil {
-		by = string(e.RequestedBy)
+	slices.SortFunc(order, func(a, b int) int {
+		return cmp.Or(strings.Compare(list[a].Tenant, list[b].Tenant), strings.Compare(list[a].Pseudonym, list[b].Pseudonym))
+	})
+	for j, i := range order {
+		e := list[i]
+		events[j], tenants[j], pseudonyms[j], at[j] = e.EventID, e.Tenant, e.Pseudonym, audit.Normalize(e.RequestedAt)
+		if e.RequestedBy != nil {
+			by := string(e.RequestedBy)
+			bys[j] = &by
+		}
 	}
-	if _, err := p.db.DB.ExecContext(ctx, `INSERT INTO audit_erasures (event_id, tenant, pseudonym, requested_at, requested_by)
-		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, e.EventID, e.Tenant, e.Pseudonym, audit.Normalize(e.RequestedAt), by); err != nil {
-		return audit.Erasure{}, fmt.Errorf("record erasure: %w", err)
-	}
-	list, err := p.erasures(ctx, `WHERE pseudonym = $1 AND tenant = $2 AND completed_at IS NULL`, e.Pseudonym, e.Tenant)
-	if err != nil {
-		return audit.Erasure{}, err
-	}
-	if len(list) == 0 { // completed meanwhile by another instance
-		list, err = p.erasures(ctx, `WHERE event_id = $1`, e.EventID)
+	out := make([]audit.Erasure, n)
+	found := make([]bool, n)
+	err := p.withConn(ctx, func(c *pgx.Conn) error {
+		tx, err := c.Begin(ctx)
 		if err != nil {
-			return audit.Erasure{}, err
+			return err
 		}
-		if len(list) == 0 {
-			return audit.Erasure{}, fmt.Errorf("record erasure %s: not recorded", e.EventID)
+		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+		if _, err := tx.Exec(ctx, `INSERT INTO audit_erasures (event_id, tenant, pseudonym, requested_at, requested_by)
+			SELECT e.id, e.t, e.p, e.at, e.by::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
+			WITH ORDINALITY AS e(id, t, p, at, by, o) ORDER BY e.o ON CONFLICT DO NOTHING`, events, tenants, pseudonyms, at, bys); err != nil {
+			return err
+		}
+		// Each subject's pending erasure (a new statement: it sees those
+		// that concurrent requests committed while the insert waited),
+		// else the erasure recorded under the event id asked.
+		rows, err := tx.Query(ctx, `WITH s AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS s(id, t, p, o))
+			SELECT DISTINCT ON (x.o) x.o, x.event_id, x.tenant, x.pseudonym, x.requested_at, x.requested_by::text, x.completed_at IS NOT NULL, coalesce(x.keys_erased, 0)
+			FROM (SELECT s.o, r.*, 0 AS pref FROM s JOIN audit_erasures r ON r.pseudonym = s.p AND r.tenant = s.t AND r.completed_at IS NULL
+				UNION ALL SELECT s.o, r.*, 1 FROM s JOIN audit_erasures r ON r.event_id = s.id) x
+			ORDER BY x.o, x.pref`, events, tenants, pseudonyms)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var o int
+			var e audit.Erasure
+			var by *string
+			if err := rows.Scan(&o, &e.EventID, &e.Tenant, &e.Pseudonym, &e.RequestedAt, &by, &e.Completed, &e.KeysErased); err != nil {
+				return err
+			}
+			if o < 1 || o > n {
+				return fmt.Errorf("erasure of row %d of %d", o, n)
+			}
+			e.RequestedAt = e.RequestedAt.UTC()
+			if by != nil {
+				e.RequestedBy = []byte(*by)
+			}
+			i := order[o-1]
+			out[i], found[i] = e, true
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return tx.Commit(ctx)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record %d erasures: %w", n, err)
+	}
+	for i, ok := range found {
+		if !ok {
+			return nil, fmt.Errorf("record erasure %s: not recorded", list[i].EventID)
 		}
 	}
-	return list[0], nil
+	return out, nil
 }
 
 // PendingErasures lists the erasures not completed, oldest first.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/auditq/auditq/adapters/postgres"
+	"github.com/auditq/auditq/app/command"
 	"github.com/auditq/auditq/domain/audit"
 )
 
@@ -93,7 +94,7 @@ func BenchmarkErasure(b *testing.B) {
 			}
 			i := 0
 			for b.Loop() {
-				e, err := p.BeginErasure(ctx, audit.Erasure{EventID: fmt.Sprintf("erase-%d", i), Pseudonym: p.Pseudonym(fmt.Sprintf("user-%d", i)),
+				e, err := beginErasure(ctx, p, audit.Erasure{EventID: fmt.Sprintf("erase-%d", i), Pseudonym: p.Pseudonym(fmt.Sprintf("user-%d", i)),
 					RequestedAt: event("x").OccurredAt})
 				if err != nil {
 					b.Fatal(err)
@@ -141,7 +142,7 @@ func BenchmarkErasureBatch(b *testing.B) {
 				list := make([]audit.Erasure, users)
 				evs := make([]audit.Event, users)
 				for i := range list {
-					e, err := p.BeginErasure(ctx, audit.Erasure{EventID: fmt.Sprintf("erase-%d", next), Pseudonym: p.Pseudonym(fmt.Sprintf("user-%d", next)),
+					e, err := beginErasure(ctx, p, audit.Erasure{EventID: fmt.Sprintf("erase-%d", next), Pseudonym: p.Pseudonym(fmt.Sprintf("user-%d", next)),
 						RequestedAt: event("x").OccurredAt})
 					if err != nil {
 						b.Fatal(err)
@@ -162,6 +163,95 @@ func BenchmarkErasureBatch(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/request")
 			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N*users), "ms/erasure")
+		})
+	}
+}
+
+// BenchmarkExportPersonal measures an export of 10,000 events (10 pages
+// of 1,000, as audit.export reads them) with personal data off and
+// encrypted (reading the subject keys, opening and decoding the sealed
+// fields of each event): ns/event and allocations per event.
+func BenchmarkExportPersonal(b *testing.B) {
+	ctx := context.Background()
+	const events = 10_000
+	for _, mode := range []string{"off", "encrypt"} {
+		b.Run(mode, func(b *testing.B) {
+			repo := personalRepos(b)[mode]
+			for i := range events / 1000 {
+				if _, err := repo.Write(ctx, personalBatch(fmt.Sprint(i))); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				f := audit.SearchFilter{Limit: 1000}
+				n := 0
+				for {
+					page, err := repo.ExportPage(ctx, f)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if len(page) == 0 {
+						break
+					}
+					if mode == "encrypt" && page[0].IPAddress == "" {
+						b.Fatalf("event %s not decrypted", page[0].ID)
+					}
+					n += len(page)
+					last := page[len(page)-1]
+					f.After = &audit.Position{OccurredAt: last.OccurredAt, ID: last.ID}
+				}
+				if n != events {
+					b.Fatalf("exported %d events, want %d", n, events)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*events), "ns/event")
+		})
+	}
+}
+
+// BenchmarkEraseRequest measures one erasure request (audit.admin.erase
+// with userIds, auditq erase with --user repeated) of 100 and of 1,000
+// users among 1,000 other data subjects, through the handler the service
+// runs: the pending erasures recorded, their erasure events written, the
+// keys destroyed under one replacement of the key-encryption key.
+func BenchmarkEraseRequest(b *testing.B) {
+	ctx := context.Background()
+	for _, users := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) {
+			db := newDB(b)
+			p := openPersonal(b, db, postgres.PersonalEncrypt, newKEK(b))
+			repo := postgres.NewRepository(db).WithPersonal(p)
+			others := make([]audit.Event, 1000)
+			for i := range others {
+				others[i] = personalEvent(fmt.Sprintf("o-%d", i), fmt.Sprintf("other-%d", i))
+			}
+			if _, err := repo.Write(ctx, others); err != nil {
+				b.Fatal(err)
+			}
+			h := command.NewEraseHandler(p, repo, command.EraseConfig{})
+			who := map[string]any{"user": "bench"}
+			round := 0
+			for b.Loop() {
+				b.StopTimer()
+				round++
+				req := command.EraseRequest{UserIDs: make([]string, users)}
+				evs := make([]audit.Event, users)
+				for i := range evs {
+					req.UserIDs[i] = fmt.Sprintf("user-%d-%d", round, i)
+					evs[i] = personalEvent(fmt.Sprintf("e-%d-%d", round, i), req.UserIDs[i])
+				}
+				if _, err := repo.Write(ctx, evs); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				res, err := h.HandleList(ctx, req, who)
+				if err != nil || len(res.Erasures) != users || res.Erasures[users-1].KeysDestroyed != 1 {
+					b.Fatalf("erase %d users: %v", users, err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/request")
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*users), "us/user")
 		})
 	}
 }

@@ -178,14 +178,14 @@ func TestPersonalDestroyKeys(t *testing.T) {
 	if _, err := repo.Write(ctx, []audit.Event{personalEvent("d1", "dan"), personalEvent("d2", "eve")}); err != nil {
 		t.Fatal(err)
 	}
-	e, err := p.BeginErasure(ctx, audit.Erasure{EventID: "erase-1", Pseudonym: p.Pseudonym("dan"), RequestedAt: event("x").OccurredAt, RequestedBy: []byte(`{"who":"test"}`)})
+	e, err := beginErasure(ctx, p, audit.Erasure{EventID: "erase-1", Pseudonym: p.Pseudonym("dan"), RequestedAt: event("x").OccurredAt, RequestedBy: []byte(`{"who":"test"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if pending, err := p.PendingErasures(ctx); err != nil || len(pending) != 1 || !bytes.Contains(pending[0].RequestedBy, []byte("test")) {
 		t.Fatalf("pending erasures %v %+v", err, pending)
 	}
-	if dup, err := p.BeginErasure(ctx, audit.Erasure{EventID: "erase-2", Pseudonym: p.Pseudonym("dan"), RequestedAt: event("x").OccurredAt}); err != nil || dup.EventID != "erase-1" {
+	if dup, err := beginErasure(ctx, p, audit.Erasure{EventID: "erase-2", Pseudonym: p.Pseudonym("dan"), RequestedAt: event("x").OccurredAt}); err != nil || dup.EventID != "erase-1" {
 		t.Fatalf("a second erasure while one is pending: %v %+v", err, dup)
 	}
 	if e, err = p.DestroyKeys(ctx, e); err != nil || !e.Completed || e.KeysErased != 1 {
@@ -233,7 +233,7 @@ func TestPersonalErasureReplacesTheKEK(t *testing.T) {
 	if _, err := repo1.Write(ctx, []audit.Event{personalEvent("r1", "fay"), personalEvent("r2", "gus")}); err != nil {
 		t.Fatal(err)
 	}
-	e, err := p1.BeginErasure(ctx, audit.Erasure{EventID: "erase-r", Pseudonym: p1.Pseudonym("fay"), RequestedAt: event("x").OccurredAt})
+	e, err := beginErasure(ctx, p1, audit.Erasure{EventID: "erase-r", Pseudonym: p1.Pseudonym("fay"), RequestedAt: event("x").OccurredAt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +316,7 @@ func TestPersonalExport(t *testing.T) {
 	if all, err := repo.ExportPage(ctx, audit.SearchFilter{SessionID: "s", Limit: 10}); err != nil || len(all) != 4 {
 		t.Fatalf("export session s: %v, %d events", err, len(all))
 	}
-	e, err := p.BeginErasure(ctx, audit.Erasure{EventID: "erase-x", Pseudonym: p.Pseudonym("ben"), RequestedAt: event("x").OccurredAt})
+	e, err := beginErasure(ctx, p, audit.Erasure{EventID: "erase-x", Pseudonym: p.Pseudonym("ben"), RequestedAt: event("x").OccurredAt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,10 +408,10 @@ func TestPersonalTenants(t *testing.T) {
 	}
 	read(map[string]string{"": p.Pseudonym("u-1"), "acme": "u-1", "beta": "u-1", "globex": "u-1"})
 
-	if _, err := p.BeginErasure(ctx, audit.Erasure{EventID: "erase-g", Tenant: "globex", Pseudonym: p.PseudonymIn("globex", "u-1"), RequestedAt: event("x").OccurredAt}); !errors.Is(err, audit.ErrErasureOff) || !strings.Contains(err.Error(), `"globex"`) {
+	if _, err := beginErasure(ctx, p, audit.Erasure{EventID: "erase-g", Tenant: "globex", Pseudonym: p.PseudonymIn("globex", "u-1"), RequestedAt: event("x").OccurredAt}); !errors.Is(err, audit.ErrErasureOff) || !strings.Contains(err.Error(), `"globex"`) {
 		t.Fatalf("erasure in a tenant that does not encrypt: %v", err)
 	}
-	e, err := p.BeginErasure(ctx, audit.Erasure{EventID: "erase-a", Tenant: "acme", Pseudonym: p.PseudonymIn("acme", "u-1"), RequestedAt: event("x").OccurredAt})
+	e, err := beginErasure(ctx, p, audit.Erasure{EventID: "erase-a", Tenant: "acme", Pseudonym: p.PseudonymIn("acme", "u-1"), RequestedAt: event("x").OccurredAt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +485,7 @@ func TestPersonalPseudonymKeyMovedUnderItsOwnKey(t *testing.T) {
 	if _, err := postgres.NewRepository(db).WithPersonal(p).Write(ctx, []audit.Event{personalEvent("m1", "u-1")}); err != nil {
 		t.Fatal(err)
 	}
-	e, err := p.BeginErasure(ctx, audit.Erasure{EventID: "erase-m", Pseudonym: p.Pseudonym("u-1"), RequestedAt: event("x").OccurredAt})
+	e, err := beginErasure(ctx, p, audit.Erasure{EventID: "erase-m", Pseudonym: p.Pseudonym("u-1"), RequestedAt: event("x").OccurredAt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -533,4 +533,13 @@ func TestPersonalHoldInEveryTenant(t *testing.T) {
 	if got := ids(t, db); !reflect.DeepEqual(got, []string{"held-", "held-acme", "held-globex"}) {
 		t.Fatalf("left: %v", got)
 	}
+}
+
+// beginErasure records one pending erasure: BeginErasures of one.
+func beginErasure(ctx context.Context, p *postgres.Personal, e audit.Erasure) (audit.Erasure, error) {
+	list, err := p.BeginErasures(ctx, []audit.Erasure{e})
+	if err != nil {
+		return audit.Erasure{}, err
+	}
+	return list[0], nil
 }

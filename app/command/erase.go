@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/auditq/auditq/domain/audit"
@@ -218,14 +217,15 @@ func (h EraseHandler) erase(ctx context.Context, users []string, field string, t
 	for i, u := range users {
 		id := make([]byte, 16)
 		_, _ = rand.Read(id)
-		e, err := h.store.BeginErasure(ctx, audit.Erasure{
+		list[i] = audit.Erasure{
 			EventID: audit.ErasureEventIDPrefix + hex.EncodeToString(id), Tenant: tenant, Pseudonym: h.store.PseudonymIn(tenant, u),
 			RequestedAt: at, RequestedBy: by,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("erase: %w", err)
 		}
-		list[i] = e
+	}
+	// Every user its own pending erasure, all recorded in one transaction.
+	list, err = h.store.BeginErasures(ctx, list)
+	if err != nil {
+		return nil, fmt.Errorf("erase: %w", err)
 	}
 	list, err = h.complete(ctx, list)
 	if err != nil {
@@ -255,10 +255,9 @@ func (h EraseHandler) CompletePending(ctx context.Context) (int, error) {
 }
 
 // complete writes the erasure events of list not completed (duplicates
-// when written before) in one write, then destroys each one's keys: the
-// first destruction serves them all (DestroyKeys completes every pending
-// erasure whose event is recorded), the others find theirs done. It
-// returns list completed.
+// when written before) in one write, then destroys their keys under one
+// replacement of the key-encryption key (DestroyKeysOf). It returns list
+// completed.
 func (h EraseHandler) complete(ctx context.Context, list []audit.Erasure) ([]audit.Erasure, error) {
 	var evs []audit.Event
 	for _, e := range list {
@@ -290,16 +289,9 @@ func (h EraseHandler) complete(ctx context.Context, list []audit.Erasure) ([]aud
 	// waiting, within destroyTimeout.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), destroyTimeout)
 	defer cancel()
-	out := slices.Clone(list)
-	for i, e := range out {
-		if e.Completed {
-			continue
-		}
-		done, err := h.store.DestroyKeys(dctx, e)
-		if err != nil {
-			return nil, fmt.Errorf("erase: %w", err)
-		}
-		out[i] = done
+	out, err := h.store.DestroyKeysOf(dctx, list)
+	if err != nil {
+		return nil, fmt.Errorf("erase: %w", err)
 	}
 	return out, nil
 }

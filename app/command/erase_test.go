@@ -79,3 +79,13 @@ func TestEraseTenantRules(t *testing.T) {
 		t.Fatalf("no tenant with tenants on: %v", err)
 	}
 }
+
+// A held user in a list refuses the whole list, naming its index, before
+// anything reaches the store.
+func TestEraseListRefusedByALegalHoldNamesTheIndex(t *testing.T) {
+	h := command.NewEraseHandler(nil, nil, command.EraseConfig{HoldUsers: []string{"held"}})
+	_, err := h.HandleList(context.Background(), command.EraseRequest{UserIDs: []string{"u-1", "u-2", "held", "u-3"}}, nil)
+	if !errors.Is(err, audit.ErrLegalHold) || !strings.Contains(err.Error(), "userIds[2]") {
+		t.Fatalf("erase a list with a held user: %v, want a legal hold naming userIds[2]", err)
+	}
+}

@@ -45,13 +45,15 @@ type Erasure struct {
 type ErasureStore interface {
 	// PseudonymIn returns the keyed pseudonym of a user id in a tenant.
 	PseudonymIn(tenant, userID string) string
-	// BeginErasure records a pending erasure of the subject with this
-	// tenant and pseudonym, or returns the one already pending.
-	BeginErasure(ctx context.Context, e Erasure) (Erasure, error)
-	// DestroyKeys destroys every key of the erasure's subject (in its
-	// tenant only) and marks it
+	// BeginErasures records, all or none, a pending erasure of the subject
+	// (tenant and pseudonym) of each of list, subjects distinct, and
+	// returns in list's order each subject's pending erasure: the one
+	// recorded, or the one already pending.
+	BeginErasures(ctx context.Context, list []Erasure) ([]Erasure, error)
+	// DestroyKeysOf destroys every key of the subject of each erasure of
+	// list (in its tenant only), marks them completed and returns list
 	// completed. Doing it again destroys nothing more.
-	DestroyKeys(ctx context.Context, e Erasure) (Erasure, error)
+	DestroyKeysOf(ctx context.Context, list []Erasure) ([]Erasure, error)
 	// PendingErasures lists the erasures recorded but not completed.
 	PendingErasures(ctx context.Context) ([]Erasure, error)
 }

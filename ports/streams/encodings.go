@@ -178,6 +178,10 @@ func hasPersonal(evs []audit.SealedEvent) bool {
 	return false
 }
 
+// leafDataGuess is the bytes of leaf data revealed reserves per event: a
+// typical event's stored form, sealed fields included.
+const leafDataGuess = 512
+
 // revealed returns the events evs[i] for i in idx as reads show them, in
 // that order: copies, revealed in one call (one read of the subject
 // keys), with the leaf data of their stored form when that differs.
@@ -190,14 +194,21 @@ func (c *encodings) revealed(ctx context.Context, evs []audit.SealedEvent, idx [
 		return out, nil
 	}
 	shown := make([]audit.Event, len(out))
+	// The leaf data of every event, one after the other in one buffer
+	// (earlier ones stay where they were when it grows).
+	var leaves []byte
 	for j := range out {
 		e := &out[j]
 		if e.Pseudonym != "" || e.Personal != nil {
-			leaf, err := evidence.AppendCanonicalEvent(nil, e.Event)
-			if err != nil {
+			if leaves == nil {
+				leaves = make([]byte, 0, leafDataGuess*len(out))
+			}
+			start := len(leaves)
+			var err error
+			if leaves, err = evidence.AppendCanonicalEvent(leaves, e.Event); err != nil {
 				return nil, fmt.Errorf("event %s: leaf data: %w", e.ID, err)
 			}
-			e.LeafData = leaf
+			e.LeafData = leaves[start:len(leaves):len(leaves)]
 		}
 		shown[j] = e.Event
 	}
