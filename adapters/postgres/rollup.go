@@ -40,8 +40,9 @@ import (
 //     roll, whether or not the roll counted its rows.
 //   - From fresh hours the Roller also rolls up whole UTC days and months
 //     (spans, audit_spans), recording the sum of their hours' versions.
-//     Versions only grow and only folds bump them, so a span is fresh
-//     while that sum is unchanged and no change row lies in it.
+//     Versions only grow, and only folds (and bumps from around auditq)
+//     change them, so a span is fresh while that sum is unchanged and no
+//     change row lies in it.
 //   - ReportCounts reads, in one snapshot, fresh spans and fresh hours
 //     from the rollups and every other instant of the period (stale and
 //     recent hours, edges of zones with other offsets) from audit_logs.
@@ -101,8 +102,8 @@ const rollupLockKey = 0x726f6c6c7570
 // Roller brings the report rollups up to date: it folds the change rows
 // of writes and cleanups into the hours' versions, rolls the hours whose
 // version differs from the version their rollup rows were computed at,
-// then the UTC days and months whose
-// hours are all fresh but changed since the span was rolled. Reports read
+// then the UTC days and months whose hours are all fresh but changed
+// since the span was rolled. Reports read
 // whatever is not fresh raw, so rolling is never needed for a report to
 // be exact, only for it to be fast.
 type Roller struct {
