@@ -599,9 +599,10 @@ func median(v []float64) float64 {
 }
 
 // waitRolledSQL counts the hours, older than the roller's lag, not rolled
-// up and the days, older than two days, whose day rollup is missing or
+// up, their change rows not folded yet, and the days, older than two days, whose day rollup is missing or
 // stale. (The roller leaves the newest hours alone: they still change.)
-const waitRolledSQL = `SELECT (SELECT count(*) FROM audit_hours WHERE version <> rolled_version AND hour < now() - interval '3 hours') + (
+const waitRolledSQL = `SELECT (SELECT count(*) FROM audit_hours WHERE version <> rolled_version AND hour < now() - interval '3 hours') +
+	(SELECT count(*) FROM audit_hour_changes WHERE hour < now() - interval '3 hours') + (
 	SELECT count(*) FROM (SELECT date_trunc('day', hour, 'UTC') AS d, sum(version) AS sig FROM audit_hours GROUP BY 1) b
 	LEFT JOIN audit_spans s ON s.starts_at = b.d AND s.ends_at - s.starts_at = interval '1 day' AND s.hours_version = b.sig
 	WHERE s.id IS NULL AND b.d < now() - interval '2 days')`

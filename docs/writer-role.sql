@@ -35,9 +35,11 @@ GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO auditq_writer;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO auditq_writer;
 
 -- The report rollups (derived from audit_logs; README "How reports stay
--- fast"): the roller replaces a changed hour's or span's rows.
+-- fast"): the roller replaces a changed hour's or span's rows, and folds
+-- the change rows of writes and cleanups into the hours' versions.
 GRANT DELETE ON audit_rollup_actions, audit_rollup_users, audit_rollup_resources,
-    audit_span_actions, audit_span_users, audit_span_resources TO auditq_writer;
+    audit_span_actions, audit_span_users, audit_span_resources,
+    audit_hour_changes TO auditq_writer;
 
 -- Erasure (docs/personal-data.md) destroys a data subject's key: delete
 -- on audit_subject_keys, and nothing else of the personal-data tables.

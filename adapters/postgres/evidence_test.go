@@ -557,7 +557,8 @@ func TestVerifyReportsCatchesRollupTampering(t *testing.T) {
 			if _, err := tr.repo.Write(ctx, []audit.Event{e}); err != nil {
 				t.Fatal(err)
 			}
-		}, tamper: `UPDATE audit_hours SET rolled_version = version WHERE hour = '2026-01-10T01:00:00Z'`,
+		}, tamper: `WITH folded AS (DELETE FROM audit_hour_changes WHERE hour = '2026-01-10T01:00:00Z')
+			UPDATE audit_hours SET rolled_version = version WHERE hour = '2026-01-10T01:00:00Z'`,
 			subject: `report rollup of hour 2026-01-10T01:00:00Z, action "user.login"`, reason: "rolled up as 1 events (0 failed), its rows hold 2 (0 failed)"},
 		{name: "hour of a current month made stale", tamper: `UPDATE audit_hours SET rolled_version = rolled_version - 1 WHERE hour = '2026-01-10T05:00:00Z'`,
 			subject: "report rollup of month 2026-01", reason: "marked current, but its hour 2026-01-10T05:00:00Z is not rolled up"},

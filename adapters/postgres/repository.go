@@ -254,7 +254,8 @@ func null(s string) any {
 
 // copyDirect COPYs the rows plan gives into audit_logs in one
 // transaction; every row is new if it succeeds. The hours of the rows are
-// marked changed for the report rollups (bumpHours) as the last statement.
+// marked changed for the report rollups (markHours) in the same
+// transaction.
 // With a seal job, the batch record goes with the COMMIT (see sealedTx).
 func copyDirect(ctx context.Context, c *pgx.Conn, events []audit.Event, plan func(pgx.Tx) (prepared, error)) ([]int, error) {
 	all := make([]int, len(events))
@@ -278,7 +279,7 @@ func copyDirect(ctx context.Context, c *pgx.Conn, events []audit.Event, plan fun
 		if seal != nil {
 			seal.prepare(all)
 		}
-		return seal, bumpHours(ctx, tx, events, all)
+		return seal, markHours(ctx, tx, events, all)
 	})
 	if err != nil {
 		return nil, err
@@ -288,7 +289,7 @@ func copyDirect(ctx context.Context, c *pgx.Conn, events []audit.Event, plan fun
 
 // copyStaged COPYs the rows plan gives into a per-session staging table
 // and moves the new ones into audit_logs, returning which were new; it
-// marks their hours changed (bumpHours) as copyDirect does.
+// marks their hours changed (markHours) as copyDirect does.
 func copyStaged(ctx context.Context, c *pgx.Conn, events []audit.Event, plan func(pgx.Tx) (prepared, error)) ([]int, error) {
 	var inserted []int
 	err := sealedTx(ctx, c, func(tx pgx.Tx) (*sealJob, error) {
@@ -341,7 +342,7 @@ func copyStaged(ctx context.Context, c *pgx.Conn, events []audit.Event, plan fun
 		if seal != nil {
 			seal.prepare(inserted)
 		}
-		return seal, bumpHours(ctx, tx, events, inserted)
+		return seal, markHours(ctx, tx, events, inserted)
 	})
 	if err != nil {
 		return nil, err

@@ -105,7 +105,7 @@ const keep = `(a.action = ANY($2::text[])
 // the cutoff ($1) after the keyset cursor ($7, $8, $10; $9 false = from the
 // start) and returns how many it looked at and deleted, and the new cursor.
 // A row is its (id, tenant): the same id in another tenant is another
-// event, with its own cutoff. It bumps the hours of the deleted rows in
+// event, with its own cutoff. It marks the hours of the deleted rows changed in
 // the same statement, so the report rollups of those hours are stale from
 // the moment it commits.
 // SKIP LOCKED: two cleanups running at once (two firings, two instances)
@@ -122,10 +122,9 @@ const chunkSQL = `WITH batch AS (
 	RETURNING a.seal_batch, a.seal_leaf, a.occurred_at
 ), hours AS (
 	-- The deleted rows' hours change for the report rollups, in this
-	-- transaction and in hour order (as Write bumps them): see bumpHours.
-	INSERT INTO audit_hours (hour)
-	SELECT DISTINCT date_trunc('hour', occurred_at, 'UTC') FROM deleted ORDER BY 1
-	ON CONFLICT (hour) DO UPDATE SET version = audit_hours.version + 1
+	-- transaction, without a lock a writer waits for: see markHours.
+	INSERT INTO audit_hour_changes (hour)
+	SELECT DISTINCT date_trunc('hour', occurred_at, 'UTC') FROM deleted
 ), last AS (
 	SELECT occurred_at, id, tenant FROM batch ORDER BY occurred_at DESC, id DESC, tenant DESC LIMIT 1
 )

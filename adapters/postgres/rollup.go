@@ -21,40 +21,53 @@ import (
 // Report rollups keep reports fast without ever letting them disagree
 // with the rows (see Roller):
 //
-//   - audit_hours has a version per UTC hour. Every transaction that
-//     inserts rows (Write) or deletes them (Retention) bumps the version of
-//     their hours as its last statement, holding the hour's row lock until
-//     it commits.
-//   - The Roller recomputes an hour's rollup rows after locking its
-//     audit_hours row (so it waits for writers of that hour in flight, and
-//     later writers wait for it and bump again) and stores the version it
-//     saw as rolled_version, in the same transaction.
+//   - Every transaction that inserts rows (Write) or deletes them
+//     (Retention) appends one row per UTC hour it changed to
+//     audit_hour_changes. An insert locks no existing row, so two flushes
+//     of one hour never wait on each other.
+//   - audit_hours has a version per UTC hour and the version its rollup
+//     rows were computed at (rolled_version). An hour is fresh in a
+//     snapshot when version = rolled_version and the snapshot sees no
+//     change row of the hour.
+//   - The Roller first folds the change rows into audit_hours: in one
+//     statement it deletes those it sees and bumps the version of their
+//     hours (creating missing hours, stale), so the hours stay stale by
+//     version. It then recomputes each stale hour's rollup rows after
+//     locking its audit_hours row (the fold and a roll of one hour
+//     serialize there) and stores the version it saw as rolled_version, in
+//     the same transaction. A writer that commits after the fold's delete
+//     left its change row, so its hour is stale until the next fold and
+//     roll, whether or not the roll counted its rows.
 //   - From fresh hours the Roller also rolls up whole UTC days and months
 //     (spans, audit_spans), recording the sum of their hours' versions.
-//     Versions only grow, so a span is fresh while that sum is unchanged.
+//     Versions only grow, and only folds (and bumps from around auditq)
+//     change them, so a span is fresh while that sum is unchanged and no
+//     change row lies in it.
 //   - ReportCounts reads, in one snapshot, fresh spans and fresh hours
-//     (version = rolled_version) from the rollups and every other instant
-//     of the period (stale and recent hours, edges of zones with other
-//     offsets) from audit_logs.
+//     from the rollups and every other instant of the period (stale and
+//     recent hours, edges of zones with other offsets) from audit_logs.
 //   - Rollup rows count one tenant each; versions are per hour, for every
 //     tenant together. TenantReportCounts reads the same fresh spans and
 //     hours, and raw instants, confined to the tenant's rows, and the
 //     report over every tenant sums all of them.
 
-// bumpHoursSQL marks hours as changed. The hours are sorted, so two
-// transactions bumping the same hours lock them in the same order and
-// never deadlock.
-const bumpHoursSQL = `INSERT INTO audit_hours (hour) SELECT unnest($1::timestamptz[])
+// markHoursSQL records hours as changed. It takes no lock another writer
+// waits for.
+const markHoursSQL = `INSERT INTO audit_hour_changes (hour) SELECT unnest($1::timestamptz[])`
+
+// foldChangesSQL deletes the change rows the statement sees and bumps the
+// version of their hours in the same statement, in hour order.
+const foldChangesSQL = `WITH changed AS (DELETE FROM audit_hour_changes RETURNING hour)
+INSERT INTO audit_hours (hour) SELECT DISTINCT hour FROM changed ORDER BY 1
 ON CONFLICT (hour) DO UPDATE SET version = audit_hours.version + 1`
 
 // hourOf returns the UTC hour holding t.
 func hourOf(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
 
-// bumpHours bumps, within tx, the version of every distinct UTC hour of
-// events[i] for i in inserted; it does nothing when inserted is empty. It
-// must be the transaction's last statement on audit_logs' data, so that the
-// hour locks are held as briefly as possible.
-func bumpHours(ctx context.Context, tx pgx.Tx, events []audit.Event, inserted []int) error {
+// markHours records, within tx, every distinct UTC hour of events[i] for i
+// in inserted as changed (markHoursSQL); it does nothing when inserted is
+// empty.
+func markHours(ctx context.Context, tx pgx.Tx, events []audit.Event, inserted []int) error {
 	if len(inserted) == 0 {
 		return nil
 	}
@@ -67,7 +80,7 @@ func bumpHours(ctx context.Context, tx pgx.Tx, events []audit.Event, inserted []
 	}
 	slices.SortFunc(hours, func(a, b time.Time) int { return a.Compare(b) })
 	hours = slices.CompactFunc(hours, time.Time.Equal)
-	if _, err := tx.Exec(ctx, bumpHoursSQL, hours); err != nil {
+	if _, err := tx.Exec(ctx, markHoursSQL, hours); err != nil {
 		return fmt.Errorf("mark %d hours changed: %w", len(hours), err)
 	}
 	return nil
@@ -86,10 +99,11 @@ const DefaultRollupBatch = 100
 // from rolling at the same time ("rollup" in ASCII).
 const rollupLockKey = 0x726f6c6c7570
 
-// Roller brings the report rollups up to date: first the hours whose
-// version (bumped by every write and cleanup) differs from the version
-// their rollup rows were computed at, then the UTC days and months whose
-// hours are all fresh but changed since the span was rolled. Reports read
+// Roller brings the report rollups up to date: it folds the change rows
+// of writes and cleanups into the hours' versions, rolls the hours whose
+// version differs from the version their rollup rows were computed at,
+// then the UTC days and months whose hours are all fresh but changed
+// since the span was rolled. Reports read
 // whatever is not fresh raw, so rolling is never needed for a report to
 // be exact, only for it to be fast.
 type Roller struct {
@@ -226,6 +240,9 @@ func (r *Roller) Roll(ctx context.Context) (Rolled, error) {
 			return nil
 		}
 		defer c.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(rollupLockKey)) //nolint:errcheck // released with the session anyway
+		if _, err := c.Exec(ctx, foldChangesSQL); err != nil {
+			return fmt.Errorf("fold hour changes: %w", err)
+		}
 		rows, err := c.Query(ctx, staleHoursSQL, r.lag.Microseconds(), r.batch)
 		if err != nil {
 			return err
@@ -276,10 +293,11 @@ func (r *Roller) Roll(ctx context.Context) (Rolled, error) {
 }
 
 // rollHour recomputes hour's rollup rows in one READ COMMITTED
-// transaction. The FOR UPDATE waits for every writer that bumped the hour
-// and has not committed yet; the statements after it take their snapshots
-// once those committed, and writers that come later wait for this
-// transaction, then bump the version past the one recorded here.
+// transaction. The FOR UPDATE waits for a fold (or a bump from around
+// auditq) of the hour in flight; a later fold waits for this transaction
+// and bumps the version past the one recorded here. Writers take no lock
+// here: one that commits after the last fold left a change row, which
+// keeps the hour stale whatever this transaction counted.
 func rollHour(ctx context.Context, c *pgx.Conn, hour time.Time) error {
 	return pgx.BeginTxFunc(ctx, c, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		var version int64
@@ -299,13 +317,15 @@ func rollHour(ctx context.Context, c *pgx.Conn, hour time.Time) error {
 // rollSpan recomputes a span's rollup rows from the hourly ones in one
 // REPEATABLE READ transaction, so from one snapshot: the hours' versions
 // it records are those of the hourly rows it sums. It rolls nothing, and
-// returns false, when an hour of the span is not fresh (any more).
+// returns false, when an hour of the span is not fresh (any more): not
+// rolled at its version, or with a change row.
 func rollSpan(ctx context.Context, c *pgx.Conn, s span) (bool, error) {
 	rolled := false
 	err := pgx.BeginTxFunc(ctx, c, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 		var sig int64
 		var fresh bool
 		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(version), 0), coalesce(bool_and(version = rolled_version), true)
+			AND NOT EXISTS (SELECT 1 FROM audit_hour_changes c WHERE c.hour >= $1 AND c.hour < $2)
 			FROM audit_hours WHERE hour >= $1 AND hour < $2`, s.from, s.to).Scan(&sig, &fresh); err != nil {
 			return err
 		}
@@ -434,19 +454,25 @@ UNION ALL SELECT 5, NULL, user_id, NULL, n, 0 FROM users
 UNION ALL SELECT 6, NULL, NULL, resource_type, n, 0 FROM resources`
 
 // freshSpan is true for a fresh span s of audit_spans: its hours' versions
-// still add up to what they were when it was rolled.
+// still add up to what they were when it was rolled, and none of its hours
+// has a change row.
 const freshSpan = `s.hours_version = (SELECT coalesce(sum(h.version), 0) FROM audit_hours h
-	WHERE h.hour >= s.starts_at AND h.hour < s.ends_at)`
+	WHERE h.hour >= s.starts_at AND h.hour < s.ends_at)
+	AND NOT EXISTS (SELECT 1 FROM audit_hour_changes c WHERE c.hour >= s.starts_at AND c.hour < s.ends_at)`
 
 // freshSpansSQL lists the fresh spans lying wholly inside [?, ?].
 const freshSpansSQL = `SELECT s.id, s.starts_at, s.ends_at FROM audit_spans s
 WHERE s.starts_at >= ? AND s.ends_at <= ? AND ` + freshSpan + `
 ORDER BY s.ends_at - s.starts_at DESC, s.starts_at`
 
-// freshHoursSQL lists the fresh hours (rollups up to date) lying wholly
-// inside [?, ?], the second bound being the period's end minus an hour.
-const freshHoursSQL = `SELECT hour FROM audit_hours
-WHERE hour >= ? AND hour <= ? AND version = rolled_version ORDER BY hour`
+// freshHoursSQL lists the fresh hours (rollups up to date, no change row)
+// lying wholly inside [?, ?], the second bound being the period's end
+// minus an hour.
+const freshHoursSQL = `SELECT hour FROM audit_hours h
+WHERE hour >= ? AND hour <= ? AND ` + freshHour + ` ORDER BY hour`
+
+// freshHour is true for a fresh hour h of audit_hours.
+const freshHour = `h.version = h.rolled_version AND NOT EXISTS (SELECT 1 FROM audit_hour_changes c WHERE c.hour = h.hour)`
 
 // spanRow is a fresh span as read by a report.
 type spanRow struct {

@@ -15,8 +15,8 @@ import (
 // report reads from the rollups is what this check recomputes, from the
 // same snapshot as the rest of the verification:
 //
-//   - every current hour (version = rolled_version) against its rows in
-//     audit_logs;
+//   - every current hour (version = rolled_version, no change row) against
+//     its rows in audit_logs;
 //   - every current span (hours_version = the sum of its hours' versions)
 //     against the sum of its hours' rollups, and that each of its hours
 //     is current, so spans agree with the rows through their hours.
@@ -40,7 +40,7 @@ import (
 // signatures differ: kind 'hour' with the hour, kind 'span' with the
 // span's id. $1 is the hash seed, $2 the limit per kind.
 const rollupSigsSQL = `WITH fresh AS MATERIALIZED (
-	SELECT hour FROM audit_hours WHERE version = rolled_version
+	SELECT hour FROM audit_hours h WHERE ` + freshHour + `
 ), raw AS (
 	SELECT date_trunc('hour', occurred_at, 'UTC') AS hour, count(*)::numeric AS n,
 		count(*) FILTER (WHERE NOT success)::numeric AS failed,
@@ -161,7 +161,7 @@ const freshSpansCTE = `WITH fresh AS MATERIALIZED (
 const staleHoursInFreshSpansSQL = freshSpansCTE + `
 SELECT f.starts_at, f.ends_at, h.hour FROM fresh f
 JOIN audit_hours h ON h.hour >= f.starts_at AND h.hour < f.ends_at
-WHERE h.version <> h.rolled_version
+WHERE NOT (` + freshHour + `)
 ORDER BY f.starts_at, f.ends_at, h.hour LIMIT $1`
 
 // rollupCheckLimit bounds the disagreements one check lists per kind.
@@ -175,7 +175,7 @@ var rollupDims = [...]string{1: "action", 2: "user", 3: "resource type"}
 // many current hours and spans it checked.
 func (s *EvidenceStore) CheckRollups(ctx context.Context, mismatch func(subject, reason string)) (hours, spans int64, err error) {
 	fail := func(err error) (int64, int64, error) { return 0, 0, fmt.Errorf("check report rollups: %w", err) }
-	if err := s.q.QueryRowContext(ctx, `SELECT count(*) FROM audit_hours WHERE version = rolled_version`).Scan(&hours); err != nil {
+	if err := s.q.QueryRowContext(ctx, `SELECT count(*) FROM audit_hours h WHERE `+freshHour).Scan(&hours); err != nil {
 		return fail(err)
 	}
 	if err := s.q.QueryRowContext(ctx, freshSpansCTE+` SELECT count(*) FROM fresh`).Scan(&spans); err != nil {

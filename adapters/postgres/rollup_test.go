@@ -141,11 +141,15 @@ func rollAll(t testing.TB, db *bun.DB) postgres.Rolled {
 	return n
 }
 
-// hourState returns (fresh, stale) hour counts in [from, to).
+// hourState returns (fresh, stale) hour counts in [from, to), over the
+// hours of audit_hours and those with change rows only: fresh is rolled
+// at its version with no change row.
 func hourState(t testing.TB, db *bun.DB, from, to time.Time) (fresh, stale int) {
 	t.Helper()
-	err := db.DB.QueryRowContext(context.Background(), `SELECT count(*) FILTER (WHERE version = rolled_version),
-		count(*) FILTER (WHERE version <> rolled_version) FROM audit_hours WHERE hour >= $1 AND hour < $2`, from, to).Scan(&fresh, &stale)
+	err := db.DB.QueryRowContext(context.Background(), `SELECT count(*) FILTER (WHERE f), count(*) FILTER (WHERE NOT f)
+		FROM (SELECT coalesce(h.version = h.rolled_version, false) AND NOT EXISTS (SELECT 1 FROM audit_hour_changes c WHERE c.hour = a.hour) AS f
+			FROM (SELECT hour FROM audit_hours UNION SELECT hour FROM audit_hour_changes) a
+			LEFT JOIN audit_hours h ON h.hour = a.hour WHERE a.hour >= $1 AND a.hour < $2) s`, from, to).Scan(&fresh, &stale)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,10 +408,11 @@ func sealedRepo(t testing.TB, db *bun.DB) (*postgres.Repository, *postgres.Delet
 	return postgres.NewRepository(db).WithSealer(postgres.NewSealer(db, signer)), postgres.NewDeletionRecorder(signer)
 }
 
-// The roller waits for a writer whose transaction bumped the hour and has
-// not committed; a writer whose rows the roller could not see yet bumps
-// the hour after the roller committed, leaving it stale. Either way the
-// report equals the rows.
+// A change made around auditq that bumps audit_hours directly (as
+// docs/operations.md asks) keeps working: the roller waits for a writer
+// whose transaction bumped the hour and has not committed; a writer whose
+// rows the roller could not see yet bumps the hour after the roller
+// committed, leaving it stale. Either way the report equals the rows.
 func TestRollupAndWritersInFlight(t *testing.T) {
 	ctx := context.Background()
 	db := newDB(t)
