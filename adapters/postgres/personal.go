@@ -160,6 +160,14 @@ type Personal struct {
 	mu     sync.Mutex
 	opened map[int64]cipher.AEAD
 
+	// known caches the subject keys writes found, by subject, for the
+	// key generation in knownAt (see subjectKeys): every erasure that
+	// destroys keys starts a new generation, so while the database is
+	// still at knownAt, every key in known still exists.
+	knownMu sync.Mutex
+	known   map[subject]subjectKey
+	knownAt keyGeneration
+
 	// kek is the key-encryption key the stored keys were last seen
 	// wrapped under (see wrapperFor).
 	kekMu sync.Mutex
@@ -208,7 +216,8 @@ func OpenPersonal(ctx context.Context, db *bun.DB, cfg PersonalConfig) (*Persona
 		return nil, fmt.Errorf("personal data: %w", err)
 	}
 	p := &Personal{db: db, mode: cfg.Mode, tenantModes: maps.Clone(cfg.TenantModes), src: cfg.KEK, pseudoKEK: cfg.PseudonymKEK, kek: cur,
-		detailKeys: slices.Clone(cfg.DetailKeys), now: time.Now, opened: map[int64]cipher.AEAD{}}
+		detailKeys: slices.Clone(cfg.DetailKeys), now: time.Now, opened: map[int64]cipher.AEAD{},
+		known: map[subject]subjectKey{}}
 	// A database from before key rotation has no state row: it is under
 	// the key its pseudonym key was wrapped under (unless that is already
 	// the pseudonym key's own key), or, new, the current one.
@@ -398,15 +407,21 @@ func sessionPseudonymOf(h hash.Hash, sessionID string) string {
 	h.Reset()
 	h.Write([]byte("\x00session\x00"))
 	h.Write([]byte(sessionID))
-	var sum [sha256.Size]byte
-	return sessionPrefix + base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0]))
+	return keyedName(sessionPrefix, h)
 }
 
 func pseudonymOf(h hash.Hash, userID string) string {
 	h.Reset()
 	h.Write([]byte(userID))
+	return keyedName(pseudonymPrefix, h)
+}
+
+// keyedName returns prefix and the unpadded base64url of h's sum (a
+// SHA-256 HMAC), in one allocation.
+func keyedName(prefix string, h hash.Hash) string {
 	var sum [sha256.Size]byte
-	return pseudonymPrefix + base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0]))
+	var name [4 + 43]byte
+	return string(base64.RawURLEncoding.AppendEncode(append(name[:0], prefix...), h.Sum(sum[:0])))
 }
 
 // sealedFields is the plaintext of audit_logs.personal.
@@ -416,6 +431,28 @@ type sealedFields struct {
 	UserAgent string          `json:"a,omitempty"`
 	SessionID string          `json:"s,omitempty"`
 	Details   json.RawMessage `json:"d,omitempty"`
+}
+
+// size is about the length of f's JSON: exact unless a string needs
+// escapes.
+func (f *sealedFields) size() int {
+	return len(`{"u":"","i":"","a":"","s":"","d":}`) + len(f.UserID) + len(f.IPAddress) + len(f.UserAgent) + len(f.SessionID) + len(f.Details)
+}
+
+// appendJSON appends the JSON of f, as json.Marshal writes it up to the
+// escapes of its strings (RFC 8785's, audit.AppendJCSString); Details is
+// compact JSON (from splitDetails).
+func (f *sealedFields) appendJSON(dst []byte) []byte {
+	dst = audit.AppendJCSString(append(dst, `{"u":`...), f.UserID)
+	for _, m := range [...]struct{ key, val string }{{`,"i":`, f.IPAddress}, {`,"a":`, f.UserAgent}, {`,"s":`, f.SessionID}} {
+		if m.val != "" {
+			dst = audit.AppendJCSString(append(dst, m.key...), m.val)
+		}
+	}
+	if len(f.Details) > 0 {
+		dst = append(append(dst, `,"d":`...), f.Details...)
+	}
+	return append(dst, '}')
 }
 
 // subjectKey is one unwrapped subject key.
@@ -492,13 +529,14 @@ func (p *Personal) protect(ctx context.Context, tx pgx.Tx, events []audit.Event)
 	if err != nil {
 		return nil, err
 	}
+	var ad []byte
 	for i := range out {
 		e := &out[i]
 		k, ok := keys[subject{e.Tenant, e.Pseudonym}]
 		if !ok {
 			continue
 		}
-		if err := p.seal(e, events[i].UserID, k, mac(e.Tenant)); err != nil {
+		if err := p.seal(e, events[i].UserID, k, mac(e.Tenant), &ad); err != nil {
 			return nil, fmt.Errorf("event %d (%s): %w", i, e.ID, err)
 		}
 	}
@@ -507,8 +545,9 @@ func (p *Personal) protect(ctx context.Context, tx pgx.Tx, events []audit.Event)
 
 // seal moves the personal fields of e (in stored form, its user id given
 // apart) into e.Personal under k, and puts the session's keyed pseudonym
-// (h is an HMAC under the pseudonym key) in its place.
-func (p *Personal) seal(e *audit.Event, userID string, k subjectKey, h hash.Hash) error {
+// (h is an HMAC under the pseudonym key) in its place. ad is scratch
+// space for the associated data, kept between calls.
+func (p *Personal) seal(e *audit.Event, userID string, k subjectKey, h hash.Hash, ad *[]byte) error {
 	f := sealedFields{UserID: userID, IPAddress: e.IPAddress, UserAgent: e.UserAgent, SessionID: e.SessionID}
 	if len(p.detailKeys) > 0 && e.Details != nil {
 		kept, moved, err := splitDetails(e.Details, p.detailKeys)
@@ -519,17 +558,16 @@ func (p *Personal) seal(e *audit.Event, userID string, k subjectKey, h hash.Hash
 			e.Details, f.Details = kept, moved
 		}
 	}
-	plain, err := json.Marshal(f)
-	if err != nil {
-		return fmt.Errorf("seal personal fields: %w", err)
-	}
 	e.IPAddress, e.UserAgent, e.SessionID = "", "", sessionPseudonymOf(h, e.SessionID)
+	// One buffer: header, nonce, then the plaintext, sealed in place.
 	ns := k.aead.NonceSize()
-	out := make([]byte, 9+ns, 9+ns+len(plain)+k.aead.Overhead())
-	out[0] = sealedVersion
-	binary.BigEndian.PutUint64(out[1:9], uint64(k.id))
-	_, _ = rand.Read(out[9:])
-	e.Personal = k.aead.Seal(out, out[9:], plain, personalAD(out[:9], e.ID))
+	buf := make([]byte, 9+ns, 9+ns+f.size()+k.aead.Overhead())
+	buf[0] = sealedVersion
+	binary.BigEndian.PutUint64(buf[1:9], uint64(k.id))
+	_, _ = rand.Read(buf[9:])
+	buf = f.appendJSON(buf)
+	*ad = append(append((*ad)[:0], buf[:9]...), e.ID...)
+	e.Personal = k.aead.Seal(buf[:9+ns], buf[9:9+ns], buf[9+ns:], *ad)
 	return nil
 }
 
@@ -584,17 +622,37 @@ func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, users map[subject
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, int64(ErasureLock)); err != nil {
 		return nil, fmt.Errorf("subject keys: %w", err)
 	}
-	keys := make(map[subject]subjectKey, len(names))
-	if err := p.readKeys(ctx, tx, names, keys); err != nil {
+	// Read in a statement after the lock's, so that an erasure that
+	// committed while this write waited for the lock is seen.
+	var at keyGeneration
+	if err := tx.QueryRow(ctx, `SELECT kek_id, generation, (SELECT coalesce(max(id), 0) FROM audit_subject_keys) FROM audit_kek_state WHERE id = 1`).
+		Scan(&at.kekID, &at.generation, &at.maxID); err != nil {
+		return nil, fmt.Errorf("subject keys: read the key generation: %w", err)
+	}
+	keys := p.knownKeys(at, names)
+	var unknown []subject
+	for _, s := range names {
+		if _, ok := keys[s]; !ok {
+			unknown = append(unknown, s)
+		}
+	}
+	if len(unknown) == 0 {
+		return keys, nil
+	}
+	found := make(map[subject]subjectKey, len(unknown))
+	if err := p.readKeys(ctx, tx, unknown, found); err != nil {
 		return nil, err
 	}
 	var missing []subject
-	for _, s := range names {
-		if _, ok := keys[s]; !ok {
+	for _, s := range unknown {
+		if k, ok := found[s]; ok {
+			keys[s] = k
+		} else {
 			missing = append(missing, s)
 		}
 	}
 	if len(missing) == 0 {
+		p.remember(at, found)
 		return keys, nil
 	}
 	keyBytes := make([][]byte, len(missing))
@@ -649,15 +707,67 @@ func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, users map[subject
 			return nil, fmt.Errorf("subject keys: %w", err)
 		}
 	}
-	if err := p.readKeys(ctx, tx, missing, keys); err != nil {
+	if err := p.readKeys(ctx, tx, missing, found); err != nil {
 		return nil, err
 	}
 	for _, s := range missing {
-		if _, ok := keys[s]; !ok {
+		k, ok := found[s]
+		if !ok {
 			return nil, fmt.Errorf("subject keys: the key of %s in tenant %q was not created", s.pseudonym, s.tenant)
 		}
+		keys[s] = k
 	}
+	p.remember(at, found)
 	return keys, nil
+}
+
+// keyGeneration is what subjectKeys reads, under the shared erasure
+// lock, to know whether the keys it remembers still exist: the
+// key-encryption key and generation of audit_kek_state (an erasure
+// changes both in the transaction that destroys keys) and the highest
+// subject key id (lower than a remembered one only in a database
+// restored from an older copy).
+type keyGeneration struct {
+	kekID      string
+	generation int64
+	maxID      int64
+}
+
+// knownKeys returns the remembered keys of subjects, or none after
+// forgetting every remembered key when the database is not at the
+// generation they were found at (an erasure since, or another database).
+func (p *Personal) knownKeys(at keyGeneration, subjects []subject) map[subject]subjectKey {
+	keys := make(map[subject]subjectKey, len(subjects))
+	p.knownMu.Lock()
+	defer p.knownMu.Unlock()
+	if at.kekID != p.knownAt.kekID || at.generation != p.knownAt.generation || at.maxID < p.knownAt.maxID {
+		clear(p.known)
+		p.knownAt = keyGeneration{kekID: at.kekID, generation: at.generation}
+		return keys
+	}
+	for _, s := range subjects {
+		if k, ok := p.known[s]; ok {
+			keys[s] = k
+		}
+	}
+	return keys
+}
+
+// remember adds keys, found (or created) under the shared erasure lock
+// in a database at generation at, to the keys knownKeys returns.
+func (p *Personal) remember(at keyGeneration, keys map[subject]subjectKey) {
+	p.knownMu.Lock()
+	defer p.knownMu.Unlock()
+	if at.kekID != p.knownAt.kekID || at.generation != p.knownAt.generation {
+		return
+	}
+	if len(p.known)+len(keys) > maxOpenedKeys {
+		clear(p.known)
+	}
+	for s, k := range keys {
+		p.known[s] = k
+		p.knownAt.maxID = max(p.knownAt.maxID, k.id)
+	}
 }
 
 // readKeys adds the stored keys of subjects to keys.
@@ -979,11 +1089,15 @@ func (p *Personal) erasures(ctx context.Context, where string, args ...any) ([]a
 	return out, rows.Err()
 }
 
-// forget drops destroyed keys from the cache.
+// forget drops destroyed keys from the caches.
 func (p *Personal) forget(ids []int64) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for _, id := range ids {
 		delete(p.opened, id)
 	}
+	p.mu.Unlock()
+	p.knownMu.Lock()
+	clear(p.known)
+	p.knownAt = keyGeneration{}
+	p.knownMu.Unlock()
 }

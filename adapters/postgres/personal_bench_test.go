@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/jackc/pgx/v5/stdlib"
+
 	"github.com/auditq/auditq/adapters/postgres"
 	"github.com/auditq/auditq/domain/audit"
 )
@@ -164,4 +166,50 @@ func BenchmarkErasureBatch(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N*users), "ms/erasure")
 		})
 	}
+}
+
+// BenchmarkProtectBatch measures Personal.protect of a batch of 1,000
+// events of `auditq bench` (1,000 users) whose keys exist, the steady
+// state of a bulk flood, in a transaction as a write has it: the shared
+// erasure lock, finding the subject keys and sealing every event. It
+// reports the time per event.
+func BenchmarkProtectBatch(b *testing.B) {
+	ctx := context.Background()
+	db := newDB(b)
+	p := openPersonal(b, db, postgres.PersonalEncrypt, newKEK(b))
+	evs := make([]audit.Event, 1000)
+	for i := range evs {
+		evs[i] = postgres.BenchEvent(b, i)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	protect := func() {
+		err := conn.Raw(func(dc any) error {
+			tx, err := dc.(*stdlib.Conn).Conn().Begin(ctx)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = tx.Rollback(ctx) }()
+			out, err := p.Protect(ctx, tx, evs)
+			if err == nil && (out[0].Personal == nil || out[999].Personal == nil) {
+				err = fmt.Errorf("not sealed: %+v", out[0])
+			}
+			if err != nil {
+				return err
+			}
+			return tx.Commit(ctx)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	protect() // creates the keys
+	b.ReportAllocs()
+	for b.Loop() {
+		protect()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
 }

@@ -213,6 +213,42 @@ func TestPersonalDestroyKeys(t *testing.T) {
 	}
 }
 
+// A writer remembers the subject keys it found, and follows an erasure
+// by another instance: its next event of the erased user gets a new key
+// (readable), never the destroyed one; the old events stay erased.
+func TestPersonalWriterFollowsAnotherInstancesErasure(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	file := newKEK(t)
+	writer, eraser := openPersonal(t, db, postgres.PersonalEncrypt, file), openPersonal(t, db, postgres.PersonalEncrypt, file)
+	repo := postgres.NewRepository(db).WithPersonal(writer)
+	for i, id := range []string{"w1", "w2"} { // the second write finds ivy's key remembered
+		if _, err := repo.Write(ctx, []audit.Event{personalEvent(id, "ivy"), personalEvent(id+"-jo", "jo")}); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	e, err := eraser.BeginErasure(ctx, audit.Erasure{EventID: "erase-ivy", Pseudonym: eraser.Pseudonym("ivy"), RequestedAt: event("x").OccurredAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err = eraser.DestroyKeys(ctx, e); err != nil || e.KeysErased != 1 {
+		t.Fatalf("erase ivy: %v %+v", err, e)
+	}
+	if _, err := repo.Write(ctx, []audit.Event{personalEvent("w3", "ivy"), personalEvent("w3-jo", "jo")}); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{"w1": audit.ErasedUserID, "w2": audit.ErasedUserID, "w3": "ivy", "w1-jo": "jo", "w3-jo": "jo"} {
+		got, err := repo.Get(ctx, audit.DefaultTenant, id)
+		if err != nil || got.UserID != want || got.Erased != (want == audit.ErasedUserID) {
+			t.Errorf("%s: %v %+v, want user %s", id, err, got, want)
+		}
+	}
+	var keys int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM audit_subject_keys`).Scan(&keys); err != nil || keys != 2 {
+		t.Fatalf("%d subject keys (%v), want 2: jo's and ivy's new one", keys, err)
+	}
+}
+
 // An erasure replaces the key-encryption key: the old key opens no stored
 // key any more, and other instances sharing the key file (holding the old
 // key in memory) follow: one creates new keys under the new key, never
