@@ -344,7 +344,7 @@ func (p *Personal) PseudonymIn(tenant, userID string) string {
 	if p == nil {
 		return ""
 	}
-	return pseudonymOf(hmac.New(sha256.New, p.pseudonymKey(tenant)), userID)
+	return pseudonymOf(newKeyedHash(p.pseudonymKey(tenant)), userID)
 }
 
 // searchPseudonyms returns the pseudonyms (made by of: pseudonymOf or
@@ -353,7 +353,7 @@ func (p *Personal) PseudonymIn(tenant, userID string) string {
 // a user's, whose id holds no NUL) that id is stored under in tenant, or,
 // with tenant nil, in every tenant that has events: one per tenant, each
 // under its tenant's key. A nil Personal or an empty id returns none.
-func (p *Personal) searchPseudonyms(ctx context.Context, tenant *string, id string, of func(hash.Hash, string) string) ([]string, error) {
+func (p *Personal) searchPseudonyms(ctx context.Context, tenant *string, id string, of func(*keyedHash, string) string) ([]string, error) {
 	if p == nil || id == "" {
 		return nil, nil
 	}
@@ -369,7 +369,7 @@ func (p *Personal) searchPseudonyms(ctx context.Context, tenant *string, id stri
 	}
 	out := make([]string, len(tenants))
 	for i, t := range tenants {
-		out[i] = of(hmac.New(sha256.New, p.pseudonymKey(t)), id)
+		out[i] = of(newKeyedHash(p.pseudonymKey(t)), id)
 	}
 	return out, nil
 }
@@ -400,28 +400,34 @@ func (p *Personal) tenants(ctx context.Context) ([]string, error) {
 // sessionPrefix starts every session pseudonym.
 const sessionPrefix = "ssn_"
 
-func sessionPseudonymOf(h hash.Hash, sessionID string) string {
+func sessionPseudonymOf(h *keyedHash, sessionID string) string {
 	if sessionID == "" {
 		return ""
 	}
-	h.Reset()
-	h.Write([]byte("\x00session\x00"))
-	h.Write([]byte(sessionID))
-	return keyedName(sessionPrefix, h)
+	return h.name(sessionPrefix, "\x00session\x00", sessionID)
 }
 
-func pseudonymOf(h hash.Hash, userID string) string {
-	h.Reset()
-	h.Write([]byte(userID))
-	return keyedName(pseudonymPrefix, h)
+func pseudonymOf(h *keyedHash, userID string) string { return h.name(pseudonymPrefix, "", userID) }
+
+// keyedHash is an HMAC-SHA256 under a pseudonym key, with room for its
+// input, its sum and the name made of them, kept between uses. It is not
+// safe for concurrent use.
+type keyedHash struct {
+	h             hash.Hash
+	in, sum, text []byte
 }
 
-// keyedName returns prefix and the unpadded base64url of h's sum (a
-// SHA-256 HMAC), in one allocation.
-func keyedName(prefix string, h hash.Hash) string {
-	var sum [sha256.Size]byte
-	var name [4 + 43]byte
-	return string(base64.RawURLEncoding.AppendEncode(append(name[:0], prefix...), h.Sum(sum[:0])))
+func newKeyedHash(key []byte) *keyedHash { return &keyedHash{h: hmac.New(sha256.New, key)} }
+
+// name returns prefix and the unpadded base64url of the HMAC of sep and
+// id, in one allocation.
+func (k *keyedHash) name(prefix, sep, id string) string {
+	k.h.Reset()
+	k.in = append(append(k.in[:0], sep...), id...)
+	k.h.Write(k.in)
+	k.sum = k.h.Sum(k.sum[:0])
+	k.text = base64.RawURLEncoding.AppendEncode(append(k.text[:0], prefix...), k.sum)
+	return string(k.text)
 }
 
 // sealedFields is the plaintext of audit_logs.personal.
@@ -500,11 +506,11 @@ func (p *Personal) protect(ctx context.Context, tx pgx.Tx, events []audit.Event)
 		return events, nil
 	}
 	out := make([]audit.Event, len(events))
-	macs := map[string]hash.Hash{}
-	mac := func(tenant string) hash.Hash {
+	macs := map[string]*keyedHash{}
+	mac := func(tenant string) *keyedHash {
 		h, ok := macs[tenant]
 		if !ok {
-			h = hmac.New(sha256.New, p.pseudonymKey(tenant))
+			h = newKeyedHash(p.pseudonymKey(tenant))
 			macs[tenant] = h
 		}
 		return h
@@ -547,7 +553,7 @@ func (p *Personal) protect(ctx context.Context, tx pgx.Tx, events []audit.Event)
 // apart) into e.Personal under k, and puts the session's keyed pseudonym
 // (h is an HMAC under the pseudonym key) in its place. ad is scratch
 // space for the associated data, kept between calls.
-func (p *Personal) seal(e *audit.Event, userID string, k subjectKey, h hash.Hash, ad *[]byte) error {
+func (p *Personal) seal(e *audit.Event, userID string, k subjectKey, h *keyedHash, ad *[]byte) error {
 	f := sealedFields{UserID: userID, IPAddress: e.IPAddress, UserAgent: e.UserAgent, SessionID: e.SessionID}
 	if len(p.detailKeys) > 0 && e.Details != nil {
 		kept, moved, err := splitDetails(e.Details, p.detailKeys)
@@ -576,8 +582,14 @@ func personalAD(header []byte, eventID string) []byte {
 }
 
 // splitDetails returns details without the listed top-level keys, and an
-// object of those it held (nil when none).
+// object of those it held (nil when none). The members are cut out of
+// the text as they are (see splitMembers); details with an escaped key,
+// a listed key twice or not valid JSON go through encoding/json, which
+// names the error.
 func splitDetails(details json.RawMessage, listed []string) (kept, moved json.RawMessage, err error) {
+	if kept, moved, ok := splitMembers(details, listed); ok {
+		return kept, moved, nil
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(details, &m); err != nil {
 		return nil, nil, fmt.Errorf("details: %w", err)
@@ -599,6 +611,158 @@ func splitDetails(details json.RawMessage, listed []string) (kept, moved json.Ra
 		return nil, nil, err
 	}
 	return kept, moved, nil
+}
+
+// splitMembers is splitDetails on the text of details: a scan of its
+// top-level members, without decoding them. It returns details itself
+// when it holds no listed key; otherwise the members not listed and the
+// listed ones, each in their order, as two objects. ok is false when the
+// scan cannot decide (an escaped key, a listed key twice, not an object,
+// not valid JSON).
+func splitMembers(details []byte, listed []string) (kept, moved []byte, ok bool) {
+	type member struct {
+		start, end int
+		listed     bool
+	}
+	var room [16]member
+	members, found := room[:0], 0
+	i := skipSpace(details, 0)
+	if i >= len(details) || details[i] != '{' {
+		return nil, nil, false
+	}
+	i = skipSpace(details, i+1)
+	if i < len(details) && details[i] == '}' {
+		return details, nil, skipSpace(details, i+1) == len(details)
+	}
+	for {
+		if i >= len(details) || details[i] != '"' {
+			return nil, nil, false
+		}
+		start := i
+		end, escaped := skipString(details, i)
+		if end < 0 || escaped {
+			return nil, nil, false
+		}
+		key := details[start+1 : end-1]
+		i = skipSpace(details, end)
+		if i >= len(details) || details[i] != ':' {
+			return nil, nil, false
+		}
+		if i = skipValue(details, skipSpace(details, i+1)); i < 0 {
+			return nil, nil, false
+		}
+		m := member{start: start, end: i}
+		for _, k := range listed {
+			if string(key) == k {
+				m.listed = true
+				found++
+				break
+			}
+		}
+		members = append(members, m)
+		i = skipSpace(details, i)
+		if i < len(details) && details[i] == ',' {
+			i = skipSpace(details, i+1)
+			continue
+		}
+		if i >= len(details) || details[i] != '}' || skipSpace(details, i+1) != len(details) {
+			return nil, nil, false
+		}
+		break
+	}
+	if found == 0 {
+		return details, nil, true
+	}
+	if !json.Valid(details) {
+		return nil, nil, false
+	}
+	kept = make([]byte, 0, len(details))
+	moved = make([]byte, 0, len(details))
+	kept, moved = append(kept, '{'), append(moved, '{')
+	seen := map[string]bool{}
+	for _, m := range members {
+		text := details[m.start:m.end]
+		if !m.listed {
+			if len(kept) > 1 {
+				kept = append(kept, ',')
+			}
+			kept = append(kept, text...)
+			continue
+		}
+		key, _ := skipString(text, 0)
+		if seen[string(text[1:key-1])] {
+			return nil, nil, false
+		}
+		seen[string(text[1:key-1])] = true
+		if len(moved) > 1 {
+			moved = append(moved, ',')
+		}
+		moved = append(moved, text...)
+	}
+	return append(kept, '}'), append(moved, '}'), true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the JSON string at b[i] (a quote)
+// and whether it holds an escape; -1 when it does not end.
+func skipString(b []byte, i int) (int, bool) {
+	escaped := false
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			escaped = true
+			i++
+		case '"':
+			return i + 1, escaped
+		}
+	}
+	return -1, escaped
+}
+
+// skipValue returns the index after the JSON value at b[i], or -1 when
+// there is none. It checks the nesting and the strings; json.Valid checks
+// the rest before anything is cut out.
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for i < len(b) {
+		switch c := b[i]; c {
+		case '"':
+			end, _ := skipString(b, i)
+			if end < 0 {
+				return -1
+			}
+			i = end
+		case '{', '[':
+			depth++
+			i++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+			i++
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+			i++
+		default:
+			i++
+		}
+		if depth == 0 && i > 0 && (b[i-1] == '"' || b[i-1] == '}' || b[i-1] == ']') {
+			return i
+		}
+	}
+	if depth != 0 {
+		return -1
+	}
+	return i
 }
 
 // ErasureLock is the advisory lock key between writes and erasures

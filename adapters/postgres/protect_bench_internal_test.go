@@ -1,9 +1,7 @@
 package postgres
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"fmt"
 	"testing"
 	"time"
@@ -38,7 +36,7 @@ func BenchmarkProtectEvent(b *testing.B) {
 	}
 	p := &Personal{mode: PersonalEncrypt, pseudoKey: key}
 	e := benchEvent(b, 12)
-	h := hmac.New(sha256.New, key)
+	h := newKeyedHash(key)
 	var ad []byte
 	b.ReportAllocs()
 	for b.Loop() {
