@@ -807,6 +807,10 @@ func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, users map[subject
 	if err := p.readKeys(ctx, tx, unknown, found); err != nil {
 		return nil, err
 	}
+	// Keys committed before: they exist whatever becomes of this write.
+	// The keys it creates below are remembered by the next write that
+	// reads them, since this one may roll back.
+	p.remember(at, found)
 	var missing []subject
 	for _, s := range unknown {
 		if k, ok := found[s]; ok {
@@ -816,7 +820,6 @@ func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, users map[subject
 		}
 	}
 	if len(missing) == 0 {
-		p.remember(at, found)
 		return keys, nil
 	}
 	keyBytes := make([][]byte, len(missing))
@@ -871,17 +874,17 @@ func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, users map[subject
 			return nil, fmt.Errorf("subject keys: %w", err)
 		}
 	}
-	if err := p.readKeys(ctx, tx, missing, found); err != nil {
+	created := make(map[subject]subjectKey, len(missing))
+	if err := p.readKeys(ctx, tx, missing, created); err != nil {
 		return nil, err
 	}
 	for _, s := range missing {
-		k, ok := found[s]
+		k, ok := created[s]
 		if !ok {
 			return nil, fmt.Errorf("subject keys: the key of %s in tenant %q was not created", s.pseudonym, s.tenant)
 		}
 		keys[s] = k
 	}
-	p.remember(at, found)
 	return keys, nil
 }
 
@@ -917,8 +920,9 @@ func (p *Personal) knownKeys(at keyGeneration, subjects []subject) map[subject]s
 	return keys
 }
 
-// remember adds keys, found (or created) under the shared erasure lock
-// in a database at generation at, to the keys knownKeys returns.
+// remember adds keys, committed before and found under the shared
+// erasure lock in a database at generation at, to the keys knownKeys
+// returns.
 func (p *Personal) remember(at keyGeneration, keys map[subject]subjectKey) {
 	p.knownMu.Lock()
 	defer p.knownMu.Unlock()

@@ -249,6 +249,44 @@ func TestPersonalWriterFollowsAnotherInstancesErasure(t *testing.T) {
 	}
 }
 
+// A write that rolls back leaves no key remembered that it created: not
+// one that failed (here on details that are not JSON), even when another
+// instance has created a key since; not a batch with a duplicate (its
+// first attempt rolled back, the second through the staging table).
+func TestPersonalRolledBackKeysAreNotRemembered(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	kek := newKEK(t)
+	repo := postgres.NewRepository(db).WithPersonal(openPersonal(t, db, postgres.PersonalEncrypt, kek))
+	other := postgres.NewRepository(db).WithPersonal(openPersonal(t, db, postgres.PersonalEncrypt, kek))
+	if _, err := repo.Write(ctx, []audit.Event{personalEvent("k1", "kim")}); err != nil {
+		t.Fatal(err)
+	}
+	bad := personalEvent("k0", "lee")
+	bad.Details = json.RawMessage(`{"email":`)
+	if _, err := repo.Write(ctx, []audit.Event{bad}); err == nil {
+		t.Fatal("details that are not JSON were stored")
+	}
+	if _, err := other.Write(ctx, []audit.Event{personalEvent("o1", "max")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Write(ctx, []audit.Event{personalEvent("k2", "lee")}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := repo.Write(ctx, []audit.Event{personalEvent("k1", "kim"), personalEvent("k3", "ned")})
+	if err != nil || res != (audit.WriteResult{Inserted: 1, Duplicates: 1}) {
+		t.Fatalf("write with a duplicate: %v %+v", err, res)
+	}
+	if _, err := repo.Write(ctx, []audit.Event{personalEvent("k4", "ned")}); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{"k1": "kim", "k2": "lee", "k3": "ned", "k4": "ned"} {
+		if got, err := repo.Get(ctx, audit.DefaultTenant, id); err != nil || got.UserID != want || got.Erased {
+			t.Errorf("%s: %v %+v, want user %s", id, err, got, want)
+		}
+	}
+}
+
 // An erasure replaces the key-encryption key: the old key opens no stored
 // key any more, and other instances sharing the key file (holding the old
 // key in memory) follow: one creates new keys under the new key, never
