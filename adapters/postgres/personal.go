@@ -161,6 +161,14 @@ type Personal struct {
 	mu     sync.Mutex
 	opened map[int64]cipher.AEAD
 
+	// known caches the subject keys writes found, by subject, for the
+	// key generation in knownAt (see subjectKeys): every erasure that
+	// destroys keys starts a new generation, so while the database is
+	// still at knownAt, every key in known still exists.
+	knownMu sync.Mutex
+	known   map[subject]subjectKey
+	knownAt keyGeneration
+
 	// kek is the key-encryption key the stored keys were last seen
 	// wrapped under (see wrapperFor).
 	kekMu sync.Mutex
@@ -209,7 +217,8 @@ func OpenPersonal(ctx context.Context, db *bun.DB, cfg PersonalConfig) (*Persona
 		return nil, fmt.Errorf("personal data: %w", err)
 	}
 	p := &Personal{db: db, mode: cfg.Mode, tenantModes: maps.Clone(cfg.TenantModes), src: cfg.KEK, pseudoKEK: cfg.PseudonymKEK, kek: cur,
-		detailKeys: slices.Clone(cfg.DetailKeys), now: time.Now, opened: map[int64]cipher.AEAD{}}
+		detailKeys: slices.Clone(cfg.DetailKeys), now: time.Now, opened: map[int64]cipher.AEAD{},
+		known: map[subject]subjectKey{}}
 	// A database from before key rotation has no state row: it is under
 	// the key its pseudonym key was wrapped under (unless that is already
 	// the pseudonym key's own key), or, new, the current one.
@@ -336,7 +345,7 @@ func (p *Personal) PseudonymIn(tenant, userID string) string {
 	if p == nil {
 		return ""
 	}
-	return pseudonymOf(hmac.New(sha256.New, p.pseudonymKey(tenant)), userID)
+	return pseudonymOf(newKeyedHash(p.pseudonymKey(tenant)), userID)
 }
 
 // searchPseudonyms returns the pseudonyms (made by of: pseudonymOf or
@@ -345,7 +354,7 @@ func (p *Personal) PseudonymIn(tenant, userID string) string {
 // a user's, whose id holds no NUL) that id is stored under in tenant, or,
 // with tenant nil, in every tenant that has events: one per tenant, each
 // under its tenant's key. A nil Personal or an empty id returns none.
-func (p *Personal) searchPseudonyms(ctx context.Context, tenant *string, id string, of func(hash.Hash, string) string) ([]string, error) {
+func (p *Personal) searchPseudonyms(ctx context.Context, tenant *string, id string, of func(*keyedHash, string) string) ([]string, error) {
 	if p == nil || id == "" {
 		return nil, nil
 	}
@@ -361,7 +370,7 @@ func (p *Personal) searchPseudonyms(ctx context.Context, tenant *string, id stri
 	}
 	out := make([]string, len(tenants))
 	for i, t := range tenants {
-		out[i] = of(hmac.New(sha256.New, p.pseudonymKey(t)), id)
+		out[i] = of(newKeyedHash(p.pseudonymKey(t)), id)
 	}
 	return out, nil
 }
@@ -392,22 +401,34 @@ func (p *Personal) tenants(ctx context.Context) ([]string, error) {
 // sessionPrefix starts every session pseudonym.
 const sessionPrefix = "ssn_"
 
-func sessionPseudonymOf(h hash.Hash, sessionID string) string {
+func sessionPseudonymOf(h *keyedHash, sessionID string) string {
 	if sessionID == "" {
 		return ""
 	}
-	h.Reset()
-	h.Write([]byte("\x00session\x00"))
-	h.Write([]byte(sessionID))
-	var sum [sha256.Size]byte
-	return sessionPrefix + base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0]))
+	return h.name(sessionPrefix, "\x00session\x00", sessionID)
 }
 
-func pseudonymOf(h hash.Hash, userID string) string {
-	h.Reset()
-	h.Write([]byte(userID))
-	var sum [sha256.Size]byte
-	return pseudonymPrefix + base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0]))
+func pseudonymOf(h *keyedHash, userID string) string { return h.name(pseudonymPrefix, "", userID) }
+
+// keyedHash is an HMAC-SHA256 under a pseudonym key, with room for its
+// input, its sum and the name made of them, kept between uses. It is not
+// safe for concurrent use.
+type keyedHash struct {
+	h             hash.Hash
+	in, sum, text []byte
+}
+
+func newKeyedHash(key []byte) *keyedHash { return &keyedHash{h: hmac.New(sha256.New, key)} }
+
+// name returns prefix and the unpadded base64url of the HMAC of sep and
+// id, in one allocation.
+func (k *keyedHash) name(prefix, sep, id string) string {
+	k.h.Reset()
+	k.in = append(append(k.in[:0], sep...), id...)
+	k.h.Write(k.in)
+	k.sum = k.h.Sum(k.sum[:0])
+	k.text = base64.RawURLEncoding.AppendEncode(append(k.text[:0], prefix...), k.sum)
+	return string(k.text)
 }
 
 // sealedFields is the plaintext of audit_logs.personal.
@@ -417,6 +438,28 @@ type sealedFields struct {
 	UserAgent string          `json:"a,omitempty"`
 	SessionID string          `json:"s,omitempty"`
 	Details   json.RawMessage `json:"d,omitempty"`
+}
+
+// size is about the length of f's JSON: exact unless a string needs
+// escapes.
+func (f *sealedFields) size() int {
+	return len(`{"u":"","i":"","a":"","s":"","d":}`) + len(f.UserID) + len(f.IPAddress) + len(f.UserAgent) + len(f.SessionID) + len(f.Details)
+}
+
+// appendJSON appends the JSON of f, as json.Marshal writes it up to the
+// escapes of its strings (RFC 8785's, audit.AppendJCSString); Details is
+// compact JSON (from splitDetails).
+func (f *sealedFields) appendJSON(dst []byte) []byte {
+	dst = audit.AppendJCSString(append(dst, `{"u":`...), f.UserID)
+	for _, m := range [...]struct{ key, val string }{{`,"i":`, f.IPAddress}, {`,"a":`, f.UserAgent}, {`,"s":`, f.SessionID}} {
+		if m.val != "" {
+			dst = audit.AppendJCSString(append(dst, m.key...), m.val)
+		}
+	}
+	if len(f.Details) > 0 {
+		dst = append(append(dst, `,"d":`...), f.Details...)
+	}
+	return append(dst, '}')
 }
 
 // subjectKey is one unwrapped subject key.
@@ -464,11 +507,11 @@ func (p *Personal) protect(ctx context.Context, tx pgx.Tx, events []audit.Event)
 		return events, nil
 	}
 	out := make([]audit.Event, len(events))
-	macs := map[string]hash.Hash{}
-	mac := func(tenant string) hash.Hash {
+	macs := map[string]*keyedHash{}
+	mac := func(tenant string) *keyedHash {
 		h, ok := macs[tenant]
 		if !ok {
-			h = hmac.New(sha256.New, p.pseudonymKey(tenant))
+			h = newKeyedHash(p.pseudonymKey(tenant))
 			macs[tenant] = h
 		}
 		return h
@@ -493,13 +536,14 @@ func (p *Personal) protect(ctx context.Context, tx pgx.Tx, events []audit.Event)
 	if err != nil {
 		return nil, err
 	}
+	var ad []byte
 	for i := range out {
 		e := &out[i]
 		k, ok := keys[subject{e.Tenant, e.Pseudonym}]
 		if !ok {
 			continue
 		}
-		if err := p.seal(e, events[i].UserID, k, mac(e.Tenant)); err != nil {
+		if err := p.seal(e, events[i].UserID, k, mac(e.Tenant), &ad); err != nil {
 			return nil, fmt.Errorf("event %d (%s): %w", i, e.ID, err)
 		}
 	}
@@ -508,8 +552,9 @@ func (p *Personal) protect(ctx context.Context, tx pgx.Tx, events []audit.Event)
 
 // seal moves the personal fields of e (in stored form, its user id given
 // apart) into e.Personal under k, and puts the session's keyed pseudonym
-// (h is an HMAC under the pseudonym key) in its place.
-func (p *Personal) seal(e *audit.Event, userID string, k subjectKey, h hash.Hash) error {
+// (h is an HMAC under the pseudonym key) in its place. ad is scratch
+// space for the associated data, kept between calls.
+func (p *Personal) seal(e *audit.Event, userID string, k subjectKey, h *keyedHash, ad *[]byte) error {
 	f := sealedFields{UserID: userID, IPAddress: e.IPAddress, UserAgent: e.UserAgent, SessionID: e.SessionID}
 	if len(p.detailKeys) > 0 && e.Details != nil {
 		kept, moved, err := splitDetails(e.Details, p.detailKeys)
@@ -520,17 +565,16 @@ func (p *Personal) seal(e *audit.Event, userID string, k subjectKey, h hash.Hash
 			e.Details, f.Details = kept, moved
 		}
 	}
-	plain, err := json.Marshal(f)
-	if err != nil {
-		return fmt.Errorf("seal personal fields: %w", err)
-	}
 	e.IPAddress, e.UserAgent, e.SessionID = "", "", sessionPseudonymOf(h, e.SessionID)
+	// One buffer: header, nonce, then the plaintext, sealed in place.
 	ns := k.aead.NonceSize()
-	out := make([]byte, 9+ns, 9+ns+len(plain)+k.aead.Overhead())
-	out[0] = sealedVersion
-	binary.BigEndian.PutUint64(out[1:9], uint64(k.id))
-	_, _ = rand.Read(out[9:])
-	e.Personal = k.aead.Seal(out, out[9:], plain, personalAD(out[:9], e.ID))
+	buf := make([]byte, 9+ns, 9+ns+f.size()+k.aead.Overhead())
+	buf[0] = sealedVersion
+	binary.BigEndian.PutUint64(buf[1:9], uint64(k.id))
+	_, _ = rand.Read(buf[9:])
+	buf = f.appendJSON(buf)
+	*ad = append(append((*ad)[:0], buf[:9]...), e.ID...)
+	e.Personal = k.aead.Seal(buf[:9+ns], buf[9:9+ns], buf[9+ns:], *ad)
 	return nil
 }
 
@@ -539,8 +583,14 @@ func personalAD(header []byte, eventID string) []byte {
 }
 
 // splitDetails returns details without the listed top-level keys, and an
-// object of those it held (nil when none).
+// object of those it held (nil when none). The members are cut out of
+// the text as they are (see splitMembers); details with an escaped key,
+// a listed key twice or not valid JSON go through encoding/json, which
+// names the error.
 func splitDetails(details json.RawMessage, listed []string) (kept, moved json.RawMessage, err error) {
+	if kept, moved, ok := splitMembers(details, listed); ok {
+		return kept, moved, nil
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(details, &m); err != nil {
 		return nil, nil, fmt.Errorf("details: %w", err)
@@ -564,6 +614,158 @@ func splitDetails(details json.RawMessage, listed []string) (kept, moved json.Ra
 	return kept, moved, nil
 }
 
+// splitMembers is splitDetails on the text of details: a scan of its
+// top-level members, without decoding them. It returns details itself
+// when it holds no listed key; otherwise the members not listed and the
+// listed ones, each in their order, as two objects. ok is false when the
+// scan cannot decide (an escaped key, a listed key twice, not an object,
+// not valid JSON).
+func splitMembers(details []byte, listed []string) (kept, moved []byte, ok bool) {
+	type member struct {
+		start, end int
+		listed     bool
+	}
+	var room [16]member
+	members, found := room[:0], 0
+	i := skipSpace(details, 0)
+	if i >= len(details) || details[i] != '{' {
+		return nil, nil, false
+	}
+	i = skipSpace(details, i+1)
+	if i < len(details) && details[i] == '}' {
+		return details, nil, skipSpace(details, i+1) == len(details)
+	}
+	for {
+		if i >= len(details) || details[i] != '"' {
+			return nil, nil, false
+		}
+		start := i
+		end, escaped := skipString(details, i)
+		if end < 0 || escaped {
+			return nil, nil, false
+		}
+		key := details[start+1 : end-1]
+		i = skipSpace(details, end)
+		if i >= len(details) || details[i] != ':' {
+			return nil, nil, false
+		}
+		if i = skipValue(details, skipSpace(details, i+1)); i < 0 {
+			return nil, nil, false
+		}
+		m := member{start: start, end: i}
+		for _, k := range listed {
+			if string(key) == k {
+				m.listed = true
+				found++
+				break
+			}
+		}
+		members = append(members, m)
+		i = skipSpace(details, i)
+		if i < len(details) && details[i] == ',' {
+			i = skipSpace(details, i+1)
+			continue
+		}
+		if i >= len(details) || details[i] != '}' || skipSpace(details, i+1) != len(details) {
+			return nil, nil, false
+		}
+		break
+	}
+	if found == 0 {
+		return details, nil, true
+	}
+	if !json.Valid(details) {
+		return nil, nil, false
+	}
+	kept = make([]byte, 0, len(details))
+	moved = make([]byte, 0, len(details))
+	kept, moved = append(kept, '{'), append(moved, '{')
+	seen := map[string]bool{}
+	for _, m := range members {
+		text := details[m.start:m.end]
+		if !m.listed {
+			if len(kept) > 1 {
+				kept = append(kept, ',')
+			}
+			kept = append(kept, text...)
+			continue
+		}
+		key, _ := skipString(text, 0)
+		if seen[string(text[1:key-1])] {
+			return nil, nil, false
+		}
+		seen[string(text[1:key-1])] = true
+		if len(moved) > 1 {
+			moved = append(moved, ',')
+		}
+		moved = append(moved, text...)
+	}
+	return append(kept, '}'), append(moved, '}'), true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the JSON string at b[i] (a quote)
+// and whether it holds an escape; -1 when it does not end.
+func skipString(b []byte, i int) (int, bool) {
+	escaped := false
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			escaped = true
+			i++
+		case '"':
+			return i + 1, escaped
+		}
+	}
+	return -1, escaped
+}
+
+// skipValue returns the index after the JSON value at b[i], or -1 when
+// there is none. It checks the nesting and the strings; json.Valid checks
+// the rest before anything is cut out.
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for i < len(b) {
+		switch c := b[i]; c {
+		case '"':
+			end, _ := skipString(b, i)
+			if end < 0 {
+				return -1
+			}
+			i = end
+		case '{', '[':
+			depth++
+			i++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+			i++
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+			i++
+		default:
+			i++
+		}
+		if depth == 0 && i > 0 && (b[i-1] == '"' || b[i-1] == '}' || b[i-1] == ']') {
+			return i
+		}
+	}
+	if depth != 0 {
+		return -1
+	}
+	return i
+}
+
 // ErasureLock is the advisory lock key between writes and erasures
 // ("erase" in ASCII): every encrypting write holds it shared while it
 // finds its subject keys and stores rows under them; an erasure holds it
@@ -585,13 +787,36 @@ func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, users map[subject
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, int64(ErasureLock)); err != nil {
 		return nil, fmt.Errorf("subject keys: %w", err)
 	}
-	keys := make(map[subject]subjectKey, len(names))
-	if err := p.readKeys(ctx, tx, names, keys); err != nil {
-		return nil, err
+	// Read in a statement after the lock's, so that an erasure that
+	// committed while this write waited for the lock is seen.
+	var at keyGeneration
+	if err := tx.QueryRow(ctx, `SELECT kek_id, generation, (SELECT coalesce(max(id), 0) FROM audit_subject_keys) FROM audit_kek_state WHERE id = 1`).
+		Scan(&at.kekID, &at.generation, &at.maxID); err != nil {
+		return nil, fmt.Errorf("subject keys: read the key generation: %w", err)
 	}
-	var missing []subject
+	keys := p.knownKeys(at, names)
+	var unknown []subject
 	for _, s := range names {
 		if _, ok := keys[s]; !ok {
+			unknown = append(unknown, s)
+		}
+	}
+	if len(unknown) == 0 {
+		return keys, nil
+	}
+	found := make(map[subject]subjectKey, len(unknown))
+	if err := p.readKeys(ctx, tx, unknown, found); err != nil {
+		return nil, err
+	}
+	// Keys committed before: they exist whatever becomes of this write.
+	// The keys it creates below are remembered by the next write that
+	// reads them, since this one may roll back.
+	p.remember(at, found)
+	var missing []subject
+	for _, s := range unknown {
+		if k, ok := found[s]; ok {
+			keys[s] = k
+		} else {
 			missing = append(missing, s)
 		}
 	}
@@ -650,15 +875,68 @@ func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, users map[subject
 			return nil, fmt.Errorf("subject keys: %w", err)
 		}
 	}
-	if err := p.readKeys(ctx, tx, missing, keys); err != nil {
+	created := make(map[subject]subjectKey, len(missing))
+	if err := p.readKeys(ctx, tx, missing, created); err != nil {
 		return nil, err
 	}
 	for _, s := range missing {
-		if _, ok := keys[s]; !ok {
+		k, ok := created[s]
+		if !ok {
 			return nil, fmt.Errorf("subject keys: the key of %s in tenant %q was not created", s.pseudonym, s.tenant)
 		}
+		keys[s] = k
 	}
 	return keys, nil
+}
+
+// keyGeneration is what subjectKeys reads, under the shared erasure
+// lock, to know whether the keys it remembers still exist: the
+// key-encryption key and generation of audit_kek_state (an erasure
+// changes both in the transaction that destroys keys) and the highest
+// subject key id (lower than a remembered one only in a database
+// restored from an older copy).
+type keyGeneration struct {
+	kekID      string
+	generation int64
+	maxID      int64
+}
+
+// knownKeys returns the remembered keys of subjects, or none after
+// forgetting every remembered key when the database is not at the
+// generation they were found at (an erasure since, or another database).
+func (p *Personal) knownKeys(at keyGeneration, subjects []subject) map[subject]subjectKey {
+	keys := make(map[subject]subjectKey, len(subjects))
+	p.knownMu.Lock()
+	defer p.knownMu.Unlock()
+	if at.kekID != p.knownAt.kekID || at.generation != p.knownAt.generation || at.maxID < p.knownAt.maxID {
+		clear(p.known)
+		p.knownAt = keyGeneration{kekID: at.kekID, generation: at.generation}
+		return keys
+	}
+	for _, s := range subjects {
+		if k, ok := p.known[s]; ok {
+			keys[s] = k
+		}
+	}
+	return keys
+}
+
+// remember adds keys, committed before and found under the shared
+// erasure lock in a database at generation at, to the keys knownKeys
+// returns.
+func (p *Personal) remember(at keyGeneration, keys map[subject]subjectKey) {
+	p.knownMu.Lock()
+	defer p.knownMu.Unlock()
+	if at.kekID != p.knownAt.kekID || at.generation != p.knownAt.generation {
+		return
+	}
+	if len(p.known)+len(keys) > maxOpenedKeys {
+		clear(p.known)
+	}
+	for s, k := range keys {
+		p.known[s] = k
+		p.knownAt.maxID = max(p.knownAt.maxID, k.id)
+	}
 }
 
 // readKeys adds the stored keys of subjects to keys.
@@ -1067,11 +1345,15 @@ func (p *Personal) erasures(ctx context.Context, where string, args ...any) ([]a
 	return out, rows.Err()
 }
 
-// forget drops destroyed keys from the cache.
+// forget drops destroyed keys from the caches.
 func (p *Personal) forget(ids []int64) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for _, id := range ids {
 		delete(p.opened, id)
 	}
+	p.mu.Unlock()
+	p.knownMu.Lock()
+	clear(p.known)
+	p.knownAt = keyGeneration{}
+	p.knownMu.Unlock()
 }

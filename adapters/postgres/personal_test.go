@@ -213,6 +213,80 @@ func TestPersonalDestroyKeys(t *testing.T) {
 	}
 }
 
+// A writer remembers the subject keys it found, and follows an erasure
+// by another instance: its next event of the erased user gets a new key
+// (readable), never the destroyed one; the old events stay erased.
+func TestPersonalWriterFollowsAnotherInstancesErasure(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	file := newKEK(t)
+	writer, eraser := openPersonal(t, db, postgres.PersonalEncrypt, file), openPersonal(t, db, postgres.PersonalEncrypt, file)
+	repo := postgres.NewRepository(db).WithPersonal(writer)
+	for i, id := range []string{"w1", "w2"} { // the second write finds ivy's key remembered
+		if _, err := repo.Write(ctx, []audit.Event{personalEvent(id, "ivy"), personalEvent(id+"-jo", "jo")}); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	e, err := beginErasure(ctx, eraser, audit.Erasure{EventID: "erase-ivy", Pseudonym: eraser.Pseudonym("ivy"), RequestedAt: event("x").OccurredAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err = eraser.DestroyKeys(ctx, e); err != nil || e.KeysErased != 1 {
+		t.Fatalf("erase ivy: %v %+v", err, e)
+	}
+	if _, err := repo.Write(ctx, []audit.Event{personalEvent("w3", "ivy"), personalEvent("w3-jo", "jo")}); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{"w1": audit.ErasedUserID, "w2": audit.ErasedUserID, "w3": "ivy", "w1-jo": "jo", "w3-jo": "jo"} {
+		got, err := repo.Get(ctx, audit.DefaultTenant, id)
+		if err != nil || got.UserID != want || got.Erased != (want == audit.ErasedUserID) {
+			t.Errorf("%s: %v %+v, want user %s", id, err, got, want)
+		}
+	}
+	var keys int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM audit_subject_keys`).Scan(&keys); err != nil || keys != 2 {
+		t.Fatalf("%d subject keys (%v), want 2: jo's and ivy's new one", keys, err)
+	}
+}
+
+// A write that rolls back leaves no key remembered that it created: not
+// one that failed (here on details that are not JSON), even when another
+// instance has created a key since; not a batch with a duplicate (its
+// first attempt rolled back, the second through the staging table).
+func TestPersonalRolledBackKeysAreNotRemembered(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	kek := newKEK(t)
+	repo := postgres.NewRepository(db).WithPersonal(openPersonal(t, db, postgres.PersonalEncrypt, kek))
+	other := postgres.NewRepository(db).WithPersonal(openPersonal(t, db, postgres.PersonalEncrypt, kek))
+	if _, err := repo.Write(ctx, []audit.Event{personalEvent("k1", "kim")}); err != nil {
+		t.Fatal(err)
+	}
+	bad := personalEvent("k0", "lee")
+	bad.Details = json.RawMessage(`{"email":`)
+	if _, err := repo.Write(ctx, []audit.Event{bad}); err == nil {
+		t.Fatal("details that are not JSON were stored")
+	}
+	if _, err := other.Write(ctx, []audit.Event{personalEvent("o1", "max")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Write(ctx, []audit.Event{personalEvent("k2", "lee")}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := repo.Write(ctx, []audit.Event{personalEvent("k1", "kim"), personalEvent("k3", "ned")})
+	if err != nil || res != (audit.WriteResult{Inserted: 1, Duplicates: 1}) {
+		t.Fatalf("write with a duplicate: %v %+v", err, res)
+	}
+	if _, err := repo.Write(ctx, []audit.Event{personalEvent("k4", "ned")}); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{"k1": "kim", "k2": "lee", "k3": "ned", "k4": "ned"} {
+		if got, err := repo.Get(ctx, audit.DefaultTenant, id); err != nil || got.UserID != want || got.Erased {
+			t.Errorf("%s: %v %+v, want user %s", id, err, got, want)
+		}
+	}
+}
+
 // An erasure replaces the key-encryption key: the old key opens no stored
 // key any more, and other instances sharing the key file (holding the old
 // key in memory) follow: one creates new keys under the new key, never
