@@ -29,7 +29,11 @@ type StreamStore struct {
 
 	// The rows of the batches read last, shared by the streams of this
 	// instance, which read the same batches at about the same time.
-	mu     sync.Mutex
+	// reading is held by the reader that looks up and reads rows, so that
+	// streams reading at the same moment (woken by the same commits) wait
+	// for one read of the rows rather than each make their own.
+	reading sync.Mutex
+	mu      sync.Mutex
 	cached map[int64][]audit.SealedEvent // by batch id
 	order  []int64                       // oldest first
 	events int                           // rows in cached
@@ -63,6 +67,8 @@ func NewStreamStore(db *bun.DB) *StreamStore {
 // change; a row retention deletes meanwhile may still be delivered from
 // the cache.
 func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]int64, leaves map[int64]int) ([]*audit.SealedEvent, error) {
+	s.reading.Lock()
+	defer s.reading.Unlock()
 	total, missingRows := 0, 0
 	for _, id := range ids {
 		total += leaves[id]

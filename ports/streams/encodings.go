@@ -43,6 +43,11 @@ type encodings struct {
 	reveal Revealer
 	mu     sync.Mutex
 	byKey  map[string]*encodedSet
+	// encoding holds, per encoding, the lock of the stream that looks up
+	// and encodes events, so that streams of one encoding reading the
+	// same batches at the same moment encode them once: the second waits
+	// and takes the first one's bytes.
+	encoding map[string]*sync.Mutex
 }
 
 // encodedSet is the encoded events of the recent batches of one encoding,
@@ -57,7 +62,7 @@ type encodedSet struct {
 // newEncodings returns an empty set; reveal nil delivers events as
 // stored.
 func newEncodings(reveal Revealer) *encodings {
-	return &encodings{reveal: reveal, byKey: map[string]*encodedSet{}}
+	return &encodings{reveal: reveal, byKey: map[string]*encodedSet{}, encoding: map[string]*sync.Mutex{}}
 }
 
 // encodedBatch is the encoded events of one batch, indexed by leaf (a
@@ -95,6 +100,15 @@ func (b *encodedBatch) put(leaf int, it Item) bool {
 // allocation per read rather than several per event). An error names the
 // event that cannot be encoded, or is the database's.
 func (c *encodings) encode(ctx context.Context, s *stream, evs []*audit.SealedEvent) ([]Item, error) {
+	c.mu.Lock()
+	one := c.encoding[s.encKey]
+	if one == nil {
+		one = &sync.Mutex{}
+		c.encoding[s.encKey] = one
+	}
+	c.mu.Unlock()
+	one.Lock()
+	defer one.Unlock()
 	// Events without personal fields encode alike under every key
 	// generation; the others need the current one.
 	keyed := c.reveal != nil && hasPersonal(evs)
