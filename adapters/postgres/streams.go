@@ -34,9 +34,9 @@ type StreamStore struct {
 	// for one read of the rows rather than each make their own.
 	reading sync.Mutex
 	mu      sync.Mutex
-	cached map[int64][]audit.SealedEvent // by batch id
-	order  []int64                       // oldest first
-	events int                           // rows in cached
+	cached  map[int64][]audit.SealedEvent // by batch id
+	order   []int64                       // oldest first
+	events  int                           // rows in cached
 }
 
 // The cache keeps the rows of at most cachedBatches batches and, beyond
