@@ -59,7 +59,12 @@ func BenchmarkStreamPersonal(b *testing.B) {
 				if err := os.WriteFile(path, []byte(hex.EncodeToString(key)), 0o600); err != nil {
 					b.Fatal(err)
 				}
-				if p, err = postgres.OpenPersonal(ctx, db, postgres.PersonalConfig{Mode: mode, KEK: keyfile.NewFile(path), DetailKeys: []string{"email"}}); err != nil {
+				pk, err := keyfile.LoadOrCreateKEK(filepath.Join(b.TempDir(), "kek.pseudonym"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if p, err = postgres.OpenPersonal(ctx, db, postgres.PersonalConfig{Mode: mode, KEK: keyfile.NewFile(path), PseudonymKEK: pk,
+					DetailKeys: []string{"email"}}); err != nil {
 					b.Fatal(err)
 				}
 			}
