@@ -1,5 +1,5 @@
 // Package format encodes stored events for the log streams: the native
-// event JSON (contract.EventView), OCSF 1.3 and CloudEvents 1.0
+// event JSON (contract.EventView), OCSF 1.1 and CloudEvents 1.0
 // (docs/streams.md, "Formats"). Each encoding carries the event's seal
 // (batch and leaf), so that a copy in a SIEM stays verifiable against the
 // tamper evidence. The functions are pure: the same event and options
@@ -56,7 +56,7 @@ func New(name string, o Options) (Encoder, error) {
 		return appendNative, nil
 	case OCSF:
 		// The product is the same for every event: written once.
-		product := append([]byte(`{"name":"auditq","vendor_name":"auditq"`), nil...)
+		product := []byte(`{"name":"auditq","vendor_name":"auditq"`)
 		if o.ProductVersion != "" {
 			product = contract.AppendJSONString(append(product, `,"version":`...), o.ProductVersion)
 		}
