@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 
@@ -28,10 +29,14 @@ type StreamStore struct {
 
 	// The rows of the batches read last, shared by the streams of this
 	// instance, which read the same batches at about the same time.
-	mu     sync.Mutex
-	cached map[int64][]audit.SealedEvent // by batch id
-	order  []int64                       // oldest first
-	events int                           // rows in cached
+	// reading is held by the reader that looks up and reads rows, so that
+	// streams reading at the same moment (woken by the same commits) wait
+	// for one read of the rows rather than each make their own.
+	reading sync.Mutex
+	mu      sync.Mutex
+	cached  map[int64][]audit.SealedEvent // by batch id
+	order   []int64                       // oldest first
+	events  int                           // rows in cached
 }
 
 // The cache keeps the rows of at most cachedBatches batches and, beyond
@@ -56,21 +61,26 @@ func NewStreamStore(db *bun.DB) *StreamStore {
 }
 
 // rowsOf returns the rows of the batches ids (leaves: each one's leaf
-// count, to size the slices), from the cache where it has them, in a
+// count, to size the slices), from the cache where it has them: pointers
+// to rows shared with every other reader (nothing changes them), in a
 // slice of its own that the caller may reorder. Chained batches never
 // change; a row retention deletes meanwhile may still be delivered from
 // the cache.
-func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]int64, leaves map[int64]int) ([]audit.SealedEvent, error) {
+func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]int64, leaves map[int64]int) ([]*audit.SealedEvent, error) {
+	s.reading.Lock()
+	defer s.reading.Unlock()
 	total, missingRows := 0, 0
 	for _, id := range ids {
 		total += leaves[id]
 	}
-	out := make([]audit.SealedEvent, 0, total)
+	out := make([]*audit.SealedEvent, 0, total)
 	var missing []int64
 	s.mu.Lock()
 	for _, id := range ids {
 		if evs, ok := s.cached[id]; ok {
-			out = append(out, evs...)
+			for i := range evs {
+				out = append(out, &evs[i])
+			}
 		} else {
 			missing = append(missing, id)
 			missingRows += leaves[id]
@@ -112,7 +122,10 @@ func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]i
 		s.order = s.order[1:]
 	}
 	s.mu.Unlock()
-	return append(out, evs...), nil
+	for i := range evs {
+		out = append(out, &evs[i])
+	}
+	return out, nil
 }
 
 // Claim takes stream name's lease for owner (creating its row at
@@ -185,7 +198,7 @@ func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (
 	if err != nil {
 		return out, err
 	}
-	bySeal := func(a, b audit.SealedEvent) int {
+	bySeal := func(a, b *audit.SealedEvent) int {
 		return cmp.Or(cmp.Compare(a.Seal.BatchSeq, b.Seal.BatchSeq), cmp.Compare(a.Seal.Leaf, b.Seal.Leaf))
 	}
 	if !slices.IsSortedFunc(evs, bySeal) { // usually sorted: batch ids mostly follow the chain order
@@ -228,9 +241,11 @@ func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (
 }
 
 // sealedRows reads the rows of the batches ids, about rows of them, in
-// their stored form (Personal.Reveal turns them into what reads show). It scans with pgx
-// directly, without database/sql's conversions: the streams read back
-// every committed row.
+// their stored form (Personal.Reveal turns them into what reads show). It
+// scans with pgx directly, without database/sql's conversions, and the
+// text of each row into one string that its fields share (two
+// allocations a row, details apart): the streams read back every
+// committed row.
 func (s *StreamStore) sealedRows(ctx context.Context, ids []int64, seqOf map[int64]int64, rows int) ([]audit.SealedEvent, error) {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
@@ -248,22 +263,41 @@ func (s *StreamStore) sealedRows(ctx context.Context, ids []int64, seqOf map[int
 			return err
 		}
 		defer rows.Close()
-		var details []byte // a copy of its own per row (nil for NULL), kept as the event's
-		var ip string
-		var pseudonymous bool
+		// The text columns, in the driver's memory until the next row, and
+		// the others, scanned into the same variables row after row (a new
+		// set of destinations per row would cost an allocation or two).
+		var (
+			text         [rowTexts]pgtype.DriverBytes
+			details      pgtype.DriverBytes
+			pseudonymous bool
+			row          audit.SealedEvent
+		)
+		dest := []any{&text[0], &text[1], &text[2], &text[3], &text[4], &details, &text[5], &text[6],
+			&text[7], &text[8], &row.Success, &text[9], &row.OccurredAt, &row.ReceivedAt, &row.Seal.BatchID, &row.Seal.Leaf, &text[10],
+			&pseudonymous, &row.Personal}
+		var scratch []byte // the row's text, before it becomes its string
+		var ends [rowTexts]int
 		for rows.Next() {
-			var e audit.SealedEvent
-			if err := rows.Scan(&e.ID, &e.UserID, &e.Action, &e.ResourceType, &e.ResourceID, &details, &ip, &e.UserAgent,
-				&e.SessionID, &e.RequestID, &e.Success, &e.ErrorMessage, &e.OccurredAt, &e.ReceivedAt, &e.Seal.BatchID, &e.Seal.Leaf, &e.Tenant,
-				&pseudonymous, &e.Personal); err != nil {
+			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
+			scratch = scratch[:0]
+			for i, t := range text {
+				scratch = append(scratch, t...)
+				ends[i] = len(scratch)
+			}
+			all := string(scratch)
+			var f [rowTexts]string
+			for i, start := 0, 0; i < rowTexts; i++ {
+				f[i], start = all[start:ends[i]], ends[i]
+			}
+			e := row
+			e.ID, e.UserID, e.Action, e.ResourceType, e.ResourceID = f[0], f[1], f[2], f[3], f[4]
+			e.UserAgent, e.SessionID, e.RequestID, e.ErrorMessage, e.Tenant = f[6], f[7], f[8], f[9], f[10]
+			e.IPAddress = canonicalIP(f[5])
 			e.Event = storedForm(e.Event, pseudonymous)
 			if len(details) > 0 {
-				e.Details = details
-			}
-			if a, err := netip.ParseAddr(ip); ip != "" && err == nil {
-				e.IPAddress = a.String()
+				e.Details = append([]byte(nil), details...) // its own bytes, kept as the event's
 			}
 			e.OccurredAt, e.ReceivedAt = e.OccurredAt.UTC(), e.ReceivedAt.UTC()
 			e.Seal.BatchSeq = seqOf[e.Seal.BatchID]
@@ -275,6 +309,24 @@ func (s *StreamStore) sealedRows(ctx context.Context, ids []int64, seqOf map[int
 		return nil, fmt.Errorf("read stream events: %w", err)
 	}
 	return out, nil
+}
+
+// rowTexts is how many text columns sealedRows reads into a row's string.
+const rowTexts = 11
+
+// canonicalIP returns ip (PostgreSQL's host() of an inet) in the form
+// netip.Addr.String gives, ip itself when it is that already (no
+// allocation); "" for "" or what does not parse.
+func canonicalIP(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if ip == "" || err != nil {
+		return ""
+	}
+	var buf [64]byte
+	if c := a.AppendTo(buf[:0]); string(c) != ip {
+		return a.String()
+	}
+	return ip
 }
 
 // missing counts the sealed leaves of the batches ids that have no row:

@@ -11,7 +11,7 @@ import (
 	"github.com/auditq/auditq/domain/audit"
 )
 
-func streamIDs(evs []audit.SealedEvent) []string {
+func streamIDs(evs []*audit.SealedEvent) []string {
 	out := make([]string, len(evs))
 	for i, e := range evs {
 		out[i] = e.ID

@@ -44,9 +44,10 @@ var StreamStart = StreamCursor{NextSeq: 1, AfterLeaf: -1}
 // in order, the cursor after them, and how many sealed events of the
 // batches it passed are gone (deleted by retention before delivery).
 // More is true when committed events follow Next already (the read
-// stopped at its limit, not at the end of the trail).
+// stopped at its limit, not at the end of the trail). The events are
+// shared with the other readers of the same batches: read-only.
 type StreamRead struct {
-	Events  []SealedEvent
+	Events  []*SealedEvent
 	Next    StreamCursor
 	Skipped int
 	More    bool

@@ -25,12 +25,10 @@ func (v EventView) AppendJSON(dst []byte, scratch *bytes.Buffer) ([]byte, error)
 	dst = appendField(dst, "resourceType", v.ResourceType, false)
 	dst = appendField(dst, "resourceId", v.ResourceID, false)
 	if len(v.Details) > 0 {
-		scratch.Reset()
-		if err := json.Compact(scratch, v.Details); err != nil {
+		var err error
+		if dst, err = AppendJSONRaw(append(dst, `,"details":`...), v.Details, scratch); err != nil {
 			return dst, err
 		}
-		dst = append(dst, `,"details":`...)
-		dst = appendHTMLEscaped(dst, scratch.Bytes())
 	}
 	dst = appendField(dst, "ipAddress", v.IPAddress, true)
 	dst = appendField(dst, "userAgent", v.UserAgent, true)
@@ -43,10 +41,10 @@ func (v EventView) AppendJSON(dst []byte, scratch *bytes.Buffer) ([]byte, error)
 	}
 	dst = appendField(dst, "errorMessage", v.ErrorMessage, true)
 	var err error
-	if dst, err = appendTime(append(dst, `,"timestamp":`...), v.Timestamp); err != nil {
+	if dst, err = AppendJSONTime(append(dst, `,"timestamp":`...), v.Timestamp); err != nil {
 		return dst, err
 	}
-	if dst, err = appendTime(append(dst, `,"receivedAt":`...), v.ReceivedAt); err != nil {
+	if dst, err = AppendJSONTime(append(dst, `,"receivedAt":`...), v.ReceivedAt); err != nil {
 		return dst, err
 	}
 	dst = appendField(dst, "userPseudonym", v.UserPseudonym, true)
@@ -67,13 +65,27 @@ func appendField(dst []byte, name, value string, omitEmpty bool) []byte {
 	return appendJSONString(dst, value)
 }
 
-// appendTime appends t as time.Time.MarshalJSON does.
-func appendTime(dst []byte, t time.Time) ([]byte, error) {
-	b, err := t.MarshalJSON()
+// AppendJSONTime appends t as time.Time.MarshalJSON writes it (RFC 3339
+// with sub-second digits, quoted), without allocating; it fails, leaving
+// dst as it was, when t's year is outside 0 to 9999.
+func AppendJSONTime(dst []byte, t time.Time) ([]byte, error) {
+	b, err := t.AppendText(append(dst, '"'))
 	if err != nil {
 		return dst, err
 	}
-	return append(dst, b...), nil
+	return append(b, '"'), nil
+}
+
+// AppendJSONRaw appends the JSON value raw as encoding/json marshals a
+// json.RawMessage: compacted, with < > & U+2028 U+2029 escaped; scratch
+// holds the compacted value meanwhile. It fails, leaving dst as it was,
+// when raw is not valid JSON.
+func AppendJSONRaw(dst []byte, raw []byte, scratch *bytes.Buffer) ([]byte, error) {
+	scratch.Reset()
+	if err := json.Compact(scratch, raw); err != nil {
+		return dst, err
+	}
+	return appendHTMLEscaped(dst, scratch.Bytes()), nil
 }
 
 const hexDigits = "0123456789abcdef"
@@ -90,12 +102,22 @@ var jsonSafe = func() (safe [utf8.RuneSelf]bool) {
 // escapes it (see appendJSONString).
 func AppendJSONString(dst []byte, s string) []byte { return appendJSONString(dst, s) }
 
+// AppendJSONStringContent appends s escaped as in a JSON string, without
+// the quotes: several of them between two quotes make one string, the
+// string of their concatenation when each ends in valid UTF-8 or an ASCII
+// character comes between them.
+func AppendJSONStringContent(dst []byte, s string) []byte { return appendEscaped(dst, s) }
+
 // appendJSONString appends s as a JSON string the way encoding/json does
 // with HTML escaping (its default): \" \\ \b \f \n \r \t, other control
 // characters and < > & as \u00XX, invalid UTF-8 as \ufffd, U+2028 and
 // U+2029 as \u2028 and \u2029.
 func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
+	return append(appendEscaped(append(dst, '"'), s), '"')
+}
+
+// appendEscaped appends s escaped as appendJSONString does, unquoted.
+func appendEscaped(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		b := s[i]
@@ -142,7 +164,7 @@ func appendJSONString(dst []byte, s string) []byte {
 		}
 		i += size
 	}
-	return append(append(dst, s[start:]...), '"')
+	return append(dst, s[start:]...)
 }
 
 // appendHTMLEscaped appends compact JSON with < > & U+2028 U+2029 escaped,

@@ -43,6 +43,11 @@ type encodings struct {
 	reveal Revealer
 	mu     sync.Mutex
 	byKey  map[string]*encodedSet
+	// encoding holds, per encoding, the lock of the stream that looks up
+	// and encodes events, so that streams of one encoding reading the
+	// same batches at the same moment encode them once: the second waits
+	// and takes the first one's bytes.
+	encoding map[string]*sync.Mutex
 }
 
 // encodedSet is the encoded events of the recent batches of one encoding,
@@ -57,7 +62,7 @@ type encodedSet struct {
 // newEncodings returns an empty set; reveal nil delivers events as
 // stored.
 func newEncodings(reveal Revealer) *encodings {
-	return &encodings{reveal: reveal, byKey: map[string]*encodedSet{}}
+	return &encodings{reveal: reveal, byKey: map[string]*encodedSet{}, encoding: map[string]*sync.Mutex{}}
 }
 
 // encodedBatch is the encoded events of one batch, indexed by leaf (a
@@ -90,9 +95,20 @@ func (b *encodedBatch) put(leaf int, it Item) bool {
 }
 
 // encode returns evs encoded by s, taking the events another stream of
-// the same encoding encoded already and remembering the rest. An error
-// names the event that cannot be encoded, or is the database's.
-func (c *encodings) encode(ctx context.Context, s *stream, evs []audit.SealedEvent) ([]Item, error) {
+// the same encoding encoded already and remembering the rest. The bodies
+// it encodes share one buffer, sized from what s encoded before (one
+// allocation per read rather than several per event). An error names the
+// event that cannot be encoded, or is the database's.
+func (c *encodings) encode(ctx context.Context, s *stream, evs []*audit.SealedEvent) ([]Item, error) {
+	c.mu.Lock()
+	one := c.encoding[s.encKey]
+	if one == nil {
+		one = &sync.Mutex{}
+		c.encoding[s.encKey] = one
+	}
+	c.mu.Unlock()
+	one.Lock()
+	defer one.Unlock()
 	// Events without personal fields encode alike under every key
 	// generation; the others need the current one.
 	keyed := c.reveal != nil && hasPersonal(evs)
@@ -134,24 +150,28 @@ func (c *encodings) encode(ctx context.Context, s *stream, evs []audit.SealedEve
 	if err != nil {
 		return nil, err
 	}
-	for j, i := range missing {
-		e := shown[j]
-		b, err := s.encode(e)
-		if err != nil {
-			return nil, fmt.Errorf("event %s: %w", e.ID, err)
-		}
-		items[i] = Item{ID: audit.EventKey(e.Tenant, e.ID), Time: e.OccurredAt, Body: b}
+	if err := s.encodeInto(items, missing, shown); err != nil {
+		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if set.gen != gen || c.byKey[s.encKey] != set {
 		return items, nil // an erasure came between: keep nothing
 	}
-	for _, i := range missing {
+	for k, i := range missing {
 		seal := evs[i].Seal
 		b, ok := set.batches[seal.BatchID]
 		if !ok {
-			b = &encodedBatch{}
+			// Sized for the batch's last leaf read here (evs are in leaf
+			// order within a batch).
+			last := seal.Leaf
+			for _, j := range missing[k+1:] {
+				if evs[j].Seal.BatchID != seal.BatchID {
+					break
+				}
+				last = evs[j].Seal.Leaf
+			}
+			b = &encodedBatch{items: make([]Item, last+1)}
 			set.batches[seal.BatchID] = b
 			set.order = append(set.order, seal.BatchID)
 		}
@@ -167,9 +187,36 @@ func (c *encodings) encode(ctx context.Context, s *stream, evs []audit.SealedEve
 	return items, nil
 }
 
+// encodeInto encodes shown[j] as items[idx[j]], the bodies in one buffer
+// of s's expected size for them.
+func (s *stream) encodeInto(items []Item, idx []int, shown []*audit.SealedEvent) error {
+	per := s.perEvent
+	if per == 0 {
+		per = 1024
+	}
+	buf := make([]byte, 0, len(shown)*per+per)
+	ends := make([]int, len(shown))
+	for j, e := range shown {
+		var err error
+		if buf, err = s.encode(buf, e, &s.scratch); err != nil {
+			return fmt.Errorf("event %s: %w", e.ID, err)
+		}
+		ends[j] = len(buf)
+	}
+	// The next buffer: this one's bytes per event and a tenth more.
+	s.perEvent = len(buf)/len(shown) + len(buf)/len(shown)/10 + 1
+	start := 0
+	for j, i := range idx {
+		e := shown[j]
+		items[i] = Item{ID: audit.EventKey(e.Tenant, e.ID), Time: e.OccurredAt, Body: buf[start:ends[j]:ends[j]]}
+		start = ends[j]
+	}
+	return nil
+}
+
 // hasPersonal reports whether an event of evs was stored pseudonymised or
 // encrypted.
-func hasPersonal(evs []audit.SealedEvent) bool {
+func hasPersonal(evs []*audit.SealedEvent) bool {
 	for _, e := range evs {
 		if e.Pseudonym != "" || e.Personal != nil {
 			return true
@@ -183,22 +230,29 @@ func hasPersonal(evs []audit.SealedEvent) bool {
 const leafDataGuess = 512
 
 // revealed returns the events evs[i] for i in idx as reads show them, in
-// that order: copies, revealed in one call (one read of the subject
-// keys), with the leaf data of their stored form when that differs.
-func (c *encodings) revealed(ctx context.Context, evs []audit.SealedEvent, idx []int) ([]audit.SealedEvent, error) {
-	out := make([]audit.SealedEvent, len(idx))
-	for j, i := range idx {
-		out[j] = evs[i]
+// that order: evs' own events when none has personal fields (nothing to
+// reveal: they are not changed), else copies, revealed in one call (one
+// read of the subject keys), with the leaf data of their stored form
+// when that differs.
+func (c *encodings) revealed(ctx context.Context, evs []*audit.SealedEvent, idx []int) ([]*audit.SealedEvent, error) {
+	out := evs
+	if len(idx) != len(evs) {
+		out = make([]*audit.SealedEvent, len(idx))
+		for j, i := range idx {
+			out[j] = evs[i]
+		}
 	}
 	if c.reveal == nil || !hasPersonal(out) {
 		return out, nil
 	}
+	copies := make([]audit.SealedEvent, len(out))
 	shown := make([]audit.Event, len(out))
 	// The leaf data of every event, one after the other in one buffer
 	// (earlier ones stay where they were when it grows).
 	var leaves []byte
 	for j := range out {
-		e := &out[j]
+		copies[j] = *out[j]
+		e := &copies[j]
 		if e.Pseudonym != "" || e.Personal != nil {
 			if leaves == nil {
 				leaves = make([]byte, 0, leafDataGuess*len(out))
@@ -215,8 +269,10 @@ func (c *encodings) revealed(ctx context.Context, evs []audit.SealedEvent, idx [
 	if err := c.reveal.Reveal(ctx, shown); err != nil {
 		return nil, fmt.Errorf("reveal personal fields: %w", err)
 	}
-	for j := range out {
-		out[j].Event = shown[j]
+	revealed := make([]*audit.SealedEvent, len(out))
+	for j := range copies {
+		copies[j].Event = shown[j]
+		revealed[j] = &copies[j]
 	}
-	return out, nil
+	return revealed, nil
 }

@@ -59,7 +59,7 @@ func BenchmarkStreamPersonal(b *testing.B) {
 				if err := os.WriteFile(path, []byte(hex.EncodeToString(key)), 0o600); err != nil {
 					b.Fatal(err)
 				}
-				pk, err := keyfile.LoadOrCreateKEK(path + ".pseudonym")
+				pk, err := keyfile.LoadOrCreateKEK(filepath.Join(b.TempDir(), "kek.pseudonym"))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -18,10 +18,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditq/auditq/ports/contract"
 )
 
 // Item is one encoded event handed to a sink.
@@ -60,23 +63,82 @@ func Sign(secret []byte, ts string, body []byte) string {
 	return "v1=" + hex.EncodeToString(m.Sum(nil))
 }
 
+// bodyBuffer is an HTTP sink's request body, reused from one request to
+// the next: a batch's body is about as large as its events' encodings, so
+// a new one per request would be most of what a stream allocates besides
+// them. The HTTP transport may read a body after Do returned (it closes it
+// when done, per http.RoundTripper), so a buffer is reused only once
+// every reader of it was closed; until then the next request gets a new
+// one.
+type bodyBuffer struct {
+	cur *sentBytes
+}
+
+// sentBytes is the bytes of one request body and how many of its readers
+// the transport has not closed yet.
+type sentBytes struct {
+	b    []byte
+	open atomic.Int32
+}
+
+// take returns an empty body with room for n bytes: the last one when no
+// request reads it any more and it is large enough, else a new one.
+func (p *bodyBuffer) take(n int) *sentBytes {
+	if c := p.cur; c != nil && c.open.Load() == 0 && cap(c.b) >= n {
+		c.b = c.b[:0]
+		return c
+	}
+	p.cur = &sentBytes{b: make([]byte, 0, n+n/8)}
+	return p.cur
+}
+
+// post returns a POST of c's bytes to url whose body readers (the first,
+// and those GetBody gives the transport to send it again) c counts.
+func (c *sentBytes) post(ctx context.Context, url string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, c.reader())
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = int64(len(c.b))
+	req.GetBody = func() (io.ReadCloser, error) { return c.reader(), nil }
+	return req, nil
+}
+
+func (c *sentBytes) reader() io.ReadCloser {
+	c.open.Add(1)
+	return &bodyReader{Reader: bytes.NewReader(c.b), of: c}
+}
+
+// bodyReader reads a sentBytes; Close releases it (once).
+type bodyReader struct {
+	*bytes.Reader
+	of     *sentBytes
+	closed atomic.Bool
+}
+
+func (r *bodyReader) Close() error {
+	if r.closed.CompareAndSwap(false, true) {
+		r.of.open.Add(-1)
+	}
+	return nil
+}
+
 // webhook POSTs each batch as one JSON array.
 type webhook struct {
 	name, url string
 	secret    []byte
 	client    *http.Client
 	now       func() time.Time
+	body      bodyBuffer
 }
 
 func (w *webhook) Send(ctx context.Context, items []Item) error {
-	// The body is allocated once at its final size (a grown buffer would
-	// allocate about twice that per batch).
 	n := 2 + len(items)
 	for _, it := range items {
 		n += len(it.Body)
 	}
-	body := make([]byte, 0, n)
-	body = append(body, '[')
+	sb := w.body.take(n)
+	body := append(sb.b, '[')
 	for i, it := range items {
 		if i > 0 {
 			body = append(body, ',')
@@ -84,7 +146,8 @@ func (w *webhook) Send(ctx context.Context, items []Item) error {
 		body = append(body, it.Body...)
 	}
 	body = append(body, ']')
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
+	sb.b = body
+	req, err := sb.post(ctx, w.url)
 	if err != nil {
 		return err
 	}
@@ -124,31 +187,48 @@ type splunk struct {
 	index, sourceType   string
 	ackTimeout, ackPoll time.Duration
 	client              *http.Client
+	body                bodyBuffer
 }
 
-type hecEvent struct {
-	Time       json.Number     `json:"time"`
-	Source     string          `json:"source"`
-	SourceType string          `json:"sourcetype"`
-	Index      string          `json:"index,omitempty"`
-	Event      json.RawMessage `json:"event"`
-}
-
-func (s *splunk) Send(ctx context.Context, items []Item) error {
-	var body bytes.Buffer
-	enc := json.NewEncoder(&body)
-	for _, it := range items {
-		t := json.Number(strconv.FormatFloat(float64(it.Time.UnixMilli())/1000, 'f', 3, 64))
-		if err := enc.Encode(hecEvent{Time: t, Source: "auditq", SourceType: s.sourceType, Index: s.index, Event: it.Body}); err != nil {
-			return err
-		}
+// hecFields returns the members every HEC event of s has after its time:
+// source, sourcetype and, when set, index.
+func (s *splunk) hecFields() []byte {
+	b := append([]byte(nil), `,"source":"auditq","sourcetype":`...)
+	b = contract.AppendJSONString(b, s.sourceType)
+	if s.index != "" {
+		b = contract.AppendJSONString(append(b, `,"index":`...), s.index)
 	}
+	return append(b, `,"event":`...)
+}
+
+// Send posts items as concatenated HEC event objects, one a line:
+// {"time": <epoch seconds, 3 decimals>, "source", "sourcetype", "index"?,
+// "event": <the encoded event>}.
+func (s *splunk) Send(ctx context.Context, items []Item) error {
+	fields := s.hecFields()
+	n := 0
+	for _, it := range items {
+		n += len(`{"time":}`) + 24 + len(fields) + len(it.Body) + 1
+	}
+	sb := s.body.take(n)
+	body := sb.b
+	for _, it := range items {
+		body = strconv.AppendFloat(append(body, `{"time":`...), float64(it.Time.UnixMilli())/1000, 'f', 3, 64)
+		body = append(body, fields...)
+		body = append(body, it.Body...)
+		body = append(body, '}', '\n')
+	}
+	sb.b = body
 	var ans struct {
 		Text  string `json:"text"`
 		Code  int    `json:"code"`
 		AckID *int64 `json:"ackId"`
 	}
-	if err := s.post(ctx, "/services/collector/event", body.Bytes(), &ans); err != nil {
+	req, err := sb.post(ctx, s.url+"/services/collector/event")
+	if err != nil {
+		return err
+	}
+	if err := s.do(req, "/services/collector/event", &ans); err != nil {
 		return err
 	}
 	if ans.Code != 0 {
@@ -190,6 +270,13 @@ func (s *splunk) post(ctx context.Context, path string, body []byte, out any) er
 	if err != nil {
 		return err
 	}
+	return s.do(req, path, out)
+}
+
+// do sends req (a POST to path) with the HEC headers and decodes the
+// answer into out; an error for a status other than 200 quotes the
+// answer.
+func (s *splunk) do(req *http.Request, path string, out any) error {
 	req.Header.Set("Authorization", "Splunk "+s.token)
 	req.Header.Set("X-Splunk-Request-Channel", s.channel)
 	req.Header.Set("Content-Type", "application/json")
@@ -231,18 +318,28 @@ type elastic struct {
 	auth           string // Authorization header value, or ""
 	client         *http.Client
 	user, password string
+	body           bodyBuffer
 }
 
+// Send posts items to the Bulk API: for each, the action line
+// {"create":{"_id":<Item.ID>,"_index":<index>}} and the event.
 func (e *elastic) Send(ctx context.Context, items []Item) error {
-	var body bytes.Buffer
+	index := contract.AppendJSONString(append([]byte(nil), `,"_index":`...), e.index)
+	n := 0
 	for _, it := range items {
-		action, _ := json.Marshal(map[string]map[string]string{"create": {"_index": e.index, "_id": it.ID}})
-		body.Write(action)
-		body.WriteByte('\n')
-		body.Write(it.Body)
-		body.WriteByte('\n')
+		n += len(`{"create":{"_id":}}`) + 2*len(it.ID) + 2 + len(index) + len(it.Body) + 2
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url+"/_bulk", &body)
+	sb := e.body.take(n)
+	body := sb.b
+	for _, it := range items {
+		body = contract.AppendJSONString(append(body, `{"create":{"_id":`...), it.ID)
+		body = append(body, index...)
+		body = append(body, '}', '}', '\n')
+		body = append(body, it.Body...)
+		body = append(body, '\n')
+	}
+	sb.b = body
+	req, err := sb.post(ctx, e.url+"/_bulk")
 	if err != nil {
 		return err
 	}

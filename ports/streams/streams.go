@@ -9,6 +9,7 @@
 package streams
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -388,6 +389,11 @@ type stream struct {
 	// encKey names the encoding: streams with the same key deliver the
 	// same bytes for an event and share them (encodings).
 	encKey string
+	// scratch is the encoder's working space and perEvent the bytes
+	// per event of its last buffer (encodeInto); only the stream's own
+	// goroutine uses them.
+	scratch  bytes.Buffer
+	perEvent int
 }
 
 // New returns a Runner for cfg, its sinks built but not started; an error

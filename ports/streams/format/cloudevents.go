@@ -1,7 +1,8 @@
 package format
 
 import (
-	"time"
+	"bytes"
+	"strconv"
 
 	"github.com/auditq/auditq/domain/audit"
 	"github.com/auditq/auditq/ports/contract"
@@ -10,34 +11,47 @@ import (
 // CloudEventType is the type attribute of every event auditq delivers.
 const CloudEventType = "io.auditq.event.v1"
 
-// CloudEvent is a CloudEvents 1.0 event in the structured JSON format
-// (CloudEvents spec 1.0.2, "JSON Event Format"). id is the event id (a
-// tenant's event: "<tenant>/<id>", audit.EventKey, as an id is unique
-// within its tenant only) and source the trail, so source + id identify the event: a receiver drops a
-// repeat by them. The seal travels in extension attributes (lower-case
-// alphanumeric names, as the spec requires): auditqbatchseq,
-// auditqbatchid, auditqleaf, and on an event whose personal fields were
-// pseudonymised or encrypted auditqleafdata (see Seal.LeafData).
-type CloudEvent struct {
-	SpecVersion     string             `json:"specversion"`
-	ID              string             `json:"id"`
-	Source          string             `json:"source"`
-	Type            string             `json:"type"`
-	Subject         string             `json:"subject"`
-	Time            time.Time          `json:"time"`
-	DataContentType string             `json:"datacontenttype"`
-	BatchSeq        int64              `json:"auditqbatchseq"`
-	BatchID         int64              `json:"auditqbatchid"`
-	Leaf            int                `json:"auditqleaf"`
-	LeafData        string             `json:"auditqleafdata,omitempty"`
-	Data            contract.EventView `json:"data"`
-}
-
-func cloudEventOf(e audit.SealedEvent, o Options) CloudEvent {
-	return CloudEvent{
-		SpecVersion: "1.0", ID: audit.EventKey(e.Tenant, e.ID), Source: o.Source, Type: CloudEventType,
-		Subject: e.ResourceType + "/" + e.ResourceID, Time: e.OccurredAt, DataContentType: "application/json",
-		BatchSeq: e.Seal.BatchSeq, BatchID: e.Seal.BatchID, Leaf: e.Seal.Leaf, LeafData: string(e.LeafData),
-		Data: contract.ViewOf(e.Event),
+// appendCloudEvent appends e as a CloudEvents 1.0 event in the structured
+// JSON format (CloudEvents spec 1.0.2, "JSON Event Format"); source is
+// the JSON string of the source attribute. id is the event id (a tenant's
+// event: "<tenant>/<id>", audit.EventKey, as an id is unique within its
+// tenant only) and source the trail, so source + id identify the event: a
+// receiver drops a repeat by them. The seal travels in extension
+// attributes (lower-case alphanumeric names, as the spec requires):
+// auditqbatchseq, auditqbatchid, auditqleaf, and on an event whose
+// personal fields were pseudonymised or encrypted auditqleafdata (see
+// appendSeal); data is the native event without the seal. The members and
+// their order are those of the model in the tests (cloudEvent).
+func appendCloudEvent(b []byte, e *audit.SealedEvent, source []byte, scratch *bytes.Buffer) ([]byte, error) {
+	start := len(b)
+	b = append(b, `{"specversion":"1.0","id":"`...)
+	if e.Tenant != "" {
+		b = contract.AppendJSONStringContent(b, e.Tenant)
+		b = append(b, '/')
 	}
+	b = contract.AppendJSONStringContent(b, e.ID)
+	b = append(b, `","source":`...)
+	b = append(b, source...)
+	b = append(b, `,"type":"`+CloudEventType+`","subject":"`...)
+	b = contract.AppendJSONStringContent(b, e.ResourceType)
+	b = append(b, '/')
+	b = contract.AppendJSONStringContent(b, e.ResourceID)
+	b = append(b, `","time":`...)
+	var err error
+	if b, err = contract.AppendJSONTime(b, e.OccurredAt); err != nil {
+		return b[:start], err
+	}
+	b = append(b, `,"datacontenttype":"application/json","auditqbatchseq":`...)
+	b = strconv.AppendInt(b, e.Seal.BatchSeq, 10)
+	b = append(b, `,"auditqbatchid":`...)
+	b = strconv.AppendInt(b, e.Seal.BatchID, 10)
+	b = append(b, `,"auditqleaf":`...)
+	b = strconv.AppendInt(b, int64(e.Seal.Leaf), 10)
+	if len(e.LeafData) > 0 {
+		b = contract.AppendJSONString(append(b, `,"auditqleafdata":`...), string(e.LeafData))
+	}
+	if b, err = contract.ViewOf(e.Event).AppendJSON(append(b, `,"data":`...), scratch); err != nil {
+		return b[:start], err
+	}
+	return append(b, '}'), nil
 }

@@ -1,5 +1,5 @@
 // Package format encodes stored events for the log streams: the native
-// event JSON (contract.EventView), OCSF 1.3 and CloudEvents 1.0
+// event JSON (contract.EventView), OCSF 1.1 and CloudEvents 1.0
 // (docs/streams.md, "Formats"). Each encoding carries the event's seal
 // (batch and leaf), so that a copy in a SIEM stays verifiable against the
 // tamper evidence. The functions are pure: the same event and options
@@ -8,7 +8,6 @@ package format
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -38,33 +37,14 @@ type Options struct {
 // DefaultSource is the CloudEvents source when none is configured.
 const DefaultSource = "/auditq"
 
-// Seal is the tamper-evidence position of a delivered event: the chain
-// position and id of its batch and its leaf index, as audit.event.proof
-// returns them (batch.seq, batch.id, leafIndex). LeafData is the event's
-// leaf data (audit.event.proof's canonical) on an event whose personal
-// fields were pseudonymised or encrypted: the delivered fields are what
-// reads show, and SHA-256(0x00 || leafData) is the leaf hash
-// (docs/streams.md#verifying-a-delivered-event).
-type Seal struct {
-	BatchSeq int64  `json:"batchSeq"`
-	BatchID  int64  `json:"batchId"`
-	Leaf     int    `json:"leaf"`
-	LeafData string `json:"leafData,omitempty"`
-}
-
-func sealOf(e audit.SealedEvent) Seal {
-	return Seal{BatchSeq: e.Seal.BatchSeq, BatchID: e.Seal.BatchID, Leaf: e.Seal.Leaf, LeafData: string(e.LeafData)}
-}
-
-// NativeEvent is the native encoding: the event as audit.query returns it,
-// plus its seal.
-type NativeEvent struct {
-	contract.EventView
-	Seal Seal `json:"seal"`
-}
-
-// Encoder encodes events in one format.
-type Encoder func(audit.SealedEvent) ([]byte, error)
+// Encoder appends the encoding of e to dst, in one format: one JSON
+// value, the bytes encoding/json would give for the format's model
+// (docs/streams.md, "Formats"), written without reflection or
+// intermediate values. scratch is the encoder's working space for the
+// details (reused from call to call, never shared between goroutines).
+// It fails only on details that are not valid JSON or a time outside the
+// years 0 to 9999, leaving dst's contents as they were.
+type Encoder func(dst []byte, e *audit.SealedEvent, scratch *bytes.Buffer) ([]byte, error)
 
 // New returns the encoder of format name, or an error naming the formats.
 func New(name string, o Options) (Encoder, error) {
@@ -75,31 +55,53 @@ func New(name string, o Options) (Encoder, error) {
 	case Native:
 		return appendNative, nil
 	case OCSF:
-		return func(e audit.SealedEvent) ([]byte, error) { return json.Marshal(ocsfOf(e, o)) }, nil
+		// The product is the same for every event: written once.
+		product := []byte(`{"name":"auditq","vendor_name":"auditq"`)
+		if o.ProductVersion != "" {
+			product = contract.AppendJSONString(append(product, `,"version":`...), o.ProductVersion)
+		}
+		product = append(product, '}')
+		return func(dst []byte, e *audit.SealedEvent, scratch *bytes.Buffer) ([]byte, error) {
+			return appendOCSF(dst, e, product, scratch)
+		}, nil
 	case CloudEvents:
-		return func(e audit.SealedEvent) ([]byte, error) { return json.Marshal(cloudEventOf(e, o)) }, nil
+		source := contract.AppendJSONString(nil, o.Source)
+		return func(dst []byte, e *audit.SealedEvent, scratch *bytes.Buffer) ([]byte, error) {
+			return appendCloudEvent(dst, e, source, scratch)
+		}, nil
 	}
 	return nil, fmt.Errorf("format %q: must be one of native, ocsf, cloudevents", name)
 }
 
-// appendNative returns the native encoding of e: the bytes json.Marshal
-// gives for NativeEvent, written by contract.EventView.AppendJSON (the
-// encoder of audit.export), which is several times cheaper.
-func appendNative(e audit.SealedEvent) ([]byte, error) {
-	var scratch bytes.Buffer
-	b, err := contract.ViewOf(e.Event).AppendJSON(make([]byte, 0, 512), &scratch)
-	if err != nil {
-		return nil, err
-	}
-	b = append(b[:len(b)-1], `,"seal":{"batchSeq":`...) // b ends in the object's '}'
+// appendSeal appends the seal object of e: {"batchSeq", "batchId",
+// "leaf"} and, when e has leaf data, "leafData" (the event's leaf data as
+// audit.event.proof's canonical, on an event whose personal fields were
+// pseudonymised or encrypted: SHA-256(0x00 || leafData) is the leaf hash,
+// docs/streams.md#verifying-a-delivered-event).
+func appendSeal(b []byte, e *audit.SealedEvent) []byte {
+	b = append(b, `{"batchSeq":`...)
 	b = strconv.AppendInt(b, e.Seal.BatchSeq, 10)
 	b = append(b, `,"batchId":`...)
 	b = strconv.AppendInt(b, e.Seal.BatchID, 10)
 	b = append(b, `,"leaf":`...)
 	b = strconv.AppendInt(b, int64(e.Seal.Leaf), 10)
-	if e.LeafData != nil {
+	if len(e.LeafData) > 0 {
 		b = append(b, `,"leafData":`...)
 		b = contract.AppendJSONString(b, string(e.LeafData))
 	}
-	return append(b, '}', '}'), nil
+	return append(b, '}')
+}
+
+// appendNative appends the native encoding of e: the event as
+// audit.query returns it (contract.EventView, written by its AppendJSON,
+// the encoder of audit.export) with "seal" (appendSeal) as its last
+// member.
+func appendNative(dst []byte, e *audit.SealedEvent, scratch *bytes.Buffer) ([]byte, error) {
+	start := len(dst)
+	b, err := contract.ViewOf(e.Event).AppendJSON(dst, scratch)
+	if err != nil {
+		return b[:start], err
+	}
+	b = append(b[:len(b)-1], `,"seal":`...) // b ends in the object's '}'
+	return append(appendSeal(b, e), '}'), nil
 }

@@ -1,10 +1,12 @@
 package format
 
 import (
-	"encoding/json"
+	"bytes"
+	"strconv"
 	"strings"
 
 	"github.com/auditq/auditq/domain/audit"
+	"github.com/auditq/auditq/ports/contract"
 )
 
 // OCSFVersion is the OCSF schema version the events follow.
@@ -16,100 +18,6 @@ const (
 	ClassAuthentication = 3002 // category 3
 	ClassAPIActivity    = 6003 // category 6, Application Activity
 )
-
-// OCSFEvent is an event as an OCSF 1.1 event of one of the classes above.
-// type_uid = class_uid * 100 + activity_id. What has no place in the
-// class (details, the seal) is under unmapped.
-type OCSFEvent struct {
-	ClassUID     int          `json:"class_uid"`
-	ClassName    string       `json:"class_name"`
-	CategoryUID  int          `json:"category_uid"`
-	CategoryName string       `json:"category_name"`
-	ActivityID   int          `json:"activity_id"`
-	ActivityName string       `json:"activity_name"`
-	TypeUID      int          `json:"type_uid"`
-	TypeName     string       `json:"type_name"`
-	Time         int64        `json:"time"` // milliseconds since the epoch
-	SeverityID   int          `json:"severity_id"`
-	Severity     string       `json:"severity"`
-	StatusID     int          `json:"status_id"`
-	Status       string       `json:"status"`
-	StatusDetail string       `json:"status_detail,omitempty"`
-	Message      string       `json:"message"`
-	Metadata     ocsfMetadata `json:"metadata"`
-	Actor        ocsfActor    `json:"actor"`
-	API          *ocsfAPI     `json:"api,omitempty"`
-	User         *ocsfUser    `json:"user,omitempty"`
-	SrcEndpoint  ocsfEndpoint `json:"src_endpoint"`
-	HTTPRequest  *ocsfHTTP    `json:"http_request,omitempty"`
-	Resources    []ocsfRes    `json:"resources"`
-	Unmapped     ocsfUnmapped `json:"unmapped"`
-}
-
-type ocsfMetadata struct {
-	Version        string      `json:"version"`
-	Product        ocsfProduct `json:"product"`
-	UID            string      `json:"uid"`
-	LoggedTime     int64       `json:"logged_time"`
-	CorrelationUID string      `json:"correlation_uid,omitempty"`
-	// TenantUID is the event's tenant (docs/tenants.md), left out for the
-	// default tenant.
-	TenantUID string `json:"tenant_uid,omitempty"`
-}
-
-type ocsfProduct struct {
-	Name       string `json:"name"`
-	VendorName string `json:"vendor_name"`
-	Version    string `json:"version,omitempty"`
-}
-
-type ocsfActor struct {
-	User    *ocsfUser    `json:"user,omitempty"`
-	Session *ocsfSession `json:"session,omitempty"`
-}
-
-// ocsfUser is the actor: uid is the user id as reads show it ("[erased]"
-// once the subject is erased), uid_alt its keyed pseudonym
-// (docs/personal-data.md).
-type ocsfUser struct {
-	UID    string `json:"uid"`
-	UIDAlt string `json:"uid_alt,omitempty"`
-	TypeID int    `json:"type_id,omitempty"` // 3: System
-	Type   string `json:"type,omitempty"`
-}
-
-type ocsfSession struct {
-	UID string `json:"uid"`
-}
-
-type ocsfAPI struct {
-	Operation string       `json:"operation"`
-	Request   *ocsfRequest `json:"request,omitempty"`
-}
-
-type ocsfRequest struct {
-	UID string `json:"uid"`
-}
-
-type ocsfEndpoint struct {
-	IP string `json:"ip,omitempty"`
-}
-
-type ocsfHTTP struct {
-	UserAgent string `json:"user_agent"`
-}
-
-type ocsfRes struct {
-	Type string `json:"type"`
-	UID  string `json:"uid"`
-}
-
-type ocsfUnmapped struct {
-	Details json.RawMessage `json:"details,omitempty"`
-	Seal    Seal            `json:"auditq_seal"`
-	// Erased is the native erased: the subject's personal fields are gone.
-	Erased bool `json:"auditq_erased,omitempty"`
-}
 
 // verbs maps the last segment of an action to an API Activity activity.
 var apiVerbs = map[string]int{
@@ -144,17 +52,18 @@ var authActivities = map[int]string{1: "Logon", 2: "Logoff"}
 // log-off verb, Account Change when the resource is a user or account and
 // the action names an account change, API Activity otherwise (activity 99,
 // Other, when the verb is not in its table).
-func classify(e audit.Event) (class, activity int, name string) {
-	parts := strings.Split(strings.ToLower(e.Action), ".")
-	verb, two := parts[len(parts)-1], parts[len(parts)-1]
-	if len(parts) > 1 {
-		two = parts[len(parts)-2] + "." + verb
+func classify(e *audit.Event) (class, activity int, name string) {
+	action := strings.ToLower(e.Action) // e.Action itself when it is lower case already
+	verb, two := action, action
+	if i := strings.LastIndexByte(action, '.'); i >= 0 {
+		verb = action[i+1:]
+		two = action[strings.LastIndexByte(action[:i], '.')+1:] // the last two segments
 	}
 	if a, ok := authVerbs[verb]; ok {
 		return ClassAuthentication, a, authActivities[a]
 	}
 	if rt := strings.ToLower(e.ResourceType); rt == "user" || rt == "account" {
-		for _, k := range []string{two, verb} {
+		for _, k := range [2]string{two, verb} {
 			if a, ok := accountVerbs[k]; ok {
 				return ClassAccountChange, a, accountActivities[a]
 			}
@@ -175,50 +84,113 @@ var classNames = map[int]struct {
 	ClassAPIActivity:    {"API Activity", "Application Activity", 6},
 }
 
-func ocsfOf(e audit.SealedEvent, o Options) OCSFEvent {
-	class, activity, activityName := classify(e.Event)
+// appendOCSF appends e as an OCSF 1.1 event of its class (classify);
+// product is the JSON of metadata.product. What has no place in the class
+// (details, the seal, erased) is under unmapped. The members and their
+// order are those of the model in the tests (ocsfEvent, which
+// encoding/json encodes to the same bytes): every member that is not
+// optional, the optional ones when they have a value.
+func appendOCSF(b []byte, e *audit.SealedEvent, product []byte, scratch *bytes.Buffer) ([]byte, error) {
+	start := len(b)
+	class, activity, activityName := classify(&e.Event)
 	cn := classNames[class]
-	out := OCSFEvent{
-		ClassUID: class, ClassName: cn.name, CategoryUID: cn.categoryUID, CategoryName: cn.category,
-		ActivityID: activity, ActivityName: activityName, TypeUID: class*100 + activity, TypeName: cn.name + ": " + activityName,
-		Time: e.OccurredAt.UnixMilli(), SeverityID: 1, Severity: "Informational", StatusID: 1, Status: "Success",
-		Message: e.Action + " " + e.ResourceType + "/" + e.ResourceID,
-		Metadata: ocsfMetadata{
-			Version: OCSFVersion, Product: ocsfProduct{Name: "auditq", VendorName: "auditq", Version: o.ProductVersion},
-			UID: e.ID, LoggedTime: e.ReceivedAt.UnixMilli(), CorrelationUID: e.RequestID, TenantUID: e.Tenant,
-		},
-		SrcEndpoint: ocsfEndpoint{IP: e.IPAddress},
-		Resources:   []ocsfRes{{Type: e.ResourceType, UID: e.ResourceID}},
-		Unmapped:    ocsfUnmapped{Details: e.Details, Seal: sealOf(e), Erased: e.Erased},
-	}
-	if !e.Success {
-		out.StatusID, out.Status, out.StatusDetail = 2, "Failure", e.ErrorMessage
-	}
-	if e.UserID != "" {
-		out.Actor.User = &ocsfUser{UID: e.UserID, UIDAlt: e.Pseudonym}
+	str := contract.AppendJSONString
+	num := func(b []byte, n int64) []byte { return strconv.AppendInt(b, n, 10) }
+	b = num(append(b, `{"class_uid":`...), int64(class))
+	b = str(append(b, `,"class_name":`...), cn.name)
+	b = num(append(b, `,"category_uid":`...), int64(cn.categoryUID))
+	b = str(append(b, `,"category_name":`...), cn.category)
+	b = num(append(b, `,"activity_id":`...), int64(activity))
+	b = str(append(b, `,"activity_name":`...), activityName)
+	b = num(append(b, `,"type_uid":`...), int64(class*100+activity))
+	b = append(b, `,"type_name":"`...)
+	b = contract.AppendJSONStringContent(b, cn.name)
+	b = append(b, ": "...)
+	b = contract.AppendJSONStringContent(b, activityName)
+	b = num(append(b, `","time":`...), e.OccurredAt.UnixMilli())
+	b = append(b, `,"severity_id":1,"severity":"Informational"`...)
+	if e.Success {
+		b = append(b, `,"status_id":1,"status":"Success"`...)
 	} else {
-		out.Actor.User = &ocsfUser{UID: "system", TypeID: 3, Type: "System"}
+		b = append(b, `,"status_id":2,"status":"Failure"`...)
+		if e.ErrorMessage != "" {
+			b = str(append(b, `,"status_detail":`...), e.ErrorMessage)
+		}
+	}
+	b = append(b, `,"message":"`...)
+	b = contract.AppendJSONStringContent(b, e.Action)
+	b = append(b, ' ')
+	b = contract.AppendJSONStringContent(b, e.ResourceType)
+	b = append(b, '/')
+	b = contract.AppendJSONStringContent(b, e.ResourceID)
+	b = append(b, `","metadata":{"version":"`+OCSFVersion+`","product":`...)
+	b = append(b, product...)
+	b = str(append(b, `,"uid":`...), e.ID)
+	b = num(append(b, `,"logged_time":`...), e.ReceivedAt.UnixMilli())
+	if e.RequestID != "" {
+		b = str(append(b, `,"correlation_uid":`...), e.RequestID)
+	}
+	if e.Tenant != "" { // the default tenant is left out
+		b = str(append(b, `,"tenant_uid":`...), e.Tenant)
+	}
+	// The actor: uid is the user id as reads show it ("[erased]" once the
+	// subject is erased), uid_alt its keyed pseudonym
+	// (docs/personal-data.md); system events have the system as actor.
+	if e.UserID != "" {
+		b = str(append(b, `},"actor":{"user":{"uid":`...), e.UserID)
+		if e.Pseudonym != "" {
+			b = str(append(b, `,"uid_alt":`...), e.Pseudonym)
+		}
+		b = append(b, '}')
+	} else {
+		b = append(b, `},"actor":{"user":{"uid":"system","type_id":3,"type":"System"}`...)
 	}
 	if e.SessionID != "" {
-		out.Actor.Session = &ocsfSession{UID: e.SessionID}
+		b = str(append(b, `,"session":{"uid":`...), e.SessionID)
+		b = append(b, '}')
 	}
-	if e.UserAgent != "" {
-		out.HTTPRequest = &ocsfHTTP{UserAgent: e.UserAgent}
-	}
+	b = append(b, '}')
 	switch class {
 	case ClassAPIActivity:
-		out.API = &ocsfAPI{Operation: e.Action}
+		b = str(append(b, `,"api":{"operation":`...), e.Action)
 		if e.RequestID != "" {
-			out.API.Request = &ocsfRequest{UID: e.RequestID}
+			b = str(append(b, `,"request":{"uid":`...), e.RequestID)
+			b = append(b, '}')
 		}
+		b = append(b, '}')
 	case ClassAccountChange:
-		out.User = &ocsfUser{UID: e.ResourceID} // the account changed
+		b = str(append(b, `,"user":{"uid":`...), e.ResourceID) // the account changed
+		b = append(b, '}')
 	case ClassAuthentication:
-		uid := e.UserID
+		uid := e.UserID // the user who logged on or off
 		if uid == "" {
 			uid = e.ResourceID
 		}
-		out.User = &ocsfUser{UID: uid} // the user who logged on or off
+		b = str(append(b, `,"user":{"uid":`...), uid)
+		b = append(b, '}')
 	}
-	return out
+	b = append(b, `,"src_endpoint":{`...)
+	if e.IPAddress != "" {
+		b = str(append(b, `"ip":`...), e.IPAddress)
+	}
+	b = append(b, '}')
+	if e.UserAgent != "" {
+		b = str(append(b, `,"http_request":{"user_agent":`...), e.UserAgent)
+		b = append(b, '}')
+	}
+	b = str(append(b, `,"resources":[{"type":`...), e.ResourceType)
+	b = str(append(b, `,"uid":`...), e.ResourceID)
+	b = append(b, `}],"unmapped":{`...)
+	if len(e.Details) > 0 {
+		var err error
+		if b, err = contract.AppendJSONRaw(append(b, `"details":`...), e.Details, scratch); err != nil {
+			return b[:start], err
+		}
+		b = append(b, ',')
+	}
+	b = appendSeal(append(b, `"auditq_seal":`...), e)
+	if e.Erased { // the subject's personal fields are gone
+		b = append(b, `,"auditq_erased":true`...)
+	}
+	return append(b, '}', '}'), nil
 }

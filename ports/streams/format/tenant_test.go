@@ -1,6 +1,7 @@
 package format_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -26,7 +27,7 @@ func TestFormatsNameTheTenant(t *testing.T) {
 		}
 		for _, tenant := range []string{"acme", ""} {
 			e.Tenant = tenant
-			b, err := enc(e)
+			b, err := enc(nil, &e, new(bytes.Buffer))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -55,8 +56,8 @@ func TestCloudEventsIDIsUniqueAcrossTenants(t *testing.T) {
 		t.Fatal(err)
 	}
 	for tenant, want := range map[string]string{"": "e1", "acme": "acme/e1", "globex": "globex/e1"} {
-		b, err := enc(audit.SealedEvent{Event: audit.Event{ID: "e1", Action: "a", ResourceType: "r", ResourceID: "1",
-			Success: true, OccurredAt: at, ReceivedAt: at, Tenant: tenant}})
+		b, err := enc(nil, &audit.SealedEvent{Event: audit.Event{ID: "e1", Action: "a", ResourceType: "r", ResourceID: "1",
+			Success: true, OccurredAt: at, ReceivedAt: at, Tenant: tenant}}, new(bytes.Buffer))
 		if err != nil {
 			t.Fatal(err)
 		}
