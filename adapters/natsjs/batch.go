@@ -103,7 +103,8 @@ func (s *Subscriber) gather(ctx, msgCtx context.Context, topic string, it *pulle
 			if s.bytes != nil {
 				b.size = min(msgSize(jm), s.cfg.InFlightBytes)
 				if !s.bytes.TryAcquire(b.size) {
-					carry = &b // first of the next batch, once the budget frees up
+					c := b // a copy, so that b itself stays off the heap
+					carry = &c // first of the next batch, once the budget frees up
 					break
 				}
 			}
