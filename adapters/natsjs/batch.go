@@ -103,7 +103,7 @@ func (s *Subscriber) gather(ctx, msgCtx context.Context, topic string, it *pulle
 			if s.bytes != nil {
 				b.size = min(msgSize(jm), s.cfg.InFlightBytes)
 				if !s.bytes.TryAcquire(b.size) {
-					c := b // a copy, so that b itself stays off the heap
+					c := b     // a copy, so that b itself stays off the heap
 					carry = &c // first of the next batch, once the budget frees up
 					break
 				}
