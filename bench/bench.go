@@ -52,6 +52,7 @@ type Options struct {
 	Settle       time.Duration // longest wait for a quiet machine before each measurement
 	Keep         bool          // keep the scratch database
 	ExternalNATS bool          // each service on a nats-server in the benchmark's process, not its embedded one
+	Pprof        bool          // each service serves its runtime profiles (AUDITQ_PPROF=on)
 	// PersonalData is the AUDITQ_PERSONAL_DATA of the first service
 	// (pseudonymise or encrypt, with a fresh key-encryption key); the
 	// second then has tamper evidence on and personal data off, so the
@@ -90,6 +91,7 @@ func Run(ctx context.Context, binary string, args []string, out io.Writer) error
 	fs.BoolVar(&o.BothOrders, "both-orders", false, "run twice, without and then with -swap (seed baseline and plain pipeline in the second run only), and report the on/off ratios of both combined (geometric mean)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the scratch database")
 	fs.BoolVar(&o.ExternalNATS, "external-nats", false, "run each service against a nats-server of its own in the benchmark's process (AUDITQ_NATS_URL) instead of its embedded one: peak RSS and CPU per event are then the service's alone")
+	fs.BoolVar(&o.Pprof, "pprof", false, "each service serves Go's runtime profiles (AUDITQ_PPROF=on) at the /debug/pprof/ address printed when it starts, for profiling it during the rounds")
 	fs.StringVar(&o.PersonalData, "personal-data", "off", "AUDITQ_PERSONAL_DATA of the first service: pseudonymise or encrypt (with a fresh AUDITQ_KEK_FILE); the second service then runs with tamper evidence on and personal data off, and the on/off ratios compare personal data handling (docs/personal-data.md)")
 	fs.IntVar(&o.Viewers, "viewers", 0, "run only the concurrent-viewers measurement: this many viewers (e.g. 20) search back to back while 90-day reports run, against the service's defaults, then serial serving, then the defaults again, on a table of -prefill rows")
 	fs.DurationVar(&o.ViewersFor, "viewers-for", 20*time.Second, "length of each run of -viewers")
@@ -295,6 +297,9 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	defer func() { _ = os.RemoveAll(dataDir) }()
 
 	fast := map[string]string{}
+	if o.Pprof {
+		fast["AUDITQ_PPROF"] = "on"
+	}
 	if o.Concurrency > 0 {
 		fast["AUDITQ_CONCURRENCY"] = strconv.Itoa(o.Concurrency)
 		fast["AUDITQ_MAX_ACK_PENDING"] = strconv.Itoa(max(o.Concurrency*2, 1000))
@@ -565,6 +570,9 @@ func setUp(ctx context.Context, o Options, name, dbURL, dataDir string, env map[
 	svc, err := startService(ctx, o.Binary, dbURL, dataDir, env)
 	if err != nil {
 		return nil, err
+	}
+	if o.Pprof {
+		say(out, "  profiles: http://%s/debug/pprof/\n", svc.HTTPAddr())
 	}
 	if o.Prefill > 0 {
 		say(out, "prefilling %d rows...\n", o.Prefill)

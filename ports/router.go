@@ -241,7 +241,7 @@ func (h *handlers) log(msg *message.Message) error {
 		h.cfg.Metrics.rejectedEvents(handlerLog, 1)
 		return err
 	}
-	ev, err := audit.DecodeEvent(msg.Payload, h.receipt(msg))
+	ev, err := audit.DecodeEventShared(msg.Payload, h.receipt(msg))
 	if err != nil {
 		h.cfg.Metrics.rejectedEvents(handlerLog, 1)
 		return err
@@ -377,7 +377,7 @@ func (h *handlers) decodeOne(msg *message.Message) (ev audit.Event, err error) {
 	if err != nil {
 		return audit.Event{}, err
 	}
-	ev, err = audit.DecodeEvent(msg.Payload, h.receipt(msg))
+	ev, err = audit.DecodeEventShared(msg.Payload, h.receipt(msg))
 	ev.Tenant = t
 	return ev, err
 }

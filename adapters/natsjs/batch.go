@@ -55,9 +55,14 @@ func (s *Subscriber) gather(ctx, msgCtx context.Context, topic string, it *pulle
 	slots := semaphore.NewWeighted(int64(inFlight))
 	var settling sync.WaitGroup
 	defer settling.Wait()
+	// The arrays of settled batches, for the next ones: a batch array of
+	// size entries is kilobytes, allocated afresh for every batch it would
+	// be much of what the subscriber allocates under load.
+	arrays := sync.Pool{New: func() any { a := make([]batched, 0, size); return &a }}
 	var carry *batched // took a slot and a message, waits for its bytes
 	for {
-		batch := make([]batched, 0, size)
+		array := arrays.Get().(*[]batched)
+		batch := *array
 		if carry != nil {
 			if !s.weigh(ctx, carry) {
 				s.abandon(topic, it, prog, slots, nil, carry)
@@ -98,13 +103,15 @@ func (s *Subscriber) gather(ctx, msgCtx context.Context, topic string, it *pulle
 			if s.bytes != nil {
 				b.size = min(msgSize(jm), s.cfg.InFlightBytes)
 				if !s.bytes.TryAcquire(b.size) {
-					carry = &b // first of the next batch, once the budget frees up
+					c := b     // a copy, so that b itself stays off the heap
+					carry = &c // first of the next batch, once the budget frees up
 					break
 				}
 			}
 			batch = append(batch, b)
 		}
 		if len(batch) == 0 {
+			arrays.Put(array)
 			continue // only a carried message: weigh it at the top
 		}
 		msg := s.batchMessage(msgCtx, batch)
@@ -122,6 +129,9 @@ func (s *Subscriber) gather(ctx, msgCtx context.Context, topic string, it *pulle
 			defer settling.Done()
 			s.settleBatch(topic, msg, batch)
 			s.release(prog, slots, batch)
+			clear(batch)
+			*array = batch[:0]
+			arrays.Put(array)
 		}()
 	}
 }

@@ -414,44 +414,53 @@ func (p *progress) run(done <-chan struct{}) {
 // event is stored under the id it would have had, while its Nats-Msg-Id is
 // the replay's own, which the job stream has not seen yet.
 func toWatermill(jm jetstream.Msg) (*message.Message, uint64) {
-	md := make(message.Metadata, len(jm.Headers())+6)
-	for k, v := range jm.Headers() {
-		if len(v) > 0 && !strings.HasPrefix(k, "Nats-") {
-			md.Set(k, v[0])
-		}
-	}
-	md.Set(MetaSubject, jm.Subject())
-	var delivered uint64 = 1
-	id := jm.Headers().Get(HeaderMessageID)
+	h := jm.Headers()
+	id := h.Get(HeaderMessageID)
 	if id == "" {
-		id = jm.Headers().Get(nats.MsgIdHdr)
+		id = h.Get(nats.MsgIdHdr)
 	}
-	if jm.Headers().Get("Nats-Scheduler") != "" {
+	scheduler := h.Get("Nats-Scheduler")
+	if scheduler != "" {
 		// A fired schedule copies the schedule message's headers on every
 		// firing: a copied id would repeat, the stream sequence does not.
 		id = ""
 	}
-	if meta, err := jm.Metadata(); err == nil {
-		md.Set(MetaStream, meta.Stream)
-		md.Set(MetaSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
-		md.Set(MetaDelivered, strconv.FormatUint(meta.NumDelivered, 10))
-		md.Set(MetaTimestamp, meta.Timestamp.UTC().Format(time.RFC3339Nano))
-		delivered = meta.NumDelivered
-		if id == "" {
-			id = meta.Stream + ":" + strconv.FormatUint(meta.Sequence.Stream, 10)
-		}
-	}
-	if v := jm.Headers().Get(nats.MsgIdHdr); v != "" {
-		md.Set(MetaMsgID, v)
-	}
-	// Headers a fired schedule carries; kept for handlers that key on them.
-	for _, h := range []string{"Nats-Scheduler", "Nats-Schedule-Next"} {
-		if v := jm.Headers().Get(h); v != "" {
-			md.Set(h, v)
-		}
+	meta, metaErr := jm.Metadata()
+	if id == "" && metaErr == nil {
+		id = meta.Stream + ":" + strconv.FormatUint(meta.Sequence.Stream, 10)
 	}
 	msg := message.NewMessage(id, jm.Data())
-	msg.Metadata = md
+	// NewMessage's empty map holds up to 8 entries in its first group;
+	// a message with more headers gets a map of the right size instead.
+	md := msg.Metadata
+	if n := len(h) + 6; n > 8 {
+		md = make(message.Metadata, n)
+		msg.Metadata = md
+	}
+	for k, v := range h {
+		if len(v) > 0 && !strings.HasPrefix(k, "Nats-") {
+			md[k] = v[0]
+		}
+	}
+	md[MetaSubject] = jm.Subject()
+	var delivered uint64 = 1
+	if metaErr == nil {
+		md[MetaStream] = meta.Stream
+		md[MetaSequence] = strconv.FormatUint(meta.Sequence.Stream, 10)
+		md[MetaDelivered] = strconv.FormatUint(meta.NumDelivered, 10)
+		md[MetaTimestamp] = meta.Timestamp.UTC().Format(time.RFC3339Nano)
+		delivered = meta.NumDelivered
+	}
+	if v := h.Get(nats.MsgIdHdr); v != "" {
+		md[MetaMsgID] = v
+	}
+	// Headers a fired schedule carries; kept for handlers that key on them.
+	if scheduler != "" {
+		md["Nats-Scheduler"] = scheduler
+	}
+	if v := h.Get("Nats-Schedule-Next"); v != "" {
+		md["Nats-Schedule-Next"] = v
+	}
 	return msg, delivered
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/auditq/auditq/domain/audit"
@@ -74,7 +75,28 @@ type pending struct {
 	events []audit.Event
 	res    audit.WriteResult
 	err    error
-	done   chan struct{}
+	// done closes once res and err are set, for a Write; the writes of
+	// one WriteEach share group instead (done is nil).
+	done    chan struct{}
+	group   *group
+	settled atomic.Bool // res and err are set
+}
+
+// group is the writes of one WriteEach: done closes when the last of
+// them is settled, so that they cost one channel, not one each.
+type group struct {
+	left atomic.Int64
+	done chan struct{}
+}
+
+// settle publishes p's res and err to its writer.
+func (p *pending) settle() {
+	p.settled.Store(true)
+	if p.group == nil {
+		close(p.done)
+	} else if p.group.left.Add(-1) == 0 {
+		close(p.group.done)
+	}
 }
 
 var _ audit.EachWriter = (*Batcher)(nil)
@@ -132,31 +154,37 @@ func (b *Batcher) WriteEach(ctx context.Context, events []audit.Event) ([]audit.
 	if len(events) == 0 {
 		return results, errs
 	}
+	g := &group{done: make(chan struct{})}
+	g.left.Store(int64(len(events)))
+	all := make([]pending, len(events))
 	ps := make([]*pending, len(events))
 	for i := range events {
-		ps[i] = &pending{events: events[i : i+1 : i+1], done: make(chan struct{})}
+		all[i] = pending{events: events[i : i+1 : i+1], group: g}
+		ps[i] = &all[i]
 	}
-	fail := func(from int, err error) {
-		for i := from; i < len(ps); i++ {
+	fail := func(err error) {
+		for i := range errs {
 			errs[i] = err
 		}
 	}
 	select {
 	case b.in <- ps:
 	case <-ctx.Done():
-		fail(0, ctx.Err())
+		fail(ctx.Err())
 		return results, errs
 	case <-b.stop:
-		fail(0, ErrBatcherClosed)
+		fail(ErrBatcherClosed)
 		return results, errs
 	}
+	select {
+	case <-g.done:
+	case <-ctx.Done():
+	}
 	for i, p := range ps {
-		select {
-		case <-p.done:
+		if p.settled.Load() {
 			results[i], errs[i] = p.res, p.err
-		case <-ctx.Done():
-			fail(i, ctx.Err())
-			return results, errs
+		} else {
+			errs[i] = ctx.Err()
 		}
 	}
 	return results, errs
@@ -269,14 +297,14 @@ func (b *Batcher) flush(batch []*pending) {
 		}
 		p.res = audit.WriteResult{Inserted: n, Duplicates: len(p.events) - n}
 		start = end
-		close(p.done)
+		p.settle()
 	}
 }
 
 func (b *Batcher) fail(batch []*pending, err error) {
 	for _, p := range batch {
 		p.err = err
-		close(p.done)
+		p.settle()
 	}
 }
 

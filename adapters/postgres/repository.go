@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 
@@ -195,13 +196,17 @@ func columns(seal *sealJob) []string {
 
 // withSeal sets the seal position (batch id, the row's index as its leaf)
 // in the two cells copyRows left free after copyColumns; rows without
-// seal stay as they are.
+// seal stay as they are. The batch id is boxed once for every row, the
+// leaves sit in one array.
 func withSeal(rows [][]any, seal *sealJob) [][]any {
 	if seal == nil {
 		return rows
 	}
+	id := any(seal.id)
+	leaves := make([]int32, len(rows))
 	for i, r := range rows {
-		rows[i] = append(r[:len(copyColumns)], seal.id, int32(i))
+		leaves[i] = int32(i)
+		rows[i] = append(r[:len(copyColumns)], id, int4Cell{&leaves[i]})
 	}
 	return rows
 }
@@ -212,44 +217,84 @@ const rowCap = 20
 
 // copyRows converts events in their stored form into COPY rows; empty
 // optional strings are NULL, a pseudonym goes into user_id with
-// pseudonymous true. All rows share one backing array.
+// pseudonymous true. All rows share one backing array. The cells point
+// into events (which must not change until the rows are copied) instead
+// of holding copies: a string or a time.Time put into an interface is
+// copied to the heap, a pointer is not, so a row costs no allocation per
+// cell.
 func copyRows(events []audit.Event) ([][]any, error) {
 	rows := make([][]any, len(events))
 	cells := make([]any, len(events)*rowCap)
-	for i, e := range events {
+	var addrs []netip.Addr // the parsed IP addresses, allocated at the first
+	for i := range events {
+		e := &events[i]
 		var ip any
 		if e.IPAddress != "" {
 			a, err := netip.ParseAddr(e.IPAddress)
 			if err != nil {
 				return nil, fmt.Errorf("event %d (%s): %w", i, e.ID, audit.Invalid("ipAddress", "must be an IP address"))
 			}
-			ip = a
+			if addrs == nil {
+				addrs = make([]netip.Addr, len(events))
+			}
+			addrs[i] = a
+			ip = inetCell{&addrs[i]}
 		}
 		var details any
 		if e.Details != nil {
 			details = e.Details // json.RawMessage: pgx copies its bytes as they are
 		}
-		user, pseudonymous := null(e.UserID), any(nil)
+		user, pseudonymous := null(&e.UserID), any(nil)
 		if e.Pseudonym != "" {
-			user, pseudonymous = e.Pseudonym, true
+			user, pseudonymous = textCell{&e.Pseudonym}, true
 		}
 		var personal any
 		if e.Personal != nil {
 			personal = e.Personal
 		}
 		r := cells[i*rowCap : i*rowCap : (i+1)*rowCap]
-		rows[i] = append(r, e.ID, user, e.Action, e.ResourceType, e.ResourceID, details, ip,
-			null(e.UserAgent), null(e.SessionID), null(e.RequestID), e.Success, null(e.ErrorMessage),
-			e.OccurredAt, e.ReceivedAt, pseudonymous, personal, e.Tenant)
+		rows[i] = append(r, textCell{&e.ID}, user, textCell{&e.Action}, textCell{&e.ResourceType}, textCell{&e.ResourceID}, details, ip,
+			null(&e.UserAgent), null(&e.SessionID), null(&e.RequestID), e.Success, null(&e.ErrorMessage),
+			timeCell{&e.OccurredAt}, timeCell{&e.ReceivedAt}, pseudonymous, personal, textCell{&e.Tenant})
 	}
 	return rows, nil
 }
 
-func null(s string) any {
-	if s == "" {
+// null is the cell of an optional string: NULL when it is empty.
+func null(s *string) any {
+	if *s == "" {
 		return nil
 	}
-	return s
+	return textCell{s}
+}
+
+// Cells of COPY rows that point at their value. Each is a struct of one
+// pointer, which an interface holds without an allocation, and pgx
+// encodes it through the valuer interface of its column's type (text,
+// timestamptz, inet, integer) without boxing it again.
+type (
+	textCell struct{ s *string }
+	timeCell struct{ t *time.Time }
+	inetCell struct{ a *netip.Addr }
+	int4Cell struct{ n *int32 }
+)
+
+func (c textCell) TextValue() (pgtype.Text, error) {
+	return pgtype.Text{String: *c.s, Valid: true}, nil
+}
+
+func (c timeCell) TimestamptzValue() (pgtype.Timestamptz, error) {
+	return pgtype.Timestamptz{Time: *c.t, Valid: true}, nil
+}
+
+// NetipPrefixValue is the address as a prefix of its full length, as pgx
+// encodes a netip.Addr.
+func (c inetCell) NetipPrefixValue() (netip.Prefix, error) {
+	return netip.PrefixFrom(*c.a, c.a.BitLen()), nil
+}
+
+func (c int4Cell) Int64Value() (pgtype.Int8, error) {
+	return pgtype.Int8{Int64: int64(*c.n), Valid: true}, nil
 }
 
 // copyDirect COPYs the rows plan gives into audit_logs in one

@@ -11,13 +11,23 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // DecodeEvent parses and validates one event as published on audit.log: a
 // JSON object with camelCase fields. It returns a *ValidationError naming the
 // first field that breaks a rule.
 func DecodeEvent(data []byte, r Receipt) (Event, error) {
-	return decodeEvent("", data, r)
+	return decodeEvent("", data, false, r)
+}
+
+// DecodeEventShared is DecodeEvent for a payload that is handed over to
+// the event: the event's strings share data's bytes instead of a copy of
+// them, so data must never change afterwards (as a NATS message's
+// payload, which nats.go allocates for each message, never does). It
+// saves a copy of the payload per event.
+func DecodeEventShared(data []byte, r Receipt) (Event, error) {
+	return decodeEvent("", data, true, r)
 }
 
 // Rejection is one event of a bulk message that failed validation.
@@ -72,7 +82,7 @@ func DecodeBulk(data []byte, maxEvents int, r Receipt) (events []Event, rejected
 	for i, item := range items {
 		ri := r
 		ri.FallbackID = base + ":" + strconv.Itoa(i)
-		ev, err := decodeEvent(fmt.Sprintf("events[%d].", i), item, ri)
+		ev, err := decodeEvent(fmt.Sprintf("events[%d].", i), item, false, ri)
 		if err != nil {
 			rejected = append(rejected, Rejection{Index: i, Error: err.Error(), Raw: item})
 			continue
@@ -83,11 +93,12 @@ func DecodeBulk(data []byte, maxEvents int, r Receipt) (events []Event, rejected
 }
 
 // decodeEvent decodes one event object; prefix is prepended to field names
-// in errors ("events[3]." inside a bulk message).
-func decodeEvent(prefix string, data []byte, r Receipt) (Event, error) {
+// in errors ("events[3]." inside a bulk message); shared: the event's
+// strings may share data's bytes (DecodeEventShared).
+func decodeEvent(prefix string, data []byte, shared bool, r Receipt) (Event, error) {
 	ev := Event{Success: true, ReceivedAt: Normalize(r.ReceivedAt)}
 	var hasTimestamp bool
-	err := decodeMembers(strings.TrimSuffix(prefix, "."), data, func(key string, raw json.RawMessage, str string) error {
+	err := decodeMembers(strings.TrimSuffix(prefix, "."), data, shared, func(key string, raw json.RawMessage, str string) error {
 		f := key
 		if prefix != "" {
 			f = prefix + key
@@ -191,19 +202,23 @@ func decodeEvent(prefix string, data []byte, r Receipt) (Event, error) {
 // scanObject); anything else goes
 // through encoding/json's decoder, whose errors say where the input broke.
 func decodeObject(path string, data []byte, fn func(key string, raw json.RawMessage) error) error {
-	return decodeMembers(path, data, func(key string, raw json.RawMessage, _ string) error { return fn(key, raw) })
+	return decodeMembers(path, data, false, func(key string, raw json.RawMessage, _ string) error { return fn(key, raw) })
 }
 
 // decodeMembers is decodeObject whose fn also gets each value's text as a
 // string. On the fast path the keys and those strings are substrings of
 // one copy of data, so that a string value without escapes costs no
-// allocation of its own (an event's dozen keys and strings cost one).
-func decodeMembers(path string, data []byte, fn func(key string, raw json.RawMessage, str string) error) error {
+// allocation of its own (an event's dozen keys and strings cost one);
+// shared: substrings of data itself, which then must never change.
+func decodeMembers(path string, data []byte, shared bool, fn func(key string, raw json.RawMessage, str string) error) error {
 	if !utf8.Valid(data) {
 		return invalidUTF8(path, data)
 	}
 	if validJSON(data) {
-		return scanObject(path, data, fn)
+		if shared {
+			return scanObject(path, data, unsafe.String(unsafe.SliceData(data), len(data)), fn)
+		}
+		return scanObject(path, data, string(data), fn)
 	}
 	return decodeObjectSlow(path, data, fn)
 }
@@ -268,9 +283,9 @@ func member(path, key string) string {
 	return path + "." + key
 }
 
-// scanObject walks an object already known to be valid JSON.
-func scanObject(path string, data []byte, fn func(key string, raw json.RawMessage, str string) error) error {
-	src := string(data) // the keys and fn's strings are substrings of it
+// scanObject walks an object already known to be valid JSON; src holds
+// data's text, of which the keys and fn's strings are substrings.
+func scanObject(path string, data []byte, src string, fn func(key string, raw json.RawMessage, str string) error) error {
 	i := skipSpace(data, 0)
 	if data[i] != '{' {
 		return Invalid(where(path), "must be a JSON object, got %s", kindOf(data[i:]))

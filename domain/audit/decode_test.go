@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 var received = time.Date(2026, 11, 24, 12, 0, 0, 123456789, time.UTC)
@@ -235,6 +237,36 @@ func TestDecodeBulkEnvelope(t *testing.T) {
 	}
 }
 
+// TestDecodeEventSharedKeepsThePayload: DecodeEventShared's strings are
+// substrings of the payload itself, DecodeEvent's of a copy, and the two
+// events are the same.
+func TestDecodeEventSharedKeepsThePayload(t *testing.T) {
+	in := []byte(`{"id":"e-1","userId":"u-1","action":"a.b","resourceType":"doc","resourceId":"d-1","userAgent":"ua","timestamp":"2026-11-24T10:00:00Z"}`)
+	within := func(s string) bool {
+		p, start := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(&in[0]))
+		return p >= start && p < start+uintptr(len(in))
+	}
+	shared, err := DecodeEventShared(in, receipt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied, err := DecodeEvent(in, receipt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(shared, copied) {
+		t.Fatalf("DecodeEventShared = %+v, DecodeEvent = %+v", shared, copied)
+	}
+	for _, s := range []string{shared.ID, shared.UserID, shared.Action, shared.ResourceType, shared.ResourceID, shared.UserAgent} {
+		if !within(s) {
+			t.Errorf("DecodeEventShared: %q is a copy, not a substring of the payload", s)
+		}
+	}
+	if within(copied.ID) {
+		t.Errorf("DecodeEvent: %q shares the payload's bytes", copied.ID)
+	}
+}
+
 func BenchmarkDecodeEvent(b *testing.B) {
 	in := []byte(`{"id":"0b6f3c1e-6a43-4d0e-9a57-2b1f0c9e8d11","userId":"user-42","action":"guild.settings.update",
 		"resourceType":"guild","resourceId":"g-1234567890","details":{"field":"name","old":"a","new":"b"},
@@ -244,6 +276,22 @@ func BenchmarkDecodeEvent(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := DecodeEvent(in, receipt()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeEventShared is BenchmarkDecodeEvent without the copy of
+// the payload (the path of audit.log messages).
+func BenchmarkDecodeEventShared(b *testing.B) {
+	in := []byte(`{"id":"0b6f3c1e-6a43-4d0e-9a57-2b1f0c9e8d11","userId":"user-42","action":"guild.settings.update",
+		"resourceType":"guild","resourceId":"g-1234567890","details":{"field":"name","old":"a","new":"b"},
+		"ipAddress":"203.0.113.7","userAgent":"Mozilla/5.0 (X11; Linux x86_64)","sessionId":"s-1","requestId":"r-1",
+		"success":true,"timestamp":"2026-11-24T11:59:59.123456Z"}`)
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeEventShared(in, receipt()); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,10 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, fallback string) {
 		r := audit.Receipt{ReceivedAt: fuzzReceived, FallbackID: fallback}
 		ev, err := audit.DecodeEvent(data, r)
+		shared, sharedErr := audit.DecodeEventShared(slices.Clone(data), r)
+		if (err == nil) != (sharedErr == nil) || (err != nil && err.Error() != sharedErr.Error()) || !reflect.DeepEqual(ev, shared) {
+			t.Fatalf("DecodeEventShared differs: %+v, %v / %+v, %v", shared, sharedErr, ev, err)
+		}
 		if err != nil {
 			checkRejection(t, err)
 			return
