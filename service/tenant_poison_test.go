@@ -3,8 +3,6 @@ package service_test
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -26,39 +24,6 @@ type poisonListed struct {
 	Target  string `json:"target"`
 }
 
-// tenantsConfigWithPoison writes the tenants example with the poison
-// requests exported to, and imported by, the operators (the example
-// grants them reads and jobs only) and returns its path.
-func tenantsConfigWithPoison(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile(tenantsConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := string(b)
-	poison := []string{"list", "get", "replay", "discard"}
-	var exports, imports []string
-	for _, p := range poison {
-		exports = append(exports, "{service: audit.admin.poison."+p+", accounts: [OPERATORS]}")
-		imports = append(imports, "{service: {account: AUDITQ, subject: audit.admin.poison."+p+"}, share: true}")
-	}
-	for _, r := range [][2]string{
-		{"{service: audit.checkpoint.write, accounts: [OPERATORS]}", "{service: audit.checkpoint.write, accounts: [OPERATORS]}\n" + strings.Join(exports, "\n")},
-		{"audit.checkpoint.write, audit.log, audit.bulk]}", `audit.checkpoint.write, audit.log, audit.bulk, "audit.admin.poison.*"]}`},
-		{"{service: {account: AUDITQ, subject: audit.checkpoint.write}, share: true}", "{service: {account: AUDITQ, subject: audit.checkpoint.write}, share: true}\n" + strings.Join(imports, "\n")},
-	} {
-		if strings.Count(conf, r[0]) != 1 {
-			t.Fatalf("%s: %q is not in it once: has the example changed?", tenantsConfig, r[0])
-		}
-		conf = strings.Replace(conf, r[0], r[1], 1)
-	}
-	path := filepath.Join(t.TempDir(), "tenants-poison.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // TestTenantsRejectedMessagesOfOneMsgIDAreBothPoisoned: acme and globex
 // each publish an invalid event under the same Nats-Msg-Id, the second
 // after AUDIT's duplicate window (so both are stored there) and well
@@ -67,7 +32,7 @@ func tenantsConfigWithPoison(t *testing.T) string {
 // stored under its tenant.
 func TestTenantsRejectedMessagesOfOneMsgIDAreBothPoisoned(t *testing.T) {
 	env := tenantsEnv(t)
-	env["AUDITQ_NATS_CONFIG"] = tenantsConfigWithPoison(t)
+	env["AUDITQ_NATS_CONFIG"] = tenantsConfig
 	env["AUDITQ_DUPLICATE_WINDOW"] = "1s"
 	svc := servicetest.Start(t, env)
 	db := servicetest.OpenDB(t, env)
