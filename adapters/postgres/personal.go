@@ -578,10 +578,6 @@ func (p *Personal) seal(e *audit.Event, userID string, k subjectKey, h *keyedHas
 	return nil
 }
 
-func personalAD(header []byte, eventID string) []byte {
-	return append(append(make([]byte, 0, len(header)+len(eventID)), header...), eventID...)
-}
-
 // splitDetails returns details without the listed top-level keys, and an
 // object of those it held (nil when none). The members are cut out of
 // the text as they are (see splitMembers); details with an escaped key,
