@@ -122,7 +122,8 @@ var ErrBatcherClosed = errors.New("batcher closed")
 
 // Write queues events for the next batch and waits until that batch is
 // committed or failed, or ctx ends (the events may still be committed
-// then; a redelivery finds them as duplicates).
+// then, and read until their batch is written, so they must stay as
+// they are; a redelivery finds them as duplicates).
 func (b *Batcher) Write(ctx context.Context, events []audit.Event) (audit.WriteResult, error) {
 	if len(events) == 0 {
 		return audit.WriteResult{}, nil
@@ -147,7 +148,8 @@ func (b *Batcher) Write(ctx context.Context, events []audit.Event) (audit.WriteR
 // call per event (the same batches, and a permanent failure fails only
 // the event that caused it), but queues them in one step. It returns each
 // event's result and error, in order; when ctx ends first, the events not
-// yet settled get ctx's error (they may still be committed; a
+// yet settled get ctx's error (they may still be committed, and read
+// until their batch is written, so they must stay as they are; a
 // redelivery finds them as duplicates).
 func (b *Batcher) WriteEach(ctx context.Context, events []audit.Event) ([]audit.WriteResult, []error) {
 	results, errs := make([]audit.WriteResult, len(events)), make([]error, len(events))

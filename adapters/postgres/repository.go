@@ -96,6 +96,7 @@ func storedForm(e audit.Event, pseudonymous bool) audit.Event {
 // when an id collides it rolls back and goes through a staging table with
 // INSERT ... ON CONFLICT DO NOTHING. Errors caused by row content (SQLSTATE
 // classes 22 and 23) wrap audit.ErrPermanent; all others are transient.
+// Nothing reads events once Write has returned, whatever the outcome.
 func (r *Repository) Write(ctx context.Context, events []audit.Event) (audit.WriteResult, error) {
 	ins, err := r.WriteReturning(ctx, events)
 	if err != nil {
@@ -115,12 +116,30 @@ func (r *Repository) WriteReturning(ctx context.Context, events []audit.Event) (
 			return nil, fmt.Errorf("event %d (%s): %w", i, e.ID, err)
 		}
 	}
+	// Every seal job this write starts hashes events (or their stored
+	// form, which shares their bytes) in the background; a failed
+	// transaction does not wait for it. The write returns only once
+	// each job is done, so that events are the caller's again whatever
+	// the outcome.
+	var jobs []*sealJob
+	defer func() {
+		for _, j := range jobs {
+			<-j.done
+		}
+	}()
+	prepare := func(tx pgx.Tx) (prepared, error) {
+		p, err := r.prepare(ctx, tx, events)
+		if p.seal != nil {
+			jobs = append(jobs, p.seal)
+		}
+		return p, err
+	}
 	// With encryption, the events are protected inside the write's
 	// transaction (their subject keys are found and held there); else
 	// before it, so that hashing overlaps the connection's round trips.
 	var pre *prepared
 	if !r.personal.encrypts() {
-		p, err := r.prepare(ctx, nil, events)
+		p, err := prepare(nil)
 		if err != nil {
 			return nil, err
 		}
@@ -130,7 +149,7 @@ func (r *Repository) WriteReturning(ctx context.Context, events []audit.Event) (
 		if pre != nil {
 			return *pre, nil
 		}
-		return r.prepare(ctx, tx, events)
+		return prepare(tx)
 	}
 	conn, err := r.db.Conn(ctx)
 	if err != nil {
