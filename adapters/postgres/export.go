@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -16,14 +17,15 @@ import (
 // (occurred_at, id, tenant) descending, strictly after f.After: the events
 // Search returns, read for an export. It always walks an index in that
 // order (sorting is switched off for its one short read-only transaction;
-// the incremental sort of a search over every tenant, which orders the
-// rows of one (occurred_at, id) by tenant as the walk reads them, is not a
-// full sort and stays on), so
-// each page costs its own rows, whatever the planner's statistics say: a
+// the incremental sort of the read ordered by tenant that a page over
+// every tenant ending among events of one (occurred_at, id) needs, see
+// newestFirst, is not a full sort and stays on), so each page costs its
+// own rows, whatever the planner's statistics say: a
 // sort-based plan, which stale statistics over a freshly loaded range can
 // choose, would re-read the whole rest of the range for every page. It
 // scans with pgx directly, without Bun's reflection, and sends the whole
-// transaction in one round trip. With personal data pseudonymised or
+// transaction in one round trip (two when the page is read again ordered
+// by tenant). With personal data pseudonymised or
 // encrypted, userId and sessionId match as in Search, and the events come
 // back through Personal.Reveal, as audit.event.get shows them.
 func (r *Repository) ExportPage(ctx context.Context, f audit.SearchFilter) ([]audit.Event, error) {
@@ -41,45 +43,66 @@ func (r *Repository) ExportPage(ctx context.Context, f audit.SearchFilter) ([]au
 		args  []any
 		out   []audit.Event
 	}
-	parts := []*part{{}}
-	if len(ms.users) > 0 {
-		parts[0].query, parts[0].args = exportQuery(f, []string{f.UserID}, userClear, ms.sessions)
-		for _, ps := range ms.users {
-			pt := &part{}
-			pt.query, pt.args = exportQuery(f, []string{ps}, userPseudonymous, ms.sessions)
-			parts = append(parts, pt)
+	var parts []*part
+	plan := func(byTenant bool) {
+		parts = []*part{{}}
+		if len(ms.users) > 0 {
+			parts[0].query, parts[0].args = exportQuery(f, []string{f.UserID}, userClear, ms.sessions, byTenant)
+			for _, ps := range ms.users {
+				pt := &part{}
+				pt.query, pt.args = exportQuery(f, []string{ps}, userPseudonymous, ms.sessions, byTenant)
+				parts = append(parts, pt)
+			}
+		} else {
+			var users []string
+			if f.UserID != "" {
+				users = []string{f.UserID}
+			}
+			parts[0].query, parts[0].args = exportQuery(f, users, userAny, ms.sessions, byTenant)
 		}
-	} else {
-		var users []string
-		if f.UserID != "" {
-			users = []string{f.UserID}
-		}
-		parts[0].query, parts[0].args = exportQuery(f, users, userAny, ms.sessions)
 	}
 	conn, err := r.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("export page: %w", err)
 	}
 	defer func() { _ = conn.Close() }()
-	err = conn.Raw(func(dc any) error {
-		pc := dc.(*stdlib.Conn).Conn()
-		var b pgx.Batch
-		b.Queue("BEGIN READ ONLY")
-		b.Queue("SET LOCAL enable_sort = off")
+	read := func(byTenant bool) error {
+		plan(byTenant)
+		return conn.Raw(func(dc any) error {
+			pc := dc.(*stdlib.Conn).Conn()
+			var b pgx.Batch
+			b.Queue("BEGIN READ ONLY")
+			b.Queue("SET LOCAL enable_sort = off")
+			for _, pt := range parts {
+				pt.out = make([]audit.Event, 0, pageLimit(f, byTenant))
+				b.Queue(pt.query, pt.args...).Query(func(rows pgx.Rows) error { return scanExport(rows, &pt.out) })
+			}
+			b.Queue("COMMIT")
+			br := pc.SendBatch(ctx, &b)
+			if err := br.Close(); err != nil {
+				// A failed statement leaves the transaction aborted; the
+				// connection must not go back to the pool inside it.
+				_, _ = pc.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+				return err
+			}
+			return nil
+		})
+	}
+	// A search over every tenant reads its page by the index order and
+	// orders it by tenant, unless a part's page ends inside a run of
+	// equal (occurred_at, id): then it reads again ordered by tenant (see
+	// newestFirst).
+	err = read(false)
+	if err == nil && f.Tenant == nil {
 		for _, pt := range parts {
-			pt.out = make([]audit.Event, 0, f.Limit)
-			b.Queue(pt.query, pt.args...).Query(func(rows pgx.Rows) error { return scanExport(rows, &pt.out) })
+			page, ok := pageOf(pt.out, f.Limit, exportKey)
+			if !ok {
+				err = read(true)
+				break
+			}
+			pt.out = page
 		}
-		b.Queue("COMMIT")
-		br := pc.SendBatch(ctx, &b)
-		if err := br.Close(); err != nil {
-			// A failed statement leaves the transaction aborted; the
-			// connection must not go back to the pool inside it.
-			_, _ = pc.Exec(context.WithoutCancel(ctx), "ROLLBACK")
-			return err
-		}
-		return nil
-	})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("export page: %w", err)
 	}
@@ -94,6 +117,9 @@ func (r *Repository) ExportPage(ctx context.Context, f audit.SearchFilter) ([]au
 	}
 	return out, nil
 }
+
+// exportKey is the search order's key of an exported event.
+func exportKey(e *audit.Event) (time.Time, string, string) { return e.OccurredAt, e.ID, e.Tenant }
 
 // scanExport appends the rows of an export query to out, in their stored
 // form.
@@ -128,11 +154,11 @@ const (
 	userPseudonymous                  // user_id equal on pseudonymous rows
 )
 
-// exportQuery is the SQL of ExportPage: Search's filter with positional
-// arguments, NULLs as empty strings, with users (any of them, matched as
+// exportQuery is the SQL of ExportPage: Search's filter, order and limit
+// (see newestFirst) with positional arguments, NULLs as empty strings, with users (any of them, matched as
 // um says) in place of f.UserID, and sessionPs, the keyed pseudonyms of
 // f.SessionID (none without personal data handling), also matched.
-func exportQuery(f audit.SearchFilter, users []string, um userMatch, sessionPs []string) (string, []any) {
+func exportQuery(f audit.SearchFilter, users []string, um userMatch, sessionPs []string, byTenant bool) (string, []any) {
 	var where []string
 	var args []any
 	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
@@ -198,5 +224,5 @@ func exportQuery(f audit.SearchFilter, users []string, um userMatch, sessionPs [
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	return q + " ORDER BY " + newestFirst(f) + " LIMIT " + strconv.Itoa(f.Limit), args
+	return q + " ORDER BY " + newestFirst(f, byTenant) + " LIMIT " + strconv.Itoa(pageLimit(f, byTenant)), args
 }

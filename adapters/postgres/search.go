@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,8 +18,9 @@ import (
 // of the (occurred_at, id) index scanned backwards; a userId filter uses
 // the (user_id, occurred_at, id) index and resourceType + resourceId the
 // resource index. A search over every tenant orders the events that share
-// a time and an id (one per tenant at most) by tenant on top of the index
-// order, an incremental sort of those few rows (see newestFirst). Other
+// a time and an id (one per tenant at most) by tenant: it reads the page
+// in the index order and sorts those few rows itself, and reads it ordered
+// by tenant only when the page ends among them (see newestFirst). Other
 // filters are checked on the rows that scan visits, so a selective filter
 // on an unindexed column over a long, sparse history is best bounded with
 // from/to. With personal data handling (see Personal) a userId matches its
@@ -86,19 +88,73 @@ func newerThan(at time.Time, id, tenant string, yAt time.Time, yID, yTenant stri
 	return tenant > yTenant
 }
 
-// newestFirst is the ORDER BY of a search of f. Events of several tenants
-// may share a time and an id, so a search over every tenant orders by
-// tenant too, which makes its order total and its keyset pages neither
-// skip nor repeat such events; the indexes, on (..., occurred_at, id),
-// give the first two keys, and the planner sorts each run of equal
-// (occurred_at, id) by tenant as it reads them. A search of one tenant
-// needs no third key.
-func newestFirst(f audit.SearchFilter) string {
-	if f.Tenant != nil {
-		return "occurred_at DESC, id DESC"
+// newestFirst is the ORDER BY of one read of a page of f, and
+// pageLimit its LIMIT. Events of several tenants may share a time and an
+// id, so the order of a search over every tenant is (occurred_at, id,
+// tenant): total, so that its keyset pages neither skip nor repeat such
+// events. The indexes, on (..., occurred_at, id), give the first two keys,
+// and a read in their order sorts nothing; it takes one row more than the
+// page, which tells whether the page ends inside a run of equal
+// (occurred_at, id) (see pageOf). Only then is the page read again
+// ordered by tenant too (byTenant), which sorts each such run as the
+// index scan reads it (an incremental sort). A search of one tenant needs
+// no third key.
+func newestFirst(f audit.SearchFilter, byTenant bool) string {
+	if byTenant && f.Tenant == nil {
+		return "occurred_at DESC, id DESC, tenant DESC"
 	}
-	return "occurred_at DESC, id DESC, tenant DESC"
+	return "occurred_at DESC, id DESC"
 }
+
+// pageLimit is the LIMIT of the read newestFirst orders.
+func pageLimit(f audit.SearchFilter, byTenant bool) int {
+	if byTenant || f.Tenant != nil {
+		return f.Limit
+	}
+	return f.Limit + 1
+}
+
+// pageOf returns the page of limit rows of a search over every tenant
+// from rows read by (occurred_at, id) descending with one row more than
+// the page (see newestFirst), in the order (occurred_at, id, tenant)
+// descending. It returns false when the row after the page has the same
+// time and id as the page's last: the read may have cut that run of rows
+// anywhere, and the page must be read ordered by tenant. Otherwise every
+// run of equal (occurred_at, id) the read returned is whole, and sorting
+// each run by tenant gives the page.
+func pageOf[T any](rows []T, limit int, key func(*T) (time.Time, string, string)) ([]T, bool) {
+	if limit > 0 && len(rows) > limit {
+		at, id, _ := key(&rows[limit-1])
+		nextAt, nextID, _ := key(&rows[limit])
+		if at.Equal(nextAt) && id == nextID {
+			return nil, false
+		}
+		rows = rows[:limit]
+	}
+	for start := 0; start < len(rows); {
+		at, id, _ := key(&rows[start])
+		end := start + 1
+		for end < len(rows) {
+			a, i, _ := key(&rows[end])
+			if !a.Equal(at) || i != id {
+				break
+			}
+			end++
+		}
+		if end-start > 1 {
+			slices.SortFunc(rows[start:end], func(x, y T) int {
+				_, _, tx := key(&x)
+				_, _, ty := key(&y)
+				return strings.Compare(ty, tx) // tenant descending
+			})
+		}
+		start = end
+	}
+	return rows, true
+}
+
+// rowKey is the search order's key of an eventRow.
+func rowKey(r *eventRow) (time.Time, string, string) { return r.OccurredAt, r.ID, r.Tenant }
 
 // afterTenant tells whether the keyset condition of f takes the tenant of
 // f.After: in a search over every tenant, from a position that names its
@@ -131,7 +187,33 @@ func (r *Repository) personalMatch(ctx context.Context, f audit.SearchFilter) (p
 // place of f.UserID, else f.UserID on rows stored in clear.
 func (r *Repository) search(ctx context.Context, f audit.SearchFilter, ms personalMatch, pseudonymous bool) ([]eventRow, error) {
 	var rows []eventRow
-	q := r.db.NewSelect().Model(&rows)
+	read := func(byTenant bool) error {
+		rows = nil
+		q := r.searchQuery(f, ms, pseudonymous, &rows).OrderExpr(newestFirst(f, byTenant)).Limit(int64(pageLimit(f, byTenant)))
+		if err := q.Scan(ctx); err != nil {
+			return fmt.Errorf("search events: %w", err)
+		}
+		return nil
+	}
+	if err := read(false); err != nil {
+		return nil, err
+	}
+	if f.Tenant != nil {
+		return rows, nil
+	}
+	if page, ok := pageOf(rows, f.Limit, rowKey); ok {
+		return page, nil
+	}
+	if err := read(true); err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+// searchQuery is the query of search, without its order and limit,
+// scanning into rows.
+func (r *Repository) searchQuery(f audit.SearchFilter, ms personalMatch, pseudonymous bool, rows *[]eventRow) *bun.SelectQuery {
+	q := r.db.NewSelect().Model(rows)
 	switch {
 	case pseudonymous:
 		q = q.Where("user_id IN (?) AND pseudonymous", bun.List(ms.users))
@@ -177,11 +259,7 @@ func (r *Repository) search(ctx context.Context, f audit.SearchFilter, ms person
 	case f.After != nil:
 		q = q.Where("(occurred_at, id) < (?, ?)", f.After.OccurredAt.UTC(), f.After.ID)
 	}
-	q = q.OrderExpr(newestFirst(f)).Limit(int64(f.Limit))
-	if err := q.Scan(ctx); err != nil {
-		return nil, fmt.Errorf("search events: %w", err)
-	}
-	return rows, nil
+	return q
 }
 
 // escapeLike escapes the LIKE metacharacters (%, _ and the escape

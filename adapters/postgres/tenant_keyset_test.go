@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/uptrace/bun"
 
 	"github.com/auditq/auditq/adapters/postgres"
 	"github.com/auditq/auditq/domain/audit"
@@ -128,4 +131,72 @@ func TestRetentionChunksThroughSharedIDs(t *testing.T) {
 			t.Errorf("chunks of %d: left %v", chunk, left)
 		}
 	}
+}
+
+// A page of a search or an export over every tenant walks the time index
+// and sorts nothing, with or without a position to continue from: the
+// plans have no Sort or Incremental Sort node (at 20,000 rows, with
+// sequential scans off so that the table's size does not decide).
+func TestPageOverEveryTenantSortsNothing(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	if _, err := db.ExecContext(ctx, `INSERT INTO audit_logs (id, action, resource_type, resource_id, occurred_at, received_at)
+		SELECT 'ev-' || g, 'doc.read', 'doc', g::text, timestamptz '2026-11-01' + g * interval '1 second', now()
+		FROM generate_series(1, 20000) g`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `ANALYZE audit_logs`); err != nil {
+		t.Fatal(err)
+	}
+	repo := postgres.NewRepository(db)
+	tn := ""
+	at := time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
+	for _, f := range []audit.SearchFilter{
+		{Limit: 100},
+		{Limit: 1000, After: &audit.Position{OccurredAt: at, ID: "ev-10800", Tenant: &tn}},
+		{Limit: 1000, After: &audit.Position{OccurredAt: at, ID: "ev-10800"}},
+	} {
+		search, export, args := repo.PageQueries(f)
+		for _, q := range []struct {
+			name, sql string
+			args      []any
+		}{{"search", search, nil}, {"export", export, args}} {
+			plan := explain(t, db, q.sql, q.args...)
+			if strings.Contains(plan, "Sort") || !strings.Contains(plan, "audit_logs_occurred_at_idx") {
+				t.Errorf("%s of %+v sorts or leaves the time index:\n%s", q.name, f, plan)
+			}
+		}
+	}
+}
+
+// explain returns the plan of query with args (positional, $1...),
+// sequential scans off.
+func explain(t *testing.T, db *bun.DB, query string, args ...any) string {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.DB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := tx.QueryContext(ctx, `EXPLAIN `+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rows.Close() }()
+	var plan strings.Builder
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan.WriteString(line + "\n")
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan.String()
 }
