@@ -56,10 +56,11 @@ import (
 const markHoursSQL = `INSERT INTO audit_hour_changes (hour) SELECT unnest($1::timestamptz[])`
 
 // foldChangesSQL deletes the change rows the statement sees and bumps the
-// version of their hours in the same statement, in hour order.
+// version of their hours in the same statement, in hour order, noting
+// when (changed_at).
 const foldChangesSQL = `WITH changed AS (DELETE FROM audit_hour_changes RETURNING hour)
 INSERT INTO audit_hours (hour) SELECT DISTINCT hour FROM changed ORDER BY 1
-ON CONFLICT (hour) DO UPDATE SET version = audit_hours.version + 1`
+ON CONFLICT (hour) DO UPDATE SET version = audit_hours.version + 1, changed_at = now()`
 
 // hourOf returns the UTC hour holding t.
 func hourOf(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
@@ -87,9 +88,13 @@ func markHours(ctx context.Context, tx pgx.Tx, events []audit.Event, inserted []
 }
 
 // DefaultRollupLag is how far before the current hour the Roller stops by
-// default: the current and the previous hour are still being written to
-// and are read raw.
+// default for hours that keep changing: the current and the previous hour
+// are still being written to and are read raw.
 const DefaultRollupLag = time.Hour
+
+// DefaultRollupQuiet is how long an hour within the lag must go unchanged
+// before the Roller rolls it by default.
+const DefaultRollupQuiet = 30 * time.Second
 
 // DefaultRollupBatch is how many stale hours (and as many days, and
 // months) one Roll brings up to date by default.
@@ -109,15 +114,21 @@ const rollupLockKey = 0x726f6c6c7570
 type Roller struct {
 	db    *bun.DB
 	lag   time.Duration
+	quiet time.Duration
 	batch int
 }
 
 // RollerConfig configures a Roller.
 type RollerConfig struct {
 	// Lag: hours (and spans) ending after the current UTC hour minus Lag
-	// are left to be read raw. Zero rolls everything before the current
-	// hour; the service uses DefaultRollupLag.
+	// are left to be read raw while they change. Zero rolls everything
+	// before the current hour; the service uses DefaultRollupLag.
 	Lag time.Duration
+	// Quiet: an hour within the lag (the current hour included) is
+	// rolled once no fold has changed it for this long, so that reports
+	// after a burst of writes read its rollup; zero means
+	// DefaultRollupQuiet.
+	Quiet time.Duration
 	// Batch is how many hours, days and months one Roll brings up to date
 	// at most; zero means DefaultRollupBatch.
 	Batch int
@@ -127,12 +138,15 @@ func (c *RollerConfig) setDefaults() {
 	if c.Batch == 0 {
 		c.Batch = DefaultRollupBatch
 	}
+	if c.Quiet == 0 {
+		c.Quiet = DefaultRollupQuiet
+	}
 }
 
 // Validate returns an error naming a negative setting.
 func (c RollerConfig) Validate() error {
-	if c.Lag < 0 || c.Batch < 0 {
-		return fmt.Errorf("postgres: RollerConfig: Lag (%s) and Batch (%d) must not be negative", c.Lag, c.Batch)
+	if c.Lag < 0 || c.Quiet < 0 || c.Batch < 0 {
+		return fmt.Errorf("postgres: RollerConfig: Lag (%s), Quiet (%s) and Batch (%d) must not be negative", c.Lag, c.Quiet, c.Batch)
 	}
 	return nil
 }
@@ -143,7 +157,7 @@ func NewRoller(db *bun.DB, cfg RollerConfig) (*Roller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Roller{db: db, lag: cfg.Lag, batch: cfg.Batch}, nil
+	return &Roller{db: db, lag: cfg.Lag, quiet: cfg.Quiet, batch: cfg.Batch}, nil
 }
 
 // Rolled counts what one Roll brought up to date.
@@ -157,10 +171,14 @@ func (r Rolled) add(o Rolled) Rolled {
 	return Rolled{Hours: r.Hours + o.Hours, Days: r.Days + o.Days, Months: r.Months + o.Months, More: o.More}
 }
 
-// staleHoursSQL picks the stale hours old enough to roll, newest first
-// (the hours recent reports read). $1 is the lag in microseconds.
+// staleHoursSQL picks the stale hours to roll, newest first (the hours
+// recent reports read): those older than the lag ($1, in microseconds),
+// and younger ones, the current hour included, that no fold has changed
+// for the quiet time ($3, in microseconds). An hour that keeps changing
+// would be stale again at once, its roll wasted.
 const staleHoursSQL = `SELECT hour FROM audit_hours
-WHERE version <> rolled_version AND hour < date_trunc('hour', now(), 'UTC') - $1::bigint * interval '1 microsecond'
+WHERE version <> rolled_version AND (hour < date_trunc('hour', now(), 'UTC') - $1::bigint * interval '1 microsecond'
+	OR changed_at < now() - $3::bigint * interval '1 microsecond')
 ORDER BY hour DESC LIMIT $2`
 
 // rollHourSQL recomputes one hour's rollup rows from audit_logs in one
@@ -243,7 +261,7 @@ func (r *Roller) Roll(ctx context.Context) (Rolled, error) {
 		if _, err := c.Exec(ctx, foldChangesSQL); err != nil {
 			return fmt.Errorf("fold hour changes: %w", err)
 		}
-		rows, err := c.Query(ctx, staleHoursSQL, r.lag.Microseconds(), r.batch)
+		rows, err := c.Query(ctx, staleHoursSQL, r.lag.Microseconds(), r.batch, r.quiet.Microseconds())
 		if err != nil {
 			return err
 		}

@@ -606,6 +606,53 @@ func TestRollupRandomPeriodsMatchRawAggregation(t *testing.T) {
 	}
 }
 
+// The roller rolls an hour within the lag, the current one included,
+// once no fold has changed it for the quiet time, and leaves it while it
+// changes; a write after the roll makes it stale again, and reports stay
+// exact throughout.
+func TestRollerRollsQuietRecentHours(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	repo := postgres.NewRepository(db)
+	now := time.Now().UTC()
+	cur := now.Truncate(time.Hour)
+	flood := make([]audit.Event, 50)
+	for i := range flood {
+		flood[i] = event(fmt.Sprintf("f%02d", i))
+		flood[i].OccurredAt = audit.Normalize(cur.Add(time.Duration(i) * time.Second))
+	}
+	if _, err := repo.Write(ctx, flood); err != nil {
+		t.Fatal(err)
+	}
+	const quiet = 2 * time.Second
+	roller := mustRoller(t, db, postgres.RollerConfig{Lag: time.Hour, Quiet: quiet})
+	if n, err := roller.RollAll(ctx); err != nil || n.Hours != 0 {
+		t.Fatalf("rolled %d hours, %v, right after the writes", n.Hours, err)
+	}
+	time.Sleep(quiet + 500*time.Millisecond)
+	if n, err := roller.RollAll(ctx); err != nil || n.Hours != 1 {
+		t.Fatalf("rolled %d hours, %v, once the current hour was quiet; want it", n.Hours, err)
+	}
+	if fresh, stale := hourState(t, db, cur, cur.Add(time.Hour)); fresh != 1 || stale != 0 {
+		t.Fatalf("current hour: %d fresh, %d stale", fresh, stale)
+	}
+	p := audit.Period{Start: cur.Add(-time.Hour), End: cur.Add(2 * time.Hour), TimeZone: "UTC"}
+	if n := countTotal(checkExact(t, db, repo, "rolled current hour", p)); n != 50 {
+		t.Fatalf("total %d, want 50", n)
+	}
+	late := event("late")
+	late.OccurredAt = audit.Normalize(cur.Add(time.Minute))
+	if _, err := repo.Write(ctx, []audit.Event{late}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := roller.RollAll(ctx); err != nil || n.Hours != 0 {
+		t.Fatalf("rolled %d hours, %v, right after another write", n.Hours, err)
+	}
+	if n := countTotal(checkExact(t, db, repo, "changed current hour", p)); n != 51 {
+		t.Fatalf("total %d, want 51", n)
+	}
+}
+
 // The roller leaves the current hour and the lag before it to raw reads,
 // and Start rolls in the background until stopped.
 func TestRollerLagAndStart(t *testing.T) {

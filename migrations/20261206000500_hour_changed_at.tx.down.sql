@@ -1,0 +1,1 @@
+ALTER TABLE audit_hours DROP COLUMN IF EXISTS changed_at;
