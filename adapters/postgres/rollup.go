@@ -429,14 +429,18 @@ func (r *Roller) Start(interval time.Duration, log *slog.Logger) (stop func()) {
 // rollup rows of the fresh spans (%[3]s: a condition on span_id) and fresh
 // hours (%[1]s: on hour), plus one scan of the rest of the period in
 // audit_logs (%[2]s: on occurred_at, served by the (occurred_at, id)
-// index), grouped three ways. Every action is kept (the breakdown); users
+// index), grouped three ways. A fresh hour may stick out of the period at
+// its start or end; the scan then also reads the rows of the hour outside
+// the period and counts them negatively (%[5]s and %[6]s, the count and
+// the failed count; see reportCountsQuery), and figures that come to zero
+// are left out. Every action is kept (the breakdown); users
 // (without NULL, the system) and resource types are cut to the top %[4]d,
 // count descending, then name in byte order (COLLATE "C", the order Go
 // sorts in) so ties are deterministic.
 const reportCountsSQL = `
 WITH raw AS MATERIALIZED (
 	SELECT GROUPING(action, user_id, resource_type) AS g, action, user_id, resource_type,
-		count(*) AS n, count(*) FILTER (WHERE NOT success) AS failed
+		%[5]s AS n, %[6]s AS failed
 	FROM audit_logs
 	WHERE %[2]s
 	GROUP BY GROUPING SETS ((action), (user_id), (resource_type))
@@ -447,7 +451,7 @@ WITH raw AS MATERIALIZED (
 		SELECT action, n, failed FROM audit_rollup_actions WHERE %[1]s
 		UNION ALL
 		SELECT action, n, failed FROM audit_span_actions WHERE %[3]s
-	) a GROUP BY action
+	) a GROUP BY action HAVING sum(n) > 0
 ), users AS (
 	SELECT user_id, sum(n)::bigint AS n FROM (
 		SELECT user_id, n FROM raw WHERE g = 5 AND user_id IS NOT NULL
@@ -455,7 +459,7 @@ WITH raw AS MATERIALIZED (
 		SELECT user_id, n FROM audit_rollup_users WHERE %[1]s
 		UNION ALL
 		SELECT user_id, n FROM audit_span_users WHERE %[3]s
-	) u GROUP BY user_id
+	) u GROUP BY user_id HAVING sum(n) > 0
 	ORDER BY n DESC, user_id COLLATE "C" LIMIT %[4]d
 ), resources AS (
 	SELECT resource_type, sum(n)::bigint AS n FROM (
@@ -464,7 +468,7 @@ WITH raw AS MATERIALIZED (
 		SELECT resource_type, n FROM audit_rollup_resources WHERE %[1]s
 		UNION ALL
 		SELECT resource_type, n FROM audit_span_resources WHERE %[3]s
-	) r GROUP BY resource_type
+	) r GROUP BY resource_type HAVING sum(n) > 0
 	ORDER BY n DESC, resource_type COLLATE "C" LIMIT %[4]d
 )
 SELECT 3 AS g, action, NULL AS user_id, NULL AS resource_type, n, failed FROM actions
@@ -484,10 +488,10 @@ WHERE s.starts_at >= ? AND s.ends_at <= ? AND ` + freshSpan + `
 ORDER BY s.ends_at - s.starts_at DESC, s.starts_at`
 
 // freshHoursSQL lists the fresh hours (rollups up to date, no change row)
-// lying wholly inside [?, ?], the second bound being the period's end
-// minus an hour.
+// that overlap (?, ?), the first bound being the period's start minus an
+// hour, the second its end.
 const freshHoursSQL = `SELECT hour FROM audit_hours h
-WHERE hour >= ? AND hour <= ? AND ` + freshHour + ` ORDER BY hour`
+WHERE hour > ? AND hour < ? AND ` + freshHour + ` ORDER BY hour`
 
 // freshHour is true for a fresh hour h of audit_hours.
 const freshHour = `h.version = h.rolled_version AND NOT EXISTS (SELECT 1 FROM audit_hour_changes c WHERE c.hour = h.hour)`
@@ -510,11 +514,12 @@ func reportCountsQuery(ctx context.Context, tx bun.Tx, start, end time.Time, ten
 		return "", fmt.Errorf("fresh spans: %w", err)
 	}
 	var hours []time.Time
-	if err := tx.NewRaw(freshHoursSQL, start, end.Add(-time.Hour)).Scan(ctx, &hours); err != nil {
+	if err := tx.NewRaw(freshHoursSQL, start.Add(-time.Hour), end).Scan(ctx, &hours); err != nil {
 		return "", fmt.Errorf("fresh hours: %w", err)
 	}
+	hours, from, to, outside := edgeHours(start, end, time.Now(), hours)
 	ids, covered := pickSpans(spans)
-	_, rolled, raw := splitPeriod(start, end, covered, hours)
+	_, rolled, raw := splitPeriod(from, to, covered, hours)
 	spanPred := "false"
 	if len(ids) > 0 {
 		var b strings.Builder
@@ -528,11 +533,55 @@ func reportCountsQuery(ctx context.Context, tx bun.Tx, start, end time.Time, ten
 		b.WriteString(")")
 		spanPred = b.String()
 	}
-	hourPred, rawPred := rangePredicate("hour", rolled), rangePredicate("occurred_at", raw)
+	hourPred, rawPred, outPred := rangePredicate("hour", rolled), rangePredicate("occurred_at", raw), rangePredicate("occurred_at", outside)
 	if tenant != nil {
-		hourPred, rawPred, spanPred = ofTenant(*tenant, hourPred), ofTenant(*tenant, rawPred), ofTenant(*tenant, spanPred)
+		hourPred, rawPred, spanPred, outPred = ofTenant(*tenant, hourPred), ofTenant(*tenant, rawPred), ofTenant(*tenant, spanPred), ofTenant(*tenant, outPred)
 	}
-	return fmt.Sprintf(reportCountsSQL, hourPred, rawPred, spanPred, audit.TopN), nil
+	n, failed := "count(*)", "count(*) FILTER (WHERE NOT success)"
+	if outPred != "false" {
+		out := "(" + outPred + ")"
+		rawPred = "(" + rawPred + ") OR " + out
+		n = "count(*) FILTER (WHERE NOT " + out + ") - count(*) FILTER (WHERE " + out + ")"
+		failed = "count(*) FILTER (WHERE NOT success AND NOT " + out + ") - count(*) FILTER (WHERE NOT success AND " + out + ")"
+	}
+	return fmt.Sprintf(reportCountsSQL, hourPred, rawPred, spanPred, audit.TopN, n, failed), nil
+}
+
+// edgeHours sorts the fresh hours overlapping [start, end) (sorted) into
+// those the period's figures take from the rollups: every hour wholly
+// inside, and an hour holding start or end (not on an hour) whose rows
+// outside the period are likely fewer than those inside: outside, before
+// start or after end up to now (rows dated later than now are rare), is
+// the shorter part. It returns those hours, the period widened to them
+// (from, to), and the parts of the edge hours outside [start, end), whose
+// rows are counted negatively.
+func edgeHours(start, end, now time.Time, fresh []time.Time) (hours []time.Time, from, to time.Time, outside []span) {
+	from, to = start, end
+	for _, h := range fresh {
+		hEnd := h.Add(time.Hour)
+		switch {
+		case !h.Before(start) && !hEnd.After(end):
+			hours = append(hours, h)
+		case h.Before(start) && !hEnd.After(end):
+			// start lies inside h: [h, start) is outside.
+			if start.Sub(h) < hEnd.Sub(start) {
+				hours, from = append(hours, h), h
+				outside = append(outside, span{h, start})
+			}
+		case !h.Before(start) && hEnd.After(end):
+			// end lies inside h: [end, hEnd) is outside, and of it
+			// only what lies before now likely holds rows.
+			likely := hEnd
+			if now.Before(likely) {
+				likely = now
+			}
+			if likely.Sub(end) < end.Sub(h) {
+				hours, to = append(hours, h), hEnd
+				outside = append(outside, span{end, hEnd})
+			}
+		}
+	}
+	return hours, from, to, outside
 }
 
 // ofTenant confines the condition pred to the rows of tenant ("false"

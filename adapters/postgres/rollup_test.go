@@ -606,6 +606,58 @@ func TestRollupRandomPeriodsMatchRawAggregation(t *testing.T) {
 	}
 }
 
+// A report whose period starts or ends inside a fresh hour takes that
+// hour from its rollup when the part outside the period is the shorter,
+// counting the rows of that part negatively: the figures equal the rows'
+// (an action only outside the period is left out), and a rollup changed
+// by hand shows in the report, so the rollup was read.
+func TestReportTakesEdgeHoursFromRollups(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	repo := postgres.NewRepository(db)
+	insert(t, repo,
+		ev{"e1", "2026-02-02T07:02:00Z", "u9", "only.early", "doc", true},
+		ev{"e2", "2026-02-02T07:40:00Z", "u1", "a", "doc", true},
+		ev{"e3", "2026-02-02T07:45:00Z", "u2", "c", "file", false},
+		ev{"e4", "2026-02-02T08:05:00Z", "u1", "a", "doc", true},
+		ev{"e5", "2026-02-02T08:10:00Z", "u2", "b", "doc", false},
+		ev{"e6", "2026-02-02T08:50:00Z", "u8", "only.late", "disk", false},
+		ev{"e7", "2026-02-02T08:55:00Z", "u1", "a", "doc", true},
+		ev{"e8", "2026-02-02T09:15:00Z", "u1", "a", "doc", true},
+	)
+	rollAll(t, db)
+	at := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, c := range []struct{ name, start, end string }{
+		{"start inside 07h, end inside 08h", "2026-02-02T07:10:00Z", "2026-02-02T08:45:00Z"},
+		{"start inside 07h", "2026-02-02T07:10:00Z", "2026-02-02T08:20:00Z"},
+		{"end inside 08h", "2026-02-02T07:30:00Z", "2026-02-02T08:45:00Z"},
+		{"halves: read raw", "2026-02-02T07:30:00Z", "2026-02-02T08:30:00Z"},
+		{"inside one hour", "2026-02-02T08:01:00Z", "2026-02-02T08:59:00Z"},
+	} {
+		checkExact(t, db, repo, c.name, audit.Period{Start: at(c.start), End: at(c.end), TimeZone: "UTC"})
+	}
+	p := audit.Period{Start: at("2026-02-02T07:10:00Z"), End: at("2026-02-02T08:45:00Z"), TimeZone: "UTC"}
+	want := countTotal(rawCounts(t, db, p))
+	for _, h := range []string{"2026-02-02T07:00:00Z", "2026-02-02T08:00:00Z"} {
+		if _, err := db.ExecContext(ctx, `UPDATE audit_rollup_actions SET n = n + 100 WHERE hour = ? AND action = 'a'`, at(h)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := repo.ReportCounts(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countTotal(got); n != want+200 {
+		t.Fatalf("total %d with both edge hours' rollups raised by 100; want %d: an edge hour was read raw", n, want+200)
+	}
+}
+
 // The roller rolls an hour within the lag, the current one included,
 // once no fold has changed it for the quiet time, and leaves it while it
 // changes; a write after the roll makes it stale again, and reports stay
@@ -640,6 +692,9 @@ func TestRollerRollsQuietRecentHours(t *testing.T) {
 	if n := countTotal(checkExact(t, db, repo, "rolled current hour", p)); n != 50 {
 		t.Fatalf("total %d, want 50", n)
 	}
+	// Until now, as a custom report ends: the current hour from its rollup.
+	untilNow := audit.Period{Start: cur.Add(-time.Hour), End: audit.Normalize(time.Now().UTC()), TimeZone: "UTC"}
+	checkExact(t, db, repo, "until now", untilNow)
 	late := event("late")
 	late.OccurredAt = audit.Normalize(cur.Add(time.Minute))
 	if _, err := repo.Write(ctx, []audit.Event{late}); err != nil {
