@@ -207,3 +207,40 @@ func BenchmarkCheckRollups(b *testing.B) {
 	b.ReportMetric(perSec, "rows/s")
 	b.ReportMetric(10_000_000/perSec, "s/10M-rows")
 }
+
+// BenchmarkReportAfterFlood times a 90-day custom report ending now, as
+// auditq bench asks for one, right after a flood of 300,000 events into
+// the current hour, on an otherwise empty table: "stale", while the hour
+// is stale (it is read raw, as before the roller rolls it), and "rolled",
+// once the roller has rolled it (it rolls an hour of its lag once no fold
+// has changed it for RollerConfig.Quiet): the hour from its rollup, less
+// the rows after now. Two rounds, alternating (the hour is made stale
+// again by bumping its version).
+//
+//	go test -run '^$' -bench BenchmarkReportAfterFlood -benchtime 10x ./adapters/postgres/
+func BenchmarkReportAfterFlood(b *testing.B) {
+	const n = 300_000
+	db := newDB(b)
+	now := time.Now().UTC()
+	cur := now.Truncate(time.Hour)
+	prefillReports(b, db, n, 5000, cur, max(now.Sub(cur)/n, time.Microsecond))
+	repo := postgres.NewRepository(db)
+	end := time.Now().UTC()
+	cases := []reportCase{{"custom-90-day", audit.ReportRequest{ReportType: "custom",
+		StartDate: end.AddDate(0, 0, -90).Format(time.RFC3339), EndDate: end.Format(time.RFC3339)}, 0}}
+	roller := mustRoller(b, db, postgres.RollerConfig{Lag: postgres.DefaultRollupLag, Quiet: time.Millisecond})
+	ctx := context.Background()
+	for round := range 2 {
+		if round > 0 {
+			if _, err := db.ExecContext(ctx, `UPDATE audit_hours SET version = version + 1`); err != nil {
+				b.Fatal(err)
+			}
+		}
+		timeReports(b, repo, fmt.Sprintf("stale-%d", round+1), cases)
+		time.Sleep(10 * time.Millisecond)
+		if r, err := roller.RollAll(ctx); err != nil || r.Hours == 0 {
+			b.Fatalf("rolled %d hours, %v", r.Hours, err)
+		}
+		timeReports(b, repo, fmt.Sprintf("rolled-%d", round+1), cases)
+	}
+}
