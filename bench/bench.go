@@ -495,7 +495,7 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 					}
 				}
 				t := targets[i]
-				if err := checkpoint(ctx, t.dbURL); err != nil {
+				if err := checkpoint(ctx, t.dbURL, "audit_logs"); err != nil {
 					return res, err
 				}
 				say(out, "round %d/%d, %s: %s, %d events...\n", r+1, o.Rounds, t.name, job.subject, o.Events)
@@ -602,12 +602,13 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 
 // measurePlain measures one round (r) of the plain pipeline on the
 // evidence-on service's database dbURL, after catching its table up with
-// audit_logs, a CHECKPOINT and the same settling as the service's rounds.
+// audit_logs, the same VACUUM and CHECKPOINT (checkpoint) and the same
+// settling as the service's rounds.
 func measurePlain(ctx context.Context, p *plainPipeline, o Options, r int, dbURL string, rounds *[]float64, cpu *cpuRounds, out io.Writer) error {
 	if _, err := p.catchUp(ctx); err != nil {
 		return err
 	}
-	if err := checkpoint(ctx, dbURL); err != nil {
+	if err := checkpoint(ctx, dbURL, "plain_logs"); err != nil {
 		return err
 	}
 	say(out, "round %d/%d, plain no-framework pipeline: %d singles...\n", r+1, o.Rounds, o.Events)
@@ -732,14 +733,23 @@ func waitRolledUp(ctx context.Context, dbURL string) error {
 
 // checkpoint runs a PostgreSQL CHECKPOINT, so that runs compared with each
 // other start at the same point of the checkpoint cycle (the first change
-// of a page after a checkpoint writes the whole page to the WAL). It needs
-// a superuser or the pg_checkpoint role, as the default admin URL has.
-func checkpoint(ctx context.Context, dbURL string) error {
+// of a page after a checkpoint writes the whole page to the WAL), after a
+// VACUUM (ANALYZE) of each of vacuum: a round then writes into a table
+// whose earlier rows are vacuumed, rather than paying for autovacuum's
+// pass over what an earlier round or the plain pipeline's catch-up wrote.
+// It needs a superuser or the pg_checkpoint role, as the default admin
+// URL has.
+func checkpoint(ctx context.Context, dbURL string, vacuum ...string) error {
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = conn.Close(ctx) }()
+	for _, table := range vacuum {
+		if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) "+pgx.Identifier{table}.Sanitize()); err != nil {
+			return fmt.Errorf("VACUUM %s before measuring: %w", table, err)
+		}
+	}
 	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
 		return fmt.Errorf("CHECKPOINT before measuring (needs a superuser or pg_checkpoint): %w", err)
 	}

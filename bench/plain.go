@@ -169,11 +169,6 @@ func (p *plainPipeline) catchUp(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("plain pipeline: catch up with audit_logs: %w", err)
 	}
-	if tag.RowsAffected() > 0 {
-		if _, err := p.conn.Exec(ctx, `ANALYZE plain_logs`); err != nil {
-			return 0, err
-		}
-	}
 	return tag.RowsAffected(), nil
 }
 
