@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -165,7 +166,11 @@ type Result struct {
 	SinglePerSec    float64            `json:"single_events_per_sec"`
 	BulkPerSec      float64            `json:"bulk_events_per_sec"`
 	BaselinePerSec  float64            `json:"seed_baseline_events_per_sec,omitempty"`
-	PlainPerSec     float64            `json:"plain_pipeline_events_per_sec,omitempty"`
+	PlainPerSec     float64            `json:"plain_pipeline_events_per_sec,omitempty"` // median of its rounds
+	SingleRounds    []float64          `json:"single_events_per_sec_rounds,omitempty"`
+	PlainRounds     []float64          `json:"plain_pipeline_events_per_sec_rounds,omitempty"`
+	VsPlainRounds   []float64          `json:"ratio_vs_plain_pipeline_rounds,omitempty"`  // each round's singles / its plain measurement
+	PlainCPU        *CPUPerEvent       `json:"plain_pipeline_cpu_us_per_event,omitempty"` // serve and publisher: the benchmark process, which runs it
 	LatencyOffered  int                `json:"latency_offered_per_sec"`
 	LatencyProbe    float64            `json:"latency_probe_events_per_sec,omitempty"`
 	LatencyP50Ms    float64            `json:"latency_p50_ms"`
@@ -174,7 +179,7 @@ type Result struct {
 	PeakRSSMB       float64            `json:"peak_rss_mb"`
 	BytesPerEvent   float64            `json:"bytes_per_event"`
 	VsBaseline      float64            `json:"ratio_vs_seed_baseline,omitempty"`
-	VsPlain         float64            `json:"ratio_vs_plain_pipeline,omitempty"`
+	VsPlain         float64            `json:"ratio_vs_plain_pipeline,omitempty"` // median singles / median plain
 	NoSealSingle    float64            `json:"evidence_off_single_events_per_sec,omitempty"`
 	NoSealBulk      float64            `json:"evidence_off_bulk_events_per_sec,omitempty"`
 	SealSingle      float64            `json:"ratio_single_evidence_on_off,omitempty"`
@@ -241,8 +246,10 @@ func (r Result) print(out io.Writer) error {
 		say(tw, "CPU per event, %s, bulk: serve / postgres / publisher\t%s\n", second, r.NoSealBulkCPU)
 	}
 	if r.PlainPerSec > 0 {
-		say(tw, "plain no-framework pipeline, events/s\t%.0f\n", r.PlainPerSec)
-		say(tw, "singles vs plain pipeline\t%.2fx\n", r.VsPlain)
+		say(tw, "plain no-framework pipeline (every round, next to the singles), events/s\t%.0f\n", r.PlainPerSec)
+		say(tw, "singles vs plain pipeline (medians)\t%.2fx\n", r.VsPlain)
+		say(tw, "singles vs plain pipeline, each round\t%s\n", ratios(r.VsPlainRounds))
+		say(tw, "CPU per event, plain pipeline: postgres / the benchmark process running it\t%.1f / %.1f us\n", r.PlainCPU.Postgres, r.PlainCPU.Serve)
 	}
 	if r.LatencyProbe > 0 {
 		say(tw, "capacity probe before the latency run (singles)\t%.0f events/s\n", r.LatencyProbe)
@@ -390,6 +397,17 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	// measure the recovery from overload instead. The other service gets
 	// the same load, not measured, in its position, so that both enter the
 	// rounds with the same rows, stream history and caches.
+	var plain *plainPipeline
+	if !o.SkipPlain {
+		if plain, err = newPlainPipeline(ctx, dbURL, filepath.Join(dataDir, "plain")); err != nil {
+			return res, err
+		}
+		defer func() {
+			if plain != nil {
+				plain.close()
+			}
+		}()
+	}
 	rate := o.LatencyRate
 	if rate <= 0 {
 		// Half of what the service can take, measured now by a flood of
@@ -432,6 +450,18 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	// consumer (hundreds of ms on a freshly prefilled table, then tens):
 	// events published during the warm-up are not counted.
 	lat = lat[min(int(float64(rate)*o.LatencyWarm.Seconds()), len(lat)-1):]
+	if plain != nil {
+		// The services have taken a probe and the latency run's load by
+		// now: the plain pipeline gets a flood too, not measured, so that
+		// neither side's first round is its first flood.
+		if _, err := plain.catchUp(ctx); err != nil {
+			return res, err
+		}
+		say(out, "the plain pipeline's warm-up: %d events, not measured...\n", o.Events)
+		if _, err := plain.throughput(ctx, o.Events, "warm"); err != nil {
+			return res, err
+		}
+	}
 	res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs = percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 1)
 	// Rounds alternate which service goes first, so that drift (the table
 	// growing, autovacuum, the checkpoint cycle) hits both alike; each
@@ -439,6 +469,8 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	// quiet again.
 	singles, bulks := make([][]float64, len(targets)), make([][]float64, len(targets))
 	singleCPU, bulkCPU := make([]cpuRounds, len(targets)), make([]cpuRounds, len(targets))
+	var plainRounds []float64
+	var plainCPU cpuRounds
 	for r := range o.Rounds {
 		order := make([]int, len(targets))
 		for i := range order {
@@ -454,8 +486,16 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 			cpu             []cpuRounds
 		}{{"audit.log", "s", 1, singles, singleCPU}, {"audit.bulk", "b", 1000, bulks, bulkCPU}} {
 			for _, i := range order {
+				// The plain pipeline's singles go right before the
+				// evidence-on service's in odd rounds and right after
+				// them in even ones, on a table of the same size.
+				if plain != nil && job.per == 1 && i == onAt && r%2 == 1 {
+					if err := measurePlain(ctx, plain, o, r, dbURL, &plainRounds, &plainCPU, out); err != nil {
+						return res, err
+					}
+				}
 				t := targets[i]
-				if err := checkpoint(ctx, t.dbURL); err != nil {
+				if err := checkpoint(ctx, t.dbURL, "audit_logs"); err != nil {
 					return res, err
 				}
 				say(out, "round %d/%d, %s: %s, %d events...\n", r+1, o.Rounds, t.name, job.subject, o.Events)
@@ -470,12 +510,29 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 				cpu := job.cpu[i].add(before, cpuNow(t.svc.Pid()), o.Events)
 				say(out, "  %.0f events/s; CPU per event: serve / postgres / publisher %s\n", v, cpu)
 				job.into[i] = append(job.into[i], v)
+				if plain != nil && job.per == 1 && i == onAt && r%2 == 0 {
+					if err := measurePlain(ctx, plain, o, r, dbURL, &plainRounds, &plainCPU, out); err != nil {
+						return res, err
+					}
+				}
 			}
 		}
 	}
 	res.Rounds = o.Rounds
 	res.SinglePerSec, res.BulkPerSec = median(singles[onAt]), median(bulks[onAt])
 	res.SingleCPU, res.BulkCPU = singleCPU[onAt].median(), bulkCPU[onAt].median()
+	if plain != nil {
+		res.SingleRounds, res.PlainRounds = singles[onAt], plainRounds
+		res.PlainPerSec = median(plainRounds)
+		res.VsPlain = res.SinglePerSec / res.PlainPerSec
+		for r := range plainRounds {
+			res.VsPlainRounds = append(res.VsPlainRounds, singles[onAt][r]/plainRounds[r])
+		}
+		c := plainCPU.median()
+		res.PlainCPU = &c
+		plain.close()
+		plain = nil
+	}
 	if len(targets) > 1 {
 		offAt := 1 - onAt
 		res.NoSealSingle, res.NoSealBulk = median(singles[offAt]), median(bulks[offAt])
@@ -540,14 +597,43 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		}
 		res.VsBaseline = res.SinglePerSec / res.BaselinePerSec
 	}
-	if !o.SkipPlain {
-		say(out, "plain no-framework pipeline: %d events...\n", o.Events)
-		if res.PlainPerSec, err = plainPipeline(ctx, dbURL, filepath.Join(dataDir, "plain"), o.Events, o.Prefill); err != nil {
-			return res, err
-		}
-		res.VsPlain = res.SinglePerSec / res.PlainPerSec
-	}
 	return res, nil
+}
+
+// measurePlain measures one round (r) of the plain pipeline on the
+// evidence-on service's database dbURL, after catching its table up with
+// audit_logs, the same VACUUM and CHECKPOINT (checkpoint) and the same
+// settling as the service's rounds.
+func measurePlain(ctx context.Context, p *plainPipeline, o Options, r int, dbURL string, rounds *[]float64, cpu *cpuRounds, out io.Writer) error {
+	if _, err := p.catchUp(ctx); err != nil {
+		return err
+	}
+	if err := checkpoint(ctx, dbURL, "plain_logs"); err != nil {
+		return err
+	}
+	say(out, "round %d/%d, plain no-framework pipeline: %d singles...\n", r+1, o.Rounds, o.Events)
+	if waited, quiet := settle(o.Settle); !quiet && o.Settle > 0 {
+		say(out, "  (the machine stayed busy for %s; measuring anyway)\n", waited.Round(time.Second))
+	}
+	self := os.Getpid()
+	before := cpuNow(self)
+	v, err := p.throughput(ctx, o.Events, fmt.Sprintf("r%d", r))
+	if err != nil {
+		return err
+	}
+	c := cpu.add(before, cpuNow(self), o.Events)
+	say(out, "  %.0f events/s; CPU per event: postgres %.1f us, the benchmark process %.1f us\n", v, c.Postgres, c.Serve)
+	*rounds = append(*rounds, v)
+	return nil
+}
+
+// ratios formats per-round ratios as "1.05x / 0.98x / ...".
+func ratios(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprintf("%.2fx", x)
+	}
+	return strings.Join(s, " / ")
 }
 
 // target is a running service under measurement, on its own database.
@@ -647,14 +733,23 @@ func waitRolledUp(ctx context.Context, dbURL string) error {
 
 // checkpoint runs a PostgreSQL CHECKPOINT, so that runs compared with each
 // other start at the same point of the checkpoint cycle (the first change
-// of a page after a checkpoint writes the whole page to the WAL). It needs
-// a superuser or the pg_checkpoint role, as the default admin URL has.
-func checkpoint(ctx context.Context, dbURL string) error {
+// of a page after a checkpoint writes the whole page to the WAL), after a
+// VACUUM (ANALYZE) of each of vacuum: a round then writes into a table
+// whose earlier rows are vacuumed, rather than paying for autovacuum's
+// pass over what an earlier round or the plain pipeline's catch-up wrote.
+// It needs a superuser or the pg_checkpoint role, as the default admin
+// URL has.
+func checkpoint(ctx context.Context, dbURL string, vacuum ...string) error {
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = conn.Close(ctx) }()
+	for _, table := range vacuum {
+		if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) "+pgx.Identifier{table}.Sanitize()); err != nil {
+			return fmt.Errorf("VACUUM %s before measuring: %w", table, err)
+		}
+	}
 	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
 		return fmt.Errorf("CHECKPOINT before measuring (needs a superuser or pg_checkpoint): %w", err)
 	}

@@ -117,13 +117,20 @@ const Precision = time.Microsecond
 // Normalize returns t in UTC at storage precision.
 func Normalize(t time.Time) time.Time { return t.UTC().Truncate(Precision) }
 
-// parseIP returns the canonical text of an IP address without a zone.
+// parseIP returns the canonical text of an IP address without a zone: s
+// itself when it is already canonical (as nearly every address is), so
+// that the result shares s's memory instead of being a copy.
 func parseIP(s string) (string, bool) {
 	a, err := netip.ParseAddr(s)
 	if err != nil || a.Zone() != "" {
 		return "", false
 	}
-	return a.String(), true
+	var buf [len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255")]byte
+	canon := a.AppendTo(buf[:0])
+	if string(canon) == s {
+		return s, true
+	}
+	return string(canon), true
 }
 
 // CheckNoNUL returns a permanent error naming the first field holding a NUL
