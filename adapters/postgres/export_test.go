@@ -16,3 +16,13 @@ func (p *Personal) Protect(ctx context.Context, tx pgx.Tx, events []audit.Event)
 
 // BenchEvent is benchEvent, for the benchmarks of package postgres_test.
 func BenchEvent(t testing.TB, i int) audit.Event { return benchEvent(t, i) }
+
+// Remembers reports whether a write of p remembers the subject of userID
+// and the session pseudonym of sessionID in tenant.
+func (p *Personal) Remembers(tenant, userID, sessionID string) (user, session bool) {
+	p.knownMu.Lock()
+	defer p.knownMu.Unlock()
+	_, user = p.known[named{tenant, userID}]
+	_, session = p.sessions[named{tenant, sessionID}]
+	return user, session
+}

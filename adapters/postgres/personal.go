@@ -161,13 +161,16 @@ type Personal struct {
 	mu     sync.Mutex
 	opened map[int64]cipher.AEAD
 
-	// known caches the subject keys writes found, by subject, for the
-	// key generation in knownAt (see subjectKeys): every erasure that
-	// destroys keys starts a new generation, so while the database is
-	// still at knownAt, every key in known still exists.
-	knownMu sync.Mutex
-	known   map[subject]subjectKey
-	knownAt keyGeneration
+	// known caches the subjects (pseudonyms and keys) writes found, by
+	// tenant and user id, for the key generation in knownAt (see
+	// subjectKeys): every erasure that destroys keys starts a new
+	// generation, so while the database is still at knownAt, every key in
+	// known still exists. sessions caches session pseudonyms by tenant
+	// and session id, forgotten with known.
+	knownMu  sync.Mutex
+	known    map[named]knownSubject
+	sessions map[named]string
+	knownAt  keyGeneration
 
 	// kek is the key-encryption key the stored keys were last seen
 	// wrapped under (see wrapperFor).
@@ -218,7 +221,7 @@ func OpenPersonal(ctx context.Context, db *bun.DB, cfg PersonalConfig) (*Persona
 	}
 	p := &Personal{db: db, mode: cfg.Mode, tenantModes: maps.Clone(cfg.TenantModes), src: cfg.KEK, pseudoKEK: cfg.PseudonymKEK, kek: cur,
 		detailKeys: slices.Clone(cfg.DetailKeys), now: time.Now, opened: map[int64]cipher.AEAD{},
-		known: map[subject]subjectKey{}}
+		known: map[named]knownSubject{}, sessions: map[named]string{}}
 	// A database from before key rotation has no state row: it is under
 	// the key its pseudonym key was wrapped under (unless that is already
 	// the pseudonym key's own key), or, new, the current one.
@@ -495,18 +498,29 @@ func (p *Personal) encrypts() bool {
 // subject is a data subject: a pseudonym in a tenant.
 type subject struct{ tenant, pseudonym string }
 
+// named is a user id or session id as an event of tenant names it.
+type named struct{ tenant, id string }
+
+// knownSubject is what a write found for a user: the pseudonym and the
+// subject key.
+type knownSubject struct {
+	pseudonym string
+	key       subjectKey
+}
+
 // protect returns events in their stored form, each as its tenant's mode
 // says: as they are in the mode off; with the user id replaced by its
 // pseudonym (under the tenant's pseudonym key) when pseudonymising; and,
 // when encrypting, also with the user id, ipAddress, userAgent, sessionId
 // and the listed details keys sealed under the subject's key, which it
-// finds or creates within tx. Events without a user id (system events)
-// have no data subject and are stored as sent. events is not changed.
+// finds or creates within tx (see subjectKeys). Events without a user id
+// (system events) have no data subject and are stored as sent. events is
+// not changed. The sealed fields of the batch share one array.
 func (p *Personal) protect(ctx context.Context, tx pgx.Tx, events []audit.Event) ([]audit.Event, error) {
 	if p == nil || p.mode == PersonalOff && len(p.tenantModes) == 0 {
 		return events, nil
 	}
-	out := make([]audit.Event, len(events))
+	out := slices.Clone(events)
 	macs := map[string]*keyedHash{}
 	mac := func(tenant string) *keyedHash {
 		h, ok := macs[tenant]
@@ -516,66 +530,84 @@ func (p *Personal) protect(ctx context.Context, tx pgx.Tx, events []audit.Event)
 		}
 		return h
 	}
-	users := map[subject]string{} // encrypted subjects -> user id
-	for i, e := range events {
-		out[i] = e
-		mode := p.ModeOf(e.Tenant)
-		if e.UserID == "" || mode == PersonalOff {
+	var sealing []int // indexes of the events to seal
+	for i := range out {
+		e := &out[i]
+		if e.UserID == "" {
 			continue
 		}
-		ps := pseudonymOf(mac(e.Tenant), e.UserID)
-		out[i].Pseudonym, out[i].UserID = ps, ""
-		if mode == PersonalEncrypt {
-			users[subject{e.Tenant, ps}] = e.UserID
+		switch p.ModeOf(e.Tenant) {
+		case PersonalPseudonymise:
+			e.Pseudonym, e.UserID = pseudonymOf(mac(e.Tenant), e.UserID), ""
+		case PersonalEncrypt:
+			sealing = append(sealing, i)
 		}
 	}
-	if len(users) == 0 {
+	if len(sealing) == 0 {
 		return out, nil
 	}
-	keys, err := p.subjectKeys(ctx, tx, users)
+	subjects, sessions, err := p.subjectKeys(ctx, tx, events, sealing, mac)
 	if err != nil {
 		return nil, err
 	}
-	var ad []byte
-	for i := range out {
-		e := &out[i]
-		k, ok := keys[subject{e.Tenant, e.Pseudonym}]
-		if !ok {
-			continue
+	// The sealed fields' room: exact unless a string needs escapes.
+	size := 0
+	for _, i := range sealing {
+		e := &events[i]
+		size += sealedOverhead + len(e.UserID) + len(e.IPAddress) + len(e.UserAgent) + len(e.SessionID)
+		if len(p.detailKeys) > 0 {
+			size += len(e.Details) // at most this much is moved
 		}
-		if err := p.seal(e, events[i].UserID, k, mac(e.Tenant), &ad); err != nil {
+	}
+	buf := make([]byte, 0, size)
+	var ad []byte
+	for j, i := range sealing {
+		e := &out[i]
+		e.Pseudonym, e.UserID = subjects[j].pseudonym, ""
+		if buf, err = p.seal(buf, e, events[i].UserID, subjects[j].key, sessions[j], &ad); err != nil {
 			return nil, fmt.Errorf("event %d (%s): %w", i, e.ID, err)
 		}
 	}
 	return out, nil
 }
 
+// sealedOverhead is what audit_logs.personal holds besides the personal
+// fields' text: the version, the key id, the nonce, the tag of AES-GCM
+// and the JSON around the fields (sealedFields.size).
+const sealedOverhead = 9 + 12 + 16 + len(`{"u":"","i":"","a":"","s":"","d":}`)
+
 // seal moves the personal fields of e (in stored form, its user id given
-// apart) into e.Personal under k, and puts the session's keyed pseudonym
-// (h is an HMAC under the pseudonym key) in its place. ad is scratch
-// space for the associated data, kept between calls.
-func (p *Personal) seal(e *audit.Event, userID string, k subjectKey, h *keyedHash, ad *[]byte) error {
+// apart) into e.Personal under k, and puts session (the session id's
+// pseudonym) in its place. e.Personal is appended to dst, capped at its
+// end so that later appends never touch it (one that outgrows dst's
+// array leaves it in the old one), and seal returns dst with it. ad is
+// scratch space for the associated data, kept between calls.
+func (p *Personal) seal(dst []byte, e *audit.Event, userID string, k subjectKey, session string, ad *[]byte) ([]byte, error) {
 	f := sealedFields{UserID: userID, IPAddress: e.IPAddress, UserAgent: e.UserAgent, SessionID: e.SessionID}
 	if len(p.detailKeys) > 0 && e.Details != nil {
 		kept, moved, err := splitDetails(e.Details, p.detailKeys)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if moved != nil {
 			e.Details, f.Details = kept, moved
 		}
 	}
-	e.IPAddress, e.UserAgent, e.SessionID = "", "", sessionPseudonymOf(h, e.SessionID)
-	// One buffer: header, nonce, then the plaintext, sealed in place.
+	e.IPAddress, e.UserAgent, e.SessionID = "", "", session
+	// Header, nonce, then the plaintext, sealed in place.
 	ns := k.aead.NonceSize()
-	buf := make([]byte, 9+ns, 9+ns+f.size()+k.aead.Overhead())
-	buf[0] = sealedVersion
-	binary.BigEndian.PutUint64(buf[1:9], uint64(k.id))
-	_, _ = rand.Read(buf[9:])
-	buf = f.appendJSON(buf)
-	*ad = append(append((*ad)[:0], buf[:9]...), e.ID...)
-	e.Personal = k.aead.Seal(buf[:9+ns], buf[9:9+ns], buf[9+ns:], *ad)
-	return nil
+	start := len(dst)
+	dst = slices.Grow(dst, 9+ns+f.size()+k.aead.Overhead())
+	dst = append(dst, sealedVersion)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(k.id))
+	dst = dst[:start+9+ns]
+	_, _ = rand.Read(dst[start+9:])
+	dst = f.appendJSON(dst)
+	head := dst[start : start+9+ns]
+	*ad = append(append((*ad)[:0], head[:9]...), e.ID...)
+	dst = k.aead.Seal(dst[:start+9+ns], head[9:], dst[start+9+ns:], *ad)
+	e.Personal = dst[start:len(dst):len(dst)]
+	return dst, nil
 }
 
 // splitDetails returns details without the listed top-level keys, and an
@@ -769,37 +801,74 @@ func skipValue(b []byte, i int) int {
 // erasure, under the key it destroyed.
 const ErasureLock = 0x6572617365
 
-// subjectKeys finds, within tx, the key of each subject (users maps
-// subjects to user ids), creating the missing ones.
-func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, users map[subject]string) (map[subject]subjectKey, error) {
-	names := make([]subject, 0, len(users))
-	for s := range users {
-		names = append(names, s)
-	}
-	// One order of key creation: no deadlock between writers.
-	slices.SortFunc(names, func(a, b subject) int {
-		return cmp.Or(strings.Compare(a.tenant, b.tenant), strings.Compare(a.pseudonym, b.pseudonym))
-	})
+// subjectKeys returns, for each index in sealing, the pseudonym and the
+// subject key of the user of that event, and the pseudonym of its session
+// id ("" without one), found within tx: remembered from earlier writes at
+// the key generation tx reads (see knownSubjects), else made (mac gives
+// a tenant's HMAC), read from audit_subject_keys or created there.
+func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, events []audit.Event, sealing []int, mac func(string) *keyedHash) ([]knownSubject, []string, error) {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, int64(ErasureLock)); err != nil {
-		return nil, fmt.Errorf("subject keys: %w", err)
+		return nil, nil, fmt.Errorf("subject keys: %w", err)
 	}
 	// Read in a statement after the lock's, so that an erasure that
 	// committed while this write waited for the lock is seen.
 	var at keyGeneration
 	if err := tx.QueryRow(ctx, `SELECT kek_id, generation, (SELECT coalesce(max(id), 0) FROM audit_subject_keys) FROM audit_kek_state WHERE id = 1`).
 		Scan(&at.kekID, &at.generation, &at.maxID); err != nil {
-		return nil, fmt.Errorf("subject keys: read the key generation: %w", err)
+		return nil, nil, fmt.Errorf("subject keys: read the key generation: %w", err)
 	}
-	keys := p.knownKeys(at, names)
-	var unknown []subject
-	for _, s := range names {
-		if _, ok := keys[s]; !ok {
-			unknown = append(unknown, s)
+	subjects, sessions, unknownUsers, unknownSessions := p.knownSubjects(at, events, sealing)
+	if len(unknownSessions) > 0 {
+		made := make(map[named]string, len(unknownSessions))
+		for _, j := range unknownSessions {
+			e := &events[sealing[j]]
+			n := named{e.Tenant, e.SessionID}
+			s, ok := made[n]
+			if !ok {
+				s = sessionPseudonymOf(mac(e.Tenant), e.SessionID)
+				made[n] = s
+			}
+			sessions[j] = s
+		}
+		p.rememberSessions(at, made)
+	}
+	if len(unknownUsers) == 0 {
+		return subjects, sessions, nil
+	}
+	pseudonyms := make(map[named]string, len(unknownUsers))
+	users := make(map[subject]string, len(unknownUsers)) // subjects -> user ids
+	for _, j := range unknownUsers {
+		e := &events[sealing[j]]
+		n := named{e.Tenant, e.UserID}
+		if _, ok := pseudonyms[n]; !ok {
+			ps := pseudonymOf(mac(e.Tenant), e.UserID)
+			pseudonyms[n], users[subject{e.Tenant, ps}] = ps, e.UserID
 		}
 	}
-	if len(unknown) == 0 {
-		return keys, nil
+	keys, err := p.findKeys(ctx, tx, at, users)
+	if err != nil {
+		return nil, nil, err
 	}
+	for _, j := range unknownUsers {
+		e := &events[sealing[j]]
+		ps := pseudonyms[named{e.Tenant, e.UserID}]
+		subjects[j] = knownSubject{pseudonym: ps, key: keys[subject{e.Tenant, ps}]}
+	}
+	return subjects, sessions, nil
+}
+
+// findKeys finds, within tx at key generation at, the key of each subject
+// (users maps subjects to user ids), creating the missing ones.
+func (p *Personal) findKeys(ctx context.Context, tx pgx.Tx, at keyGeneration, users map[subject]string) (map[subject]subjectKey, error) {
+	unknown := make([]subject, 0, len(users))
+	for s := range users {
+		unknown = append(unknown, s)
+	}
+	// One order of key creation: no deadlock between writers.
+	slices.SortFunc(unknown, func(a, b subject) int {
+		return cmp.Or(strings.Compare(a.tenant, b.tenant), strings.Compare(a.pseudonym, b.pseudonym))
+	})
+	keys := make(map[subject]subjectKey, len(unknown))
 	found := make(map[subject]subjectKey, len(unknown))
 	if err := p.readKeys(ctx, tx, unknown, found); err != nil {
 		return nil, err
@@ -807,7 +876,7 @@ func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, users map[subject
 	// Keys committed before: they exist whatever becomes of this write.
 	// The keys it creates below are remembered by the next write that
 	// reads them, since this one may roll back.
-	p.remember(at, found)
+	p.remember(at, users, found)
 	var missing []subject
 	for _, s := range unknown {
 		if k, ok := found[s]; ok {
@@ -897,30 +966,44 @@ type keyGeneration struct {
 	maxID      int64
 }
 
-// knownKeys returns the remembered keys of subjects, or none after
-// forgetting every remembered key when the database is not at the
-// generation they were found at (an erasure since, or another database).
-func (p *Personal) knownKeys(at keyGeneration, subjects []subject) map[subject]subjectKey {
-	keys := make(map[subject]subjectKey, len(subjects))
+// knownSubjects returns, for each index in sealing, the remembered
+// subject (pseudonym and key) of its event's user and pseudonym of its
+// session id, and the positions in sealing of the events whose user, or
+// whose session id, is not remembered. A database not at the generation
+// they were remembered at (an erasure since, or another database) first
+// forgets every one of them.
+func (p *Personal) knownSubjects(at keyGeneration, events []audit.Event, sealing []int) (subjects []knownSubject, sessions []string, unknownUsers, unknownSessions []int) {
+	subjects, sessions = make([]knownSubject, len(sealing)), make([]string, len(sealing))
 	p.knownMu.Lock()
 	defer p.knownMu.Unlock()
 	if at.kekID != p.knownAt.kekID || at.generation != p.knownAt.generation || at.maxID < p.knownAt.maxID {
 		clear(p.known)
+		clear(p.sessions)
 		p.knownAt = keyGeneration{kekID: at.kekID, generation: at.generation}
-		return keys
 	}
-	for _, s := range subjects {
-		if k, ok := p.known[s]; ok {
-			keys[s] = k
+	for j, i := range sealing {
+		e := &events[i]
+		if s, ok := p.known[named{e.Tenant, e.UserID}]; ok {
+			subjects[j] = s
+		} else {
+			unknownUsers = append(unknownUsers, j)
+		}
+		if e.SessionID == "" {
+			continue
+		}
+		if s, ok := p.sessions[named{e.Tenant, e.SessionID}]; ok {
+			sessions[j] = s
+		} else {
+			unknownSessions = append(unknownSessions, j)
 		}
 	}
-	return keys
+	return subjects, sessions, unknownUsers, unknownSessions
 }
 
-// remember adds keys, committed before and found under the shared
-// erasure lock in a database at generation at, to the keys knownKeys
-// returns.
-func (p *Personal) remember(at keyGeneration, keys map[subject]subjectKey) {
+// remember adds keys (users maps their subjects to user ids), committed
+// before and found under the shared erasure lock in a database at
+// generation at, to the subjects knownSubjects returns.
+func (p *Personal) remember(at keyGeneration, users map[subject]string, keys map[subject]subjectKey) {
 	p.knownMu.Lock()
 	defer p.knownMu.Unlock()
 	if at.kekID != p.knownAt.kekID || at.generation != p.knownAt.generation {
@@ -930,9 +1013,26 @@ func (p *Personal) remember(at keyGeneration, keys map[subject]subjectKey) {
 		clear(p.known)
 	}
 	for s, k := range keys {
-		p.known[s] = k
+		p.known[named{s.tenant, users[s]}] = knownSubject{pseudonym: s.pseudonym, key: k}
 		p.knownAt.maxID = max(p.knownAt.maxID, k.id)
 	}
+}
+
+// rememberSessions adds session pseudonyms (by tenant and session id),
+// made at generation at, to those knownSubjects returns. Pseudonyms never
+// change; the session ids are forgotten with the keys at the next
+// generation, so that an erased user's stay in no instance's memory
+// beyond its next write.
+func (p *Personal) rememberSessions(at keyGeneration, made map[named]string) {
+	p.knownMu.Lock()
+	defer p.knownMu.Unlock()
+	if at.kekID != p.knownAt.kekID || at.generation != p.knownAt.generation {
+		return
+	}
+	if len(p.sessions)+len(made) > maxOpenedKeys {
+		clear(p.sessions)
+	}
+	maps.Copy(p.sessions, made)
 }
 
 // readKeys adds the stored keys of subjects to keys.
@@ -1341,7 +1441,8 @@ func (p *Personal) erasures(ctx context.Context, where string, args ...any) ([]a
 	return out, rows.Err()
 }
 
-// forget drops destroyed keys from the caches.
+// forget drops destroyed keys from the caches, and every remembered
+// subject and session pseudonym.
 func (p *Personal) forget(ids []int64) {
 	p.mu.Lock()
 	for _, id := range ids {
@@ -1350,6 +1451,7 @@ func (p *Personal) forget(ids []int64) {
 	p.mu.Unlock()
 	p.knownMu.Lock()
 	clear(p.known)
+	clear(p.sessions)
 	p.knownAt = keyGeneration{}
 	p.knownMu.Unlock()
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -246,6 +247,92 @@ func TestPersonalWriterFollowsAnotherInstancesErasure(t *testing.T) {
 	var keys int
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM audit_subject_keys`).Scan(&keys); err != nil || keys != 2 {
 		t.Fatalf("%d subject keys (%v), want 2: jo's and ivy's new one", keys, err)
+	}
+}
+
+// A writer forgets the user ids and session ids it remembers at the next
+// key generation: after another instance's erasure, its next write (of
+// another user) leaves neither the erased user's id nor their session id
+// in its memory.
+func TestPersonalWriterForgetsAtAnErasure(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	file := newKEK(t)
+	writer, eraser := openPersonal(t, db, postgres.PersonalEncrypt, file), openPersonal(t, db, postgres.PersonalEncrypt, file)
+	repo := postgres.NewRepository(db).WithPersonal(writer)
+	ivy, jo := personalEvent("f1", "ivy"), personalEvent("f1-jo", "jo")
+	ivy.SessionID, jo.SessionID = "s-ivy", "s-jo"
+	for _, id := range []string{"f1", "f2"} { // the second write finds ivy's key and remembers it
+		ivy.ID, jo.ID = id, id+"-jo"
+		if _, err := repo.Write(ctx, []audit.Event{ivy, jo}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if user, session := writer.Remembers(audit.DefaultTenant, "ivy", "s-ivy"); !user || !session {
+		t.Fatalf("before the erasure: user remembered %t, session %t; want both", user, session)
+	}
+	e, err := beginErasure(ctx, eraser, audit.Erasure{EventID: "erase-ivy", Pseudonym: eraser.Pseudonym("ivy"), RequestedAt: event("x").OccurredAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eraser.DestroyKeys(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	jo.ID = "f3-jo"
+	if _, err := repo.Write(ctx, []audit.Event{jo}); err != nil {
+		t.Fatal(err)
+	}
+	if user, session := writer.Remembers(audit.DefaultTenant, "ivy", "s-ivy"); user || session {
+		t.Fatalf("after the erasure: user remembered %t, session %t; want neither", user, session)
+	}
+	if got, err := repo.Get(ctx, audit.DefaultTenant, "f3-jo"); err != nil || got.UserID != "jo" || got.SessionID != "s-jo" {
+		t.Fatalf("jo's event after the erasure: %v %+v", err, got)
+	}
+}
+
+// A batch reads back as written, event by event, when its events share
+// users and sessions, some fields need escapes in the sealed text (which
+// outgrows its estimate), some events have no user or no session, and a
+// second batch finds every subject and session remembered.
+func TestPersonalBatchReadsBackAsWritten(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	p := openPersonal(t, db, postgres.PersonalEncrypt, newKEK(t))
+	repo := postgres.NewRepository(db).WithPersonal(p)
+	batch := func(prefix string) []audit.Event {
+		evs := make([]audit.Event, 300)
+		for i := range evs {
+			e := personalEvent(fmt.Sprintf("%s-%d", prefix, i), fmt.Sprintf("user-%d", i%7))
+			e.SessionID = fmt.Sprintf("sess-%d", i%11)
+			switch i % 5 {
+			case 0:
+				e.UserAgent = strings.Repeat("\"\x01<é>", 40)
+			case 1:
+				e.SessionID = ""
+			case 2:
+				e.UserID, e.Details = "", json.RawMessage(`{"k":"system"}`)
+			case 3:
+				e.Details = json.RawMessage(`{"email":"` + strings.Repeat("\\u0001", 20) + `"}`)
+			}
+			evs[i] = e
+		}
+		return evs
+	}
+	for _, prefix := range []string{"a", "b"} {
+		in := batch(prefix)
+		if _, err := repo.Write(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range in {
+			got, err := repo.Get(ctx, audit.DefaultTenant, want.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.UserID != want.UserID || got.IPAddress != want.IPAddress || got.UserAgent != want.UserAgent ||
+				got.SessionID != want.SessionID || !sameJSON(got.Details, want.Details) || got.Erased {
+				t.Fatalf("read back %+v, wrote %+v", got, want)
+			}
+		}
 	}
 }
 
