@@ -196,7 +196,9 @@ func (p *publisher) latency(ctx context.Context, rate int, d time.Duration, warm
 			f, err := p.js.PublishMsgAsync(msgs[j], stall)
 			if err != nil {
 				close(futures)
-				<-acks
+				if aerr := <-acks; aerr != nil {
+					err = fmt.Errorf("%w (and a publish before it failed: %v)", err, aerr)
+				}
 				close(stop)
 				return latencyRun{}, err
 			}
