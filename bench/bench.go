@@ -176,6 +176,13 @@ type Result struct {
 	LatencyP50Ms    float64            `json:"latency_p50_ms"`
 	LatencyP99Ms    float64            `json:"latency_p99_ms"`
 	LatencyMaxMs    float64            `json:"latency_max_ms"`
+	StreamAckP50Ms  float64            `json:"latency_stream_ack_p50_ms"`
+	StreamAckP99Ms  float64            `json:"latency_stream_ack_p99_ms"`
+	StreamAckMaxMs  float64            `json:"latency_stream_ack_max_ms"`
+	CommitEvents    int64              `json:"latency_commit_events,omitempty"`
+	CommitP50Ms     float64            `json:"latency_stored_commit_p50_ms,omitempty"`
+	CommitP99Ms     float64            `json:"latency_stored_commit_p99_ms,omitempty"`
+	CommitMaxMs     float64            `json:"latency_stored_commit_max_bucket_ms,omitempty"`
 	PeakRSSMB       float64            `json:"peak_rss_mb"`
 	BytesPerEvent   float64            `json:"bytes_per_event"`
 	VsBaseline      float64            `json:"ratio_vs_seed_baseline,omitempty"`
@@ -255,6 +262,11 @@ func (r Result) print(out io.Writer) error {
 		say(tw, "capacity probe before the latency run (singles)\t%.0f events/s\n", r.LatencyProbe)
 	}
 	say(tw, "latency publish->committed at %d/s: p50 / p99 / max\t%.1f / %.1f / %.1f ms\n", r.LatencyOffered, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs)
+	say(tw, "  publish->stream ack, per event: p50 / p99 / max\t%.1f / %.1f / %.1f ms\n", r.StreamAckP50Ms, r.StreamAckP99Ms, r.StreamAckMaxMs)
+	if r.CommitEvents > 0 {
+		say(tw, "  stored->row committed, per event (service's %s, %d events): p50 / p99 / max bucket\t%.1f / %.1f / <= %.0f ms\n",
+			commitMetric, r.CommitEvents, r.CommitP50Ms, r.CommitP99Ms, r.CommitMaxMs)
+	}
 	if r.ExternalNATS {
 		say(tw, "peak RSS of auditq serve (external NATS)\t%.0f MB\n", r.PeakRSSMB)
 	} else {
@@ -429,27 +441,56 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		rate = max(int(res.LatencyProbe/2), 100)
 	}
 	res.LatencyOffered = rate
-	var lat []time.Duration
+	var (
+		lat     latencyRun
+		commits commitHistogram // committed since the end of the warm-up
+		cerr    error
+	)
 	for i, t := range targets {
 		if err := checkpoint(ctx, t.dbURL); err != nil {
 			return res, err
 		}
 		if i != onAt {
 			say(out, "the latency run's load on %s, not measured...\n", t.name)
-			if _, err := t.pub.latency(ctx, rate, o.LatencyWarm+o.LatencyFor); err != nil {
+			if _, err := t.pub.latency(ctx, rate, o.LatencyWarm+o.LatencyFor, 0, nil); err != nil {
 				return res, err
 			}
 			continue
 		}
 		say(out, "latency at %d/s for %s after %s of warm-up...\n", rate, o.LatencyFor, o.LatencyWarm)
-		if lat, err = t.pub.latency(ctx, rate, o.LatencyWarm+o.LatencyFor); err != nil {
+		// The service's own per-event commit times, from its histogram:
+		// read as the first event after the warm-up is published and again
+		// once every event is acked.
+		read := make(chan struct{})
+		var before commitHistogram
+		lat, err = t.pub.latency(ctx, rate, o.LatencyWarm+o.LatencyFor, warmEvents(rate, o), func() {
+			defer close(read)
+			before, cerr = readCommits(ctx, t.svc.HTTPAddr())
+		})
+		if err != nil {
 			return res, err
+		}
+		<-read
+		if cerr == nil {
+			var after commitHistogram
+			if after, cerr = readCommits(ctx, t.svc.HTTPAddr()); cerr == nil {
+				commits = after.since(before)
+			}
 		}
 	}
 	// The first seconds after a pause run on cold caches and an idle
 	// consumer (hundreds of ms on a freshly prefilled table, then tens):
 	// events published during the warm-up are not counted.
-	lat = lat[min(int(float64(rate)*o.LatencyWarm.Seconds()), len(lat)-1):]
+	warm := warmEvents(rate, o)
+	floor, streamAck := lat.floor[warm:], lat.streamAck[warm:]
+	res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs = percentile(floor, 0.50), percentile(floor, 0.99), percentile(floor, 1)
+	res.StreamAckP50Ms, res.StreamAckP99Ms, res.StreamAckMaxMs = percentile(streamAck, 0.50), percentile(streamAck, 0.99), percentile(streamAck, 1)
+	if cerr != nil {
+		say(out, "  (no per-event commit times from the service's %s: %v)\n", commitMetric, cerr)
+	} else {
+		res.CommitEvents = int64(commits.total())
+		res.CommitP50Ms, res.CommitP99Ms, res.CommitMaxMs = commits.quantile(0.50), commits.quantile(0.99), commits.maxBound()
+	}
 	if plain != nil {
 		// The services have taken a probe and the latency run's load by
 		// now: the plain pipeline gets a flood too, not measured, so that
@@ -462,7 +503,6 @@ func run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 			return res, err
 		}
 	}
-	res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs = percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 1)
 	// Rounds alternate which service goes first, so that drift (the table
 	// growing, autovacuum, the checkpoint cycle) hits both alike; each
 	// measurement starts right after a CHECKPOINT, once the machine is
@@ -754,6 +794,12 @@ func checkpoint(ctx context.Context, dbURL string, vacuum ...string) error {
 		return fmt.Errorf("CHECKPOINT before measuring (needs a superuser or pg_checkpoint): %w", err)
 	}
 	return nil
+}
+
+// warmEvents is how many events of a latency run at rate are its
+// warm-up, not counted.
+func warmEvents(rate int, o Options) int {
+	return min(int(float64(rate)*o.LatencyWarm.Seconds()), int(float64(rate)*(o.LatencyWarm+o.LatencyFor).Seconds())-1)
 }
 
 // scratchPrefix begins the names of the benchmark's scratch databases.

@@ -117,13 +117,22 @@ func (p *publisher) throughput(ctx context.Context, subject string, n, perMsg in
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
+// latencyRun is what one latency run measured, per event in publish
+// order: the time from its publish until the consumer's ack floor passed
+// it (floor), and until its stream ack came back (streamAck).
+type latencyRun struct {
+	floor, streamAck []time.Duration
+}
+
 // latency offers rate events/s for d and returns, per event, the time from
 // its publish until the consumer's ack floor passed it (a message is acked
-// only after its row is committed), sampled every 2 ms while publishing.
-func (p *publisher) latency(ctx context.Context, rate int, d time.Duration) ([]time.Duration, error) {
+// only after its row is committed), sampled every 2 ms while publishing,
+// and the time until its stream ack came back. atWarm, if set, runs in a
+// goroutine of its own just before event warm is published.
+func (p *publisher) latency(ctx context.Context, rate int, d time.Duration, warm int, atWarm func()) (latencyRun, error) {
 	cons, err := p.js.Consumer(ctx, "AUDIT", "auditq-log")
 	if err != nil {
-		return nil, err
+		return latencyRun{}, err
 	}
 	type sample struct {
 		at    time.Time
@@ -150,8 +159,28 @@ func (p *publisher) latency(ctx context.Context, rate int, d time.Duration) ([]t
 	}()
 	n := int(float64(rate) * d.Seconds())
 	msgs := messages("audit.log", n, 1, fmt.Sprintf("lat-%d-", time.Now().UnixNano()))
-	futures := make([]jetstream.PubAckFuture, n)
 	times := make([]time.Time, n)
+	// The stream acks are read in publish order as they come (a connection
+	// gets them in that order), so each one's arrival time is its own.
+	futures := make(chan jetstream.PubAckFuture, n)
+	seqs, acked := make([]uint64, n), make([]time.Time, n)
+	acks := make(chan error, 1)
+	go func() {
+		i := 0
+		for f := range futures {
+			select {
+			case a := <-f.Ok():
+				seqs[i], acked[i] = a.Sequence, time.Now()
+			case err := <-f.Err():
+				acks <- err
+				for range futures {
+				}
+				return
+			}
+			i++
+		}
+		acks <- nil
+	}()
 	start := time.Now()
 	const tick = 10 * time.Millisecond
 	perTick := max(rate*int(tick)/int(time.Second), 1)
@@ -160,22 +189,26 @@ func (p *publisher) latency(ctx context.Context, rate int, d time.Duration) ([]t
 			time.Sleep(wait)
 		}
 		for j := i; j < min(i+perTick, n); j++ {
-			times[j] = time.Now()
-			if futures[j], err = p.js.PublishMsgAsync(msgs[j], stall); err != nil {
-				close(stop)
-				return nil, err
+			if j == warm && atWarm != nil {
+				go atWarm()
 			}
+			times[j] = time.Now()
+			f, err := p.js.PublishMsgAsync(msgs[j], stall)
+			if err != nil {
+				close(futures)
+				if aerr := <-acks; aerr != nil {
+					err = fmt.Errorf("%w (and a publish before it failed: %v)", err, aerr)
+				}
+				close(stop)
+				return latencyRun{}, err
+			}
+			futures <- f
 		}
 	}
-	seqs := make([]uint64, n)
-	for i, f := range futures {
-		select {
-		case a := <-f.Ok():
-			seqs[i] = a.Sequence
-		case err := <-f.Err():
-			close(stop)
-			return nil, err
-		}
+	close(futures)
+	if err := <-acks; err != nil {
+		close(stop)
+		return latencyRun{}, err
 	}
 	last := seqs[n-1]
 	var final sample
@@ -183,7 +216,7 @@ func (p *publisher) latency(ctx context.Context, rate int, d time.Duration) ([]t
 		info, err := cons.Info(ctx)
 		if err != nil {
 			close(stop)
-			return nil, err
+			return latencyRun{}, err
 		}
 		if info.AckFloor.Stream >= last {
 			final = sample{time.Now(), info.AckFloor.Stream}
@@ -191,28 +224,29 @@ func (p *publisher) latency(ctx context.Context, rate int, d time.Duration) ([]t
 		}
 		if time.Since(start) > d+2*time.Minute {
 			close(stop)
-			return nil, errors.New("latency run did not drain within 2 minutes")
+			return latencyRun{}, errors.New("latency run did not drain within 2 minutes")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	close(stop)
 	if err := <-sampled; err != nil {
-		return nil, err
+		return latencyRun{}, err
 	}
 	// The sampler may have stopped before it saw the last commits.
 	samples = append(samples, final)
-	out := make([]time.Duration, 0, n)
+	run := latencyRun{floor: make([]time.Duration, 0, n), streamAck: make([]time.Duration, n)}
 	k := 0
 	for i := range n {
 		for k < len(samples) && (samples[k].floor < seqs[i] || samples[k].at.Before(times[i])) {
 			k++
 		}
 		if k == len(samples) {
-			return nil, fmt.Errorf("event %d was never seen committed", i)
+			return latencyRun{}, fmt.Errorf("event %d was never seen committed", i)
 		}
-		out = append(out, samples[k].at.Sub(times[i]))
+		run.floor = append(run.floor, samples[k].at.Sub(times[i]))
+		run.streamAck[i] = acked[i].Sub(times[i])
 	}
-	return out, nil
+	return run, nil
 }
 
 // stall lets a publisher wait for room among its outstanding publishes

@@ -21,6 +21,7 @@ type Metrics struct {
 	poisoned   *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
 	batchSize  *prometheus.HistogramVec
+	committed  prometheus.Histogram
 	pending    *prometheus.GaugeVec
 
 	poisonMessages *prometheus.GaugeVec
@@ -68,6 +69,10 @@ func NewMetrics() *Metrics {
 			Name: "auditq_write_batch_events", Help: "Events per database transaction: group commits of audit.log events, and bulk jobs.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
 		}, []string{"writer"}),
+		committed: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "auditq_event_commit_seconds", Help: "Per event written by the group commit (audit.log and the service's own events): time from its receipt (for a message, its JetStream timestamp: when the stream stored it) to the commit of its row; the ack to JetStream comes after.",
+			Buckets: commitBuckets,
+		}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "auditq_consumer_pending_messages", Help: "Messages waiting in a job consumer, delivered-but-unacked included: the ingest lag.",
 		}, []string{"subject"}),
@@ -106,7 +111,7 @@ func NewMetrics() *Metrics {
 			Name: "auditq_last_cleanup_success", Help: "1 when the last cleanup this instance ran succeeded, 0 when it failed or none ran yet.",
 		}),
 	}
-	reg.MustRegister(m.ingested, m.duplicates, m.rejected, m.poisoned, m.latency, m.batchSize, m.pending,
+	reg.MustRegister(m.ingested, m.duplicates, m.rejected, m.poisoned, m.latency, m.batchSize, m.committed, m.pending,
 		m.poisonMessages, m.poisonAge,
 		m.requests, m.requestDuration, m.requestsActive, m.requestsWaiting, m.lastCheckpoint, m.cleanupTime, m.cleanupDuration, m.cleanupDeleted, m.cleanupSuccess,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -190,6 +195,22 @@ func (m *Metrics) cleanupFinished(end time.Time, d time.Duration, deleted int64,
 func (m *Metrics) recorded(handler string, r audit.WriteResult) {
 	m.ingested.WithLabelValues(handler).Add(float64(r.Inserted))
 	m.duplicates.WithLabelValues(handler).Add(float64(r.Duplicates))
+}
+
+// commitBuckets are the bounds of auditq_event_commit_seconds: 5 ms steps
+// up to 100 ms (the latency target), coarser beyond.
+var commitBuckets = []float64{.005, .01, .015, .02, .025, .03, .035, .04, .045, .05, .055, .06, .065, .07, .075, .08, .085, .09, .095, .1,
+	.11, .12, .13, .14, .15, .175, .2, .25, .3, .4, .5, .75, 1, 1.5, 2, 3, 5, 10, 30, 60}
+
+// ObserveCommitted records, for each event of a group commit that
+// committed at at, the time since its message was stored in JetStream
+// (Event.ReceivedAt); events without a receipt time are left out.
+func (m *Metrics) ObserveCommitted(events []audit.Event, at time.Time) {
+	for i := range events {
+		if r := events[i].ReceivedAt; !r.IsZero() {
+			m.committed.Observe(at.Sub(r).Seconds())
+		}
+	}
 }
 
 // ObserveBatch records the size of one database transaction of writer

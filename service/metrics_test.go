@@ -148,3 +148,38 @@ func metricsText(t *testing.T, httpAddr string) string {
 	}
 	return string(b)
 }
+
+// auditq_event_commit_seconds observes each audit.log event once, with
+// the time from its message's stream timestamp to its commit: no
+// observation lies outside the time the test waited.
+func TestMetricEventCommitSeconds(t *testing.T) {
+	env := servicetest.Env(t)
+	svc := servicetest.Start(t, env)
+	db := servicetest.OpenDB(t, env)
+	_, js := natstest.Connect(t, svc.NATSURL())
+	const n = 40
+	msgs := make([]*nats.Msg, n)
+	for i := range msgs {
+		id := fmt.Sprintf("commit-metric-%d", i)
+		msgs[i] = servicetest.EventMsg("audit.log", id, servicetest.EventJSON(id, "doc.read"))
+	}
+	published := time.Now()
+	servicetest.PublishAll(t, js, msgs)
+	servicetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		got := servicetest.CountRows(t, db, "id LIKE 'commit-metric-%'")
+		return got == n, fmt.Sprintf("%d rows, want %d", got, n)
+	})
+	// The last commit's observation may follow its row by a moment.
+	servicetest.Eventually(t, 10*time.Second, func() (bool, string) {
+		got := servicetest.Metric(t, svc.HTTPAddr(), "auditq_event_commit_seconds_count")
+		return got == n, fmt.Sprintf("auditq_event_commit_seconds_count = %v, want %d", got, n)
+	})
+	waited := time.Since(published).Seconds()
+	sum := servicetest.Metric(t, svc.HTTPAddr(), "auditq_event_commit_seconds_sum")
+	if sum <= 0 || sum > n*waited {
+		t.Errorf("auditq_event_commit_seconds_sum = %v, want above 0 and at most %d x %.3f s", sum, n, waited)
+	}
+	if inf := servicetest.Metric(t, svc.HTTPAddr(), `auditq_event_commit_seconds_bucket{le="+Inf"}`); inf != n {
+		t.Errorf("+Inf bucket = %v, want %d", inf, n)
+	}
+}

@@ -358,7 +358,10 @@ func (s *Service) startApplication(ctx context.Context) error {
 	batcher, err := postgres.NewBatcher(repo, postgres.BatcherConfig{
 		MaxEvents: s.cfg.BatchMaxEvents, MaxDelay: s.cfg.BatchMaxDelay, Flushers: s.cfg.BatchFlushers,
 		FlushTimeout: s.cfg.HandlerTimeout,
-		Observe:      func(n int) { s.metrics.ObserveBatch("group-commit", n) },
+		Observe: func(events []audit.Event) {
+			s.metrics.ObserveBatch("group-commit", len(events))
+			s.metrics.ObserveCommitted(events, time.Now())
+		},
 	})
 	if err != nil {
 		return err

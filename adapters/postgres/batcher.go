@@ -27,8 +27,9 @@ type BatcherConfig struct {
 	Flushers int
 	// FlushTimeout bounds one flush.
 	FlushTimeout time.Duration
-	// Observe, if set, is called with the size of every flushed batch.
-	Observe func(events int)
+	// Observe, if set, is called with the events of every batch once
+	// they are committed, before their writes return.
+	Observe func(events []audit.Event)
 }
 
 // setDefaults fills in the zero settings: 1000 events, 2 flushers, a
@@ -276,7 +277,7 @@ func (b *Batcher) flush(batch []*pending) {
 	defer cancel()
 	inserted, err := b.w.WriteReturning(ctx, events)
 	if b.cfg.Observe != nil && err == nil {
-		b.cfg.Observe(len(events))
+		b.cfg.Observe(events)
 	}
 	if err != nil {
 		if audit.IsPermanent(err) && len(batch) > 1 {

@@ -21,7 +21,7 @@ func TestBatcherGroupsConcurrentWritesAndSplitsCounts(t *testing.T) {
 	var sizes []int
 	var mu sync.Mutex
 	b := mustBatcher(t, repo, postgres.BatcherConfig{MaxEvents: 50, MaxDelay: 20 * time.Millisecond, Flushers: 2,
-		Observe: func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }})
+		Observe: func(evs []audit.Event) { mu.Lock(); sizes = append(sizes, len(evs)); mu.Unlock() }})
 	defer func() { _ = b.Close() }()
 
 	const writers = 40
@@ -95,7 +95,7 @@ func TestBatcherWriteEachSettlesEachEvent(t *testing.T) {
 	var sizes []int
 	var mu sync.Mutex
 	b := mustBatcher(t, repo, postgres.BatcherConfig{MaxEvents: 4, Flushers: 1,
-		Observe: func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }})
+		Observe: func(evs []audit.Event) { mu.Lock(); sizes = append(sizes, len(evs)); mu.Unlock() }})
 	defer func() { _ = b.Close() }()
 	events := make([]audit.Event, 10)
 	for i := range events {
