@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -27,16 +28,25 @@ import (
 type StreamStore struct {
 	db *bun.DB
 
-	// The rows of the batches read last, shared by the streams of this
+	// The rows of the batches this instance committed last (Committed)
+	// and of those its streams read last, shared by the streams of this
 	// instance, which read the same batches at about the same time.
 	// reading is held by the reader that looks up and reads rows, so that
 	// streams reading at the same moment (woken by the same commits) wait
 	// for one read of the rows rather than each make their own.
 	reading sync.Mutex
 	mu      sync.Mutex
-	cached  map[int64][]audit.SealedEvent // by batch id
-	order   []int64                       // oldest first
-	events  int                           // rows in cached
+	cached  map[int64]*cachedBatch // by batch id
+	order   []int64                // oldest first
+	events  int                    // rows in cached
+}
+
+// cachedBatch is the rows of one batch in the form sealedRows reads
+// them. seq is their chain position once a read set it in every row (0
+// before: a batch enters from Committed before it is chained).
+type cachedBatch struct {
+	rows []audit.SealedEvent
+	seq  int64
 }
 
 // The cache keeps the rows of at most cachedBatches batches and, beyond
@@ -57,7 +67,7 @@ var _ audit.StreamStore = (*StreamStore)(nil)
 // NewStreamStore returns a StreamStore over db, whose schema must be
 // migrated.
 func NewStreamStore(db *bun.DB) *StreamStore {
-	return &StreamStore{db: db, cached: map[int64][]audit.SealedEvent{}}
+	return &StreamStore{db: db, cached: map[int64]*cachedBatch{}}
 }
 
 // rowsOf returns the rows of the batches ids (leaves: each one's leaf
@@ -77,9 +87,15 @@ func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]i
 	var missing []int64
 	s.mu.Lock()
 	for _, id := range ids {
-		if evs, ok := s.cached[id]; ok {
-			for i := range evs {
-				out = append(out, &evs[i])
+		if b, ok := s.cached[id]; ok {
+			if b.seq == 0 { // no reader has had its rows yet
+				b.seq = seqOf[id]
+				for i := range b.rows {
+					b.rows[i].Seal.BatchSeq = b.seq
+				}
+			}
+			for i := range b.rows {
+				out = append(out, &b.rows[i])
 			}
 		} else {
 			missing = append(missing, id)
@@ -110,22 +126,88 @@ func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]i
 	}
 	s.mu.Lock()
 	for _, id := range missing {
-		if _, ok := s.cached[id]; !ok {
-			s.cached[id] = byBatch[id]
-			s.order = append(s.order, id)
-			s.events += len(byBatch[id])
-		}
-	}
-	for len(s.order) > cachedBatches || (len(s.order) > 1 && s.events > cachedEvents) {
-		s.events -= len(s.cached[s.order[0]])
-		delete(s.cached, s.order[0])
-		s.order = s.order[1:]
+		s.keep(id, &cachedBatch{rows: byBatch[id], seq: seqOf[id]})
 	}
 	s.mu.Unlock()
 	for i := range evs {
 		out = append(out, &evs[i])
 	}
 	return out, nil
+}
+
+// keep puts batch id into the cache unless it is there already (a batch
+// never changes: both forms of it are the same rows), and evicts the
+// oldest batches beyond the bounds. s.mu must be held.
+func (s *StreamStore) keep(id int64, b *cachedBatch) {
+	if _, ok := s.cached[id]; ok {
+		return
+	}
+	s.cached[id] = b
+	s.order = append(s.order, id)
+	s.events += len(b.rows)
+	for len(s.order) > cachedBatches || (len(s.order) > 1 && s.events > cachedEvents) {
+		s.events -= len(s.cached[s.order[0]].rows)
+		delete(s.cached, s.order[0])
+		s.order = s.order[1:]
+	}
+}
+
+// storedRows returns the rows that sealing batch id stores for the
+// events (in their stored form, as hashed) at the indexes inserted, each
+// at its index as its leaf, in the form sealedRows reads them back:
+// times in UTC at microsecond precision, IP addresses as canonicalIP
+// gives them, details as jsonb::text prints them, a pseudonym in
+// Pseudonym with UserID empty. False when an event's details have no form
+// it can compute (they are then read from PostgreSQL).
+func storedRows(id int64, events []audit.Event, inserted []int) ([]audit.SealedEvent, bool) {
+	out := make([]audit.SealedEvent, len(inserted))
+	var details []byte // the details of all rows, in one allocation
+	ends := make([]int, len(inserted))
+	for n, i := range inserted {
+		if events[i].Details != nil {
+			var err error
+			if details, err = appendJSONBText(details, events[i].Details); err != nil {
+				return nil, false
+			}
+		}
+		ends[n] = len(details)
+	}
+	start := 0
+	for n, i := range inserted {
+		e := &events[i]
+		r := audit.Event{
+			ID: e.ID, UserID: e.UserID, Action: e.Action, ResourceType: e.ResourceType, ResourceID: e.ResourceID,
+			UserAgent: e.UserAgent, SessionID: e.SessionID, RequestID: e.RequestID, Success: e.Success,
+			ErrorMessage: e.ErrorMessage, OccurredAt: e.OccurredAt.UTC().Truncate(time.Microsecond),
+			ReceivedAt: e.ReceivedAt.UTC().Truncate(time.Microsecond), Tenant: e.Tenant, Personal: e.Personal,
+		}
+		if e.Pseudonym != "" {
+			r.UserID, r.Pseudonym = "", e.Pseudonym
+		}
+		if e.IPAddress != "" {
+			a, err := netip.ParseAddr(e.IPAddress)
+			if err != nil {
+				return nil, false
+			}
+			r.IPAddress = canonicalIP(a.String())
+		}
+		if e.Details != nil {
+			r.Details = json.RawMessage(details[start:ends[n]:ends[n]])
+		}
+		start = ends[n]
+		out[n] = audit.SealedEvent{Event: r, Seal: audit.Seal{BatchID: id, Leaf: i}}
+	}
+	return out, true
+}
+
+// committed puts the rows of batch id, which this instance committed
+// (storedRows), into the cache the streams read, so that they read only
+// the batch's position from PostgreSQL. The Sealer calls it once the
+// batch's transaction committed, never for one that did not.
+func (s *StreamStore) committed(id int64, rows []audit.SealedEvent) {
+	s.mu.Lock()
+	s.keep(id, &cachedBatch{rows: rows})
+	s.mu.Unlock()
 }
 
 // Claim takes stream name's lease for owner (creating its row at
