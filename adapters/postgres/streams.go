@@ -43,7 +43,7 @@ type StreamStore struct {
 
 // cachedBatch is the rows of one batch in the form sealedRows reads
 // them. seq is their chain position once a read set it in every row (0
-// before: a batch enters from Committed before it is chained).
+// before: a batch enters from committed before it is chained).
 type cachedBatch struct {
 	rows []audit.SealedEvent
 	seq  int64
@@ -51,14 +51,14 @@ type cachedBatch struct {
 
 // The cache keeps the rows of at most cachedBatches batches and, beyond
 // the newest batch, at most cachedEvents rows: enough for the streams of
-// an instance, which read the same batches within moments of each other
-// (one that reached the end of the trail waits a poll interval, 250 ms,
-// so the other may trail it by what ingest commits meanwhile: 16,384 rows
-// cover 65,000 events/s), and small enough that the garbage collector's
-// work on the live heap stays small (a batch of a bulk job holds up to
-// 1,000 rows).
+// an instance, which read the batches the instance committed within a
+// poll interval (250 ms) of their commit (16,384 rows cover 65,000
+// events/s; group commits of single events, a few dozen rows each, come
+// hundreds a second), and small enough that the garbage collector's work
+// on the live heap stays small (a batch of a bulk job holds up to 1,000
+// rows).
 const (
-	cachedBatches = 128
+	cachedBatches = 1024
 	cachedEvents  = 16384
 )
 
@@ -75,35 +75,17 @@ func NewStreamStore(db *bun.DB) *StreamStore {
 // to rows shared with every other reader (nothing changes them), in a
 // slice of its own that the caller may reorder. Chained batches never
 // change; a row retention deletes meanwhile may still be delivered from
-// the cache.
+// the cache. A reader whose batches are all cached never waits for
+// another's read from PostgreSQL.
 func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]int64, leaves map[int64]int) ([]*audit.SealedEvent, error) {
+	out, missing, missingRows := s.lookup(ids, seqOf, leaves)
+	if len(missing) == 0 {
+		return out, nil
+	}
 	s.reading.Lock()
 	defer s.reading.Unlock()
-	total, missingRows := 0, 0
-	for _, id := range ids {
-		total += leaves[id]
-	}
-	out := make([]*audit.SealedEvent, 0, total)
-	var missing []int64
-	s.mu.Lock()
-	for _, id := range ids {
-		if b, ok := s.cached[id]; ok {
-			if b.seq == 0 { // no reader has had its rows yet
-				b.seq = seqOf[id]
-				for i := range b.rows {
-					b.rows[i].Seal.BatchSeq = b.seq
-				}
-			}
-			for i := range b.rows {
-				out = append(out, &b.rows[i])
-			}
-		} else {
-			missing = append(missing, id)
-			missingRows += leaves[id]
-		}
-	}
-	s.mu.Unlock()
-	if len(missing) == 0 {
+	// The reader this one waited for may have read the same batches.
+	if out, missing, missingRows = s.lookup(ids, seqOf, leaves); len(missing) == 0 {
 		return out, nil
 	}
 	evs, err := s.sealedRows(ctx, missing, seqOf, missingRows)
@@ -133,6 +115,38 @@ func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]i
 		out = append(out, &evs[i])
 	}
 	return out, nil
+}
+
+// lookup returns the cached rows of the batches ids, and the ids of
+// those not cached with their leaf count. The rows of a batch that came
+// from Committed get their chain position (seqOf) here, before any reader
+// sees them.
+func (s *StreamStore) lookup(ids []int64, seqOf map[int64]int64, leaves map[int64]int) (out []*audit.SealedEvent, missing []int64, missingRows int) {
+	total := 0
+	for _, id := range ids {
+		total += leaves[id]
+	}
+	out = make([]*audit.SealedEvent, 0, total)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		b, ok := s.cached[id]
+		if !ok {
+			missing = append(missing, id)
+			missingRows += leaves[id]
+			continue
+		}
+		if b.seq == 0 {
+			b.seq = seqOf[id]
+			for i := range b.rows {
+				b.rows[i].Seal.BatchSeq = b.seq
+			}
+		}
+		for i := range b.rows {
+			out = append(out, &b.rows[i])
+		}
+	}
+	return out, missing, missingRows
 }
 
 // keep puts batch id into the cache unless it is there already (a batch

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"testing"
 	"time"
 
@@ -91,5 +92,53 @@ func TestStreamStoreKeepsOnlyCommittedBatches(t *testing.T) {
 	store.mu.Unlock()
 	if len(rows) != 2 || rows[0].ID != "ok-1" || rows[1].ID != "ok-2" || rows[1].Seal != (audit.Seal{BatchID: ids[0], Leaf: 1}) {
 		t.Fatalf("cached rows %+v", rows)
+	}
+}
+
+// A stream whose batches are cached does not wait for another stream's
+// read from PostgreSQL (one far behind, reading a thousand rows).
+func TestStreamStoreCachedReadDoesNotWait(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, pgtest.NewDatabase(t), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	if err := migrations.Up(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer := NewSealer(db, evidence.NewSigner(priv))
+	store := NewStreamStore(db)
+	sealer.TapCommits(store)
+	at := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
+	if _, err := NewRepository(db).WithSealer(sealer).Write(ctx, []audit.Event{
+		{ID: "e-1", Action: "a", ResourceType: "doc", ResourceID: "1", Success: true, OccurredAt: at, ReceivedAt: at},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sealer.Chain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	store.reading.Lock() // another reader's read from PostgreSQL, in progress
+	defer store.reading.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		rd, err := store.Read(ctx, audit.StreamStart, 100)
+		if err == nil && (len(rd.Events) != 1 || rd.Events[0].ID != "e-1" || rd.Events[0].Seal.BatchSeq != 1) {
+			err = fmt.Errorf("read %+v", rd)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the read of a cached batch waited for another reader")
 	}
 }
