@@ -28,7 +28,7 @@ import (
 type StreamStore struct {
 	db *bun.DB
 
-	// The rows of the batches this instance committed last (Committed)
+	// The rows of the batches this instance committed last (committed)
 	// and of those its streams read last, shared by the streams of this
 	// instance, which read the same batches at about the same time.
 	// reading is held by the reader that looks up and reads rows, so that
@@ -119,7 +119,7 @@ func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]i
 
 // lookup returns the cached rows of the batches ids, and the ids of
 // those not cached with their leaf count. The rows of a batch that came
-// from Committed get their chain position (seqOf) here, before any reader
+// from committed get their chain position (seqOf) here, before any reader
 // sees them.
 func (s *StreamStore) lookup(ids []int64, seqOf map[int64]int64, leaves map[int64]int) (out []*audit.SealedEvent, missing []int64, missingRows int) {
 	total := 0
