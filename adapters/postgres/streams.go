@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -171,44 +172,86 @@ func (s *StreamStore) keep(id int64, b *cachedBatch) {
 // at its index as its leaf, in the form sealedRows reads them back:
 // times in UTC at microsecond precision, IP addresses as canonicalIP
 // gives them, details as jsonb::text prints them, a pseudonym in
-// Pseudonym with UserID empty. False when an event's details have no form
-// it can compute (they are then read from PostgreSQL).
+// Pseudonym with UserID empty. The rows' text sits in one string and
+// their details and personal fields in one slice, copies that keep
+// nothing else of the events alive while the rows are cached. False when
+// an event's details have no form it can compute (they are then read
+// from PostgreSQL).
 func storedRows(id int64, events []audit.Event, inserted []int) ([]audit.SealedEvent, bool) {
 	out := make([]audit.SealedEvent, len(inserted))
-	var details []byte // the details of all rows, in one allocation
-	ends := make([]int, len(inserted))
-	for n, i := range inserted {
-		if events[i].Details != nil {
-			var err error
-			if details, err = appendJSONBText(details, events[i].Details); err != nil {
-				return nil, false
-			}
-		}
-		ends[n] = len(details)
+	var buf []byte // every row's details, then personal fields
+	var text strings.Builder
+	size := 0
+	for _, i := range inserted {
+		e := &events[i]
+		size += len(e.ID) + len(e.UserID) + len(e.Pseudonym) + len(e.Action) + len(e.ResourceType) + len(e.ResourceID) +
+			len(e.UserAgent) + len(e.SessionID) + len(e.RequestID) + len(e.ErrorMessage) + len(e.Tenant) + len(e.IPAddress)
 	}
-	start := 0
+	text.Grow(size)
+	type span struct{ details, personal [2]int }
+	spans := make([]span, len(inserted))
 	for n, i := range inserted {
 		e := &events[i]
-		r := audit.Event{
-			ID: e.ID, UserID: e.UserID, Action: e.Action, ResourceType: e.ResourceType, ResourceID: e.ResourceID,
-			UserAgent: e.UserAgent, SessionID: e.SessionID, RequestID: e.RequestID, Success: e.Success,
-			ErrorMessage: e.ErrorMessage, OccurredAt: e.OccurredAt.UTC().Truncate(time.Microsecond),
-			ReceivedAt: e.ReceivedAt.UTC().Truncate(time.Microsecond), Tenant: e.Tenant, Personal: e.Personal,
+		if e.Details != nil {
+			start := len(buf)
+			var err error
+			if buf, err = appendJSONBText(buf, e.Details); err != nil {
+				return nil, false
+			}
+			spans[n].details = [2]int{start, len(buf)}
 		}
+	}
+	for n, i := range inserted {
+		if p := events[i].Personal; p != nil {
+			spans[n].personal = [2]int{len(buf), len(buf) + len(p)}
+			buf = append(buf, p...)
+		}
+	}
+	// The text of every row, field by field, then cut into its strings.
+	type fields [11]string
+	all := make([]fields, len(inserted))
+	for n, i := range inserted {
+		e := &events[i]
+		f := fields{e.ID, e.UserID, e.Action, e.ResourceType, e.ResourceID, "", e.UserAgent, e.SessionID, e.RequestID, e.ErrorMessage, e.Tenant}
 		if e.Pseudonym != "" {
-			r.UserID, r.Pseudonym = "", e.Pseudonym
+			f[1] = e.Pseudonym
 		}
 		if e.IPAddress != "" {
 			a, err := netip.ParseAddr(e.IPAddress)
 			if err != nil {
 				return nil, false
 			}
-			r.IPAddress = canonicalIP(a.String())
+			f[5] = canonicalIP(a.String())
 		}
-		if e.Details != nil {
-			r.Details = json.RawMessage(details[start:ends[n]:ends[n]])
+		all[n] = f
+		for _, v := range f {
+			text.WriteString(v)
 		}
-		start = ends[n]
+	}
+	joined, at := text.String(), 0
+	for n, i := range inserted {
+		e := &events[i]
+		var f fields
+		for k, v := range all[n] {
+			f[k], at = joined[at:at+len(v)], at+len(v)
+		}
+		r := audit.Event{
+			ID: f[0], UserID: f[1], Action: f[2], ResourceType: f[3], ResourceID: f[4], IPAddress: f[5],
+			UserAgent: f[6], SessionID: f[7], RequestID: f[8], Success: e.Success, ErrorMessage: f[9], Tenant: f[10],
+			OccurredAt: e.OccurredAt.UTC().Truncate(time.Microsecond), ReceivedAt: e.ReceivedAt.UTC().Truncate(time.Microsecond),
+		}
+		if e.Pseudonym != "" {
+			r.UserID, r.Pseudonym = "", f[1]
+		}
+		if d := spans[n].details; e.Details != nil {
+			r.Details = json.RawMessage(buf[d[0]:d[1]:d[1]])
+		}
+		if p := spans[n].personal; e.Personal != nil {
+			r.Personal = buf[p[0]:p[1]:p[1]]
+			if r.Personal == nil {
+				r.Personal = []byte{} // an empty bytea reads back empty, not NULL
+			}
+		}
 		out[n] = audit.SealedEvent{Event: r, Seal: audit.Seal{BatchID: id, Leaf: i}}
 	}
 	return out, true
