@@ -79,14 +79,14 @@ func NewStreamStore(db *bun.DB) *StreamStore {
 // the cache. A reader whose batches are all cached never waits for
 // another's read from PostgreSQL.
 func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]int64, leaves map[int64]int) ([]*audit.SealedEvent, error) {
-	out, missing, missingRows := s.lookup(ids, seqOf, leaves)
-	if len(missing) == 0 {
+	if out, missing, _ := s.lookup(ids, seqOf, leaves); len(missing) == 0 {
 		return out, nil
 	}
 	s.reading.Lock()
 	defer s.reading.Unlock()
 	// The reader this one waited for may have read the same batches.
-	if out, missing, missingRows = s.lookup(ids, seqOf, leaves); len(missing) == 0 {
+	out, missing, missingRows := s.lookup(ids, seqOf, leaves)
+	if len(missing) == 0 {
 		return out, nil
 	}
 	evs, err := s.sealedRows(ctx, missing, seqOf, missingRows)
