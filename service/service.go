@@ -64,8 +64,11 @@ type Service struct {
 	router   *message.Router
 	httpAddr string
 	streams  *streams.Runner
-	wsURL    string // the embedded server's WebSocket listener, "" when none
-	memLimit int64  // the soft memory limit in effect, 0 when none
+	// streamStore is the log streams' store, which the sealer fills with
+	// the rows of the batches it commits while a stream is active.
+	streamStore *postgres.StreamStore
+	wsURL       string // the embedded server's WebSocket listener, "" when none
+	memLimit    int64  // the soft memory limit in effect, 0 when none
 
 	// personal reveals personal fields to the log streams; nil when
 	// personal data is off and no key-encryption key is configured.
@@ -354,6 +357,10 @@ func (s *Service) startApplication(ctx context.Context) error {
 		return err
 	}
 	s.personal = personal
+	s.streamStore = postgres.NewStreamStore(s.db)
+	if te.sealer != nil && activeStreams(s.cfg) {
+		te.sealer.TapCommits(s.streamStore) // the streams read this instance's writes from memory
+	}
 	repo := postgres.NewRepository(s.db).WithSealer(te.sealer).WithPersonal(personal)
 	batcher, err := postgres.NewBatcher(repo, postgres.BatcherConfig{
 		MaxEvents: s.cfg.BatchMaxEvents, MaxDelay: s.cfg.BatchMaxDelay, Flushers: s.cfg.BatchFlushers,

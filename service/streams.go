@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/auditq/auditq/adapters/postgres"
 	"github.com/auditq/auditq/config"
 	"github.com/auditq/auditq/ports"
 	"github.com/auditq/auditq/ports/streams"
@@ -23,6 +22,16 @@ func streamConfigs(cfg config.Config) []streams.StreamConfig {
 	return out
 }
 
+// activeStreams reports whether a configured stream is not paused.
+func activeStreams(cfg config.Config) bool {
+	for _, st := range cfg.Streams {
+		if !st.Paused {
+			return true
+		}
+	}
+	return false
+}
+
 // startStreams starts delivering the log streams of AUDITQ_STREAMS_FILE
 // (none: the runner only answers audit.streams with an empty list).
 func (s *Service) startStreams(context.Context) error {
@@ -31,7 +40,7 @@ func (s *Service) startStreams(context.Context) error {
 	_, _ = rand.Read(b[:])
 	runner, err := streams.New(streams.Config{
 		Streams:        streamConfigs(s.cfg),
-		Store:          postgres.NewStreamStore(s.db),
+		Store:          s.streamStore,
 		Owner:          fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:])),
 		NATS:           s.pubConn,
 		ProductVersion: ports.ReadBuild().Semver(),

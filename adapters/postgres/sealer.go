@@ -35,6 +35,10 @@ type Sealer struct {
 	now    func() time.Time
 	nudge  chan struct{}
 
+	// streams, when set, gets the rows of every batch this Sealer commits
+	// (see TapCommits).
+	streams *StreamStore
+
 	mu         sync.Mutex
 	last       evidence.Head
 	broken     string        // first contradiction found, sticky
@@ -45,6 +49,12 @@ type Sealer struct {
 func NewSealer(db *bun.DB, signer *evidence.Signer) *Sealer {
 	return &Sealer{db: db, signer: signer, now: time.Now, nudge: make(chan struct{}, 1)}
 }
+
+// TapCommits makes the Sealer hand the rows of every batch it commits to
+// streams (StreamStore's cache), so that the log streams of this instance
+// read from PostgreSQL only the positions of those batches. Call it before
+// the first write.
+func (s *Sealer) TapCommits(streams *StreamStore) { s.streams = streams }
 
 // LastSealed returns the newest chain head this process linked or saw, or,
 // once the chain contradicted it, that head; false when it has seen none.
@@ -276,6 +286,13 @@ func (j *sealJob) commit(ctx context.Context, c *pgx.Conn) error {
 	b.Queue(batchSQL, j.id, at, len(leaves), flat, root[:], s.signer.SignBatch(body))
 	b.Queue("COMMIT")
 	res := c.SendBatch(ctx, b)
+	// The rows for the streams' cache are made while PostgreSQL commits,
+	// and enter it only once the commit is confirmed.
+	var rows []audit.SealedEvent
+	tap := s.streams != nil
+	if tap {
+		rows, tap = storedRows(j.id, j.events, j.inserted)
+	}
 	_, err := res.Exec()
 	var tag pgconn.CommandTag
 	if err == nil {
@@ -289,6 +306,9 @@ func (j *sealJob) commit(ctx context.Context, c *pgx.Conn) error {
 	}
 	if tag.String() != "COMMIT" {
 		return fmt.Errorf("seal batch %d: the commit did not happen (%s)", j.id, tag)
+	}
+	if tap {
+		s.streams.committed(j.id, rows)
 	}
 	s.committed()
 	return nil

@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,28 +29,37 @@ import (
 type StreamStore struct {
 	db *bun.DB
 
-	// The rows of the batches read last, shared by the streams of this
+	// The rows of the batches this instance committed last (committed)
+	// and of those its streams read last, shared by the streams of this
 	// instance, which read the same batches at about the same time.
 	// reading is held by the reader that looks up and reads rows, so that
 	// streams reading at the same moment (woken by the same commits) wait
 	// for one read of the rows rather than each make their own.
 	reading sync.Mutex
 	mu      sync.Mutex
-	cached  map[int64][]audit.SealedEvent // by batch id
-	order   []int64                       // oldest first
-	events  int                           // rows in cached
+	cached  map[int64]*cachedBatch // by batch id
+	order   []int64                // oldest first
+	events  int                    // rows in cached
+}
+
+// cachedBatch is the rows of one batch in the form sealedRows reads
+// them. seq is their chain position once a read set it in every row (0
+// before: a batch enters from committed before it is chained).
+type cachedBatch struct {
+	rows []audit.SealedEvent
+	seq  int64
 }
 
 // The cache keeps the rows of at most cachedBatches batches and, beyond
 // the newest batch, at most cachedEvents rows: enough for the streams of
-// an instance, which read the same batches within moments of each other
-// (one that reached the end of the trail waits a poll interval, 250 ms,
-// so the other may trail it by what ingest commits meanwhile: 16,384 rows
-// cover 65,000 events/s), and small enough that the garbage collector's
-// work on the live heap stays small (a batch of a bulk job holds up to
-// 1,000 rows).
+// an instance, which read the batches the instance committed within a
+// poll interval (250 ms) of their commit (16,384 rows cover 65,000
+// events/s; group commits of single events, a few dozen rows each, come
+// hundreds a second), and small enough that the garbage collector's work
+// on the live heap stays small (a batch of a bulk job holds up to 1,000
+// rows).
 const (
-	cachedBatches = 128
+	cachedBatches = 1024
 	cachedEvents  = 16384
 )
 
@@ -57,7 +68,7 @@ var _ audit.StreamStore = (*StreamStore)(nil)
 // NewStreamStore returns a StreamStore over db, whose schema must be
 // migrated.
 func NewStreamStore(db *bun.DB) *StreamStore {
-	return &StreamStore{db: db, cached: map[int64][]audit.SealedEvent{}}
+	return &StreamStore{db: db, cached: map[int64]*cachedBatch{}}
 }
 
 // rowsOf returns the rows of the batches ids (leaves: each one's leaf
@@ -65,28 +76,16 @@ func NewStreamStore(db *bun.DB) *StreamStore {
 // to rows shared with every other reader (nothing changes them), in a
 // slice of its own that the caller may reorder. Chained batches never
 // change; a row retention deletes meanwhile may still be delivered from
-// the cache.
+// the cache. A reader whose batches are all cached never waits for
+// another's read from PostgreSQL.
 func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]int64, leaves map[int64]int) ([]*audit.SealedEvent, error) {
+	if out, missing, _ := s.lookup(ids, seqOf, leaves); len(missing) == 0 {
+		return out, nil
+	}
 	s.reading.Lock()
 	defer s.reading.Unlock()
-	total, missingRows := 0, 0
-	for _, id := range ids {
-		total += leaves[id]
-	}
-	out := make([]*audit.SealedEvent, 0, total)
-	var missing []int64
-	s.mu.Lock()
-	for _, id := range ids {
-		if evs, ok := s.cached[id]; ok {
-			for i := range evs {
-				out = append(out, &evs[i])
-			}
-		} else {
-			missing = append(missing, id)
-			missingRows += leaves[id]
-		}
-	}
-	s.mu.Unlock()
+	// The reader this one waited for may have read the same batches.
+	out, missing, missingRows := s.lookup(ids, seqOf, leaves)
 	if len(missing) == 0 {
 		return out, nil
 	}
@@ -110,22 +109,162 @@ func (s *StreamStore) rowsOf(ctx context.Context, ids []int64, seqOf map[int64]i
 	}
 	s.mu.Lock()
 	for _, id := range missing {
-		if _, ok := s.cached[id]; !ok {
-			s.cached[id] = byBatch[id]
-			s.order = append(s.order, id)
-			s.events += len(byBatch[id])
-		}
-	}
-	for len(s.order) > cachedBatches || (len(s.order) > 1 && s.events > cachedEvents) {
-		s.events -= len(s.cached[s.order[0]])
-		delete(s.cached, s.order[0])
-		s.order = s.order[1:]
+		s.keep(id, &cachedBatch{rows: byBatch[id], seq: seqOf[id]})
 	}
 	s.mu.Unlock()
 	for i := range evs {
 		out = append(out, &evs[i])
 	}
 	return out, nil
+}
+
+// lookup returns the cached rows of the batches ids, and the ids of
+// those not cached with their leaf count. The rows of a batch that came
+// from committed get their chain position (seqOf) here, before any reader
+// sees them.
+func (s *StreamStore) lookup(ids []int64, seqOf map[int64]int64, leaves map[int64]int) (out []*audit.SealedEvent, missing []int64, missingRows int) {
+	total := 0
+	for _, id := range ids {
+		total += leaves[id]
+	}
+	out = make([]*audit.SealedEvent, 0, total)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		b, ok := s.cached[id]
+		if !ok {
+			missing = append(missing, id)
+			missingRows += leaves[id]
+			continue
+		}
+		if b.seq == 0 {
+			b.seq = seqOf[id]
+			for i := range b.rows {
+				b.rows[i].Seal.BatchSeq = b.seq
+			}
+		}
+		for i := range b.rows {
+			out = append(out, &b.rows[i])
+		}
+	}
+	return out, missing, missingRows
+}
+
+// keep puts batch id into the cache unless it is there already (a batch
+// never changes: both forms of it are the same rows), and evicts the
+// oldest batches beyond the bounds. s.mu must be held.
+func (s *StreamStore) keep(id int64, b *cachedBatch) {
+	if _, ok := s.cached[id]; ok {
+		return
+	}
+	s.cached[id] = b
+	s.order = append(s.order, id)
+	s.events += len(b.rows)
+	for len(s.order) > cachedBatches || (len(s.order) > 1 && s.events > cachedEvents) {
+		s.events -= len(s.cached[s.order[0]].rows)
+		delete(s.cached, s.order[0])
+		s.order = s.order[1:]
+	}
+}
+
+// storedRows returns the rows that sealing batch id stores for the
+// events (in their stored form, as hashed) at the indexes inserted, each
+// at its index as its leaf, in the form sealedRows reads them back:
+// times in UTC at microsecond precision, IP addresses as canonicalIP
+// gives them, details as jsonb::text prints them, a pseudonym in
+// Pseudonym with UserID empty. The rows' text sits in one string and
+// their details and personal fields in one slice, copies that keep
+// nothing else of the events alive while the rows are cached. False when
+// an event's details have no form it can compute (they are then read
+// from PostgreSQL).
+func storedRows(id int64, events []audit.Event, inserted []int) ([]audit.SealedEvent, bool) {
+	out := make([]audit.SealedEvent, len(inserted))
+	var buf []byte // every row's details, then personal fields
+	var text strings.Builder
+	size := 0
+	for _, i := range inserted {
+		e := &events[i]
+		size += len(e.ID) + len(e.UserID) + len(e.Pseudonym) + len(e.Action) + len(e.ResourceType) + len(e.ResourceID) +
+			len(e.UserAgent) + len(e.SessionID) + len(e.RequestID) + len(e.ErrorMessage) + len(e.Tenant) + len(e.IPAddress)
+	}
+	text.Grow(size)
+	type span struct{ details, personal [2]int }
+	spans := make([]span, len(inserted))
+	for n, i := range inserted {
+		e := &events[i]
+		if e.Details != nil {
+			start := len(buf)
+			var err error
+			if buf, err = appendJSONBText(buf, e.Details); err != nil {
+				return nil, false
+			}
+			spans[n].details = [2]int{start, len(buf)}
+		}
+	}
+	for n, i := range inserted {
+		if p := events[i].Personal; p != nil {
+			spans[n].personal = [2]int{len(buf), len(buf) + len(p)}
+			buf = append(buf, p...)
+		}
+	}
+	// The text of every row, field by field, then cut into its strings.
+	type fields [11]string
+	all := make([]fields, len(inserted))
+	for n, i := range inserted {
+		e := &events[i]
+		f := fields{e.ID, e.UserID, e.Action, e.ResourceType, e.ResourceID, "", e.UserAgent, e.SessionID, e.RequestID, e.ErrorMessage, e.Tenant}
+		if e.Pseudonym != "" {
+			f[1] = e.Pseudonym
+		}
+		if e.IPAddress != "" {
+			a, err := netip.ParseAddr(e.IPAddress)
+			if err != nil {
+				return nil, false
+			}
+			f[5] = canonicalIP(a.String())
+		}
+		all[n] = f
+		for _, v := range f {
+			text.WriteString(v)
+		}
+	}
+	joined, at := text.String(), 0
+	for n, i := range inserted {
+		e := &events[i]
+		var f fields
+		for k, v := range all[n] {
+			f[k], at = joined[at:at+len(v)], at+len(v)
+		}
+		r := audit.Event{
+			ID: f[0], UserID: f[1], Action: f[2], ResourceType: f[3], ResourceID: f[4], IPAddress: f[5],
+			UserAgent: f[6], SessionID: f[7], RequestID: f[8], Success: e.Success, ErrorMessage: f[9], Tenant: f[10],
+			OccurredAt: e.OccurredAt.UTC().Truncate(time.Microsecond), ReceivedAt: e.ReceivedAt.UTC().Truncate(time.Microsecond),
+		}
+		if e.Pseudonym != "" {
+			r.UserID, r.Pseudonym = "", f[1]
+		}
+		if d := spans[n].details; e.Details != nil {
+			r.Details = json.RawMessage(buf[d[0]:d[1]:d[1]])
+		}
+		if p := spans[n].personal; e.Personal != nil {
+			r.Personal = buf[p[0]:p[1]:p[1]]
+			if r.Personal == nil {
+				r.Personal = []byte{} // an empty bytea reads back empty, not NULL
+			}
+		}
+		out[n] = audit.SealedEvent{Event: r, Seal: audit.Seal{BatchID: id, Leaf: i}}
+	}
+	return out, true
+}
+
+// committed puts the rows of batch id, which this instance committed
+// (storedRows), into the cache the streams read, so that they read only
+// the batch's position from PostgreSQL. The Sealer calls it once the
+// batch's transaction committed, never for one that did not.
+func (s *StreamStore) committed(id int64, rows []audit.SealedEvent) {
+	s.mu.Lock()
+	s.keep(id, &cachedBatch{rows: rows})
+	s.mu.Unlock()
 }
 
 // Claim takes stream name's lease for owner (creating its row at

@@ -5,6 +5,10 @@ package audit
 // allowed, as here) on a typical event and 1.8x on a typical details
 // object, BenchmarkJSONValidate in jsontext_cmp_test.go.
 
+// ValidJSON reports whether data is exactly one valid JSON value, as
+// encoding/json's Valid does (see validJSON), several times faster.
+func ValidJSON(data []byte) bool { return validJSON(data) }
+
 // validJSON reports whether data is exactly one valid JSON value (RFC 8259)
 // with optional surrounding whitespace. It accepts what encoding/json's
 // Valid accepts (a differential fuzz test holds it to that) but runs

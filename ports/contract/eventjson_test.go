@@ -54,3 +54,36 @@ func TestAppendJSONEqualsEncodingJSON(t *testing.T) {
 		t.Fatal("invalid details: want an error")
 	}
 }
+
+// AppendJSONRaw writes what encoding/json writes for a json.RawMessage,
+// white space inside strings and escaped quotes and backslashes kept,
+// for hand-picked texts and random ones; invalid text is an error.
+func TestAppendJSONRawEqualsEncodingJSON(t *testing.T) {
+	texts := []string{`{}`, ` [ ] `, `"x"`, `0`, `null`, `{"a": 1, "b": [1, 2.5, "x y"], "c": {"d": null}}`,
+		"{\n\t\"k\" :\r\n \"v \\\" \\\\\" , \"e\\\\\": \"\\\\\\\\ <>&\u2028\u2029\"\t}",
+		`{"s": "quote\" back\\slash \/ \b\f\n\r\t \u0001 é \u00e9 😀 \ud83d\ude00"}`, `[-0.5e+10, 1E-2, true, false]`}
+	rnd := rand.New(rand.NewPCG(3, 4))
+	pieces := []string{"{", "}", "[", "]", `"`, `\`, `\"`, `\\`, ",", ":", " ", "\t", "\n", "1", "-2.5e3", "true", "null", "a", "é", "<", "\u2028"}
+	for range 20000 {
+		var b []byte
+		for range rnd.IntN(16) {
+			b = append(b, pieces[rnd.IntN(len(pieces))]...)
+		}
+		texts = append(texts, string(b))
+	}
+	var scratch bytes.Buffer
+	valid := 0
+	for _, text := range texts {
+		want, werr := json.Marshal(json.RawMessage(text))
+		got, err := AppendJSONRaw([]byte("prefix"), []byte(text), &scratch)
+		if (err == nil) != (werr == nil) || (err == nil && string(got) != "prefix"+string(want)) || (err != nil && string(got) != "prefix") {
+			t.Fatalf("%q: got %s (%v), want %s (%v)", text, got, err, want, werr)
+		}
+		if err == nil {
+			valid++
+		}
+	}
+	if valid < 100 {
+		t.Fatalf("only %d valid texts", valid)
+	}
+}

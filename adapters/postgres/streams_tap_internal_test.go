@@ -1,0 +1,144 @@
+package postgres
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/auditq/auditq/adapters/postgres/pgtest"
+	"github.com/auditq/auditq/domain/audit"
+	"github.com/auditq/auditq/domain/evidence"
+	"github.com/auditq/auditq/migrations"
+)
+
+// Only batches whose commit PostgreSQL confirmed enter the streams'
+// cache: not a write refused at COMMIT, not the batch ids of a write
+// rolled back on a batch id collision, which a later batch may draw again.
+func TestStreamStoreKeepsOnlyCommittedBatches(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, pgtest.NewDatabase(t), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	if err := migrations.Up(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer := NewSealer(db, evidence.NewSigner(priv))
+	fixed := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
+	sealer.now = func() time.Time { return fixed } // every batch draws from the same 1,024 ids
+	store := NewStreamStore(db)
+	sealer.TapCommits(store)
+	repo := NewRepository(db).WithSealer(sealer)
+	ev := func(id, action string) audit.Event {
+		return audit.Event{ID: id, Action: action, ResourceType: "doc", ResourceID: "1", Success: true, OccurredAt: fixed, ReceivedAt: fixed}
+	}
+	cachedIDs := func() []int64 {
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		return append([]int64(nil), store.order...)
+	}
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.DB.ExecContext(ctx, q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A deferred trigger refuses the transaction at COMMIT, after the
+	// rows and the batch record went in.
+	exec(`CREATE FUNCTION refuse_marked() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.action = 'refused.at.commit' THEN RAISE EXCEPTION 'refused at commit'; END IF; RETURN NULL; END $$`)
+	exec(`CREATE CONSTRAINT TRIGGER refuse_marked AFTER INSERT ON audit_logs DEFERRABLE INITIALLY DEFERRED
+		FOR EACH ROW EXECUTE FUNCTION refuse_marked()`)
+	if _, err := repo.Write(ctx, []audit.Event{ev("c-1", "refused.at.commit")}); err == nil {
+		t.Fatal("the write refused at commit succeeded")
+	}
+	if ids := cachedIDs(); len(ids) != 0 {
+		t.Fatalf("a batch refused at commit is cached: %v", ids)
+	}
+
+	// Every id the sealer can draw is taken: the write collides, goes
+	// through the staging path, collides again and rolls back.
+	exec(`INSERT INTO audit_batches (id, sealed_at, leaf_count, leaves, root, signature)
+		SELECT $1::bigint << 10 | k, now(), 1, decode(repeat('11', 32), 'hex'), decode(repeat('22', 32), 'hex'), '\x00'
+		FROM generate_series(0, 1023) k`, fixed.UnixMicro())
+	if _, err := repo.Write(ctx, []audit.Event{ev("r-1", "rolled.back")}); err == nil {
+		t.Fatal("the write with every batch id taken succeeded")
+	}
+	if ids := cachedIDs(); len(ids) != 0 {
+		t.Fatalf("a rolled-back batch is cached: %v", ids)
+	}
+
+	// The ids free again, a write draws one of those the failed writes
+	// drew: the cache holds its rows, and only them.
+	exec(`DELETE FROM audit_batches`)
+	if _, err := repo.Write(ctx, []audit.Event{ev("ok-1", "committed"), ev("ok-2", "committed")}); err != nil {
+		t.Fatal(err)
+	}
+	ids := cachedIDs()
+	if len(ids) != 1 || ids[0]>>10 != fixed.UnixMicro() {
+		t.Fatalf("cached batches %v, want the one committed", ids)
+	}
+	store.mu.Lock()
+	rows := store.cached[ids[0]].rows
+	store.mu.Unlock()
+	if len(rows) != 2 || rows[0].ID != "ok-1" || rows[1].ID != "ok-2" || rows[1].Seal != (audit.Seal{BatchID: ids[0], Leaf: 1}) {
+		t.Fatalf("cached rows %+v", rows)
+	}
+}
+
+// A stream whose batches are cached does not wait for another stream's
+// read from PostgreSQL (one far behind, reading a thousand rows).
+func TestStreamStoreCachedReadDoesNotWait(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, pgtest.NewDatabase(t), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	if err := migrations.Up(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer := NewSealer(db, evidence.NewSigner(priv))
+	store := NewStreamStore(db)
+	sealer.TapCommits(store)
+	at := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
+	if _, err := NewRepository(db).WithSealer(sealer).Write(ctx, []audit.Event{
+		{ID: "e-1", Action: "a", ResourceType: "doc", ResourceID: "1", Success: true, OccurredAt: at, ReceivedAt: at},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sealer.Chain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	store.reading.Lock() // another reader's read from PostgreSQL, in progress
+	defer store.reading.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		rd, err := store.Read(ctx, audit.StreamStart, 100)
+		if err == nil && (len(rd.Events) != 1 || rd.Events[0].ID != "e-1" || rd.Events[0].Seal.BatchSeq != 1) {
+			err = fmt.Errorf("read %+v", rd)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the read of a cached batch waited for another reader")
+	}
+}
