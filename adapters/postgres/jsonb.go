@@ -28,7 +28,7 @@ const maxJSONBDepth = 1000
 // PostgreSQL refuses (invalid JSON or UTF-8, \u0000, a lone surrogate) or
 // whose number has an exponent beyond +-1000.
 func appendJSONBText(dst, raw []byte) ([]byte, error) {
-	p := jsonbParser{b: raw}
+	p := jsonbParser{jsonCursor{b: raw}}
 	p.space()
 	out, err := p.value(dst, 0)
 	if err != nil {
@@ -41,21 +41,9 @@ func appendJSONBText(dst, raw []byte) ([]byte, error) {
 	return out, nil
 }
 
-type jsonbParser struct {
-	b []byte
-	i int
-}
-
-func (p *jsonbParser) space() {
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
-		case ' ', '\t', '\n', '\r':
-			p.i++
-		default:
-			return
-		}
-	}
-}
+// jsonbParser reads a JSON text into the form jsonb::text prints (see
+// appendJSONBText).
+type jsonbParser struct{ jsonCursor }
 
 func (p *jsonbParser) literal(dst []byte, word string) ([]byte, error) {
 	if !bytes.HasPrefix(p.b[p.i:], []byte(word)) {

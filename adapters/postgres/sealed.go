@@ -24,7 +24,7 @@ const maxSealedDepth = 10000
 // came first, as json.Unmarshal does. The strings share one allocation
 // when none needs unescaping; f.Details aliases plain.
 func decodeSealed(plain []byte, f *sealedFields) error {
-	d := sealedDecoder{b: plain}
+	d := sealedDecoder{jsonCursor: jsonCursor{b: plain}}
 	err := d.top(f)
 	if err == nil {
 		err = d.typeErr
@@ -34,8 +34,7 @@ func decodeSealed(plain []byte, f *sealedFields) error {
 
 // sealedDecoder is the state of one decodeSealed.
 type sealedDecoder struct {
-	b []byte
-	i int
+	jsonCursor
 	// whole is plain as a string, made at the first string that needs no
 	// unescaping; such strings are substrings of it.
 	whole   string
@@ -52,11 +51,19 @@ func (d *sealedDecoder) syntax(what string) error {
 	return fmt.Errorf("personal fields: invalid JSON at byte %d: %s, found %q", d.i, what, d.b[d.i])
 }
 
-func (d *sealedDecoder) space() {
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
+// jsonCursor is a position i in the JSON text b, shared by the package's
+// hand-written parsers (sealedDecoder, jsonbParser).
+type jsonCursor struct {
+	b []byte
+	i int
+}
+
+// space skips the JSON white space at i.
+func (c *jsonCursor) space() {
+	for c.i < len(c.b) {
+		switch c.b[c.i] {
 		case ' ', '\t', '\n', '\r':
-			d.i++
+			c.i++
 		default:
 			return
 		}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uptrace/bun"
+
 	"github.com/auditq/auditq/adapters/postgres/pgtest"
 	"github.com/auditq/auditq/domain/audit"
 	"github.com/auditq/auditq/domain/evidence"
@@ -19,23 +21,9 @@ import (
 // rolled back on a batch id collision, which a later batch may draw again.
 func TestStreamStoreKeepsOnlyCommittedBatches(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, pgtest.NewDatabase(t), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = db.Close() }()
-	if err := migrations.Up(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer := NewSealer(db, evidence.NewSigner(priv))
+	db, sealer, store := tappedSealer(t)
 	fixed := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
 	sealer.now = func() time.Time { return fixed } // every batch draws from the same 1,024 ids
-	store := NewStreamStore(db)
-	sealer.TapCommits(store)
 	repo := NewRepository(db).WithSealer(sealer)
 	ev := func(id, action string) audit.Event {
 		return audit.Event{ID: id, Action: action, ResourceType: "doc", ResourceID: "1", Success: true, OccurredAt: fixed, ReceivedAt: fixed}
@@ -99,21 +87,7 @@ func TestStreamStoreKeepsOnlyCommittedBatches(t *testing.T) {
 // read from PostgreSQL (one far behind, reading a thousand rows).
 func TestStreamStoreCachedReadDoesNotWait(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, pgtest.NewDatabase(t), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = db.Close() }()
-	if err := migrations.Up(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer := NewSealer(db, evidence.NewSigner(priv))
-	store := NewStreamStore(db)
-	sealer.TapCommits(store)
+	db, sealer, store := tappedSealer(t)
 	at := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
 	if _, err := NewRepository(db).WithSealer(sealer).Write(ctx, []audit.Event{
 		{ID: "e-1", Action: "a", ResourceType: "doc", ResourceID: "1", Success: true, OccurredAt: at, ReceivedAt: at},
@@ -141,4 +115,26 @@ func TestStreamStoreCachedReadDoesNotWait(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the read of a cached batch waited for another reader")
 	}
+}
+
+// tappedSealer returns a migrated scratch database, closed at the end of
+// the test, and a Sealer over it that writes through to the StreamStore.
+func tappedSealer(t *testing.T) (*bun.DB, *Sealer, *StreamStore) {
+	t.Helper()
+	db, err := Open(context.Background(), pgtest.NewDatabase(t), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := migrations.Up(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer := NewSealer(db, evidence.NewSigner(priv))
+	store := NewStreamStore(db)
+	sealer.TapCommits(store)
+	return db, sealer, store
 }
