@@ -92,8 +92,8 @@ func New(nc *nats.Conn, opts Options) (*Client, error) {
 	return &Client{nc: nc, js: js, opts: opts}, nil
 }
 
-// Publish checks e with the service's rules (giving it a random id when
-// e.ID is empty) and publishes it to audit.log, retrying with backoff
+// Publish checks e with the service's rules (giving it an id that grows
+// with time when e.ID is empty, see Event.ID) and publishes it to audit.log, retrying with backoff
 // through reconnects, leader elections and a service that is not up yet,
 // until JetStream acknowledges it or ctx ends. Every attempt carries the
 // same Nats-Msg-Id, a random one of this call: the stream drops a retry
@@ -108,7 +108,7 @@ func New(nc *nats.Conn, opts Options) (*Client, error) {
 // ended first).
 func (c *Client) Publish(ctx context.Context, e Event) (string, error) {
 	if e.ID == "" {
-		e.ID = newID()
+		e.ID = newEventID(time.Now())
 	}
 	data := e.appendJSON(nil)
 	if err := c.opts.Rules.CheckEvent(data, time.Now()); err != nil {
@@ -207,8 +207,8 @@ type Rejection struct {
 }
 
 // PublishBulk checks events with the service's rules, publishes them as
-// one audit.bulk job (events without an id get a random one first, listed
-// in the result's IDs; the job's id, its Nats-Msg-Id, is "bulk-" and a
+// one audit.bulk job (events without an id get one first, as Publish
+// gives it, listed in the result's IDs; the job's id, its Nats-Msg-Id, is "bulk-" and a
 // random id of this call, for the reasons Publish gives), retrying as
 // Publish does, and waits for the job's result until ctx ends. The
 // service stores the valid events in one transaction; an event it rejects
@@ -234,18 +234,19 @@ func (c *Client) PublishBulk(ctx context.Context, events []Event) (BulkResult, e
 	}
 	data := append(make([]byte, 0, 256*len(events)), `{"events":[`...)
 	ids := make([]string, len(events))
+	now := time.Now()
 	for i, e := range events {
 		if i > 0 {
 			data = append(data, ',')
 		}
 		if e.ID == "" {
-			e.ID = newID()
+			e.ID = newEventID(now)
 		}
 		ids[i] = e.ID
 		data = e.appendJSON(data)
 	}
 	data = append(data, "]}"...)
-	if err := c.opts.Rules.CheckBulk(data, time.Now()); err != nil {
+	if err := c.opts.Rules.CheckBulk(data, now); err != nil {
 		return BulkResult{}, err
 	}
 	id := "bulk-" + newID()

@@ -10,6 +10,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -194,4 +195,31 @@ func FuzzAppendString(f *testing.F) {
 			t.Fatalf("%q: wrote %s, read back %q (%v)", s, data, back, err)
 		}
 	})
+}
+
+// Event ids the client makes grow with time, so that the service's unique
+// index on them is written at its end: 32 hex digits, the first 12 the
+// Unix time in milliseconds, the rest random.
+func TestNewEventIDGrowsWithTime(t *testing.T) {
+	at := time.Date(2026, 12, 4, 18, 0, 0, 0, time.UTC)
+	seen := map[string]bool{}
+	prev := ""
+	for i := range 1000 {
+		now := at.Add(time.Duration(i) * time.Millisecond)
+		id := newEventID(now)
+		if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
+			t.Fatalf("id %q: want 32 lower-case hex digits", id)
+		}
+		if want := fmt.Sprintf("%012x", now.UnixMilli()); id[:12] != want {
+			t.Fatalf("id %q: want the time %s first", id, want)
+		}
+		if id <= prev {
+			t.Fatalf("id %q at %s sorts before %q, made 1 ms earlier", id, now, prev)
+		}
+		if same := newEventID(now); same == id || seen[same] {
+			t.Fatalf("two ids of the same millisecond are equal: %q", same)
+		}
+		seen[id] = true
+		prev = id
+	}
 }
