@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +96,33 @@ func TestReportJobIsIdempotent(t *testing.T) {
 	}
 	if e := rec.events[0]; e.Action != "audit.report" || e.ResourceType != "audit_log" || e.ResourceID != "audit.report.generate" || !e.Success || e.UserID != "" {
 		t.Fatalf("read event: %+v", e)
+	}
+}
+
+// The ids of a request's read events grow with time: "read-", the Unix
+// time in milliseconds (12 hex digits), 20 random hex digits.
+func TestReadsOfRequestsGetTimeOrderedIDs(t *testing.T) {
+	store := &fakeStore{byJob: map[string]audit.StoredReport{}}
+	rec := &recorder{}
+	at := clock()
+	tick := func() time.Time { at = at.Add(time.Millisecond); return at }
+	h := mustReport(t, store, NewReadAuditor(rec, ReadAuditorConfig{Now: tick}))
+	in := ReportInput{Request: audit.ReportRequest{ReportType: "daily"}, Requester: Requester{RequestInfo: `{"acc":"APP","user":"bob"}`}}
+	for range 50 {
+		if _, err := h.Handle(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, e := range rec.events {
+		if len(e.ID) != len("read-")+32 || strings.Trim(e.ID[len("read-"):], "0123456789abcdef") != "" {
+			t.Fatalf("read event id %q: want read- and 32 lower-case hex digits", e.ID)
+		}
+		if want := fmt.Sprintf("read-%012x", e.OccurredAt.UnixMilli()); e.ID[:len(want)] != want {
+			t.Fatalf("read event id %q: want the time first, %s", e.ID, want)
+		}
+		if i > 0 && e.ID <= rec.events[i-1].ID {
+			t.Fatalf("read event id %q sorts before the earlier %q", e.ID, rec.events[i-1].ID)
+		}
 	}
 }
 
