@@ -34,6 +34,6 @@ func (p *Personal) Remembers(tenant, userID, sessionID string) (user, session bo
 // parallel.
 func WriteFirstForm() (restore func()) {
 	saved := sealedWrite
-	sealedWrite.version, sealedWrite.encode, sealedWrite.session = sealedJSON, (*sealedFields).appendJSON, longSessionPseudonymOf
+	sealedWrite.version, sealedWrite.encode, sealedWrite.session = sealedJSON, sealedFields.appendJSON, longSessionPseudonymOf
 	return func() { sealedWrite = saved }
 }

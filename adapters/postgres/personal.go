@@ -502,7 +502,7 @@ func (f *sealedFields) size() int {
 // sealedBinary: the user id, ipAddress, userAgent and sessionId, each as
 // its length (unsigned varint) and its bytes, then Details (compact JSON
 // from splitDetails, or nothing) up to the end.
-func (f *sealedFields) appendBinary(dst []byte) []byte {
+func (f sealedFields) appendBinary(dst []byte) []byte {
 	for _, s := range [...]string{f.UserID, f.IPAddress, f.UserAgent, f.SessionID} {
 		dst = append(binary.AppendUvarint(dst, uint64(len(s))), s...)
 	}
@@ -648,9 +648,9 @@ const sealedOverhead = 9 + 12 + 16 + 4
 // writes, its plaintext's encoding, and the session pseudonym.
 var sealedWrite = struct {
 	version byte
-	encode  func(*sealedFields, []byte) []byte
+	encode  func(sealedFields, []byte) []byte
 	session func(*keyedHash, string) string
-}{sealedBinary, (*sealedFields).appendBinary, sessionPseudonymOf}
+}{sealedBinary, sealedFields.appendBinary, sessionPseudonymOf}
 
 // seal moves the personal fields of e (in stored form, its user id given
 // apart) into e.Personal under k, and puts session (the session id's
@@ -678,7 +678,7 @@ func (p *Personal) seal(dst []byte, e *audit.Event, userID string, k subjectKey,
 	dst = binary.BigEndian.AppendUint64(dst, uint64(k.id))
 	dst = dst[:start+9+ns]
 	_, _ = rand.Read(dst[start+9:])
-	dst = sealedWrite.encode(&f, dst)
+	dst = sealedWrite.encode(f, dst)
 	head := dst[start : start+9+ns]
 	*ad = append(append((*ad)[:0], head[:9]...), e.ID...)
 	dst = k.aead.Seal(dst[:start+9+ns], head[9:], dst[start+9+ns:], *ad)

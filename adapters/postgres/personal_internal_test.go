@@ -13,7 +13,7 @@ import (
 // as the writes of that version wrote it: json.Marshal's up to the
 // escapes of its strings (RFC 8785's, audit.AppendJCSString); Details is
 // compact JSON (from splitDetails).
-func (f *sealedFields) appendJSON(dst []byte) []byte {
+func (f sealedFields) appendJSON(dst []byte) []byte {
 	dst = audit.AppendJCSString(append(dst, `{"u":`...), f.UserID)
 	for _, m := range [...]struct{ key, val string }{{`,"i":`, f.IPAddress}, {`,"a":`, f.UserAgent}, {`,"s":`, f.SessionID}} {
 		if m.val != "" {
