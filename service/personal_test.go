@@ -129,7 +129,7 @@ func TestErasureShredsOneSubjectAndKeepsTheTrailVerifiable(t *testing.T) {
 	// Stored: pseudonyms and ciphertext, no personal field in clear; the
 	// session id's keyed pseudonym in session_id.
 	if n := servicetest.CountRows(t, db, `resource_type = 'user' AND (pseudonymous IS NOT TRUE OR personal IS NULL OR ip_address IS NOT NULL OR user_agent IS NOT NULL
-		OR session_id NOT LIKE 'ssn\_%' OR length(session_id) <> 47 OR details ? 'email')`); n != 0 {
+		OR session_id NOT LIKE 'ssn\_%' OR length(session_id) <> 26 OR details ? 'email')`); n != 0 {
 		t.Fatalf("%d user rows hold personal fields in clear", n)
 	}
 	for _, u := range users {

@@ -26,3 +26,14 @@ func (p *Personal) Remembers(tenant, userID, sessionID string) (user, session bo
 	_, session = p.sessions[named{tenant, sessionID}]
 	return user, session
 }
+
+// WriteFirstForm makes encrypting writes store what they stored before
+// the binary sealed fields and the 128-bit session pseudonym, version 1
+// (JSON) and the session pseudonym of the whole HMAC, until restore is
+// called. The tests of rows of both forms use it; they must not run in
+// parallel.
+func WriteFirstForm() (restore func()) {
+	saved := sealedWrite
+	sealedWrite.version, sealedWrite.encode, sealedWrite.session = sealedJSON, sealedFields.appendJSON, longSessionPseudonymOf
+	return func() { sealedWrite = saved }
+}

@@ -148,8 +148,11 @@ type Personal struct {
 	src         KEKSource
 	pseudoKEK   KeyWrapper
 	pseudoKey   []byte
-	detailKeys  []string
-	now         func() time.Time
+	// pseudonymBytes is how many bytes of the HMAC a user pseudonym
+	// holds, recorded with the pseudonym key (see loadPseudonymKey).
+	pseudonymBytes int
+	detailKeys     []string
+	now            func() time.Time
 
 	// tenantKeys caches the pseudonym keys of tenants (see pseudonymKey).
 	tenantKeys sync.Map
@@ -182,8 +185,9 @@ type Personal struct {
 // starts afresh.
 const maxOpenedKeys = 100_000
 
-// pseudonymPrefix starts every pseudonym: "psn_" and 43 characters of
-// unpadded base64url (the 32 bytes of HMAC-SHA256).
+// pseudonymPrefix starts every pseudonym: "psn_" and 22 characters of
+// unpadded base64url (16 bytes of HMAC-SHA256), or 43 (all 32) under a
+// pseudonym key stored before migration 20261207002000 (pseudonymOf).
 const pseudonymPrefix = "psn_"
 
 // Associated data and domain separation of what Personal seals.
@@ -193,11 +197,15 @@ const (
 	adSubjectUser  = "auditq subject user v1\n"
 )
 
-// sealedVersion is the first byte of audit_logs.personal: version 1 is
+// The versions of audit_logs.personal, its first byte. Both are
 // version (1 byte) || subject key id (8 bytes, big-endian) || nonce (12)
-// || AES-256-GCM ciphertext and tag, with the first 9 bytes and the
-// event id as associated data.
-const sealedVersion = 1
+// || AES-256-GCM ciphertext and tag, with the first 9 bytes and the event
+// id as associated data; they differ in the plaintext. Writes use
+// version 2 (sealedFields.appendBinary); reads open both.
+const (
+	sealedJSON   = 1 // the plaintext is JSON (decodeSealed)
+	sealedBinary = 2 // the plaintext is binary (decodeSealedBinary)
+)
 
 // OpenPersonal returns the personal data handling of cfg over db (whose
 // schema must be migrated): nil for every mode off without a KEK. It
@@ -233,11 +241,11 @@ func OpenPersonal(ctx context.Context, db *bun.DB, cfg PersonalConfig) (*Persona
 	if err := p.settle(ctx); err != nil {
 		return nil, err
 	}
-	key, err := p.loadPseudonymKey(ctx)
+	key, n, err := p.loadPseudonymKey(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p.pseudoKey = key
+	p.pseudoKey, p.pseudonymBytes = key, n
 	var other, state string
 	err = db.DB.QueryRowContext(ctx, `SELECT k.kek_id, s.kek_id FROM audit_subject_keys k JOIN audit_kek_state s ON s.id = 1
 		WHERE k.kek_id <> s.kek_id LIMIT 1`).Scan(&other, &state)
@@ -251,50 +259,58 @@ func OpenPersonal(ctx context.Context, db *bun.DB, cfg PersonalConfig) (*Persona
 	return p, nil
 }
 
-// loadPseudonymKey reads the pseudonym key, or creates it when none is
-// stored (instances starting at once agree on the one stored first). It
-// is wrapped under the pseudonym key's own key-encryption key, which
-// erasures never replace; one stored before that key existed, under the
-// key-encryption key, is moved under it.
-func (p *Personal) loadPseudonymKey(ctx context.Context) ([]byte, error) {
+// loadPseudonymKey reads the pseudonym key and the length of the user
+// pseudonyms made with it, or creates it when none is stored (instances
+// starting at once agree on the one stored first). It is wrapped under
+// the pseudonym key's own key-encryption key, which erasures never
+// replace; one stored before that key existed, under the key-encryption
+// key, is moved under it. A key created now makes pseudonyms of 16 bytes
+// of the HMAC; one stored before migration 20261207002000 made every
+// pseudonym already stored of all 32, and keeps doing so, so that a
+// deployment's pseudonyms all have one form.
+func (p *Personal) loadPseudonymKey(ctx context.Context) ([]byte, int, error) {
 	own := p.pseudoKEK
 	fresh := make([]byte, 32)
 	_, _ = rand.Read(fresh)
 	wrapped, err := own.Wrap(fresh, []byte(adPseudonymKey))
 	if err != nil {
-		return nil, fmt.Errorf("personal data: %w", err)
+		return nil, 0, fmt.Errorf("personal data: %w", err)
 	}
-	if _, err := p.db.DB.ExecContext(ctx, `INSERT INTO audit_personal_keys (name, wrapped, kek_id) VALUES ('pseudonym', $1, $2)
-		ON CONFLICT (name) DO NOTHING`, wrapped, own.ID()); err != nil {
-		return nil, fmt.Errorf("personal data: store the pseudonym key: %w", err)
+	if _, err := p.db.DB.ExecContext(ctx, `INSERT INTO audit_personal_keys (name, wrapped, kek_id, pseudonym_bytes) VALUES ('pseudonym', $1, $2, $3)
+		ON CONFLICT (name) DO NOTHING`, wrapped, own.ID(), shortPseudonymBytes); err != nil {
+		return nil, 0, fmt.Errorf("personal data: store the pseudonym key: %w", err)
 	}
 	var kekID string
-	if err := p.db.DB.QueryRowContext(ctx, `SELECT wrapped, kek_id FROM audit_personal_keys WHERE name = 'pseudonym'`).Scan(&wrapped, &kekID); err != nil {
-		return nil, fmt.Errorf("personal data: read the pseudonym key: %w", err)
+	var n int
+	if err := p.db.DB.QueryRowContext(ctx, `SELECT wrapped, kek_id, pseudonym_bytes FROM audit_personal_keys WHERE name = 'pseudonym'`).Scan(&wrapped, &kekID, &n); err != nil {
+		return nil, 0, fmt.Errorf("personal data: read the pseudonym key: %w", err)
+	}
+	if n != shortPseudonymBytes && n != sha256.Size {
+		return nil, 0, fmt.Errorf("personal data: audit_personal_keys.pseudonym_bytes is %d, want %d or %d (modified)", n, shortPseudonymBytes, sha256.Size)
 	}
 	if kekID == own.ID() {
 		key, err := own.Unwrap(wrapped, []byte(adPseudonymKey))
 		if err != nil {
-			return nil, fmt.Errorf("personal data: the pseudonym key's key-encryption key %s (AUDITQ_PSEUDONYM_KEY_FILE) does not open the stored pseudonym key (%v)", own.ID(), err)
+			return nil, 0, fmt.Errorf("personal data: the pseudonym key's key-encryption key %s (AUDITQ_PSEUDONYM_KEY_FILE) does not open the stored pseudonym key (%v)", own.ID(), err)
 		}
-		return key, nil
+		return key, n, nil
 	}
 	kek, err := p.wrapperFor(kekID)
 	if err != nil {
-		return nil, fmt.Errorf("personal data: the pseudonym key is wrapped under key-encryption key %s, which neither AUDITQ_PSEUDONYM_KEY_FILE (key %s) nor AUDITQ_KEK_FILE holds: %w", kekID, own.ID(), err)
+		return nil, 0, fmt.Errorf("personal data: the pseudonym key is wrapped under key-encryption key %s, which neither AUDITQ_PSEUDONYM_KEY_FILE (key %s) nor AUDITQ_KEK_FILE holds: %w", kekID, own.ID(), err)
 	}
 	key, err := kek.Unwrap(wrapped, []byte(adPseudonymKey))
 	if err != nil {
-		return nil, fmt.Errorf("personal data: the key-encryption key %s does not open the stored pseudonym key (%v)", kek.ID(), err)
+		return nil, 0, fmt.Errorf("personal data: the key-encryption key %s does not open the stored pseudonym key (%v)", kek.ID(), err)
 	}
 	if wrapped, err = own.Wrap(key, []byte(adPseudonymKey)); err != nil {
-		return nil, fmt.Errorf("personal data: %w", err)
+		return nil, 0, fmt.Errorf("personal data: %w", err)
 	}
 	if _, err := p.db.DB.ExecContext(ctx, `UPDATE audit_personal_keys SET wrapped = $1, kek_id = $2 WHERE name = 'pseudonym' AND kek_id = $3`,
 		wrapped, own.ID(), kekID); err != nil {
-		return nil, fmt.Errorf("personal data: move the pseudonym key under AUDITQ_PSEUDONYM_KEY_FILE: %w", err)
+		return nil, 0, fmt.Errorf("personal data: move the pseudonym key under AUDITQ_PSEUDONYM_KEY_FILE: %w", err)
 	}
-	return key, nil
+	return key, n, nil
 }
 
 // ModeOf returns the mode of tenant; off for a nil Personal.
@@ -343,21 +359,22 @@ func (p *Personal) Pseudonym(userID string) string { return p.PseudonymIn(audit.
 
 // PseudonymIn returns the keyed pseudonym of userID in tenant: "psn_" and
 // the unpadded base64url of HMAC-SHA256(the tenant's pseudonym key,
-// userID). A nil Personal has no key and returns "".
+// userID), cut to the deployment's length (pseudonymOf). A nil Personal
+// has no key and returns "".
 func (p *Personal) PseudonymIn(tenant, userID string) string {
 	if p == nil {
 		return ""
 	}
-	return pseudonymOf(newKeyedHash(p.pseudonymKey(tenant)), userID)
+	return pseudonymOf(p.keyedHash(tenant), userID)
 }
 
-// searchPseudonyms returns the pseudonyms (made by of: pseudonymOf or
-// sessionPseudonymOf, the session pseudonym of "ssn_" and the unpadded
-// base64url of HMAC-SHA256(key, NUL "session" NUL id), which never equals
-// a user's, whose id holds no NUL) that id is stored under in tenant, or,
-// with tenant nil, in every tenant that has events: one per tenant, each
-// under its tenant's key. A nil Personal or an empty id returns none.
-func (p *Personal) searchPseudonyms(ctx context.Context, tenant *string, id string, of func(*keyedHash, string) string) ([]string, error) {
+// searchPseudonyms returns the pseudonyms (made by each of of:
+// pseudonymOf, or sessionPseudonymOf and longSessionPseudonymOf, whose
+// HMAC input never equals a user's, whose id holds no NUL) that id is
+// stored under in tenant, or, with tenant nil, in every tenant that has
+// events: each under its tenant's key. A nil Personal or an empty id
+// returns none.
+func (p *Personal) searchPseudonyms(ctx context.Context, tenant *string, id string, of ...func(*keyedHash, string) string) ([]string, error) {
 	if p == nil || id == "" {
 		return nil, nil
 	}
@@ -371,9 +388,12 @@ func (p *Personal) searchPseudonyms(ctx context.Context, tenant *string, id stri
 		}
 		tenants = append(tenants, more...)
 	}
-	out := make([]string, len(tenants))
-	for i, t := range tenants {
-		out[i] = of(newKeyedHash(p.pseudonymKey(t)), id)
+	out := make([]string, 0, len(tenants)*len(of))
+	for _, t := range tenants {
+		h := p.keyedHash(t)
+		for _, f := range of {
+			out = append(out, f(h, id))
+		}
 	}
 	return out, nil
 }
@@ -404,33 +424,62 @@ func (p *Personal) tenants(ctx context.Context) ([]string, error) {
 // sessionPrefix starts every session pseudonym.
 const sessionPrefix = "ssn_"
 
+// sessionPseudonymOf returns the session pseudonym writes store: "ssn_"
+// and the unpadded base64url of the first 16 bytes (128 bits) of
+// HMAC-SHA256(key, NUL "session" NUL sessionID), 26 characters; "" for
+// no session id.
 func sessionPseudonymOf(h *keyedHash, sessionID string) string {
+	return sessionName(h, sessionID, 16)
+}
+
+// longSessionPseudonymOf returns the session pseudonym of the whole HMAC
+// (47 characters), which rows written before the 128-bit one hold;
+// searches by session id match both.
+func longSessionPseudonymOf(h *keyedHash, sessionID string) string {
+	return sessionName(h, sessionID, sha256.Size)
+}
+
+func sessionName(h *keyedHash, sessionID string, n int) string {
 	if sessionID == "" {
 		return ""
 	}
-	return h.name(sessionPrefix, "\x00session\x00", sessionID)
+	return h.name(sessionPrefix, "\x00session\x00", sessionID, n)
 }
 
-func pseudonymOf(h *keyedHash, userID string) string { return h.name(pseudonymPrefix, "", userID) }
+// shortPseudonymBytes is how many bytes of the HMAC the pseudonyms of a
+// pseudonym key created since migration 20261207002000 hold: 128 bits,
+// so that among n users of a tenant two share a pseudonym with a
+// probability under n²/2^129 (below 10^-20 for a billion users).
+const shortPseudonymBytes = 16
 
-// keyedHash is an HMAC-SHA256 under a pseudonym key, with room for its
-// input, its sum and the name made of them, kept between uses. It is not
-// safe for concurrent use.
+// pseudonymOf returns the pseudonym of userID: "psn_" and the unpadded
+// base64url of the first h.userBytes bytes of the HMAC of userID.
+func pseudonymOf(h *keyedHash, userID string) string {
+	return h.name(pseudonymPrefix, "", userID, h.userBytes)
+}
+
+// keyedHash is an HMAC-SHA256 under a pseudonym key, with the bytes of it
+// a user pseudonym holds, and room for its input, its sum and the name
+// made of them, kept between uses. It is not safe for concurrent use.
 type keyedHash struct {
 	h             hash.Hash
+	userBytes     int
 	in, sum, text []byte
 }
 
-func newKeyedHash(key []byte) *keyedHash { return &keyedHash{h: hmac.New(sha256.New, key)} }
+// keyedHash returns a keyedHash under tenant's pseudonym key.
+func (p *Personal) keyedHash(tenant string) *keyedHash {
+	return &keyedHash{h: hmac.New(sha256.New, p.pseudonymKey(tenant)), userBytes: p.pseudonymBytes}
+}
 
-// name returns prefix and the unpadded base64url of the HMAC of sep and
-// id, in one allocation.
-func (k *keyedHash) name(prefix, sep, id string) string {
+// name returns prefix and the unpadded base64url of the first n bytes of
+// the HMAC of sep and id, in one allocation.
+func (k *keyedHash) name(prefix, sep, id string, n int) string {
 	k.h.Reset()
 	k.in = append(append(k.in[:0], sep...), id...)
 	k.h.Write(k.in)
 	k.sum = k.h.Sum(k.sum[:0])
-	k.text = base64.RawURLEncoding.AppendEncode(append(k.text[:0], prefix...), k.sum)
+	k.text = base64.RawURLEncoding.AppendEncode(append(k.text[:0], prefix...), k.sum[:n])
 	return string(k.text)
 }
 
@@ -443,26 +492,45 @@ type sealedFields struct {
 	Details   json.RawMessage `json:"d,omitempty"`
 }
 
-// size is about the length of f's JSON: exact unless a string needs
-// escapes.
+// size is the length of f's binary encoding (appendBinary), give or take
+// the bytes of the lengths past the first of each field.
 func (f *sealedFields) size() int {
-	return len(`{"u":"","i":"","a":"","s":"","d":}`) + len(f.UserID) + len(f.IPAddress) + len(f.UserAgent) + len(f.SessionID) + len(f.Details)
+	return 4 + len(f.UserID) + len(f.IPAddress) + len(f.UserAgent) + len(f.SessionID) + len(f.Details)
 }
 
-// appendJSON appends the JSON of f, as json.Marshal writes it up to the
-// escapes of its strings (RFC 8785's, audit.AppendJCSString); Details is
-// compact JSON (from splitDetails).
-func (f *sealedFields) appendJSON(dst []byte) []byte {
-	dst = audit.AppendJCSString(append(dst, `{"u":`...), f.UserID)
-	for _, m := range [...]struct{ key, val string }{{`,"i":`, f.IPAddress}, {`,"a":`, f.UserAgent}, {`,"s":`, f.SessionID}} {
-		if m.val != "" {
-			dst = audit.AppendJCSString(append(dst, m.key...), m.val)
+// appendBinary appends the binary encoding of f, the plaintext of version
+// sealedBinary: the user id, ipAddress, userAgent and sessionId, each as
+// its length (unsigned varint) and its bytes, then Details (compact JSON
+// from splitDetails, or nothing) up to the end.
+func (f sealedFields) appendBinary(dst []byte) []byte {
+	for _, s := range [...]string{f.UserID, f.IPAddress, f.UserAgent, f.SessionID} {
+		dst = append(binary.AppendUvarint(dst, uint64(len(s))), s...)
+	}
+	return append(dst, f.Details...)
+}
+
+// decodeSealedBinary decodes plain, written by appendBinary, into f: the
+// strings share one allocation and f.Details (nil when empty) aliases
+// plain. A length past the end is an error.
+func decodeSealedBinary(plain []byte, f *sealedFields) error {
+	var at [4][2]int // each string's start and end in plain
+	i := 0
+	for n := range at {
+		l, w := binary.Uvarint(plain[i:])
+		if w <= 0 || l > uint64(len(plain)-i-w) {
+			return fmt.Errorf("personal fields: field %d: length past the end", n+1)
 		}
+		i += w
+		at[n] = [2]int{i, i + int(l)}
+		i += int(l)
 	}
-	if len(f.Details) > 0 {
-		dst = append(append(dst, `,"d":`...), f.Details...)
+	whole := string(plain[:i])
+	f.UserID, f.IPAddress = whole[at[0][0]:at[0][1]], whole[at[1][0]:at[1][1]]
+	f.UserAgent, f.SessionID = whole[at[2][0]:at[2][1]], whole[at[3][0]:at[3][1]]
+	if i < len(plain) {
+		f.Details = plain[i:len(plain):len(plain)]
 	}
-	return append(dst, '}')
+	return nil
 }
 
 // subjectKey is one unwrapped subject key.
@@ -525,7 +593,7 @@ func (p *Personal) protect(ctx context.Context, tx pgx.Tx, events []audit.Event)
 	mac := func(tenant string) *keyedHash {
 		h, ok := macs[tenant]
 		if !ok {
-			h = newKeyedHash(p.pseudonymKey(tenant))
+			h = p.keyedHash(tenant)
 			macs[tenant] = h
 		}
 		return h
@@ -572,9 +640,17 @@ func (p *Personal) protect(ctx context.Context, tx pgx.Tx, events []audit.Event)
 }
 
 // sealedOverhead is what audit_logs.personal holds besides the personal
-// fields' text: the version, the key id, the nonce, the tag of AES-GCM
-// and the JSON around the fields (sealedFields.size).
-const sealedOverhead = 9 + 12 + 16 + len(`{"u":"","i":"","a":"","s":"","d":}`)
+// fields' bytes: the version, the key id, the nonce, the tag of AES-GCM
+// and the fields' lengths (sealedFields.size).
+const sealedOverhead = 9 + 12 + 16 + 4
+
+// sealedWrite is the stored form encrypting writes give: the version seal
+// writes, its plaintext's encoding, and the session pseudonym.
+var sealedWrite = struct {
+	version byte
+	encode  func(sealedFields, []byte) []byte
+	session func(*keyedHash, string) string
+}{sealedBinary, sealedFields.appendBinary, sessionPseudonymOf}
 
 // seal moves the personal fields of e (in stored form, its user id given
 // apart) into e.Personal under k, and puts session (the session id's
@@ -598,11 +674,11 @@ func (p *Personal) seal(dst []byte, e *audit.Event, userID string, k subjectKey,
 	ns := k.aead.NonceSize()
 	start := len(dst)
 	dst = slices.Grow(dst, 9+ns+f.size()+k.aead.Overhead())
-	dst = append(dst, sealedVersion)
+	dst = append(dst, sealedWrite.version)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(k.id))
 	dst = dst[:start+9+ns]
 	_, _ = rand.Read(dst[start+9:])
-	dst = f.appendJSON(dst)
+	dst = sealedWrite.encode(f, dst)
 	head := dst[start : start+9+ns]
 	*ad = append(append((*ad)[:0], head[:9]...), e.ID...)
 	dst = k.aead.Seal(dst[:start+9+ns], head[9:], dst[start+9+ns:], *ad)
@@ -825,7 +901,7 @@ func (p *Personal) subjectKeys(ctx context.Context, tx pgx.Tx, events []audit.Ev
 			n := named{e.Tenant, e.SessionID}
 			s, ok := made[n]
 			if !ok {
-				s = sessionPseudonymOf(mac(e.Tenant), e.SessionID)
+				s = sealedWrite.session(mac(e.Tenant), e.SessionID)
 				made[n] = s
 			}
 			sessions[j] = s
@@ -1143,7 +1219,7 @@ func (p *Personal) Reveal(ctx context.Context, events []audit.Event) error {
 // from one event to the next.
 func open(e *audit.Event, keys map[int64]cipher.AEAD, ad *[]byte) error {
 	b := e.Personal
-	if len(b) < 9 || b[0] != sealedVersion {
+	if len(b) < 9 || b[0] != sealedJSON && b[0] != sealedBinary {
 		return errors.New("personal fields: unknown format (modified)")
 	}
 	aead, ok := keys[int64(binary.BigEndian.Uint64(b[1:9]))]
@@ -1162,7 +1238,11 @@ func open(e *audit.Event, keys map[int64]cipher.AEAD, ad *[]byte) error {
 		return errors.New("personal fields fail authentication (modified)")
 	}
 	var f sealedFields
-	if err := decodeSealed(plain, &f); err != nil {
+	decode := decodeSealedBinary
+	if b[0] == sealedJSON {
+		decode = decodeSealed
+	}
+	if err := decode(plain, &f); err != nil {
 		return err
 	}
 	e.UserID, e.IPAddress, e.UserAgent, e.SessionID = f.UserID, f.IPAddress, f.UserAgent, f.SessionID

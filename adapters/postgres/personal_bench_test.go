@@ -391,3 +391,105 @@ func benchWriteCPU(b *testing.B, detailKeys []string) {
 	b.ReportMetric(enc, "encrypt-cpu-us/event")
 	b.ReportMetric(enc-off, "extra-cpu-us/event")
 }
+
+// BenchmarkStoredFormPersonal writes batches of 1,000 events of `auditq
+// bench` with personal data off and encrypted, alternating, each mode on
+// a database of its own with tamper evidence on, and reports what the
+// stored rows cost PostgreSQL: the CPU of the database's backends per
+// event (read from /proc: PostgreSQL on this host), heap and
+// audit_logs_user_idx bytes per row, and the average stored size of the
+// columns that differ.
+func BenchmarkStoredFormPersonal(b *testing.B) {
+	ctx := context.Background()
+	type mode struct {
+		name string
+		tr   *trail
+		repo *postgres.Repository
+		cpu  time.Duration
+	}
+	var modes []*mode
+	for _, name := range []string{"off", "encrypt"} {
+		m := &mode{name: name, tr: newTrail(b)}
+		m.repo = m.tr.repo
+		if name == "encrypt" {
+			cfg := personalConfig(b, postgres.PersonalEncrypt, newKEK(b))
+			cfg.DetailKeys = nil
+			p, err := postgres.OpenPersonal(ctx, m.tr.db, cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.repo = m.repo.WithPersonal(p)
+		}
+		stop := m.tr.sealer.StartChaining(time.Second, slog.New(slog.DiscardHandler))
+		b.Cleanup(stop)
+		modes = append(modes, m)
+	}
+	backendCPU := func(m *mode) time.Duration {
+		rows, err := m.tr.db.QueryContext(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() { _ = rows.Close() }()
+		var sum time.Duration
+		for rows.Next() {
+			var pid int
+			if err := rows.Scan(&pid); err != nil {
+				b.Fatal(err)
+			}
+			stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil {
+				continue // ended
+			}
+			f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+			ut, _ := strconv.ParseInt(f[11], 10, 64)
+			st, _ := strconv.ParseInt(f[12], 10, 64)
+			sum += time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ 100
+		}
+		return sum
+	}
+	base := make([]audit.Event, 1000)
+	for i := range base {
+		base[i] = postgres.BenchEvent(b, i)
+	}
+	batch := 0
+	write := func(m *mode, measured bool) {
+		evs := slices.Clone(base)
+		for i := range evs {
+			evs[i].ID = fmt.Sprintf("b%d-%d", batch, i)
+		}
+		batch++
+		start := backendCPU(m)
+		if _, err := m.repo.Write(ctx, evs); err != nil {
+			b.Fatal(err)
+		}
+		if measured {
+			m.cpu += backendCPU(m) - start
+		}
+	}
+	for _, m := range modes { // the first batch opens the connections and creates the keys
+		write(m, false)
+	}
+	n := 0
+	for b.Loop() {
+		for j := range modes {
+			write(modes[(j+n)%2], true)
+		}
+		n++
+	}
+	b.StopTimer()
+	for _, m := range modes {
+		b.ReportMetric(float64(m.cpu.Microseconds())/float64(n*len(base)), m.name+"-pg-cpu-us/event")
+		var heap, userIdx, row, userID, session, personal float64
+		if err := m.tr.db.QueryRowContext(ctx, `SELECT pg_relation_size('audit_logs')::float8 / count(*), pg_relation_size('audit_logs_user_idx')::float8 / count(*),
+			avg(pg_column_size(a.*)), avg(pg_column_size(user_id)), avg(pg_column_size(session_id)), coalesce(avg(pg_column_size(personal)), 0)
+			FROM audit_logs a`).Scan(&heap, &userIdx, &row, &userID, &session, &personal); err != nil {
+			b.Fatal(err)
+		}
+		for _, v := range []struct {
+			unit string
+			v    float64
+		}{{"heap-B/row", heap}, {"user-idx-B/row", userIdx}, {"row-B", row}, {"user_id-B", userID}, {"session_id-B", session}, {"personal-B", personal}} {
+			b.ReportMetric(v.v, m.name+"-"+v.unit)
+		}
+	}
+}

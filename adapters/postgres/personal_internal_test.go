@@ -3,8 +3,28 @@ package postgres
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/auditq/auditq/domain/audit"
 )
+
+// appendJSON appends the JSON of f, the plaintext of version sealedJSON,
+// as the writes of that version wrote it: json.Marshal's up to the
+// escapes of its strings (RFC 8785's, audit.AppendJCSString); Details is
+// compact JSON (from splitDetails).
+func (f sealedFields) appendJSON(dst []byte) []byte {
+	dst = audit.AppendJCSString(append(dst, `{"u":`...), f.UserID)
+	for _, m := range [...]struct{ key, val string }{{`,"i":`, f.IPAddress}, {`,"a":`, f.UserAgent}, {`,"s":`, f.SessionID}} {
+		if m.val != "" {
+			dst = audit.AppendJCSString(append(dst, m.key...), m.val)
+		}
+	}
+	if len(f.Details) > 0 {
+		dst = append(append(dst, `,"d":`...), f.Details...)
+	}
+	return append(dst, '}')
+}
 
 // The sealed fields' JSON reads back (as Reveal reads it) as the fields
 // written, for every kind of string and with or without each field.
@@ -22,6 +42,34 @@ func TestSealedFieldsJSON(t *testing.T) {
 		var got sealedFields
 		if err := json.Unmarshal(b[6:], &got); err != nil || !reflect.DeepEqual(got, f) {
 			t.Errorf("%+v: read back %+v (%v) from %s", f, got, err, b[6:])
+		}
+	}
+}
+
+// The sealed fields' binary encoding reads back as the fields written,
+// for every kind of string, a string of more than 127 bytes among them,
+// and with or without each field; cut short anywhere in its lengths or
+// strings, it is an error.
+func TestSealedFieldsBinary(t *testing.T) {
+	for _, f := range []sealedFields{
+		{UserID: "u-1"},
+		{UserID: "u-1", IPAddress: "203.0.113.7", UserAgent: strings.Repeat("Mozilla/5.0 (X11) ", 20), SessionID: "s-1", Details: json.RawMessage(`{"email":"a@b.c","n":[1,{"x":null}]}`)},
+		{UserID: "quote\" back\\slash \x00\x01\x1f\t\n <>& \u2028 é 😀", UserAgent: `"}`, Details: json.RawMessage(`{}`)},
+		{UserID: "", SessionID: "only-session"},
+	} {
+		b := f.appendBinary([]byte("prefix"))
+		if string(b[:6]) != "prefix" || len(b)-6 > f.size()+4 {
+			t.Fatalf("%+v: %q, size %d", f, b, f.size())
+		}
+		var got sealedFields
+		if err := decodeSealedBinary(b[6:], &got); err != nil || !reflect.DeepEqual(got, f) {
+			t.Errorf("%+v: read back %+v (%v) from %q", f, got, err, b[6:])
+		}
+		fields := len(b) - 6 - len(f.Details)
+		for n := range fields {
+			if err := decodeSealedBinary(b[6:6+n], &got); err == nil {
+				t.Errorf("%+v cut to %d bytes: no error", f, n)
+			}
 		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/auditq/auditq/adapters/keyfile"
 	"github.com/auditq/auditq/adapters/postgres"
+	"github.com/auditq/auditq/app/command"
 	"github.com/auditq/auditq/domain/audit"
 )
 
@@ -135,7 +138,7 @@ func TestPersonalKEKChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	again := openPersonal(t, db, postgres.PersonalEncrypt, kek)
-	if again.Pseudonym("cat") != p.Pseudonym("cat") || !strings.HasPrefix(p.Pseudonym("cat"), "psn_") || len(p.Pseudonym("cat")) != 47 {
+	if again.Pseudonym("cat") != p.Pseudonym("cat") || !strings.HasPrefix(p.Pseudonym("cat"), "psn_") || len(p.Pseudonym("cat")) != 26 {
 		t.Fatalf("pseudonyms %q and %q", p.Pseudonym("cat"), again.Pseudonym("cat"))
 	}
 	other := newKEK(t)
@@ -619,7 +622,9 @@ func TestPersonalPseudonymKeyMovedUnderItsOwnKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.ExecContext(ctx, `INSERT INTO audit_personal_keys (name, wrapped, kek_id) VALUES ('pseudonym', ?, ?)`, wrapped, cur.ID()); err != nil {
+	// As the earlier version stored it, which also made pseudonyms of all
+	// 32 bytes of the HMAC (20261207002000 records that).
+	if _, err := db.ExecContext(ctx, `INSERT INTO audit_personal_keys (name, wrapped, kek_id, pseudonym_bytes) VALUES ('pseudonym', ?, ?, 32)`, wrapped, cur.ID()); err != nil {
 		t.Fatal(err)
 	}
 	cfg := personalConfig(t, postgres.PersonalEncrypt, file)
@@ -703,4 +708,179 @@ func beginErasure(ctx context.Context, p *postgres.Personal, e audit.Erasure) (a
 		return audit.Erasure{}, err
 	}
 	return list[0], nil
+}
+
+// Rows written before the binary sealed fields and the 128-bit session
+// pseudonym (version 1: JSON, and the session pseudonym of the whole
+// HMAC) and rows written after, of the same users and sessions, read back
+// as written, are found by one search per user and per session, verify,
+// and are erased together.
+func TestPersonalRowsOfBothForms(t *testing.T) {
+	ctx := context.Background()
+	tr := newTrail(t)
+	kek := newKEK(t)
+	write := func(repo *postgres.Repository, evs ...audit.Event) {
+		t.Helper()
+		if _, err := repo.Write(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withSession := func(e audit.Event, s string) audit.Event { e.SessionID = s; return e }
+	var all []audit.Event
+	for _, form := range []string{"v1", "v2"} {
+		restore := func() {}
+		if form == "v1" {
+			restore = postgres.WriteFirstForm()
+		}
+		// Each form from a writer of its own, as after an upgrade's restart.
+		repo := tr.repo.WithPersonal(openPersonal(t, tr.db, postgres.PersonalEncrypt, kek))
+		evs := []audit.Event{withSession(personalEvent(form+"-a", "ann"), "s-1"), withSession(personalEvent(form+"-b", "ben"), "s-2")}
+		write(repo, evs...)
+		restore()
+		all = append(all, evs...)
+	}
+	p := openPersonal(t, tr.db, postgres.PersonalEncrypt, kek)
+	repo := tr.repo.WithPersonal(p)
+	rows, err := tr.db.QueryContext(ctx, `SELECT id, get_byte(personal, 0), length(session_id) FROM audit_logs ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []string
+	for rows.Next() {
+		var id string
+		var version, session int
+		if err := rows.Scan(&id, &version, &session); err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, fmt.Sprintf("%s:%d:%d", id, version, session))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"v1-a:1:47", "v1-b:1:47", "v2-a:2:26", "v2-b:2:26"}; !slices.Equal(stored, want) {
+		t.Fatalf("stored forms (id:version:session pseudonym length) %v, want %v", stored, want)
+	}
+	for _, want := range all {
+		got, err := repo.Get(ctx, audit.DefaultTenant, want.ID)
+		if err != nil || got.UserID != want.UserID || got.IPAddress != want.IPAddress || got.UserAgent != want.UserAgent ||
+			got.SessionID != want.SessionID || !sameJSON(got.Details, want.Details) || got.Erased {
+			t.Fatalf("read back %v %+v, wrote %+v", err, got, want)
+		}
+	}
+	ids := func(f audit.SearchFilter) []string {
+		t.Helper()
+		f.Limit = 10
+		got, err := repo.Search(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range got {
+			out = append(out, e.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, c := range []struct {
+		f    audit.SearchFilter
+		want []string
+	}{
+		{audit.SearchFilter{UserID: "ann"}, []string{"v1-a", "v2-a"}},
+		{audit.SearchFilter{UserPseudonym: p.Pseudonym("ben")}, []string{"v1-b", "v2-b"}},
+		{audit.SearchFilter{SessionID: "s-1"}, []string{"v1-a", "v2-a"}},
+		{audit.SearchFilter{SessionID: "s-2", UserID: "ben"}, []string{"v1-b", "v2-b"}},
+	} {
+		if got := ids(c.f); !slices.Equal(got, c.want) {
+			t.Errorf("search %+v: %v, want %v", c.f, got, c.want)
+		}
+	}
+	tr.checkpoint(t, command.CheckpointPeriodic)
+	wantClean(t, tr.verify(t))
+	e, err := beginErasure(ctx, p, audit.Erasure{EventID: "erase-ann", Pseudonym: p.Pseudonym("ann"), RequestedAt: event("x").OccurredAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DestroyKeys(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range all {
+		got, err := repo.Get(ctx, audit.DefaultTenant, c.ID)
+		erased := c.UserID == "ann"
+		if err != nil || got.Erased != erased || erased && (got.UserID != audit.ErasedUserID || got.IPAddress != "" || got.SessionID != "" ||
+			strings.Contains(string(got.Details), "email")) || !erased && got.UserID != c.UserID {
+			t.Fatalf("after ann's erasure, %s: %v %+v", c.ID, err, got)
+		}
+	}
+	if got := ids(audit.SearchFilter{SessionID: "s-1"}); !slices.Equal(got, []string{"v1-a", "v2-a"}) {
+		t.Errorf("search the erased user's session: %v", got)
+	}
+	rep := tr.verify(t)
+	wantClean(t, rep)
+	if rep.Erased != 2 {
+		t.Fatalf("verify counts %d erased rows, want 2", rep.Erased)
+	}
+}
+
+// A deployment's pseudonyms keep the length its pseudonym key records:
+// one created now makes 26-character pseudonyms (16 bytes of the HMAC);
+// one stored before 20261207002000 (which records 32 for it) keeps making
+// the 47-character ones its rows hold, across restarts, so that the
+// user's events written before and after are found, counted and erased
+// as one user's.
+func TestPersonalPseudonymLengthKept(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name       string
+		stored     int // pseudonym_bytes set before the first write; 0: as created
+		wantLength int
+	}{{"created now", 0, 26}, {"stored before", 32, 47}} {
+		t.Run(c.name, func(t *testing.T) {
+			db := newDB(t)
+			kek := newKEK(t)
+			first := openPersonal(t, db, postgres.PersonalEncrypt, kek)
+			mac := func(p *postgres.Personal) string { return p.Pseudonym("ann") }
+			if c.stored != 0 {
+				// The key as an earlier version left it, before its first
+				// pseudonym: the migration records 32 for it.
+				if _, err := db.ExecContext(ctx, `UPDATE audit_personal_keys SET pseudonym_bytes = ?`, c.stored); err != nil {
+					t.Fatal(err)
+				}
+				first = openPersonal(t, db, postgres.PersonalEncrypt, kek)
+			}
+			if _, err := postgres.NewRepository(db).WithPersonal(first).Write(ctx, []audit.Event{personalEvent("l1", "ann")}); err != nil {
+				t.Fatal(err)
+			}
+			p := openPersonal(t, db, postgres.PersonalEncrypt, kek) // a restart
+			repo := postgres.NewRepository(db).WithPersonal(p)
+			if _, err := repo.Write(ctx, []audit.Event{personalEvent("l2", "ann")}); err != nil {
+				t.Fatal(err)
+			}
+			if len(mac(p)) != c.wantLength || mac(p) != mac(first) || !strings.HasPrefix(mac(p), "psn_") {
+				t.Fatalf("pseudonym %q then %q, want %d characters", mac(first), mac(p), c.wantLength)
+			}
+			var lengths string
+			if err := db.QueryRowContext(ctx, `SELECT string_agg(DISTINCT length(user_id)::text, ',') FROM audit_logs`).Scan(&lengths); err != nil {
+				t.Fatal(err)
+			}
+			if lengths != strconv.Itoa(c.wantLength) {
+				t.Fatalf("stored pseudonyms of %s characters, want %d", lengths, c.wantLength)
+			}
+			got, err := repo.Search(ctx, audit.SearchFilter{UserID: "ann", Limit: 10})
+			if err != nil || len(got) != 2 {
+				t.Fatalf("search ann: %v, %d events", err, len(got))
+			}
+			e, err := beginErasure(ctx, p, audit.Erasure{EventID: "erase-l", Pseudonym: mac(p), RequestedAt: event("x").OccurredAt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e, err = p.DestroyKeys(ctx, e); err != nil || e.KeysErased != 1 {
+				t.Fatalf("destroy: %v %+v", err, e)
+			}
+			for _, id := range []string{"l1", "l2"} {
+				if got, err := repo.Get(ctx, audit.DefaultTenant, id); err != nil || !got.Erased {
+					t.Fatalf("%s after the erasure: %v %+v", id, err, got)
+				}
+			}
+		})
+	}
 }

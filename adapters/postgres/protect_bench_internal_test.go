@@ -36,9 +36,9 @@ func BenchmarkProtectEvent(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := &Personal{mode: PersonalEncrypt, pseudoKey: key}
+	p := &Personal{mode: PersonalEncrypt, pseudoKey: key, pseudonymBytes: shortPseudonymBytes}
 	e := benchEvent(b, 12)
-	h := newKeyedHash(key)
+	h := p.keyedHash("")
 	var ad, buf []byte
 	b.ReportAllocs()
 	for b.Loop() {

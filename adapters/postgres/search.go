@@ -179,7 +179,7 @@ func (r *Repository) personalMatch(ctx context.Context, f audit.SearchFilter) (p
 	if m.users, err = r.personal.searchPseudonyms(ctx, f.Tenant, f.UserID, pseudonymOf); err != nil {
 		return m, err
 	}
-	m.sessions, err = r.personal.searchPseudonyms(ctx, f.Tenant, f.SessionID, sessionPseudonymOf)
+	m.sessions, err = r.personal.searchPseudonyms(ctx, f.Tenant, f.SessionID, sessionPseudonymOf, longSessionPseudonymOf)
 	return m, err
 }
 
