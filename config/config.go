@@ -1,6 +1,6 @@
 // Package config loads auditq's settings from AUDITQ_* environment
-// variables. It is the only package that reads them; everything else takes
-// its settings as arguments.
+// variables (and whether GOGC is set). It is the only package that reads
+// them; everything else takes its settings as arguments.
 package config
 
 import (
@@ -39,6 +39,7 @@ type Config struct {
 	Concurrency     int           // messages handled at once per job subject
 	InFlightBytes   int64         // bytes of messages in flight; 0 = auto (derived from the memory limit)
 	MemoryLimit     int64         // the Go runtime's soft memory limit; 0 = auto, -1 = off
+	GOGCSet         bool          // GOGC is set in the environment: the collector's pacing is left to it
 	Attempts        int           // tries of a transient failure before redelivery
 	RetryBackoff    time.Duration // wait before the second try; doubles after
 	HandlerTimeout  time.Duration
@@ -161,7 +162,7 @@ var Vars = []Var{
 	{"AUDITQ_BATCH_FLUSHERS", "2", "group commit: batches written to the database at once"},
 	{"AUDITQ_CONCURRENCY", "2048", "audit.log messages handled at once per process: the most a group-commit batch can gather (fewer: smaller batches, lower throughput); audit.bulk at most AUDITQ_DATABASE_MAX_CONNS minus AUDITQ_BATCH_FLUSHERS, cleanup and report jobs at most 2"},
 	{"AUDITQ_INFLIGHT_BYTES", "auto", "bytes of messages pulled ahead or being handled at once, all job subjects together (it bounds memory whatever the message sizes); auto: 1/8 of the soft memory limit (AUDITQ_MEMORY_LIMIT), at least 16 MiB; with AUDITQ_MEMORY_LIMIT off, 1/32 of the memory limit (cgroup, else physical memory), between 16 MiB and 64 MiB"},
-	{"AUDITQ_MEMORY_LIMIT", "auto", "soft memory limit of the process in bytes (the Go runtime collects garbage more often as it nears it; it never refuses memory), or off; auto: a quarter of the memory limit (cgroup, else physical memory), between 64 MiB and 128 MiB; a GOMEMLIMIT in the environment wins"},
+	{"AUDITQ_MEMORY_LIMIT", "auto", "soft memory limit of the process in bytes (the Go runtime collects garbage more often as it nears it; it never refuses memory), or off; auto: a quarter of the memory limit (cgroup, else physical memory), between 64 MiB and 144 MiB; a GOMEMLIMIT in the environment wins; while a soft limit is in effect and GOGC is not set, the collector runs with GOGC 200, so that during a flood the limit, not twice the live heap, sets when it collects"},
 	{"AUDITQ_RETRY_ATTEMPTS", "3", "attempts of a transient failure before the message goes back to JetStream for later redelivery"},
 	{"AUDITQ_RETRY_BACKOFF", "2s", "wait before the second attempt; doubles for each further one"},
 	{"AUDITQ_HANDLER_TIMEOUT", "10s", "deadline of one attempt"},
@@ -242,6 +243,7 @@ func Load(getenv func(string) string) (Config, error) {
 		Concurrency:     p.int("AUDITQ_CONCURRENCY"),
 		InFlightBytes:   p.bytesOrAuto("AUDITQ_INFLIGHT_BYTES"),
 		MemoryLimit:     p.memoryLimit("AUDITQ_MEMORY_LIMIT"),
+		GOGCSet:         getenv("GOGC") != "",
 		Attempts:        p.int("AUDITQ_RETRY_ATTEMPTS"),
 		RetryBackoff:    p.dur("AUDITQ_RETRY_BACKOFF"),
 		HandlerTimeout:  p.dur("AUDITQ_HANDLER_TIMEOUT"),

@@ -1,6 +1,9 @@
 package service
 
-import "testing"
+import (
+	"runtime/debug"
+	"testing"
+)
 
 func TestMemoryBudgets(t *testing.T) {
 	const mib = 1 << 20
@@ -25,5 +28,26 @@ func TestMemoryBudgets(t *testing.T) {
 	}
 	if got := inFlightBytes(0, 0); got < 16*mib || got > 64*mib {
 		t.Errorf("no soft limit: in-flight bytes %d MiB, want 16 to 64", got/mib)
+	}
+}
+
+func TestGCPercentUnderLimit(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(before)
+	for _, c := range []struct {
+		name    string
+		limit   int64
+		gogcSet bool
+		want    int
+	}{
+		{"soft limit, no GOGC", 144 << 20, false, gcPercentUnderLimit},
+		{"soft limit, GOGC set", 144 << 20, true, 100},
+		{"no soft limit", 0, false, 100},
+	} {
+		debug.SetGCPercent(100)
+		applyGCPercent(c.limit, c.gogcSet)
+		if got := debug.SetGCPercent(100); got != c.want {
+			t.Errorf("%s: GOGC %d, want %d", c.name, got, c.want)
+		}
 	}
 }

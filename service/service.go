@@ -102,6 +102,7 @@ func (s *Service) Run(ctx context.Context) error {
 		{"driving side", s.startDriving},
 	}
 	s.memLimit = applyMemoryLimit(softMemoryLimit(s.cfg.MemoryLimit))
+	applyGCPercent(s.memLimit, s.cfg.GOGCSet)
 	// Bad stream settings fail before anything is opened.
 	if err := streams.ValidateStreams(streamConfigs(s.cfg)); err != nil {
 		return fmt.Errorf("AUDITQ_STREAMS_FILE: %w", err)
