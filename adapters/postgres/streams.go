@@ -38,16 +38,28 @@ type StreamStore struct {
 	reading sync.Mutex
 	mu      sync.Mutex
 	cached  map[int64]*cachedBatch // by batch id
-	order   []int64                // oldest first
+	order   []cachedRef            // oldest first; an entry whose batch left cached is skipped
 	events  int                    // rows in cached
+	// readers is how many streams of this instance read every batch
+	// (SetReaders): a batch that many reads went past leaves the cache
+	// at once. 0: the batches leave only at the bounds.
+	readers int
 }
 
 // cachedBatch is the rows of one batch in the form sealedRows reads
 // them. seq is their chain position once a read set it in every row (0
-// before: a batch enters from committed before it is chained).
+// before: a batch enters from committed before it is chained). passed
+// counts the reads that went past its end.
 type cachedBatch struct {
-	rows []audit.SealedEvent
-	seq  int64
+	rows   []audit.SealedEvent
+	seq    int64
+	passed int
+}
+
+// cachedRef is a batch in the cache's order of entry.
+type cachedRef struct {
+	id int64
+	b  *cachedBatch
 }
 
 // The cache keeps the rows of at most cachedBatches batches and, beyond
@@ -57,7 +69,9 @@ type cachedBatch struct {
 // events/s; group commits of single events, a few dozen rows each, come
 // hundreds a second), and small enough that the garbage collector's work
 // on the live heap stays small (a batch of a bulk job holds up to 1,000
-// rows).
+// rows). A batch that every stream of the instance has read leaves it
+// before that (SetReaders): under the soft memory limit each megabyte
+// the cache keeps live makes the collector run more often.
 const (
 	cachedBatches = 1024
 	cachedEvents  = 16384
@@ -152,17 +166,60 @@ func (s *StreamStore) lookup(ids []int64, seqOf map[int64]int64, leaves map[int6
 
 // keep puts batch id into the cache unless it is there already (a batch
 // never changes: both forms of it are the same rows), and evicts the
-// oldest batches beyond the bounds. s.mu must be held.
+// oldest batches beyond the bounds (and order's entries beyond twice
+// cachedBatches, whether their batches are still cached or not). s.mu
+// must be held.
 func (s *StreamStore) keep(id int64, b *cachedBatch) {
 	if _, ok := s.cached[id]; ok {
 		return
 	}
 	s.cached[id] = b
-	s.order = append(s.order, id)
+	s.order = append(s.order, cachedRef{id, b})
 	s.events += len(b.rows)
-	for len(s.order) > cachedBatches || (len(s.order) > 1 && s.events > cachedEvents) {
-		s.events -= len(s.cached[s.order[0]].rows)
-		delete(s.cached, s.order[0])
+	for len(s.cached) > cachedBatches || (len(s.cached) > 1 && s.events > cachedEvents) || len(s.order) > 2*cachedBatches {
+		s.drop(s.order[0])
+		s.order = s.order[1:]
+	}
+}
+
+// drop removes the batch of ref from the cache if ref's batch is still
+// there. s.mu must be held.
+func (s *StreamStore) drop(ref cachedRef) {
+	if s.cached[ref.id] == ref.b {
+		s.events -= len(ref.b.rows)
+		delete(s.cached, ref.id)
+	}
+}
+
+// SetReaders tells the store that n streams of this instance read every
+// batch (its streams that are not paused): a cached batch that n reads
+// went past leaves the cache then, not only at its bounds. A batch read
+// again after that (a stream that lost its lease and reads from its
+// cursor again) is read from PostgreSQL.
+func (s *StreamStore) SetReaders(n int) {
+	s.mu.Lock()
+	s.readers = n
+	s.mu.Unlock()
+}
+
+// passedAll counts a read that went past the end of the batches ids, and
+// evicts those that every reader has passed.
+func (s *StreamStore) passedAll(ids []int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.readers == 0 {
+		return
+	}
+	for _, id := range ids {
+		b, ok := s.cached[id]
+		if !ok {
+			continue
+		}
+		if b.passed++; b.passed >= s.readers {
+			s.drop(cachedRef{id, b})
+		}
+	}
+	for len(s.order) > 0 && s.cached[s.order[0].id] != s.order[0].b {
 		s.order = s.order[1:]
 	}
 }
@@ -376,6 +433,11 @@ func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (
 	if out.Skipped, err = s.missing(ctx, short, found); err != nil {
 		return out, err
 	}
+	passed := make([]int64, 0, len(batches))
+	for _, b := range batches {
+		passed = append(passed, b.id)
+	}
+	s.passedAll(passed)
 	return out, nil
 }
 

@@ -31,7 +31,11 @@ func TestStreamStoreKeepsOnlyCommittedBatches(t *testing.T) {
 	cachedIDs := func() []int64 {
 		store.mu.Lock()
 		defer store.mu.Unlock()
-		return append([]int64(nil), store.order...)
+		var ids []int64
+		for _, ref := range store.order {
+			ids = append(ids, ref.id)
+		}
+		return ids
 	}
 	exec := func(q string, args ...any) {
 		t.Helper()
@@ -114,6 +118,61 @@ func TestStreamStoreCachedReadDoesNotWait(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the read of a cached batch waited for another reader")
+	}
+}
+
+// A cached batch leaves the cache once each of the instance's streams
+// (SetReaders) read past it; a read of it after that reads the same rows
+// from PostgreSQL.
+func TestStreamStoreDropsWhatEveryReaderPassed(t *testing.T) {
+	ctx := context.Background()
+	db, sealer, store := tappedSealer(t)
+	store.SetReaders(2)
+	at := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
+	repo := NewRepository(db).WithSealer(sealer)
+	for _, id := range []string{"e-1", "e-2"} {
+		if _, err := repo.Write(ctx, []audit.Event{
+			{ID: id, Action: "a", ResourceType: "doc", ResourceID: "1", Success: true, OccurredAt: at, ReceivedAt: at},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sealer.Chain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cached := func() (batches, order, events int) {
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		return len(store.cached), len(store.order), store.events
+	}
+	read := func(c audit.StreamCursor, max int) audit.StreamRead {
+		t.Helper()
+		rd, err := store.Read(ctx, c, max)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rd
+	}
+	first := read(audit.StreamStart, 1) // the first batch only
+	if b, o, e := cached(); b != 2 || o != 2 || e != 2 {
+		t.Fatalf("after one reader passed batch 1 the cache holds %d batches (%d in order), %d rows, want 2, 2, 2", b, o, e)
+	}
+	if rd := read(audit.StreamStart, 100); len(rd.Events) != 2 {
+		t.Fatalf("the second reader read %d events, want 2", len(rd.Events))
+	}
+	if b, o, e := cached(); b != 1 || o != 1 || e != 1 {
+		t.Fatalf("after both readers passed batch 1 the cache holds %d batches (%d in order), %d rows, want batch 2 only", b, o, e)
+	}
+	if rd := read(first.Next, 100); len(rd.Events) != 1 || rd.Events[0].ID != "e-2" {
+		t.Fatalf("the first reader's second read %+v, want e-2", rd.Events)
+	}
+	if b, o, e := cached(); b != 0 || o != 0 || e != 0 {
+		t.Fatalf("after both readers passed both batches the cache holds %d batches (%d in order), %d rows", b, o, e)
+	}
+	again := read(audit.StreamStart, 1)
+	if len(again.Events) != 1 || again.Events[0].ID != "e-1" || again.Events[0].Seal.BatchSeq != 1 ||
+		!again.Events[0].OccurredAt.Equal(at) || first.Events[0].Seal != again.Events[0].Seal {
+		t.Fatalf("batch 1 read again %+v, want the row of the first read %+v", again.Events, first.Events)
 	}
 }
 
