@@ -247,12 +247,13 @@ func storedRows(id int64, events []audit.Event, inserted []int) ([]audit.SealedE
 	text.Grow(size)
 	type span struct{ details, personal [2]int }
 	spans := make([]span, len(inserted))
+	var jsonb jsonbParser // one working space for every row's details
 	for n, i := range inserted {
 		e := &events[i]
 		if e.Details != nil {
 			start := len(buf)
 			var err error
-			if buf, err = appendJSONBText(buf, e.Details); err != nil {
+			if buf, err = jsonb.appendText(buf, e.Details); err != nil {
 				return nil, false
 			}
 			spans[n].details = [2]int{start, len(buf)}
@@ -266,22 +267,22 @@ func storedRows(id int64, events []audit.Event, inserted []int) ([]audit.SealedE
 	}
 	// The text of every row, field by field, then cut into its strings.
 	type fields [11]string
-	all := make([]fields, len(inserted))
-	for n, i := range inserted {
-		e := &events[i]
-		f := fields{e.ID, e.UserID, e.Action, e.ResourceType, e.ResourceID, "", e.UserAgent, e.SessionID, e.RequestID, e.ErrorMessage, e.Tenant}
+	fieldsOf := func(e *audit.Event, ip string) fields {
+		f := fields{e.ID, e.UserID, e.Action, e.ResourceType, e.ResourceID, ip, e.UserAgent, e.SessionID, e.RequestID, e.ErrorMessage, e.Tenant}
 		if e.Pseudonym != "" {
 			f[1] = e.Pseudonym
 		}
+		return f
+	}
+	ips := make([]string, len(inserted)) // the rows' addresses in the form PostgreSQL gives them back
+	for n, i := range inserted {
+		e := &events[i]
 		if e.IPAddress != "" {
-			a, err := netip.ParseAddr(e.IPAddress)
-			if err != nil {
+			if ips[n] = canonicalIP(e.IPAddress); ips[n] == "" {
 				return nil, false
 			}
-			f[5] = canonicalIP(a.String())
 		}
-		all[n] = f
-		for _, v := range f {
+		for _, v := range fieldsOf(e, ips[n]) {
 			text.WriteString(v)
 		}
 	}
@@ -289,7 +290,7 @@ func storedRows(id int64, events []audit.Event, inserted []int) ([]audit.SealedE
 	for n, i := range inserted {
 		e := &events[i]
 		var f fields
-		for k, v := range all[n] {
+		for k, v := range fieldsOf(e, ips[n]) {
 			f[k], at = joined[at:at+len(v)], at+len(v)
 		}
 		r := audit.Event{
