@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
@@ -587,32 +589,54 @@ func (s *StreamStore) Fail(ctx context.Context, name, owner, reason string, leas
 
 // execAsync runs one statement in a transaction that commits without
 // waiting for its WAL flush (synchronous_commit off), so the cursor
-// updates never queue behind ingest's flushes. A crash may lose the last
-// of them: the cursor then stands a little behind, and the stream sends
-// those events again; it never stands ahead of what was delivered.
-func (s *StreamStore) execAsync(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	tx, err := s.db.DB.BeginTx(ctx, nil)
+// updates never queue behind ingest's flushes, and returns the rows it
+// changed. A crash may lose the last of them: the cursor then stands a
+// little behind, and the stream sends those events again; it never
+// stands ahead of what was delivered. The transaction goes in one round
+// trip (a pipeline of BEGIN, SET LOCAL, the statement and COMMIT): each
+// stream runs it after every delivery.
+func (s *StreamStore) execAsync(ctx context.Context, query string, args ...any) (int64, error) {
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
-		return nil, err
-	}
-	res, err := tx.ExecContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	return res, tx.Commit()
+	defer func() { _ = conn.Close() }()
+	var changed int64
+	err = conn.Raw(func(dc any) error {
+		c := dc.(*stdlib.Conn).Conn()
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue("SET LOCAL synchronous_commit = off")
+		b.Queue(query, args...)
+		b.Queue("COMMIT")
+		res := c.SendBatch(ctx, b)
+		var tag pgconn.CommandTag
+		var err error
+		for i := 0; i < 4 && err == nil; i++ {
+			if tag, err = res.Exec(); i == 2 {
+				changed = tag.RowsAffected()
+			}
+		}
+		if cerr := res.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil && tag.String() != "COMMIT" {
+			err = fmt.Errorf("the commit did not happen (%s)", tag)
+		}
+		if err != nil && !c.IsClosed() {
+			// A failed statement leaves the transaction open and aborted.
+			_, _ = c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+		return err
+	})
+	return changed, err
 }
 
-func leaseResult(res sql.Result, err error, what string) error {
+func leaseResult(changed int64, err error, what string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	} else if n == 0 {
+	if changed == 0 {
 		return fmt.Errorf("%s: %w", what, audit.ErrLeaseLost)
 	}
 	return nil

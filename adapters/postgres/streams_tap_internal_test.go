@@ -197,3 +197,42 @@ func tappedSealer(t *testing.T) (*bun.DB, *Sealer, *StreamStore) {
 	sealer.TapCommits(store)
 	return db, sealer, store
 }
+
+// A cursor update PostgreSQL refuses (text with a NUL) leaves no
+// transaction open on the connection it used, which stays in the pool:
+// the next updates succeed over it and no session of the database waits
+// in an aborted transaction.
+func TestStreamStoreRefusedUpdateLeavesNoTransaction(t *testing.T) {
+	ctx := context.Background()
+	db, _, store := tappedSealer(t)
+	db.SetMaxOpenConns(1) // every statement goes over the connection of the refused one
+	backend := func() (pid int) {
+		t.Helper()
+		if err := db.DB.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		return pid
+	}
+	if _, ok, err := store.Claim(ctx, "s", "me", time.Minute); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	before := backend()
+	if err := store.Fail(ctx, "s", "me", "bad\x00reason", time.Minute); err == nil {
+		t.Fatal("PostgreSQL took a NUL in text")
+	}
+	if err := store.Advance(ctx, "s", "me", audit.StreamCursor{NextSeq: 3, AfterLeaf: -1}, 5, 0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var aborted int
+	if err := db.DB.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND state LIKE 'idle in transaction%'`).Scan(&aborted); err != nil {
+		t.Fatal(err)
+	}
+	c, ok, err := store.Claim(ctx, "s", "me", time.Minute)
+	if err != nil || !ok || c != (audit.StreamCursor{NextSeq: 3, AfterLeaf: -1}) || aborted != 0 {
+		t.Fatalf("after the refused update: cursor %+v (%v, %v), %d sessions in a transaction", c, ok, err, aborted)
+	}
+	if after := backend(); after != before {
+		t.Fatalf("the refused update's connection (backend %d) was replaced by backend %d", before, after)
+	}
+}
