@@ -359,7 +359,8 @@ func (s *Service) startApplication(ctx context.Context) error {
 	}
 	s.personal = personal
 	s.streamStore = postgres.NewStreamStore(s.db)
-	if te.sealer != nil && activeStreams(s.cfg) {
+	s.streamStore.SetReaders(activeStreams(s.cfg)) // a cached batch leaves the cache once each of them read it
+	if te.sealer != nil && activeStreams(s.cfg) > 0 {
 		te.sealer.TapCommits(s.streamStore) // the streams read this instance's writes from memory
 	}
 	repo := postgres.NewRepository(s.db).WithSealer(te.sealer).WithPersonal(personal)

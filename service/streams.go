@@ -22,14 +22,15 @@ func streamConfigs(cfg config.Config) []streams.StreamConfig {
 	return out
 }
 
-// activeStreams reports whether a configured stream is not paused.
-func activeStreams(cfg config.Config) bool {
+// activeStreams returns how many configured streams are not paused.
+func activeStreams(cfg config.Config) int {
+	n := 0
 	for _, st := range cfg.Streams {
 		if !st.Paused {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 // startStreams starts delivering the log streams of AUDITQ_STREAMS_FILE

@@ -28,7 +28,15 @@ const maxJSONBDepth = 1000
 // PostgreSQL refuses (invalid JSON or UTF-8, \u0000, a lone surrogate) or
 // whose number has an exponent beyond +-1000.
 func appendJSONBText(dst, raw []byte) ([]byte, error) {
-	p := jsonbParser{jsonCursor{b: raw}}
+	var p jsonbParser
+	return p.appendText(dst, raw)
+}
+
+// appendText is appendJSONBText reusing p's working space, which stays
+// with p for its next call: a caller that converts many texts (storedRows,
+// a row each) allocates it once.
+func (p *jsonbParser) appendText(dst, raw []byte) ([]byte, error) {
+	p.jsonCursor = jsonCursor{b: raw}
 	p.space()
 	out, err := p.value(dst, 0)
 	if err != nil {
@@ -42,8 +50,19 @@ func appendJSONBText(dst, raw []byte) ([]byte, error) {
 }
 
 // jsonbParser reads a JSON text into the form jsonb::text prints (see
-// appendJSONBText).
-type jsonbParser struct{ jsonCursor }
+// appendJSONBText). objects[d] is the working space of the objects at
+// depth d, reused by each of them in turn.
+type jsonbParser struct {
+	jsonCursor
+	objects []objectSpace
+}
+
+// objectSpace is an object's members and their text, in input order,
+// before they are sorted.
+type objectSpace struct {
+	members []member
+	text    []byte
+}
 
 func (p *jsonbParser) literal(dst []byte, word string) ([]byte, error) {
 	if !bytes.HasPrefix(p.b[p.i:], []byte(word)) {
@@ -128,10 +147,10 @@ func (p *jsonbParser) object(dst []byte, depth int) ([]byte, error) {
 		p.i++
 		return append(dst, "{}"...), nil
 	}
-	var (
-		members []member
-		text    []byte // the members' text, in input order
-	)
+	for len(p.objects) <= depth {
+		p.objects = append(p.objects, objectSpace{})
+	}
+	members, text := p.objects[depth].members[:0], p.objects[depth].text[:0]
 	for {
 		p.space()
 		if p.i >= len(p.b) || p.b[p.i] != '"' {
@@ -188,6 +207,7 @@ func (p *jsonbParser) object(dst []byte, depth int) ([]byte, error) {
 		dst = append(dst, text[m.start:m.end]...)
 		n++
 	}
+	p.objects[depth] = objectSpace{members: members[:0], text: text[:0]}
 	return append(dst, '}'), nil
 }
 
@@ -334,8 +354,8 @@ func (p *jsonbParser) number(dst []byte) ([]byte, error) {
 	}
 	// The value is all the digits times 10^(exp - len(frac)); numeric
 	// keeps max(len(frac) - exp, 0) digits after the point.
-	all := make([]byte, 0, len(intPart)+len(frac))
-	all = append(append(all, intPart...), frac...)
+	var digitsBuf [40]byte // most numbers' digits: no allocation for them
+	all := append(append(digitsBuf[:0], intPart...), frac...)
 	scale := len(frac) - exp
 	if scale < 0 {
 		for range -scale {

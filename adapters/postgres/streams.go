@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
@@ -38,16 +40,28 @@ type StreamStore struct {
 	reading sync.Mutex
 	mu      sync.Mutex
 	cached  map[int64]*cachedBatch // by batch id
-	order   []int64                // oldest first
+	order   []cachedRef            // oldest first; an entry whose batch left cached is skipped
 	events  int                    // rows in cached
+	// readers is how many streams of this instance read every batch
+	// (SetReaders): a batch that many reads went past leaves the cache
+	// at once. 0: the batches leave only at the bounds.
+	readers int
 }
 
 // cachedBatch is the rows of one batch in the form sealedRows reads
 // them. seq is their chain position once a read set it in every row (0
-// before: a batch enters from committed before it is chained).
+// before: a batch enters from committed before it is chained). passed
+// counts the reads that went past its end.
 type cachedBatch struct {
-	rows []audit.SealedEvent
-	seq  int64
+	rows   []audit.SealedEvent
+	seq    int64
+	passed int
+}
+
+// cachedRef is a batch in the cache's order of entry.
+type cachedRef struct {
+	id int64
+	b  *cachedBatch
 }
 
 // The cache keeps the rows of at most cachedBatches batches and, beyond
@@ -57,7 +71,9 @@ type cachedBatch struct {
 // events/s; group commits of single events, a few dozen rows each, come
 // hundreds a second), and small enough that the garbage collector's work
 // on the live heap stays small (a batch of a bulk job holds up to 1,000
-// rows).
+// rows). A batch that every stream of the instance has read leaves it
+// before that (SetReaders): under the soft memory limit each megabyte
+// the cache keeps live makes the collector run more often.
 const (
 	cachedBatches = 1024
 	cachedEvents  = 16384
@@ -152,17 +168,60 @@ func (s *StreamStore) lookup(ids []int64, seqOf map[int64]int64, leaves map[int6
 
 // keep puts batch id into the cache unless it is there already (a batch
 // never changes: both forms of it are the same rows), and evicts the
-// oldest batches beyond the bounds. s.mu must be held.
+// oldest batches beyond the bounds (and order's entries beyond twice
+// cachedBatches, whether their batches are still cached or not). s.mu
+// must be held.
 func (s *StreamStore) keep(id int64, b *cachedBatch) {
 	if _, ok := s.cached[id]; ok {
 		return
 	}
 	s.cached[id] = b
-	s.order = append(s.order, id)
+	s.order = append(s.order, cachedRef{id, b})
 	s.events += len(b.rows)
-	for len(s.order) > cachedBatches || (len(s.order) > 1 && s.events > cachedEvents) {
-		s.events -= len(s.cached[s.order[0]].rows)
-		delete(s.cached, s.order[0])
+	for len(s.cached) > cachedBatches || (len(s.cached) > 1 && s.events > cachedEvents) || len(s.order) > 2*cachedBatches {
+		s.drop(s.order[0])
+		s.order = s.order[1:]
+	}
+}
+
+// drop removes the batch of ref from the cache if ref's batch is still
+// there. s.mu must be held.
+func (s *StreamStore) drop(ref cachedRef) {
+	if s.cached[ref.id] == ref.b {
+		s.events -= len(ref.b.rows)
+		delete(s.cached, ref.id)
+	}
+}
+
+// SetReaders tells the store that n streams of this instance read every
+// batch (its streams that are not paused): a cached batch that n reads
+// went past leaves the cache then, not only at its bounds. A batch read
+// again after that (a stream that lost its lease and reads from its
+// cursor again) is read from PostgreSQL.
+func (s *StreamStore) SetReaders(n int) {
+	s.mu.Lock()
+	s.readers = n
+	s.mu.Unlock()
+}
+
+// passedAll counts a read that went past the end of the batches ids, and
+// evicts those that every reader has passed.
+func (s *StreamStore) passedAll(ids []int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.readers == 0 {
+		return
+	}
+	for _, id := range ids {
+		b, ok := s.cached[id]
+		if !ok {
+			continue
+		}
+		if b.passed++; b.passed >= s.readers {
+			s.drop(cachedRef{id, b})
+		}
+	}
+	for len(s.order) > 0 && s.cached[s.order[0].id] != s.order[0].b {
 		s.order = s.order[1:]
 	}
 }
@@ -190,12 +249,13 @@ func storedRows(id int64, events []audit.Event, inserted []int) ([]audit.SealedE
 	text.Grow(size)
 	type span struct{ details, personal [2]int }
 	spans := make([]span, len(inserted))
+	var jsonb jsonbParser // one working space for every row's details
 	for n, i := range inserted {
 		e := &events[i]
 		if e.Details != nil {
 			start := len(buf)
 			var err error
-			if buf, err = appendJSONBText(buf, e.Details); err != nil {
+			if buf, err = jsonb.appendText(buf, e.Details); err != nil {
 				return nil, false
 			}
 			spans[n].details = [2]int{start, len(buf)}
@@ -209,22 +269,22 @@ func storedRows(id int64, events []audit.Event, inserted []int) ([]audit.SealedE
 	}
 	// The text of every row, field by field, then cut into its strings.
 	type fields [11]string
-	all := make([]fields, len(inserted))
-	for n, i := range inserted {
-		e := &events[i]
-		f := fields{e.ID, e.UserID, e.Action, e.ResourceType, e.ResourceID, "", e.UserAgent, e.SessionID, e.RequestID, e.ErrorMessage, e.Tenant}
+	fieldsOf := func(e *audit.Event, ip string) fields {
+		f := fields{e.ID, e.UserID, e.Action, e.ResourceType, e.ResourceID, ip, e.UserAgent, e.SessionID, e.RequestID, e.ErrorMessage, e.Tenant}
 		if e.Pseudonym != "" {
 			f[1] = e.Pseudonym
 		}
+		return f
+	}
+	ips := make([]string, len(inserted)) // the rows' addresses in the form PostgreSQL gives them back
+	for n, i := range inserted {
+		e := &events[i]
 		if e.IPAddress != "" {
-			a, err := netip.ParseAddr(e.IPAddress)
-			if err != nil {
+			if ips[n] = canonicalIP(e.IPAddress); ips[n] == "" {
 				return nil, false
 			}
-			f[5] = canonicalIP(a.String())
 		}
-		all[n] = f
-		for _, v := range f {
+		for _, v := range fieldsOf(e, ips[n]) {
 			text.WriteString(v)
 		}
 	}
@@ -232,7 +292,7 @@ func storedRows(id int64, events []audit.Event, inserted []int) ([]audit.SealedE
 	for n, i := range inserted {
 		e := &events[i]
 		var f fields
-		for k, v := range all[n] {
+		for k, v := range fieldsOf(e, ips[n]) {
 			f[k], at = joined[at:at+len(v)], at+len(v)
 		}
 		r := audit.Event{
@@ -376,6 +436,11 @@ func (s *StreamStore) Read(ctx context.Context, c audit.StreamCursor, max int) (
 	if out.Skipped, err = s.missing(ctx, short, found); err != nil {
 		return out, err
 	}
+	passed := make([]int64, 0, len(batches))
+	for _, b := range batches {
+		passed = append(passed, b.id)
+	}
+	s.passedAll(passed)
 	return out, nil
 }
 
@@ -524,32 +589,54 @@ func (s *StreamStore) Fail(ctx context.Context, name, owner, reason string, leas
 
 // execAsync runs one statement in a transaction that commits without
 // waiting for its WAL flush (synchronous_commit off), so the cursor
-// updates never queue behind ingest's flushes. A crash may lose the last
-// of them: the cursor then stands a little behind, and the stream sends
-// those events again; it never stands ahead of what was delivered.
-func (s *StreamStore) execAsync(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	tx, err := s.db.DB.BeginTx(ctx, nil)
+// updates never queue behind ingest's flushes, and returns the rows it
+// changed. A crash may lose the last of them: the cursor then stands a
+// little behind, and the stream sends those events again; it never
+// stands ahead of what was delivered. The transaction goes in one round
+// trip (a pipeline of BEGIN, SET LOCAL, the statement and COMMIT): each
+// stream runs it after every delivery.
+func (s *StreamStore) execAsync(ctx context.Context, query string, args ...any) (int64, error) {
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
-		return nil, err
-	}
-	res, err := tx.ExecContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	return res, tx.Commit()
+	defer func() { _ = conn.Close() }()
+	var changed int64
+	err = conn.Raw(func(dc any) error {
+		c := dc.(*stdlib.Conn).Conn()
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue("SET LOCAL synchronous_commit = off")
+		b.Queue(query, args...)
+		b.Queue("COMMIT")
+		res := c.SendBatch(ctx, b)
+		var tag pgconn.CommandTag
+		var err error
+		for i := 0; i < 4 && err == nil; i++ {
+			if tag, err = res.Exec(); i == 2 {
+				changed = tag.RowsAffected()
+			}
+		}
+		if cerr := res.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil && tag.String() != "COMMIT" {
+			err = fmt.Errorf("the commit did not happen (%s)", tag)
+		}
+		if err != nil && !c.IsClosed() {
+			// A failed statement leaves the transaction open and aborted.
+			_, _ = c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+		return err
+	})
+	return changed, err
 }
 
-func leaseResult(res sql.Result, err error, what string) error {
+func leaseResult(changed int64, err error, what string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	} else if n == 0 {
+	if changed == 0 {
 		return fmt.Errorf("%s: %w", what, audit.ErrLeaseLost)
 	}
 	return nil

@@ -31,7 +31,11 @@ func TestStreamStoreKeepsOnlyCommittedBatches(t *testing.T) {
 	cachedIDs := func() []int64 {
 		store.mu.Lock()
 		defer store.mu.Unlock()
-		return append([]int64(nil), store.order...)
+		var ids []int64
+		for _, ref := range store.order {
+			ids = append(ids, ref.id)
+		}
+		return ids
 	}
 	exec := func(q string, args ...any) {
 		t.Helper()
@@ -117,6 +121,61 @@ func TestStreamStoreCachedReadDoesNotWait(t *testing.T) {
 	}
 }
 
+// A cached batch leaves the cache once each of the instance's streams
+// (SetReaders) read past it; a read of it after that reads the same rows
+// from PostgreSQL.
+func TestStreamStoreDropsWhatEveryReaderPassed(t *testing.T) {
+	ctx := context.Background()
+	db, sealer, store := tappedSealer(t)
+	store.SetReaders(2)
+	at := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
+	repo := NewRepository(db).WithSealer(sealer)
+	for _, id := range []string{"e-1", "e-2"} {
+		if _, err := repo.Write(ctx, []audit.Event{
+			{ID: id, Action: "a", ResourceType: "doc", ResourceID: "1", Success: true, OccurredAt: at, ReceivedAt: at},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sealer.Chain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cached := func() (batches, order, events int) {
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		return len(store.cached), len(store.order), store.events
+	}
+	read := func(c audit.StreamCursor, max int) audit.StreamRead {
+		t.Helper()
+		rd, err := store.Read(ctx, c, max)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rd
+	}
+	first := read(audit.StreamStart, 1) // the first batch only
+	if b, o, e := cached(); b != 2 || o != 2 || e != 2 {
+		t.Fatalf("after one reader passed batch 1 the cache holds %d batches (%d in order), %d rows, want 2, 2, 2", b, o, e)
+	}
+	if rd := read(audit.StreamStart, 100); len(rd.Events) != 2 {
+		t.Fatalf("the second reader read %d events, want 2", len(rd.Events))
+	}
+	if b, o, e := cached(); b != 1 || o != 1 || e != 1 {
+		t.Fatalf("after both readers passed batch 1 the cache holds %d batches (%d in order), %d rows, want batch 2 only", b, o, e)
+	}
+	if rd := read(first.Next, 100); len(rd.Events) != 1 || rd.Events[0].ID != "e-2" {
+		t.Fatalf("the first reader's second read %+v, want e-2", rd.Events)
+	}
+	if b, o, e := cached(); b != 0 || o != 0 || e != 0 {
+		t.Fatalf("after both readers passed both batches the cache holds %d batches (%d in order), %d rows", b, o, e)
+	}
+	again := read(audit.StreamStart, 1)
+	if len(again.Events) != 1 || again.Events[0].ID != "e-1" || again.Events[0].Seal.BatchSeq != 1 ||
+		!again.Events[0].OccurredAt.Equal(at) || first.Events[0].Seal != again.Events[0].Seal {
+		t.Fatalf("batch 1 read again %+v, want the row of the first read %+v", again.Events, first.Events)
+	}
+}
+
 // tappedSealer returns a migrated scratch database, closed at the end of
 // the test, and a Sealer over it that writes through to the StreamStore.
 func tappedSealer(t *testing.T) (*bun.DB, *Sealer, *StreamStore) {
@@ -137,4 +196,43 @@ func tappedSealer(t *testing.T) (*bun.DB, *Sealer, *StreamStore) {
 	store := NewStreamStore(db)
 	sealer.TapCommits(store)
 	return db, sealer, store
+}
+
+// A cursor update PostgreSQL refuses (text with a NUL) leaves no
+// transaction open on the connection it used, which stays in the pool:
+// the next updates succeed over it and no session of the database waits
+// in an aborted transaction.
+func TestStreamStoreRefusedUpdateLeavesNoTransaction(t *testing.T) {
+	ctx := context.Background()
+	db, _, store := tappedSealer(t)
+	db.SetMaxOpenConns(1) // every statement goes over the connection of the refused one
+	backend := func() (pid int) {
+		t.Helper()
+		if err := db.DB.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		return pid
+	}
+	if _, ok, err := store.Claim(ctx, "s", "me", time.Minute); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	before := backend()
+	if err := store.Fail(ctx, "s", "me", "bad\x00reason", time.Minute); err == nil {
+		t.Fatal("PostgreSQL took a NUL in text")
+	}
+	if err := store.Advance(ctx, "s", "me", audit.StreamCursor{NextSeq: 3, AfterLeaf: -1}, 5, 0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var aborted int
+	if err := db.DB.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND state LIKE 'idle in transaction%'`).Scan(&aborted); err != nil {
+		t.Fatal(err)
+	}
+	c, ok, err := store.Claim(ctx, "s", "me", time.Minute)
+	if err != nil || !ok || c != (audit.StreamCursor{NextSeq: 3, AfterLeaf: -1}) || aborted != 0 {
+		t.Fatalf("after the refused update: cursor %+v (%v, %v), %d sessions in a transaction", c, ok, err, aborted)
+	}
+	if after := backend(); after != before {
+		t.Fatalf("the refused update's connection (backend %d) was replaced by backend %d", before, after)
+	}
 }

@@ -32,7 +32,10 @@ const encodedEvents = 8192
 // encodings shares encoded events between the streams that deliver the
 // same encoding (stream.encKey): the first stream to read a batch encodes
 // its events, the others take the same bytes. Memory stays bounded by
-// encodedBatches batches and encodedEvents events per encoding.
+// encodedBatches batches and encodedEvents events per encoding, and a
+// batch that every stream of its encoding (readers) has taken leaves at
+// once: under the soft memory limit, bytes kept live make the garbage
+// collector run more often.
 //
 // Events are encoded as reads show them (revealed by reveal, when set),
 // each with its leaf data when that differs. A shared event encoded under
@@ -43,6 +46,9 @@ type encodings struct {
 	reveal Revealer
 	mu     sync.Mutex
 	byKey  map[string]*encodedSet
+	// readers is how many streams that are not paused deliver each
+	// encoding.
+	readers map[string]int
 	// encoding holds, per encoding, the lock of the stream that looks up
 	// and encodes events, so that streams of one encoding reading the
 	// same batches at the same moment encode them once: the second waits
@@ -54,23 +60,57 @@ type encodings struct {
 // by batch id and leaf, encoded under key generation gen.
 type encodedSet struct {
 	batches map[int64]*encodedBatch
-	order   []int64 // batch ids, oldest first
-	events  int     // items in batches
+	order   []encodedRef // oldest first; an entry whose batch left batches is skipped
+	events  int          // items in batches
 	gen     int64
+}
+
+// encodedRef is a batch in an encodedSet's order of entry.
+type encodedRef struct {
+	id int64
+	b  *encodedBatch
+}
+
+// drop removes the batch of ref from set if ref's batch is still there.
+func (set *encodedSet) drop(ref encodedRef) {
+	if set.batches[ref.id] == ref.b {
+		set.events -= ref.b.n
+		delete(set.batches, ref.id)
+	}
+}
+
+// used counts a take of the batches of evs by one stream and drops those
+// that readers streams have taken (readers 0: none).
+func (set *encodedSet) used(evs []*audit.SealedEvent, readers int) {
+	for i, e := range evs {
+		id := e.Seal.BatchID
+		if i > 0 && evs[i-1].Seal.BatchID == id {
+			continue // evs are in commit order: a batch's events are together
+		}
+		if b := set.batches[id]; b != nil {
+			if b.uses++; readers > 0 && b.uses >= readers {
+				set.drop(encodedRef{id, b})
+			}
+		}
+	}
+	for len(set.order) > 0 && set.batches[set.order[0].id] != set.order[0].b {
+		set.order = set.order[1:]
+	}
 }
 
 // newEncodings returns an empty set; reveal nil delivers events as
 // stored.
 func newEncodings(reveal Revealer) *encodings {
-	return &encodings{reveal: reveal, byKey: map[string]*encodedSet{}, encoding: map[string]*sync.Mutex{}}
+	return &encodings{reveal: reveal, byKey: map[string]*encodedSet{}, readers: map[string]int{}, encoding: map[string]*sync.Mutex{}}
 }
 
 // encodedBatch is the encoded events of one batch, indexed by leaf (a
 // batch's leaves are 0 to its leaf count - 1); an Item without an ID is a
-// leaf not encoded here.
+// leaf not encoded here. uses counts the streams' takes of it.
 type encodedBatch struct {
 	items []Item
 	n     int // items with an ID
+	uses  int
 }
 
 // at returns the item of leaf, false when there is none.
@@ -142,10 +182,12 @@ func (c *encodings) encode(ctx context.Context, s *stream, evs []*audit.SealedEv
 			missing = append(missing, i)
 		}
 	}
-	c.mu.Unlock()
 	if len(missing) == 0 {
+		set.used(evs, c.readers[s.encKey])
+		c.mu.Unlock()
 		return items, nil
 	}
+	c.mu.Unlock()
 	shown, err := c.revealed(ctx, evs, missing)
 	if err != nil {
 		return nil, err
@@ -173,15 +215,15 @@ func (c *encodings) encode(ctx context.Context, s *stream, evs []*audit.SealedEv
 			}
 			b = &encodedBatch{items: make([]Item, last+1)}
 			set.batches[seal.BatchID] = b
-			set.order = append(set.order, seal.BatchID)
+			set.order = append(set.order, encodedRef{seal.BatchID, b})
 		}
 		if b.put(seal.Leaf, items[i]) {
 			set.events++
 		}
 	}
-	for len(set.order) > encodedBatches || (len(set.order) > 1 && set.events > encodedEvents) {
-		set.events -= set.batches[set.order[0]].n
-		delete(set.batches, set.order[0])
+	set.used(evs, c.readers[s.encKey])
+	for len(set.batches) > encodedBatches || (len(set.batches) > 1 && set.events > encodedEvents) || len(set.order) > 2*encodedBatches {
+		set.drop(set.order[0])
 		set.order = set.order[1:]
 	}
 	return items, nil

@@ -78,3 +78,59 @@ func TestEncodingsShareEachEventOnce(t *testing.T) {
 		t.Fatalf("the ocsf set after four large batches keeps %d batches, %d events, want the newest only", len(set.batches), set.events)
 	}
 }
+
+// A batch that every stream of its encoding took leaves the shared set
+// at once; until then it stays, and the streams that have not taken it
+// yet take the same bytes.
+func TestEncodingsDropWhatEveryReaderTook(t *testing.T) {
+	calls := map[string]int{}
+	counting := func(tag string) format.Encoder {
+		return func(dst []byte, e *audit.SealedEvent, _ *bytes.Buffer) ([]byte, error) {
+			calls[tag]++
+			return fmt.Appendf(dst, `{"%s":%q}`, tag, e.ID), nil
+		}
+	}
+	a := &stream{encode: counting("a"), encKey: "native"}
+	b := &stream{encode: counting("b"), encKey: "native"}
+	c := &stream{encode: counting("c"), encKey: "native"}
+	batch := func(id int64, leaves int) []*audit.SealedEvent {
+		out := make([]*audit.SealedEvent, leaves)
+		for i := range out {
+			out[i] = &audit.SealedEvent{Event: audit.Event{ID: fmt.Sprintf("e-%d-%d", id, i)}, Seal: audit.Seal{BatchID: id, BatchSeq: id, Leaf: i}}
+		}
+		return out
+	}
+	ctx := context.Background()
+	enc := newEncodings(nil)
+	enc.readers["native"] = 3
+	one, two := batch(1, 3), batch(2, 2)
+	if _, err := enc.encode(ctx, a, one); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enc.encode(ctx, b, append(append([]*audit.SealedEvent(nil), one...), two...)); err != nil {
+		t.Fatal(err)
+	}
+	set := enc.byKey["native"]
+	if len(set.batches) != 2 || set.events != 5 {
+		t.Fatalf("after two of three readers the set keeps %d batches, %d events, want 2, 5", len(set.batches), set.events)
+	}
+	got, err := enc.encode(ctx, c, one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls["a"] != 3 || calls["b"] != 2 || calls["c"] != 0 || string(got[2].Body) != `{"a":"e-1-2"}` {
+		t.Fatalf("encoder calls %v, c's last item %s; want a 3, b 2 (batch 2), c 0 taking a's bytes", calls, got[2].Body)
+	}
+	if len(set.batches) != 1 || set.batches[2] == nil || set.events != 2 || len(set.order) != 1 {
+		t.Fatalf("after the third reader of batch 1 the set keeps %d batches (%d events, %d in order), want batch 2 only",
+			len(set.batches), set.events, len(set.order))
+	}
+	for _, s := range []*stream{a, c} {
+		if _, err := enc.encode(ctx, s, two); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(set.batches) != 0 || set.events != 0 || len(set.order) != 0 {
+		t.Fatalf("after every reader the set keeps %d batches, %d events, %d in order", len(set.batches), set.events, len(set.order))
+	}
+}

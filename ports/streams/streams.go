@@ -419,6 +419,9 @@ func New(cfg Config) (*Runner, error) {
 			key += " " + sc.Source // the one option that differs between streams
 		}
 		r.streams = append(r.streams, &stream{cfg: sc, sink: sink, encode: enc, encKey: key})
+		if !sc.Paused {
+			r.encoded.readers[key]++
+		}
 		r.metrics.init(sc.Name)
 	}
 	return r, nil
