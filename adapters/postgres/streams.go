@@ -42,6 +42,7 @@ type StreamStore struct {
 	cached  map[int64]*cachedBatch // by batch id
 	order   []cachedRef            // oldest first; an entry whose batch left cached is skipped
 	events  int                    // rows in cached
+	entries uint64                 // batches put into cached so far, numbering them
 	// readers is how many streams of this instance read every batch
 	// (SetReaders): a batch that many reads went past leaves the cache
 	// at once. 0: the batches leave only at the bounds.
@@ -51,17 +52,21 @@ type StreamStore struct {
 // cachedBatch is the rows of one batch in the form sealedRows reads
 // them. seq is their chain position once a read set it in every row (0
 // before: a batch enters from committed before it is chained). passed
-// counts the reads that went past its end.
+// counts the reads that went past its end; entry numbers its entry into
+// the cache.
 type cachedBatch struct {
 	rows   []audit.SealedEvent
 	seq    int64
 	passed int
+	entry  uint64
 }
 
-// cachedRef is a batch in the cache's order of entry.
+// cachedRef is a batch in the cache's order of entry, by its id and entry
+// number: no pointer to the rows, so that a batch that left the cache is
+// garbage while its entry waits in order.
 type cachedRef struct {
-	id int64
-	b  *cachedBatch
+	id    int64
+	entry uint64
 }
 
 // The cache keeps the rows of at most cachedBatches batches and, beyond
@@ -175,8 +180,10 @@ func (s *StreamStore) keep(id int64, b *cachedBatch) {
 	if _, ok := s.cached[id]; ok {
 		return
 	}
+	s.entries++
+	b.entry = s.entries
 	s.cached[id] = b
-	s.order = append(s.order, cachedRef{id, b})
+	s.order = append(s.order, cachedRef{id, b.entry})
 	s.events += len(b.rows)
 	for len(s.cached) > cachedBatches || (len(s.cached) > 1 && s.events > cachedEvents) || len(s.order) > 2*cachedBatches {
 		s.drop(s.order[0])
@@ -187,8 +194,8 @@ func (s *StreamStore) keep(id int64, b *cachedBatch) {
 // drop removes the batch of ref from the cache if ref's batch is still
 // there. s.mu must be held.
 func (s *StreamStore) drop(ref cachedRef) {
-	if s.cached[ref.id] == ref.b {
-		s.events -= len(ref.b.rows)
+	if b, ok := s.cached[ref.id]; ok && b.entry == ref.entry {
+		s.events -= len(b.rows)
 		delete(s.cached, ref.id)
 	}
 }
@@ -218,10 +225,13 @@ func (s *StreamStore) passedAll(ids []int64) {
 			continue
 		}
 		if b.passed++; b.passed >= s.readers {
-			s.drop(cachedRef{id, b})
+			s.drop(cachedRef{id, b.entry})
 		}
 	}
-	for len(s.order) > 0 && s.cached[s.order[0].id] != s.order[0].b {
+	for len(s.order) > 0 {
+		if b, ok := s.cached[s.order[0].id]; ok && b.entry == s.order[0].entry {
+			break
+		}
 		s.order = s.order[1:]
 	}
 }

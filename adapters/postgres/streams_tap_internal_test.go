@@ -5,8 +5,10 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/uptrace/bun"
 
@@ -235,4 +237,55 @@ func TestStreamStoreRefusedUpdateLeavesNoTransaction(t *testing.T) {
 	if after := backend(); after != before {
 		t.Fatalf("the refused update's connection (backend %d) was replaced by backend %d", before, after)
 	}
+}
+
+// A batch every reader passed is garbage at once, even while an older
+// batch that a reader has not passed yet keeps its own place in the
+// cache's order.
+func TestStreamStoreDroppedBatchIsGarbage(t *testing.T) {
+	ctx := context.Background()
+	db, sealer, store := tappedSealer(t)
+	store.SetReaders(2)
+	at := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
+	repo := NewRepository(db).WithSealer(sealer)
+	for _, id := range []string{"e-1", "e-2"} {
+		if _, err := repo.Write(ctx, []audit.Event{
+			{ID: id, Action: "a", ResourceType: "doc", ResourceID: "1", Success: true, OccurredAt: at, ReceivedAt: at},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sealer.Chain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Reader A reads batch 1 and stops there; then both readers read
+	// batch 2, which leaves the cache, while batch 1, which reader B has
+	// not passed, stays at the front of the cache's order.
+	first, err := store.Read(ctx, audit.StreamStart, 1)
+	if err != nil || len(first.Events) != 1 {
+		t.Fatalf("first read %+v, %v", first.Events, err)
+	}
+	store.mu.Lock()
+	if len(store.order) != 2 {
+		store.mu.Unlock()
+		t.Fatalf("the cache's order holds %d batches, want 2", len(store.order))
+	}
+	second := weak.Make(store.cached[store.order[1].id])
+	store.mu.Unlock()
+	for range 2 {
+		if rd, err := store.Read(ctx, first.Next, 100); err != nil || len(rd.Events) != 1 || rd.Events[0].ID != "e-2" {
+			t.Fatalf("a read of batch 2 %+v, %v", rd.Events, err)
+		}
+	}
+	store.mu.Lock()
+	b, o := len(store.cached), len(store.order)
+	store.mu.Unlock()
+	if b != 1 || o != 2 {
+		t.Fatalf("the cache holds %d batches (%d in order), want batch 1 (and batch 2's place behind it)", b, o)
+	}
+	runtime.GC()
+	if second.Value() != nil {
+		t.Fatal("batch 2 left the cache but its rows are still reachable")
+	}
+	runtime.KeepAlive(store)
 }
