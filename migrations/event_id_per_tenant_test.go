@@ -125,19 +125,7 @@ func TestEventIDPerTenantMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runDown := func() error {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = tx.Rollback() }()
-		for _, stmt := range strings.Split(string(down), "--bun:split") {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return err
-			}
-		}
-		return tx.Commit()
-	}
+	runDown := func() error { return runInTx(ctx, db, string(down)) }
 	if err := runDown(); err == nil || !strings.Contains(err.Error(), "audit_logs_pkey") {
 		t.Fatalf("down with evt-1 in two tenants: %v", err)
 	}
@@ -185,4 +173,20 @@ func explain(t *testing.T, db *bun.DB, q string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// runInTx runs the statements of a migration file (split at
+// "--bun:split") in one transaction, as bun's migrator runs a .tx file.
+func runInTx(ctx context.Context, db *bun.DB, sql string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, stmt := range strings.Split(sql, "--bun:split") {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }

@@ -55,19 +55,7 @@ func TestPseudonymLengthMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runDown := func() error {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = tx.Rollback() }()
-		for _, stmt := range strings.Split(string(down), "--bun:split") {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return err
-			}
-		}
-		return tx.Commit()
-	}
+	runDown := func() error { return runInTx(ctx, db, string(down)) }
 	if err := runDown(); err == nil || !strings.Contains(err.Error(), "cannot go down") {
 		t.Fatalf("down with a key of 16 bytes: %v", err)
 	}

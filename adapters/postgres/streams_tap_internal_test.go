@@ -128,20 +128,7 @@ func TestStreamStoreCachedReadDoesNotWait(t *testing.T) {
 // from PostgreSQL.
 func TestStreamStoreDropsWhatEveryReaderPassed(t *testing.T) {
 	ctx := context.Background()
-	db, sealer, store := tappedSealer(t)
-	store.SetReaders(2)
-	at := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
-	repo := NewRepository(db).WithSealer(sealer)
-	for _, id := range []string{"e-1", "e-2"} {
-		if _, err := repo.Write(ctx, []audit.Event{
-			{ID: id, Action: "a", ResourceType: "doc", ResourceID: "1", Success: true, OccurredAt: at, ReceivedAt: at},
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := sealer.Chain(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store, at := twoReadersTwoBatches(t)
 	cached := func() (batches, order, events int) {
 		store.mu.Lock()
 		defer store.mu.Unlock()
@@ -176,6 +163,29 @@ func TestStreamStoreDropsWhatEveryReaderPassed(t *testing.T) {
 		!again.Events[0].OccurredAt.Equal(at) || first.Events[0].Seal != again.Events[0].Seal {
 		t.Fatalf("batch 1 read again %+v, want the row of the first read %+v", again.Events, first.Events)
 	}
+}
+
+// twoReadersTwoBatches returns a StreamStore read by two streams, after
+// two tapped and chained batches of one event each (e-1, then e-2, both
+// at the time it returns).
+func twoReadersTwoBatches(t *testing.T) (*StreamStore, time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	db, sealer, store := tappedSealer(t)
+	store.SetReaders(2)
+	at := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
+	repo := NewRepository(db).WithSealer(sealer)
+	for _, id := range []string{"e-1", "e-2"} {
+		if _, err := repo.Write(ctx, []audit.Event{
+			{ID: id, Action: "a", ResourceType: "doc", ResourceID: "1", Success: true, OccurredAt: at, ReceivedAt: at},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sealer.Chain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return store, at
 }
 
 // tappedSealer returns a migrated scratch database, closed at the end of
@@ -244,20 +254,7 @@ func TestStreamStoreRefusedUpdateLeavesNoTransaction(t *testing.T) {
 // cache's order.
 func TestStreamStoreDroppedBatchIsGarbage(t *testing.T) {
 	ctx := context.Background()
-	db, sealer, store := tappedSealer(t)
-	store.SetReaders(2)
-	at := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
-	repo := NewRepository(db).WithSealer(sealer)
-	for _, id := range []string{"e-1", "e-2"} {
-		if _, err := repo.Write(ctx, []audit.Event{
-			{ID: id, Action: "a", ResourceType: "doc", ResourceID: "1", Success: true, OccurredAt: at, ReceivedAt: at},
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := sealer.Chain(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store, _ := twoReadersTwoBatches(t)
 	// Reader A reads batch 1 and stops there; then both readers read
 	// batch 2, which leaves the cache, while batch 1, which reader B has
 	// not passed, stays at the front of the cache's order.

@@ -15,22 +15,11 @@ import (
 // keeps at most encodedBatches batches.
 func TestEncodingsShareEachEventOnce(t *testing.T) {
 	calls := map[string]int{}
-	counting := func(tag string) format.Encoder {
-		return func(dst []byte, e *audit.SealedEvent, _ *bytes.Buffer) ([]byte, error) {
-			calls[tag]++
-			return fmt.Appendf(dst, `{"%s":%q}`, tag, e.ID), nil
-		}
-	}
+	counting := func(tag string) format.Encoder { return countingEncoder(calls, tag) }
 	a := &stream{encode: counting("a"), encKey: "native"}
 	b := &stream{encode: counting("b"), encKey: "native"}
 	c := &stream{encode: counting("c"), encKey: "ocsf"}
-	batch := func(id int64, leaves int) []*audit.SealedEvent {
-		out := make([]*audit.SealedEvent, leaves)
-		for i := range out {
-			out[i] = &audit.SealedEvent{Event: audit.Event{ID: fmt.Sprintf("e-%d-%d", id, i)}, Seal: audit.Seal{BatchID: id, BatchSeq: id, Leaf: i}}
-		}
-		return out
-	}
+	batch := batchOf
 	enc := newEncodings(nil)
 	evs := batch(1, 5)
 	ia, err := enc.encode(context.Background(), a, evs)
@@ -84,22 +73,11 @@ func TestEncodingsShareEachEventOnce(t *testing.T) {
 // yet take the same bytes.
 func TestEncodingsDropWhatEveryReaderTook(t *testing.T) {
 	calls := map[string]int{}
-	counting := func(tag string) format.Encoder {
-		return func(dst []byte, e *audit.SealedEvent, _ *bytes.Buffer) ([]byte, error) {
-			calls[tag]++
-			return fmt.Appendf(dst, `{"%s":%q}`, tag, e.ID), nil
-		}
-	}
+	counting := func(tag string) format.Encoder { return countingEncoder(calls, tag) }
 	a := &stream{encode: counting("a"), encKey: "native"}
 	b := &stream{encode: counting("b"), encKey: "native"}
 	c := &stream{encode: counting("c"), encKey: "native"}
-	batch := func(id int64, leaves int) []*audit.SealedEvent {
-		out := make([]*audit.SealedEvent, leaves)
-		for i := range out {
-			out[i] = &audit.SealedEvent{Event: audit.Event{ID: fmt.Sprintf("e-%d-%d", id, i)}, Seal: audit.Seal{BatchID: id, BatchSeq: id, Leaf: i}}
-		}
-		return out
-	}
+	batch := batchOf
 	ctx := context.Background()
 	enc := newEncodings(nil)
 	enc.readers["native"] = 3
@@ -133,4 +111,23 @@ func TestEncodingsDropWhatEveryReaderTook(t *testing.T) {
 	if len(set.batches) != 0 || set.events != 0 || len(set.order) != 0 {
 		t.Fatalf("after every reader the set keeps %d batches, %d events, %d in order", len(set.batches), set.events, len(set.order))
 	}
+}
+
+// countingEncoder encodes an event as {"tag":"id"} and counts its calls
+// in calls[tag].
+func countingEncoder(calls map[string]int, tag string) format.Encoder {
+	return func(dst []byte, e *audit.SealedEvent, _ *bytes.Buffer) ([]byte, error) {
+		calls[tag]++
+		return fmt.Appendf(dst, `{"%s":%q}`, tag, e.ID), nil
+	}
+}
+
+// batchOf returns the events of batch id, chained at position id, with
+// leaves leaves.
+func batchOf(id int64, leaves int) []*audit.SealedEvent {
+	out := make([]*audit.SealedEvent, leaves)
+	for i := range out {
+		out[i] = &audit.SealedEvent{Event: audit.Event{ID: fmt.Sprintf("e-%d-%d", id, i)}, Seal: audit.Seal{BatchID: id, BatchSeq: id, Leaf: i}}
+	}
+	return out
 }
