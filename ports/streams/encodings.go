@@ -62,19 +62,22 @@ type encodedSet struct {
 	batches map[int64]*encodedBatch
 	order   []encodedRef // oldest first; an entry whose batch left batches is skipped
 	events  int          // items in batches
+	entries uint64       // batches put into batches so far, numbering them
 	gen     int64
 }
 
-// encodedRef is a batch in an encodedSet's order of entry.
+// encodedRef is a batch in an encodedSet's order of entry, by its id and
+// entry number: no pointer to the encoded bytes, so that a batch that
+// left the set is garbage while its entry waits in order.
 type encodedRef struct {
-	id int64
-	b  *encodedBatch
+	id    int64
+	entry uint64
 }
 
 // drop removes the batch of ref from set if ref's batch is still there.
 func (set *encodedSet) drop(ref encodedRef) {
-	if set.batches[ref.id] == ref.b {
-		set.events -= ref.b.n
+	if b, ok := set.batches[ref.id]; ok && b.entry == ref.entry {
+		set.events -= b.n
 		delete(set.batches, ref.id)
 	}
 }
@@ -89,11 +92,14 @@ func (set *encodedSet) used(evs []*audit.SealedEvent, readers int) {
 		}
 		if b := set.batches[id]; b != nil {
 			if b.uses++; readers > 0 && b.uses >= readers {
-				set.drop(encodedRef{id, b})
+				set.drop(encodedRef{id, b.entry})
 			}
 		}
 	}
-	for len(set.order) > 0 && set.batches[set.order[0].id] != set.order[0].b {
+	for len(set.order) > 0 {
+		if b, ok := set.batches[set.order[0].id]; ok && b.entry == set.order[0].entry {
+			break
+		}
 		set.order = set.order[1:]
 	}
 }
@@ -106,11 +112,13 @@ func newEncodings(reveal Revealer) *encodings {
 
 // encodedBatch is the encoded events of one batch, indexed by leaf (a
 // batch's leaves are 0 to its leaf count - 1); an Item without an ID is a
-// leaf not encoded here. uses counts the streams' takes of it.
+// leaf not encoded here. uses counts the streams' takes of it; entry
+// numbers its entry into its set.
 type encodedBatch struct {
 	items []Item
 	n     int // items with an ID
 	uses  int
+	entry uint64
 }
 
 // at returns the item of leaf, false when there is none.
@@ -213,9 +221,10 @@ func (c *encodings) encode(ctx context.Context, s *stream, evs []*audit.SealedEv
 				}
 				last = evs[j].Seal.Leaf
 			}
-			b = &encodedBatch{items: make([]Item, last+1)}
+			set.entries++
+			b = &encodedBatch{items: make([]Item, last+1), entry: set.entries}
 			set.batches[seal.BatchID] = b
-			set.order = append(set.order, encodedRef{seal.BatchID, b})
+			set.order = append(set.order, encodedRef{seal.BatchID, b.entry})
 		}
 		if b.put(seal.Leaf, items[i]) {
 			set.events++

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
+	"weak"
 
 	"github.com/auditq/auditq/domain/audit"
 	"github.com/auditq/auditq/ports/streams/format"
@@ -111,6 +113,35 @@ func TestEncodingsDropWhatEveryReaderTook(t *testing.T) {
 	if len(set.batches) != 0 || set.events != 0 || len(set.order) != 0 {
 		t.Fatalf("after every reader the set keeps %d batches, %d events, %d in order", len(set.batches), set.events, len(set.order))
 	}
+}
+
+// A batch every stream of its encoding took is garbage at once, even
+// while an older batch that a stream has not taken yet keeps its place
+// in the set's order.
+func TestEncodingsDroppedBatchIsGarbage(t *testing.T) {
+	calls := map[string]int{}
+	a := &stream{encode: countingEncoder(calls, "a"), encKey: "native"}
+	b := &stream{encode: countingEncoder(calls, "b"), encKey: "native"}
+	ctx := context.Background()
+	enc := newEncodings(nil)
+	enc.readers["native"] = 2
+	one, two := batchOf(1, 3), batchOf(2, 2)
+	if _, err := enc.encode(ctx, a, append(append([]*audit.SealedEvent(nil), one...), two...)); err != nil {
+		t.Fatal(err)
+	}
+	set := enc.byKey["native"]
+	second := weak.Make(set.batches[2])
+	if _, err := enc.encode(ctx, b, two); err != nil {
+		t.Fatal(err)
+	}
+	if len(set.batches) != 1 || set.batches[1] == nil || len(set.order) != 2 {
+		t.Fatalf("the set keeps %d batches (%d in order), want batch 1 (and batch 2's place behind it)", len(set.batches), len(set.order))
+	}
+	runtime.GC()
+	if second.Value() != nil {
+		t.Fatal("batch 2 left the set but its encoded events are still reachable")
+	}
+	runtime.KeepAlive(enc)
 }
 
 // countingEncoder encodes an event as {"tag":"id"} and counts its calls
