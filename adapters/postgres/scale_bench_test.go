@@ -261,9 +261,7 @@ func prefillScale(b *testing.B, url string, rows int) {
 	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"audit_logs"}, cols, src); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := conn.Exec(ctx, `INSERT INTO audit_hours (hour)
-		SELECT DISTINCT date_trunc('hour', occurred_at, 'UTC') FROM audit_logs ORDER BY 1
-		ON CONFLICT (hour) DO UPDATE SET version = audit_hours.version + 1`); err != nil {
+	if _, err := conn.Exec(ctx, markRowHoursSQL); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) audit_logs"); err != nil {
